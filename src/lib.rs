@@ -1,0 +1,14 @@
+//! venvfs: a Python package cache served as a virtual environment.
+//!
+//! The core is platform-neutral: [`layer`] reads wheel layers, [`lower`] merges them into an
+//! in-memory tree, [`upper`] keeps the venv directory's own content and overlay markers, and
+//! [`overlay`] implements the filesystem operations over both. Kernel adapters live in
+//! `platform/` and only translate.
+
+pub mod layer;
+pub mod lower;
+pub mod manifest;
+pub mod install;
+pub mod overlay;
+pub mod upper;
+pub mod venv;

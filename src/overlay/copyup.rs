@@ -1,0 +1,127 @@
+//! Copy-up: the first change to a lower entry makes an upper copy of it, built in the work
+//! directory and renamed into place, so the upper never holds a half-copied file. The lower
+//! file itself is only ever opened for reading.
+
+use std::io::Write;
+
+use rustix::fs::{OFlags, Timestamps};
+use venvfs_api::{Error, FileKind, Ino, Result};
+
+use super::tree::Tree;
+use super::Overlay;
+use crate::layer::{open_content, Content};
+
+impl Overlay {
+    /// Makes sure directory `ino` and its ancestors exist in the upper layer.
+    pub(super) fn copy_up_dir(&self, tree: &mut Tree, ino: Ino) -> Result<()> {
+        let node = tree.get(ino)?;
+        if node.upper {
+            return Ok(());
+        }
+        let parent = node.parent;
+        let lid = node.lower.ok_or(Error::NotFound)?;
+        self.copy_up_dir(tree, parent)?;
+        let path = tree.path(ino)?;
+        let l = self.lower.node(lid);
+        let tmp = self.upper.temp();
+        self.upper.mkdir(&tmp, 0o700)?;
+        let result = (|| {
+            self.upper.chmod(&tmp, l.perm as u32)?;
+            self.upper.utimes(&tmp, &timestamps(l.mtime))?;
+            self.upper.rename(&tmp, &path, true)
+        })();
+        if let Err(e) = result {
+            let _ = self.upper.rmdir(&tmp);
+            return Err(e.into());
+        }
+        tree.get_mut(ino)?.upper = true;
+        Ok(())
+    }
+
+    /// Copies a lower file or symlink up; `with_data` false leaves the copy empty (for an
+    /// open with O_TRUNC or a truncate to zero).
+    pub(super) fn copy_up_file(&self, tree: &mut Tree, ino: Ino, with_data: bool) -> Result<()> {
+        let node = tree.get(ino)?;
+        if node.upper {
+            return Ok(());
+        }
+        if node.kind == FileKind::Dir {
+            return self.copy_up_dir(tree, ino);
+        }
+        let parent = node.parent;
+        let lid = node.lower.ok_or(Error::NotFound)?;
+        self.copy_up_dir(tree, parent)?;
+        let path = tree.path(ino)?;
+        let l = self.lower.node(lid);
+        let tmp = self.upper.temp();
+        let result = (|| -> Result<()> {
+            match l.kind {
+                FileKind::Symlink => {
+                    let target = l.target.as_deref().ok_or(Error::Invalid("symlink without target"))?;
+                    self.upper.symlink(target, &tmp)?;
+                }
+                _ => {
+                    let mut out =
+                        self.upper.open_file(&tmp, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL, 0o600)?;
+                    if with_data {
+                        let source = &self.lower.layers[l.layer as usize];
+                        let content = open_content(source, &self.members, &l.src, l.member)?;
+                        copy_content(&content, &mut out, l.size)?;
+                    }
+                    rustix::fs::fchmod(&out, rustix::fs::Mode::from_raw_mode(l.perm as u32))
+                        .map_err(std::io::Error::from)?;
+                    if with_data {
+                        rustix::fs::futimens(&out, &timestamps(l.mtime)).map_err(std::io::Error::from)?;
+                    }
+                    out.sync_data()?;
+                }
+            }
+            self.upper.rename(&tmp, &path, true)?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let _ = self.upper.remove_if_present(&tmp);
+            return Err(e);
+        }
+        tree.get_mut(ino)?.upper = true;
+        Ok(())
+    }
+
+    /// Copies up whatever kind of node `ino` is.
+    pub(super) fn copy_up(&self, tree: &mut Tree, ino: Ino) -> Result<()> {
+        self.copy_up_file(tree, ino, true)
+    }
+}
+
+fn copy_content(content: &Content, out: &mut std::fs::File, size: u64) -> Result<()> {
+    if let Content::File(f) = content {
+        // std::io::copy between files uses copy_file_range / sendfile.
+        std::io::copy(&mut &**f, out)?;
+        return Ok(());
+    }
+    let mut off = 0u64;
+    while off < size {
+        let chunk = content.read_at(off, 1 << 20)?;
+        if chunk.is_empty() {
+            break;
+        }
+        out.write_all(&chunk)?;
+        off += chunk.len() as u64;
+    }
+    Ok(())
+}
+
+pub(super) fn timestamps(t: std::time::SystemTime) -> Timestamps {
+    let ts = to_timespec(t);
+    Timestamps { last_access: ts, last_modification: ts }
+}
+
+pub(super) fn to_timespec(t: std::time::SystemTime) -> rustix::fs::Timespec {
+    match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => rustix::fs::Timespec { tv_sec: d.as_secs() as i64, tv_nsec: d.subsec_nanos() as _ },
+        Err(e) => {
+            let d = e.duration();
+            rustix::fs::Timespec { tv_sec: -(d.as_secs() as i64), tv_nsec: 0 }
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! The overlay: the merged view of the upper layer over the lower tree, and the operations
+//! on it (lookup, read, write, create, rename, unlink, ...), in plain Rust types. The kernel
+//! adapters in `platform/` drive it through [`venvfs_api::FileSystem`].
+
+mod copyup;
+mod handles;
+mod ops;
+mod tree;
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::RwLock;
+use venvfs_api::{Attr, Caller, Entry, Error, FileKind, Ino, Result, ROOT};
+
+use crate::layer::wheel::MemberCache;
+use crate::layer::LayerError;
+use crate::lower::LowerTree;
+use crate::manifest::{Manifest, STATE_DIR};
+use crate::upper::{join, Upper, WHITEOUT_PREFIX};
+use handles::Handles;
+use tree::Tree;
+
+/// Tuning of an overlay; the defaults suit a venv.
+#[derive(Clone, Debug)]
+pub struct OverlayConfig {
+    /// Kernel cache lifetime of lower entries and attributes (they cannot change while
+    /// mounted, so this can be long).
+    pub lower_ttl: Duration,
+    /// The same for upper entries.
+    pub upper_ttl: Duration,
+    /// How long the kernel may remember that a name does not exist. Every creation goes
+    /// through the mount, which updates the kernel's cache itself, so this can be long too.
+    pub negative_ttl: Duration,
+    /// Bytes of decompressed wheel members kept in memory.
+    pub memory_budget: u64,
+    /// Members larger than this are decompressed to a file in `spill_dir` instead.
+    pub spill_threshold: u64,
+    pub spill_dir: PathBuf,
+}
+
+impl Default for OverlayConfig {
+    fn default() -> Self {
+        OverlayConfig {
+            lower_ttl: Duration::from_secs(24 * 3600),
+            upper_ttl: Duration::from_secs(1),
+            negative_ttl: Duration::from_secs(24 * 3600),
+            memory_budget: 256 << 20,
+            spill_threshold: 4 << 20,
+            spill_dir: std::env::temp_dir(),
+        }
+    }
+}
+
+pub struct Overlay {
+    tree: RwLock<Tree>,
+    lower: LowerTree,
+    upper: Upper,
+    members: MemberCache,
+    handles: Handles,
+    uid: u32,
+    gid: u32,
+    cfg: OverlayConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    #[error("cannot open the venv directory {path} as the upper layer: {source}")]
+    Upper { path: PathBuf, source: std::io::Error },
+}
+
+impl Overlay {
+    /// Opens every layer of `manifest` and the venv directory `venv` as the upper layer.
+    /// Must be called before the mount covers `venv`.
+    pub fn new(venv: &Path, manifest: &Manifest, cfg: OverlayConfig) -> Result<Overlay, OpenError> {
+        let manifest_path = crate::manifest::manifest_path(venv);
+        let lower = LowerTree::build(manifest, &manifest_path)?;
+        let upper = Upper::open(venv).map_err(|source| OpenError::Upper { path: venv.to_owned(), source })?;
+        Ok(Overlay {
+            tree: RwLock::new(Tree::new()),
+            lower,
+            upper,
+            members: MemberCache::new(cfg.memory_budget, cfg.spill_threshold, cfg.spill_dir.clone()),
+            handles: Handles::default(),
+            uid: rustix::process::geteuid().as_raw(),
+            gid: rustix::process::getegid().as_raw(),
+            cfg,
+        })
+    }
+
+    /// The merged lower tree (for status and benchmarks).
+    pub fn lower(&self) -> &LowerTree {
+        &self.lower
+    }
+
+    pub fn upper(&self) -> &Upper {
+        &self.upper
+    }
+
+    /// Attributes of a node: the upper file's own `stat`, or the lower entry's recorded ones.
+    fn attr(&self, tree: &Tree, ino: Ino) -> Result<Attr> {
+        let node = tree.get(ino)?;
+        if node.upper {
+            let st = match tree.path(ino) {
+                Ok(path) => self.upper.stat(&path)?,
+                Err(_) => self.handles.fstat_any(ino).ok_or(Error::NotFound)??,
+            };
+            return Ok(attr_from_stat(ino, &st));
+        }
+        let lid = node.lower.ok_or(Error::NotFound)?;
+        let l = self.lower.node(lid);
+        let (size, nlink) = match l.kind {
+            FileKind::Dir => (4096, 2),
+            FileKind::Symlink => (l.target.as_ref().map_or(0, |t| t.len() as u64), 1),
+            _ => (l.size, 1),
+        };
+        Ok(Attr {
+            ino,
+            size,
+            blocks: size.div_ceil(512),
+            atime: l.mtime,
+            mtime: l.mtime,
+            ctime: l.mtime,
+            kind: l.kind,
+            perm: l.perm,
+            nlink,
+            uid: self.uid,
+            gid: self.gid,
+            rdev: 0,
+            blksize: 4096,
+        })
+    }
+
+    fn entry(&self, tree: &Tree, ino: Ino) -> Result<Entry> {
+        let attr = self.attr(tree, ino)?;
+        let ttl = if tree.get(ino)?.upper { self.cfg.upper_ttl } else { self.cfg.lower_ttl };
+        Ok(Entry { attr, ttl })
+    }
+
+    /// Runs `f` with the tree read-locked and `dir` loaded.
+    fn with_loaded<R>(&self, dir: Ino, f: impl FnOnce(&Tree) -> Result<R>) -> Result<R> {
+        {
+            let tree = self.tree.read();
+            if tree.loaded(dir) {
+                return f(&tree);
+            }
+        }
+        let mut tree = self.tree.write();
+        tree.load(dir, &self.upper, &self.lower)?;
+        f(&tree)
+    }
+
+    /// Write-locks the tree with the given directories loaded.
+    fn write_loaded(&self, dirs: &[Ino]) -> Result<parking_lot::RwLockWriteGuard<'_, Tree>> {
+        let mut tree = self.tree.write();
+        for &d in dirs {
+            tree.load(d, &self.upper, &self.lower)?;
+        }
+        Ok(tree)
+    }
+
+    /// Whether a lower layer has an entry at `parent/name` that a whiteout must hide once the
+    /// name is removed or replaced.
+    fn covers_lower(&self, tree: &Tree, parent: Ino, name: &OsStr) -> Result<bool> {
+        let lower_dir = tree.get(parent)?.lower;
+        Ok(lower_dir.and_then(|d| self.lower.child(d, name)).is_some())
+    }
+
+    /// Gives a newly made upper entry to the caller, as a root daemon serving other users must.
+    fn chown_to_caller(&self, caller: &Caller, path: &[u8]) -> Result<()> {
+        if self.uid == 0 && (caller.uid != 0 || caller.gid != 0) {
+            self.upper.chown(path, Some(caller.uid), Some(caller.gid))?;
+        }
+        Ok(())
+    }
+}
+
+/// Refuses names the overlay keeps for itself.
+fn check_name(parent: Ino, name: &OsStr) -> Result<()> {
+    let bytes = name.as_bytes();
+    if bytes.len() > 255 {
+        return Err(Error::NameTooLong);
+    }
+    if bytes.starts_with(WHITEOUT_PREFIX) {
+        return Err(Error::Invalid("names starting with .wh. are reserved for venvfs whiteouts"));
+    }
+    if parent == ROOT && bytes == STATE_DIR.as_bytes() {
+        return Err(Error::NotPermitted("the venv's .venvfs directory is reserved for venvfs"));
+    }
+    Ok(())
+}
+
+fn path_with(tree: &Tree, parent: Ino, name: &OsStr) -> Result<Vec<u8>> {
+    Ok(join(&tree.path(parent)?, name))
+}
+
+fn time_of(secs: i64, nsec: i64) -> SystemTime {
+    if secs >= 0 {
+        UNIX_EPOCH + Duration::new(secs as u64, nsec as u32)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs()) + Duration::from_nanos(nsec as u64)
+    }
+}
+
+pub(crate) fn attr_from_stat(ino: Ino, st: &rustix::fs::Stat) -> Attr {
+    Attr {
+        ino,
+        size: st.st_size as u64,
+        blocks: st.st_blocks as u64,
+        atime: time_of(st.st_atime, st.st_atime_nsec as i64),
+        mtime: time_of(st.st_mtime, st.st_mtime_nsec as i64),
+        ctime: time_of(st.st_ctime, st.st_ctime_nsec as i64),
+        kind: FileKind::from_mode(st.st_mode),
+        perm: (st.st_mode & 0o7777) as u16,
+        nlink: st.st_nlink as u32,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        rdev: st.st_rdev as u32,
+        blksize: st.st_blksize as u32,
+    }
+}

@@ -1,0 +1,181 @@
+//! The merged tree the mount shows: one node per name that has been looked at, keyed by
+//! inode number. A directory's children are computed once, on first use, from the upper
+//! directory (markers interpreted) and the lower tree; after that every change goes through
+//! the overlay operations, which keep the in-memory children and the disk in step.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
+
+use venvfs_api::{Error, FileKind, Ino, Result, ROOT};
+
+use crate::lower::{LowerTree, LOWER_ROOT};
+use crate::upper::{join, Rel, Upper};
+
+pub struct Node {
+    pub parent: Ino,
+    pub name: OsString,
+    pub kind: FileKind,
+    /// The entry exists in the upper layer at this node's path.
+    pub upper: bool,
+    /// Files: the lower file shown while the node is not in the upper layer.
+    /// Directories: the lower directory whose entries merge into this one (none when the
+    /// directory is opaque; the original one when it was renamed).
+    pub lower: Option<u32>,
+    /// Directories: the merged children, once loaded.
+    pub children: Option<HashMap<OsString, Ino>>,
+    /// Removed from the tree (kept so open handles and the kernel's references stay valid).
+    pub unlinked: bool,
+}
+
+/// Inode numbers are indexes + 1 and are never reused while mounted.
+pub struct Tree {
+    nodes: Vec<Node>,
+}
+
+impl Tree {
+    pub fn new() -> Tree {
+        let root = Node {
+            parent: ROOT,
+            name: OsString::new(),
+            kind: FileKind::Dir,
+            upper: true,
+            lower: Some(LOWER_ROOT),
+            children: None,
+            unlinked: false,
+        };
+        Tree { nodes: vec![root] }
+    }
+
+    pub fn get(&self, ino: Ino) -> Result<&Node> {
+        match self.nodes.get((ino as usize).wrapping_sub(1)) {
+            Some(n) => Ok(n),
+            None => Err(Error::StaleInode(ino)),
+        }
+    }
+
+    pub fn get_mut(&mut self, ino: Ino) -> Result<&mut Node> {
+        match self.nodes.get_mut((ino as usize).wrapping_sub(1)) {
+            Some(n) => Ok(n),
+            None => Err(Error::StaleInode(ino)),
+        }
+    }
+
+    /// Adds a node (not yet linked into its parent's children).
+    pub fn push(&mut self, node: Node) -> Ino {
+        self.nodes.push(node);
+        self.nodes.len() as Ino
+    }
+
+    /// The venv-relative path of a node.
+    pub fn path(&self, mut ino: Ino) -> Result<Rel> {
+        let mut parts: Vec<&OsStr> = Vec::new();
+        while ino != ROOT {
+            let n = self.get(ino)?;
+            if n.unlinked {
+                return Err(Error::NotFound);
+            }
+            parts.push(&n.name);
+            ino = n.parent;
+        }
+        let mut p = Rel::new();
+        for part in parts.iter().rev() {
+            p = join(&p, part);
+        }
+        Ok(p)
+    }
+
+    pub fn loaded(&self, ino: Ino) -> bool {
+        self.get(ino).map(|n| n.children.is_some()).unwrap_or(true)
+    }
+
+    /// Looks a name up in a loaded directory.
+    pub fn child(&self, parent: Ino, name: &OsStr) -> Result<Option<Ino>> {
+        let p = self.get(parent)?;
+        match &p.children {
+            Some(c) => Ok(c.get(name).copied()),
+            None if p.kind != FileKind::Dir => Err(Error::NotDir),
+            None => Err(Error::Invalid("directory not loaded")),
+        }
+    }
+
+    pub fn children_mut(&mut self, parent: Ino) -> Result<&mut HashMap<OsString, Ino>> {
+        self.get_mut(parent)?.children.as_mut().ok_or(Error::Invalid("directory not loaded"))
+    }
+
+    /// Computes a directory's merged children from the upper and lower layers.
+    pub fn load(&mut self, ino: Ino, upper: &Upper, lower: &LowerTree) -> Result<()> {
+        let node = self.get(ino)?;
+        if node.children.is_some() {
+            return Ok(());
+        }
+        if node.kind != FileKind::Dir {
+            return Err(Error::NotDir);
+        }
+        let lower_dir = node.lower;
+        let mut new_nodes = Vec::new();
+        let mut hidden = HashSet::new();
+        if node.upper {
+            let path = self.path(ino)?;
+            let listing = upper.list(&path)?;
+            for (name, kind) in listing.entries {
+                let lower_child = lower_dir.and_then(|d| lower.child(d, &name));
+                let child_lower = if kind == FileKind::Dir {
+                    let (opaque, redirect) = upper.markers(&join(&path, &name))?;
+                    match redirect {
+                        Some(origin) => lower.lookup_path(&origin),
+                        None if opaque => None,
+                        None => lower_child.filter(|&l| lower.node(l).kind == FileKind::Dir),
+                    }
+                } else {
+                    None
+                };
+                hidden.insert(name.clone());
+                new_nodes.push((name, kind, true, child_lower));
+            }
+            hidden.extend(listing.whiteouts);
+        }
+        if let Some(d) = lower_dir {
+            for (name, &lid) in &lower.node(d).children {
+                if !hidden.contains(&**name) {
+                    new_nodes.push((name.to_os_string(), lower.node(lid).kind, false, Some(lid)));
+                }
+            }
+        }
+        let mut children = HashMap::with_capacity(new_nodes.len());
+        for (name, kind, is_upper, lower) in new_nodes {
+            let child = self.push(Node {
+                parent: ino,
+                name: name.clone(),
+                kind,
+                upper: is_upper,
+                lower,
+                children: None,
+                unlinked: false,
+            });
+            children.insert(name, child);
+        }
+        self.get_mut(ino)?.children = Some(children);
+        Ok(())
+    }
+
+    /// Detaches a node from its parent (after unlink, rmdir or being replaced by rename).
+    pub fn detach(&mut self, ino: Ino) -> Result<()> {
+        let (parent, name) = {
+            let n = self.get(ino)?;
+            (n.parent, n.name.clone())
+        };
+        if let Some(c) = self.get_mut(parent)?.children.as_mut() {
+            if c.get(&name) == Some(&ino) {
+                c.remove(&name);
+            }
+        }
+        self.get_mut(ino)?.unlinked = true;
+        Ok(())
+    }
+}
+
+impl Default for Tree {
+    fn default() -> Self {
+        Tree::new()
+    }
+}

@@ -1,0 +1,327 @@
+//! The upper layer: the venv directory's own disk content, reached only through a directory
+//! fd opened before the mount (the mount covers the directory's path, so any path-based
+//! access from inside the daemon would go through the mount itself and deadlock).
+//!
+//! Bookkeeping that overlays need is kept as plain files, so it works on any filesystem
+//! (ext4, NFS, NTFS) and without privileges:
+//! - `.wh.NAME`: a whiteout, NAME is deleted even if a lower layer has it;
+//! - `.wh..wh..opq` inside a directory: the directory is opaque, no lower content shows;
+//! - `.wh..wh..redirect` inside a directory: its lower content comes from the venv path
+//!   written in the file (a lower directory that was renamed), not from its own path.
+//!
+//! Every change is made crash-safe by ordering: content is built under `.venvfs/work/` and
+//! renamed into place; a whiteout is created before the entry it replaces is removed, and on
+//! load a real entry wins over a whiteout of the same name (so a crash in between shows the
+//! old state, never a lost file).
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::fs::{AtFlags, Mode, OFlags};
+use venvfs_api::FileKind;
+
+use crate::manifest::STATE_DIR;
+
+pub const WHITEOUT_PREFIX: &[u8] = b".wh.";
+pub const OPAQUE: &str = ".wh..wh..opq";
+pub const REDIRECT: &str = ".wh..wh..redirect";
+const WORK: &str = ".venvfs/work";
+
+pub struct Upper {
+    root: OwnedFd,
+    counter: AtomicU64,
+}
+
+/// A venv-relative path as bytes ("" is the venv root).
+pub type Rel = Vec<u8>;
+
+pub fn join(dir: &[u8], name: &OsStr) -> Rel {
+    let mut p = dir.to_vec();
+    if !p.is_empty() {
+        p.push(b'/');
+    }
+    p.extend_from_slice(name.as_bytes());
+    p
+}
+
+fn path(rel: &[u8]) -> &Path {
+    if rel.is_empty() {
+        Path::new(".")
+    } else {
+        Path::new(OsStr::from_bytes(rel))
+    }
+}
+
+pub fn whiteout_name(name: &OsStr) -> OsString {
+    let mut n = OsString::from(".wh.");
+    n.push(name);
+    n
+}
+
+/// Names venvfs keeps for itself: whiteouts and directory markers.
+pub fn is_marker(name: &OsStr) -> bool {
+    name.as_bytes().starts_with(WHITEOUT_PREFIX)
+}
+
+/// What a directory of the upper layer holds, markers separated out.
+#[derive(Default, Debug)]
+pub struct Listing {
+    pub entries: Vec<(OsString, FileKind)>,
+    pub whiteouts: Vec<OsString>,
+    pub opaque: bool,
+    pub redirect: Option<Vec<u8>>,
+}
+
+impl Upper {
+    /// Opens the venv directory as the upper layer and readies its work directory.
+    pub fn open(venv: &Path) -> io::Result<Upper> {
+        let root = rustix::fs::open(venv, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+        let upper = Upper { root, counter: AtomicU64::new(0) };
+        for d in [STATE_DIR, WORK] {
+            match rustix::fs::mkdirat(&upper.root, d, Mode::from_raw_mode(0o700)) {
+                Ok(()) => {}
+                Err(e) if e == rustix::io::Errno::EXIST => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        upper.clean_work()?;
+        Ok(upper)
+    }
+
+    /// The directory fd (for `status` and statfs).
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.root.as_fd()
+    }
+
+    /// Removes leftovers of copy-ups a killed daemon did not finish.
+    fn clean_work(&self) -> io::Result<()> {
+        for (name, kind) in self.list_raw(WORK.as_bytes())? {
+            let rel = join(WORK.as_bytes(), &name);
+            if kind == FileKind::Dir {
+                self.remove_tree(&rel)?;
+            } else {
+                self.unlink(&rel)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_tree(&self, rel: &[u8]) -> io::Result<()> {
+        for (name, kind) in self.list_raw(rel)? {
+            let child = join(rel, &name);
+            if kind == FileKind::Dir {
+                self.remove_tree(&child)?;
+            } else {
+                self.unlink(&child)?;
+            }
+        }
+        self.rmdir(rel)
+    }
+
+    /// A fresh name in the work directory.
+    pub fn temp(&self) -> Rel {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!("{WORK}/{}.{n}", std::process::id()).into_bytes()
+    }
+
+    pub fn stat(&self, rel: &[u8]) -> io::Result<rustix::fs::Stat> {
+        Ok(rustix::fs::statat(&self.root, path(rel), AtFlags::SYMLINK_NOFOLLOW)?)
+    }
+
+    pub fn exists(&self, rel: &[u8]) -> bool {
+        self.stat(rel).is_ok()
+    }
+
+    pub fn open_file(&self, rel: &[u8], flags: OFlags, mode: u32) -> io::Result<File> {
+        let fd = rustix::fs::openat(
+            &self.root,
+            path(rel),
+            flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode),
+        )?;
+        Ok(File::from(fd))
+    }
+
+    pub fn mkdir(&self, rel: &[u8], mode: u32) -> io::Result<()> {
+        Ok(rustix::fs::mkdirat(&self.root, path(rel), Mode::from_raw_mode(mode))?)
+    }
+
+    pub fn mknod(&self, rel: &[u8], mode: u32, rdev: u64) -> io::Result<()> {
+        let kind = rustix::fs::FileType::from_raw_mode(mode);
+        Ok(rustix::fs::mknodat(&self.root, path(rel), kind, Mode::from_raw_mode(mode & 0o7777), rdev)?)
+    }
+
+    pub fn unlink(&self, rel: &[u8]) -> io::Result<()> {
+        Ok(rustix::fs::unlinkat(&self.root, path(rel), AtFlags::empty())?)
+    }
+
+    pub fn rmdir(&self, rel: &[u8]) -> io::Result<()> {
+        Ok(rustix::fs::unlinkat(&self.root, path(rel), AtFlags::REMOVEDIR)?)
+    }
+
+    /// Unlinks a file if it exists.
+    pub fn remove_if_present(&self, rel: &[u8]) -> io::Result<()> {
+        match self.unlink(rel) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            r => r,
+        }
+    }
+
+    pub fn rename(&self, from: &[u8], to: &[u8], noreplace: bool) -> io::Result<()> {
+        let flags = if noreplace { rustix::fs::RenameFlags::NOREPLACE } else { rustix::fs::RenameFlags::empty() };
+        Ok(rustix::fs::renameat_with(&self.root, path(from), &self.root, path(to), flags)?)
+    }
+
+    pub fn exchange(&self, a: &[u8], b: &[u8]) -> io::Result<()> {
+        Ok(rustix::fs::renameat_with(&self.root, path(a), &self.root, path(b), rustix::fs::RenameFlags::EXCHANGE)?)
+    }
+
+    pub fn symlink(&self, target: &OsStr, rel: &[u8]) -> io::Result<()> {
+        Ok(rustix::fs::symlinkat(target, &self.root, path(rel))?)
+    }
+
+    pub fn link(&self, from: &[u8], to: &[u8]) -> io::Result<()> {
+        Ok(rustix::fs::linkat(&self.root, path(from), &self.root, path(to), AtFlags::empty())?)
+    }
+
+    pub fn readlink(&self, rel: &[u8]) -> io::Result<OsString> {
+        let t = rustix::fs::readlinkat(&self.root, path(rel), Vec::new())?;
+        Ok(OsString::from_vec(t.into_bytes()))
+    }
+
+    pub fn chmod(&self, rel: &[u8], mode: u32) -> io::Result<()> {
+        Ok(rustix::fs::chmodat(&self.root, path(rel), Mode::from_raw_mode(mode & 0o7777), AtFlags::empty())?)
+    }
+
+    pub fn chown(&self, rel: &[u8], uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+        let uid = uid.map(|u| rustix::fs::Uid::from_raw(u));
+        let gid = gid.map(|g| rustix::fs::Gid::from_raw(g));
+        Ok(rustix::fs::chownat(&self.root, path(rel), uid, gid, AtFlags::SYMLINK_NOFOLLOW)?)
+    }
+
+    pub fn utimes(&self, rel: &[u8], times: &rustix::fs::Timestamps) -> io::Result<()> {
+        Ok(rustix::fs::utimensat(&self.root, path(rel), times, AtFlags::SYMLINK_NOFOLLOW)?)
+    }
+
+    pub fn statvfs(&self) -> io::Result<rustix::fs::StatVfs> {
+        Ok(rustix::fs::fstatvfs(&self.root)?)
+    }
+
+    /// A path that reaches `rel` without going through the mount, for the path-only xattr
+    /// calls: the kernel resolves /proc/self/fd/N to the directory the fd was opened on.
+    pub fn proc_path(&self, rel: &[u8]) -> PathBuf {
+        use std::os::fd::AsRawFd;
+        let mut p = PathBuf::from(format!("/proc/self/fd/{}", self.root.as_raw_fd()));
+        if !rel.is_empty() {
+            p.push(OsStr::from_bytes(rel));
+        }
+        p
+    }
+
+    /// Every name in an upper directory, markers included.
+    pub fn list_raw(&self, rel: &[u8]) -> io::Result<Vec<(OsString, FileKind)>> {
+        let fd = rustix::fs::openat(
+            &self.root,
+            path(rel),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let mut out = Vec::new();
+        for entry in rustix::fs::Dir::read_from(&fd)? {
+            let entry = entry?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            let name = OsStr::from_bytes(name).to_owned();
+            let kind = match entry.file_type() {
+                rustix::fs::FileType::Unknown => {
+                    FileKind::from_mode(self.stat(&join(rel, &name))?.st_mode)
+                }
+                t => FileKind::from_mode(t.as_raw_mode()),
+            };
+            out.push((name, kind));
+        }
+        Ok(out)
+    }
+
+    /// An upper directory's entries with the overlay markers interpreted.
+    pub fn list(&self, rel: &[u8]) -> io::Result<Listing> {
+        let mut listing = Listing::default();
+        let at_root = rel.is_empty();
+        for (name, kind) in self.list_raw(rel)? {
+            let bytes = name.as_bytes();
+            if at_root && bytes == STATE_DIR.as_bytes() {
+                continue;
+            }
+            if bytes == OPAQUE.as_bytes() {
+                listing.opaque = true;
+            } else if bytes == REDIRECT.as_bytes() {
+                listing.redirect = Some(self.read_small(&join(rel, &name))?);
+            } else if let Some(hidden) = bytes.strip_prefix(WHITEOUT_PREFIX) {
+                listing.whiteouts.push(OsStr::from_bytes(hidden).to_owned());
+            } else {
+                listing.entries.push((name, kind));
+            }
+        }
+        // A real entry wins over a whiteout of the same name: that pair is what a crash
+        // between "create whiteout" and "remove entry" (or the reverse) leaves behind.
+        listing.whiteouts.retain(|w| !listing.entries.iter().any(|(n, _)| n == w));
+        Ok(listing)
+    }
+
+    /// The markers of a directory only (cheaper than a listing).
+    pub fn markers(&self, rel: &[u8]) -> io::Result<(bool, Option<Vec<u8>>)> {
+        let opaque = self.exists(&join(rel, OsStr::new(OPAQUE)));
+        let redirect = match self.read_small(&join(rel, OsStr::new(REDIRECT))) {
+            Ok(v) => Some(v),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        Ok((opaque, redirect))
+    }
+
+    fn read_small(&self, rel: &[u8]) -> io::Result<Vec<u8>> {
+        use std::io::Read;
+        let mut f = self.open_file(rel, OFlags::RDONLY, 0)?;
+        let mut v = Vec::new();
+        f.read_to_end(&mut v)?;
+        Ok(v)
+    }
+
+    /// Creates (or replaces) a small file atomically: temp file, fsync, rename.
+    pub fn write_atomic(&self, rel: &[u8], content: &[u8]) -> io::Result<()> {
+        use std::io::Write;
+        let tmp = self.temp();
+        let mut f = self.open_file(&tmp, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL, 0o644)?;
+        f.write_all(content)?;
+        f.sync_all()?;
+        self.rename(&tmp, rel, false)
+    }
+
+    /// Creates an empty marker file (whiteout or opaque) if it is not there yet.
+    pub fn touch(&self, rel: &[u8]) -> io::Result<()> {
+        match self.open_file(rel, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL, 0o644) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes every marker file in a directory (before removing or replacing it).
+    pub fn clear_markers(&self, rel: &[u8]) -> io::Result<()> {
+        for (name, _) in self.list_raw(rel)? {
+            if is_marker(&name) {
+                self.unlink(&join(rel, &name))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+use std::os::unix::ffi::OsStringExt;

@@ -1,0 +1,49 @@
+//! Facts about a venv directory on disk (PEP 405).
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum VenvError {
+    #[error("{0} is not a virtual environment: it has no pyvenv.cfg\n  create one first, e.g. `python3 -m venv --without-pip {0}`")]
+    NotAVenv(PathBuf),
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{0}: cannot tell the Python version (no `version_info`/`version` key and no lib/pythonX.Y directory)")]
+    NoVersion(PathBuf),
+}
+
+/// The `X.Y` Python version of a venv, from pyvenv.cfg (`version_info` as uv writes it,
+/// `version` as the venv module does), else from its single `lib/pythonX.Y` directory.
+pub fn python_version(venv: &Path) -> Result<String, VenvError> {
+    let cfg = venv.join("pyvenv.cfg");
+    let text = match std::fs::read_to_string(&cfg) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(VenvError::NotAVenv(venv.to_owned()))
+        }
+        Err(source) => return Err(VenvError::Read { path: cfg, source }),
+    };
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once('=') else { continue };
+        if matches!(key.trim(), "version_info" | "version") {
+            let mut parts = value.trim().split('.');
+            if let (Some(major), Some(minor)) = (parts.next(), parts.next()) {
+                return Ok(format!("{major}.{minor}"));
+            }
+        }
+    }
+    let lib = venv.join("lib");
+    let found: Vec<String> = std::fs::read_dir(&lib)
+        .map_err(|source| VenvError::Read { path: lib.clone(), source })?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("python").map(str::to_owned))
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        _ => Err(VenvError::NoVersion(venv.to_owned())),
+    }
+}
+
+/// `lib/pythonX.Y/site-packages`, relative to the venv root.
+pub fn site_packages(version: &str) -> String {
+    format!("lib/python{version}/site-packages")
+}

@@ -1,0 +1,162 @@
+//! The overlay called directly, without a kernel mount: fast checks of overlay semantics
+//! (the real-mount tests in tests/mount.rs cover the same ground through FUSE).
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use venvfs::manifest::{Layer, Manifest, Mapping};
+use venvfs::overlay::{Overlay, OverlayConfig};
+use venvfs_api::{Caller, Error, FileSystem, Ino, Lookup, RenameFlags, ROOT};
+
+fn layer(source: &Path) -> Layer {
+    Layer {
+        source: source.to_owned(),
+        name: String::new(),
+        version: String::new(),
+        map: vec![Mapping { from: String::new(), to: Some("lib".into()), skip: false }],
+    }
+}
+
+fn write(path: &Path, content: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    venv: std::path::PathBuf,
+    manifest: Manifest,
+}
+
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let b = tmp.path().join("b");
+    write(&a.join("ns/one.py"), "one");
+    write(&a.join("pkg/mod.py"), "A");
+    write(&a.join("pkg/sub/deep.py"), "deep");
+    write(&b.join("ns/two.py"), "two");
+    write(&b.join("pkg/mod.py"), "B (hidden by a)");
+    write(&b.join("pkg/only_b.py"), "only b");
+    let venv = tmp.path().join("venv");
+    std::fs::create_dir_all(venv.join("lib")).unwrap();
+    write(&venv.join("pyvenv.cfg"), "version = 3.11.7\n");
+    let manifest = Manifest { version: 1, layers: vec![layer(&a), layer(&b)] };
+    Fixture { _tmp: tmp, venv, manifest }
+}
+
+fn open(f: &Fixture) -> Overlay {
+    Overlay::new(&f.venv, &f.manifest, OverlayConfig::default()).unwrap()
+}
+
+fn resolve(fs: &Overlay, path: &str) -> Option<Ino> {
+    let mut ino = ROOT;
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        match fs.lookup(ino, OsStr::new(part)).unwrap() {
+            Lookup::Found(e) => ino = e.attr.ino,
+            Lookup::Missing { .. } => return None,
+        }
+    }
+    Some(ino)
+}
+
+fn read(fs: &Overlay, path: &str) -> String {
+    let ino = resolve(fs, path).unwrap_or_else(|| panic!("{path} missing"));
+    let h = fs.open(ino, libc::O_RDONLY).unwrap();
+    let data = fs.read(ino, h.fh, 0, 1 << 20).unwrap();
+    fs.release(ino, h.fh);
+    String::from_utf8(data).unwrap()
+}
+
+fn names(fs: &Overlay, path: &str) -> Vec<String> {
+    let ino = resolve(fs, path).unwrap();
+    let fh = fs.opendir(ino).unwrap();
+    let entries = fs.readdir(ino, fh, 2).unwrap();
+    fs.releasedir(ino, fh);
+    entries.into_iter().map(|e| e.name.into_string().unwrap()).collect()
+}
+
+const C: Caller = Caller { uid: 0, gid: 0, pid: 0 };
+
+#[test]
+fn union_and_precedence() {
+    let f = fixture();
+    let fs = open(&f);
+    assert_eq!(names(&fs, "lib/ns"), ["one.py", "two.py"]);
+    assert_eq!(read(&fs, "lib/pkg/mod.py"), "A");
+    assert_eq!(read(&fs, "lib/pkg/only_b.py"), "only b");
+    assert_eq!(names(&fs, ""), ["lib", "pyvenv.cfg"], "the .venvfs state dir is hidden");
+}
+
+#[test]
+fn write_copies_up_and_survives_reopen() {
+    let f = fixture();
+    {
+        let fs = open(&f);
+        let ino = resolve(&fs, "lib/pkg/mod.py").unwrap();
+        let h = fs.open(ino, libc::O_WRONLY | libc::O_TRUNC).unwrap();
+        fs.write(ino, h.fh, 0, b"edited").unwrap();
+        fs.release(ino, h.fh);
+        assert_eq!(read(&fs, "lib/pkg/mod.py"), "edited");
+    }
+    assert_eq!(std::fs::read_to_string(f.venv.join("lib/pkg/mod.py")).unwrap(), "edited");
+    let fs = open(&f);
+    assert_eq!(read(&fs, "lib/pkg/mod.py"), "edited");
+    assert_eq!(read(&fs, "lib/pkg/sub/deep.py"), "deep");
+}
+
+#[test]
+fn whiteouts_and_opaque_dirs_survive_reopen() {
+    let f = fixture();
+    {
+        let fs = open(&f);
+        let pkg = resolve(&fs, "lib/pkg").unwrap();
+        fs.unlink(pkg, OsStr::new("only_b.py")).unwrap();
+        let sub = resolve(&fs, "lib/pkg/sub").unwrap();
+        fs.unlink(sub, OsStr::new("deep.py")).unwrap();
+        fs.rmdir(pkg, OsStr::new("sub")).unwrap();
+        fs.mkdir(&C, pkg, OsStr::new("sub"), 0o755).unwrap();
+        assert_eq!(names(&fs, "lib/pkg/sub"), Vec::<String>::new(), "a remade dir is opaque");
+    }
+    let fs = open(&f);
+    assert_eq!(names(&fs, "lib/pkg"), ["mod.py", "sub"]);
+    assert_eq!(names(&fs, "lib/pkg/sub"), Vec::<String>::new());
+}
+
+#[test]
+fn rename_lower_directory_keeps_content_across_reopen() {
+    let f = fixture();
+    {
+        let fs = open(&f);
+        let lib = resolve(&fs, "lib").unwrap();
+        fs.rename(lib, OsStr::new("pkg"), lib, OsStr::new("~kg"), RenameFlags::default()).unwrap();
+        assert!(resolve(&fs, "lib/pkg").is_none());
+        assert_eq!(names(&fs, "lib/~kg"), ["mod.py", "only_b.py", "sub"]);
+        // and back again, as pip does when it rolls an uninstall back
+        fs.rename(lib, OsStr::new("~kg"), lib, OsStr::new("pkg"), RenameFlags::default()).unwrap();
+        fs.rename(lib, OsStr::new("pkg"), lib, OsStr::new("moved"), RenameFlags::default()).unwrap();
+    }
+    let fs = open(&f);
+    assert!(resolve(&fs, "lib/pkg").is_none());
+    assert!(resolve(&fs, "lib/~kg").is_none());
+    assert_eq!(names(&fs, "lib/moved"), ["mod.py", "only_b.py", "sub"]);
+    assert_eq!(read(&fs, "lib/moved/sub/deep.py"), "deep");
+    assert_eq!(read(&fs, "lib/moved/mod.py"), "A");
+}
+
+#[test]
+fn reserved_names_are_refused() {
+    let f = fixture();
+    let fs = open(&f);
+    let lib = resolve(&fs, "lib").unwrap();
+    assert!(matches!(fs.mkdir(&C, lib, OsStr::new(".wh.x"), 0o755), Err(Error::Invalid(_))));
+    assert!(matches!(fs.mkdir(&C, ROOT, OsStr::new(".venvfs"), 0o755), Err(Error::NotPermitted(_))));
+}
+
+#[test]
+fn missing_layer_is_named() {
+    let mut f = fixture();
+    f.manifest.layers.push(layer(Path::new("/nonexistent/cache/entry")));
+    let err = Overlay::new(&f.venv, &f.manifest, OverlayConfig::default()).err().unwrap().to_string();
+    assert!(err.contains("/nonexistent/cache/entry"), "{err}");
+}
