@@ -6,9 +6,14 @@
 //! `platform/` and only translate.
 
 pub mod layer;
+pub mod logging;
 pub mod lower;
 pub mod manifest;
+pub mod cli;
+#[cfg(target_os = "linux")]
+pub mod daemon;
 pub mod install;
 pub mod overlay;
+pub mod registry;
 pub mod upper;
 pub mod venv;

@@ -1,1 +1,86 @@
-fn main() {}
+use std::error::Error;
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+use venvfs::cli::{Cli, Command, LayerCommand};
+use venvfs::manifest::{manifest_path, Manifest};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    venvfs::logging::init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
+    match cli.command {
+        Command::Mount(args) => venvfs::daemon::mount(args),
+        Command::Umount(args) => venvfs::daemon::umount(args),
+        Command::Status => venvfs::daemon::status(),
+        Command::Layer(cmd) => layer(cmd),
+    }
+}
+
+fn layer(cmd: LayerCommand) -> Result<(), Box<dyn Error>> {
+    match cmd {
+        LayerCommand::Add { venv, sources } => {
+            let (path, mut manifest) = editable_manifest(&venv)?;
+            let version = venvfs::venv::python_version(&venv)?;
+            // Check every source before changing anything.
+            let mut layers = Vec::new();
+            for source in &sources {
+                let abs = source.canonicalize().map_err(|e| format!("{}: {e}", source.display()))?;
+                layers.push(venvfs::install::wheel_layer(&abs, &version)?);
+            }
+            for layer in layers.into_iter().rev() {
+                manifest.layers.retain(|l| l.name.is_empty() || l.name != layer.name);
+                println!(" + {}", layer.label());
+                manifest.layers.insert(0, layer);
+            }
+            manifest.save(&path)?;
+            Ok(())
+        }
+        LayerCommand::List { venv } => {
+            let manifest = Manifest::load(&manifest_path(&venv))?;
+            for l in &manifest.layers {
+                println!("{}\t{}", l.label(), l.source.display());
+            }
+            Ok(())
+        }
+        LayerCommand::Remove { venv, names } => {
+            let (path, mut manifest) = editable_manifest(&venv)?;
+            for name in &names {
+                let before = manifest.layers.len();
+                manifest.layers.retain(|l| &l.name != name);
+                if manifest.layers.len() == before {
+                    return Err(format!("{}: no layer named {name}", path.display()).into());
+                }
+                println!(" - {name}");
+            }
+            manifest.save(&path)?;
+            Ok(())
+        }
+    }
+}
+
+/// The manifest of a venv that is not mounted (a mounted venv hides its .venvfs directory).
+fn editable_manifest(venv: &Path) -> Result<(std::path::PathBuf, Manifest), Box<dyn Error>> {
+    if venvfs_fuse::mounts().iter().any(|m| Some(&m.mountpoint) == venv.canonicalize().ok().as_ref()) {
+        return Err(format!(
+            "{} is mounted; unmount it first (`venvfs umount {}`), change its layers, then mount it again",
+            venv.display(),
+            venv.display()
+        )
+        .into());
+    }
+    venvfs::venv::python_version(venv)?;
+    let path = manifest_path(venv);
+    let manifest = Manifest::load(&path)?;
+    Ok((path, manifest))
+}

@@ -1,0 +1,108 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "venvfs",
+    version,
+    about = "Serve a Python package cache as a virtual environment",
+    long_about = "venvfs presents a venv as an overlay filesystem: its packages are read-only \
+layers served straight from the wheel cache (uv's unpacked archives or .whl files), whatever \
+disk they are on, and every write goes to the venv's own directory. Nothing is copied at \
+install time and the cache is never modified.\n\n\
+Typical use:\n  python3 -m venv --without-pip .venv\n  venvfs layer add .venv ~/wheels/*.whl\n  \
+venvfs mount .venv\n  .venv/bin/python -c 'import numpy'\n  venvfs umount .venv"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Mount a venv: show its layers merged over its own directory, in place.
+    Mount(MountArgs),
+    /// Unmount a venv mounted by `venvfs mount`.
+    #[command(alias = "unmount")]
+    Umount(UmountArgs),
+    /// List mounted venvs, their layers and the size of their own (upper) content.
+    Status,
+    /// Add, list or remove a venv's read-only layers.
+    #[command(subcommand)]
+    Layer(LayerCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// The venv directory (it must exist and have a pyvenv.cfg).
+    pub venv: PathBuf,
+    /// Stay attached to the terminal instead of running in the background; Ctrl-C unmounts.
+    #[arg(long, short = 'f')]
+    pub foreground: bool,
+    /// Let other users read through the mount (needs `user_allow_other` in /etc/fuse.conf
+    /// unless you are root).
+    #[arg(long)]
+    pub allow_other: bool,
+    /// FUSE worker threads.
+    #[arg(long, default_value_t = 4)]
+    pub threads: usize,
+    /// Do not hand files of directory layers to the kernel (FUSE passthrough).
+    #[arg(long)]
+    pub no_passthrough: bool,
+    /// Memory for decompressed `.whl` members, in MiB.
+    #[arg(long, default_value_t = 256)]
+    pub memory_cache_mib: u64,
+    /// Where large `.whl` members are decompressed to (default: the system temp dir).
+    #[arg(long)]
+    pub spill_dir: Option<PathBuf>,
+    /// Internal: set by `venvfs mount` on the background process it starts.
+    #[arg(long, hide = true)]
+    pub daemon_child: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UmountArgs {
+    pub venv: PathBuf,
+    /// Detach now even if files are open; the mount goes away when they are closed.
+    #[arg(long, short = 'l')]
+    pub lazy: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LayerCommand {
+    /// Add wheels (`.whl` files or unpacked wheel directories) as layers, on top.
+    Add {
+        venv: PathBuf,
+        #[arg(required = true)]
+        sources: Vec<PathBuf>,
+    },
+    /// List a venv's layers, top first.
+    List { venv: PathBuf },
+    /// Remove layers by distribution name.
+    Remove {
+        venv: PathBuf,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn mount_defaults() {
+        let cli = Cli::parse_from(["venvfs", "mount", ".venv"]);
+        let Command::Mount(m) = cli.command else { panic!() };
+        assert!(!m.foreground && !m.allow_other && m.threads == 4);
+    }
+}

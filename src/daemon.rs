@@ -1,0 +1,265 @@
+//! `venvfs mount`, `umount` and `status`: the mount's life cycle on Linux.
+//!
+//! `mount` without `--foreground` starts a copy of itself in the background (its own session,
+//! so closing the terminal does not stop it) and waits until that copy says the venv is
+//! mounted or prints why it could not be; the user sees the same errors either way.
+
+use std::error::Error;
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use venvfs_fuse::MountConfig;
+
+use crate::cli::{MountArgs, UmountArgs};
+use crate::manifest::{manifest_path, Manifest, STATE_DIR};
+use crate::overlay::{Overlay, OverlayConfig};
+use crate::registry;
+
+type CmdResult = Result<(), Box<dyn Error>>;
+
+const READY: &str = "venvfs-ready";
+
+/// An absolute path without resolving symlinks through a possibly dead mount.
+fn absolute(venv: &Path) -> std::io::Result<PathBuf> {
+    let abs = std::path::absolute(venv)?;
+    if venvfs_fuse::is_stale(&abs) {
+        return Ok(abs);
+    }
+    abs.canonicalize()
+}
+
+fn is_mounted(venv: &Path) -> bool {
+    venvfs_fuse::mounts().iter().any(|m| m.mountpoint == venv)
+}
+
+pub fn mount(args: MountArgs) -> CmdResult {
+    let venv = absolute(&args.venv).map_err(|e| format!("{}: {e}", args.venv.display()))?;
+    if venvfs_fuse::is_stale(&venv) {
+        venvfs_fuse::unmount(&venv, true)
+            .map_err(|e| format!("{}: a dead venvfs mount is in the way and could not be removed: {e}", venv.display()))?;
+        tracing::warn!("{}: removed a stale mount left by a daemon that died", venv.display());
+    }
+    if is_mounted(&venv) {
+        let who = registry::list().into_iter().find(|r| r.venv == venv).map(|r| format!(" (pid {})", r.pid));
+        return Err(format!(
+            "{} is already mounted{}; run `venvfs umount {}` first",
+            venv.display(),
+            who.unwrap_or_default(),
+            venv.display()
+        )
+        .into());
+    }
+    crate::venv::python_version(&venv)?;
+    if args.foreground || args.daemon_child {
+        serve(&venv, &args)
+    } else {
+        spawn_daemon(&venv, &args)
+    }
+}
+
+fn spawn_daemon(venv: &Path, args: &MountArgs) -> CmdResult {
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.arg("mount").arg(venv).arg("--daemon-child");
+    cmd.arg("--threads").arg(args.threads.to_string());
+    cmd.arg("--memory-cache-mib").arg(args.memory_cache_mib.to_string());
+    if args.allow_other {
+        cmd.arg("--allow-other");
+    }
+    if args.no_passthrough {
+        cmd.arg("--no-passthrough");
+    }
+    if let Some(d) = &args.spill_dir {
+        cmd.arg("--spill-dir").arg(d);
+    }
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| rustix::process::setsid().map(drop).map_err(Into::into));
+    }
+    let mut child = cmd.spawn()?;
+    let mut stderr = child.stderr.take().expect("piped");
+    let errors = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let ready = stdout.lines().map_while(Result::ok).any(|l| l == READY);
+    if ready {
+        println!("mounted {} (venvfs daemon pid {}); `venvfs umount {}` unmounts", venv.display(), child.id(), venv.display());
+        return Ok(());
+    }
+    let status = child.wait()?;
+    let text = errors.join().unwrap_or_default();
+    eprint!("{text}");
+    Err(format!("mounting {} failed ({status})", venv.display()).into())
+}
+
+fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
+    let manifest_file = manifest_path(venv);
+    let manifest = Manifest::load(&manifest_file)?;
+    let mut cfg = OverlayConfig { memory_budget: args.memory_cache_mib << 20, ..Default::default() };
+    if let Some(d) = &args.spill_dir {
+        cfg.spill_dir = d.clone();
+    }
+    let started = Instant::now();
+    let overlay = Overlay::new(venv, &manifest, cfg)?;
+    let record = registry::Record {
+        venv: venv.to_owned(),
+        pid: std::process::id(),
+        upper_fd: overlay.upper().fd().as_raw_fd(),
+        layers: overlay.lower().labels.clone(),
+        lower_entries: overlay.lower().len(),
+    };
+    // The log must be opened before the mount hides the venv's .venvfs directory.
+    let log = if args.daemon_child {
+        let path = venv.join(STATE_DIR).join("mount.log");
+        Some(std::fs::OpenOptions::new().create(true).append(true).open(&path)?)
+    } else {
+        None
+    };
+    let mount_cfg = MountConfig {
+        fsname: format!("venvfs:{}", venv.display()),
+        allow_other: args.allow_other,
+        threads: args.threads,
+        passthrough: !args.no_passthrough,
+    };
+    let mounted = venvfs_fuse::mount(overlay, venv, &mount_cfg)
+        .map_err(|e| format!("cannot mount {}: {e}{}", venv.display(), mount_hint(&e)))?;
+    tracing::info!(
+        "mounted {} with {} layers ({} entries) in {:.0?}",
+        venv.display(),
+        record.layers.len(),
+        record.lower_entries,
+        started.elapsed()
+    );
+    let unmounter = mounted.unmounter();
+    let mut signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM, libc::SIGHUP])?;
+    let shown = venv.display().to_string();
+    let daemon = log.is_some();
+    std::thread::spawn(move || {
+        for sig in signals.forever() {
+            if sig == libc::SIGHUP && daemon {
+                continue; // a daemon has no terminal to lose
+            }
+            match unmounter.unmount(false) {
+                Ok(()) => break,
+                Err(e) => tracing::error!(
+                    "cannot unmount {shown}: {e}; close what uses it, or run `venvfs umount --lazy {shown}`"
+                ),
+            }
+        }
+    });
+    if let Err(e) = registry::write(&record) {
+        tracing::warn!("cannot record the mount for `venvfs status`: {e}");
+    }
+    if let Some(log) = &log {
+        println!("{READY}");
+        redirect_output(log)?;
+    } else {
+        eprintln!("venvfs: {} mounted; press Ctrl-C to unmount", venv.display());
+    }
+    let result = mounted.run();
+    registry::remove(record.pid);
+    tracing::info!("unmounted {}", venv.display());
+    Ok(result?)
+}
+
+fn mount_hint(e: &std::io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::ENOENT) if !Path::new("/dev/fuse").exists() => "\n  /dev/fuse is missing: load the fuse module (modprobe fuse)",
+        Some(libc::EPERM) | Some(libc::EACCES) => {
+            "\n  mounting needs root or fusermount3 (apt-get install fuse3)"
+        }
+        _ => "",
+    }
+}
+
+/// Sends the daemon's stdout and stderr to its log file (closing the pipes to the parent).
+fn redirect_output(log: &std::fs::File) -> std::io::Result<()> {
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    rustix::stdio::dup2_stdout(log)?;
+    rustix::stdio::dup2_stderr(log)?;
+    Ok(())
+}
+
+pub fn umount(args: UmountArgs) -> CmdResult {
+    let venv = absolute(&args.venv).map_err(|e| format!("{}: {e}", args.venv.display()))?;
+    let stale = venvfs_fuse::is_stale(&venv);
+    if !stale && !is_mounted(&venv) {
+        return Err(format!("{} is not mounted by venvfs", venv.display()).into());
+    }
+    let daemon = registry::list().into_iter().find(|r| r.venv == venv);
+    venvfs_fuse::unmount(&venv, args.lazy || stale).map_err(|e| {
+        if e.raw_os_error() == Some(libc::EBUSY) {
+            format!(
+                "{} is busy: a process has files open in it or is inside it (see `fuser -vm {}`); close it, or use `venvfs umount --lazy`",
+                venv.display(),
+                venv.display()
+            )
+        } else {
+            format!("cannot unmount {}: {e}", venv.display())
+        }
+    })?;
+    // Wait for the daemon to finish, so that a `mount` right after this finds things clean.
+    if let Some(r) = daemon {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while registry::alive(r.pid) && Instant::now() < deadline && !args.lazy {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    println!("unmounted {}", venv.display());
+    Ok(())
+}
+
+pub fn status() -> CmdResult {
+    let records = registry::list();
+    let mounts = venvfs_fuse::mounts();
+    if mounts.is_empty() {
+        println!("no venv is mounted by venvfs");
+        return Ok(());
+    }
+    for m in &mounts {
+        let stale = venvfs_fuse::is_stale(&m.mountpoint);
+        match records.iter().find(|r| r.venv == m.mountpoint) {
+            Some(r) if !stale => {
+                let upper = PathBuf::from(format!("/proc/{}/fd/{}", r.pid, r.upper_fd));
+                println!("{}", m.mountpoint.display());
+                println!("  daemon pid {}", r.pid);
+                println!("  upper layer: {} on disk", human(registry::disk_usage(&upper)));
+                println!("  {} layers, {} entries:", r.layers.len(), r.lower_entries);
+                for l in &r.layers {
+                    println!("    {l}");
+                }
+            }
+            _ if stale => println!(
+                "{}\n  stale: its daemon died; `venvfs mount {}` recovers it, `venvfs umount {}` removes it",
+                m.mountpoint.display(),
+                m.mountpoint.display(),
+                m.mountpoint.display()
+            ),
+            _ => println!("{}\n  mounted by a daemon of another user or session", m.mountpoint.display()),
+        }
+    }
+    Ok(())
+}
+
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

@@ -1,0 +1,87 @@
+//! Runtime records of running mounts, so `venvfs status` can describe them. One small TOML
+//! file per daemon in `$XDG_RUNTIME_DIR/venvfs` (else `/tmp/venvfs-<uid>`), removed when the
+//! daemon exits; records of dead processes are ignored and cleaned up.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub venv: PathBuf,
+    pub pid: u32,
+    /// The daemon's fd of the venv directory: `/proc/<pid>/fd/<fd>` reaches the upper layer
+    /// beneath the mount.
+    pub upper_fd: i32,
+    pub layers: Vec<String>,
+    pub lower_entries: usize,
+}
+
+pub fn dir() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("venvfs"),
+        _ => std::env::temp_dir().join(format!("venvfs-{}", rustix::process::getuid().as_raw())),
+    }
+}
+
+fn file_for(pid: u32) -> PathBuf {
+    dir().join(format!("{pid}.toml"))
+}
+
+pub fn write(record: &Record) -> std::io::Result<()> {
+    let d = dir();
+    std::fs::create_dir_all(&d)?;
+    let text = toml::to_string(record).map_err(std::io::Error::other)?;
+    let tmp = d.join(format!(".{}.tmp", record.pid));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(tmp, file_for(record.pid))
+}
+
+pub fn remove(pid: u32) {
+    let _ = std::fs::remove_file(file_for(pid));
+}
+
+pub fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Records of daemons that are still running.
+pub fn list() -> Vec<Record> {
+    let Ok(entries) = std::fs::read_dir(dir()) else { return Vec::new() };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "toml") {
+            continue;
+        }
+        let Some(rec) = std::fs::read_to_string(&path).ok().and_then(|t| toml::from_str::<Record>(&t).ok())
+        else {
+            continue;
+        };
+        if alive(rec.pid) {
+            out.push(rec);
+        } else {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    out.sort_by(|a, b| a.venv.cmp(&b.venv));
+    out
+}
+
+/// Bytes used by the files below a directory (not following symlinks).
+pub fn disk_usage(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            total += m.blocks() * 512;
+            if m.is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    total
+}
