@@ -102,7 +102,9 @@ mod tests {
     #[test]
     fn mount_defaults() {
         let cli = Cli::parse_from(["venvfs", "mount", ".venv"]);
-        let Command::Mount(m) = cli.command else { panic!() };
+        let Command::Mount(m) = cli.command else {
+            panic!()
+        };
         assert!(!m.foreground && !m.allow_other && m.threads == 4);
     }
 }

@@ -39,12 +39,22 @@ fn is_mounted(venv: &Path) -> bool {
 pub fn mount(args: MountArgs) -> CmdResult {
     let venv = absolute(&args.venv).map_err(|e| format!("{}: {e}", args.venv.display()))?;
     if venvfs_fuse::is_stale(&venv) {
-        venvfs_fuse::unmount(&venv, true)
-            .map_err(|e| format!("{}: a dead venvfs mount is in the way and could not be removed: {e}", venv.display()))?;
-        tracing::warn!("{}: removed a stale mount left by a daemon that died", venv.display());
+        venvfs_fuse::unmount(&venv, true).map_err(|e| {
+            format!(
+                "{}: a dead venvfs mount is in the way and could not be removed: {e}",
+                venv.display()
+            )
+        })?;
+        tracing::warn!(
+            "{}: removed a stale mount left by a daemon that died",
+            venv.display()
+        );
     }
     if is_mounted(&venv) {
-        let who = registry::list().into_iter().find(|r| r.venv == venv).map(|r| format!(" (pid {})", r.pid));
+        let who = registry::list()
+            .into_iter()
+            .find(|r| r.venv == venv)
+            .map(|r| format!(" (pid {})", r.pid));
         return Err(format!(
             "{} is already mounted{}; run `venvfs umount {}` first",
             venv.display(),
@@ -65,7 +75,8 @@ fn spawn_daemon(venv: &Path, args: &MountArgs) -> CmdResult {
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.arg("mount").arg(venv).arg("--daemon-child");
     cmd.arg("--threads").arg(args.threads.to_string());
-    cmd.arg("--memory-cache-mib").arg(args.memory_cache_mib.to_string());
+    cmd.arg("--memory-cache-mib")
+        .arg(args.memory_cache_mib.to_string());
     if args.allow_other {
         cmd.arg("--allow-other");
     }
@@ -75,7 +86,9 @@ fn spawn_daemon(venv: &Path, args: &MountArgs) -> CmdResult {
     if let Some(d) = &args.spill_dir {
         cmd.arg("--spill-dir").arg(d);
     }
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
     unsafe {
         cmd.pre_exec(|| rustix::process::setsid().map(drop).map_err(Into::into));
@@ -90,7 +103,12 @@ fn spawn_daemon(venv: &Path, args: &MountArgs) -> CmdResult {
     let stdout = BufReader::new(child.stdout.take().expect("piped"));
     let ready = stdout.lines().map_while(Result::ok).any(|l| l == READY);
     if ready {
-        println!("mounted {} (venvfs daemon pid {}); `venvfs umount {}` unmounts", venv.display(), child.id(), venv.display());
+        println!(
+            "mounted {} (venvfs daemon pid {}); `venvfs umount {}` unmounts",
+            venv.display(),
+            child.id(),
+            venv.display()
+        );
         return Ok(());
     }
     let status = child.wait()?;
@@ -102,7 +120,10 @@ fn spawn_daemon(venv: &Path, args: &MountArgs) -> CmdResult {
 fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
     let manifest_file = manifest_path(venv);
     let manifest = Manifest::load(&manifest_file)?;
-    let mut cfg = OverlayConfig { memory_budget: args.memory_cache_mib << 20, ..Default::default() };
+    let mut cfg = OverlayConfig {
+        memory_budget: args.memory_cache_mib << 20,
+        ..Default::default()
+    };
     if let Some(d) = &args.spill_dir {
         cfg.spill_dir = d.clone();
     }
@@ -118,7 +139,12 @@ fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
     // The log must be opened before the mount hides the venv's .venvfs directory.
     let log = if args.daemon_child {
         let path = venv.join(STATE_DIR).join("mount.log");
-        Some(std::fs::OpenOptions::new().create(true).append(true).open(&path)?)
+        Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?,
+        )
     } else {
         None
     };
@@ -138,7 +164,8 @@ fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
         started.elapsed()
     );
     let unmounter = mounted.unmounter();
-    let mut signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM, libc::SIGHUP])?;
+    let mut signals =
+        signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM, libc::SIGHUP])?;
     let shown = venv.display().to_string();
     let daemon = log.is_some();
     std::thread::spawn(move || {
@@ -161,7 +188,10 @@ fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
         println!("{READY}");
         redirect_output(log)?;
     } else {
-        eprintln!("venvfs: {} mounted; press Ctrl-C to unmount", venv.display());
+        eprintln!(
+            "venvfs: {} mounted; press Ctrl-C to unmount",
+            venv.display()
+        );
     }
     let result = mounted.run();
     registry::remove(record.pid);
@@ -171,7 +201,9 @@ fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
 
 fn mount_hint(e: &std::io::Error) -> &'static str {
     match e.raw_os_error() {
-        Some(libc::ENOENT) if !Path::new("/dev/fuse").exists() => "\n  /dev/fuse is missing: load the fuse module (modprobe fuse)",
+        Some(libc::ENOENT) if !Path::new("/dev/fuse").exists() => {
+            "\n  /dev/fuse is missing: load the fuse module (modprobe fuse)"
+        }
         Some(libc::EPERM) | Some(libc::EACCES) => {
             "\n  mounting needs root or fusermount3 (apt-get install fuse3)"
         }

@@ -5,14 +5,14 @@
 //! [`overlay`] implements the filesystem operations over both. Kernel adapters live in
 //! `platform/` and only translate.
 
-pub mod layer;
-pub mod logging;
-pub mod lower;
-pub mod manifest;
 pub mod cli;
 #[cfg(target_os = "linux")]
 pub mod daemon;
 pub mod install;
+pub mod layer;
+pub mod logging;
+pub mod lower;
+pub mod manifest;
 pub mod overlay;
 pub mod registry;
 pub mod upper;

@@ -2,7 +2,8 @@
 
 pub fn init() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("VENVFS_LOG").unwrap_or_else(|_| EnvFilter::new("info,fuser=error"));
+    let filter = EnvFilter::try_from_env("VENVFS_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,fuser=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

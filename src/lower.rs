@@ -51,8 +51,17 @@ impl LowerTree {
     /// Opens every layer of the manifest and merges them. Fails, naming the layer, if any
     /// layer is missing, unreadable or unsafe.
     pub fn build(manifest: &Manifest, manifest_path: &Path) -> Result<LowerTree, LayerError> {
-        let mut tree = LowerTree { nodes: Vec::new(), layers: Vec::new(), labels: Vec::new() };
-        tree.nodes.push(dir_node(OsStr::new(""), LOWER_ROOT, 0, SystemTime::UNIX_EPOCH));
+        let mut tree = LowerTree {
+            nodes: Vec::new(),
+            layers: Vec::new(),
+            labels: Vec::new(),
+        };
+        tree.nodes.push(dir_node(
+            OsStr::new(""),
+            LOWER_ROOT,
+            0,
+            SystemTime::UNIX_EPOCH,
+        ));
         for (i, layer) in manifest.layers.iter().enumerate() {
             let (source, entries) = Source::open(layer, manifest_path)?;
             let layer_mtime = std::fs::metadata(&layer.source)
@@ -72,7 +81,12 @@ impl LowerTree {
     /// An empty tree (a venv with no layers).
     pub fn empty() -> LowerTree {
         LowerTree {
-            nodes: vec![dir_node(OsStr::new(""), LOWER_ROOT, 0, SystemTime::UNIX_EPOCH)],
+            nodes: vec![dir_node(
+                OsStr::new(""),
+                LOWER_ROOT,
+                0,
+                SystemTime::UNIX_EPOCH,
+            )],
             layers: Vec::new(),
             labels: Vec::new(),
         }
@@ -183,4 +197,3 @@ fn dir_node(name: &OsStr, parent: LowerId, layer: u32, mtime: SystemTime) -> Low
         implicit: true,
     }
 }
-

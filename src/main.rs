@@ -35,11 +35,15 @@ fn layer(cmd: LayerCommand) -> Result<(), Box<dyn Error>> {
             // Check every source before changing anything.
             let mut layers = Vec::new();
             for source in &sources {
-                let abs = source.canonicalize().map_err(|e| format!("{}: {e}", source.display()))?;
+                let abs = source
+                    .canonicalize()
+                    .map_err(|e| format!("{}: {e}", source.display()))?;
                 layers.push(venvfs::install::wheel_layer(&abs, &version)?);
             }
             for layer in layers.into_iter().rev() {
-                manifest.layers.retain(|l| l.name.is_empty() || l.name != layer.name);
+                manifest
+                    .layers
+                    .retain(|l| l.name.is_empty() || l.name != layer.name);
                 println!(" + {}", layer.label());
                 manifest.layers.insert(0, layer);
             }
@@ -71,7 +75,10 @@ fn layer(cmd: LayerCommand) -> Result<(), Box<dyn Error>> {
 
 /// The manifest of a venv that is not mounted (a mounted venv hides its .venvfs directory).
 fn editable_manifest(venv: &Path) -> Result<(std::path::PathBuf, Manifest), Box<dyn Error>> {
-    if venvfs_fuse::mounts().iter().any(|m| Some(&m.mountpoint) == venv.canonicalize().ok().as_ref()) {
+    if venvfs_fuse::mounts()
+        .iter()
+        .any(|m| Some(&m.mountpoint) == venv.canonicalize().ok().as_ref())
+    {
         return Err(format!(
             "{} is mounted; unmount it first (`venvfs umount {}`), change its layers, then mount it again",
             venv.display(),

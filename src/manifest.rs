@@ -35,13 +35,19 @@ pub const MANIFEST_FILE: &str = "manifest.toml";
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a valid venvfs manifest: {why}\n  fix or remove the file, then run the command again")]
     Parse { path: PathBuf, why: String },
     #[error("{path} has format version {found}, but this venvfs reads version {FORMAT_VERSION}: upgrade venvfs")]
     Version { path: PathBuf, found: u32 },
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// One mapping rule of a layer.
@@ -78,7 +84,10 @@ pub struct Manifest {
 
 impl Default for Manifest {
     fn default() -> Self {
-        Manifest { version: FORMAT_VERSION, layers: Vec::new() }
+        Manifest {
+            version: FORMAT_VERSION,
+            layers: Vec::new(),
+        }
     }
 }
 
@@ -100,7 +109,12 @@ impl Manifest {
         let v: VersionOnly = toml::from_str(text).map_err(parse_err)?;
         match v.version {
             Some(FORMAT_VERSION) => {}
-            Some(found) => return Err(ManifestError::Version { path: path.to_owned(), found }),
+            Some(found) => {
+                return Err(ManifestError::Version {
+                    path: path.to_owned(),
+                    found,
+                })
+            }
             None => {
                 return Err(ManifestError::Parse {
                     path: path.to_owned(),
@@ -109,7 +123,10 @@ impl Manifest {
             }
         }
         let m: Manifest = toml::from_str(text).map_err(parse_err)?;
-        m.validate().map_err(|why| ManifestError::Parse { path: path.to_owned(), why })?;
+        m.validate().map_err(|why| ManifestError::Parse {
+            path: path.to_owned(),
+            why,
+        })?;
         Ok(m)
     }
 
@@ -118,21 +135,28 @@ impl Manifest {
         match std::fs::read_to_string(path) {
             Ok(text) => Manifest::parse(&text, path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::default()),
-            Err(source) => Err(ManifestError::Read { path: path.to_owned(), source }),
+            Err(source) => Err(ManifestError::Read {
+                path: path.to_owned(),
+                source,
+            }),
         }
     }
 
     fn validate(&self) -> Result<(), String> {
         for (i, layer) in self.layers.iter().enumerate() {
             if !layer.source.is_absolute() {
-                return Err(format!("layer {} source {:?} is not an absolute path", i + 1, layer.source));
+                return Err(format!(
+                    "layer {} source {:?} is not an absolute path",
+                    i + 1,
+                    layer.source
+                ));
             }
             for m in &layer.map {
-                check_rel(&m.from).map_err(|w| format!("layer {} map from {:?}: {w}", i + 1, m.from))?;
+                check_rel(&m.from)
+                    .map_err(|w| format!("layer {} map from {:?}: {w}", i + 1, m.from))?;
                 match (&m.to, m.skip) {
-                    (Some(to), false) => {
-                        check_rel(to).map_err(|w| format!("layer {} map to {:?}: {w}", i + 1, to))?
-                    }
+                    (Some(to), false) => check_rel(to)
+                        .map_err(|w| format!("layer {} map to {:?}: {w}", i + 1, to))?,
                     (None, true) => {}
                     _ => {
                         return Err(format!(
@@ -158,7 +182,10 @@ impl Manifest {
 
     /// Replaces the manifest at `path` atomically.
     pub fn save(&self, path: &Path) -> Result<(), ManifestError> {
-        let werr = |source| ManifestError::Write { path: path.to_owned(), source };
+        let werr = |source| ManifestError::Write {
+            path: path.to_owned(),
+            source,
+        };
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(werr)?;
         let tmp = dir.join(format!(".{MANIFEST_FILE}.{}.tmp", std::process::id()));
@@ -250,10 +277,26 @@ mod tests {
             name: "numpy".into(),
             version: "2.4.6".into(),
             map: vec![
-                Mapping { from: "".into(), to: Some("lib/python3.11/site-packages".into()), skip: false },
-                Mapping { from: "numpy-2.4.6.data".into(), to: None, skip: true },
-                Mapping { from: "numpy-2.4.6.data/scripts".into(), to: Some("bin".into()), skip: false },
-                Mapping { from: "numpy-2.4.6.data/data".into(), to: Some("".into()), skip: false },
+                Mapping {
+                    from: "".into(),
+                    to: Some("lib/python3.11/site-packages".into()),
+                    skip: false,
+                },
+                Mapping {
+                    from: "numpy-2.4.6.data".into(),
+                    to: None,
+                    skip: true,
+                },
+                Mapping {
+                    from: "numpy-2.4.6.data/scripts".into(),
+                    to: Some("bin".into()),
+                    skip: false,
+                },
+                Mapping {
+                    from: "numpy-2.4.6.data/data".into(),
+                    to: Some("".into()),
+                    skip: false,
+                },
             ],
         }
     }
@@ -261,19 +304,34 @@ mod tests {
     #[test]
     fn longest_prefix_wins() {
         let l = wheel_layer();
-        assert_eq!(l.destination("numpy/__init__.py").unwrap(), "lib/python3.11/site-packages/numpy/__init__.py");
+        assert_eq!(
+            l.destination("numpy/__init__.py").unwrap(),
+            "lib/python3.11/site-packages/numpy/__init__.py"
+        );
         assert_eq!(l.destination("numpy-2.4.6.data"), None);
         assert_eq!(l.destination("numpy-2.4.6.data/headers/x.h"), None);
-        assert_eq!(l.destination("numpy-2.4.6.data/scripts/f2py").unwrap(), "bin/f2py");
+        assert_eq!(
+            l.destination("numpy-2.4.6.data/scripts/f2py").unwrap(),
+            "bin/f2py"
+        );
         assert_eq!(l.destination("numpy-2.4.6.data/scripts").unwrap(), "bin");
-        assert_eq!(l.destination("numpy-2.4.6.data/data/share/x").unwrap(), "share/x");
+        assert_eq!(
+            l.destination("numpy-2.4.6.data/data/share/x").unwrap(),
+            "share/x"
+        );
         // a sibling whose name merely starts with the prefix is not below it
-        assert_eq!(l.destination("numpy-2.4.6.datax/y").unwrap(), "lib/python3.11/site-packages/numpy-2.4.6.datax/y");
+        assert_eq!(
+            l.destination("numpy-2.4.6.datax/y").unwrap(),
+            "lib/python3.11/site-packages/numpy-2.4.6.datax/y"
+        );
     }
 
     #[test]
     fn round_trip() {
-        let m = Manifest { version: 1, layers: vec![wheel_layer()] };
+        let m = Manifest {
+            version: 1,
+            layers: vec![wheel_layer()],
+        };
         let text = m.to_toml();
         assert_eq!(Manifest::parse(&text, Path::new("m.toml")).unwrap(), m);
     }
@@ -282,15 +340,24 @@ mod tests {
     fn bad_manifests_name_the_file_and_reason() {
         let p = Path::new("/v/.venvfs/manifest.toml");
         let e = Manifest::parse("version = 2", p).unwrap_err().to_string();
-        assert!(e.contains("/v/.venvfs/manifest.toml") && e.contains("upgrade"), "{e}");
-        let e = Manifest::parse("[[layer]]\nsource='x'", p).unwrap_err().to_string();
+        assert!(
+            e.contains("/v/.venvfs/manifest.toml") && e.contains("upgrade"),
+            "{e}"
+        );
+        let e = Manifest::parse("[[layer]]\nsource='x'", p)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("version"), "{e}");
-        let e = Manifest::parse("version = 1\n[[layer]]\nsource = 'rel'\nmap = []", p).unwrap_err().to_string();
+        let e = Manifest::parse("version = 1\n[[layer]]\nsource = 'rel'\nmap = []", p)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("absolute"), "{e}");
         let bad = "version = 1\n[[layer]]\nsource = '/x'\nmap = [{ from = '../x', to = '' }]";
         let e = Manifest::parse(bad, p).unwrap_err().to_string();
         assert!(e.contains("'..'"), "{e}");
-        let e = Manifest::parse("version = 1\n[[layer]\n", p).unwrap_err().to_string();
+        let e = Manifest::parse("version = 1\n[[layer]\n", p)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a valid"), "{e}");
     }
 }

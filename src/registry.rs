@@ -47,14 +47,18 @@ pub fn alive(pid: u32) -> bool {
 
 /// Records of daemons that are still running.
 pub fn list() -> Vec<Record> {
-    let Ok(entries) = std::fs::read_dir(dir()) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir()) else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for e in entries.flatten() {
         let path = e.path();
         if path.extension().is_none_or(|x| x != "toml") {
             continue;
         }
-        let Some(rec) = std::fs::read_to_string(&path).ok().and_then(|t| toml::from_str::<Record>(&t).ok())
+        let Some(rec) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| toml::from_str::<Record>(&t).ok())
         else {
             continue;
         };
@@ -74,7 +78,9 @@ pub fn disk_usage(dir: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in entries.flatten() {
             let Ok(m) = e.metadata() else { continue };
             total += m.blocks() * 512;

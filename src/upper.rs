@@ -80,8 +80,15 @@ pub struct Listing {
 impl Upper {
     /// Opens the venv directory as the upper layer and readies its work directory.
     pub fn open(venv: &Path) -> io::Result<Upper> {
-        let root = rustix::fs::open(venv, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
-        let upper = Upper { root, counter: AtomicU64::new(0) };
+        let root = rustix::fs::open(
+            venv,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let upper = Upper {
+            root,
+            counter: AtomicU64::new(0),
+        };
         for d in [STATE_DIR, WORK] {
             match rustix::fs::mkdirat(&upper.root, d, Mode::from_raw_mode(0o700)) {
                 Ok(()) => {}
@@ -130,7 +137,11 @@ impl Upper {
     }
 
     pub fn stat(&self, rel: &[u8]) -> io::Result<rustix::fs::Stat> {
-        Ok(rustix::fs::statat(&self.root, path(rel), AtFlags::SYMLINK_NOFOLLOW)?)
+        Ok(rustix::fs::statat(
+            &self.root,
+            path(rel),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?)
     }
 
     pub fn exists(&self, rel: &[u8]) -> bool {
@@ -148,20 +159,38 @@ impl Upper {
     }
 
     pub fn mkdir(&self, rel: &[u8], mode: u32) -> io::Result<()> {
-        Ok(rustix::fs::mkdirat(&self.root, path(rel), Mode::from_raw_mode(mode))?)
+        Ok(rustix::fs::mkdirat(
+            &self.root,
+            path(rel),
+            Mode::from_raw_mode(mode),
+        )?)
     }
 
     pub fn mknod(&self, rel: &[u8], mode: u32, rdev: u64) -> io::Result<()> {
         let kind = rustix::fs::FileType::from_raw_mode(mode);
-        Ok(rustix::fs::mknodat(&self.root, path(rel), kind, Mode::from_raw_mode(mode & 0o7777), rdev)?)
+        Ok(rustix::fs::mknodat(
+            &self.root,
+            path(rel),
+            kind,
+            Mode::from_raw_mode(mode & 0o7777),
+            rdev,
+        )?)
     }
 
     pub fn unlink(&self, rel: &[u8]) -> io::Result<()> {
-        Ok(rustix::fs::unlinkat(&self.root, path(rel), AtFlags::empty())?)
+        Ok(rustix::fs::unlinkat(
+            &self.root,
+            path(rel),
+            AtFlags::empty(),
+        )?)
     }
 
     pub fn rmdir(&self, rel: &[u8]) -> io::Result<()> {
-        Ok(rustix::fs::unlinkat(&self.root, path(rel), AtFlags::REMOVEDIR)?)
+        Ok(rustix::fs::unlinkat(
+            &self.root,
+            path(rel),
+            AtFlags::REMOVEDIR,
+        )?)
     }
 
     /// Unlinks a file if it exists.
@@ -173,12 +202,28 @@ impl Upper {
     }
 
     pub fn rename(&self, from: &[u8], to: &[u8], noreplace: bool) -> io::Result<()> {
-        let flags = if noreplace { rustix::fs::RenameFlags::NOREPLACE } else { rustix::fs::RenameFlags::empty() };
-        Ok(rustix::fs::renameat_with(&self.root, path(from), &self.root, path(to), flags)?)
+        let flags = if noreplace {
+            rustix::fs::RenameFlags::NOREPLACE
+        } else {
+            rustix::fs::RenameFlags::empty()
+        };
+        Ok(rustix::fs::renameat_with(
+            &self.root,
+            path(from),
+            &self.root,
+            path(to),
+            flags,
+        )?)
     }
 
     pub fn exchange(&self, a: &[u8], b: &[u8]) -> io::Result<()> {
-        Ok(rustix::fs::renameat_with(&self.root, path(a), &self.root, path(b), rustix::fs::RenameFlags::EXCHANGE)?)
+        Ok(rustix::fs::renameat_with(
+            &self.root,
+            path(a),
+            &self.root,
+            path(b),
+            rustix::fs::RenameFlags::EXCHANGE,
+        )?)
     }
 
     pub fn symlink(&self, target: &OsStr, rel: &[u8]) -> io::Result<()> {
@@ -186,7 +231,13 @@ impl Upper {
     }
 
     pub fn link(&self, from: &[u8], to: &[u8]) -> io::Result<()> {
-        Ok(rustix::fs::linkat(&self.root, path(from), &self.root, path(to), AtFlags::empty())?)
+        Ok(rustix::fs::linkat(
+            &self.root,
+            path(from),
+            &self.root,
+            path(to),
+            AtFlags::empty(),
+        )?)
     }
 
     pub fn readlink(&self, rel: &[u8]) -> io::Result<OsString> {
@@ -195,17 +246,33 @@ impl Upper {
     }
 
     pub fn chmod(&self, rel: &[u8], mode: u32) -> io::Result<()> {
-        Ok(rustix::fs::chmodat(&self.root, path(rel), Mode::from_raw_mode(mode & 0o7777), AtFlags::empty())?)
+        Ok(rustix::fs::chmodat(
+            &self.root,
+            path(rel),
+            Mode::from_raw_mode(mode & 0o7777),
+            AtFlags::empty(),
+        )?)
     }
 
     pub fn chown(&self, rel: &[u8], uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
         let uid = uid.map(|u| rustix::fs::Uid::from_raw(u));
         let gid = gid.map(|g| rustix::fs::Gid::from_raw(g));
-        Ok(rustix::fs::chownat(&self.root, path(rel), uid, gid, AtFlags::SYMLINK_NOFOLLOW)?)
+        Ok(rustix::fs::chownat(
+            &self.root,
+            path(rel),
+            uid,
+            gid,
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?)
     }
 
     pub fn utimes(&self, rel: &[u8], times: &rustix::fs::Timestamps) -> io::Result<()> {
-        Ok(rustix::fs::utimensat(&self.root, path(rel), times, AtFlags::SYMLINK_NOFOLLOW)?)
+        Ok(rustix::fs::utimensat(
+            &self.root,
+            path(rel),
+            times,
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?)
     }
 
     pub fn statvfs(&self) -> io::Result<rustix::fs::StatVfs> {
@@ -271,7 +338,9 @@ impl Upper {
         }
         // A real entry wins over a whiteout of the same name: that pair is what a crash
         // between "create whiteout" and "remove entry" (or the reverse) leaves behind.
-        listing.whiteouts.retain(|w| !listing.entries.iter().any(|(n, _)| n == w));
+        listing
+            .whiteouts
+            .retain(|w| !listing.entries.iter().any(|(n, _)| n == w));
         Ok(listing)
     }
 

@@ -7,7 +7,10 @@ pub enum VenvError {
     #[error("{0} is not a virtual environment: it has no pyvenv.cfg\n  create one first, e.g. `python3 -m venv --without-pip {0}`")]
     NotAVenv(PathBuf),
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}: cannot tell the Python version (no `version_info`/`version` key and no lib/pythonX.Y directory)")]
     NoVersion(PathBuf),
 }
@@ -24,7 +27,9 @@ pub fn python_version(venv: &Path) -> Result<String, VenvError> {
         Err(source) => return Err(VenvError::Read { path: cfg, source }),
     };
     for line in text.lines() {
-        let Some((key, value)) = line.split_once('=') else { continue };
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
         if matches!(key.trim(), "version_info" | "version") {
             let mut parts = value.trim().split('.');
             if let (Some(major), Some(minor)) = (parts.next(), parts.next()) {
@@ -34,8 +39,17 @@ pub fn python_version(venv: &Path) -> Result<String, VenvError> {
     }
     let lib = venv.join("lib");
     let found: Vec<String> = std::fs::read_dir(&lib)
-        .map_err(|source| VenvError::Read { path: lib.clone(), source })?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("python").map(str::to_owned))
+        .map_err(|source| VenvError::Read {
+            path: lib.clone(),
+            source,
+        })?
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .strip_prefix("python")
+                .map(str::to_owned)
+        })
         .collect();
     match found.as_slice() {
         [one] => Ok(one.clone()),

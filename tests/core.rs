@@ -13,7 +13,11 @@ fn layer(source: &Path) -> Layer {
         source: source.to_owned(),
         name: String::new(),
         version: String::new(),
-        map: vec![Mapping { from: String::new(), to: Some("lib".into()), skip: false }],
+        map: vec![Mapping {
+            from: String::new(),
+            to: Some("lib".into()),
+            skip: false,
+        }],
     }
 }
 
@@ -41,8 +45,15 @@ fn fixture() -> Fixture {
     let venv = tmp.path().join("venv");
     std::fs::create_dir_all(venv.join("lib")).unwrap();
     write(&venv.join("pyvenv.cfg"), "version = 3.11.7\n");
-    let manifest = Manifest { version: 1, layers: vec![layer(&a), layer(&b)] };
-    Fixture { _tmp: tmp, venv, manifest }
+    let manifest = Manifest {
+        version: 1,
+        layers: vec![layer(&a), layer(&b)],
+    };
+    Fixture {
+        _tmp: tmp,
+        venv,
+        manifest,
+    }
 }
 
 fn open(f: &Fixture) -> Overlay {
@@ -73,10 +84,17 @@ fn names(fs: &Overlay, path: &str) -> Vec<String> {
     let fh = fs.opendir(ino).unwrap();
     let entries = fs.readdir(ino, fh, 2).unwrap();
     fs.releasedir(ino, fh);
-    entries.into_iter().map(|e| e.name.into_string().unwrap()).collect()
+    entries
+        .into_iter()
+        .map(|e| e.name.into_string().unwrap())
+        .collect()
 }
 
-const C: Caller = Caller { uid: 0, gid: 0, pid: 0 };
+const C: Caller = Caller {
+    uid: 0,
+    gid: 0,
+    pid: 0,
+};
 
 #[test]
 fn union_and_precedence() {
@@ -85,7 +103,11 @@ fn union_and_precedence() {
     assert_eq!(names(&fs, "lib/ns"), ["one.py", "two.py"]);
     assert_eq!(read(&fs, "lib/pkg/mod.py"), "A");
     assert_eq!(read(&fs, "lib/pkg/only_b.py"), "only b");
-    assert_eq!(names(&fs, ""), ["lib", "pyvenv.cfg"], "the .venvfs state dir is hidden");
+    assert_eq!(
+        names(&fs, ""),
+        ["lib", "pyvenv.cfg"],
+        "the .venvfs state dir is hidden"
+    );
 }
 
 #[test]
@@ -99,7 +121,10 @@ fn write_copies_up_and_survives_reopen() {
         fs.release(ino, h.fh);
         assert_eq!(read(&fs, "lib/pkg/mod.py"), "edited");
     }
-    assert_eq!(std::fs::read_to_string(f.venv.join("lib/pkg/mod.py")).unwrap(), "edited");
+    assert_eq!(
+        std::fs::read_to_string(f.venv.join("lib/pkg/mod.py")).unwrap(),
+        "edited"
+    );
     let fs = open(&f);
     assert_eq!(read(&fs, "lib/pkg/mod.py"), "edited");
     assert_eq!(read(&fs, "lib/pkg/sub/deep.py"), "deep");
@@ -116,7 +141,11 @@ fn whiteouts_and_opaque_dirs_survive_reopen() {
         fs.unlink(sub, OsStr::new("deep.py")).unwrap();
         fs.rmdir(pkg, OsStr::new("sub")).unwrap();
         fs.mkdir(&C, pkg, OsStr::new("sub"), 0o755).unwrap();
-        assert_eq!(names(&fs, "lib/pkg/sub"), Vec::<String>::new(), "a remade dir is opaque");
+        assert_eq!(
+            names(&fs, "lib/pkg/sub"),
+            Vec::<String>::new(),
+            "a remade dir is opaque"
+        );
     }
     let fs = open(&f);
     assert_eq!(names(&fs, "lib/pkg"), ["mod.py", "sub"]);
@@ -129,12 +158,33 @@ fn rename_lower_directory_keeps_content_across_reopen() {
     {
         let fs = open(&f);
         let lib = resolve(&fs, "lib").unwrap();
-        fs.rename(lib, OsStr::new("pkg"), lib, OsStr::new("~kg"), RenameFlags::default()).unwrap();
+        fs.rename(
+            lib,
+            OsStr::new("pkg"),
+            lib,
+            OsStr::new("~kg"),
+            RenameFlags::default(),
+        )
+        .unwrap();
         assert!(resolve(&fs, "lib/pkg").is_none());
         assert_eq!(names(&fs, "lib/~kg"), ["mod.py", "only_b.py", "sub"]);
         // and back again, as pip does when it rolls an uninstall back
-        fs.rename(lib, OsStr::new("~kg"), lib, OsStr::new("pkg"), RenameFlags::default()).unwrap();
-        fs.rename(lib, OsStr::new("pkg"), lib, OsStr::new("moved"), RenameFlags::default()).unwrap();
+        fs.rename(
+            lib,
+            OsStr::new("~kg"),
+            lib,
+            OsStr::new("pkg"),
+            RenameFlags::default(),
+        )
+        .unwrap();
+        fs.rename(
+            lib,
+            OsStr::new("pkg"),
+            lib,
+            OsStr::new("moved"),
+            RenameFlags::default(),
+        )
+        .unwrap();
     }
     let fs = open(&f);
     assert!(resolve(&fs, "lib/pkg").is_none());
@@ -149,14 +199,25 @@ fn reserved_names_are_refused() {
     let f = fixture();
     let fs = open(&f);
     let lib = resolve(&fs, "lib").unwrap();
-    assert!(matches!(fs.mkdir(&C, lib, OsStr::new(".wh.x"), 0o755), Err(Error::Invalid(_))));
-    assert!(matches!(fs.mkdir(&C, ROOT, OsStr::new(".venvfs"), 0o755), Err(Error::NotPermitted(_))));
+    assert!(matches!(
+        fs.mkdir(&C, lib, OsStr::new(".wh.x"), 0o755),
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        fs.mkdir(&C, ROOT, OsStr::new(".venvfs"), 0o755),
+        Err(Error::NotPermitted(_))
+    ));
 }
 
 #[test]
 fn missing_layer_is_named() {
     let mut f = fixture();
-    f.manifest.layers.push(layer(Path::new("/nonexistent/cache/entry")));
-    let err = Overlay::new(&f.venv, &f.manifest, OverlayConfig::default()).err().unwrap().to_string();
+    f.manifest
+        .layers
+        .push(layer(Path::new("/nonexistent/cache/entry")));
+    let err = Overlay::new(&f.venv, &f.manifest, OverlayConfig::default())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("/nonexistent/cache/entry"), "{err}");
 }

@@ -11,9 +11,15 @@ pub enum InstallError {
     #[error("{path}: no `.dist-info` directory at its top level, so it is not a wheel or unpacked wheel")]
     NoDistInfo { path: std::path::PathBuf },
     #[error("{path}: found several `.dist-info` directories ({found}); a wheel has exactly one")]
-    ManyDistInfo { path: std::path::PathBuf, found: String },
+    ManyDistInfo {
+        path: std::path::PathBuf,
+        found: String,
+    },
     #[error("{path}: cannot read it: {source}")]
-    Read { path: std::path::PathBuf, source: std::io::Error },
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Wheel(#[from] crate::layer::wheel::WheelError),
 }
@@ -22,23 +28,37 @@ pub enum InstallError {
 pub fn dist_info_prefix(source: &Path) -> Result<String, InstallError> {
     let tops: Vec<String> = if source.is_dir() {
         std::fs::read_dir(source)
-            .map_err(|e| InstallError::Read { path: source.to_owned(), source: e })?
+            .map_err(|e| InstallError::Read {
+                path: source.to_owned(),
+                source: e,
+            })?
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .collect()
     } else {
         let archive = WheelArchive::open(source)?;
-        let mut t: Vec<String> =
-            archive.members().iter().filter_map(|m| m.name.split('/').next().map(str::to_owned)).collect();
+        let mut t: Vec<String> = archive
+            .members()
+            .iter()
+            .filter_map(|m| m.name.split('/').next().map(str::to_owned))
+            .collect();
         t.dedup();
         t
     };
-    let mut found: Vec<&str> = tops.iter().filter_map(|t| t.strip_suffix(".dist-info")).collect();
+    let mut found: Vec<&str> = tops
+        .iter()
+        .filter_map(|t| t.strip_suffix(".dist-info"))
+        .collect();
     found.sort_unstable();
     found.dedup();
     match found.as_slice() {
         [one] => Ok((*one).to_owned()),
-        [] => Err(InstallError::NoDistInfo { path: source.to_owned() }),
-        many => Err(InstallError::ManyDistInfo { path: source.to_owned(), found: many.join(", ") }),
+        [] => Err(InstallError::NoDistInfo {
+            path: source.to_owned(),
+        }),
+        many => Err(InstallError::ManyDistInfo {
+            path: source.to_owned(),
+            found: many.join(", "),
+        }),
     }
 }
 
@@ -48,15 +68,31 @@ pub fn wheel_layer(source: &Path, version: &str) -> Result<Layer, InstallError> 
     let (name, ver) = prefix.split_once('-').unwrap_or((&prefix, ""));
     let site = crate::venv::site_packages(version);
     let data = format!("{prefix}.data");
-    let to = |from: String, to: String| Mapping { from, to: Some(to), skip: false };
+    let to = |from: String, to: String| Mapping {
+        from,
+        to: Some(to),
+        skip: false,
+    };
     let map = vec![
         to(String::new(), site.clone()),
-        Mapping { from: data.clone(), to: None, skip: true },
+        Mapping {
+            from: data.clone(),
+            to: None,
+            skip: true,
+        },
         to(format!("{data}/purelib"), site.clone()),
         to(format!("{data}/platlib"), site),
         to(format!("{data}/scripts"), "bin".into()),
-        to(format!("{data}/headers"), format!("include/site/python{version}/{name}")),
+        to(
+            format!("{data}/headers"),
+            format!("include/site/python{version}/{name}"),
+        ),
         to(format!("{data}/data"), String::new()),
     ];
-    Ok(Layer { source: source.to_owned(), name: name.to_owned(), version: ver.to_owned(), map })
+    Ok(Layer {
+        source: source.to_owned(),
+        name: name.to_owned(),
+        version: ver.to_owned(),
+        map,
+    })
 }

@@ -14,9 +14,16 @@ pub fn scan(root: &Path, label: &str) -> Result<Vec<LayerEntry>, LayerError> {
     let mut out = Vec::new();
     let mut stack = vec![String::new()];
     while let Some(rel) = stack.pop() {
-        let dir = if rel.is_empty() { root.to_owned() } else { root.join(&rel) };
-        let unreadable =
-            |source| LayerError::Unreadable { label: label.to_owned(), path: dir.clone(), source };
+        let dir = if rel.is_empty() {
+            root.to_owned()
+        } else {
+            root.join(&rel)
+        };
+        let unreadable = |source| LayerError::Unreadable {
+            label: label.to_owned(),
+            path: dir.clone(),
+            source,
+        };
         for item in std::fs::read_dir(&dir).map_err(unreadable)? {
             let item = item.map_err(unreadable)?;
             let name = item.file_name();
@@ -27,7 +34,11 @@ pub fn scan(root: &Path, label: &str) -> Result<Vec<LayerEntry>, LayerError> {
                     why: "file name is not valid UTF-8, which wheels cannot contain".into(),
                 });
             };
-            let child_rel = if rel.is_empty() { name.to_owned() } else { format!("{rel}/{name}") };
+            let child_rel = if rel.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{rel}/{name}")
+            };
             let meta = item.metadata().map_err(|source| LayerError::Unreadable {
                 label: label.to_owned(),
                 path: item.path(),
@@ -35,11 +46,12 @@ pub fn scan(root: &Path, label: &str) -> Result<Vec<LayerEntry>, LayerError> {
             })?;
             let kind = FileKind::from_mode(meta.mode());
             let target = if kind == FileKind::Symlink {
-                let t = std::fs::read_link(item.path()).map_err(|source| LayerError::Unreadable {
-                    label: label.to_owned(),
-                    path: item.path(),
-                    source,
-                })?;
+                let t =
+                    std::fs::read_link(item.path()).map_err(|source| LayerError::Unreadable {
+                        label: label.to_owned(),
+                        path: item.path(),
+                        source,
+                    })?;
                 if escapes(&child_rel, &t) {
                     return Err(LayerError::Unsafe {
                         label: label.to_owned(),

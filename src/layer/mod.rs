@@ -36,11 +36,24 @@ pub struct LayerEntry {
 #[derive(Debug, thiserror::Error)]
 pub enum LayerError {
     #[error("layer {label}: {path} is missing: {source}\n  the cache entry was removed or moved; re-create it (for uv: `uv pip install --no-deps {label}` into any venv), or drop the layer from {manifest}")]
-    Missing { label: String, path: PathBuf, manifest: String, source: std::io::Error },
+    Missing {
+        label: String,
+        path: PathBuf,
+        manifest: String,
+        source: std::io::Error,
+    },
     #[error("layer {label}: cannot read {path}: {source}")]
-    Unreadable { label: String, path: PathBuf, source: std::io::Error },
+    Unreadable {
+        label: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("layer {label}: {path}: {why}\n  the layer is refused; remove it from the venv or rebuild the cache entry")]
-    Unsafe { label: String, path: PathBuf, why: String },
+    Unsafe {
+        label: String,
+        path: PathBuf,
+        why: String,
+    },
     #[error("layer {label}: {source}")]
     Wheel { label: String, source: WheelError },
 }
@@ -64,12 +77,20 @@ impl Source {
         })?;
         if meta.is_dir() {
             let entries = dir::scan(&layer.source, &label)?;
-            Ok((Source::Dir { root: layer.source.clone() }, entries))
+            Ok((
+                Source::Dir {
+                    root: layer.source.clone(),
+                },
+                entries,
+            ))
         } else {
-            let archive = WheelArchive::open(&layer.source)
-                .map_err(|source| LayerError::Wheel { label: label.clone(), source })?;
-            let entries = wheel_entries(&archive)
-                .map_err(|source| LayerError::Wheel { label, source })?;
+            let archive =
+                WheelArchive::open(&layer.source).map_err(|source| LayerError::Wheel {
+                    label: label.clone(),
+                    source,
+                })?;
+            let entries =
+                wheel_entries(&archive).map_err(|source| LayerError::Wheel { label, source })?;
             Ok((Source::Wheel(Arc::new(archive)), entries))
         }
     }
@@ -152,16 +173,23 @@ pub fn open_content(
         }
         Source::Wheel(archive) => {
             let index = member.ok_or(venvfs_api::Error::Invalid("wheel entry without member"))?;
-            members.open(archive, index as usize).map(Content::Member).map_err(|e| {
-                venvfs_api::Error::Corrupt { what: archive.path().display().to_string(), why: e.to_string() }
-            })
+            members
+                .open(archive, index as usize)
+                .map(Content::Member)
+                .map_err(|e| venvfs_api::Error::Corrupt {
+                    what: archive.path().display().to_string(),
+                    why: e.to_string(),
+                })
         }
     }
 }
 
 fn open_nofollow(path: &Path) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path)
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
 }
 
 /// Reads up to `len` bytes at `offset`; shorter at end of file.

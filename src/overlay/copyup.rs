@@ -57,12 +57,18 @@ impl Overlay {
         let result = (|| -> Result<()> {
             match l.kind {
                 FileKind::Symlink => {
-                    let target = l.target.as_deref().ok_or(Error::Invalid("symlink without target"))?;
+                    let target = l
+                        .target
+                        .as_deref()
+                        .ok_or(Error::Invalid("symlink without target"))?;
                     self.upper.symlink(target, &tmp)?;
                 }
                 _ => {
-                    let mut out =
-                        self.upper.open_file(&tmp, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL, 0o600)?;
+                    let mut out = self.upper.open_file(
+                        &tmp,
+                        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL,
+                        0o600,
+                    )?;
                     if with_data {
                         let source = &self.lower.layers[l.layer as usize];
                         let content = open_content(source, &self.members, &l.src, l.member)?;
@@ -71,7 +77,8 @@ impl Overlay {
                     rustix::fs::fchmod(&out, rustix::fs::Mode::from_raw_mode(l.perm as u32))
                         .map_err(std::io::Error::from)?;
                     if with_data {
-                        rustix::fs::futimens(&out, &timestamps(l.mtime)).map_err(std::io::Error::from)?;
+                        rustix::fs::futimens(&out, &timestamps(l.mtime))
+                            .map_err(std::io::Error::from)?;
                     }
                     out.sync_data()?;
                 }
@@ -113,15 +120,24 @@ fn copy_content(content: &Content, out: &mut std::fs::File, size: u64) -> Result
 
 pub(super) fn timestamps(t: std::time::SystemTime) -> Timestamps {
     let ts = to_timespec(t);
-    Timestamps { last_access: ts, last_modification: ts }
+    Timestamps {
+        last_access: ts,
+        last_modification: ts,
+    }
 }
 
 pub(super) fn to_timespec(t: std::time::SystemTime) -> rustix::fs::Timespec {
     match t.duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => rustix::fs::Timespec { tv_sec: d.as_secs() as i64, tv_nsec: d.subsec_nanos() as _ },
+        Ok(d) => rustix::fs::Timespec {
+            tv_sec: d.as_secs() as i64,
+            tv_nsec: d.subsec_nanos() as _,
+        },
         Err(e) => {
             let d = e.duration();
-            rustix::fs::Timespec { tv_sec: -(d.as_secs() as i64), tv_nsec: 0 }
+            rustix::fs::Timespec {
+                tv_sec: -(d.as_secs() as i64),
+                tv_nsec: 0,
+            }
         }
     }
 }

@@ -33,7 +33,11 @@ impl Handles {
     }
 
     pub fn get(&self, fh: Fh) -> Result<Arc<Handle>> {
-        self.map.read().get(&fh).cloned().ok_or(Error::BadHandle(fh))
+        self.map
+            .read()
+            .get(&fh)
+            .cloned()
+            .ok_or(Error::BadHandle(fh))
     }
 
     pub fn remove(&self, fh: Fh) {
@@ -53,6 +57,8 @@ impl Handles {
 
     /// The upper file behind a handle, if it is one.
     pub fn upper_file(&self, fh: Fh) -> Option<Arc<Handle>> {
-        self.get(fh).ok().filter(|h| matches!(**h, Handle::Upper { .. }))
+        self.get(fh)
+            .ok()
+            .filter(|h| matches!(**h, Handle::Upper { .. }))
     }
 }

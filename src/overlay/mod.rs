@@ -70,7 +70,10 @@ pub enum OpenError {
     #[error(transparent)]
     Layer(#[from] LayerError),
     #[error("cannot open the venv directory {path} as the upper layer: {source}")]
-    Upper { path: PathBuf, source: std::io::Error },
+    Upper {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl Overlay {
@@ -79,12 +82,19 @@ impl Overlay {
     pub fn new(venv: &Path, manifest: &Manifest, cfg: OverlayConfig) -> Result<Overlay, OpenError> {
         let manifest_path = crate::manifest::manifest_path(venv);
         let lower = LowerTree::build(manifest, &manifest_path)?;
-        let upper = Upper::open(venv).map_err(|source| OpenError::Upper { path: venv.to_owned(), source })?;
+        let upper = Upper::open(venv).map_err(|source| OpenError::Upper {
+            path: venv.to_owned(),
+            source,
+        })?;
         Ok(Overlay {
             tree: RwLock::new(Tree::new()),
             lower,
             upper,
-            members: MemberCache::new(cfg.memory_budget, cfg.spill_threshold, cfg.spill_dir.clone()),
+            members: MemberCache::new(
+                cfg.memory_budget,
+                cfg.spill_threshold,
+                cfg.spill_dir.clone(),
+            ),
             handles: Handles::default(),
             uid: rustix::process::geteuid().as_raw(),
             gid: rustix::process::getegid().as_raw(),
@@ -137,7 +147,11 @@ impl Overlay {
 
     fn entry(&self, tree: &Tree, ino: Ino) -> Result<Entry> {
         let attr = self.attr(tree, ino)?;
-        let ttl = if tree.get(ino)?.upper { self.cfg.upper_ttl } else { self.cfg.lower_ttl };
+        let ttl = if tree.get(ino)?.upper {
+            self.cfg.upper_ttl
+        } else {
+            self.cfg.lower_ttl
+        };
         Ok(Entry { attr, ttl })
     }
 
@@ -186,10 +200,14 @@ fn check_name(parent: Ino, name: &OsStr) -> Result<()> {
         return Err(Error::NameTooLong);
     }
     if bytes.starts_with(WHITEOUT_PREFIX) {
-        return Err(Error::Invalid("names starting with .wh. are reserved for venvfs whiteouts"));
+        return Err(Error::Invalid(
+            "names starting with .wh. are reserved for venvfs whiteouts",
+        ));
     }
     if parent == ROOT && bytes == STATE_DIR.as_bytes() {
-        return Err(Error::NotPermitted("the venv's .venvfs directory is reserved for venvfs"));
+        return Err(Error::NotPermitted(
+            "the venv's .venvfs directory is reserved for venvfs",
+        ));
     }
     Ok(())
 }

@@ -28,7 +28,13 @@ enum Make<'a> {
 
 impl Overlay {
     /// Creates `parent/name` in the upper layer, hiding any lower entry of that name.
-    fn make_entry(&self, caller: &Caller, parent: Ino, name: &OsStr, make: Make<'_>) -> Result<Entry> {
+    fn make_entry(
+        &self,
+        caller: &Caller,
+        parent: Ino,
+        name: &OsStr,
+        make: Make<'_>,
+    ) -> Result<Entry> {
         check_name(parent, name)?;
         let mut tree = self.write_loaded(&[parent])?;
         if tree.child(parent, name)?.is_some() {
@@ -97,7 +103,8 @@ impl Overlay {
     fn whiteout_if_needed(&self, tree: &mut Tree, parent: Ino, name: &OsStr) -> Result<()> {
         if self.covers_lower(tree, parent, name)? {
             self.copy_up_dir(tree, parent)?;
-            self.upper.touch(&path_with(tree, parent, &whiteout_name(name))?)?;
+            self.upper
+                .touch(&path_with(tree, parent, &whiteout_name(name))?)?;
         }
         Ok(())
     }
@@ -178,13 +185,18 @@ impl Overlay {
         }
         self.upper.rename(&src_path, &dst_path, false)?;
         if self.covers_lower(tree, new_parent, new_name)? {
-            self.upper.remove_if_present(&path_with(tree, new_parent, &whiteout_name(new_name))?)?;
+            self.upper.remove_if_present(&path_with(
+                tree,
+                new_parent,
+                &whiteout_name(new_name),
+            )?)?;
         }
         if let Some(d) = dst {
             tree.detach(d)?;
         }
         tree.children_mut(parent)?.remove(name);
-        tree.children_mut(new_parent)?.insert(new_name.to_owned(), src);
+        tree.children_mut(new_parent)?
+            .insert(new_name.to_owned(), src);
         let node = tree.get_mut(src)?;
         node.parent = new_parent;
         node.name = new_name.to_owned();
@@ -192,7 +204,10 @@ impl Overlay {
     }
 
     /// Resolves a node to its upper path for a change, copying it up first.
-    fn upper_path_for_change(&self, ino: Ino) -> Result<(parking_lot::RwLockWriteGuard<'_, super::Tree>, Vec<u8>)> {
+    fn upper_path_for_change(
+        &self,
+        ino: Ino,
+    ) -> Result<(parking_lot::RwLockWriteGuard<'_, super::Tree>, Vec<u8>)> {
         let mut tree = self.tree.write();
         self.copy_up(&mut tree, ino)?;
         let path = tree.path(ino)?;
@@ -224,7 +239,9 @@ impl FileSystem for Overlay {
     fn lookup(&self, parent: Ino, name: &OsStr) -> Result<Lookup> {
         self.with_loaded(parent, |tree| match tree.child(parent, name)? {
             Some(ino) => Ok(Lookup::Found(self.entry(tree, ino)?)),
-            None => Ok(Lookup::Missing { ttl: self.cfg.negative_ttl }),
+            None => Ok(Lookup::Missing {
+                ttl: self.cfg.negative_ttl,
+            }),
         })
     }
 
@@ -247,7 +264,10 @@ impl FileSystem for Overlay {
             match via_handle.as_deref() {
                 Some(Handle::Upper { file, .. }) => file.set_len(size)?,
                 _ if unlinked => return Err(Error::NotFound),
-                _ => self.upper.open_file(&tree.path(ino)?, OFlags::WRONLY, 0)?.set_len(size)?,
+                _ => self
+                    .upper
+                    .open_file(&tree.path(ino)?, OFlags::WRONLY, 0)?
+                    .set_len(size)?,
             }
         }
         if unlinked {
@@ -262,11 +282,20 @@ impl FileSystem for Overlay {
         }
         if set.atime.is_some() || set.mtime.is_some() {
             let ts = |t: Option<SetTime>| match t {
-                None => rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_OMIT },
-                Some(SetTime::Now) => rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_NOW },
+                None => rustix::fs::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: rustix::fs::UTIME_OMIT,
+                },
+                Some(SetTime::Now) => rustix::fs::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: rustix::fs::UTIME_NOW,
+                },
                 Some(SetTime::At(t)) => to_timespec(t),
             };
-            let times = Timestamps { last_access: ts(set.atime), last_modification: ts(set.mtime) };
+            let times = Timestamps {
+                last_access: ts(set.atime),
+                last_modification: ts(set.mtime),
+            };
             self.upper.utimes(&path, &times)?;
         }
         self.entry(&tree, ino)
@@ -282,11 +311,23 @@ impl FileSystem for Overlay {
             return Ok(self.upper.readlink(&tree.path(ino)?)?);
         }
         let lid = node.lower.ok_or(Error::NotFound)?;
-        let target = self.lower.node(lid).target.as_deref().ok_or(Error::Invalid("no target"))?;
+        let target = self
+            .lower
+            .node(lid)
+            .target
+            .as_deref()
+            .ok_or(Error::Invalid("no target"))?;
         Ok(target.to_owned())
     }
 
-    fn mknod(&self, caller: &Caller, parent: Ino, name: &OsStr, mode: u32, rdev: u32) -> Result<Entry> {
+    fn mknod(
+        &self,
+        caller: &Caller,
+        parent: Ino,
+        name: &OsStr,
+        mode: u32,
+        rdev: u32,
+    ) -> Result<Entry> {
         self.make_entry(caller, parent, name, Make::Node(mode, rdev))
     }
 
@@ -335,7 +376,14 @@ impl FileSystem for Overlay {
         tree.detach(ino)
     }
 
-    fn rename(&self, parent: Ino, name: &OsStr, new_parent: Ino, new_name: &OsStr, flags: RenameFlags) -> Result<()> {
+    fn rename(
+        &self,
+        parent: Ino,
+        name: &OsStr,
+        new_parent: Ino,
+        new_name: &OsStr,
+        flags: RenameFlags,
+    ) -> Result<()> {
         check_name(new_parent, new_name)?;
         let mut tree = self.write_loaded(&[parent, new_parent])?;
         self.rename_locked(&mut tree, parent, name, new_parent, new_name, flags)
@@ -357,7 +405,15 @@ impl FileSystem for Overlay {
         let to = path_with(&tree, new_parent, new_name)?;
         self.upper.link(&from, &to)?;
         let covers = self.covers_lower(&tree, new_parent, new_name)?;
-        self.finish_create(&mut tree, &Caller::default(), new_parent, new_name, kind, covers, &to)
+        self.finish_create(
+            &mut tree,
+            &Caller::default(),
+            new_parent,
+            new_name,
+            kind,
+            covers,
+            &to,
+        )
     }
 
     fn open(&self, ino: Ino, flags: i32) -> Result<Opened> {
@@ -366,9 +422,15 @@ impl FileSystem for Overlay {
             let mut tree = self.tree.write();
             let keep_data = flags & libc::O_TRUNC == 0;
             self.copy_up_file(&mut tree, ino, keep_data)?;
-            let file = self.upper.open_file(&tree.path(ino)?, Self::upper_open_flags(flags), 0)?;
+            let file = self
+                .upper
+                .open_file(&tree.path(ino)?, Self::upper_open_flags(flags), 0)?;
             let fh = self.handles.insert(Handle::Upper { ino, file });
-            return Ok(Opened { fh, keep_cache: false, backing: None });
+            return Ok(Opened {
+                fh,
+                keep_cache: false,
+                backing: None,
+            });
         }
         let lower = {
             let tree = self.tree.read();
@@ -376,7 +438,11 @@ impl FileSystem for Overlay {
             if node.upper {
                 let file = self.upper.open_file(&tree.path(ino)?, OFlags::RDONLY, 0)?;
                 let fh = self.handles.insert(Handle::Upper { ino, file });
-                return Ok(Opened { fh, keep_cache: true, backing: None });
+                return Ok(Opened {
+                    fh,
+                    keep_cache: true,
+                    backing: None,
+                });
             }
             node.lower.ok_or(Error::NotFound)?
         };
@@ -384,14 +450,29 @@ impl FileSystem for Overlay {
         let l = self.lower.node(lower);
         let source = &self.lower.layers[l.layer as usize];
         let content = open_content(source, &self.members, &l.src, l.member).inspect_err(|e| {
-            tracing::error!("layer {}: cannot serve {}: {e}", self.lower.labels[l.layer as usize], l.src);
+            tracing::error!(
+                "layer {}: cannot serve {}: {e}",
+                self.lower.labels[l.layer as usize],
+                l.src
+            );
         })?;
         let backing = content.backing_file();
         let fh = self.handles.insert(Handle::Lower(content));
-        Ok(Opened { fh, keep_cache: true, backing })
+        Ok(Opened {
+            fh,
+            keep_cache: true,
+            backing,
+        })
     }
 
-    fn create(&self, caller: &Caller, parent: Ino, name: &OsStr, mode: u32, flags: i32) -> Result<(Entry, Opened)> {
+    fn create(
+        &self,
+        caller: &Caller,
+        parent: Ino,
+        name: &OsStr,
+        mode: u32,
+        flags: i32,
+    ) -> Result<(Entry, Opened)> {
         check_name(parent, name)?;
         let mut tree = self.write_loaded(&[parent])?;
         if tree.child(parent, name)?.is_some() {
@@ -402,9 +483,27 @@ impl FileSystem for Overlay {
         let covers = self.covers_lower(&tree, parent, name)?;
         let oflags = Self::upper_open_flags(flags) | OFlags::CREATE | OFlags::EXCL;
         let file = self.upper.open_file(&path, oflags, mode & 0o7777)?;
-        let entry = self.finish_create(&mut tree, caller, parent, name, FileKind::File, covers, &path)?;
-        let fh = self.handles.insert(Handle::Upper { ino: entry.attr.ino, file });
-        Ok((entry, Opened { fh, keep_cache: false, backing: None }))
+        let entry = self.finish_create(
+            &mut tree,
+            caller,
+            parent,
+            name,
+            FileKind::File,
+            covers,
+            &path,
+        )?;
+        let fh = self.handles.insert(Handle::Upper {
+            ino: entry.attr.ino,
+            file,
+        });
+        Ok((
+            entry,
+            Opened {
+                fh,
+                keep_cache: false,
+                backing: None,
+            },
+        ))
     }
 
     fn read(&self, _ino: Ino, fh: Fh, offset: u64, size: u32) -> Result<Vec<u8>> {
@@ -456,13 +555,25 @@ impl FileSystem for Overlay {
             let node = tree.get(ino)?;
             let children = node.children.as_ref().ok_or(Error::NotDir)?;
             let mut entries = Vec::with_capacity(children.len() + 2);
-            entries.push(DirEntry { ino, name: ".".into(), kind: FileKind::Dir });
-            entries.push(DirEntry { ino: node.parent, name: "..".into(), kind: FileKind::Dir });
+            entries.push(DirEntry {
+                ino,
+                name: ".".into(),
+                kind: FileKind::Dir,
+            });
+            entries.push(DirEntry {
+                ino: node.parent,
+                name: "..".into(),
+                kind: FileKind::Dir,
+            });
             let mut sorted: Vec<_> = children.iter().collect();
             sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
             for (name, &child) in sorted {
                 let kind = tree.get(child)?.kind;
-                entries.push(DirEntry { ino: child, name: name.clone(), kind });
+                entries.push(DirEntry {
+                    ino: child,
+                    name: name.clone(),
+                    kind,
+                });
             }
             Ok(entries)
         })?;
@@ -471,7 +582,10 @@ impl FileSystem for Overlay {
 
     fn readdir(&self, _ino: Ino, fh: Fh, offset: u64) -> Result<Vec<DirEntry>> {
         match &*self.handles.get(fh)? {
-            Handle::Dir(entries) => Ok(entries.get(offset as usize..).map(<[_]>::to_vec).unwrap_or_default()),
+            Handle::Dir(entries) => Ok(entries
+                .get(offset as usize..)
+                .map(<[_]>::to_vec)
+                .unwrap_or_default()),
             _ => Err(Error::BadHandle(fh)),
         }
     }
@@ -501,7 +615,8 @@ impl FileSystem for Overlay {
             XattrSet::Create => rustix::fs::XattrFlags::CREATE,
             XattrSet::Replace => rustix::fs::XattrFlags::REPLACE,
         };
-        rustix::fs::lsetxattr(self.upper.proc_path(&path), name, value, flags).map_err(io::Error::from)?;
+        rustix::fs::lsetxattr(self.upper.proc_path(&path), name, value, flags)
+            .map_err(io::Error::from)?;
         Ok(())
     }
 

@@ -99,7 +99,10 @@ impl Tree {
     }
 
     pub fn children_mut(&mut self, parent: Ino) -> Result<&mut HashMap<OsString, Ino>> {
-        self.get_mut(parent)?.children.as_mut().ok_or(Error::Invalid("directory not loaded"))
+        self.get_mut(parent)?
+            .children
+            .as_mut()
+            .ok_or(Error::Invalid("directory not loaded"))
     }
 
     /// Computes a directory's merged children from the upper and lower layers.

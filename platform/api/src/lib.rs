@@ -222,13 +222,18 @@ pub trait FileSystem: Send + Sync + 'static {
     fn getattr(&self, ino: Ino) -> Result<Entry>;
     fn setattr(&self, caller: &Caller, ino: Ino, set: SetAttr) -> Result<Entry>;
     fn readlink(&self, ino: Ino) -> Result<OsString>;
-    fn mknod(&self, caller: &Caller, parent: Ino, name: &OsStr, mode: u32, rdev: u32)
-        -> Result<Entry>;
+    fn mknod(
+        &self,
+        caller: &Caller,
+        parent: Ino,
+        name: &OsStr,
+        mode: u32,
+        rdev: u32,
+    ) -> Result<Entry>;
     fn mkdir(&self, caller: &Caller, parent: Ino, name: &OsStr, mode: u32) -> Result<Entry>;
     fn unlink(&self, parent: Ino, name: &OsStr) -> Result<()>;
     fn rmdir(&self, parent: Ino, name: &OsStr) -> Result<()>;
-    fn symlink(&self, caller: &Caller, parent: Ino, name: &OsStr, target: &Path)
-        -> Result<Entry>;
+    fn symlink(&self, caller: &Caller, parent: Ino, name: &OsStr, target: &Path) -> Result<Entry>;
     fn rename(
         &self,
         parent: Ino,

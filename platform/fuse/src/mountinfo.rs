@@ -1,0 +1,108 @@
+//! Listing venvfs mounts from `/proc/self/mountinfo`.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::path::PathBuf;
+
+use crate::mount::SUBTYPE;
+
+/// A venvfs mount found in the mount table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountInfo {
+    /// Where it is mounted.
+    pub mountpoint: PathBuf,
+    /// Its source (`MountConfig::fsname`).
+    pub fsname: String,
+}
+
+/// The mounts of type `fuse.venvfs` visible to this process, in mount order. Empty when
+/// the mount table cannot be read.
+pub fn mounts() -> Vec<MountInfo> {
+    std::fs::read("/proc/self/mountinfo")
+        .map(|table| parse(&table))
+        .unwrap_or_default()
+}
+
+/// Parse mountinfo lines: `id parent major:minor root mountpoint options [optional...] -
+/// fstype source superoptions`.
+fn parse(table: &[u8]) -> Vec<MountInfo> {
+    let fstype = format!("fuse.{SUBTYPE}");
+    table
+        .split(|&b| b == b'\n')
+        .filter_map(|line| {
+            let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+            let sep = fields.iter().position(|f| *f == b"-")?;
+            let mountpoint = fields.get(4).filter(|_| sep > 4)?;
+            let (ty, source) = (fields.get(sep + 1)?, fields.get(sep + 2)?);
+            (*ty == fstype.as_bytes()).then(|| MountInfo {
+                mountpoint: PathBuf::from(OsString::from_vec(unescape(mountpoint))),
+                fsname: String::from_utf8_lossy(&unescape(source)).into_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Undo the kernel's octal escapes (`\040` for space, `\011`, `\012`, `\134`).
+fn unescape(field: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(field.len());
+    let mut i = 0;
+    while i < field.len() {
+        if let Some(b) = octal(&field[i..]) {
+            out.push(b);
+            i += 4;
+        } else {
+            out.push(field[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn octal(s: &[u8]) -> Option<u8> {
+    match s {
+        [b'\\', d @ ..] if d.len() >= 3 && d[..3].iter().all(|c| (b'0'..=b'7').contains(c)) => {
+            let v = d[..3].iter().fold(0u32, |v, c| v * 8 + u32::from(c - b'0'));
+            u8::try_from(v).ok()
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TABLE: &str = "\
+22 1 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw
+97 22 0:50 / /tmp/my\\040venv rw,nosuid,nodev,relatime shared:55 - fuse.venvfs venvfs:/x\\040y rw,user_id=0,group_id=0,default_permissions,allow_other
+98 22 0:51 / /tmp/other rw,relatime - fuse.sshfs host:/ rw,user_id=0,group_id=0
+99 22 0:52 / /tmp/back\\134slash\\012nl rw,relatime - fuse.venvfs src rw
+garbage line
+";
+
+    #[test]
+    fn finds_venvfs_mounts() {
+        let got = parse(TABLE.as_bytes());
+        assert_eq!(
+            got,
+            vec![
+                MountInfo {
+                    mountpoint: PathBuf::from("/tmp/my venv"),
+                    fsname: "venvfs:/x y".into(),
+                },
+                MountInfo {
+                    mountpoint: PathBuf::from("/tmp/back\\slash\nnl"),
+                    fsname: "src".into(),
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn unescape_leaves_other_backslashes() {
+        assert_eq!(unescape(b"a\\x"), b"a\\x");
+        assert_eq!(unescape(b"a\\04"), b"a\\04");
+        assert_eq!(unescape(b"\\777"), b"\\777");
+        assert_eq!(unescape(b"\\040\\011"), b" \t");
+    }
+}

@@ -1,0 +1,2988 @@
+//! Wheel (`.whl`) archive reader and decompressed-member cache.
+//!
+//! A wheel is a zip archive. [`WheelArchive::open`] reads only the end-of-central-directory
+//! records and the central directory (two or three positional reads, no local headers, no
+//! member data), validates every member name and the archive layout, and refuses the whole
+//! wheel if anything is unsafe. [`MemberCache::open`] then readies one member for reading:
+//! stored members are served in place from the `.whl`, deflated ones are decompressed once
+//! (size and CRC-32 checked) and kept in a byte-budgeted LRU in memory or, when large, in an
+//! unlinked spill file.
+//!
+//! The central directory is parsed here by hand rather than with the `zip` crate because
+//! `zip::ZipArchive::by_index_raw` (zip 9.4) reads the member's local header eagerly
+//! (`find_content` → `data_start`), and because a small parser gives full control over the
+//! checks an untrusted archive needs. Quotations are from PKWARE's APPNOTE.TXT 6.3.x.
+//!
+//! Nothing here logs above `debug`.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use flate2::read::DeflateDecoder;
+use lru::LruCache;
+use parking_lot::Mutex;
+use tracing::{debug, trace};
+
+// ---------------------------------------------------------------------------------------------
+// Zip format constants
+// ---------------------------------------------------------------------------------------------
+
+const EOCD_SIG: u32 = 0x0605_4b50;
+const EOCD_LEN: usize = 22;
+const MAX_COMMENT_LEN: usize = 0xFFFF;
+const ZIP64_LOCATOR_SIG: u32 = 0x0706_4b50;
+const ZIP64_LOCATOR_LEN: usize = 20;
+const ZIP64_EOCD_SIG: u32 = 0x0606_4b50;
+const ZIP64_EOCD_LEN: usize = 56;
+const CENTRAL_HEADER_SIG: u32 = 0x0201_4b50;
+const CENTRAL_HEADER_LEN: usize = 46;
+const LOCAL_HEADER_SIG: u32 = 0x0403_4b50;
+const LOCAL_HEADER_LEN: u64 = 30;
+
+const EXTRA_ZIP64: u16 = 0x0001;
+const EXTRA_EXTENDED_TIMESTAMP: u16 = 0x5455;
+
+const METHOD_STORED: u16 = 0;
+const METHOD_DEFLATED: u16 = 8;
+const METHOD_AES: u16 = 99;
+
+const FLAG_ENCRYPTED: u16 = 1 << 0;
+const FLAG_STRONG_ENCRYPTION: u16 = 1 << 6;
+const FLAG_UTF8: u16 = 1 << 11;
+const FLAG_MASKED_CENTRAL_DIRECTORY: u16 = 1 << 13;
+
+const HOST_UNIX: u8 = 3;
+const HOST_OSX: u8 = 19;
+
+const S_IFMT: u32 = 0o170_000;
+const S_IFREG: u32 = 0o100_000;
+const S_IFDIR: u32 = 0o040_000;
+const S_IFLNK: u32 = 0o120_000;
+
+/// Deflate cannot expand better than 1032:1 (a 258-byte match coded in two 1-bit codes), so a
+/// larger declared ratio is a lie.
+const MAX_DEFLATE_RATIO: u64 = 1032;
+/// Longest symlink target accepted (Linux PATH_MAX minus the NUL).
+const MAX_SYMLINK_TARGET: u64 = 4095;
+/// First read of the file tail when looking for the end-of-central-directory record.
+const SMALL_TAIL: u64 = 4096;
+const COPY_BUFFER: usize = 64 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/// Everything that can go wrong reading a wheel. Every variant names the wheel file and, where
+/// one is involved, the member, and its message says what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum WheelError {
+    /// Reading the wheel file failed (or it changed while in use).
+    #[error(
+        "cannot read wheel {}{}: {source}; check that the file exists, is readable and was not modified while in use",
+        .wheel.display(),
+        member_suffix(.member)
+    )]
+    Io {
+        wheel: PathBuf,
+        member: Option<String>,
+        #[source]
+        source: io::Error,
+    },
+    /// The archive structure (end records, central directory) is broken or not a zip at all.
+    #[error(
+        "wheel {} is not a readable zip archive: {why}; re-download or rebuild the wheel",
+        .wheel.display()
+    )]
+    Malformed { wheel: PathBuf, why: String },
+    /// A member would escape the wheel or clash with another: the whole wheel is refused.
+    #[error(
+        "wheel {} was refused: member {member:?} {why}; a wheel may only contain unique relative paths inside itself, so rebuild it or get it from a trusted source",
+        .wheel.display()
+    )]
+    Unsafe {
+        wheel: PathBuf,
+        member: String,
+        why: String,
+    },
+    /// A member uses a zip feature this reader does not implement (encryption, other methods).
+    #[error(
+        "wheel {} cannot be served: member {member:?} {why}; rebuild the wheel with unencrypted stored or deflated members",
+        .wheel.display()
+    )]
+    Unsupported {
+        wheel: PathBuf,
+        member: String,
+        why: String,
+    },
+    /// A member's data or metadata is inconsistent (bad offsets, CRC or size mismatch, ...).
+    #[error(
+        "wheel {} is corrupt: member {member:?} {why}; re-download the wheel and check its hash",
+        .wheel.display()
+    )]
+    Corrupt {
+        wheel: PathBuf,
+        member: String,
+        why: String,
+    },
+    /// The caller asked for a member index that does not exist.
+    #[error(
+        "wheel {}: there is no member #{index} (the wheel has {count}); this is a bug in the caller",
+        .wheel.display()
+    )]
+    NoSuchMember {
+        wheel: PathBuf,
+        index: usize,
+        count: usize,
+    },
+    /// The caller asked for file data of a directory, or a symlink target of a non-symlink.
+    #[error(
+        "wheel {}: member {member:?} is a {found}, not a {wanted}; this is a bug in the caller",
+        .wheel.display()
+    )]
+    WrongKind {
+        wheel: PathBuf,
+        member: String,
+        found: MemberKind,
+        wanted: &'static str,
+    },
+    /// Writing the decompressed member to the spill directory failed.
+    #[error(
+        "cannot spill member {member:?} of wheel {} to {}: {source}; check free space and permissions there, or raise the spill threshold",
+        .wheel.display(),
+        .dir.display()
+    )]
+    Spill {
+        wheel: PathBuf,
+        member: String,
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn member_suffix(member: &Option<String>) -> String {
+    member
+        .as_ref()
+        .map(|m| format!(" (member {m:?})"))
+        .unwrap_or_default()
+}
+
+impl WheelError {
+    fn io(wheel: &Path, member: Option<&str>, source: io::Error) -> Self {
+        Self::Io {
+            wheel: wheel.to_owned(),
+            member: member.map(str::to_owned),
+            source,
+        }
+    }
+
+    fn malformed(wheel: &Path, why: impl Into<String>) -> Self {
+        Self::Malformed {
+            wheel: wheel.to_owned(),
+            why: why.into(),
+        }
+    }
+
+    fn unsafe_member(wheel: &Path, member: &str, why: impl Into<String>) -> Self {
+        Self::Unsafe {
+            wheel: wheel.to_owned(),
+            member: member.to_owned(),
+            why: why.into(),
+        }
+    }
+
+    fn unsupported(wheel: &Path, member: &str, why: impl Into<String>) -> Self {
+        Self::Unsupported {
+            wheel: wheel.to_owned(),
+            member: member.to_owned(),
+            why: why.into(),
+        }
+    }
+
+    fn corrupt(wheel: &Path, member: &str, why: impl Into<String>) -> Self {
+        Self::Corrupt {
+            wheel: wheel.to_owned(),
+            member: member.to_owned(),
+            why: why.into(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Positional reads
+// ---------------------------------------------------------------------------------------------
+
+/// One positional read (pread); may return fewer bytes than asked, 0 at end of file.
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+/// One positional read; may return fewer bytes than asked, 0 at end of file.
+#[cfg(windows)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+}
+
+/// Fill `buf` from `offset`, failing with `UnexpectedEof` if the file ends first.
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+/// Fill `buf` from `offset`, failing with `UnexpectedEof` if the file ends first.
+#[cfg(not(unix))]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    let filled = read_full_at(file, buf, offset)?;
+    if filled < buf.len() {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(())
+}
+
+/// Read until `buf` is full or the file ends; returns the number of bytes read.
+#[cfg(not(unix))]
+fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match read_at(file, &mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// `Read` over the byte range `[pos, end)` of a file, using positional reads only (so many
+/// readers can share one `File`).
+struct RangeReader<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for RangeReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.end - self.pos;
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = read_at(self.file, &mut buf[..want], self.pos)?;
+        if n == 0 {
+            // Deliberately not `UnexpectedEof`: that kind means "truncated deflate stream"
+            // when it comes out of the decoder, and this is a file that shrank under us.
+            return Err(io::Error::other(
+                "the wheel file ended early (was it modified?)",
+            ));
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Little-endian field reader
+// ---------------------------------------------------------------------------------------------
+
+/// Reads little-endian fields ("All values MUST be stored in little-endian byte order",
+/// APPNOTE 4.4.1.1) from a byte slice; every accessor returns `None` when the slice runs out.
+struct Fields<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Fields<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Self { buf }
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.buf.len() < n {
+            return None;
+        }
+        let (head, tail) = self.buf.split_at(n);
+        self.buf = tail;
+        Some(head)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        let b = self.take(8)?;
+        Some(u64::from_le_bytes([
+            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+        ]))
+    }
+}
+
+/// Iterate the `(header id, data)` blocks of an extra field.
+///
+/// APPNOTE 4.5.1: "header1+data1 + header2+data2 . . . Each header MUST consist of:
+/// Header ID - 2 bytes, Data Size - 2 bytes". A trailing partial block is ignored.
+fn extra_blocks(extra: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    let mut fields = Fields::new(extra);
+    std::iter::from_fn(move || {
+        let id = fields.u16()?;
+        let len = fields.u16()?;
+        Some((id, fields.take(usize::from(len))?))
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// End of central directory
+// ---------------------------------------------------------------------------------------------
+
+/// Where the central directory is, from the (zip64) end of central directory record.
+#[derive(Debug, Clone, Copy)]
+struct DirectoryLayout {
+    /// Offset of the first central directory header.
+    offset: u64,
+    /// Size of the central directory in bytes.
+    size: u64,
+    /// Declared number of entries.
+    entries: u64,
+    /// Whether the counts came from a zip64 record (then they must match exactly).
+    zip64: bool,
+}
+
+/// APPNOTE 4.3.16 End of central directory record:
+///
+/// ```text
+/// end of central dir signature    4 bytes  (0x06054b50)
+/// number of this disk             2 bytes
+/// number of the disk with the
+/// start of the central directory  2 bytes
+/// total number of entries in the
+/// central directory on this disk  2 bytes
+/// total number of entries in
+/// the central directory           2 bytes
+/// size of the central directory   4 bytes
+/// offset of start of central
+/// directory with respect to
+/// the starting disk number        4 bytes
+/// .ZIP file comment length        2 bytes
+/// ```
+#[derive(Debug, Clone, Copy)]
+struct Eocd {
+    disk: u16,
+    directory_disk: u16,
+    entries: u16,
+    directory_size: u32,
+    directory_offset: u32,
+}
+
+fn parse_eocd(record: &[u8]) -> Option<Eocd> {
+    let mut f = Fields::new(record);
+    if f.u32()? != EOCD_SIG {
+        return None;
+    }
+    let disk = f.u16()?;
+    let directory_disk = f.u16()?;
+    let _entries_on_disk = f.u16()?;
+    let entries = f.u16()?;
+    let directory_size = f.u32()?;
+    let directory_offset = f.u32()?;
+    Some(Eocd {
+        disk,
+        directory_disk,
+        entries,
+        directory_size,
+        directory_offset,
+    })
+}
+
+/// Find the end of central directory record in `tail` (the last bytes of the file).
+///
+/// APPNOTE 4.3.16 puts it last, followed only by the ".ZIP file comment (variable size)", so
+/// we scan backwards for the signature. A record whose comment ends exactly at end of file is
+/// preferred; with `lenient`, one followed by stray trailing bytes is accepted too.
+fn scan_for_eocd(tail: &[u8], lenient: bool) -> Option<usize> {
+    let last = tail.len().checked_sub(EOCD_LEN)?;
+    let sig = EOCD_SIG.to_le_bytes();
+    let candidates = (0..=last).rev().filter(|&p| tail[p..p + 4] == sig);
+    let record_end =
+        |p: usize| p + EOCD_LEN + usize::from(u16::from_le_bytes([tail[p + 20], tail[p + 21]]));
+    let mut fallback = None;
+    for p in candidates {
+        let end = record_end(p);
+        if end == tail.len() {
+            return Some(p);
+        }
+        if lenient && end < tail.len() && fallback.is_none() {
+            fallback = Some(p);
+        }
+    }
+    fallback
+}
+
+/// Read `len` bytes at `offset` into a new buffer.
+fn read_vec_at(wheel: &Path, file: &File, offset: u64, len: u64) -> Result<Vec<u8>, WheelError> {
+    let len = usize::try_from(len)
+        .map_err(|_| WheelError::malformed(wheel, "a structure is too large for this platform"))?;
+    let mut buf = vec![0; len];
+    read_exact_at(file, &mut buf, offset).map_err(|e| WheelError::io(wheel, None, e))?;
+    Ok(buf)
+}
+
+/// Locate the end of central directory record; returns its offset and contents.
+fn find_eocd(wheel: &Path, file: &File, file_len: u64) -> Result<(u64, Eocd), WheelError> {
+    let windows = [SMALL_TAIL, (EOCD_LEN + MAX_COMMENT_LEN) as u64];
+    for (attempt, window) in windows.into_iter().enumerate() {
+        let len = window.min(file_len);
+        let start = file_len - len;
+        let tail = read_vec_at(wheel, file, start, len)?;
+        let lenient = attempt == windows.len() - 1 || len == file_len;
+        if let Some(pos) = scan_for_eocd(&tail, lenient) {
+            let eocd = parse_eocd(&tail[pos..]).ok_or_else(|| {
+                WheelError::malformed(wheel, "the end of central directory record is truncated")
+            })?;
+            return Ok((start + pos as u64, eocd));
+        }
+        if len == file_len {
+            break;
+        }
+    }
+    Err(WheelError::malformed(
+        wheel,
+        "no end of central directory record was found: the file is not a zip archive or is truncated",
+    ))
+}
+
+/// Read the zip64 records if a locator precedes the EOCD record at `eocd_pos`.
+///
+/// APPNOTE 4.3.15 Zip64 end of central directory locator (immediately before the EOCD record):
+///
+/// ```text
+/// zip64 end of central dir locator
+/// signature                       4 bytes  (0x07064b50)
+/// number of the disk with the
+/// start of the zip64 end of
+/// central directory               4 bytes
+/// relative offset of the zip64
+/// end of central directory record 8 bytes
+/// total number of disks           4 bytes
+/// ```
+///
+/// Returns `None` when there is no locator.
+fn find_zip64_layout(
+    wheel: &Path,
+    file: &File,
+    eocd_pos: u64,
+) -> Result<Option<(u64, DirectoryLayout)>, WheelError> {
+    let Some(locator_pos) = eocd_pos.checked_sub(ZIP64_LOCATOR_LEN as u64) else {
+        return Ok(None);
+    };
+    let locator = read_vec_at(wheel, file, locator_pos, ZIP64_LOCATOR_LEN as u64)?;
+    let mut f = Fields::new(&locator);
+    if f.u32() != Some(ZIP64_LOCATOR_SIG) {
+        return Ok(None);
+    }
+    let truncated = || {
+        WheelError::malformed(
+            wheel,
+            "the zip64 end of central directory locator is truncated",
+        )
+    };
+    let record_disk = f.u32().ok_or_else(truncated)?;
+    let record_pos = f.u64().ok_or_else(truncated)?;
+    let disks = f.u32().ok_or_else(truncated)?;
+    if record_disk != 0 || disks > 1 {
+        return Err(WheelError::malformed(
+            wheel,
+            "it is a multi-disk (spanned) archive",
+        ));
+    }
+    let fits = record_pos
+        .checked_add(ZIP64_EOCD_LEN as u64)
+        .is_some_and(|end| end <= locator_pos);
+    if !fits {
+        return Err(WheelError::malformed(
+            wheel,
+            "the zip64 end of central directory locator points outside the file",
+        ));
+    }
+    let record = read_vec_at(wheel, file, record_pos, ZIP64_EOCD_LEN as u64)?;
+    let layout = parse_zip64_eocd(&record).ok_or_else(|| {
+        WheelError::malformed(
+            wheel,
+            "the zip64 end of central directory record is missing or damaged",
+        )
+    })?;
+    Ok(Some((record_pos, layout)))
+}
+
+/// APPNOTE 4.3.14 Zip64 end of central directory record:
+///
+/// ```text
+/// zip64 end of central dir
+/// signature                       4 bytes  (0x06064b50)
+/// size of zip64 end of central
+/// directory record                8 bytes
+/// version made by                 2 bytes
+/// version needed to extract       2 bytes
+/// number of this disk             4 bytes
+/// number of the disk with the
+/// start of the central directory  4 bytes
+/// total number of entries in the
+/// central directory on this disk  8 bytes
+/// total number of entries in the
+/// central directory               8 bytes
+/// size of the central directory   8 bytes
+/// offset of start of central
+/// directory with respect to
+/// the starting disk number        8 bytes
+/// ```
+fn parse_zip64_eocd(record: &[u8]) -> Option<DirectoryLayout> {
+    let mut f = Fields::new(record);
+    if f.u32()? != ZIP64_EOCD_SIG {
+        return None;
+    }
+    let _record_size = f.u64()?;
+    let _made_by = f.u16()?;
+    let _needed = f.u16()?;
+    let disk = f.u32()?;
+    let directory_disk = f.u32()?;
+    if disk != 0 || directory_disk != 0 {
+        return None;
+    }
+    let _entries_on_disk = f.u64()?;
+    let entries = f.u64()?;
+    let size = f.u64()?;
+    let offset = f.u64()?;
+    Some(DirectoryLayout {
+        offset,
+        size,
+        entries,
+        zip64: true,
+    })
+}
+
+/// Find and bounds-check the central directory.
+fn find_central_directory(
+    wheel: &Path,
+    file: &File,
+    file_len: u64,
+) -> Result<DirectoryLayout, WheelError> {
+    let (eocd_pos, eocd) = find_eocd(wheel, file, file_len)?;
+    let (directory_end_limit, layout) = match find_zip64_layout(wheel, file, eocd_pos)? {
+        Some((record_pos, layout)) => (record_pos, layout),
+        None => {
+            if eocd.disk != 0 || eocd.directory_disk != 0 {
+                return Err(WheelError::malformed(
+                    wheel,
+                    "it is a multi-disk (spanned) archive",
+                ));
+            }
+            if eocd.entries == 0xFFFF
+                || eocd.directory_size == 0xFFFF_FFFF
+                || eocd.directory_offset == 0xFFFF_FFFF
+            {
+                return Err(WheelError::malformed(
+                    wheel,
+                    "the end record asks for zip64 values but there is no zip64 locator",
+                ));
+            }
+            let layout = DirectoryLayout {
+                offset: u64::from(eocd.directory_offset),
+                size: u64::from(eocd.directory_size),
+                entries: u64::from(eocd.entries),
+                zip64: false,
+            };
+            (eocd_pos, layout)
+        }
+    };
+    let inside = layout
+        .offset
+        .checked_add(layout.size)
+        .is_some_and(|end| end <= directory_end_limit);
+    if !inside {
+        return Err(WheelError::malformed(
+            wheel,
+            format!(
+                "the central directory ({} bytes at offset {}) does not fit before its end record at offset {directory_end_limit}; the file is truncated or damaged",
+                layout.size, layout.offset
+            ),
+        ));
+    }
+    Ok(layout)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Central directory entries
+// ---------------------------------------------------------------------------------------------
+
+/// One raw central directory file header.
+///
+/// APPNOTE 4.3.12 Central directory structure, `[central directory header n]`:
+///
+/// ```text
+/// central file header signature   4 bytes  (0x02014b50)
+/// version made by                 2 bytes
+/// version needed to extract       2 bytes
+/// general purpose bit flag        2 bytes
+/// compression method              2 bytes
+/// last mod file time              2 bytes
+/// last mod file date              2 bytes
+/// crc-32                          4 bytes
+/// compressed size                 4 bytes
+/// uncompressed size               4 bytes
+/// file name length                2 bytes
+/// extra field length              2 bytes
+/// file comment length             2 bytes
+/// disk number start               2 bytes
+/// internal file attributes        2 bytes
+/// external file attributes        4 bytes
+/// relative offset of local header 4 bytes
+///
+/// file name (variable size)
+/// extra field (variable size)
+/// file comment (variable size)
+/// ```
+struct CentralHeader<'a> {
+    made_by: u16,
+    flags: u16,
+    method: u16,
+    dos_time: u16,
+    dos_date: u16,
+    crc32: u32,
+    compressed_size: u64,
+    size: u64,
+    disk_start: u32,
+    external_attributes: u32,
+    header_offset: u64,
+    name: &'a [u8],
+    extra: &'a [u8],
+}
+
+/// Parse one central directory header; `None` if the directory ends inside it.
+/// `Some(Err(()))` if the signature is wrong.
+fn parse_central_header<'a>(f: &mut Fields<'a>) -> Option<Result<CentralHeader<'a>, ()>> {
+    if f.u32()? != CENTRAL_HEADER_SIG {
+        return Some(Err(()));
+    }
+    let made_by = f.u16()?;
+    let _needed = f.u16()?;
+    let flags = f.u16()?;
+    let method = f.u16()?;
+    let dos_time = f.u16()?;
+    let dos_date = f.u16()?;
+    let crc32 = f.u32()?;
+    let compressed_size = u64::from(f.u32()?);
+    let size = u64::from(f.u32()?);
+    let name_len = usize::from(f.u16()?);
+    let extra_len = usize::from(f.u16()?);
+    let comment_len = usize::from(f.u16()?);
+    let disk_start = u32::from(f.u16()?);
+    let _internal_attributes = f.u16()?;
+    let external_attributes = f.u32()?;
+    let header_offset = u64::from(f.u32()?);
+    let name = f.take(name_len)?;
+    let extra = f.take(extra_len)?;
+    let _comment = f.take(comment_len)?;
+    Some(Ok(CentralHeader {
+        made_by,
+        flags,
+        method,
+        dos_time,
+        dos_date,
+        crc32,
+        compressed_size,
+        size,
+        disk_start,
+        external_attributes,
+        header_offset,
+        name,
+        extra,
+    }))
+}
+
+impl CentralHeader<'_> {
+    /// Replace saturated 32-bit fields with their zip64 values.
+    ///
+    /// APPNOTE 4.5.3 Zip64 Extended Information Extra Field (0x0001): "Original Size 8 bytes,
+    /// Compressed Size 8 bytes, Relative Header Offset 8 bytes, Disk Start Number 4 bytes ...
+    /// The order of the fields in the zip64 extended information record is fixed, but the
+    /// fields MUST only appear if the corresponding Local or Central directory record field is
+    /// set to 0xFFFF or 0xFFFFFFFF."
+    fn apply_zip64(&mut self) -> Result<(), &'static str> {
+        let needs_size = self.size == 0xFFFF_FFFF;
+        let needs_compressed = self.compressed_size == 0xFFFF_FFFF;
+        let needs_offset = self.header_offset == 0xFFFF_FFFF;
+        let needs_disk = self.disk_start == 0xFFFF;
+        if !(needs_size || needs_compressed || needs_offset || needs_disk) {
+            return Ok(());
+        }
+        let (_, data) = extra_blocks(self.extra)
+            .find(|(id, _)| *id == EXTRA_ZIP64)
+            .ok_or("has 32-bit sizes or offset saturated at 0xFFFFFFFF but no zip64 extra field")?;
+        let mut f = Fields::new(data);
+        let short = "has a zip64 extra field too short for the values it must hold";
+        if needs_size {
+            self.size = f.u64().ok_or(short)?;
+        }
+        if needs_compressed {
+            self.compressed_size = f.u64().ok_or(short)?;
+        }
+        if needs_offset {
+            self.header_offset = f.u64().ok_or(short)?;
+        }
+        if needs_disk {
+            self.disk_start = f.u32().ok_or(short)?;
+        }
+        Ok(())
+    }
+
+    fn host(&self) -> u8 {
+        // APPNOTE 4.4.2.1: "The upper byte indicates the compatibility of the file attribute
+        // information. ... 3 - UNIX ... 19 - OS X (Darwin)".
+        (self.made_by >> 8) as u8
+    }
+
+    /// Unix `st_mode` from the high 16 bits of the external attributes, when made on Unix.
+    fn unix_mode(&self) -> u32 {
+        match self.host() {
+            HOST_UNIX | HOST_OSX => self.external_attributes >> 16,
+            _ => 0,
+        }
+    }
+
+    /// Modification time: the Info-ZIP extended timestamp if present, else the DOS fields.
+    fn mtime(&self) -> SystemTime {
+        extended_timestamp(self.extra)
+            .unwrap_or_else(|| dos_to_system_time(self.dos_date, self.dos_time))
+    }
+}
+
+/// Info-ZIP "UT" extended timestamp (0x5455), central-header form: "Flags 1 byte (bit 0: if
+/// set, modification time is present), ModTime 4 bytes (time of last modification, UTC/GMT,
+/// signed seconds since the Unix epoch)".
+fn extended_timestamp(extra: &[u8]) -> Option<SystemTime> {
+    let (_, data) = extra_blocks(extra).find(|(id, _)| *id == EXTRA_EXTENDED_TIMESTAMP)?;
+    let mut f = Fields::new(data);
+    let flags = f.u8()?;
+    if flags & 1 == 0 {
+        return None;
+    }
+    let secs = i64::from(f.u32()? as i32);
+    Some(if secs >= 0 {
+        UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
+    } else {
+        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+    })
+}
+
+/// APPNOTE 4.4.6 "last mod file time / date ... stored in standard MS-DOS format": date bits
+/// 0-4 day, 5-8 month, 9-15 years since 1980; time bits 0-4 seconds/2, 5-10 minutes, 11-15
+/// hours. Read as UTC; out-of-range fields are clamped.
+fn dos_to_system_time(date: u16, time: u16) -> SystemTime {
+    let year = 1980 + i64::from(date >> 9);
+    let month = i64::from((date >> 5) & 0xF).clamp(1, 12);
+    let day = i64::from(date & 0x1F).max(1);
+    let hours = i64::from(time >> 11).min(23);
+    let minutes = i64::from((time >> 5) & 0x3F).min(59);
+    let seconds = (i64::from(time & 0x1F) * 2).min(59);
+    let secs = days_from_civil(year, month, day) * 86_400 + hours * 3600 + minutes * 60 + seconds;
+    UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_from_march = (month + 9) % 12;
+    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// IBM code page 437, bytes 0x80..=0xFF (0x00..=0x7F are ASCII).
+const CP437_HIGH: &str = "ÇüéâäàåçêëèïîìÄÅÉæÆôöòûùÿÖÜ¢£¥₧ƒáíóúñÑªº¿⌐¬½¼¡«»░▒▓│┤╡╢╖╕╣║╗╝╜╛┐└┴┬├─┼╞╟╚╔╩╦╠═╬╧╨╤╥╙╘╒╓╫╪┘┌█▄▌▐▀αßΓπΣσµτΦΘΩδ∞φε∩≡±≥≤⌠⌡÷≈°∙·√ⁿ²■\u{a0}";
+
+/// Decode a raw member name.
+///
+/// APPNOTE 4.4.4 bit 11: "Language encoding flag (EFS). If this bit is set, the filename and
+/// comment fields for this file MUST be encoded using UTF-8." Without it the name is IBM code
+/// page 437 (APPNOTE appendix D), which is also how Python's `zipfile` (and so pip) reads it.
+fn decode_name(raw: &[u8], utf8: bool) -> Result<String, String> {
+    if utf8 || raw.is_ascii() {
+        return String::from_utf8(raw.to_vec())
+            .map_err(|_| "is flagged as UTF-8 but its name is not valid UTF-8".to_owned());
+    }
+    let high: Vec<char> = CP437_HIGH.chars().collect();
+    Ok(raw
+        .iter()
+        .map(|&b| {
+            if b < 0x80 {
+                char::from(b)
+            } else {
+                high[usize::from(b - 0x80)]
+            }
+        })
+        .collect())
+}
+
+/// A name split into its normalized relative path and whether it named a directory.
+struct NormalizedName {
+    path: String,
+    trailing_slash: bool,
+}
+
+/// Validate a decoded member name and normalize it: no empty, `.` components; refuse anything
+/// that is absolute, uses `\`, contains NUL or a `..` component.
+fn normalize_name(name: &str) -> Result<NormalizedName, &'static str> {
+    if name.is_empty() {
+        return Err("has an empty name");
+    }
+    if name.contains('\0') {
+        return Err("has a NUL byte in its name");
+    }
+    if name.contains('\\') {
+        return Err(
+            "has a backslash in its name (zip member names use '/'; a backslash may be read as a Windows path separator)",
+        );
+    }
+    if name.starts_with('/') {
+        return Err("is an absolute path");
+    }
+    if has_drive_prefix(name) {
+        return Err("is an absolute Windows path (it starts with a drive letter)");
+    }
+    let mut path = String::with_capacity(name.len());
+    for component in name.split('/') {
+        match component {
+            "" | "." => {}
+            ".." => return Err("has a '..' component, which would escape the wheel"),
+            _ => {
+                if !path.is_empty() {
+                    path.push('/');
+                }
+                path.push_str(component);
+            }
+        }
+    }
+    Ok(NormalizedName {
+        path,
+        trailing_slash: name.ends_with('/'),
+    })
+}
+
+/// `C:`-style prefix (absolute or drive-relative on Windows).
+fn has_drive_prefix(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':'
+}
+
+// ---------------------------------------------------------------------------------------------
+// Members
+// ---------------------------------------------------------------------------------------------
+
+/// What a member is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MemberKind {
+    File,
+    Dir,
+    Symlink,
+}
+
+impl fmt::Display for MemberKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MemberKind::File => "file",
+            MemberKind::Dir => "directory",
+            MemberKind::Symlink => "symlink",
+        })
+    }
+}
+
+/// How a member's data is stored in the archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Stored,
+    Deflated,
+}
+
+/// One explicit entry of a wheel's central directory. Directories that are only implied by
+/// deeper names (`a/b.py` implies `a`) have no `Member`.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// Validated relative path: '/'-separated, no leading or trailing '/', no empty, `.` or
+    /// `..` components.
+    pub name: String,
+    pub kind: MemberKind,
+    /// Uncompressed size in bytes (0 for directories; the target length for symlinks).
+    pub size: u64,
+    /// Permission bits only: 0o644 or 0o755 for files (0o755 when the Unix attributes have any
+    /// exec bit, as pip does), 0o755 for directories, 0o777 for symlinks.
+    pub mode: u32,
+    /// From the extended-timestamp extra field if present, else the DOS date/time as UTC.
+    pub mtime: SystemTime,
+    method: Method,
+    compressed_size: u64,
+    crc32: u32,
+    /// Offset of the local file header.
+    header_offset: u64,
+    /// Length of the name in the central header; the local header must agree.
+    raw_name_len: u16,
+    /// The member's data must end at or before this offset (next local header, or the
+    /// central directory).
+    data_limit: u64,
+    /// Offset of the member's data, found from the local header on first use.
+    data_offset: OnceLock<u64>,
+    /// Validated symlink target, read at open.
+    link_target: Option<Box<str>>,
+}
+
+impl Member {
+    /// Whether reading the member needs decompression (false: served in place).
+    pub fn is_compressed(&self) -> bool {
+        self.method == Method::Deflated
+    }
+
+    /// Size of the member's data inside the archive.
+    pub fn compressed_size(&self) -> u64 {
+        self.compressed_size
+    }
+}
+
+/// Turn one central header into a `Member` (or `None` for an entry naming the root, `./`).
+fn member_from_header(
+    wheel: &Path,
+    mut h: CentralHeader<'_>,
+) -> Result<Option<Member>, WheelError> {
+    let display_name = String::from_utf8_lossy(h.name).into_owned();
+    let decoded = decode_name(h.name, h.flags & FLAG_UTF8 != 0)
+        .map_err(|why| WheelError::unsafe_member(wheel, &display_name, why))?;
+    let normalized =
+        normalize_name(&decoded).map_err(|why| WheelError::unsafe_member(wheel, &decoded, why))?;
+    h.apply_zip64()
+        .map_err(|why| WheelError::corrupt(wheel, &decoded, why))?;
+    if h.disk_start != 0 {
+        return Err(WheelError::malformed(
+            wheel,
+            "it is a multi-disk (spanned) archive",
+        ));
+    }
+    let method = check_method(wheel, &decoded, &h)?;
+    let kind = member_kind(wheel, &decoded, &h, normalized.trailing_slash)?;
+    if normalized.path.is_empty() {
+        return match kind {
+            MemberKind::Dir => Ok(None),
+            _ => Err(WheelError::unsafe_member(
+                wheel,
+                &decoded,
+                "names the wheel root itself",
+            )),
+        };
+    }
+    check_sizes(wheel, &decoded, method, &h)?;
+    let unix_mode = h.unix_mode();
+    let mode = match kind {
+        MemberKind::Dir => 0o755,
+        MemberKind::Symlink => 0o777,
+        MemberKind::File if unix_mode & 0o111 != 0 => 0o755,
+        MemberKind::File => 0o644,
+    };
+    Ok(Some(Member {
+        name: normalized.path,
+        kind,
+        size: if kind == MemberKind::Dir { 0 } else { h.size },
+        mode,
+        mtime: h.mtime(),
+        method,
+        compressed_size: h.compressed_size,
+        crc32: h.crc32,
+        header_offset: h.header_offset,
+        raw_name_len: h.name.len() as u16,
+        data_limit: 0,
+        data_offset: OnceLock::new(),
+        link_target: None,
+    }))
+}
+
+/// Refuse encryption and compression methods other than stored and deflated.
+///
+/// APPNOTE 4.4.4 bit 0: "If set, indicates that the file is encrypted"; bit 6: "Strong
+/// encryption"; bit 13: "Set when encrypting the Central Directory". APPNOTE 4.4.5
+/// compression method: "0 - The file is stored (no compression) ... 8 - The file is Deflated
+/// ... 99 - AE-x encryption marker".
+fn check_method(wheel: &Path, name: &str, h: &CentralHeader<'_>) -> Result<Method, WheelError> {
+    let encrypted = FLAG_ENCRYPTED | FLAG_STRONG_ENCRYPTION | FLAG_MASKED_CENTRAL_DIRECTORY;
+    if h.flags & encrypted != 0 || h.method == METHOD_AES {
+        return Err(WheelError::unsupported(wheel, name, "is encrypted"));
+    }
+    match h.method {
+        METHOD_STORED => Ok(Method::Stored),
+        METHOD_DEFLATED => Ok(Method::Deflated),
+        other => Err(WheelError::unsupported(
+            wheel,
+            name,
+            format!(
+                "uses compression method {other} ({}); only stored (0) and deflated (8) are supported",
+                method_name(other)
+            ),
+        )),
+    }
+}
+
+fn method_name(method: u16) -> &'static str {
+    match method {
+        1 => "shrunk",
+        2..=5 => "reduced",
+        6 => "imploded",
+        9 => "deflate64",
+        12 => "bzip2",
+        14 => "LZMA",
+        93 => "zstd",
+        95 => "xz",
+        98 => "PPMd",
+        _ => "unknown",
+    }
+}
+
+/// Directory if the name ends in '/' (as Python's `zipfile` decides); symlink if made on Unix
+/// with `S_IFLNK`; file otherwise. Other Unix file types (devices, FIFOs, sockets) are refused.
+fn member_kind(
+    wheel: &Path,
+    name: &str,
+    h: &CentralHeader<'_>,
+    trailing_slash: bool,
+) -> Result<MemberKind, WheelError> {
+    if trailing_slash {
+        return Ok(MemberKind::Dir);
+    }
+    match h.unix_mode() & S_IFMT {
+        // A directory mode on a name without '/' is a file to Python's zipfile (pip writes
+        // an empty file), so it is one here too.
+        0 | S_IFREG | S_IFDIR => Ok(MemberKind::File),
+        S_IFLNK => Ok(MemberKind::Symlink),
+        other => Err(WheelError::unsupported(
+            wheel,
+            name,
+            format!("is a special file (Unix file type {other:#o})"),
+        )),
+    }
+}
+
+/// Sizes that cannot be true: stored sizes that differ, impossible deflate ratios.
+fn check_sizes(
+    wheel: &Path,
+    name: &str,
+    method: Method,
+    h: &CentralHeader<'_>,
+) -> Result<(), WheelError> {
+    match method {
+        Method::Stored if h.size != h.compressed_size => Err(WheelError::corrupt(
+            wheel,
+            name,
+            format!(
+                "is stored (uncompressed) but declares {} bytes of data for {} bytes of content",
+                h.compressed_size, h.size
+            ),
+        )),
+        Method::Deflated
+            if h.size
+                > h.compressed_size
+                    .saturating_mul(MAX_DEFLATE_RATIO)
+                    .saturating_add(64) =>
+        {
+            Err(WheelError::corrupt(
+                wheel,
+                name,
+                format!(
+                    "declares {} bytes inflated from {} compressed bytes, more than deflate can produce",
+                    h.size, h.compressed_size
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Parse all central directory headers into members.
+fn parse_central_directory(
+    wheel: &Path,
+    directory: &[u8],
+    layout: &DirectoryLayout,
+) -> Result<Vec<Member>, WheelError> {
+    let capacity = layout
+        .entries
+        .min((directory.len() / CENTRAL_HEADER_LEN) as u64);
+    let mut members = Vec::with_capacity(capacity as usize);
+    let mut f = Fields::new(directory);
+    let mut parsed: u64 = 0;
+    while !f.buf.is_empty() {
+        let header = match parse_central_header(&mut f) {
+            Some(Ok(header)) => header,
+            Some(Err(())) => {
+                return Err(WheelError::malformed(
+                    wheel,
+                    format!("central directory entry #{parsed} has a bad signature"),
+                ));
+            }
+            None => {
+                return Err(WheelError::malformed(
+                    wheel,
+                    format!("the central directory is truncated inside entry #{parsed}"),
+                ));
+            }
+        };
+        parsed += 1;
+        if let Some(member) = member_from_header(wheel, header)? {
+            members.push(member);
+        }
+    }
+    // Without zip64 the 16-bit count wraps for archives of more than 65,535 entries.
+    let count_ok = if layout.zip64 {
+        parsed == layout.entries
+    } else {
+        parsed & 0xFFFF == layout.entries
+    };
+    if !count_ok {
+        return Err(WheelError::malformed(
+            wheel,
+            format!(
+                "the central directory holds {parsed} entries but its end record declares {}",
+                layout.entries
+            ),
+        ));
+    }
+    Ok(members)
+}
+
+/// Check that no two members' local headers and data overlap and that all lie before the
+/// central directory; record for each member the offset its data must not pass.
+///
+/// This is a lower bound at open time (local header of 30 bytes + the central name length +
+/// compressed size); the exact end is checked when the local header is read. It rules out
+/// archives whose entries share compressed data ("overlapping-file" zip bombs) and offsets
+/// pointing outside the file.
+fn assign_data_limits(
+    wheel: &Path,
+    members: &mut [Member],
+    directory_offset: u64,
+) -> Result<(), WheelError> {
+    let mut order: Vec<usize> = (0..members.len()).collect();
+    order.sort_unstable_by_key(|&i| members[i].header_offset);
+    for (rank, &i) in order.iter().enumerate() {
+        let next = order.get(rank + 1).copied();
+        let limit = next.map_or(directory_offset, |j| members[j].header_offset);
+        let m = &members[i];
+        let end = m
+            .header_offset
+            .checked_add(LOCAL_HEADER_LEN + u64::from(m.raw_name_len))
+            .and_then(|v| v.checked_add(m.compressed_size));
+        let fits = end.is_some_and(|end| end <= limit);
+        if !fits {
+            let why = match next {
+                Some(j) if limit < directory_offset => {
+                    format!("overlaps member {:?} in the archive", members[j].name)
+                }
+                _ => format!(
+                    "has its data ({} bytes at offset {}) outside the archive's data area (which ends at {directory_offset})",
+                    m.compressed_size, m.header_offset
+                ),
+            };
+            return Err(WheelError::corrupt(wheel, &m.name, why));
+        }
+        members[i].data_limit = limit;
+    }
+    Ok(())
+}
+
+/// Refuse duplicate names and members nested under a file or symlink; drop repeated
+/// directory entries (harmless).
+fn check_unique_names(wheel: &Path, members: &mut Vec<Member>) -> Result<(), WheelError> {
+    let mut repeated_dirs = Vec::new();
+    {
+        let mut seen: HashMap<&str, MemberKind> = HashMap::with_capacity(members.len());
+        for (i, m) in members.iter().enumerate() {
+            match seen.entry(m.name.as_str()) {
+                Entry::Vacant(slot) => {
+                    slot.insert(m.kind);
+                }
+                Entry::Occupied(slot) => {
+                    let first = *slot.get();
+                    if first == MemberKind::Dir && m.kind == MemberKind::Dir {
+                        repeated_dirs.push(i);
+                    } else {
+                        return Err(WheelError::unsafe_member(
+                            wheel,
+                            &m.name,
+                            format!(
+                                "appears twice in the archive (as a {first} and as a {})",
+                                m.kind
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        for m in members.iter() {
+            for (slash, _) in m.name.match_indices('/') {
+                let parent = &m.name[..slash];
+                match seen.get(parent) {
+                    Some(&kind) if kind != MemberKind::Dir => {
+                        return Err(WheelError::unsafe_member(
+                            wheel,
+                            &m.name,
+                            format!(
+                                "lies inside {parent:?}, which the same wheel also contains as a {kind}"
+                            ),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    if !repeated_dirs.is_empty() {
+        debug!(wheel = %wheel.display(), count = repeated_dirs.len(), "dropping repeated directory entries");
+        let mut index = 0;
+        let mut drop_next = repeated_dirs.into_iter().peekable();
+        members.retain(|_| {
+            let keep = drop_next.peek() != Some(&index);
+            if !keep {
+                drop_next.next();
+            }
+            index += 1;
+            keep
+        });
+    }
+    Ok(())
+}
+
+/// Check a symlink target: relative, no NUL or backslash, and resolving (relative to the link's
+/// directory) inside the wheel. A `..` that would step back out of another symlink of this
+/// wheel is refused, since lexical resolution cannot follow it.
+fn check_symlink_target(link: &str, target: &str, symlinks: &HashSet<&str>) -> Result<(), String> {
+    if target.is_empty() {
+        return Err("is a symlink with an empty target".to_owned());
+    }
+    if target.contains('\0') || target.contains('\\') {
+        return Err(format!(
+            "is a symlink to {target:?}, which contains a NUL or backslash"
+        ));
+    }
+    if target.starts_with('/') || has_drive_prefix(target) {
+        return Err(format!("is a symlink to the absolute path {target:?}"));
+    }
+    let mut stack: Vec<&str> = link.split('/').collect();
+    stack.pop(); // the link itself
+    for component in target.split('/') {
+        match component {
+            "" | "." => {}
+            ".." => {
+                let here = stack.join("/");
+                if symlinks.contains(here.as_str()) {
+                    return Err(format!(
+                        "is a symlink to {target:?}, which steps out of the symlink {here:?} with '..'"
+                    ));
+                }
+                if stack.pop().is_none() {
+                    return Err(format!(
+                        "is a symlink to {target:?}, which escapes the wheel root"
+                    ));
+                }
+            }
+            name => stack.push(name),
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// WheelArchive
+// ---------------------------------------------------------------------------------------------
+
+static NEXT_ARCHIVE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// An opened, validated wheel. Cheap to share (`Arc`); all reads are positional.
+#[derive(Debug)]
+pub struct WheelArchive {
+    id: u64,
+    path: PathBuf,
+    file: Arc<File>,
+    members: Vec<Member>,
+}
+
+impl WheelArchive {
+    /// Open and validate a wheel, reading only its end records and central directory (plus
+    /// the targets of symlink members, which must be checked before the wheel is accepted;
+    /// real wheels have none).
+    pub fn open(path: &Path) -> Result<WheelArchive, WheelError> {
+        let started = Instant::now();
+        let file = File::open(path).map_err(|e| WheelError::io(path, None, e))?;
+        let file_len = file
+            .metadata()
+            .map_err(|e| WheelError::io(path, None, e))?
+            .len();
+        let layout = find_central_directory(path, &file, file_len)?;
+        let directory = read_vec_at(path, &file, layout.offset, layout.size)?;
+        let mut members = parse_central_directory(path, &directory, &layout)?;
+        drop(directory);
+        assign_data_limits(path, &mut members, layout.offset)?;
+        check_unique_names(path, &mut members)?;
+        let mut archive = WheelArchive {
+            id: NEXT_ARCHIVE_ID.fetch_add(1, Ordering::Relaxed),
+            path: path.to_owned(),
+            file: Arc::new(file),
+            members,
+        };
+        archive.load_symlink_targets()?;
+        debug!(
+            wheel = %path.display(),
+            members = archive.members.len(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "opened wheel"
+        );
+        Ok(archive)
+    }
+
+    /// The wheel file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A process-unique identity of this opened archive (cache key).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// All explicit members, in central directory order.
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    /// The target of symlink member `index` (validated and read at open).
+    pub fn symlink_target(&self, index: usize) -> Result<String, WheelError> {
+        let member = self.member(index)?;
+        match &member.link_target {
+            Some(target) => Ok(target.to_string()),
+            None => Err(self.wrong_kind(member, "symlink")),
+        }
+    }
+
+    fn member(&self, index: usize) -> Result<&Member, WheelError> {
+        self.members
+            .get(index)
+            .ok_or_else(|| WheelError::NoSuchMember {
+                wheel: self.path.clone(),
+                index,
+                count: self.members.len(),
+            })
+    }
+
+    fn wrong_kind(&self, member: &Member, wanted: &'static str) -> WheelError {
+        WheelError::WrongKind {
+            wheel: self.path.clone(),
+            member: member.name.clone(),
+            found: member.kind,
+            wanted,
+        }
+    }
+
+    fn corrupt(&self, member: &Member, why: impl Into<String>) -> WheelError {
+        WheelError::corrupt(&self.path, &member.name, why)
+    }
+
+    /// Offset of member `index`'s data, from its local header (read once, then remembered).
+    ///
+    /// APPNOTE 4.3.7 Local file header:
+    ///
+    /// ```text
+    /// local file header signature     4 bytes  (0x04034b50)
+    /// version needed to extract       2 bytes
+    /// general purpose bit flag        2 bytes
+    /// compression method              2 bytes
+    /// last mod file time              2 bytes
+    /// last mod file date              2 bytes
+    /// crc-32                          4 bytes
+    /// compressed size                 4 bytes
+    /// uncompressed size               4 bytes
+    /// file name length                2 bytes
+    /// extra field length              2 bytes
+    ///
+    /// file name (variable size)
+    /// extra field (variable size)
+    /// ```
+    ///
+    /// The sizes and CRC here may be zero (bit 3, data descriptor); the central directory's
+    /// values are used. Only the signature, flags, method and name length are cross-checked.
+    fn data_offset(&self, member: &Member) -> Result<u64, WheelError> {
+        if let Some(&offset) = member.data_offset.get() {
+            return Ok(offset);
+        }
+        let mut header = [0u8; LOCAL_HEADER_LEN as usize];
+        read_exact_at(&self.file, &mut header, member.header_offset)
+            .map_err(|e| WheelError::io(&self.path, Some(&member.name), e))?;
+        let mut f = Fields::new(&header);
+        let field = |v: Option<u16>| v.unwrap_or_default();
+        if f.u32() != Some(LOCAL_HEADER_SIG) {
+            return Err(self.corrupt(
+                member,
+                format!(
+                    "has no local file header at offset {}",
+                    member.header_offset
+                ),
+            ));
+        }
+        let _needed = f.u16();
+        let flags = field(f.u16());
+        let method = field(f.u16());
+        f.take(16); // time, date, crc-32, compressed size, uncompressed size
+        let name_len = field(f.u16());
+        let extra_len = field(f.u16());
+        let expected_method = match member.method {
+            Method::Stored => METHOD_STORED,
+            Method::Deflated => METHOD_DEFLATED,
+        };
+        if flags & FLAG_ENCRYPTED != 0
+            || method != expected_method
+            || name_len != member.raw_name_len
+        {
+            return Err(self.corrupt(
+                member,
+                "has a local file header that disagrees with the central directory",
+            ));
+        }
+        let offset =
+            member.header_offset + LOCAL_HEADER_LEN + u64::from(name_len) + u64::from(extra_len);
+        let fits = offset
+            .checked_add(member.compressed_size)
+            .is_some_and(|end| end <= member.data_limit);
+        if !fits {
+            return Err(self.corrupt(
+                member,
+                "has data that runs into the next member or the central directory",
+            ));
+        }
+        let _ = member.data_offset.set(offset);
+        Ok(offset)
+    }
+
+    /// Decompress (or copy) member `index` into `sink`, checking its size and CRC-32.
+    /// At most `size + 1` bytes are ever produced, so a lying size cannot blow up memory.
+    fn read_member_into<W: Write>(
+        &self,
+        member: &Member,
+        sink: &mut W,
+        on_write_error: impl FnOnce(io::Error) -> WheelError,
+    ) -> Result<(), WheelError> {
+        let start = self.data_offset(member)?;
+        let raw = RangeReader {
+            file: &self.file,
+            pos: start,
+            end: start + member.compressed_size,
+        };
+        let copied = match member.method {
+            Method::Stored => copy_checked(raw, member.size, sink),
+            Method::Deflated => copy_checked(DeflateDecoder::new(raw), member.size, sink),
+        };
+        let (produced, crc) = match copied {
+            Ok(result) => result,
+            Err(CopyError::Write(e)) => return Err(on_write_error(e)),
+            Err(CopyError::Read(e)) => return Err(self.read_error(member, e)),
+        };
+        if produced > member.size {
+            return Err(self.corrupt(
+                member,
+                format!(
+                    "decompresses to more than the {} bytes the central directory declares (stopped reading there)",
+                    member.size
+                ),
+            ));
+        }
+        if produced < member.size {
+            return Err(self.corrupt(
+                member,
+                format!(
+                    "decompresses to only {produced} bytes but the central directory declares {}",
+                    member.size
+                ),
+            ));
+        }
+        if crc != member.crc32 {
+            return Err(self.corrupt(
+                member,
+                format!(
+                    "fails its CRC-32 check (computed {crc:08x}, the central directory says {:08x})",
+                    member.crc32
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Classify a read error: bad deflate data is corruption, anything else is I/O.
+    fn read_error(&self, member: &Member, e: io::Error) -> WheelError {
+        match e.kind() {
+            io::ErrorKind::InvalidInput
+            | io::ErrorKind::InvalidData
+            | io::ErrorKind::UnexpectedEof => {
+                self.corrupt(member, format!("has an invalid deflate stream ({e})"))
+            }
+            _ => WheelError::io(&self.path, Some(&member.name), e),
+        }
+    }
+
+    /// Read and validate every symlink member's target; refuse the wheel if one is unsafe.
+    fn load_symlink_targets(&mut self) -> Result<(), WheelError> {
+        let links: Vec<usize> = (0..self.members.len())
+            .filter(|&i| self.members[i].kind == MemberKind::Symlink)
+            .collect();
+        if links.is_empty() {
+            return Ok(());
+        }
+        let mut targets = Vec::with_capacity(links.len());
+        {
+            let names: HashSet<&str> = links
+                .iter()
+                .map(|&i| self.members[i].name.as_str())
+                .collect();
+            for &i in &links {
+                let member = &self.members[i];
+                let target = self.read_symlink(member)?;
+                check_symlink_target(&member.name, &target, &names)
+                    .map_err(|why| WheelError::unsafe_member(&self.path, &member.name, why))?;
+                targets.push(target);
+            }
+        }
+        for (i, target) in links.into_iter().zip(targets) {
+            self.members[i].link_target = Some(target.into_boxed_str());
+        }
+        Ok(())
+    }
+
+    fn read_symlink(&self, member: &Member) -> Result<String, WheelError> {
+        if member.size > MAX_SYMLINK_TARGET {
+            return Err(WheelError::unsafe_member(
+                &self.path,
+                &member.name,
+                format!("is a symlink whose target is {} bytes long", member.size),
+            ));
+        }
+        let mut bytes = Vec::with_capacity(member.size as usize);
+        self.read_member_into(member, &mut bytes, |e| {
+            WheelError::io(&self.path, Some(&member.name), e)
+        })?;
+        String::from_utf8(bytes).map_err(|_| {
+            WheelError::unsafe_member(
+                &self.path,
+                &member.name,
+                "is a symlink whose target is not UTF-8",
+            )
+        })
+    }
+}
+
+enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// Copy at most `declared + 1` bytes from `src` to `sink`; returns the count and CRC-32.
+fn copy_checked<R: Read, W: Write>(
+    src: R,
+    declared: u64,
+    sink: &mut W,
+) -> Result<(u64, u32), CopyError> {
+    let limit = declared.saturating_add(1);
+    let mut src = src.take(limit);
+    let mut hasher = crc32fast::Hasher::new();
+    let buffer_len = usize::try_from(limit).map_or(COPY_BUFFER, |l| l.min(COPY_BUFFER));
+    let mut buf = vec![0u8; buffer_len];
+    let mut total = 0u64;
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        hasher.update(&buf[..n]);
+        sink.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        total += n as u64;
+    }
+    Ok((total, hasher.finalize()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Member data
+// ---------------------------------------------------------------------------------------------
+
+/// A member ready for reading. Holding one keeps its bytes alive even after cache eviction.
+#[derive(Debug, Clone)]
+pub enum MemberData {
+    /// Decompressed bytes in memory.
+    Memory(Arc<[u8]>),
+    /// A stored member, read straight from the `.whl` at `offset`.
+    InPlace {
+        file: Arc<File>,
+        offset: u64,
+        len: u64,
+    },
+    /// Decompressed into an unlinked temporary file holding exactly the member's bytes.
+    Spilled(Arc<File>),
+}
+
+impl MemberData {
+    /// Read up to `len` bytes at `offset`: short at end of data, empty past it.
+    pub fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let (file, base, total) = match self {
+            MemberData::Memory(bytes) => {
+                let n = clamp_read(bytes.len() as u64, offset, len);
+                let start = if n == 0 { 0 } else { offset as usize };
+                return Ok(bytes[start..start + n].to_vec());
+            }
+            MemberData::InPlace {
+                file,
+                offset: base,
+                len: total,
+            } => (file, *base, *total),
+            // One fstat per read keeps the variant a bare file (the spill file's length is
+            // exactly the member's size).
+            MemberData::Spilled(file) => (file, 0, file.metadata()?.len()),
+        };
+        let n = clamp_read(total, offset, len);
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let mut buf = vec![0; n];
+        read_exact_at(file, &mut buf, base + offset)?;
+        Ok(buf)
+    }
+
+    /// A file holding exactly the member's bytes (only for spilled members), e.g. to hand its
+    /// descriptor to the kernel.
+    pub fn backing_file(&self) -> Option<Arc<File>> {
+        match self {
+            MemberData::Spilled(file) => Some(Arc::clone(file)),
+            _ => None,
+        }
+    }
+}
+
+/// How many bytes a read of `len` at `offset` returns from data of length `total`.
+fn clamp_read(total: u64, offset: u64, len: usize) -> usize {
+    let left = total.saturating_sub(offset);
+    usize::try_from(left).map_or(len, |left| left.min(len))
+}
+
+// ---------------------------------------------------------------------------------------------
+// MemberCache
+// ---------------------------------------------------------------------------------------------
+
+type Key = (u64, usize);
+
+/// An LRU map whose capacity is counted in bytes: inserting evicts least recently used
+/// entries until the total is within budget.
+struct ByteLru<V> {
+    entries: LruCache<Key, (V, u64)>,
+    bytes: u64,
+    budget: u64,
+}
+
+impl<V: Clone> ByteLru<V> {
+    fn new(budget: u64) -> Self {
+        Self {
+            entries: LruCache::unbounded(),
+            bytes: 0,
+            budget,
+        }
+    }
+
+    fn get(&mut self, key: &Key) -> Option<V> {
+        self.entries.get(key).map(|(value, _)| value.clone())
+    }
+
+    fn insert(&mut self, key: Key, value: V, weight: u64) {
+        if let Some((_, old)) = self.entries.put(key, (value, weight)) {
+            self.bytes -= old;
+        }
+        self.bytes += weight;
+        while self.bytes > self.budget {
+            let Some((evicted, (_, w))) = self.entries.pop_lru() else {
+                break;
+            };
+            trace!(
+                archive = evicted.0,
+                member = evicted.1,
+                bytes = w,
+                "evicted cached member"
+            );
+            self.bytes -= w;
+        }
+    }
+
+    fn remove_archive(&mut self, id: u64) {
+        let keys: Vec<Key> = self
+            .entries
+            .iter()
+            .filter(|(key, _)| key.0 == id)
+            .map(|(key, _)| *key)
+            .collect();
+        for key in keys {
+            if let Some((_, w)) = self.entries.pop(&key) {
+                self.bytes -= w;
+            }
+        }
+    }
+}
+
+/// A per-member rendezvous so that concurrent opens of one member decompress it once.
+type Slot = Arc<Mutex<Option<MemberData>>>;
+
+struct CacheState {
+    memory: ByteLru<Arc<[u8]>>,
+    spilled: ByteLru<Arc<File>>,
+    in_flight: HashMap<Key, Slot>,
+}
+
+impl CacheState {
+    fn lookup(&mut self, key: &Key) -> Option<MemberData> {
+        if let Some(bytes) = self.memory.get(key) {
+            return Some(MemberData::Memory(bytes));
+        }
+        self.spilled.get(key).map(MemberData::Spilled)
+    }
+
+    fn store(&mut self, key: Key, data: &MemberData, size: u64) {
+        match data {
+            MemberData::Memory(bytes) => self.memory.insert(key, Arc::clone(bytes), size),
+            MemberData::Spilled(file) => self.spilled.insert(key, Arc::clone(file), size),
+            MemberData::InPlace { .. } => {}
+        }
+    }
+}
+
+/// Counters for logs and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Bytes of decompressed members held in memory by the cache.
+    pub memory_bytes: u64,
+    /// Bytes of decompressed members held in spill files by the cache.
+    pub spilled_bytes: u64,
+    /// Members decompressed so far.
+    pub inflations: u64,
+    /// Opens answered from the cache.
+    pub hits: u64,
+}
+
+/// Decompressed wheel members, shared by all archives.
+///
+/// Concurrency: the first thread to miss on a member becomes its leader and decompresses it
+/// while holding a per-member slot; others opening the same member wait on that slot and get
+/// the leader's result, so each member is decompressed once. (If the leader fails, a waiter
+/// retries itself.) The global lock is never held while decompressing.
+pub struct MemberCache {
+    memory_budget: u64,
+    spill_threshold: u64,
+    spill_dir: PathBuf,
+    state: Mutex<CacheState>,
+    inflations: AtomicU64,
+    hits: AtomicU64,
+}
+
+impl fmt::Debug for MemberCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemberCache")
+            .field("memory_budget", &self.memory_budget)
+            .field("spill_threshold", &self.spill_threshold)
+            .field("spill_dir", &self.spill_dir)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl MemberCache {
+    /// A cache keeping at most `memory_budget` bytes of decompressed members in memory.
+    /// Members larger than `spill_threshold` (or than the whole budget) are decompressed into
+    /// unlinked files in `spill_dir` instead; spill files are unbudgeted unless
+    /// [`MemberCache::with_spill_budget`] is used.
+    pub fn new(memory_budget: u64, spill_threshold: u64, spill_dir: PathBuf) -> MemberCache {
+        MemberCache {
+            memory_budget,
+            spill_threshold,
+            spill_dir,
+            state: Mutex::new(CacheState {
+                memory: ByteLru::new(memory_budget),
+                spilled: ByteLru::new(u64::MAX),
+                in_flight: HashMap::new(),
+            }),
+            inflations: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+        }
+    }
+
+    /// Limit the bytes kept in spill files (least recently used dropped first; open handles
+    /// keep their file until closed).
+    pub fn with_spill_budget(self, bytes: u64) -> MemberCache {
+        self.state.lock().spilled.budget = bytes;
+        self
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> CacheStats {
+        let state = self.state.lock();
+        CacheStats {
+            memory_bytes: state.memory.bytes,
+            spilled_bytes: state.spilled.bytes,
+            inflations: self.inflations.load(Ordering::Relaxed),
+            hits: self.hits.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Drop every cached member of `archive` (e.g. when its layer is unmounted).
+    pub fn forget_archive(&self, archive: &WheelArchive) {
+        let mut state = self.state.lock();
+        state.memory.remove_archive(archive.id);
+        state.spilled.remove_archive(archive.id);
+    }
+
+    /// Ready a member for reading: stored members are read in place at their offset in the
+    /// .whl; deflated ones are decompressed once (CRC-32 checked) and kept: in memory up to the
+    /// budget (least recently used dropped first), or, if larger than spill_threshold, in an
+    /// unlinked temp file in spill_dir.
+    ///
+    /// Stored members are not CRC-checked (that would mean reading them whole at open); their
+    /// bounds are checked against the archive layout instead.
+    pub fn open(
+        &self,
+        archive: &Arc<WheelArchive>,
+        index: usize,
+    ) -> Result<MemberData, WheelError> {
+        let member = archive.member(index)?;
+        if member.kind == MemberKind::Dir {
+            return Err(archive.wrong_kind(member, "file"));
+        }
+        match member.method {
+            Method::Stored => Ok(MemberData::InPlace {
+                file: Arc::clone(&archive.file),
+                offset: archive.data_offset(member)?,
+                len: member.size,
+            }),
+            Method::Deflated => self.open_deflated(archive, index, member),
+        }
+    }
+
+    fn open_deflated(
+        &self,
+        archive: &WheelArchive,
+        index: usize,
+        member: &Member,
+    ) -> Result<MemberData, WheelError> {
+        let key = (archive.id, index);
+        let slot = {
+            let mut state = self.state.lock();
+            if let Some(data) = state.lookup(&key) {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(data);
+            }
+            Arc::clone(state.in_flight.entry(key).or_default())
+        };
+        let mut ready = slot.lock();
+        if let Some(data) = ready.as_ref() {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(data.clone());
+        }
+        let result = self.inflate(archive, member);
+        let mut state = self.state.lock();
+        if let Ok(data) = &result {
+            *ready = Some(data.clone());
+            state.store(key, data, member.size);
+        }
+        if state
+            .in_flight
+            .get(&key)
+            .is_some_and(|s| Arc::ptr_eq(s, &slot))
+        {
+            state.in_flight.remove(&key);
+        }
+        result
+    }
+
+    fn inflate(&self, archive: &WheelArchive, member: &Member) -> Result<MemberData, WheelError> {
+        self.inflations.fetch_add(1, Ordering::Relaxed);
+        let spill = member.size > self.spill_threshold || member.size > self.memory_budget;
+        trace!(wheel = %archive.path.display(), member = %member.name, size = member.size, spill, "inflating");
+        let result = if spill {
+            self.inflate_to_file(archive, member)
+                .map(MemberData::Spilled)
+        } else {
+            let mut bytes = Vec::with_capacity(member.size as usize);
+            archive
+                .read_member_into(member, &mut bytes, |e| {
+                    WheelError::io(&archive.path, Some(&member.name), e)
+                })
+                .map(|()| MemberData::Memory(bytes.into()))
+        };
+        if let Err(e) = &result {
+            debug!("{e}");
+        }
+        result
+    }
+
+    fn inflate_to_file(
+        &self,
+        archive: &WheelArchive,
+        member: &Member,
+    ) -> Result<Arc<File>, WheelError> {
+        let spill_error = |source| WheelError::Spill {
+            wheel: archive.path.clone(),
+            member: member.name.clone(),
+            dir: self.spill_dir.clone(),
+            source,
+        };
+        let file = tempfile::tempfile_in(&self.spill_dir).map_err(spill_error)?;
+        {
+            let mut writer = BufWriter::with_capacity(COPY_BUFFER, &file);
+            archive.read_member_into(member, &mut writer, spill_error)?;
+            writer.flush().map_err(spill_error)?;
+        }
+        Ok(Arc::new(file))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+    use std::sync::Barrier;
+    use zip::write::SimpleFileOptions;
+    use zip::{CompressionMethod, ZipWriter};
+
+    // ----- helpers ---------------------------------------------------------------------------
+
+    /// Deterministic pseudo-random bytes (incompressible-ish), or text (compressible).
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    fn text(len: usize) -> Vec<u8> {
+        b"import os\nprint('hello wheel')\n"
+            .iter()
+            .copied()
+            .cycle()
+            .take(len)
+            .collect()
+    }
+
+    fn write_wheel(dir: &tempfile::TempDir, bytes: &[u8]) -> PathBuf {
+        let path = dir.path().join("demo-1.0-py3-none-any.whl");
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    fn open_bytes(bytes: &[u8]) -> (tempfile::TempDir, Result<WheelArchive, WheelError>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_wheel(&dir, bytes);
+        let result = WheelArchive::open(&path);
+        (dir, result)
+    }
+
+    fn open_ok(bytes: &[u8]) -> (tempfile::TempDir, Arc<WheelArchive>) {
+        let (dir, result) = open_bytes(bytes);
+        (dir, Arc::new(result.unwrap()))
+    }
+
+    fn index_of(archive: &WheelArchive, name: &str) -> usize {
+        archive
+            .members()
+            .iter()
+            .position(|m| m.name == name)
+            .unwrap_or_else(|| panic!("no member {name}"))
+    }
+
+    fn read_all(data: &MemberData) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let chunk = data.read_at(out.len() as u64, 7_777).unwrap();
+            if chunk.is_empty() {
+                return out;
+            }
+            out.extend_from_slice(&chunk);
+        }
+    }
+
+    fn writer_zip(build: impl FnOnce(&mut ZipWriter<Cursor<Vec<u8>>>)) -> Vec<u8> {
+        let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
+        build(&mut zip);
+        zip.finish().unwrap().into_inner()
+    }
+
+    fn stored() -> SimpleFileOptions {
+        SimpleFileOptions::default().compression_method(CompressionMethod::Stored)
+    }
+
+    fn deflated() -> SimpleFileOptions {
+        SimpleFileOptions::default().compression_method(CompressionMethod::Deflated)
+    }
+
+    fn add(
+        zip: &mut ZipWriter<Cursor<Vec<u8>>>,
+        name: &str,
+        options: SimpleFileOptions,
+        data: &[u8],
+    ) {
+        zip.start_file(name, options).unwrap();
+        zip.write_all(data).unwrap();
+    }
+
+    fn deflate(data: &[u8]) -> Vec<u8> {
+        let mut encoder =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    /// A hand-made entry, for archives the zip writer refuses to produce.
+    #[derive(Clone)]
+    struct Raw {
+        name: Vec<u8>,
+        data: Vec<u8>,
+        method: u16,
+        crc: u32,
+        size: u64,
+        flags: u16,
+        made_by: u16,
+        external: u32,
+        dos_date: u16,
+        dos_time: u16,
+        cd_extra: Vec<u8>,
+    }
+
+    impl Raw {
+        fn stored(name: &str, content: &[u8]) -> Raw {
+            Raw {
+                name: name.as_bytes().to_vec(),
+                data: content.to_vec(),
+                method: 0,
+                crc: crc32fast::hash(content),
+                size: content.len() as u64,
+                flags: FLAG_UTF8,
+                made_by: (3 << 8) | 20,
+                external: (S_IFREG | 0o644) << 16,
+                dos_date: (1 << 5) | 1,
+                dos_time: 0,
+                cd_extra: Vec::new(),
+            }
+        }
+
+        fn file(name: &str, content: &[u8]) -> Raw {
+            Raw {
+                data: deflate(content),
+                method: 8,
+                ..Raw::stored(name, content)
+            }
+        }
+
+        fn dir(name: &str) -> Raw {
+            Raw {
+                external: (S_IFDIR | 0o755) << 16,
+                ..Raw::stored(name, b"")
+            }
+        }
+
+        fn symlink(name: &str, target: &str) -> Raw {
+            Raw {
+                external: (S_IFLNK | 0o777) << 16,
+                ..Raw::stored(name, target.as_bytes())
+            }
+        }
+
+        fn named(mut self, name: &[u8]) -> Raw {
+            self.name = name.to_vec();
+            self
+        }
+    }
+
+    fn push16(out: &mut Vec<u8>, v: u16) {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    fn push32(out: &mut Vec<u8>, v: u32) {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    fn push64(out: &mut Vec<u8>, v: u64) {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+
+    /// Lay out local headers + data, the central directory and the end records.
+    fn build_raw(entries: &[Raw], zip64: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut offsets = Vec::new();
+        let sat32 = |v: u64| if zip64 { 0xFFFF_FFFF } else { v as u32 };
+        for e in entries {
+            offsets.push(out.len() as u64);
+            let mut local_extra = Vec::new();
+            if zip64 {
+                push16(&mut local_extra, EXTRA_ZIP64);
+                push16(&mut local_extra, 16);
+                push64(&mut local_extra, e.size);
+                push64(&mut local_extra, e.data.len() as u64);
+            }
+            push32(&mut out, LOCAL_HEADER_SIG);
+            push16(&mut out, if zip64 { 45 } else { 20 });
+            push16(&mut out, e.flags);
+            push16(&mut out, e.method);
+            push16(&mut out, e.dos_time);
+            push16(&mut out, e.dos_date);
+            push32(&mut out, e.crc);
+            push32(&mut out, sat32(e.data.len() as u64));
+            push32(&mut out, sat32(e.size));
+            push16(&mut out, e.name.len() as u16);
+            push16(&mut out, local_extra.len() as u16);
+            out.extend_from_slice(&e.name);
+            out.extend_from_slice(&local_extra);
+            out.extend_from_slice(&e.data);
+        }
+        let directory_offset = out.len() as u64;
+        for (e, &offset) in entries.iter().zip(&offsets) {
+            let mut extra = Vec::new();
+            if zip64 {
+                push16(&mut extra, EXTRA_ZIP64);
+                push16(&mut extra, 24);
+                push64(&mut extra, e.size);
+                push64(&mut extra, e.data.len() as u64);
+                push64(&mut extra, offset);
+            }
+            extra.extend_from_slice(&e.cd_extra);
+            push32(&mut out, CENTRAL_HEADER_SIG);
+            push16(&mut out, e.made_by);
+            push16(&mut out, if zip64 { 45 } else { 20 });
+            push16(&mut out, e.flags);
+            push16(&mut out, e.method);
+            push16(&mut out, e.dos_time);
+            push16(&mut out, e.dos_date);
+            push32(&mut out, e.crc);
+            push32(&mut out, sat32(e.data.len() as u64));
+            push32(&mut out, sat32(e.size));
+            push16(&mut out, e.name.len() as u16);
+            push16(&mut out, extra.len() as u16);
+            push16(&mut out, 0); // comment
+            push16(&mut out, 0); // disk
+            push16(&mut out, 0); // internal attributes
+            push32(&mut out, e.external);
+            push32(&mut out, sat32(offset));
+            out.extend_from_slice(&e.name);
+            out.extend_from_slice(&extra);
+        }
+        let directory_size = out.len() as u64 - directory_offset;
+        if zip64 {
+            let record = out.len() as u64;
+            push32(&mut out, ZIP64_EOCD_SIG);
+            push64(&mut out, 44);
+            push16(&mut out, 45);
+            push16(&mut out, 45);
+            push32(&mut out, 0);
+            push32(&mut out, 0);
+            push64(&mut out, entries.len() as u64);
+            push64(&mut out, entries.len() as u64);
+            push64(&mut out, directory_size);
+            push64(&mut out, directory_offset);
+            push32(&mut out, ZIP64_LOCATOR_SIG);
+            push32(&mut out, 0);
+            push64(&mut out, record);
+            push32(&mut out, 1);
+        }
+        let count = if zip64 { 0xFFFF } else { entries.len() as u16 };
+        push32(&mut out, EOCD_SIG);
+        push16(&mut out, 0);
+        push16(&mut out, 0);
+        push16(&mut out, count);
+        push16(&mut out, count);
+        push32(&mut out, sat32(directory_size));
+        push32(&mut out, sat32(directory_offset));
+        push16(&mut out, 0);
+        out
+    }
+
+    fn expect_err(bytes: &[u8]) -> WheelError {
+        match open_bytes(bytes).1 {
+            Ok(archive) => panic!(
+                "expected the wheel to be refused, got {:?}",
+                archive.members()
+            ),
+            Err(e) => e,
+        }
+    }
+
+    fn cache_in(dir: &tempfile::TempDir, budget: u64, threshold: u64) -> MemberCache {
+        MemberCache::new(budget, threshold, dir.path().to_owned())
+    }
+
+    // ----- reading ---------------------------------------------------------------------------
+
+    #[test]
+    fn stored_and_deflated_members_read_at_various_offsets() {
+        let payload = noise(100_000, 1);
+        let source = text(100_000);
+        let bytes = writer_zip(|zip| {
+            zip.add_directory("pkg/", stored()).unwrap();
+            add(zip, "pkg/stored.bin", stored(), &payload);
+            add(zip, "pkg/deflated.py", deflated(), &source);
+        });
+        let (dir, archive) = open_ok(&bytes);
+        let cache = cache_in(&dir, 1 << 20, 1 << 20);
+        let s = index_of(&archive, "pkg/stored.bin");
+        let d = index_of(&archive, "pkg/deflated.py");
+        assert_eq!(
+            archive.members()[index_of(&archive, "pkg")].kind,
+            MemberKind::Dir
+        );
+        assert!(!archive.members()[s].is_compressed());
+        assert!(archive.members()[d].is_compressed());
+        for (index, expected) in [(s, &payload), (d, &source)] {
+            let data = cache.open(&archive, index).unwrap();
+            assert_eq!(archive.members()[index].size, expected.len() as u64);
+            for (offset, len) in [
+                (0, 10),
+                (1, 4096),
+                (12_345, 65_536),
+                (99_990, 100),
+                (99_999, 1),
+            ] {
+                let got = data.read_at(offset, len).unwrap();
+                let end = (offset as usize + len).min(expected.len());
+                assert_eq!(
+                    got,
+                    expected[offset as usize..end],
+                    "offset {offset} len {len}"
+                );
+            }
+            assert!(data.read_at(100_000, 5).unwrap().is_empty());
+            assert!(data.read_at(u64::MAX, 5).unwrap().is_empty());
+            assert_eq!(&read_all(&data), expected);
+        }
+        assert!(matches!(
+            cache.open(&archive, s).unwrap(),
+            MemberData::InPlace { .. }
+        ));
+        assert!(matches!(
+            cache.open(&archive, d).unwrap(),
+            MemberData::Memory(_)
+        ));
+        assert_eq!(cache.stats().inflations, 1);
+        assert_eq!(cache.stats().hits, 1);
+    }
+
+    #[test]
+    fn empty_members_read_as_empty() {
+        let bytes = writer_zip(|zip| {
+            add(zip, "empty_stored", stored(), b"");
+            add(zip, "empty_deflated", deflated(), b"");
+        });
+        let (dir, archive) = open_ok(&bytes);
+        let cache = cache_in(&dir, 1 << 20, 1 << 20);
+        for i in 0..2 {
+            assert_eq!(archive.members()[i].size, 0);
+            let data = cache.open(&archive, i).unwrap();
+            assert!(data.read_at(0, 100).unwrap().is_empty());
+            assert!(data.read_at(5, 100).unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn large_member_spills_to_an_unlinked_file() {
+        let big = text(50_000);
+        let bytes = writer_zip(|zip| add(zip, "big.py", deflated(), &big));
+        let (_wheel_dir, archive) = open_ok(&bytes);
+        let spill_dir = tempfile::tempdir().unwrap();
+        let cache = cache_in(&spill_dir, 1 << 20, 1_000);
+        let data = cache.open(&archive, 0).unwrap();
+        let file = data
+            .backing_file()
+            .expect("a spilled member has a backing file");
+        assert!(matches!(data, MemberData::Spilled(_)));
+        assert_eq!(file.metadata().unwrap().len(), 50_000);
+        assert_eq!(read_all(&data), big);
+        assert_eq!(data.read_at(49_990, 100).unwrap(), big[49_990..]);
+        assert_eq!(
+            std::fs::read_dir(spill_dir.path()).unwrap().count(),
+            0,
+            "spill files are unlinked"
+        );
+        let stats = cache.stats();
+        assert_eq!((stats.memory_bytes, stats.spilled_bytes), (0, 50_000));
+        // Second open is a hit on the same file.
+        let again = cache.open(&archive, 0).unwrap();
+        assert!(Arc::ptr_eq(&again.backing_file().unwrap(), &file));
+        assert_eq!(cache.stats().inflations, 1);
+        // Members under the threshold have no backing file.
+        let small = writer_zip(|zip| add(zip, "small.py", deflated(), b"x = 1\n"));
+        let (_d, small) = open_ok(&small);
+        assert!(cache.open(&small, 0).unwrap().backing_file().is_none());
+    }
+
+    #[test]
+    fn lru_evicts_by_bytes_and_returned_handles_stay_valid() {
+        let contents: Vec<Vec<u8>> = (0..6).map(|i| noise(10_000, i)).collect();
+        let bytes = writer_zip(|zip| {
+            for (i, c) in contents.iter().enumerate() {
+                add(zip, &format!("m{i}"), deflated(), c);
+            }
+        });
+        let (dir, archive) = open_ok(&bytes);
+        let cache = cache_in(&dir, 25_000, 20_000);
+        let first = cache.open(&archive, 0).unwrap();
+        for i in 1..6 {
+            cache.open(&archive, i).unwrap();
+            assert!(cache.stats().memory_bytes <= 25_000, "{:?}", cache.stats());
+        }
+        assert_eq!(cache.stats().memory_bytes, 20_000);
+        assert_eq!(
+            read_all(&first),
+            contents[0],
+            "an evicted member's handle still reads"
+        );
+        // The two most recent stay cached; the first was evicted and is inflated again.
+        cache.open(&archive, 5).unwrap();
+        assert_eq!(cache.stats().inflations, 6);
+        cache.open(&archive, 0).unwrap();
+        assert_eq!(cache.stats().inflations, 7);
+        cache.forget_archive(&archive);
+        assert_eq!(cache.stats().memory_bytes, 0);
+    }
+
+    #[test]
+    fn member_larger_than_the_budget_spills_even_below_the_threshold() {
+        let bytes = writer_zip(|zip| add(zip, "m", deflated(), &noise(5_000, 9)));
+        let (dir, archive) = open_ok(&bytes);
+        let cache = cache_in(&dir, 1_000, 1 << 20);
+        assert!(cache.open(&archive, 0).unwrap().backing_file().is_some());
+    }
+
+    #[test]
+    fn concurrent_opens_decompress_once() {
+        let content = noise(300_000, 3);
+        let bytes = writer_zip(|zip| add(zip, "m", deflated(), &content));
+        let (dir, archive) = open_ok(&bytes);
+        let cache = cache_in(&dir, 1 << 20, 1 << 20);
+        let barrier = Barrier::new(8);
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    barrier.wait();
+                    let data = cache.open(&archive, 0).unwrap();
+                    assert_eq!(read_all(&data), content);
+                });
+            }
+        });
+        assert_eq!(cache.stats().inflations, 1);
+        assert_eq!(cache.stats().hits, 7);
+    }
+
+    #[test]
+    fn symlinks_and_modes_and_times() {
+        let mut exec = Raw::stored("bin/tool", b"#!/bin/sh\n");
+        exec.external = (S_IFREG | 0o4777) << 16;
+        let mut dated = Raw::file("dated.py", b"pass\n");
+        // 2020-06-15 12:34:56
+        dated.dos_date = ((2020 - 1980) << 9) | (6 << 5) | 15;
+        dated.dos_time = (12 << 11) | (34 << 5) | (56 / 2);
+        let mut stamped = Raw::file("stamped.py", b"pass\n");
+        stamped.cd_extra = [0x55, 0x54, 5, 0, 1].to_vec();
+        stamped
+            .cd_extra
+            .extend_from_slice(&1_600_000_000u32.to_le_bytes());
+        let bytes = build_raw(
+            &[
+                Raw::dir("pkg/"),
+                Raw::file("pkg/mod.py", b"x = 1\n"),
+                Raw::symlink("pkg/link.py", "mod.py"),
+                Raw::symlink("pkg/sub/up", "../../pkg/mod.py"),
+                exec,
+                dated,
+                stamped,
+            ],
+            false,
+        );
+        let (dir, archive) = open_ok(&bytes);
+        let m = |name| &archive.members()[index_of(&archive, name)];
+        assert_eq!((m("pkg").kind, m("pkg").mode), (MemberKind::Dir, 0o755));
+        assert_eq!(
+            (m("pkg/mod.py").kind, m("pkg/mod.py").mode),
+            (MemberKind::File, 0o644)
+        );
+        assert_eq!(m("bin/tool").mode, 0o755, "exec bits kept, setuid dropped");
+        let link = index_of(&archive, "pkg/link.py");
+        assert_eq!(
+            (m("pkg/link.py").kind, m("pkg/link.py").mode),
+            (MemberKind::Symlink, 0o777)
+        );
+        assert_eq!(archive.symlink_target(link).unwrap(), "mod.py");
+        assert_eq!(
+            archive
+                .symlink_target(index_of(&archive, "pkg/sub/up"))
+                .unwrap(),
+            "../../pkg/mod.py"
+        );
+        let err = archive
+            .symlink_target(index_of(&archive, "pkg/mod.py"))
+            .unwrap_err();
+        assert!(matches!(err, WheelError::WrongKind { .. }), "{err}");
+        let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_secs();
+        assert_eq!(secs(m("pkg").mtime), 315_532_800, "1980-01-01T00:00:00Z");
+        assert_eq!(
+            secs(m("dated.py").mtime),
+            1_592_224_496,
+            "2020-06-15T12:34:56Z"
+        );
+        assert_eq!(secs(m("stamped.py").mtime), 1_600_000_000);
+        let cache = cache_in(&dir, 1 << 20, 1 << 20);
+        let err = cache.open(&archive, index_of(&archive, "pkg")).unwrap_err();
+        assert!(matches!(err, WheelError::WrongKind { .. }), "{err}");
+        let err = cache.open(&archive, 99).unwrap_err();
+        assert!(matches!(err, WheelError::NoSuchMember { .. }), "{err}");
+    }
+
+    #[test]
+    fn writer_symlinks_are_recognised() {
+        let bytes = writer_zip(|zip| {
+            add(zip, "a/real.txt", deflated(), b"real");
+            zip.add_symlink("a/alias.txt", "real.txt", SimpleFileOptions::default())
+                .unwrap();
+        });
+        let (_dir, archive) = open_ok(&bytes);
+        let i = index_of(&archive, "a/alias.txt");
+        assert_eq!(archive.members()[i].kind, MemberKind::Symlink);
+        assert_eq!(archive.symlink_target(i).unwrap(), "real.txt");
+    }
+
+    #[test]
+    fn names_are_normalized_and_repeated_dirs_dropped() {
+        let bytes = build_raw(
+            &[
+                Raw::dir("./"),
+                Raw::dir("a/"),
+                Raw::dir("a//"),
+                Raw::file("./a/./b.py", b"b"),
+                Raw::file("c//d.py", b"d"),
+                Raw::dir("e"), // directory mode but no '/': a file, as for pip
+            ],
+            false,
+        );
+        let (_dir, archive) = open_ok(&bytes);
+        let names: Vec<&str> = archive.members().iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["a", "a/b.py", "c/d.py", "e"]);
+        assert_eq!(archive.members()[3].kind, MemberKind::File);
+    }
+
+    #[test]
+    fn cp437_names_are_decoded_like_python_zipfile() {
+        assert_eq!(CP437_HIGH.chars().count(), 128);
+        let mut raw = Raw::file("x", b"1").named(b"caf\x82.py");
+        raw.flags = 0;
+        let (_dir, archive) = open_ok(&build_raw(&[raw.clone()], false));
+        assert_eq!(archive.members()[0].name, "café.py");
+        raw.flags = FLAG_UTF8;
+        let err = expect_err(&build_raw(&[raw], false));
+        assert!(err.to_string().contains("not valid UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn archive_comments_are_skipped() {
+        for comment_len in [10, 5_000, 65_535] {
+            let bytes = writer_zip(|zip| {
+                add(zip, "a.py", deflated(), b"a = 1\n");
+                zip.set_comment("c".repeat(comment_len)).unwrap();
+            });
+            let (_dir, archive) = open_ok(&bytes);
+            assert_eq!(archive.members().len(), 1, "comment of {comment_len} bytes");
+        }
+    }
+
+    // ----- zip64 -----------------------------------------------------------------------------
+
+    #[test]
+    fn zip64_records_and_extra_fields_are_read() {
+        let content = text(20_000);
+        let bytes = build_raw(
+            &[
+                Raw::file("pkg/a.py", &content),
+                Raw::stored("pkg/b.bin", b"stored bytes"),
+            ],
+            true,
+        );
+        let (dir, archive) = open_ok(&bytes);
+        let cache = cache_in(&dir, 1 << 20, 1 << 20);
+        assert_eq!(read_all(&cache.open(&archive, 0).unwrap()), content);
+        assert_eq!(read_all(&cache.open(&archive, 1).unwrap()), b"stored bytes");
+    }
+
+    #[test]
+    fn zip_writer_large_file_archives_are_read() {
+        let content = noise(70_000, 5);
+        let bytes = writer_zip(|zip| {
+            add(zip, "big.bin", deflated().large_file(true), &content);
+            add(zip, "raw.bin", stored().large_file(true), &content[..1000]);
+        });
+        let (dir, archive) = open_ok(&bytes);
+        let cache = cache_in(&dir, 1 << 20, 1 << 20);
+        assert_eq!(read_all(&cache.open(&archive, 0).unwrap()), content);
+        assert_eq!(read_all(&cache.open(&archive, 1).unwrap()), content[..1000]);
+    }
+
+    // ----- corruption ------------------------------------------------------------------------
+
+    fn assert_corrupt(err: WheelError, member: &str, why: &str) {
+        let text = err.to_string();
+        match &err {
+            WheelError::Corrupt { member: m, .. } => assert_eq!(m, member, "{text}"),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        assert!(text.contains(why), "{text:?} should mention {why:?}");
+        assert!(text.contains("demo-1.0-py3-none-any.whl"), "{text}");
+    }
+
+    #[test]
+    fn crc_mismatch_is_corrupt_and_not_cached() {
+        let mut bad = Raw::file("pkg/bad.py", &text(5_000));
+        bad.crc ^= 1;
+        let bytes = build_raw(&[bad, Raw::file("pkg/good.py", b"ok")], false);
+        let (dir, archive) = open_ok(&bytes);
+        let cache = cache_in(&dir, 1 << 20, 1 << 20);
+        assert_corrupt(cache.open(&archive, 0).unwrap_err(), "pkg/bad.py", "CRC-32");
+        assert_corrupt(cache.open(&archive, 0).unwrap_err(), "pkg/bad.py", "CRC-32");
+        assert_eq!(cache.stats().memory_bytes, 0);
+        assert_eq!(read_all(&cache.open(&archive, 1).unwrap()), b"ok");
+        // The same in a spill file.
+        let spill = cache_in(&dir, 1 << 20, 10);
+        assert_corrupt(spill.open(&archive, 0).unwrap_err(), "pkg/bad.py", "CRC-32");
+    }
+
+    #[test]
+    fn damaged_deflate_data_is_corrupt() {
+        let mut bad = Raw::file("m.py", &noise(5_000, 7));
+        let middle = bad.data.len() / 2;
+        bad.data[middle] ^= 0x55;
+        let (dir, archive) = open_ok(&build_raw(&[bad], false));
+        let err = cache_in(&dir, 1 << 20, 1 << 20)
+            .open(&archive, 0)
+            .unwrap_err();
+        assert!(matches!(err, WheelError::Corrupt { .. }), "{err}");
+    }
+
+    #[test]
+    fn size_mismatch_is_corrupt() {
+        let mut short = Raw::file("short.py", &text(10_000));
+        short.size = 9_000; // data inflates to more than declared: stop at 9,001 bytes
+        let mut long = Raw::file("long.py", &text(10_000));
+        long.size = 11_000;
+        let (dir, archive) = open_ok(&build_raw(&[short, long], false));
+        let cache = cache_in(&dir, 1 << 20, 1 << 20);
+        assert_corrupt(
+            cache.open(&archive, 0).unwrap_err(),
+            "short.py",
+            "more than the 9000 bytes",
+        );
+        assert_corrupt(
+            cache.open(&archive, 1).unwrap_err(),
+            "long.py",
+            "only 10000 bytes",
+        );
+        let spill = cache_in(&dir, 1 << 20, 10);
+        assert_corrupt(
+            spill.open(&archive, 0).unwrap_err(),
+            "short.py",
+            "more than",
+        );
+    }
+
+    #[test]
+    fn impossible_sizes_are_refused_at_open() {
+        let mut bomb = Raw::file("bomb", b"tiny");
+        bomb.size = 100_000; // from 6 compressed bytes
+        assert_corrupt(
+            expect_err(&build_raw(&[bomb], false)),
+            "bomb",
+            "more than deflate can produce",
+        );
+        let mut stored = Raw::stored("s", b"abc");
+        stored.size = 4;
+        assert_corrupt(expect_err(&build_raw(&[stored], false)), "s", "is stored");
+    }
+
+    #[test]
+    fn bad_local_header_is_corrupt_on_first_read() {
+        let mut bytes = build_raw(&[Raw::file("m.py", b"x = 1\n")], false);
+        bytes[0] = b'X';
+        let (dir, archive) = open_ok(&bytes);
+        let err = cache_in(&dir, 1 << 20, 1 << 20)
+            .open(&archive, 0)
+            .unwrap_err();
+        assert_corrupt(err, "m.py", "no local file header");
+        // A local header whose method disagrees with the central directory.
+        let mut bytes = build_raw(&[Raw::file("m.py", b"x = 1\n")], false);
+        bytes[8] = 0;
+        let (dir, archive) = open_ok(&bytes);
+        let err = cache_in(&dir, 1 << 20, 1 << 20)
+            .open(&archive, 0)
+            .unwrap_err();
+        assert_corrupt(err, "m.py", "disagrees");
+    }
+
+    #[test]
+    fn overlapping_members_are_refused() {
+        // Two central entries sharing one local header and its data.
+        let one = build_raw(&[Raw::file("a.py", &text(1000))], false);
+        let entry = Raw::file("a.py", &text(1000));
+        let local_len = 30 + entry.name.len() + entry.data.len();
+        let cd = &one[local_len..one.len() - 22];
+        let mut cd2 = cd.to_vec();
+        let name_at = 46;
+        cd2[name_at] = b'b';
+        let mut bytes = one[..local_len].to_vec();
+        bytes.extend_from_slice(cd);
+        bytes.extend_from_slice(&cd2);
+        bytes.extend_from_slice(&EOCD_SIG.to_le_bytes());
+        bytes.extend_from_slice(&[0, 0, 0, 0, 2, 0, 2, 0]);
+        bytes.extend_from_slice(&((cd.len() * 2) as u32).to_le_bytes());
+        bytes.extend_from_slice(&(local_len as u32).to_le_bytes());
+        bytes.extend_from_slice(&[0, 0]);
+        let err = expect_err(&bytes);
+        assert!(err.to_string().contains("overlaps member"), "{err}");
+    }
+
+    #[test]
+    fn truncated_and_non_zip_files_are_refused() {
+        let good = writer_zip(|zip| {
+            add(zip, "a.py", deflated(), &text(3_000));
+            add(zip, "b.py", deflated(), &text(3_000));
+        });
+        for cut in [0, 10, 100, good.len() / 2, good.len() - 30, good.len() - 1] {
+            let err = expect_err(&good[..cut]);
+            assert!(
+                matches!(err, WheelError::Malformed { .. }),
+                "cut at {cut}: {err}"
+            );
+            assert!(
+                err.to_string().contains("demo-1.0-py3-none-any.whl"),
+                "{err}"
+            );
+        }
+        let err = expect_err(&noise(10_000, 11));
+        assert!(err.to_string().contains("not a zip archive"), "{err}");
+        // A central directory offset pointing past the end of the file.
+        let mut bad = good.clone();
+        let at = bad.len() - 6;
+        bad[at..at + 4].copy_from_slice(&u32::MAX.wrapping_sub(7).to_le_bytes());
+        assert!(matches!(expect_err(&bad), WheelError::Malformed { .. }));
+        // A central directory that claims more entries than it holds.
+        let mut bad = good.clone();
+        let at = bad.len() - 12;
+        bad[at] = 3;
+        assert!(expect_err(&bad).to_string().contains("declares 3"));
+        // A member whose local header offset points past the central directory.
+        let mut bad = build_raw(&[Raw::file("a.py", b"1"), Raw::file("b.py", b"2")], false);
+        let cd_offset =
+            u32::from_le_bytes(bad[bad.len() - 6..bad.len() - 2].try_into().unwrap()) as usize;
+        bad[cd_offset + 42..cd_offset + 46].copy_from_slice(&1_000_000u32.to_le_bytes());
+        assert_corrupt(expect_err(&bad), "a.py", "outside the archive's data area");
+    }
+
+    // ----- untrusted names -------------------------------------------------------------------
+
+    fn assert_unsafe(err: WheelError, member: &str, why: &str) {
+        let text = err.to_string();
+        match &err {
+            WheelError::Unsafe { member: m, .. } => assert_eq!(m, member, "{text}"),
+            other => panic!("expected Unsafe for {member:?}, got {other:?}"),
+        }
+        assert!(text.contains(why), "{text:?} should mention {why:?}");
+        assert!(text.contains("demo-1.0-py3-none-any.whl"), "{text}");
+    }
+
+    #[test]
+    fn unsafe_names_are_refused() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"../evil", "'..'"),
+            (b"pkg/../../evil", "'..'"),
+            (b"pkg/..", "'..'"),
+            (b"/etc/passwd", "absolute path"),
+            (b"C:\\evil", "backslash"),
+            (b"C:/evil", "drive letter"),
+            (b"c:evil", "drive letter"),
+            (b"\\\\server\\share\\evil", "backslash"),
+            (b"pkg\\evil", "backslash"),
+            (b"nul\0byte", "NUL"),
+            (b"", "empty name"),
+        ];
+        for (name, why) in cases {
+            let bytes = build_raw(
+                &[Raw::file("ok.py", b"1"), Raw::file("x", b"2").named(name)],
+                false,
+            );
+            assert_unsafe(expect_err(&bytes), &String::from_utf8_lossy(name), why);
+        }
+    }
+
+    #[test]
+    fn duplicate_and_clashing_names_are_refused() {
+        let cases: Vec<(Vec<Raw>, &str, &str)> = vec![
+            (
+                vec![Raw::file("a.py", b"1"), Raw::file("a.py", b"2")],
+                "a.py",
+                "appears twice",
+            ),
+            (
+                vec![Raw::file("a", b"1"), Raw::dir("a/")],
+                "a",
+                "as a file and as a directory",
+            ),
+            (
+                vec![Raw::file("./a", b"1"), Raw::stored("a", b"2")],
+                "a",
+                "appears twice",
+            ),
+            (
+                vec![Raw::file("a", b"1"), Raw::file("a/b.py", b"2")],
+                "a/b.py",
+                "inside \"a\"",
+            ),
+            (
+                vec![Raw::symlink("l", "d"), Raw::file("l/x", b"2")],
+                "l/x",
+                "as a symlink",
+            ),
+        ];
+        for (entries, member, why) in cases {
+            assert_unsafe(expect_err(&build_raw(&entries, false)), member, why);
+        }
+        // Explicit and implicit directories together are fine.
+        let (_dir, archive) = open_ok(&build_raw(
+            &[Raw::dir("a/"), Raw::file("a/b/c.py", b"1")],
+            false,
+        ));
+        assert_eq!(archive.members().len(), 2);
+    }
+
+    #[test]
+    fn unsafe_symlinks_are_refused() {
+        let cases: Vec<(Vec<Raw>, &str, &str)> = vec![
+            (vec![Raw::symlink("l", "/etc/passwd")], "l", "absolute path"),
+            (vec![Raw::symlink("l", "C:/x")], "l", "absolute path"),
+            (
+                vec![Raw::symlink("l", "../x")],
+                "l",
+                "escapes the wheel root",
+            ),
+            (
+                vec![Raw::symlink("a/b/l", "../../../x")],
+                "a/b/l",
+                "escapes the wheel root",
+            ),
+            (
+                vec![Raw::symlink("a/l", "b/../../..")],
+                "a/l",
+                "escapes the wheel root",
+            ),
+            (vec![Raw::symlink("l", "")], "l", "empty target"),
+            (vec![Raw::symlink("l", "a\\b")], "l", "backslash"),
+            (
+                vec![Raw::symlink("x", "."), Raw::symlink("l", "x/..")],
+                "l",
+                "steps out of the symlink \"x\"",
+            ),
+            (
+                vec![Raw::symlink("l", &"a/".repeat(2100))],
+                "l",
+                "target is 4200 bytes long",
+            ),
+        ];
+        for (entries, member, why) in cases {
+            assert_unsafe(expect_err(&build_raw(&entries, false)), member, why);
+        }
+    }
+
+    #[test]
+    fn unsupported_methods_and_encryption_are_refused() {
+        let mut bzip2 = Raw::stored("m.py", b"x");
+        bzip2.method = 12;
+        let err = expect_err(&build_raw(&[bzip2], false));
+        assert!(matches!(err, WheelError::Unsupported { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("\"m.py\"") && text.contains("method 12 (bzip2)"),
+            "{text}"
+        );
+        assert!(text.contains("only stored (0) and deflated (8)"), "{text}");
+        let mut encrypted = Raw::file("secret.py", b"x");
+        encrypted.flags |= FLAG_ENCRYPTED;
+        let err = expect_err(&build_raw(&[encrypted], false));
+        assert!(
+            err.to_string().contains("\"secret.py\" is encrypted"),
+            "{err}"
+        );
+        let mut fifo = Raw::stored("fifo", b"");
+        fifo.external = 0o010_644 << 16;
+        assert!(matches!(
+            expect_err(&build_raw(&[fifo], false)),
+            WheelError::Unsupported { .. }
+        ));
+    }
+
+    #[test]
+    fn types_are_thread_safe() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<WheelArchive>();
+        assert_send_sync::<MemberCache>();
+        assert_send_sync::<MemberData>();
+        assert_send_sync::<WheelError>();
+    }
+
+    // ----- real wheels -----------------------------------------------------------------------
+
+    /// The shared real wheels, from `$VENVFS_TEST_WHEELS`, `../shared/wheels` next to the
+    /// crate, or `/work/shared/wheels`; `None` (and a message) if absent.
+    fn real_wheels() -> Option<Vec<PathBuf>> {
+        let candidates = [
+            std::env::var_os("VENVFS_TEST_WHEELS").map(PathBuf::from),
+            Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/wheels")),
+            Some(PathBuf::from("/work/shared/wheels")),
+        ];
+        let Some(dir) = candidates.into_iter().flatten().find(|d| d.is_dir()) else {
+            eprintln!(
+                "SKIPPED: no real wheels found (set VENVFS_TEST_WHEELS to a directory of .whl files)"
+            );
+            return None;
+        };
+        let mut wheels: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "whl"))
+            .collect();
+        wheels.sort();
+        Some(wheels)
+    }
+
+    fn real_wheel(wheels: &[PathBuf], prefix: &str) -> Option<PathBuf> {
+        let found = wheels
+            .iter()
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix));
+        if found.is_none() {
+            eprintln!("SKIPPED: no {prefix}*.whl among the real wheels");
+        }
+        found.cloned()
+    }
+
+    #[test]
+    fn real_wheels_all_open() {
+        let Some(wheels) = real_wheels() else { return };
+        assert!(
+            !wheels.is_empty(),
+            "no .whl files in the real-wheel directory"
+        );
+        let started = Instant::now();
+        let mut total = 0;
+        for path in &wheels {
+            let archive = WheelArchive::open(path).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!archive.members().is_empty(), "{}", path.display());
+            assert!(archive
+                .members()
+                .iter()
+                .any(|m| m.name.ends_with(".dist-info/RECORD")));
+            total += archive.members().len();
+        }
+        eprintln!(
+            "opened {} real wheels ({total} members) in {:?}",
+            wheels.len(),
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn real_wheels_six_and_click_read_completely() {
+        let Some(wheels) = real_wheels() else { return };
+        let spill = tempfile::tempdir().unwrap();
+        let cache = MemberCache::new(256 << 10, 64 << 10, spill.path().to_owned());
+        for prefix in ["six-1.17.0-", "click-8.5.1-"] {
+            let Some(path) = real_wheel(&wheels, prefix) else {
+                continue;
+            };
+            let archive = Arc::new(WheelArchive::open(&path).unwrap());
+            let mut files = 0;
+            for (i, member) in archive.members().iter().enumerate() {
+                if member.kind != MemberKind::File {
+                    continue;
+                }
+                assert!(member.is_compressed());
+                let data = cache.open(&archive, i).unwrap_or_else(|e| panic!("{e}"));
+                let mut read = 0u64;
+                loop {
+                    let chunk = data.read_at(read, 128 << 10).unwrap();
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    read += chunk.len() as u64;
+                }
+                assert_eq!(read, member.size, "{}", member.name);
+                files += 1;
+            }
+            assert!(files > 0);
+            eprintln!("{prefix}: read {files} members; cache {:?}", cache.stats());
+        }
+        assert!(cache.stats().memory_bytes <= 256 << 10);
+    }
+
+    #[test]
+    fn real_wheel_numpy_opens_fast() {
+        let Some(wheels) = real_wheels() else { return };
+        let Some(path) = real_wheel(&wheels, "numpy-2.4.6-") else {
+            return;
+        };
+        let mut timings = Vec::new();
+        for _ in 0..10 {
+            let started = Instant::now();
+            let archive = WheelArchive::open(&path).unwrap();
+            timings.push(started.elapsed());
+            let files = archive
+                .members()
+                .iter()
+                .filter(|m| m.kind == MemberKind::File);
+            assert_eq!(files.count(), 1042);
+        }
+        timings.sort();
+        eprintln!(
+            "numpy open (1,166 entries, 1,042 files): min {:?}, median {:?}",
+            timings[0], timings[5]
+        );
+        // 215 opens ~ 250,000 entries, the 1,000-wheel target.
+        let started = Instant::now();
+        for _ in 0..215 {
+            WheelArchive::open(&path).unwrap();
+        }
+        eprintln!("215 numpy opens (250,690 entries): {:?}", started.elapsed());
+        assert!(timings[5] < Duration::from_millis(100), "{timings:?}");
+    }
+}

@@ -1,0 +1,274 @@
+//! Shared pieces of the real-mount tests: a guard that always unmounts, venv and wheel
+//! builders, and snapshots that prove the layers were not changed.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn venvfs() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_venvfs"))
+}
+
+/// Runs a command, panicking with its output if it fails.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// The real PyPI wheels of the project's test set (`../shared/wheels`, or `$VENVFS_TEST_WHEELS`).
+pub fn shared_wheel(prefix: &str) -> PathBuf {
+    let dir = std::env::var_os("VENVFS_TEST_WHEELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/wheels"));
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
+        panic!(
+            "the test wheels are not at {} ({e}); set VENVFS_TEST_WHEELS to their directory",
+            dir.display()
+        )
+    });
+    let mut found: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.starts_with(prefix) && n.ends_with(".whl")
+        })
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .unwrap_or_else(|| panic!("no {prefix}*.whl in {}", dir.display()))
+}
+
+/// Unpacks a wheel into a directory, as uv's cache holds it.
+pub fn unpack(wheel: &Path, dest: &Path) {
+    run_ok(
+        Command::new("python3")
+            .args(["-m", "zipfile", "-e"])
+            .arg(wheel)
+            .arg(dest),
+    );
+}
+
+/// A scratch area with a fresh venv (python3 -m venv --without-pip).
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+    pub venv: PathBuf,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        let dir = tempfile::Builder::new()
+            .prefix("venvfs-test-")
+            .tempdir()
+            .unwrap();
+        let venv = dir.path().join("venv");
+        run_ok(
+            Command::new("python3")
+                .args(["-m", "venv", "--without-pip"])
+                .arg(&venv),
+        );
+        Scratch { dir, venv }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn add_layers(&self, sources: &[&Path]) {
+        run_ok(
+            venvfs()
+                .args(["layer", "add"])
+                .arg(&self.venv)
+                .args(sources),
+        );
+    }
+
+    pub fn mount(&self) -> Mount {
+        Mount::new(&self.venv)
+    }
+
+    pub fn python(&self, code: &str) -> Output {
+        run(Command::new(self.venv.join("bin/python"))
+            .args(["-c", code])
+            .env_remove("PYTHONPATH"))
+    }
+
+    pub fn python_ok(&self, code: &str) -> String {
+        let out = self.python(code);
+        assert!(
+            out.status.success(),
+            "python failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+/// A mounted venv; dropping it unmounts, also when the test panicked.
+pub struct Mount {
+    pub venv: PathBuf,
+    active: bool,
+}
+
+impl Mount {
+    pub fn new(venv: &Path) -> Mount {
+        run_ok(venvfs().arg("mount").arg(venv));
+        Mount {
+            venv: venv.to_owned(),
+            active: true,
+        }
+    }
+
+    /// Unmounts now, checking that it worked.
+    pub fn unmount(mut self) {
+        run_ok(venvfs().arg("umount").arg(&self.venv));
+        self.active = false;
+    }
+
+    /// The daemon's pid, from `venvfs status`.
+    pub fn daemon_pid(&self) -> u32 {
+        let status = run_ok(&mut venvfs_status());
+        let mut lines = status
+            .lines()
+            .skip_while(|l| Path::new(l.trim()) != self.venv);
+        lines.next();
+        let pid_line = lines.next().expect("status lists the mount");
+        pid_line
+            .trim()
+            .strip_prefix("daemon pid ")
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// Marks the mount as already gone (the test killed or unmounted it itself).
+    pub fn forget(mut self) {
+        self.active = false;
+    }
+}
+
+fn venvfs_status() -> Command {
+    let mut c = venvfs();
+    c.arg("status");
+    c
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if self.active {
+            let ok = venvfs()
+                .arg("umount")
+                .arg(&self.venv)
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !ok {
+                let _ = Command::new("fusermount3")
+                    .arg("-u")
+                    .arg("-z")
+                    .arg(&self.venv)
+                    .output();
+                let _ = Command::new("umount").arg("-l").arg(&self.venv).output();
+            }
+        }
+    }
+}
+
+/// Every file below a directory (or a single file) with its mode, size, mtime and content
+/// hash: compare before and after a test to prove nothing was changed.
+pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, (u32, u64, i64, u64)> {
+    use std::hash::{Hash, Hasher};
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(p) = stack.pop() {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        let digest = if m.is_file() {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            std::fs::read(&p).unwrap().hash(&mut h);
+            h.finish()
+        } else {
+            0
+        };
+        if m.is_dir() {
+            for e in std::fs::read_dir(&p).unwrap() {
+                stack.push(e.unwrap().path());
+            }
+        }
+        out.insert(p, (m.mode(), m.len(), m.mtime(), digest));
+    }
+    out
+}
+
+/// A wheel built for a test: `files` are (path, content, stored?) at the wheel root,
+/// dist-info (METADATA, WHEEL, RECORD) added.
+pub fn build_wheel(
+    dest_dir: &Path,
+    name: &str,
+    version: &str,
+    files: &[(&str, &[u8], bool)],
+) -> PathBuf {
+    use zip::write::SimpleFileOptions;
+    let path = dest_dir.join(format!("{name}-{version}-py3-none-any.whl"));
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let dist = format!("{name}-{version}.dist-info");
+    let mut record = String::new();
+    let mut all: Vec<(String, Vec<u8>, bool)> = files
+        .iter()
+        .map(|(p, c, s)| ((*p).to_owned(), c.to_vec(), *s))
+        .collect();
+    all.push((
+        format!("{dist}/METADATA"),
+        format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n").into_bytes(),
+        false,
+    ));
+    all.push((
+        format!("{dist}/WHEEL"),
+        b"Wheel-Version: 1.0\nGenerator: venvfs-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+            .to_vec(),
+        false,
+    ));
+    for (p, c, stored) in &all {
+        let method = if *stored {
+            zip::CompressionMethod::Stored
+        } else {
+            zip::CompressionMethod::Deflated
+        };
+        let mode = if p.contains("/scripts/") {
+            0o755
+        } else {
+            0o644
+        };
+        zip.start_file(
+            p.as_str(),
+            SimpleFileOptions::default()
+                .compression_method(method)
+                .unix_permissions(mode),
+        )
+        .unwrap();
+        zip.write_all(c).unwrap();
+        record.push_str(&format!("{p},,\n"));
+    }
+    record.push_str(&format!("{dist}/RECORD,,\n"));
+    zip.start_file(format!("{dist}/RECORD"), SimpleFileOptions::default())
+        .unwrap();
+    zip.write_all(record.as_bytes()).unwrap();
+    zip.finish().unwrap();
+    path
+}

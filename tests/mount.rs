@@ -1,0 +1,384 @@
+//! Real FUSE mounts of real venvs, read and written by the real Python.
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+const SITE: &str = "lib/python3.11/site-packages";
+
+fn site(s: &Scratch, rel: &str) -> std::path::PathBuf {
+    s.venv.join(SITE).join(rel)
+}
+
+#[test]
+fn numpy_imports_from_a_wheel_file_and_from_an_unpacked_directory() {
+    for unpacked in [false, true] {
+        let s = Scratch::new();
+        let whl = shared_wheel("numpy-");
+        let layer = if unpacked {
+            let dir = s.path("cache/numpy");
+            unpack(&whl, &dir);
+            dir
+        } else {
+            whl.clone()
+        };
+        let before = snapshot(&layer);
+        let m = s.mount_with(&[&layer]);
+        let out = s.python_ok("import numpy as np; a = np.arange(12).reshape(3, 4); print(int((a @ a.T).trace()), np.__version__)");
+        assert_eq!(out, "506 2.4.6", "unpacked={unpacked}");
+        m.unmount();
+        assert_eq!(
+            before,
+            snapshot(&layer),
+            "the layer changed (unpacked={unpacked})"
+        );
+    }
+}
+
+impl ScratchExt for Scratch {
+    fn mount_with(&self, layers: &[&Path]) -> Mount {
+        self.add_layers(layers);
+        self.mount()
+    }
+}
+
+trait ScratchExt {
+    fn mount_with(&self, layers: &[&Path]) -> Mount;
+}
+
+#[test]
+fn stored_and_deflated_members_read_back_exactly() {
+    let s = Scratch::new();
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let text = b"print('hello')\n".repeat(1000);
+    let whl = build_wheel(
+        s.dir.path(),
+        "mixed",
+        "1.0",
+        &[
+            ("mixed/__init__.py", b"X = 1\n", true),
+            ("mixed/stored.bin", &big, true),
+            ("mixed/deflated.bin", &big, false),
+            ("mixed/text.py", &text, false),
+            ("mixed/empty.txt", b"", true),
+        ],
+    );
+    let before = snapshot(&whl);
+    let m = s.mount_with(&[&whl]);
+    assert_eq!(fs::read(site(&s, "mixed/stored.bin")).unwrap(), big);
+    assert_eq!(fs::read(site(&s, "mixed/deflated.bin")).unwrap(), big);
+    assert_eq!(fs::read(site(&s, "mixed/text.py")).unwrap(), text);
+    assert_eq!(fs::read(site(&s, "mixed/empty.txt")).unwrap(), b"");
+    // a read in the middle of a member
+    let mut f = fs::File::open(site(&s, "mixed/stored.bin")).unwrap();
+    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(1_234_567)).unwrap();
+    let mut buf = [0u8; 100];
+    f.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf[..], &big[1_234_567..1_234_667]);
+    drop(f);
+    assert_eq!(s.python_ok("import mixed; print(mixed.X)"), "1");
+    m.unmount();
+    assert_eq!(before, snapshot(&whl));
+}
+
+#[test]
+fn namespace_directories_are_the_union_of_their_distributions() {
+    let s = Scratch::new();
+    let apple = shared_wheel("sphinxcontrib_applehelp-");
+    let jsmath = s.path("cache/jsmath");
+    unpack(&shared_wheel("sphinxcontrib_jsmath-"), &jsmath);
+    let _m = s.mount_with(&[&apple, &jsmath]);
+    let mut names: Vec<String> = fs::read_dir(site(&s, "sphinxcontrib"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert!(
+        names.contains(&"applehelp".to_owned()) && names.contains(&"jsmath".to_owned()),
+        "{names:?}"
+    );
+    // (applehelp itself needs sphinx, which is not installed: find both without importing)
+    let found = s.python_ok(
+        "import importlib.util as u; print(all(u.find_spec(f'sphinxcontrib.{m}') for m in ('applehelp', 'jsmath')))",
+    );
+    assert_eq!(found, "True");
+}
+
+/// Lower file, lower directory, upper file: copy-up, whiteouts, opaque dirs, renames, and
+/// all of it again after a remount. The layers must come out byte-identical.
+#[test]
+fn writes_go_to_the_upper_layer_and_survive_remount() {
+    let s = Scratch::new();
+    let requests = s.path("cache/requests");
+    unpack(&shared_wheel("requests-"), &requests);
+    let click = shared_wheel("click-");
+    let before = (snapshot(&requests), snapshot(&click));
+    let m = s.mount_with(&[&requests, &click]);
+
+    // copy-up on write keeps mode and the untouched content
+    let api = site(&s, "requests/api.py");
+    let original = fs::read_to_string(&api).unwrap();
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&api)
+        .unwrap()
+        .write_all(b"\n# edited\n")
+        .unwrap();
+    assert_eq!(
+        fs::read_to_string(&api).unwrap(),
+        format!("{original}\n# edited\n")
+    );
+    // chmod copies up too
+    fs::set_permissions(site(&s, "click/core.py"), fs::Permissions::from_mode(0o600)).unwrap();
+    // delete a lower file and a lower directory tree; remake the directory (opaque)
+    fs::remove_file(site(&s, "requests/help.py")).unwrap();
+    fs::remove_dir_all(site(&s, "click")).unwrap();
+    fs::create_dir(site(&s, "click")).unwrap();
+    fs::write(site(&s, "click/new.py"), "NEW = True\n").unwrap();
+    // rename a lower directory, as pip does when it stashes a package during uninstall
+    fs::rename(site(&s, "requests"), site(&s, "~equests")).unwrap();
+    assert!(!site(&s, "requests").exists());
+    // rename a lower file
+    fs::rename(
+        site(&s, "~equests/models.py"),
+        site(&s, "~equests/models_moved.py"),
+    )
+    .unwrap();
+    let check = |s: &Scratch| {
+        assert!(!site(s, "requests").exists());
+        assert!(fs::read_to_string(site(s, "~equests/api.py"))
+            .unwrap()
+            .ends_with("# edited\n"));
+        assert!(!site(s, "~equests/help.py").exists());
+        assert!(!site(s, "~equests/models.py").exists());
+        assert!(site(s, "~equests/models_moved.py").exists());
+        assert!(site(s, "~equests/sessions.py").exists());
+        let mut click: Vec<_> = fs::read_dir(site(s, "click"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        click.sort();
+        assert_eq!(
+            click,
+            ["new.py"],
+            "a remade directory shows none of the lower one"
+        );
+    };
+    check(&s);
+    m.unmount();
+    let _m = s.mount();
+    check(&s);
+    // back again
+    fs::rename(site(&s, "~equests"), site(&s, "requests")).unwrap();
+    assert!(site(&s, "requests/sessions.py").exists());
+    drop(_m);
+    assert_eq!(
+        before,
+        (snapshot(&requests), snapshot(&click)),
+        "a layer changed"
+    );
+}
+
+#[test]
+fn python_writes_bytecode_into_the_upper_layer() {
+    let s = Scratch::new();
+    let six = shared_wheel("six-");
+    let m = s.mount_with(&[&six]);
+    let out = run(Command::new(s.venv.join("bin/python"))
+        .args(["-c", "import six, sys; print(six.__cached__)"])
+        .env_remove("PYTHONDONTWRITEBYTECODE"));
+    assert!(out.status.success());
+    let cached = String::from_utf8(out.stdout).unwrap();
+    assert!(Path::new(cached.trim()).exists(), "{cached}");
+    m.unmount();
+    // without the mount, the .pyc is in the venv's own directory, the wheel untouched
+    assert!(
+        s.venv
+            .join(SITE)
+            .join("__pycache__")
+            .read_dir()
+            .unwrap()
+            .count()
+            >= 1
+    );
+    assert!(!s.venv.join(SITE).join("six.py").exists());
+}
+
+#[test]
+fn concurrent_readers_and_writers() {
+    let s = Scratch::new();
+    let requests = s.path("cache/requests");
+    unpack(&shared_wheel("requests-"), &requests);
+    let before = snapshot(&requests);
+    let _m = s.mount_with(&[&requests]);
+    let root = site(&s, "requests");
+    let files: Vec<_> = fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    let expected: Vec<Vec<u8>> = files
+        .iter()
+        .map(|p| fs::read(requests.join("requests").join(p.file_name().unwrap())).unwrap())
+        .collect();
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let (files, expected) = (&files, &expected);
+            scope.spawn(move || {
+                for round in 0..50 {
+                    let i = (t * 7 + round) % files.len();
+                    assert_eq!(&fs::read(&files[i]).unwrap(), &expected[i]);
+                }
+            });
+        }
+        for t in 0..3 {
+            let root = &root;
+            scope.spawn(move || {
+                for round in 0..50 {
+                    let p = root.join(format!("w{t}_{round}.txt"));
+                    fs::write(&p, format!("{t}:{round}")).unwrap();
+                    assert_eq!(fs::read_to_string(&p).unwrap(), format!("{t}:{round}"));
+                    if round % 2 == 0 {
+                        fs::rename(&p, root.join(format!("r{t}_{round}.txt"))).unwrap();
+                    } else {
+                        fs::remove_file(&p).unwrap();
+                    }
+                }
+            });
+        }
+    });
+    let renamed = fs::read_dir(&root)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('r')
+        })
+        .count();
+    assert_eq!(renamed, 3 * 25);
+    drop(_m);
+    assert_eq!(before, snapshot(&requests));
+}
+
+#[test]
+fn killed_daemon_leaves_a_consistent_venv_that_mounts_again() {
+    let s = Scratch::new();
+    let requests = s.path("cache/requests");
+    unpack(&shared_wheel("requests-"), &requests);
+    let before = snapshot(&requests);
+    let m = s.mount_with(&[&requests]);
+    let pid = m.daemon_pid();
+    // a writer busy renaming over lower files and creating new ones
+    let root = site(&s, "requests");
+    let writer = {
+        let root = root.clone();
+        std::thread::spawn(move || {
+            for i in 0.. {
+                let tmp = root.join(format!("tmp{i}"));
+                if fs::write(&tmp, format!("version {i}\n")).is_err() {
+                    return i;
+                }
+                if fs::rename(&tmp, root.join("api.py")).is_err() {
+                    return i;
+                }
+            }
+            unreachable!()
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    run_ok(Command::new("kill").args(["-9", &pid.to_string()]));
+    let rounds = writer.join().unwrap();
+    assert!(rounds > 0);
+    m.forget();
+    // the next mount recovers the dead one
+    let _m = s.mount();
+    let api = fs::read_to_string(site(&s, "requests/api.py")).unwrap();
+    assert!(api.starts_with("version "), "api.py is whole: {api:?}");
+    assert!(site(&s, "requests/sessions.py").exists());
+    drop(_m);
+    assert_eq!(before, snapshot(&requests));
+}
+
+#[test]
+fn missing_layer_makes_mount_refuse_and_name_it() {
+    let s = Scratch::new();
+    let six = s.path("cache/six");
+    unpack(&shared_wheel("six-"), &six);
+    s.add_layers(&[&six]);
+    fs::remove_dir_all(&six).unwrap();
+    let out = run(venvfs().arg("mount").arg(&s.venv));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&six.display().to_string()), "{err}");
+    assert!(!venvfs_mounted(&s.venv));
+}
+
+fn venvfs_mounted(venv: &Path) -> bool {
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(&format!(" {} ", venv.display()))
+}
+
+#[test]
+fn a_wheel_with_an_escaping_path_is_refused() {
+    let s = Scratch::new();
+    let whl = build_wheel(
+        s.dir.path(),
+        "evil",
+        "1.0",
+        &[("../../escape.py", b"x", false)],
+    );
+    let out = run(venvfs().args(["layer", "add"]).arg(&s.venv).arg(&whl));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("escape.py") && err.contains(&whl.display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_corrupt_member_gives_eio_for_that_file_only() {
+    let s = Scratch::new();
+    let whl = build_wheel(
+        s.dir.path(),
+        "broken",
+        "1.0",
+        &[
+            ("broken/__init__.py", b"OK = 1\n", false),
+            ("broken/bad.txt", &b"corrupt me ".repeat(500), false),
+        ],
+    );
+    // flip a byte inside bad.txt's compressed data
+    let mut bytes = fs::read(&whl).unwrap();
+    let name = b"broken/bad.txt";
+    let at = bytes.windows(name.len()).position(|w| w == name).unwrap() + name.len() + 5;
+    bytes[at] ^= 0xff;
+    fs::write(&whl, &bytes).unwrap();
+    let _m = s.mount_with(&[&whl]);
+    let err = fs::read(site(&s, "broken/bad.txt")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    assert_eq!(s.python_ok("import broken; print(broken.OK)"), "1");
+}
+
+#[test]
+fn a_layer_that_disappears_while_mounted_gives_eio() {
+    let s = Scratch::new();
+    let six = s.path("cache/six");
+    unpack(&shared_wheel("six-"), &six);
+    let _m = s.mount_with(&[&six]);
+    fs::remove_dir_all(&six).unwrap();
+    let err = fs::read(site(&s, "six.py")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    assert!(s.venv.join("pyvenv.cfg").exists());
+}
