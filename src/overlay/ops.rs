@@ -66,7 +66,7 @@ impl Overlay {
                 FileKind::Symlink
             }
         };
-        self.finish_create(&mut tree, caller, parent, name, kind, covers, &path)
+        self.finish_create(&mut tree, caller, parent, name, kind, covers)
     }
 
     /// Records a created upper entry: drops the whiteout it replaces, gives it to the caller
@@ -79,13 +79,13 @@ impl Overlay {
         name: &OsStr,
         kind: FileKind,
         covers: bool,
-        path: &[u8],
     ) -> Result<Entry> {
+        let path = path_with(tree, parent, name)?;
         if covers {
             let wh = path_with(tree, parent, &whiteout_name(name))?;
             self.upper.remove_if_present(&wh)?;
         }
-        self.chown_to_caller(caller, path)?;
+        self.chown_to_caller(caller, &path)?;
         let ino = tree.push(Node {
             parent,
             name: name.to_owned(),
@@ -412,7 +412,6 @@ impl FileSystem for Overlay {
             new_name,
             kind,
             covers,
-            &to,
         )
     }
 
@@ -483,15 +482,7 @@ impl FileSystem for Overlay {
         let covers = self.covers_lower(&tree, parent, name)?;
         let oflags = Self::upper_open_flags(flags) | OFlags::CREATE | OFlags::EXCL;
         let file = self.upper.open_file(&path, oflags, mode & 0o7777)?;
-        let entry = self.finish_create(
-            &mut tree,
-            caller,
-            parent,
-            name,
-            FileKind::File,
-            covers,
-            &path,
-        )?;
+        let entry = self.finish_create(&mut tree, caller, parent, name, FileKind::File, covers)?;
         let fh = self.handles.insert(Handle::Upper {
             ino: entry.attr.ino,
             file,
