@@ -221,3 +221,32 @@ fn missing_layer_is_named() {
         .to_string();
     assert!(err.contains("/nonexistent/cache/entry"), "{err}");
 }
+
+#[test]
+fn hard_links_are_one_inode_and_unlink_removes_only_that_name() {
+    let f = fixture();
+    let fs = open(&f);
+    let pkg = resolve(&fs, "lib/pkg").unwrap();
+    let ino = resolve(&fs, "lib/pkg/mod.py").unwrap();
+    let e = fs.link(ino, pkg, OsStr::new("alias.py")).unwrap();
+    assert_eq!(e.attr.ino, ino);
+    assert_eq!(e.attr.nlink, 2);
+    fs.unlink(pkg, OsStr::new("alias.py")).unwrap();
+    assert_eq!(read(&fs, "lib/pkg/mod.py"), "A");
+    fs.link(ino, pkg, OsStr::new("alias.py")).unwrap();
+    fs.unlink(pkg, OsStr::new("mod.py")).unwrap();
+    assert_eq!(read(&fs, "lib/pkg/alias.py"), "A");
+    fs.rename(
+        pkg,
+        OsStr::new("alias.py"),
+        pkg,
+        OsStr::new("renamed.py"),
+        RenameFlags::default(),
+    )
+    .unwrap();
+    assert_eq!(read(&fs, "lib/pkg/renamed.py"), "A");
+    assert!(
+        resolve(&fs, "lib/pkg/mod.py").is_none(),
+        "the lower file stays hidden"
+    );
+}

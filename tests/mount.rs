@@ -382,3 +382,87 @@ fn a_layer_that_disappears_while_mounted_gives_eio() {
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
     assert!(s.venv.join("pyvenv.cfg").exists());
 }
+
+/// The rest of the POSIX surface, on lower and upper entries: symlinks, hard links, xattrs,
+/// truncate, utimens, fifos, rename over an existing file, statfs.
+#[test]
+fn links_xattrs_times_and_the_rest_work_on_lower_and_upper_entries() {
+    use std::os::unix::fs::MetadataExt;
+    let s = Scratch::new();
+    let six = shared_wheel("six-");
+    let before = snapshot(&six);
+    let _m = s.mount_with(&[&six]);
+    let lower = site(&s, "six.py");
+    let size = fs::metadata(&lower).unwrap().len();
+    // symlink to a lower file, read through it
+    std::os::unix::fs::symlink("six.py", site(&s, "six_link.py")).unwrap();
+    assert_eq!(
+        fs::read_link(site(&s, "six_link.py")).unwrap(),
+        Path::new("six.py")
+    );
+    assert_eq!(fs::metadata(site(&s, "six_link.py")).unwrap().len(), size);
+    // hard link of a lower file copies it up, then both names are one file
+    fs::hard_link(&lower, site(&s, "six_hard.py")).unwrap();
+    assert_eq!(fs::metadata(&lower).unwrap().nlink(), 2);
+    fs::OpenOptions::new()
+        .append(true)
+        .open(site(&s, "six_hard.py"))
+        .unwrap()
+        .write_all(b"#x\n")
+        .unwrap();
+    assert!(fs::read_to_string(&lower).unwrap().ends_with("#x\n"));
+    // xattrs: set on a lower file (copy-up), read back, list, remove
+    let dist = site(&s, "six-1.17.0.dist-info/METADATA");
+    run_ok(
+        Command::new("setfattr")
+            .args(["-n", "user.venvfs", "-v", "yes"])
+            .arg(&dist),
+    );
+    let got = run_ok(
+        Command::new("getfattr")
+            .args(["--only-values", "-n", "user.venvfs"])
+            .arg(&dist),
+    );
+    assert_eq!(got, "yes");
+    run_ok(
+        Command::new("setfattr")
+            .args(["-x", "user.venvfs"])
+            .arg(&dist),
+    );
+    // truncate and utimens on a lower file
+    let wheel_file = site(&s, "six-1.17.0.dist-info/WHEEL");
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&wheel_file)
+        .unwrap()
+        .set_len(4)
+        .unwrap();
+    assert_eq!(fs::read(&wheel_file).unwrap().len(), 4);
+    let record = site(&s, "six-1.17.0.dist-info/RECORD");
+    run_ok(
+        Command::new("touch")
+            .args(["-d", "2001-02-03 04:05:06 UTC"])
+            .arg(&record),
+    );
+    assert_eq!(fs::metadata(&record).unwrap().mtime(), 981173106);
+    // a fifo
+    run_ok(Command::new("mkfifo").arg(site(&s, "pipe")));
+    assert!(std::os::unix::fs::FileTypeExt::is_fifo(
+        &fs::metadata(site(&s, "pipe")).unwrap().file_type()
+    ));
+    // rename a new file over a lower one
+    fs::write(site(&s, "new.txt"), "replacement").unwrap();
+    fs::rename(
+        site(&s, "new.txt"),
+        site(&s, "six-1.17.0.dist-info/top_level.txt"),
+    )
+    .unwrap();
+    assert_eq!(
+        fs::read_to_string(site(&s, "six-1.17.0.dist-info/top_level.txt")).unwrap(),
+        "replacement"
+    );
+    // statfs answers
+    run_ok(Command::new("df").arg(&s.venv));
+    drop(_m);
+    assert_eq!(before, snapshot(&six));
+}

@@ -94,6 +94,7 @@ impl Overlay {
             lower: None,
             children: (kind == FileKind::Dir).then(Default::default),
             unlinked: false,
+            aliases: Vec::new(),
         });
         tree.children_mut(parent)?.insert(name.to_owned(), ino);
         self.entry(tree, ino)
@@ -174,7 +175,7 @@ impl Overlay {
         } else {
             self.copy_up(tree, src)?;
         }
-        let src_path = tree.path(src)?;
+        let src_path = path_with(tree, parent, name)?;
         let dst_path = path_with(tree, new_parent, new_name)?;
         self.whiteout_if_needed(tree, parent, name)?;
         if let Some(d) = dst {
@@ -192,15 +193,9 @@ impl Overlay {
             )?)?;
         }
         if let Some(d) = dst {
-            tree.detach(d)?;
+            tree.remove_name(d, new_parent, new_name)?;
         }
-        tree.children_mut(parent)?.remove(name);
-        tree.children_mut(new_parent)?
-            .insert(new_name.to_owned(), src);
-        let node = tree.get_mut(src)?;
-        node.parent = new_parent;
-        node.name = new_name.to_owned();
-        Ok(())
+        tree.move_name(src, (parent, name), (new_parent, new_name))
     }
 
     /// Resolves a node to its upper path for a change, copying it up first.
@@ -347,12 +342,12 @@ impl FileSystem for Overlay {
             return Err(Error::IsDir);
         }
         let is_upper = node.upper;
-        let path = tree.path(ino)?;
+        let path = path_with(&tree, parent, name)?;
         self.whiteout_if_needed(&mut tree, parent, name)?;
         if is_upper {
             self.upper.unlink(&path)?;
         }
-        tree.detach(ino)
+        tree.remove_name(ino, parent, name)
     }
 
     fn rmdir(&self, parent: Ino, name: &OsStr) -> Result<()> {
@@ -373,7 +368,7 @@ impl FileSystem for Overlay {
             self.upper.clear_markers(&path)?;
             self.upper.rmdir(&path)?;
         }
-        tree.detach(ino)
+        tree.remove_name(ino, parent, name)
     }
 
     fn rename(
@@ -404,15 +399,16 @@ impl FileSystem for Overlay {
         let from = tree.path(ino)?;
         let to = path_with(&tree, new_parent, new_name)?;
         self.upper.link(&from, &to)?;
-        let covers = self.covers_lower(&tree, new_parent, new_name)?;
-        self.finish_create(
-            &mut tree,
-            &Caller::default(),
-            new_parent,
-            new_name,
-            kind,
-            covers,
-        )
+        if self.covers_lower(&tree, new_parent, new_name)? {
+            self.upper.remove_if_present(&path_with(
+                &tree,
+                new_parent,
+                &whiteout_name(new_name),
+            )?)?;
+        }
+        // Both names are one inode, to the kernel as on disk.
+        tree.add_name(ino, new_parent, new_name)?;
+        self.entry(&tree, ino)
     }
 
     fn open(&self, ino: Ino, flags: i32) -> Result<Opened> {

@@ -25,6 +25,8 @@ pub struct Node {
     pub children: Option<HashMap<OsString, Ino>>,
     /// Removed from the tree (kept so open handles and the kernel's references stay valid).
     pub unlinked: bool,
+    /// Further names of a hard-linked file, besides (`parent`, `name`).
+    pub aliases: Vec<(Ino, OsString)>,
 }
 
 /// Inode numbers are indexes + 1 and are never reused while mounted.
@@ -42,6 +44,7 @@ impl Tree {
             lower: Some(LOWER_ROOT),
             children: None,
             unlinked: false,
+            aliases: Vec::new(),
         };
         Tree { nodes: vec![root] }
     }
@@ -154,6 +157,7 @@ impl Tree {
                 lower,
                 children: None,
                 unlinked: false,
+                aliases: Vec::new(),
             });
             children.insert(name, child);
         }
@@ -161,18 +165,48 @@ impl Tree {
         Ok(())
     }
 
-    /// Detaches a node from its parent (after unlink, rmdir or being replaced by rename).
-    pub fn detach(&mut self, ino: Ino) -> Result<()> {
-        let (parent, name) = {
-            let n = self.get(ino)?;
-            (n.parent, n.name.clone())
-        };
+    /// Removes the name `parent/name` of node `ino` (after unlink, rmdir, or being replaced
+    /// by a rename). The node stays, marked unlinked, once its last name is gone, so open
+    /// handles and the kernel's references stay valid.
+    pub fn remove_name(&mut self, ino: Ino, parent: Ino, name: &OsStr) -> Result<()> {
         if let Some(c) = self.get_mut(parent)?.children.as_mut() {
-            if c.get(&name) == Some(&ino) {
-                c.remove(&name);
+            if c.get(name) == Some(&ino) {
+                c.remove(name);
             }
         }
-        self.get_mut(ino)?.unlinked = true;
+        let node = self.get_mut(ino)?;
+        if node.parent == parent && node.name == name {
+            match node.aliases.pop() {
+                Some((p, n)) => (node.parent, node.name) = (p, n),
+                None => node.unlinked = true,
+            }
+        } else {
+            node.aliases.retain(|(p, n)| !(*p == parent && n == name));
+        }
+        Ok(())
+    }
+
+    /// Moves the name `parent/name` of node `ino` to `new_parent/new_name`.
+    pub fn move_name(&mut self, ino: Ino, from: (Ino, &OsStr), to: (Ino, &OsStr)) -> Result<()> {
+        self.children_mut(from.0)?.remove(from.1);
+        self.children_mut(to.0)?.insert(to.1.to_owned(), ino);
+        let node = self.get_mut(ino)?;
+        if node.parent == from.0 && node.name == from.1 {
+            (node.parent, node.name) = (to.0, to.1.to_owned());
+        } else if let Some(alias) = node
+            .aliases
+            .iter_mut()
+            .find(|(p, n)| *p == from.0 && n == from.1)
+        {
+            *alias = (to.0, to.1.to_owned());
+        }
+        Ok(())
+    }
+
+    /// Adds another name for a file (a hard link).
+    pub fn add_name(&mut self, ino: Ino, parent: Ino, name: &OsStr) -> Result<()> {
+        self.children_mut(parent)?.insert(name.to_owned(), ino);
+        self.get_mut(ino)?.aliases.push((parent, name.to_owned()));
         Ok(())
     }
 }
