@@ -13,6 +13,7 @@
 mod adapter;
 mod convert;
 mod errno;
+mod fusermount;
 mod mount;
 mod mountinfo;
 mod passthrough;

@@ -2,6 +2,7 @@
 
 use std::ffi::CString;
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,31 +36,121 @@ pub struct MountConfig {
 /// A mounted filesystem, not yet serving. Call [`Mounted::run`] to serve it; dropping it
 /// unmounts.
 pub struct Mounted<F: FileSystem> {
-    session: Session<FuseAdapter<F>>,
+    /// `None` once [`Mounted::run`] has taken it.
+    session: Option<Session<FuseAdapter<F>>>,
     unmounter: Unmounter,
+    /// Mounted by `fusermount3` on our behalf: fuser's session holds no mount of its own
+    /// (it neither unmounts on drop nor through its `SessionUnmounter`), so we do, by path.
+    by_helper: bool,
 }
 
 impl<F: FileSystem> std::fmt::Debug for Mounted<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mounted")
             .field("mountpoint", &self.unmounter.mountpoint)
+            .field("by_helper", &self.by_helper)
             .finish_non_exhaustive()
     }
 }
 
 /// Mount `fs` on `mountpoint`. Returns once the kernel has completed the FUSE handshake.
+///
+/// Root mounts through fuser (mount(2) directly). Any other user mounts through the
+/// setuid `fusermount3` helper, as libfuse does: mount(2) of a FUSE filesystem needs
+/// CAP_SYS_ADMIN, and fuser's own fallback would give up before reaching the helper when
+/// `/dev/fuse` is not open to the user. Note that `fusermount3` opens `/dev/fuse` as the
+/// calling user too, so an unprivileged mount needs `/dev/fuse` readable and writable by
+/// that user (`0666` on common distributions); the error says so.
 pub fn mount<F: FileSystem>(fs: F, mountpoint: &Path, cfg: &MountConfig) -> io::Result<Mounted<F>> {
     let mountpoint = mountpoint.canonicalize()?;
-    let mut session = Session::new(
-        FuseAdapter::new(fs, cfg.passthrough),
-        &mountpoint,
-        &session_config(cfg),
-    )?;
+    let mut config = session_config(cfg);
+    let adapter = FuseAdapter::new(fs, cfg.passthrough);
+    if is_root() {
+        let mut session = Session::new(adapter, &mountpoint, &config)?;
+        let unmounter = Unmounter {
+            session: Arc::new(Mutex::new(Some(session.unmount_callable()))),
+            mountpoint,
+        };
+        return Ok(Mounted {
+            session: Some(session),
+            unmounter,
+            by_helper: false,
+        });
+    }
+    // Each extra worker's FUSE_DEV_IOC_CLONE opens /dev/fuse again; when this process may
+    // not, the workers share the helper's descriptor instead.
+    config.clone_fd = dev_fuse_usable();
+    let fd = crate::fusermount::mount(&mountpoint, &helper_options(&config))?;
+    // No fuser unmounter: it would do nothing for a session made from a descriptor.
     let unmounter = Unmounter {
-        session: Arc::new(Mutex::new(Some(session.unmount_callable()))),
+        session: Arc::new(Mutex::new(None)),
         mountpoint,
     };
-    Ok(Mounted { session, unmounter })
+    let acl = config.acl;
+    match Session::from_fd(adapter, fd, acl, config) {
+        Ok(session) => Ok(Mounted {
+            session: Some(session),
+            unmounter,
+            by_helper: true,
+        }),
+        Err(e) => {
+            if let Err(u) = unmount(&unmounter.mountpoint, true) {
+                tracing::warn!(
+                    "cannot remove the mount at {} after a failed FUSE handshake: {u}",
+                    unmounter.mountpoint.display()
+                );
+            }
+            Err(e)
+        }
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Whether this process can open `/dev/fuse` itself.
+fn dev_fuse_usable() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .is_ok()
+}
+
+/// The `-o` argument for `fusermount3`: the options fuser would pass to mount(2) (nodev
+/// and nosuid included) and `allow_other` when the ACL asks for it.
+fn helper_options(config: &fuser::Config) -> String {
+    let mut options: Vec<String> = config.mount_options.iter().map(option_string).collect();
+    if config.acl != SessionACL::Owner {
+        options.push("allow_other".to_owned());
+    }
+    options.join(",")
+}
+
+/// A mount option as the kernel and `fusermount3` spell it (fuser's own is private).
+fn option_string(option: &MountOption) -> String {
+    match option {
+        MountOption::FSName(name) => format!("fsname={name}"),
+        MountOption::Subtype(subtype) => format!("subtype={subtype}"),
+        MountOption::CUSTOM(value) => value.clone(),
+        MountOption::AutoUnmount => "auto_unmount".to_owned(),
+        MountOption::DefaultPermissions => "default_permissions".to_owned(),
+        MountOption::Dev => "dev".to_owned(),
+        MountOption::NoDev => "nodev".to_owned(),
+        MountOption::Suid => "suid".to_owned(),
+        MountOption::NoSuid => "nosuid".to_owned(),
+        MountOption::RO => "ro".to_owned(),
+        MountOption::RW => "rw".to_owned(),
+        MountOption::Exec => "exec".to_owned(),
+        MountOption::NoExec => "noexec".to_owned(),
+        MountOption::Atime => "atime".to_owned(),
+        MountOption::NoAtime => "noatime".to_owned(),
+        MountOption::DirSync => "dirsync".to_owned(),
+        MountOption::Sync => "sync".to_owned(),
+        MountOption::Async => "async".to_owned(),
+    }
 }
 
 fn session_config(cfg: &MountConfig) -> fuser::Config {
@@ -101,14 +192,66 @@ impl<F: FileSystem> Mounted<F> {
     }
 
     /// Serve kernel requests until the filesystem is unmounted.
-    pub fn run(self) -> io::Result<()> {
-        self.session.run()
+    pub fn run(mut self) -> io::Result<()> {
+        let session = self.session.take().expect("a Mounted is run once");
+        if !self.by_helper {
+            return session.run();
+        }
+        // fuser unmounts a session that ends while still mounted (an error in the serving
+        // loop); do the same for a helper mount, so that it does not stay behind dead.
+        let probe = session.as_fd().try_clone_to_owned();
+        let result = session.run();
+        if probe.is_ok_and(|fd| connected(fd.as_fd())) {
+            self.unmount_on_drop();
+        }
+        result
+    }
+
+    fn unmount_on_drop(&self) {
+        if let Err(e) = self.unmounter.unmount(true) {
+            tracing::warn!("cannot unmount {}: {e}", self.mountpoint().display());
+        }
+    }
+}
+
+impl<F: FileSystem> Drop for Mounted<F> {
+    fn drop(&mut self) {
+        // A fuser-mounted session unmounts itself when dropped.
+        if let Some(session) = self.session.as_ref().filter(|_| self.by_helper) {
+            if connected(session.as_fd()) {
+                self.unmount_on_drop();
+            }
+        }
+    }
+}
+
+/// Whether a `/dev/fuse` descriptor is still connected to a mount: once the filesystem is
+/// unmounted (or the connection aborted) the device polls as `POLLERR`.
+fn connected(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: 0,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: pfd is one valid pollfd for the duration of the call.
+        match unsafe { libc::poll(&mut pfd, 1, 0) } {
+            0 => return true,
+            n if n > 0 => {
+                return pfd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) == 0
+            }
+            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => continue,
+            _ => return false,
+        }
     }
 }
 
 /// Unmounts a [`Mounted`] filesystem from any thread. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Unmounter {
+    /// fuser's unmounter while it is unused; `None` afterwards, and from the start for a
+    /// mount made by `fusermount3` (fuser's would do nothing there): then by path.
     session: Arc<Mutex<Option<SessionUnmounter>>>,
     mountpoint: PathBuf,
 }
@@ -140,8 +283,7 @@ impl Unmounter {
 /// is `umount2(2)`; otherwise (or when that is not permitted) `fusermount3 -u`, falling
 /// back to `fusermount -u`.
 pub fn unmount(path: &Path, lazy: bool) -> io::Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if is_root() {
         let c_path = CString::new(path.as_os_str().as_bytes())?;
         let mut flags = libc::UMOUNT_NOFOLLOW;
         if lazy {
@@ -175,13 +317,12 @@ fn fusermount_unmount(path: &Path, lazy: bool) -> io::Result<()> {
             return Ok(());
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let kind = if stderr.contains("busy") {
-            io::ErrorKind::ResourceBusy
-        } else {
-            io::ErrorKind::Other
-        };
+        if stderr.contains("busy") {
+            // As umount2 would say it, so that callers can tell (and explain) it.
+            return Err(io::Error::from_raw_os_error(libc::EBUSY));
+        }
         let msg = format!("{bin} -u {}: {}", path.display(), stderr.trim());
-        return Err(io::Error::new(kind, msg));
+        return Err(io::Error::other(msg));
     }
     Err(io::Error::new(
         io::ErrorKind::NotFound,
@@ -236,6 +377,22 @@ mod tests {
         assert!(c
             .mount_options
             .contains(&MountOption::FSName("venvfs".into())));
+    }
+
+    #[test]
+    fn helper_gets_the_mount_options_as_strings() {
+        assert_eq!(
+            helper_options(&session_config(&cfg("venvfs:/v"))),
+            "fsname=venvfs:/v,subtype=venvfs,default_permissions,nodev,nosuid,allow_other"
+        );
+        let owner_only = MountConfig {
+            allow_other: false,
+            ..cfg("venvfs:/a,b")
+        };
+        assert_eq!(
+            helper_options(&session_config(&owner_only)),
+            "fsname=venvfs:/a_b,subtype=venvfs,default_permissions,nodev,nosuid"
+        );
     }
 
     #[test]
