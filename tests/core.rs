@@ -81,7 +81,7 @@ fn read(fs: &Overlay, path: &str) -> String {
 
 fn names(fs: &Overlay, path: &str) -> Vec<String> {
     let ino = resolve(fs, path).unwrap();
-    let fh = fs.opendir(ino).unwrap();
+    let fh = fs.opendir(ino).unwrap().fh;
     let entries = fs.readdir(ino, fh, 2).unwrap();
     fs.releasedir(ino, fh);
     entries

@@ -193,10 +193,13 @@ impl Overlay {
     }
 }
 
+/// The longest name (bytes) the overlay accepts, as Linux filesystems do.
+pub const NAME_MAX: usize = 255;
+
 /// Refuses names the overlay keeps for itself.
 fn check_name(parent: Ino, name: &OsStr) -> Result<()> {
     let bytes = name.as_bytes();
-    if bytes.len() > 255 {
+    if bytes.len() > NAME_MAX {
         return Err(Error::NameTooLong);
     }
     if bytes.starts_with(WHITEOUT_PREFIX) {

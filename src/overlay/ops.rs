@@ -232,6 +232,9 @@ impl Overlay {
 
 impl FileSystem for Overlay {
     fn lookup(&self, parent: Ino, name: &OsStr) -> Result<Lookup> {
+        if name.len() > super::NAME_MAX {
+            return Err(Error::NameTooLong);
+        }
         self.with_loaded(parent, |tree| match tree.child(parent, name)? {
             Some(ino) => Ok(Lookup::Found(self.entry(tree, ino)?)),
             None => Ok(Lookup::Missing {
@@ -537,7 +540,7 @@ impl FileSystem for Overlay {
         }
     }
 
-    fn opendir(&self, ino: Ino) -> Result<Fh> {
+    fn opendir(&self, ino: Ino) -> Result<Opened> {
         let listing = self.with_loaded(ino, |tree| {
             let node = tree.get(ino)?;
             let children = node.children.as_ref().ok_or(Error::NotDir)?;
@@ -564,7 +567,14 @@ impl FileSystem for Overlay {
             }
             Ok(entries)
         })?;
-        Ok(self.handles.insert(Handle::Dir(Arc::new(listing))))
+        let fh = self.handles.insert(Handle::Dir(Arc::new(listing)));
+        // Every change to a directory goes through the kernel, which then drops its cached
+        // listing itself; so listings can be cached.
+        Ok(Opened {
+            fh,
+            keep_cache: true,
+            backing: None,
+        })
     }
 
     fn readdir(&self, _ino: Ino, fh: Fh, offset: u64) -> Result<Vec<DirEntry>> {
@@ -590,7 +600,7 @@ impl FileSystem for Overlay {
             files: s.f_files,
             ffree: s.f_ffree,
             bsize: s.f_bsize as u32,
-            namelen: (s.f_namemax as u32).min(251),
+            namelen: s.f_namemax as u32,
             frsize: s.f_frsize as u32,
         })
     }

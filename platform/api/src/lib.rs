@@ -261,7 +261,9 @@ pub trait FileSystem: Send + Sync + 'static {
     fn fsync(&self, ino: Ino, fh: Fh, datasync: bool) -> Result<()>;
     fn release(&self, ino: Ino, fh: Fh);
     fn fallocate(&self, ino: Ino, fh: Fh, offset: u64, length: u64, mode: i32) -> Result<()>;
-    fn opendir(&self, ino: Ino) -> Result<Fh>;
+    /// Open a directory. `keep_cache` in the reply lets the kernel cache its listing until
+    /// a change made through the mount invalidates it.
+    fn opendir(&self, ino: Ino) -> Result<Opened>;
     /// The entries of an open directory from position `offset` on ("." and ".." included,
     /// at positions 0 and 1). The position of entry i in the returned list is `offset + i + 1`
     /// for the purpose of resuming.

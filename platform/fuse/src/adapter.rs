@@ -473,8 +473,13 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        respond("opendir", ino.0, self.fs.opendir(ino.0), reply, |r, fh| {
-            r.opened(FileHandle(fh), FopenFlags::empty())
+        respond("opendir", ino.0, self.fs.opendir(ino.0), reply, |r, o| {
+            let flags = if o.keep_cache {
+                FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR
+            } else {
+                FopenFlags::empty()
+            };
+            r.opened(FileHandle(o.fh), flags)
         });
     }
 
