@@ -156,13 +156,7 @@ fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
     };
     let mounted = venvfs_fuse::mount(overlay, venv, &mount_cfg)
         .map_err(|e| format!("cannot mount {}: {e}{}", venv.display(), mount_hint(&e)))?;
-    tracing::info!(
-        "mounted {} with {} layers ({} entries) in {:.0?}",
-        venv.display(),
-        record.layers.len(),
-        record.lower_entries,
-        started.elapsed()
-    );
+    let took = started.elapsed();
     let unmounter = mounted.unmounter();
     let mut signals =
         signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM, libc::SIGHUP])?;
@@ -187,7 +181,14 @@ fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
     if let Some(log) = &log {
         println!("{READY}");
         redirect_output(log)?;
-    } else {
+    }
+    tracing::info!(
+        "mounted {} with {} layers ({} entries) in {took:.0?}",
+        venv.display(),
+        record.layers.len(),
+        record.lower_entries
+    );
+    if log.is_none() {
         eprintln!(
             "venvfs: {} mounted; press Ctrl-C to unmount",
             venv.display()
@@ -265,8 +266,12 @@ pub fn status() -> CmdResult {
                 println!("  daemon pid {}", r.pid);
                 println!("  upper layer: {} on disk", human(registry::disk_usage(&upper)));
                 println!("  {} layers, {} entries:", r.layers.len(), r.lower_entries);
-                for l in &r.layers {
+                const SHOWN: usize = 20;
+                for l in r.layers.iter().take(SHOWN) {
                     println!("    {l}");
+                }
+                if r.layers.len() > SHOWN {
+                    println!("    ... and {} more (`venvfs layer list` lists them all)", r.layers.len() - SHOWN);
                 }
             }
             _ if stale => println!(

@@ -41,8 +41,16 @@ pub fn remove(pid: u32) {
     let _ = std::fs::remove_file(file_for(pid));
 }
 
+/// Whether a process runs (a zombie, exited but not yet reaped, does not count).
 pub fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // the state letter follows the parenthesised command name, which may contain spaces
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    !matches!(state, Some("Z") | Some("X") | None)
 }
 
 /// Records of daemons that are still running.
