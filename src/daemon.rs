@@ -128,6 +128,9 @@ fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
         cfg.spill_dir = d.clone();
     }
     let started = Instant::now();
+    // The kernel hands us modes with the caller's umask already applied: ours must not
+    // mask them a second time.
+    rustix::process::umask(rustix::fs::Mode::empty());
     let overlay = Overlay::new(venv, &manifest, cfg)?;
     let record = registry::Record {
         venv: venv.to_owned(),
@@ -284,6 +287,18 @@ pub fn status() -> CmdResult {
         }
     }
     Ok(())
+}
+
+/// The manifest of a venv, also while it is mounted (the mount hides `.venvfs`; the
+/// daemon's directory fd still reaches it).
+pub fn manifest_of(venv: &Path) -> PathBuf {
+    let abs = absolute(venv).unwrap_or_else(|_| venv.to_owned());
+    match registry::list().into_iter().find(|r| r.venv == abs) {
+        Some(r) => PathBuf::from(format!("/proc/{}/fd/{}", r.pid, r.upper_fd))
+            .join(STATE_DIR)
+            .join(crate::manifest::MANIFEST_FILE),
+        None => manifest_path(venv),
+    }
 }
 
 pub fn human(bytes: u64) -> String {

@@ -51,7 +51,8 @@ fn layer(cmd: LayerCommand) -> Result<(), Box<dyn Error>> {
             Ok(())
         }
         LayerCommand::List { venv } => {
-            let manifest = Manifest::load(&manifest_path(&venv))?;
+            venvfs::venv::python_version(&venv)?;
+            let manifest = Manifest::load(&venvfs::daemon::manifest_of(&venv))?;
             for l in &manifest.layers {
                 println!("{}\t{}", l.label(), l.source.display());
             }

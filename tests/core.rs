@@ -250,3 +250,26 @@ fn hard_links_are_one_inode_and_unlink_removes_only_that_name() {
         "the lower file stays hidden"
     );
 }
+
+#[test]
+fn inode_numbers_stay_stable_through_copy_up_and_rename() {
+    let f = fixture();
+    let fs = open(&f);
+    let ino = resolve(&fs, "lib/pkg/mod.py").unwrap();
+    let h = fs.open(ino, libc::O_RDWR).unwrap(); // copies up
+    fs.release(ino, h.fh);
+    assert_eq!(resolve(&fs, "lib/pkg/mod.py"), Some(ino));
+    let pkg = resolve(&fs, "lib/pkg").unwrap();
+    let lib = resolve(&fs, "lib").unwrap();
+    fs.rename(
+        lib,
+        OsStr::new("pkg"),
+        lib,
+        OsStr::new("pkg2"),
+        RenameFlags::default(),
+    )
+    .unwrap();
+    assert_eq!(resolve(&fs, "lib/pkg2"), Some(pkg));
+    assert_eq!(resolve(&fs, "lib/pkg2/mod.py"), Some(ino));
+    assert_eq!(fs.getattr(ino).unwrap().attr.ino, ino);
+}

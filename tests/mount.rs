@@ -466,3 +466,16 @@ fn links_xattrs_times_and_the_rest_work_on_lower_and_upper_entries() {
     drop(_m);
     assert_eq!(before, snapshot(&six));
 }
+
+/// The kernel applies the caller's umask; the daemon must not apply its own on top.
+#[test]
+fn new_entries_get_exactly_the_callers_mode() {
+    let s = Scratch::new();
+    let six = shared_wheel("six-");
+    let _m = s.mount_with(&[&six]);
+    let out = s.python_ok(&format!(
+        "import os, stat\nos.umask(0)\nd = '{0}/d'\nos.mkdir(d, 0o777)\nfd = os.open('{0}/f', os.O_CREAT | os.O_WRONLY, 0o666)\nos.close(fd)\nprint(oct(stat.S_IMODE(os.stat(d).st_mode)), oct(stat.S_IMODE(os.stat('{0}/f').st_mode)))",
+        site(&s, "").display()
+    ));
+    assert_eq!(out, "0o777 0o666");
+}
