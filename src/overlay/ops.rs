@@ -35,14 +35,7 @@ impl Overlay {
         name: &OsStr,
         make: Make<'_>,
     ) -> Result<Entry> {
-        check_name(parent, name)?;
-        let mut tree = self.write_loaded(&[parent])?;
-        if tree.child(parent, name)?.is_some() {
-            return Err(Error::Exists(name.to_owned()));
-        }
-        self.copy_up_dir(&mut tree, parent)?;
-        let path = path_with(&tree, parent, name)?;
-        let covers = self.covers_lower(&tree, parent, name)?;
+        let (mut tree, path, covers) = self.prepare_create(parent, name)?;
         let kind = match make {
             Make::Dir(mode) if covers => {
                 // A directory made where a lower one was deleted must not show the old content:
@@ -67,6 +60,25 @@ impl Overlay {
             }
         };
         self.finish_create(&mut tree, caller, parent, name, kind, covers)
+    }
+
+    /// Checks that `parent/name` can be created and readies the parent in the upper layer.
+    /// Returns the locked tree, the new entry's upper path, and whether a lower entry of
+    /// that name is hidden by a whiteout (which the new entry will replace).
+    fn prepare_create(
+        &self,
+        parent: Ino,
+        name: &OsStr,
+    ) -> Result<(parking_lot::RwLockWriteGuard<'_, Tree>, Vec<u8>, bool)> {
+        check_name(parent, name)?;
+        let mut tree = self.write_loaded(&[parent])?;
+        if tree.child(parent, name)?.is_some() {
+            return Err(Error::Exists(name.to_owned()));
+        }
+        self.copy_up_dir(&mut tree, parent)?;
+        let path = path_with(&tree, parent, name)?;
+        let covers = self.covers_lower(&tree, parent, name)?;
+        Ok((tree, path, covers))
     }
 
     /// Records a created upper entry: drops the whiteout it replaces, gives it to the caller
@@ -471,14 +483,7 @@ impl FileSystem for Overlay {
         mode: u32,
         flags: i32,
     ) -> Result<(Entry, Opened)> {
-        check_name(parent, name)?;
-        let mut tree = self.write_loaded(&[parent])?;
-        if tree.child(parent, name)?.is_some() {
-            return Err(Error::Exists(name.to_owned()));
-        }
-        self.copy_up_dir(&mut tree, parent)?;
-        let path = path_with(&tree, parent, name)?;
-        let covers = self.covers_lower(&tree, parent, name)?;
+        let (mut tree, path, covers) = self.prepare_create(parent, name)?;
         let oflags = Self::upper_open_flags(flags) | OFlags::CREATE | OFlags::EXCL;
         let file = self.upper.open_file(&path, oflags, mode & 0o7777)?;
         let entry = self.finish_create(&mut tree, caller, parent, name, FileKind::File, covers)?;
