@@ -1,6 +1,11 @@
 //! Wheels to layers: where each part of a wheel goes in a venv (the binary distribution
 //! format spec, "Installing a wheel"), expressed as manifest mappings so nothing is copied.
 
+pub mod entry_points;
+pub mod generated;
+pub mod record;
+pub mod script;
+
 use std::path::Path;
 
 use crate::layer::wheel::WheelArchive;
