@@ -479,3 +479,19 @@ fn new_entries_get_exactly_the_callers_mode() {
     ));
     assert_eq!(out, "0o777 0o666");
 }
+
+#[test]
+fn a_corrupt_manifest_makes_mount_refuse_and_name_it() {
+    let s = Scratch::new();
+    s.add_layers(&[&shared_wheel("six-")]);
+    let manifest = s.venv.join(".venvfs/manifest.toml");
+    let mut text = fs::read_to_string(&manifest).unwrap();
+    text.push_str("garbage [[\n");
+    fs::write(&manifest, &text).unwrap();
+    let out = run(venvfs().arg("mount").arg(&s.venv));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&manifest.display().to_string()) && err.contains("line"), "{err}");
+    assert!(!venvfs_mounted(&s.venv));
+    assert_eq!(fs::read_to_string(&manifest).unwrap(), text, "the manifest is left as it was");
+}
