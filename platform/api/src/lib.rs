@@ -194,6 +194,10 @@ pub enum Error {
     Range,
     #[error("not supported: {0}")]
     Unsupported(&'static str),
+    /// The operation has nothing to do for this filesystem, ever: the kernel may stop
+    /// sending it (FUSE treats ENOSYS that way for flush, fsyncdir, ...).
+    #[error("not implemented")]
+    NotImplemented,
     /// A layer's content could not be served (corrupt member, vanished cache entry).
     #[error("{what}: {why}")]
     Corrupt { what: String, why: String },
@@ -255,8 +259,11 @@ pub trait FileSystem: Send + Sync + 'static {
     ) -> Result<(Entry, Opened)>;
     fn read(&self, ino: Ino, fh: Fh, offset: u64, size: u32) -> Result<Vec<u8>>;
     fn write(&self, ino: Ino, fh: Fh, offset: u64, data: &[u8]) -> Result<u32>;
+    /// Called on every close(2) of a file. Filesystems that write through at once (as the
+    /// venvfs overlay does) have nothing to do and answer [`Error::NotImplemented`], which
+    /// spares a kernel round trip per close from then on.
     fn flush(&self, _ino: Ino, _fh: Fh) -> Result<()> {
-        Ok(())
+        Err(Error::NotImplemented)
     }
     fn fsync(&self, ino: Ino, fh: Fh, datasync: bool) -> Result<()>;
     fn release(&self, ino: Ino, fh: Fh);

@@ -28,6 +28,7 @@ pub fn errno(err: &Error) -> i32 {
         Error::NoAttr => libc::ENODATA,
         Error::Range => libc::ERANGE,
         Error::Unsupported(_) => libc::EOPNOTSUPP,
+        Error::NotImplemented => libc::ENOSYS,
         Error::Corrupt { .. } => libc::EIO,
         Error::Os(e) => os_errno(e),
     }
@@ -56,7 +57,7 @@ fn os_errno(e: &io::Error) -> i32 {
 pub(crate) fn log_failure(op: &'static str, ino: u64, err: &Error, errno: i32) {
     match err {
         Error::Corrupt { .. } => tracing::error!(op, ino, "{err}"),
-        _ if errno == libc::ENOENT || errno == libc::ENODATA => {
+        _ if matches!(errno, libc::ENOENT | libc::ENODATA | libc::ENOSYS) => {
             tracing::trace!(op, ino, errno, "{err}")
         }
         _ => tracing::debug!(op, ino, errno, "{err}"),
