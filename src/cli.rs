@@ -30,6 +30,14 @@ pub enum Command {
     Umount(UmountArgs),
     /// List mounted venvs, their layers and the size of their own (upper) content.
     Status,
+    /// Install wheels (`.whl` files or unpacked wheel directories) as pip and uv would, but
+    /// without copying them: each becomes a layer, and only launchers, RECORD and the other
+    /// generated files are written into the venv. The venv must not be mounted.
+    Install {
+        venv: PathBuf,
+        #[arg(required = true)]
+        sources: Vec<PathBuf>,
+    },
     /// Add, list or remove a venv's read-only layers.
     #[command(subcommand)]
     Layer(LayerCommand),

@@ -23,8 +23,58 @@ fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
         Command::Mount(args) => venvfs::daemon::mount(args),
         Command::Umount(args) => venvfs::daemon::umount(args),
         Command::Status => venvfs::daemon::status(),
+        Command::Install { venv, sources } => install(&venv, &sources),
         Command::Layer(cmd) => layer(cmd),
     }
+}
+
+fn install(venv: &Path, sources: &[std::path::PathBuf]) -> Result<(), Box<dyn Error>> {
+    let started = std::time::Instant::now();
+    let (path, mut manifest) = editable_manifest(venv)?;
+    let version = venvfs::venv::python_version(venv)?;
+    let venv = venv.canonicalize()?;
+    // Read and check everything before writing anything.
+    let mut plans = Vec::new();
+    for source in sources {
+        let abs = source
+            .canonicalize()
+            .map_err(|e| format!("{}: {e}", source.display()))?;
+        plans.push(venvfs::install::apply::plan(&abs, &venv, &version)?);
+    }
+    let mut written = Vec::new();
+    for plan in &plans {
+        match venvfs::install::apply::write(&venv, &plan.generated) {
+            Ok(files) => written.extend(files),
+            Err(e) => {
+                for f in &written {
+                    let _ = std::fs::remove_file(f);
+                }
+                return Err(format!(
+                    "writing into {}: {e}; nothing was installed",
+                    venv.display()
+                )
+                .into());
+            }
+        }
+    }
+    let labels: Vec<String> = plans.iter().map(|p| p.layer.label()).collect();
+    for plan in plans.into_iter().rev() {
+        manifest
+            .layers
+            .retain(|l| l.name.is_empty() || l.name != plan.layer.name);
+        manifest.layers.insert(0, plan.layer);
+    }
+    manifest.save(&path)?;
+    let n = labels.len();
+    let s = if n == 1 { "" } else { "s" };
+    println!(
+        "Installed {n} package{s} in {} ms",
+        started.elapsed().as_millis()
+    );
+    for l in labels {
+        println!(" + {l}");
+    }
+    Ok(())
 }
 
 fn layer(cmd: LayerCommand) -> Result<(), Box<dyn Error>> {

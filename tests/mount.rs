@@ -491,7 +491,14 @@ fn a_corrupt_manifest_makes_mount_refuse_and_name_it() {
     let out = run(venvfs().arg("mount").arg(&s.venv));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&manifest.display().to_string()) && err.contains("line"), "{err}");
+    assert!(
+        err.contains(&manifest.display().to_string()) && err.contains("line"),
+        "{err}"
+    );
     assert!(!venvfs_mounted(&s.venv));
-    assert_eq!(fs::read_to_string(&manifest).unwrap(), text, "the manifest is left as it was");
+    assert_eq!(
+        fs::read_to_string(&manifest).unwrap(),
+        text,
+        "the manifest is left as it was"
+    );
 }

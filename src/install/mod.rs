@@ -1,6 +1,7 @@
 //! Wheels to layers: where each part of a wheel goes in a venv (the binary distribution
 //! format spec, "Installing a wheel"), expressed as manifest mappings so nothing is copied.
 
+pub mod apply;
 pub mod entry_points;
 pub mod generated;
 pub mod record;
@@ -27,6 +28,16 @@ pub enum InstallError {
     },
     #[error(transparent)]
     Wheel(#[from] crate::layer::wheel::WheelError),
+    #[error("{path}: it has no {member}, which every wheel has")]
+    NoMember {
+        path: std::path::PathBuf,
+        member: String,
+    },
+    #[error("{path}: {why}")]
+    Generate {
+        path: std::path::PathBuf,
+        why: String,
+    },
 }
 
 /// The `{name}-{version}` prefix of a wheel's `.dist-info` directory.

@@ -1,0 +1,215 @@
+//! Installing wheels into a venv that is not mounted: each wheel becomes a layer, and the
+//! few files an installer generates (launchers, RECORD, INSTALLER, REQUESTED,
+//! direct_url.json, rewritten `#!python` scripts) are written into the venv's own directory,
+//! where they shadow the layer's. Only dist-info files and `.data/scripts` are read from a
+//! wheel, never its payload.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::generated::{self, DataScript, Generated, WheelInstall};
+use super::{wheel_layer, InstallError};
+use crate::layer::wheel::{MemberCache, MemberKind, WheelArchive};
+use crate::manifest::Layer;
+
+/// A wheel ready to install: its layer and the files to write for it.
+pub struct Planned {
+    pub layer: Layer,
+    pub generated: Generated,
+}
+
+/// Reads one file of a wheel source by its path in the wheel.
+type ReadFn = Box<dyn Fn(&str) -> Result<Vec<u8>, InstallError>>;
+
+/// The files of a wheel source that installing reads.
+struct SourceFiles {
+    /// (path, size) of every file.
+    members: Vec<(String, u64)>,
+    read: ReadFn,
+    /// (name, mode) of the files in `.data/scripts`.
+    scripts: Vec<(String, u32)>,
+}
+
+fn source_files(source: &Path, data_scripts: &str) -> Result<SourceFiles, InstallError> {
+    let read_err = |path: PathBuf| {
+        move |e| InstallError::Read {
+            path: path.clone(),
+            source: e,
+        }
+    };
+    if source.is_dir() {
+        let entries =
+            crate::layer::dir::scan(source, &source.display().to_string()).map_err(|e| {
+                InstallError::Read {
+                    path: source.to_owned(),
+                    source: std::io::Error::other(e.to_string()),
+                }
+            })?;
+        let files: Vec<_> = entries
+            .iter()
+            .filter(|e| e.kind == venvfs_api::FileKind::File)
+            .collect();
+        let scripts = files
+            .iter()
+            .filter_map(|e| Some((e.rel.strip_prefix(data_scripts)?.to_owned(), e.perm as u32)))
+            .filter(|(n, _)| !n.contains('/'))
+            .collect();
+        let root = source.to_owned();
+        Ok(SourceFiles {
+            members: files.iter().map(|e| (e.rel.clone(), e.size)).collect(),
+            read: Box::new(move |rel| {
+                let p = root.join(rel);
+                std::fs::read(&p).map_err(read_err(p))
+            }),
+            scripts,
+        })
+    } else {
+        let archive = Arc::new(WheelArchive::open(source)?);
+        let files: Vec<(usize, &crate::layer::wheel::Member)> = archive
+            .members()
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.kind == MemberKind::File)
+            .collect();
+        let members = files
+            .iter()
+            .map(|(_, m)| (m.name.clone(), m.size))
+            .collect();
+        let scripts = files
+            .iter()
+            .filter_map(|(_, m)| Some((m.name.strip_prefix(data_scripts)?.to_owned(), m.mode)))
+            .filter(|(n, _)| !n.contains('/'))
+            .collect();
+        let cache = MemberCache::new(64 << 20, 64 << 20, std::env::temp_dir());
+        let path = source.to_owned();
+        Ok(SourceFiles {
+            members,
+            read: Box::new(move |rel| {
+                let index = archive
+                    .members()
+                    .iter()
+                    .position(|m| m.name == rel)
+                    .ok_or_else(|| InstallError::NoMember {
+                        path: path.clone(),
+                        member: rel.to_owned(),
+                    })?;
+                let data = cache.open(&archive, index)?;
+                data.read_at(0, archive.members()[index].size as usize)
+                    .map_err(read_err(path.clone()))
+            }),
+            scripts,
+        })
+    }
+}
+
+/// Works out the layer and generated files of a wheel for the venv at `venv` (absolute)
+/// of Python `version`, reading only its metadata.
+pub fn plan(source: &Path, venv: &Path, version: &str) -> Result<Planned, InstallError> {
+    let layer = wheel_layer(source, version)?;
+    let prefix = super::dist_info_prefix(source)?;
+    let dist = format!("{prefix}.dist-info");
+    let files = source_files(source, &format!("{prefix}.data/scripts/"))?;
+    let text = |name: &str| -> Result<Option<String>, InstallError> {
+        let rel = format!("{dist}/{name}");
+        if !files.members.iter().any(|(p, _)| *p == rel) {
+            return Ok(None);
+        }
+        Ok(Some(
+            String::from_utf8_lossy(&(files.read)(&rel)?).into_owned(),
+        ))
+    };
+    let wheel = text("WHEEL")?.ok_or_else(|| InstallError::NoMember {
+        path: source.to_owned(),
+        member: format!("{dist}/WHEEL"),
+    })?;
+    let record = text("RECORD")?.ok_or_else(|| InstallError::NoMember {
+        path: source.to_owned(),
+        member: format!("{dist}/RECORD"),
+    })?;
+    let entry_points = text("entry_points.txt")?;
+    let script_bytes: Vec<(String, Vec<u8>, u32)> = files
+        .scripts
+        .iter()
+        .map(|(name, mode)| {
+            Ok((
+                name.clone(),
+                (files.read)(&format!("{prefix}.data/scripts/{name}"))?,
+                *mode,
+            ))
+        })
+        .collect::<Result<_, InstallError>>()?;
+    let data_scripts: Vec<DataScript> = script_bytes
+        .iter()
+        .map(|(name, content, mode)| DataScript {
+            name,
+            content,
+            mode: *mode,
+        })
+        .collect();
+    let direct_url = (!source.is_dir()).then(|| generated::direct_url_for_wheel_file(source));
+    let install = WheelInstall {
+        dist_info_prefix: &prefix,
+        name: &layer.name,
+        python_version: version,
+        venv,
+        wheel: &wheel,
+        record: &record,
+        entry_points: entry_points.as_deref(),
+        members: Some(&files.members),
+        data_scripts: &data_scripts,
+        installer: "venvfs",
+        requested: true,
+        direct_url: direct_url.as_deref(),
+        uv_cache: None,
+    };
+    let generated = generated::generate(&install).map_err(|e| InstallError::Generate {
+        path: source.to_owned(),
+        why: e.to_string(),
+    })?;
+    Ok(Planned { layer, generated })
+}
+
+/// Writes generated files into the (unmounted) venv directory, each atomically, and the
+/// whiteouts that hide layer files an installer would not install. Returns the paths written.
+pub fn write(venv: &Path, generated: &Generated) -> std::io::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for (rel, content, mode) in &generated.files {
+        let path = venv.join(rel);
+        write_atomic(&path, content, *mode)?;
+        written.push(path);
+    }
+    for rel in &generated.hidden {
+        let path = venv.join(rel);
+        let name = path
+            .file_name()
+            .map(crate::upper::whiteout_name)
+            .unwrap_or_default();
+        let wh = path.with_file_name(name);
+        write_atomic(&wh, b"", 0o644)?;
+        written.push(wh);
+    }
+    Ok(written)
+}
+
+fn write_atomic(path: &Path, content: &[u8], mode: u32) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".venvfs-{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(content)?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        f.sync_data()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
