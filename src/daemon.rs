@@ -64,6 +64,8 @@ pub fn mount(args: MountArgs) -> CmdResult {
         .into());
     }
     crate::venv::python_version(&venv)?;
+    // (also for venvs made before the guard existed; the venv is not mounted yet here)
+    crate::venv::write_unmounted_guard(&venv)?;
     if args.foreground || args.daemon_child {
         serve(&venv, &args)
     } else {

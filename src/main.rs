@@ -65,6 +65,7 @@ fn install(venv: &Path, sources: &[std::path::PathBuf]) -> Result<(), Box<dyn Er
         manifest.layers.insert(0, plan.layer);
     }
     manifest.save(&path)?;
+    venvfs::venv::write_unmounted_guard(&venv)?;
     let n = labels.len();
     let s = if n == 1 { "" } else { "s" };
     println!(
@@ -98,6 +99,7 @@ fn layer(cmd: LayerCommand) -> Result<(), Box<dyn Error>> {
                 manifest.layers.insert(0, layer);
             }
             manifest.save(&path)?;
+            venvfs::venv::write_unmounted_guard(&venv)?;
             Ok(())
         }
         LayerCommand::List { venv } => {

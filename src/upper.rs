@@ -323,7 +323,9 @@ impl Upper {
         let at_root = rel.is_empty();
         for (name, kind) in self.list_raw(rel)? {
             let bytes = name.as_bytes();
-            if at_root && bytes == STATE_DIR.as_bytes() {
+            if (at_root && bytes == STATE_DIR.as_bytes())
+                || bytes == crate::venv::UNMOUNTED_GUARD.as_bytes()
+            {
                 continue;
             }
             if bytes == OPAQUE.as_bytes() {

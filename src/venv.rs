@@ -61,3 +61,32 @@ pub fn python_version(venv: &Path) -> Result<String, VenvError> {
 pub fn site_packages(version: &str) -> String {
     format!("lib/python{version}/site-packages")
 }
+
+/// A `.pth` file kept in the venv's own site-packages: Python runs it at startup, so a venv
+/// whose mount is missing says so in one line instead of failing later with an ImportError.
+/// The mount hides it, so it only ever runs when the venv is not mounted.
+pub const UNMOUNTED_GUARD: &str = "_venvfs_unmounted.pth";
+
+/// Writes (or refreshes) the guard of an unmounted venv.
+pub fn write_unmounted_guard(venv: &Path) -> Result<(), VenvError> {
+    let version = python_version(venv)?;
+    let dir = venv.join(site_packages(&version));
+    let path = dir.join(UNMOUNTED_GUARD);
+    let shown = venv.canonicalize().unwrap_or_else(|_| venv.to_owned());
+    let message = format!(
+        "error: {} is a venvfs venv and is not mounted: run `venvfs mount {}`",
+        shown.display(),
+        shown.display()
+    );
+    // os._exit: a SystemExit raised while `site` runs ends in a fatal-error traceback.
+    let line = format!(
+        "import os, sys; sys.stderr.write({message:?} + chr(10)); sys.stderr.flush(); os._exit(1)\n"
+    );
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(&dir)?;
+        let tmp = dir.join(format!(".{UNMOUNTED_GUARD}.tmp"));
+        std::fs::write(&tmp, line.as_bytes())?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|source| VenvError::Read { path, source })
+}

@@ -494,3 +494,23 @@ fn a_corrupt_manifest_makes_mount_refuse_and_name_it() {
         "the manifest is left as it was"
     );
 }
+
+/// Unmounted, the venv's Python says in one line what to run; mounted, the guard is invisible.
+#[test]
+fn an_unmounted_venvfs_venv_says_how_to_mount_it() {
+    let s = Scratch::new();
+    s.add_layers(&[&shared_wheel("six-")]);
+    let out = s.python("import six");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("venvfs mount")
+            && err.contains(&s.venv.canonicalize().unwrap().display().to_string()),
+        "{err}"
+    );
+    let m = s.mount();
+    assert_eq!(s.python_ok("import six, os; print(six.__version__, '_venvfs_unmounted.pth' in os.listdir(os.path.dirname(six.__file__)))"), "1.17.0 False");
+    m.unmount();
+    assert_eq!(s.python("pass").status.code(), Some(1));
+}

@@ -207,6 +207,11 @@ fn check_name(parent: Ino, name: &OsStr) -> Result<()> {
             "names starting with .wh. are reserved for venvfs whiteouts",
         ));
     }
+    if bytes == crate::venv::UNMOUNTED_GUARD.as_bytes() {
+        return Err(Error::NotPermitted(
+            "the name is reserved for venvfs's unmounted-venv guard",
+        ));
+    }
     if parent == ROOT && bytes == STATE_DIR.as_bytes() {
         return Err(Error::NotPermitted(
             "the venv's .venvfs directory is reserved for venvfs",
