@@ -514,3 +514,79 @@ fn an_unmounted_venvfs_venv_says_how_to_mount_it() {
     m.unmount();
     assert_eq!(s.python("pass").status.code(), Some(1));
 }
+
+/// A full upper disk: writes fail with ENOSPC, a copy-up that does not fit leaves the lower
+/// file as it was (no half copy), earlier writes are intact, and reads go on.
+#[test]
+fn a_full_upper_disk_gives_enospc_and_loses_nothing() {
+    struct Tmpfs(std::path::PathBuf);
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).output();
+        }
+    }
+    let s = Scratch::new();
+    let small = s.path("small");
+    fs::create_dir(&small).unwrap();
+    run_ok(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=6m", "tmpfs"])
+            .arg(&small),
+    );
+    let _tmpfs = Tmpfs(small.clone());
+    let venv = small.join("venv");
+    run_ok(
+        Command::new("python3")
+            .args(["-m", "venv", "--without-pip"])
+            .arg(&venv),
+    );
+    let numpy = shared_wheel("numpy-");
+    let before = snapshot(&numpy);
+    run_ok(venvfs().args(["layer", "add"]).arg(&venv).arg(&numpy));
+    let m = Mount::new(&venv);
+    let site = venv.join(SITE);
+    fs::write(site.join("early.txt"), "written before the disk filled").unwrap();
+    let mut filled = None;
+    for i in 0..20 {
+        if let Err(e) = fs::write(site.join(format!("fill{i}")), vec![7u8; 1 << 20]) {
+            filled = Some(e);
+            break;
+        }
+    }
+    let err = filled.expect("a 6 MiB disk fills up");
+    assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
+    // a copy-up of a 30 MB lower file cannot fit
+    let so = fs::read_dir(site.join("numpy/_core"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("_multiarray_umath"))
+        .unwrap();
+    let original = fs::read(&so).unwrap();
+    let err = fs::OpenOptions::new().append(true).open(&so).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
+    assert_eq!(
+        fs::read(&so).unwrap(),
+        original,
+        "the lower file shows unchanged"
+    );
+    assert_eq!(
+        fs::read_to_string(site.join("early.txt")).unwrap(),
+        "written before the disk filled"
+    );
+    // freeing space makes writes work again
+    for i in 0..20 {
+        let _ = fs::remove_file(site.join(format!("fill{i}")));
+    }
+    fs::write(site.join("after.txt"), "ok").unwrap();
+    drop(original);
+    m.unmount();
+    assert!(
+        venv.join(".venvfs/work")
+            .read_dir()
+            .unwrap()
+            .next()
+            .is_none(),
+        "no half copy left"
+    );
+    assert_eq!(before, snapshot(&numpy));
+}
