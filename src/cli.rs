@@ -38,6 +38,14 @@ pub enum Command {
         #[arg(required = true)]
         sources: Vec<PathBuf>,
     },
+    /// Uninstall distributions by name: drop their layers and what installing them wrote into
+    /// the venv (launchers, RECORD, ...), and edits made to their files. The venv must not be
+    /// mounted.
+    Uninstall {
+        venv: PathBuf,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// Add, list or remove a venv's read-only layers.
     #[command(subcommand)]
     Layer(LayerCommand),

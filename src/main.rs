@@ -24,6 +24,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
         Command::Umount(args) => venvfs::daemon::umount(args),
         Command::Status => venvfs::daemon::status(),
         Command::Install { venv, sources } => install(&venv, &sources),
+        Command::Uninstall { venv, names } => uninstall(&venv, &names),
         Command::Layer(cmd) => layer(cmd),
     }
 }
@@ -74,6 +75,46 @@ fn install(venv: &Path, sources: &[std::path::PathBuf]) -> Result<(), Box<dyn Er
     );
     for l in labels {
         println!(" + {l}");
+    }
+    Ok(())
+}
+
+fn uninstall(venv: &Path, names: &[String]) -> Result<(), Box<dyn Error>> {
+    use venvfs::install::generated::normalize_name;
+    let started = std::time::Instant::now();
+    let (path, mut manifest) = editable_manifest(venv)?;
+    let version = venvfs::venv::python_version(venv)?;
+    let venv = venv.canonicalize()?;
+    // Check every name before changing anything.
+    let mut chosen = Vec::new();
+    for name in names {
+        let wanted = normalize_name(name);
+        let layer = manifest
+            .layers
+            .iter()
+            .find(|l| normalize_name(&l.name) == wanted)
+            .ok_or_else(|| {
+                format!(
+                    "{name} is not installed in {} (`venvfs layer list` shows what is)",
+                    venv.display()
+                )
+            })?;
+        chosen.push(layer.clone());
+    }
+    // The manifest first: a crash after it leaves only unused generated files behind.
+    manifest.layers.retain(|l| !chosen.contains(l));
+    manifest.save(&path)?;
+    for layer in &chosen {
+        venvfs::install::apply::remove_generated(&venv, layer, &version)?;
+    }
+    let n = chosen.len();
+    let s = if n == 1 { "" } else { "s" };
+    println!(
+        "Uninstalled {n} package{s} in {} ms",
+        started.elapsed().as_millis()
+    );
+    for l in &chosen {
+        println!(" - {}", l.label());
     }
     Ok(())
 }

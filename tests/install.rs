@@ -171,6 +171,57 @@ fn a_venvfs_install_matches_uv_pip_install_file_for_file() {
         &ours,
         "import numpy, requests, click, six; assert numpy.arange(5).sum() == 10",
     );
+    // uninstall two (one with console scripts and compiled extensions) from both
+    // leave bytecode for uninstall to clean up
+    run_ok(
+        Command::new(ours.join("bin/python"))
+            .args(["-c", "import numpy, wheel"])
+            .env_remove("PYTHONDONTWRITEBYTECODE"),
+    );
+    drop(_m);
+    let site = ours.join("lib/python3.11/site-packages");
+    assert!(
+        site.join("numpy/__pycache__").is_dir(),
+        "bytecode went to the venv's own directory"
+    );
+    let out = run_ok(
+        venvfs()
+            .args(["uninstall"])
+            .arg(&ours)
+            .args(["numpy", "Wheel"]),
+    );
+    assert!(out.starts_with("Uninstalled 2 packages in "), "{out}");
+    for gone in [
+        "numpy",
+        "numpy-2.4.6.dist-info",
+        "wheel",
+        "wheel-0.48.0.dist-info",
+    ] {
+        assert!(
+            !site.join(gone).exists(),
+            "{gone} is left in the venv's own directory"
+        );
+    }
+    run_ok(
+        uv().args(["pip", "uninstall", "-q", "-p"])
+            .arg(reference.join("bin/python"))
+            .args(["numpy", "wheel"]),
+    );
+    let _m = Mount::new(&ours);
+    let (a, b) = (contents(&ours), contents(&reference));
+    let keys: BTreeSet<_> = a.keys().chain(b.keys()).collect();
+    let diffs: Vec<_> = keys
+        .into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .collect();
+    assert!(
+        diffs.is_empty(),
+        "after uninstall, {} files differ, e.g. {:?}",
+        diffs.len(),
+        &diffs[..diffs.len().min(10)]
+    );
+    assert!(!ours.join("bin/wheel").exists() && !ours.join("bin/f2py").exists());
+    assert_eq!(pip_list(&ours), pip_list(&reference));
     drop(_m);
     let after: Vec<_> = wheels.iter().map(|w| snapshot(w)).collect();
     assert_eq!(before, after, "a wheel changed");

@@ -213,3 +213,101 @@ fn write_atomic(path: &Path, content: &[u8], mode: u32) -> std::io::Result<()> {
     }
     result
 }
+
+/// Removes from an unmounted venv's own directory what installing a wheel wrote there (the
+/// files its installed RECORD lists, with their bytecode) and any edits made to its files,
+/// then the directories that became empty. The layer itself is dropped by the caller.
+pub fn remove_generated(venv: &Path, layer: &Layer, version: &str) -> Result<usize, InstallError> {
+    let site = venv.join(crate::venv::site_packages(version));
+    let dist = site.join(format!("{}-{}.dist-info", layer.name, layer.version));
+    let record_path = dist.join("RECORD");
+    let text = match std::fs::read_to_string(&record_path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => {
+            return Err(InstallError::Read {
+                path: record_path,
+                source: e,
+            })
+        }
+    };
+    let rows = super::record::parse_record(&text).map_err(|e| InstallError::Generate {
+        path: record_path.clone(),
+        why: e.to_string(),
+    })?;
+    let mut removed = 0;
+    let mut dirs = std::collections::BTreeSet::new();
+    for row in rows {
+        let rel = Path::new(&row.path);
+        // RECORD paths are relative to site-packages; never follow one out of the venv
+        let Some(path) = confined(venv, &site, rel) else {
+            continue;
+        };
+        let mut targets = vec![path.clone()];
+        if path.extension().is_some_and(|x| x == "py") {
+            targets.extend(bytecode_of(&path));
+        }
+        for t in targets {
+            if std::fs::symlink_metadata(&t).is_ok_and(|m| !m.is_dir()) {
+                std::fs::remove_file(&t).map_err(|e| InstallError::Read {
+                    path: t.clone(),
+                    source: e,
+                })?;
+                removed += 1;
+                if let Some(d) = t.parent() {
+                    dirs.insert(d.to_owned());
+                }
+            }
+        }
+    }
+    // empty directories, deepest first, never above site-packages or bin
+    for d in dirs.iter().rev() {
+        let mut d = d.as_path();
+        while d.starts_with(venv) && d != site && d != venv.join("bin") && d != venv {
+            if std::fs::remove_dir(d).is_err() {
+                break;
+            }
+            d = d.parent().unwrap_or(venv);
+        }
+    }
+    Ok(removed)
+}
+
+/// `site/rel` with `..` resolved lexically, if it stays inside the venv.
+fn confined(venv: &Path, site: &Path, rel: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    if rel.is_absolute() {
+        return None;
+    }
+    let mut out = site.to_owned();
+    for c in rel.components() {
+        match c {
+            Component::Normal(p) => out.push(p),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    (out.starts_with(venv) && out != venv).then_some(out)
+}
+
+/// The `__pycache__/<stem>.*.pyc` files of a module.
+fn bytecode_of(py: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(stem)) = (py.parent(), py.file_stem()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{}.", stem.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir.join("__pycache__")) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().unwrap_or_default().to_string_lossy();
+            n.starts_with(&prefix) && n.ends_with(".pyc")
+        })
+        .collect()
+}
