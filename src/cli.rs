@@ -30,6 +30,14 @@ pub enum Command {
     Umount(UmountArgs),
     /// List mounted venvs, their layers and the size of their own (upper) content.
     Status,
+    /// Create a venv (PEP 405) with the given interpreter, ready for `venvfs install`.
+    /// A venv made by `uv venv` or `python -m venv` works as well.
+    Create {
+        venv: PathBuf,
+        /// The interpreter: a path, or a version such as 3.11 (found as python3.11 on PATH).
+        #[arg(long, short = 'p', default_value = "python3")]
+        python: String,
+    },
     /// Install wheels (`.whl` files or unpacked wheel directories) as pip and uv would, but
     /// without copying them: each becomes a layer, and only launchers, RECORD and the other
     /// generated files are written into the venv. The venv must not be mounted.

@@ -23,10 +23,46 @@ fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
         Command::Mount(args) => venvfs::daemon::mount(args),
         Command::Umount(args) => venvfs::daemon::umount(args),
         Command::Status => venvfs::daemon::status(),
+        Command::Create { venv, python } => create(&venv, &python),
         Command::Install { venv, sources } => install(&venv, &sources),
         Command::Uninstall { venv, names } => uninstall(&venv, &names),
         Command::Layer(cmd) => layer(cmd),
     }
+}
+
+fn create(venv: &Path, python: &str) -> Result<(), Box<dyn Error>> {
+    let interpreter = if python.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        format!("python{python}")
+    } else {
+        python.to_owned()
+    };
+    if venvfs_fuse::mounts()
+        .iter()
+        .any(|m| Some(&m.mountpoint) == venv.canonicalize().ok().as_ref())
+    {
+        return Err(format!("{} is mounted; unmount it first", venv.display()).into());
+    }
+    let status = std::process::Command::new(&interpreter)
+        .args(["-m", "venv", "--without-pip"])
+        .arg(venv)
+        .status()
+        .map_err(|e| {
+            format!("cannot run {interpreter}: {e}; name an interpreter with --python PATH or X.Y")
+        })?;
+    if !status.success() {
+        return Err(format!(
+            "`{interpreter} -m venv --without-pip {}` failed ({status})",
+            venv.display()
+        )
+        .into());
+    }
+    let version = venvfs::venv::python_version(venv)?;
+    println!(
+        "Created {} (Python {version}); add packages with `venvfs install {} WHEEL...`",
+        venv.display(),
+        venv.display()
+    );
+    Ok(())
 }
 
 fn install(venv: &Path, sources: &[std::path::PathBuf]) -> Result<(), Box<dyn Error>> {

@@ -250,3 +250,27 @@ fn install_refuses_a_mounted_venv_and_a_broken_wheel_without_changing_anything()
     assert!(String::from_utf8_lossy(&out.stderr).contains("is mounted"));
     m.unmount();
 }
+
+#[test]
+fn create_install_mount_import() {
+    let s = Scratch::new();
+    let venv = s.path("made");
+    let out = run_ok(
+        venvfs()
+            .arg("create")
+            .arg(&venv)
+            .args(["--python", "python3"]),
+    );
+    assert!(out.starts_with("Created "), "{out}");
+    run_ok(venvfs().arg("install").arg(&venv).arg(shared_wheel("six-")));
+    let _m = Mount::new(&venv);
+    let out = run_ok(
+        Command::new(venv.join("bin/python")).args(["-c", "import six; print(six.__version__)"]),
+    );
+    assert_eq!(out.trim(), "1.17.0");
+    let bad = run(venvfs()
+        .arg("create")
+        .arg(s.path("other"))
+        .args(["--python", "/nonexistent/python"]));
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--python"));
+}
