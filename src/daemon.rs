@@ -36,6 +36,11 @@ fn is_mounted(venv: &Path) -> bool {
     venvfs_fuse::mounts().iter().any(|m| m.mountpoint == venv)
 }
 
+/// Whether a venv (any spelling of its path) is mounted by venvfs.
+pub fn venv_is_mounted(venv: &Path) -> bool {
+    absolute(venv).is_ok_and(|abs| is_mounted(&abs))
+}
+
 pub fn mount(args: MountArgs) -> CmdResult {
     let venv = absolute(&args.venv).map_err(|e| format!("{}: {e}", args.venv.display()))?;
     if venvfs_fuse::is_stale(&venv) {

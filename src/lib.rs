@@ -8,6 +8,7 @@
 pub mod cli;
 #[cfg(target_os = "linux")]
 pub mod daemon;
+pub mod fsutil;
 pub mod install;
 pub mod layer;
 pub mod logging;

@@ -36,10 +36,7 @@ fn create(venv: &Path, python: &str) -> Result<(), Box<dyn Error>> {
     } else {
         python.to_owned()
     };
-    if venvfs_fuse::mounts()
-        .iter()
-        .any(|m| Some(&m.mountpoint) == venv.canonicalize().ok().as_ref())
-    {
+    if venvfs::daemon::venv_is_mounted(venv) {
         return Err(format!("{} is mounted; unmount it first", venv.display()).into());
     }
     let status = std::process::Command::new(&interpreter)
@@ -205,10 +202,7 @@ fn layer(cmd: LayerCommand) -> Result<(), Box<dyn Error>> {
 
 /// The manifest of a venv that is not mounted (a mounted venv hides its .venvfs directory).
 fn editable_manifest(venv: &Path) -> Result<(std::path::PathBuf, Manifest), Box<dyn Error>> {
-    if venvfs_fuse::mounts()
-        .iter()
-        .any(|m| Some(&m.mountpoint) == venv.canonicalize().ok().as_ref())
-    {
+    if venvfs::daemon::venv_is_mounted(venv) {
         return Err(format!(
             "{} is mounted; unmount it first (`venvfs umount {}`), change its layers, then mount it again",
             venv.display(),

@@ -20,7 +20,6 @@
 //! A file of the layer goes where the mapping with the longest matching `from` prefix sends
 //! it; a `skip` mapping hides what is below it.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -182,24 +181,12 @@ impl Manifest {
 
     /// Replaces the manifest at `path` atomically.
     pub fn save(&self, path: &Path) -> Result<(), ManifestError> {
-        let werr = |source| ManifestError::Write {
-            path: path.to_owned(),
-            source,
-        };
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(werr)?;
-        let tmp = dir.join(format!(".{MANIFEST_FILE}.{}.tmp", std::process::id()));
-        let result = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(self.to_toml().as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)?;
-            std::fs::File::open(dir)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result.map_err(werr)
+        crate::fsutil::write_atomic(path, self.to_toml().as_bytes(), 0o644).map_err(|source| {
+            ManifestError::Write {
+                path: path.to_owned(),
+                source,
+            }
+        })
     }
 }
 

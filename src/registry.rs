@@ -29,12 +29,8 @@ fn file_for(pid: u32) -> PathBuf {
 }
 
 pub fn write(record: &Record) -> std::io::Result<()> {
-    let d = dir();
-    std::fs::create_dir_all(&d)?;
     let text = toml::to_string(record).map_err(std::io::Error::other)?;
-    let tmp = d.join(format!(".{}.tmp", record.pid));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(tmp, file_for(record.pid))
+    crate::fsutil::write_atomic(&file_for(record.pid), text.as_bytes(), 0o600)
 }
 
 pub fn remove(pid: u32) {

@@ -70,8 +70,7 @@ pub const UNMOUNTED_GUARD: &str = "_venvfs_unmounted.pth";
 /// Writes (or refreshes) the guard of an unmounted venv.
 pub fn write_unmounted_guard(venv: &Path) -> Result<(), VenvError> {
     let version = python_version(venv)?;
-    let dir = venv.join(site_packages(&version));
-    let path = dir.join(UNMOUNTED_GUARD);
+    let path = venv.join(site_packages(&version)).join(UNMOUNTED_GUARD);
     let shown = venv.canonicalize().unwrap_or_else(|_| venv.to_owned());
     let message = format!(
         "error: {} is a venvfs venv and is not mounted: run `venvfs mount {}`",
@@ -82,11 +81,6 @@ pub fn write_unmounted_guard(venv: &Path) -> Result<(), VenvError> {
     let line = format!(
         "import os, sys; sys.stderr.write({message:?} + chr(10)); sys.stderr.flush(); os._exit(1)\n"
     );
-    let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(&dir)?;
-        let tmp = dir.join(format!(".{UNMOUNTED_GUARD}.tmp"));
-        std::fs::write(&tmp, line.as_bytes())?;
-        std::fs::rename(&tmp, &path)
-    };
-    write().map_err(|source| VenvError::Read { path, source })
+    crate::fsutil::write_atomic(&path, line.as_bytes(), 0o644)
+        .map_err(|source| VenvError::Read { path, source })
 }

@@ -4,8 +4,6 @@
 //! where they shadow the layer's. Only dist-info files and `.data/scripts` are read from a
 //! wheel, never its payload.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -177,7 +175,7 @@ pub fn write(venv: &Path, generated: &Generated) -> std::io::Result<Vec<PathBuf>
     let mut written = Vec::new();
     for (rel, content, mode) in &generated.files {
         let path = venv.join(rel);
-        write_atomic(&path, content, *mode)?;
+        crate::fsutil::write_atomic(&path, content, *mode)?;
         written.push(path);
     }
     for rel in &generated.hidden {
@@ -187,31 +185,10 @@ pub fn write(venv: &Path, generated: &Generated) -> std::io::Result<Vec<PathBuf>
             .map(crate::upper::whiteout_name)
             .unwrap_or_default();
         let wh = path.with_file_name(name);
-        write_atomic(&wh, b"", 0o644)?;
+        crate::fsutil::write_atomic(&wh, b"", 0o644)?;
         written.push(wh);
     }
     Ok(written)
-}
-
-fn write_atomic(path: &Path, content: &[u8], mode: u32) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".venvfs-{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(content)?;
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        f.sync_data()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// Removes from an unmounted venv's own directory what installing a wheel wrote there (the

@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use venvfs_api::FileKind;
 
@@ -81,13 +81,7 @@ pub fn scan(root: &Path, label: &str) -> Result<Vec<LayerEntry>, LayerError> {
 }
 
 pub fn mtime_of(meta: &std::fs::Metadata) -> SystemTime {
-    let secs = meta.mtime();
-    let nanos = meta.mtime_nsec() as u32;
-    if secs >= 0 {
-        UNIX_EPOCH + Duration::new(secs as u64, nanos)
-    } else {
-        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs()) + Duration::from_nanos(nanos as u64)
-    }
+    crate::fsutil::system_time(meta.mtime(), meta.mtime_nsec())
 }
 
 /// Whether a symlink at layer path `link_rel` with target `target` resolves outside the layer.

@@ -10,7 +10,7 @@ mod tree;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use parking_lot::RwLock;
 use venvfs_api::{Attr, Caller, Entry, Error, FileKind, Ino, Result, ROOT};
@@ -224,22 +224,14 @@ fn path_with(tree: &Tree, parent: Ino, name: &OsStr) -> Result<Vec<u8>> {
     Ok(join(&tree.path(parent)?, name))
 }
 
-fn time_of(secs: i64, nsec: i64) -> SystemTime {
-    if secs >= 0 {
-        UNIX_EPOCH + Duration::new(secs as u64, nsec as u32)
-    } else {
-        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs()) + Duration::from_nanos(nsec as u64)
-    }
-}
-
 pub(crate) fn attr_from_stat(ino: Ino, st: &rustix::fs::Stat) -> Attr {
     Attr {
         ino,
         size: st.st_size as u64,
         blocks: st.st_blocks as u64,
-        atime: time_of(st.st_atime, st.st_atime_nsec as i64),
-        mtime: time_of(st.st_mtime, st.st_mtime_nsec as i64),
-        ctime: time_of(st.st_ctime, st.st_ctime_nsec as i64),
+        atime: crate::fsutil::system_time(st.st_atime, st.st_atime_nsec as i64),
+        mtime: crate::fsutil::system_time(st.st_mtime, st.st_mtime_nsec as i64),
+        ctime: crate::fsutil::system_time(st.st_ctime, st.st_ctime_nsec as i64),
         kind: FileKind::from_mode(st.st_mode),
         perm: (st.st_mode & 0o7777) as u16,
         nlink: st.st_nlink as u32,
