@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 
 use venvfs_api::{Error, FileKind, Ino, Result, ROOT};
 
@@ -80,9 +81,14 @@ impl Tree {
             parts.push(&n.name);
             ino = n.parent;
         }
-        let mut p = Rel::new();
+        // one buffer, sized once: this runs on every getattr of an upper entry
+        let len = parts.iter().map(|p| p.len() + 1).sum::<usize>();
+        let mut p = Rel::with_capacity(len);
         for part in parts.iter().rev() {
-            p = join(&p, part);
+            if !p.is_empty() {
+                p.push(b'/');
+            }
+            p.extend_from_slice(part.as_bytes());
         }
         Ok(p)
     }
