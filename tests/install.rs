@@ -105,6 +105,23 @@ fn contents(venv: &Path) -> BTreeMap<String, (Vec<u8>, u32)> {
     out
 }
 
+/// Asserts two venvs hold the same files (see `contents`); returns how many were compared.
+fn assert_same_files(ours: &Path, reference: &Path, when: &str) -> usize {
+    let (a, b) = (contents(ours), contents(reference));
+    let keys: BTreeSet<_> = a.keys().chain(b.keys()).collect();
+    let diffs: Vec<_> = keys
+        .into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .collect();
+    let shown = &diffs[..diffs.len().min(10)];
+    assert!(
+        diffs.is_empty(),
+        "{when}, {} files differ from uv's, e.g. {shown:?}",
+        diffs.len()
+    );
+    a.len()
+}
+
 #[test]
 fn a_venvfs_install_matches_uv_pip_install_file_for_file() {
     let s = Scratch::new();
@@ -133,19 +150,8 @@ fn a_venvfs_install_matches_uv_pip_install_file_for_file() {
     );
     let _m = Mount::new(&ours);
 
-    let (a, b) = (contents(&ours), contents(&reference));
-    let keys: BTreeSet<_> = a.keys().chain(b.keys()).collect();
-    let diffs: Vec<_> = keys
-        .into_iter()
-        .filter(|k| a.get(*k) != b.get(*k))
-        .collect();
-    assert!(
-        diffs.is_empty(),
-        "{} files differ from uv's, e.g. {:?}",
-        diffs.len(),
-        &diffs[..diffs.len().min(10)]
-    );
-    assert!(a.len() > 2000, "only {} files compared", a.len());
+    let compared = assert_same_files(&ours, &reference, "after install");
+    assert!(compared > 2000, "only {compared} files compared");
 
     let python =
         |venv: &Path, code: &str| run_ok(Command::new(venv.join("bin/python")).args(["-c", code]));
@@ -208,18 +214,7 @@ fn a_venvfs_install_matches_uv_pip_install_file_for_file() {
             .args(["numpy", "wheel"]),
     );
     let _m = Mount::new(&ours);
-    let (a, b) = (contents(&ours), contents(&reference));
-    let keys: BTreeSet<_> = a.keys().chain(b.keys()).collect();
-    let diffs: Vec<_> = keys
-        .into_iter()
-        .filter(|k| a.get(*k) != b.get(*k))
-        .collect();
-    assert!(
-        diffs.is_empty(),
-        "after uninstall, {} files differ, e.g. {:?}",
-        diffs.len(),
-        &diffs[..diffs.len().min(10)]
-    );
+    assert_same_files(&ours, &reference, "after uninstall");
     assert!(!ours.join("bin/wheel").exists() && !ours.join("bin/f2py").exists());
     assert_eq!(pip_list(&ours), pip_list(&reference));
     drop(_m);
