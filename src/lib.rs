@@ -8,13 +8,17 @@
 pub mod cli;
 #[cfg(target_os = "linux")]
 pub mod daemon;
+pub mod finder;
 pub mod fsutil;
 pub mod install;
+pub mod interpreter;
 pub mod layer;
 pub mod logging;
 pub mod lower;
 pub mod manifest;
 pub mod overlay;
+pub mod pins;
 pub mod registry;
+pub mod tags;
 pub mod upper;
 pub mod venv;
