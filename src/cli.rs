@@ -38,17 +38,31 @@ pub enum Command {
         #[arg(long, short = 'p', default_value = "python3")]
         python: String,
     },
-    /// Install wheels (`.whl` files or unpacked wheel directories) as pip and uv would, but
-    /// without copying them: each becomes a layer, and only launchers, RECORD and the other
-    /// generated files are written into the venv. The venv must not be mounted.
+    /// Make the venv hold exactly the distributions pinned in a pylock.toml or a
+    /// requirements file of `name==version` lines, as `uv pip sync` does, without copying:
+    /// each wheel becomes a layer. Wheels are looked for in the lock's paths, then
+    /// --find-links directories, then uv's cache. A mounted venv is unmounted for the
+    /// change and mounted again.
+    Sync {
+        venv: PathBuf,
+        /// pylock.toml (or pylock.NAME.toml) or a requirements file.
+        file: PathBuf,
+        #[command(flatten)]
+        finder: FinderArgs,
+    },
+    /// Install wheels as pip and uv would, but without copying them: each becomes a layer,
+    /// and only launchers, RECORD and the other generated files are written into the venv.
+    /// A mounted venv is unmounted for the change and mounted again.
     Install {
         venv: PathBuf,
+        /// `.whl` files, unpacked wheel directories, or `name==version` pins to look up.
         #[arg(required = true)]
-        sources: Vec<PathBuf>,
+        targets: Vec<String>,
+        #[command(flatten)]
+        finder: FinderArgs,
     },
     /// Uninstall distributions by name: drop their layers and what installing them wrote into
-    /// the venv (launchers, RECORD, ...), and edits made to their files. The venv must not be
-    /// mounted.
+    /// the venv (launchers, RECORD, ...), and edits made to their files.
     Uninstall {
         venv: PathBuf,
         #[arg(required = true)]
@@ -85,6 +99,24 @@ pub struct MountArgs {
     /// Internal: set by `venvfs mount` on the background process it starts.
     #[arg(long, hide = true)]
     pub daemon_child: bool,
+}
+
+/// Where `sync` and `install` look for wheels.
+#[derive(Debug, Args, Clone, Default)]
+pub struct FinderArgs {
+    /// A directory of `.whl` files to look in (may be repeated).
+    #[arg(long = "find-links", short = 'f', value_name = "DIR")]
+    pub find_links: Vec<PathBuf>,
+    /// uv's cache directory [default: $UV_CACHE_DIR, else $XDG_CACHE_HOME/uv, else ~/.cache/uv].
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Do not look in uv's cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Refuse any wheel whose sha256 cannot be checked against a pinned hash (unpacked wheels
+    /// in uv's cache have no wheel file left to hash).
+    #[arg(long)]
+    pub require_hashes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -78,21 +78,32 @@ pub fn mount(args: MountArgs) -> CmdResult {
     }
 }
 
+/// The `venvfs mount` options that reproduce `args` (also kept in the registry, so that a
+/// command that must unmount a venv can mount it again the same way).
+fn mount_flags(args: &MountArgs) -> Vec<std::ffi::OsString> {
+    let mut flags: Vec<std::ffi::OsString> = vec![
+        "--threads".into(),
+        args.threads.to_string().into(),
+        "--memory-cache-mib".into(),
+        args.memory_cache_mib.to_string().into(),
+    ];
+    if args.allow_other {
+        flags.push("--allow-other".into());
+    }
+    if args.no_passthrough {
+        flags.push("--no-passthrough".into());
+    }
+    if let Some(d) = &args.spill_dir {
+        flags.push("--spill-dir".into());
+        flags.push(d.into());
+    }
+    flags
+}
+
 fn spawn_daemon(venv: &Path, args: &MountArgs) -> CmdResult {
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.arg("mount").arg(venv).arg("--daemon-child");
-    cmd.arg("--threads").arg(args.threads.to_string());
-    cmd.arg("--memory-cache-mib")
-        .arg(args.memory_cache_mib.to_string());
-    if args.allow_other {
-        cmd.arg("--allow-other");
-    }
-    if args.no_passthrough {
-        cmd.arg("--no-passthrough");
-    }
-    if let Some(d) = &args.spill_dir {
-        cmd.arg("--spill-dir").arg(d);
-    }
+    cmd.args(mount_flags(args));
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -145,6 +156,10 @@ fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
         upper_fd: overlay.upper().fd().as_raw_fd(),
         layers: overlay.lower().labels.clone(),
         lower_entries: overlay.lower().len(),
+        mount_flags: mount_flags(args)
+            .into_iter()
+            .map(|f| f.to_string_lossy().into_owned())
+            .collect(),
     };
     // The log must be opened before the mount hides the venv's .venvfs directory.
     let log = if args.daemon_child {
@@ -229,6 +244,72 @@ fn redirect_output(log: &std::fs::File) -> std::io::Result<()> {
     rustix::stdio::dup2_stdout(log)?;
     rustix::stdio::dup2_stderr(log)?;
     Ok(())
+}
+
+/// Runs `change` on the venv's layers while it is not mounted: a mounted venv is unmounted
+/// first and mounted again afterwards, with the same options, whether `change` worked or
+/// not. `command` is how the user would run the change by hand, for the message shown when
+/// the venv is busy.
+pub fn while_unmounted<T>(
+    venv: &Path,
+    command: &str,
+    change: impl FnOnce() -> Result<T, Box<dyn Error>>,
+) -> Result<T, Box<dyn Error>> {
+    let abs = absolute(venv).map_err(|e| format!("{}: {e}", venv.display()))?;
+    if venvfs_fuse::is_stale(&abs) {
+        return Err(format!(
+            "{}: its venvfs daemon died; run `venvfs mount {}` (or `venvfs umount {}`) first",
+            abs.display(),
+            abs.display(),
+            abs.display()
+        )
+        .into());
+    }
+    if !is_mounted(&abs) {
+        return change();
+    }
+    let shown = abs.display();
+    let Some(record) = registry::list().into_iter().find(|r| r.venv == abs) else {
+        return Err(format!(
+            "{shown} is mounted by another user or session; unmount it there, then run `{command}`"
+        )
+        .into());
+    };
+    venvfs_fuse::unmount(&abs, false).map_err(|e| {
+        if e.raw_os_error() == Some(libc::EBUSY) {
+            format!(
+                "{shown} is mounted and in use (a program has a file open in it or runs inside it), so its packages cannot change under it now.\n  \
+                 Close those programs and run the command again, or run:\n    \
+                 venvfs umount {shown} && {command} && venvfs mount {shown}"
+            )
+        } else {
+            format!("cannot unmount {shown} to change it: {e}")
+        }
+    })?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while registry::alive(record.pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let result = change();
+    let remount = Command::new(std::env::current_exe()?)
+        .arg("mount")
+        .arg(&abs)
+        .args(&record.mount_flags)
+        .stdin(Stdio::null())
+        .output();
+    match remount {
+        Ok(out) if out.status.success() => {
+            eprintln!("remounted {shown} with the change");
+        }
+        Ok(out) => {
+            eprint!("{}", String::from_utf8_lossy(&out.stderr));
+            eprintln!("error: could not mount {shown} again; run `venvfs mount {shown}`");
+        }
+        Err(e) => {
+            eprintln!("error: could not mount {shown} again ({e}); run `venvfs mount {shown}`")
+        }
+    }
+    result
 }
 
 pub fn umount(args: UmountArgs) -> CmdResult {

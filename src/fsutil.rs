@@ -11,6 +11,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// given `mode`, fsynced and renamed over it, so readers and crashes see the old file or
 /// the new one. Creates missing parent directories.
 pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> std::io::Result<()> {
+    write_replace(path, content, mode, true)
+}
+
+/// [`write_atomic`], with the fsyncs only when `durable` (callers writing many files make
+/// them durable at once with one `syncfs`).
+pub fn write_replace(path: &Path, content: &[u8], mode: u32, durable: bool) -> std::io::Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
@@ -24,10 +30,14 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> std::io::Result<(
             .open(&tmp)?;
         f.write_all(content)?;
         f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        f.sync_data()?;
+        if durable {
+            f.sync_data()?;
+        }
         std::fs::rename(&tmp, path)?;
-        // make the rename itself durable (best effort: not every filesystem allows it)
-        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        if durable {
+            // make the rename itself durable (best effort: not every filesystem allows it)
+            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        }
         Ok(())
     })();
     if result.is_err() {

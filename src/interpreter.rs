@@ -1,6 +1,6 @@
 //! What a venv's interpreter is: its PEP 508 marker environment and the wheel tags it
-//! accepts. Asked once by running the venv's Python, then remembered in
-//! `.venvfs/interpreter.json` until the interpreter binary changes.
+//! accepts. Asked once by running the venv's Python, then remembered until the interpreter
+//! binary changes.
 
 use std::path::{Path, PathBuf};
 
@@ -125,16 +125,25 @@ fn key_of(python: &Path) -> Option<String> {
     ))
 }
 
-/// The interpreter of a venv that is not mounted, from the remembered answer when its
-/// binary has not changed.
+/// The interpreter of a venv that is not mounted. The answer is remembered in venvfs's
+/// cache directory (shared by every venv of the same interpreter), else in the venv's
+/// `.venvfs/`, until the interpreter binary changes.
 pub fn of_venv(venv: &Path) -> Result<Interpreter, InterpreterError> {
     let python = python_of(venv);
     let key = key_of(&python).ok_or_else(|| InterpreterError::Missing {
         path: python.clone(),
     })?;
-    let remembered = venv
-        .join(crate::manifest::STATE_DIR)
-        .join("interpreter.json");
+    let remembered = match crate::finder::uvcache::own_cache_dir() {
+        Some(dir) => {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(key.as_bytes());
+            let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+            dir.join(format!("interpreter-{hex}.json"))
+        }
+        None => venv
+            .join(crate::manifest::STATE_DIR)
+            .join("interpreter.json"),
+    };
     if let Ok(text) = std::fs::read_to_string(&remembered) {
         if let Ok(i) = serde_json::from_str::<Interpreter>(&text) {
             if i.key == key {
@@ -145,7 +154,7 @@ pub fn of_venv(venv: &Path) -> Result<Interpreter, InterpreterError> {
     let mut interpreter = query(&python)?;
     interpreter.key = key;
     if let Ok(text) = serde_json::to_string_pretty(&interpreter) {
-        // only a cache: a venv we cannot write to still works, just asks again next time
+        // only a cache: without it the next run asks again
         let _ = crate::fsutil::write_atomic(&remembered, text.as_bytes(), 0o644);
     }
     Ok(interpreter)

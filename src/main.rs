@@ -3,7 +3,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-use venvfs::cli::{Cli, Command, LayerCommand};
+use std::path::PathBuf;
+
+use venvfs::cli::{Cli, Command, FinderArgs, LayerCommand};
+use venvfs::install::sync::{self, Mode, Options, Report, Target};
 use venvfs::manifest::{manifest_path, Manifest};
 
 fn main() -> ExitCode {
@@ -24,7 +27,12 @@ fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
         Command::Umount(args) => venvfs::daemon::umount(args),
         Command::Status => venvfs::daemon::status(),
         Command::Create { venv, python } => create(&venv, &python),
-        Command::Install { venv, sources } => install(&venv, &sources),
+        Command::Sync { venv, file, finder } => sync(&venv, &file, &finder),
+        Command::Install {
+            venv,
+            targets,
+            finder,
+        } => install(&venv, &targets, &finder),
         Command::Uninstall { venv, names } => uninstall(&venv, &names),
         Command::Layer(cmd) => layer(cmd),
     }
@@ -62,93 +70,80 @@ fn create(venv: &Path, python: &str) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-fn install(venv: &Path, sources: &[std::path::PathBuf]) -> Result<(), Box<dyn Error>> {
-    let started = std::time::Instant::now();
-    let (path, mut manifest) = editable_manifest(venv)?;
-    let version = venvfs::venv::python_version(venv)?;
-    let venv = venv.canonicalize()?;
-    // Read and check everything before writing anything.
-    let mut plans = Vec::new();
-    for source in sources {
-        let abs = source
-            .canonicalize()
-            .map_err(|e| format!("{}: {e}", source.display()))?;
-        plans.push(venvfs::install::apply::plan(&abs, &venv, &version)?);
+fn options(finder: &FinderArgs, extra_find_links: Vec<PathBuf>) -> Options {
+    let mut find_links = finder.find_links.clone();
+    find_links.extend(extra_find_links);
+    Options {
+        find_links,
+        cache_dir: finder.cache_dir.clone(),
+        no_cache: finder.no_cache,
+        require_hashes: finder.require_hashes,
     }
-    let mut written = Vec::new();
-    for plan in &plans {
-        match venvfs::install::apply::write(&venv, &plan.generated) {
-            Ok(files) => written.extend(files),
-            Err(e) => {
-                for f in &written {
-                    let _ = std::fs::remove_file(f);
-                }
-                return Err(format!(
-                    "writing into {}: {e}; nothing was installed",
-                    venv.display()
-                )
-                .into());
+}
+
+fn print_report(report: &Report) {
+    for line in report.lines() {
+        println!("{line}");
+    }
+}
+
+/// The command line as the user would type it again, for messages.
+fn shown_command() -> String {
+    std::env::args()
+        .map(|a| {
+            if a.contains([' ', '"', '\'', '$']) {
+                format!("'{a}'")
+            } else {
+                a
             }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn sync(venv: &Path, file: &Path, finder: &FinderArgs) -> Result<(), Box<dyn Error>> {
+    venvfs::venv::python_version(venv)?;
+    let command = shown_command();
+    let report = venvfs::daemon::while_unmounted(venv, &command, || {
+        let interpreter = venvfs::interpreter::of_venv(venv)?;
+        let env = interpreter.marker_env()?;
+        let pins = venvfs::pins::load(file, &env)?;
+        let targets: Vec<Target> = pins.pins.into_iter().map(Target::Pin).collect();
+        sync::apply(
+            venv,
+            &targets,
+            Mode::Sync,
+            &options(finder, pins.find_links),
+        )
+    })?;
+    print_report(&report);
+    Ok(())
+}
+
+fn install(venv: &Path, targets: &[String], finder: &FinderArgs) -> Result<(), Box<dyn Error>> {
+    venvfs::venv::python_version(venv)?;
+    let mut parsed = Vec::new();
+    for t in targets {
+        let path = Path::new(t);
+        if path.exists() || t.ends_with(".whl") || t.contains(std::path::MAIN_SEPARATOR) {
+            parsed.push(Target::Wheel(path.to_owned()));
+        } else {
+            parsed.push(Target::Pin(venvfs::pins::requirements::parse_pin_arg(t)?));
         }
     }
-    let labels: Vec<String> = plans.iter().map(|p| p.layer.label()).collect();
-    for plan in plans.into_iter().rev() {
-        manifest
-            .layers
-            .retain(|l| l.name.is_empty() || l.name != plan.layer.name);
-        manifest.layers.insert(0, plan.layer);
-    }
-    manifest.save(&path)?;
-    venvfs::venv::write_unmounted_guard(&venv)?;
-    let n = labels.len();
-    let s = if n == 1 { "" } else { "s" };
-    println!(
-        "Installed {n} package{s} in {} ms",
-        started.elapsed().as_millis()
-    );
-    for l in labels {
-        println!(" + {l}");
-    }
+    let command = shown_command();
+    let report = venvfs::daemon::while_unmounted(venv, &command, || {
+        sync::apply(venv, &parsed, Mode::Install, &options(finder, Vec::new()))
+    })?;
+    print_report(&report);
     Ok(())
 }
 
 fn uninstall(venv: &Path, names: &[String]) -> Result<(), Box<dyn Error>> {
-    use venvfs::install::generated::normalize_name;
-    let started = std::time::Instant::now();
-    let (path, mut manifest) = editable_manifest(venv)?;
-    let version = venvfs::venv::python_version(venv)?;
-    let venv = venv.canonicalize()?;
-    // Check every name before changing anything.
-    let mut chosen = Vec::new();
-    for name in names {
-        let wanted = normalize_name(name);
-        let layer = manifest
-            .layers
-            .iter()
-            .find(|l| normalize_name(&l.name) == wanted)
-            .ok_or_else(|| {
-                format!(
-                    "{name} is not installed in {} (`venvfs layer list` shows what is)",
-                    venv.display()
-                )
-            })?;
-        chosen.push(layer.clone());
-    }
-    // The manifest first: a crash after it leaves only unused generated files behind.
-    manifest.layers.retain(|l| !chosen.contains(l));
-    manifest.save(&path)?;
-    for layer in &chosen {
-        venvfs::install::apply::remove_generated(&venv, layer, &version)?;
-    }
-    let n = chosen.len();
-    let s = if n == 1 { "" } else { "s" };
-    println!(
-        "Uninstalled {n} package{s} in {} ms",
-        started.elapsed().as_millis()
-    );
-    for l in &chosen {
-        println!(" - {}", l.label());
-    }
+    venvfs::venv::python_version(venv)?;
+    let command = shown_command();
+    let report = venvfs::daemon::while_unmounted(venv, &command, || sync::uninstall(venv, names))?;
+    print_report(&report);
     Ok(())
 }
 

@@ -15,6 +15,9 @@ pub struct Record {
     pub upper_fd: i32,
     pub layers: Vec<String>,
     pub lower_entries: usize,
+    /// The `venvfs mount` options it was started with.
+    #[serde(default)]
+    pub mount_flags: Vec<String>,
 }
 
 pub fn dir() -> PathBuf {

@@ -204,7 +204,7 @@ fn mac_binary_formats(version: (u32, u32), arch: &str) -> Vec<String> {
 
 fn mac_platforms(version: (u32, u32), arch: &str) -> Vec<String> {
     let mut out = Vec::new();
-    if version >= (10, 0) && version < (11, 0) {
+    if ((10, 0)..(11, 0)).contains(&version) {
         for minor in (0..=version.1).rev() {
             for fmt in mac_binary_formats((10, minor), arch) {
                 out.push(format!("macosx_10_{minor}_{fmt}"));

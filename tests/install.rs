@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -27,100 +25,6 @@ const WHEELS: &[&str] = &[
     "sphinxcontrib_applehelp-",
     "sphinxcontrib_jsmath-",
 ];
-
-fn uv() -> Command {
-    Command::new("uv")
-}
-
-/// Files of a venv (symlink targets as content) with the venv path replaced, minus what
-/// legitimately differs: bytecode, the interpreter links and activation scripts, uv's own
-/// cache note, and INSTALLER (uv writes "uv", venvfs "venvfs"). RECORD is parsed into a set
-/// of rows without those files' rows.
-fn contents(venv: &Path) -> BTreeMap<String, (Vec<u8>, u32)> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![venv.to_owned()];
-    let abs = venv.canonicalize().unwrap();
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(venv).unwrap().to_string_lossy().into_owned();
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            let meta = std::fs::symlink_metadata(&p).unwrap();
-            if meta.is_dir() {
-                if name != "__pycache__" && name != ".venvfs" {
-                    stack.push(p);
-                }
-                continue;
-            }
-            let skip = rel.starts_with("bin/activate")
-                || rel.starts_with("bin/python")
-                || [
-                    "pyvenv.cfg",
-                    "CACHEDIR.TAG",
-                    ".gitignore",
-                    ".lock",
-                    "bin/deactivate.bat",
-                    "bin/pydoc.bat",
-                ]
-                .contains(&rel.as_str())
-                || name == "INSTALLER"
-                || name == "uv_cache.json";
-            if skip {
-                continue;
-            }
-            let data = if meta.file_type().is_symlink() {
-                std::fs::read_link(&p)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned()
-                    .into_bytes()
-            } else {
-                std::fs::read(&p).unwrap()
-            };
-            let data = String::from_utf8_lossy(&data)
-                .replace(abs.to_str().unwrap(), "VENV")
-                .into_bytes();
-            let data = if name == "RECORD" {
-                let rows: BTreeSet<&str> = std::str::from_utf8(&data)
-                    .unwrap()
-                    .lines()
-                    .filter(|l| !l.contains("/INSTALLER,") && !l.contains("/uv_cache.json,"))
-                    // launchers embed the venv's path, so their hashes differ between venvs
-                    // (their contents are compared above, with the path replaced)
-                    .map(|l| {
-                        if l.starts_with("../../../bin/") {
-                            l.split(',').next().unwrap()
-                        } else {
-                            l
-                        }
-                    })
-                    .collect();
-                rows.into_iter().collect::<Vec<_>>().join("\n").into_bytes()
-            } else {
-                data
-            };
-            out.insert(rel, (data, meta.permissions().mode() & 0o777));
-        }
-    }
-    out
-}
-
-/// Asserts two venvs hold the same files (see `contents`); returns how many were compared.
-fn assert_same_files(ours: &Path, reference: &Path, when: &str) -> usize {
-    let (a, b) = (contents(ours), contents(reference));
-    let keys: BTreeSet<_> = a.keys().chain(b.keys()).collect();
-    let diffs: Vec<_> = keys
-        .into_iter()
-        .filter(|k| a.get(*k) != b.get(*k))
-        .collect();
-    let shown = &diffs[..diffs.len().min(10)];
-    assert!(
-        diffs.is_empty(),
-        "{when}, {} files differ from uv's, e.g. {shown:?}",
-        diffs.len()
-    );
-    a.len()
-}
 
 #[test]
 fn a_venvfs_install_matches_uv_pip_install_file_for_file() {
@@ -223,7 +127,7 @@ fn a_venvfs_install_matches_uv_pip_install_file_for_file() {
 }
 
 #[test]
-fn install_refuses_a_mounted_venv_and_a_broken_wheel_without_changing_anything() {
+fn install_into_a_mounted_venv_shows_at_once_and_a_broken_wheel_changes_nothing() {
     let s = Scratch::new();
     let six = shared_wheel("six-");
     let broken = s.path("broken-1.0-py3-none-any.whl");
@@ -239,11 +143,29 @@ fn install_refuses_a_mounted_venv_and_a_broken_wheel_without_changing_anything()
         .venv
         .join("lib/python3.11/site-packages/six-1.17.0.dist-info")
         .exists());
-    let m = s.mount();
+    let _m = s.mount();
+    // mounted: the change shows in the mounted view right away
     let out = run(venvfs().arg("install").arg(&s.venv).arg(&six));
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("remounted"));
+    assert_eq!(s.python_ok("import six; print(six.__version__)"), "1.17.0");
+    // busy: a process inside the venv keeps it from being unmounted; nothing changes
+    let mut busy = Command::new("sleep")
+        .arg("30")
+        .current_dir(&s.venv)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let out = run(venvfs().arg("uninstall").arg(&s.venv).arg("six"));
+    let _ = busy.kill();
+    let _ = busy.wait();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is mounted"));
-    m.unmount();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("in use") && err.contains("venvfs umount"),
+        "{err}"
+    );
+    assert_eq!(s.python_ok("import six; print(six.__version__)"), "1.17.0");
 }
 
 #[test]

@@ -236,7 +236,7 @@ pub fn choose(
             None => incompatible.push(c.label()),
         }
     }
-    ranked.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    ranked.sort_by_key(|a| (a.0, a.1));
     let mut unverifiable = None;
     for (_, _, c) in ranked {
         let mut expected: Vec<String> = pin.hashes.clone();

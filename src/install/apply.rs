@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::generated::{self, DataScript, Generated, WheelInstall};
+use super::txn::Txn;
 use super::{wheel_layer, InstallError};
 use crate::layer::wheel::{MemberCache, MemberKind, WheelArchive};
 use crate::manifest::Layer;
@@ -16,6 +17,8 @@ use crate::manifest::Layer;
 pub struct Planned {
     pub layer: Layer,
     pub generated: Generated,
+    /// Venv-relative paths of the files the layer shows.
+    pub destinations: Vec<String>,
 }
 
 /// Reads one file of a wheel source by its path in the wheel.
@@ -104,7 +107,14 @@ fn source_files(source: &Path, data_scripts: &str) -> Result<SourceFiles, Instal
 
 /// Works out the layer and generated files of a wheel for the venv at `venv` (absolute)
 /// of Python `version`, reading only its metadata.
-pub fn plan(source: &Path, venv: &Path, version: &str) -> Result<Planned, InstallError> {
+/// `from_path`: the wheel was named by its path (not found through a lock, `--find-links`
+/// or the uv cache), so `direct_url.json` records where it came from, as uv does.
+pub fn plan(
+    source: &Path,
+    venv: &Path,
+    version: &str,
+    from_path: bool,
+) -> Result<Planned, InstallError> {
     let layer = wheel_layer(source, version)?;
     let prefix = super::dist_info_prefix(source)?;
     let dist = format!("{prefix}.dist-info");
@@ -146,7 +156,8 @@ pub fn plan(source: &Path, venv: &Path, version: &str) -> Result<Planned, Instal
             mode: *mode,
         })
         .collect();
-    let direct_url = (!source.is_dir()).then(|| generated::direct_url_for_wheel_file(source));
+    let direct_url =
+        (from_path && !source.is_dir()).then(|| generated::direct_url_for_wheel_file(source));
     let install = WheelInstall {
         dist_info_prefix: &prefix,
         name: &layer.name,
@@ -166,17 +177,23 @@ pub fn plan(source: &Path, venv: &Path, version: &str) -> Result<Planned, Instal
         path: source.to_owned(),
         why: e.to_string(),
     })?;
-    Ok(Planned { layer, generated })
+    let destinations = files
+        .members
+        .iter()
+        .filter_map(|(rel, _)| layer.destination(rel))
+        .collect();
+    Ok(Planned {
+        layer,
+        generated,
+        destinations,
+    })
 }
 
-/// Writes generated files into the (unmounted) venv directory, each atomically, and the
-/// whiteouts that hide layer files an installer would not install. Returns the paths written.
-pub fn write(venv: &Path, generated: &Generated) -> std::io::Result<Vec<PathBuf>> {
-    let mut written = Vec::new();
+/// Writes generated files into the (unmounted) venv directory, and the whiteouts that hide
+/// layer files an installer would not install.
+pub fn write(txn: &mut Txn, venv: &Path, generated: &Generated) -> std::io::Result<()> {
     for (rel, content, mode) in &generated.files {
-        let path = venv.join(rel);
-        crate::fsutil::write_atomic(&path, content, *mode)?;
-        written.push(path);
+        txn.write(&venv.join(rel), content, *mode)?;
     }
     for rel in &generated.hidden {
         let path = venv.join(rel);
@@ -184,17 +201,20 @@ pub fn write(venv: &Path, generated: &Generated) -> std::io::Result<Vec<PathBuf>
             .file_name()
             .map(crate::upper::whiteout_name)
             .unwrap_or_default();
-        let wh = path.with_file_name(name);
-        crate::fsutil::write_atomic(&wh, b"", 0o644)?;
-        written.push(wh);
+        txn.write(&path.with_file_name(name), b"", 0o644)?;
     }
-    Ok(written)
+    Ok(())
 }
 
 /// Removes from an unmounted venv's own directory what installing a wheel wrote there (the
-/// files its installed RECORD lists, with their bytecode) and any edits made to its files,
-/// then the directories that became empty. The layer itself is dropped by the caller.
-pub fn remove_generated(venv: &Path, layer: &Layer, version: &str) -> Result<usize, InstallError> {
+/// files its installed RECORD lists, with their bytecode) and any edits made to its files.
+/// The layer itself is dropped by the caller; [`Txn::commit`] prunes emptied directories.
+pub fn remove_generated(
+    txn: &mut Txn,
+    venv: &Path,
+    layer: &Layer,
+    version: &str,
+) -> Result<usize, InstallError> {
     let site = venv.join(crate::venv::site_packages(version));
     let dist = site.join(format!("{}-{}.dist-info", layer.name, layer.version));
     let record_path = dist.join("RECORD");
@@ -213,7 +233,6 @@ pub fn remove_generated(venv: &Path, layer: &Layer, version: &str) -> Result<usi
         why: e.to_string(),
     })?;
     let mut removed = 0;
-    let mut dirs = std::collections::BTreeSet::new();
     for row in rows {
         let rel = Path::new(&row.path);
         // RECORD paths are relative to site-packages; never follow one out of the venv
@@ -225,29 +244,39 @@ pub fn remove_generated(venv: &Path, layer: &Layer, version: &str) -> Result<usi
             targets.extend(bytecode_of(&path));
         }
         for t in targets {
-            if std::fs::symlink_metadata(&t).is_ok_and(|m| !m.is_dir()) {
-                std::fs::remove_file(&t).map_err(|e| InstallError::Read {
-                    path: t.clone(),
-                    source: e,
-                })?;
+            if txn.remove(&t).map_err(|e| InstallError::Read {
+                path: t.clone(),
+                source: e,
+            })? {
                 removed += 1;
-                if let Some(d) = t.parent() {
-                    dirs.insert(d.to_owned());
-                }
             }
-        }
-    }
-    // empty directories, deepest first, never above site-packages or bin
-    for d in dirs.iter().rev() {
-        let mut d = d.as_path();
-        while d.starts_with(venv) && d != site && d != venv.join("bin") && d != venv {
-            if std::fs::remove_dir(d).is_err() {
-                break;
-            }
-            d = d.parent().unwrap_or(venv);
         }
     }
     Ok(removed)
+}
+
+/// Removes the whiteouts in the venv's own directory that hide any of `destinations` or
+/// their directories (left by `pip uninstall` through the mount), so that a reinstalled
+/// layer shows again.
+pub fn clear_whiteouts(txn: &mut Txn, venv: &Path, destinations: &[String]) -> std::io::Result<()> {
+    let mut paths = std::collections::BTreeSet::new();
+    for d in destinations {
+        let mut p = Path::new(d.as_str());
+        while p.file_name().is_some() {
+            if !paths.insert(p.to_owned()) {
+                break; // this one and its ancestors are already in
+            }
+            p = p.parent().unwrap_or(Path::new(""));
+        }
+    }
+    for rel in paths {
+        let path = venv.join(&rel);
+        let Some(name) = path.file_name() else {
+            continue;
+        };
+        txn.remove(&path.with_file_name(crate::upper::whiteout_name(name)))?;
+    }
+    Ok(())
 }
 
 /// `site/rel` with `..` resolved lexically, if it stays inside the venv.

@@ -6,6 +6,8 @@ pub mod entry_points;
 pub mod generated;
 pub mod record;
 pub mod script;
+pub mod sync;
+pub mod txn;
 
 use std::path::Path;
 
@@ -101,7 +103,11 @@ pub fn wheel_layer(source: &Path, version: &str) -> Result<Layer, InstallError> 
         to(format!("{data}/scripts"), "bin".into()),
         to(
             format!("{data}/headers"),
-            format!("include/site/python{version}/{name}"),
+            // uv names the directory by the normalized distribution name
+            format!(
+                "include/site/python{version}/{}",
+                generated::normalize_name(name)
+            ),
         ),
         to(format!("{data}/data"), String::new()),
     ];

@@ -186,6 +186,51 @@ fn parse_into(
     Ok(())
 }
 
+/// A `name==version` given on the command line.
+pub fn parse_pin_arg(arg: &str) -> Result<Pin, PinError> {
+    let err = |why: String| PinError {
+        path: PathBuf::from("command line"),
+        line: 0,
+        why,
+    };
+    let req = Requirement::<pep508_rs::VerbatimUrl>::from_str(arg).map_err(|e| {
+        err(format!(
+            "`{arg}` is not a wheel path or a requirement: {}",
+            first_line(&e.to_string())
+        ))
+    })?;
+    let exact = match &req.version_or_url {
+        Some(VersionOrUrl::VersionSpecifier(specs)) => {
+            let specs: Vec<_> = specs.iter().collect();
+            match specs.as_slice() {
+                [one]
+                    if matches!(
+                        one.operator(),
+                        pep440_rs::Operator::Equal | pep440_rs::Operator::ExactEqual
+                    ) =>
+                {
+                    Some(one.version().to_string())
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let version = exact.ok_or_else(|| {
+        err(format!(
+            "`{arg}`: give an exact version, `{}==VERSION` (venvfs does not resolve versions; `uv pip compile` does)",
+            req.name
+        ))
+    })?;
+    Ok(Pin {
+        name: req.name.to_string(),
+        version,
+        hashes: Vec::new(),
+        wheels: Vec::new(),
+        origin: "command line".into(),
+    })
+}
+
 fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }

@@ -2,9 +2,10 @@
 //! builders, and snapshots that prove the layers were not changed.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -271,4 +272,98 @@ pub fn build_wheel(
     zip.write_all(record.as_bytes()).unwrap();
     zip.finish().unwrap();
     path
+}
+
+pub fn uv() -> Command {
+    Command::new("uv")
+}
+
+/// Files of a venv (symlink targets as content) with the venv path replaced, minus what
+/// legitimately differs: bytecode, the interpreter links and activation scripts, uv's own
+/// cache note, and INSTALLER (uv writes "uv", venvfs "venvfs"). RECORD is parsed into a set
+/// of rows without those files' rows.
+pub fn contents(venv: &Path) -> BTreeMap<String, (Vec<u8>, u32)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![venv.to_owned()];
+    let abs = venv.canonicalize().unwrap();
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(venv).unwrap().to_string_lossy().into_owned();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            if meta.is_dir() {
+                if name != "__pycache__" && name != ".venvfs" {
+                    stack.push(p);
+                }
+                continue;
+            }
+            let skip = rel.starts_with("bin/activate")
+                || rel.starts_with("bin/python")
+                || [
+                    "pyvenv.cfg",
+                    "CACHEDIR.TAG",
+                    ".gitignore",
+                    ".lock",
+                    "bin/deactivate.bat",
+                    "bin/pydoc.bat",
+                ]
+                .contains(&rel.as_str())
+                || name == "INSTALLER"
+                || name == "uv_cache.json";
+            if skip {
+                continue;
+            }
+            let data = if meta.file_type().is_symlink() {
+                std::fs::read_link(&p)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+                    .into_bytes()
+            } else {
+                std::fs::read(&p).unwrap()
+            };
+            let data = String::from_utf8_lossy(&data)
+                .replace(abs.to_str().unwrap(), "VENV")
+                .into_bytes();
+            let data = if name == "RECORD" {
+                let rows: BTreeSet<&str> = std::str::from_utf8(&data)
+                    .unwrap()
+                    .lines()
+                    .filter(|l| !l.contains("/INSTALLER,") && !l.contains("/uv_cache.json,"))
+                    // launchers embed the venv's path, so their hashes differ between venvs
+                    // (their contents are compared above, with the path replaced)
+                    .map(|l| {
+                        if l.starts_with("../../../bin/") {
+                            l.split(',').next().unwrap()
+                        } else {
+                            l
+                        }
+                    })
+                    .collect();
+                rows.into_iter().collect::<Vec<_>>().join("\n").into_bytes()
+            } else {
+                data
+            };
+            out.insert(rel, (data, meta.permissions().mode() & 0o777));
+        }
+    }
+    out
+}
+
+/// Asserts two venvs hold the same files (see `contents`); returns how many were compared.
+pub fn assert_same_files(ours: &Path, reference: &Path, when: &str) -> usize {
+    let (a, b) = (contents(ours), contents(reference));
+    let keys: BTreeSet<_> = a.keys().chain(b.keys()).collect();
+    let diffs: Vec<_> = keys
+        .into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .collect();
+    let shown = &diffs[..diffs.len().min(10)];
+    assert!(
+        diffs.is_empty(),
+        "{when}, {} files differ from uv's, e.g. {shown:?}",
+        diffs.len()
+    );
+    a.len()
 }

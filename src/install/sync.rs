@@ -1,0 +1,537 @@
+//! `venvfs sync`, `install` and `uninstall` on a venv that is not mounted: work out which
+//! wheels the venv should hold, read only their metadata, then change the venv's own files
+//! in one transaction whose commit point is the atomic replacement of the manifest.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::apply::{self, Planned};
+use super::generated::normalize_name;
+use super::txn::Txn;
+use crate::finder::{self, Problem, Sources};
+use crate::manifest::{manifest_path, Layer, Manifest};
+use crate::pins::Pin;
+use crate::tags::{TagRank, WheelFilename};
+
+/// Something to install.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A `.whl` file or unpacked wheel directory named by its path.
+    Wheel(PathBuf),
+    /// `name==version`, to be found in the lock's paths, `--find-links` or the uv cache.
+    Pin(Pin),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub find_links: Vec<PathBuf>,
+    /// The uv cache; None: where uv keeps it by default.
+    pub cache_dir: Option<PathBuf>,
+    /// Do not look in the uv cache.
+    pub no_cache: bool,
+    /// Refuse wheels whose sha256 cannot be checked against the pins.
+    pub require_hashes: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The venv holds exactly the targets afterwards.
+    Sync,
+    /// The targets are added (replacing other versions of the same distributions).
+    Install,
+}
+
+/// What a command changed, for the uv-style summary.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub installed: Vec<String>,
+    pub removed: Vec<String>,
+    pub unchanged: usize,
+    pub elapsed: Duration,
+}
+
+impl Report {
+    /// `Installed 2 packages in 12ms` and one ` + name==version` / ` - ...` line each.
+    pub fn lines(&self) -> Vec<String> {
+        let ms = self.elapsed.as_millis();
+        let plural = |n: usize| if n == 1 { "package" } else { "packages" };
+        let mut out = Vec::new();
+        if self.installed.is_empty() && self.removed.is_empty() {
+            out.push(format!(
+                "Audited {} {} in {ms}ms",
+                self.unchanged,
+                plural(self.unchanged)
+            ));
+            return out;
+        }
+        if !self.removed.is_empty() {
+            let n = self.removed.len();
+            out.push(format!("Uninstalled {n} {} in {ms}ms", plural(n)));
+        }
+        if !self.installed.is_empty() {
+            let n = self.installed.len();
+            out.push(format!("Installed {n} {} in {ms}ms", plural(n)));
+        }
+        // by name, a removal before the install that replaces it, as uv prints them
+        let mut changes: Vec<(String, u8, String)> = self
+            .removed
+            .iter()
+            .map(|l| {
+                (
+                    l.split("==").next().unwrap_or(l).to_owned(),
+                    0,
+                    format!(" - {l}"),
+                )
+            })
+            .chain(self.installed.iter().map(|l| {
+                (
+                    l.split("==").next().unwrap_or(l).to_owned(),
+                    1,
+                    format!(" + {l}"),
+                )
+            }))
+            .collect();
+        changes.sort();
+        out.extend(changes.into_iter().map(|(_, _, line)| line));
+        out
+    }
+}
+
+type Error = Box<dyn std::error::Error>;
+
+/// A wheel to install, with where it came from.
+struct Resolved {
+    source: PathBuf,
+    from_path: bool,
+    /// The pin it satisfies (None for a path target).
+    pin: Option<Pin>,
+}
+
+/// Installs `targets` into the unmounted venv (`Mode::Sync`: and removes everything else).
+pub fn apply(venv: &Path, targets: &[Target], mode: Mode, opts: &Options) -> Result<Report, Error> {
+    let started = Instant::now();
+    let version = crate::venv::python_version(venv)?;
+    let venv = venv
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", venv.display()))?;
+    let manifest_file = manifest_path(&venv);
+    let mut manifest = Manifest::load(&manifest_file)?;
+    let interpreter = crate::interpreter::of_venv(&venv)?;
+    let supported = interpreter.tags();
+    let rank = TagRank::new(&supported);
+
+    let resolved = resolve(targets, opts, &rank, &supported, &version)?;
+
+    // Plan what is new; read only metadata, write nothing yet.
+    let progress = Progress::new(resolved.len() as u64, "reading wheel metadata");
+    let mut unchanged: Vec<Layer> = Vec::new();
+    let mut planned: Vec<Planned> = Vec::new();
+    for r in &resolved {
+        progress.tick();
+        let existing = manifest.layers.iter().find(|l| l.source == r.source);
+        if let Some(l) = existing.filter(|l| intact(&venv, l, &version)) {
+            unchanged.push(l.clone());
+            continue;
+        }
+        let plan = apply::plan(&r.source, &venv, &version, r.from_path)?;
+        if let Some(pin) = &r.pin {
+            let same_name = normalize_name(&plan.layer.name) == normalize_name(&pin.name);
+            let same_version = plan.layer.version.parse::<pep440_rs::Version>().ok()
+                == pin.version.parse::<pep440_rs::Version>().ok();
+            if !same_name || !same_version {
+                return Err(format!(
+                    "{}: it holds {} {}, not {} {} as its name says; remove it from the cache",
+                    r.source.display(),
+                    plan.layer.name,
+                    plan.layer.version,
+                    pin.name,
+                    pin.version
+                )
+                .into());
+            }
+        }
+        planned.push(plan);
+    }
+    progress.finish();
+    check_unique(planned.iter().map(|p| &p.layer).chain(&unchanged))?;
+
+    let staying = |l: &Layer| {
+        unchanged.contains(l)
+            || (mode == Mode::Install
+                && !l.name.is_empty()
+                && !planned
+                    .iter()
+                    .any(|p| normalize_name(&p.layer.name) == normalize_name(&l.name)))
+    };
+    let mut removed: Vec<Layer> = manifest
+        .layers
+        .iter()
+        .filter(|l| !staying(l))
+        .cloned()
+        .collect();
+    if mode == Mode::Sync {
+        // what pip or uv installed through the mount lives only in the venv's own directory
+        let known: Vec<&Layer> = planned
+            .iter()
+            .map(|p| &p.layer)
+            .chain(&manifest.layers)
+            .collect();
+        removed.extend(installed_through_the_mount(&venv, &version, &known));
+    }
+
+    let mut txn = Txn::begin(&venv)?;
+    let changed = (|| -> Result<(), Error> {
+        for l in &removed {
+            apply::remove_generated(&mut txn, &venv, l, &version)?;
+        }
+        for p in &planned {
+            apply::clear_whiteouts(&mut txn, &venv, &p.destinations)?;
+            apply::write(&mut txn, &venv, &p.generated)
+                .map_err(|e| format!("writing into {}: {e}", venv.display()))?;
+        }
+        txn.sync()?;
+        Ok(())
+    })();
+    if let Err(e) = changed {
+        txn.rollback();
+        return Err(format!("{e}\n  nothing was changed").into());
+    }
+    let mut layers: Vec<Layer> = planned.iter().map(|p| p.layer.clone()).collect();
+    match mode {
+        Mode::Sync => {
+            // the order of the targets, so the same file gives the same venv
+            let order = |l: &Layer| {
+                resolved
+                    .iter()
+                    .position(|r| r.source == l.source)
+                    .unwrap_or(usize::MAX)
+            };
+            layers.extend(unchanged.iter().cloned());
+            layers.sort_by_key(order);
+        }
+        Mode::Install => layers.extend(manifest.layers.iter().filter(|l| staying(l)).cloned()),
+    }
+    manifest.layers = layers;
+    if let Err(e) = manifest.save(&manifest_file) {
+        txn.rollback();
+        return Err(e.into());
+    }
+    txn.commit(&keep_dirs(&venv, &version));
+    crate::venv::write_unmounted_guard(&venv)?;
+    Ok(Report {
+        installed: planned.iter().map(|p| label(&p.layer)).collect(),
+        removed: removed.iter().map(label).collect(),
+        unchanged: unchanged.len(),
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Uninstalls distributions by name from the unmounted venv.
+pub fn uninstall(venv: &Path, names: &[String]) -> Result<Report, Error> {
+    let started = Instant::now();
+    let version = crate::venv::python_version(venv)?;
+    let venv = venv
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", venv.display()))?;
+    let manifest_file = manifest_path(&venv);
+    let mut manifest = Manifest::load(&manifest_file)?;
+    let mut chosen = Vec::new();
+    for name in names {
+        let wanted = normalize_name(name);
+        let layer = manifest
+            .layers
+            .iter()
+            .find(|l| normalize_name(&l.name) == wanted)
+            .ok_or_else(|| {
+                format!(
+                    "{name} is not installed in {} (`venvfs layer list` shows what is)",
+                    venv.display()
+                )
+            })?;
+        chosen.push(layer.clone());
+    }
+    let mut txn = Txn::begin(&venv)?;
+    for layer in &chosen {
+        if let Err(e) = apply::remove_generated(&mut txn, &venv, layer, &version) {
+            txn.rollback();
+            return Err(format!("{e}\n  nothing was changed").into());
+        }
+    }
+    manifest.layers.retain(|l| !chosen.contains(l));
+    if let Err(e) = txn.sync().map_err(Error::from).and_then(|()| {
+        manifest.save(&manifest_file)?;
+        Ok(())
+    }) {
+        txn.rollback();
+        return Err(e);
+    }
+    txn.commit(&keep_dirs(&venv, &version));
+    Ok(Report {
+        removed: chosen.iter().map(label).collect(),
+        elapsed: started.elapsed(),
+        ..Default::default()
+    })
+}
+
+/// Distributions whose `.dist-info` is in the venv's own site-packages (put there by pip
+/// or uv through the mount) and is not one of `layers`, as layer-less stand-ins that
+/// [`apply::remove_generated`] removes by their RECORD.
+fn installed_through_the_mount(venv: &Path, version: &str, layers: &[&Layer]) -> Vec<Layer> {
+    let site = venv.join(crate::venv::site_packages(version));
+    let ours: std::collections::HashSet<String> = layers
+        .iter()
+        .map(|l| format!("{}-{}.dist-info", l.name, l.version))
+        .collect();
+    let Ok(entries) = std::fs::read_dir(&site) else {
+        return Vec::new();
+    };
+    let mut found: Vec<Layer> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| !ours.contains(n))
+        .filter_map(|n| {
+            let (name, ver) = n.strip_suffix(".dist-info")?.split_once('-')?;
+            site.join(&n).join("RECORD").is_file().then(|| Layer {
+                source: PathBuf::new(),
+                name: name.to_owned(),
+                version: ver.to_owned(),
+                map: Vec::new(),
+            })
+        })
+        .collect();
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found
+}
+
+/// Whether an installed layer is still whole: installing writes its RECORD into the venv's
+/// own directory, so a missing one means it was uninstalled (or taken apart) through the
+/// mount, by pip or uv, and must be installed again.
+fn intact(venv: &Path, l: &Layer, version: &str) -> bool {
+    venv.join(crate::venv::site_packages(version))
+        .join(format!("{}-{}.dist-info", l.name, l.version))
+        .join("RECORD")
+        .is_file()
+}
+
+fn label(l: &Layer) -> String {
+    format!("{}=={}", normalize_name(&l.name), l.version)
+}
+
+/// Directories that stay even when emptied.
+fn keep_dirs(venv: &Path, version: &str) -> Vec<PathBuf> {
+    vec![
+        venv.to_owned(),
+        venv.join("bin"),
+        venv.join(crate::venv::site_packages(version)),
+    ]
+}
+
+fn check_unique<'a>(layers: impl Iterator<Item = &'a Layer>) -> Result<(), Error> {
+    let mut seen = std::collections::HashMap::new();
+    for l in layers {
+        if let Some(other) = seen.insert(normalize_name(&l.name), l) {
+            return Err(format!(
+                "{} is given twice ({} and {}); name one version",
+                l.name,
+                other.source.display(),
+                l.source.display()
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Finds a wheel for every target, or lists every one that has none.
+fn resolve(
+    targets: &[Target],
+    opts: &Options,
+    rank: &TagRank,
+    supported: &[String],
+    version: &str,
+) -> Result<Vec<Resolved>, Error> {
+    let needs_sources = targets.iter().any(|t| matches!(t, Target::Pin(_)));
+    let cache = if opts.no_cache || !needs_sources {
+        None
+    } else {
+        finder::uvcache::locate(opts.cache_dir.as_deref())
+    };
+    let sources = if needs_sources {
+        Some(Sources::new(&opts.find_links, cache.as_deref())?)
+    } else {
+        None
+    };
+    let mut out = Vec::new();
+    let mut missing: Vec<String> = Vec::new();
+    let mut refused: Vec<String> = Vec::new();
+    for t in targets {
+        match t {
+            Target::Wheel(path) => {
+                let source = path
+                    .canonicalize()
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                if source.is_file() {
+                    let file = source.file_name().unwrap_or_default().to_string_lossy();
+                    match WheelFilename::parse(&file) {
+                        Some(w) if rank.rank(&w.tags).is_none() => {
+                            return Err(format!(
+                                "{}: its tags ({}) do not fit this venv's Python {version}, which accepts {}",
+                                source.display(),
+                                w.tags.join(", "),
+                                summarize_tags(supported)
+                            )
+                            .into())
+                        }
+                        Some(_) => {}
+                        None => {
+                            return Err(format!(
+                                "{}: not a wheel file name (NAME-VERSION-PY-ABI-PLATFORM.whl)",
+                                source.display()
+                            )
+                            .into())
+                        }
+                    }
+                }
+                out.push(Resolved {
+                    source,
+                    from_path: true,
+                    pin: None,
+                });
+            }
+            Target::Pin(pin) => {
+                let sources = sources.as_ref().expect("made when there are pins");
+                match finder::choose(pin, sources, rank, opts.require_hashes) {
+                    Ok(c) => out.push(Resolved {
+                        source: c.candidate.path,
+                        from_path: false,
+                        pin: Some(pin.clone()),
+                    }),
+                    Err(Problem::NotFound { incompatible }) => {
+                        let mut line = format!("  {}=={}  ({})", pin.name, pin.version, pin.origin);
+                        if !incompatible.is_empty() {
+                            line.push_str(&format!(
+                                "\n      found, but built for other interpreters or platforms: {}",
+                                incompatible.join(", ")
+                            ));
+                        }
+                        missing.push(line);
+                    }
+                    Err(Problem::HashMismatch {
+                        path,
+                        expected,
+                        actual,
+                    }) => refused.push(format!(
+                        "  {}=={}  ({}): {} has sha256 {actual}, but the pin says {}; it was refused. Remove or replace that file",
+                        pin.name,
+                        pin.version,
+                        pin.origin,
+                        path.display(),
+                        expected.join(" or ")
+                    )),
+                    Err(Problem::Unverifiable { found }) => refused.push(format!(
+                        "  {}=={}  ({}): only {found} was found, which has no wheel file to check the pinned sha256 against (--require-hashes); put the wheel in a --find-links directory",
+                        pin.name, pin.version, pin.origin
+                    )),
+                }
+            }
+        }
+    }
+    if missing.is_empty() && refused.is_empty() {
+        return Ok(out);
+    }
+    let mut msg = String::new();
+    if !refused.is_empty() {
+        msg.push_str(&format!(
+            "{} wheel(s) refused:\n{}\n",
+            refused.len(),
+            refused.join("\n")
+        ));
+    }
+    if !missing.is_empty() {
+        let sources = sources.as_ref().expect("made when there are pins");
+        let pins: Vec<String> = targets
+            .iter()
+            .filter_map(|t| match t {
+                Target::Pin(p) => Some(format!("{}=={}", p.name, p.version)),
+                Target::Wheel(_) => None,
+            })
+            .filter(|p| missing.iter().any(|m| m.starts_with(&format!("  {p}  "))))
+            .collect();
+        let list = pins.join(" ");
+        msg.push_str(&format!(
+            "no usable wheel for {} of {} requirements (looked in {}):\n{}\n\
+             this venv's Python {version} accepts these tags, best first: {}\n\
+             to fetch them, either fill uv's cache:\n    \
+             uv pip install --no-deps --python {version} --target \"$(mktemp -d)\" {list}\n\
+             or make a wheelhouse and pass it with --find-links:\n    \
+             pip download --no-deps --only-binary=:all: --python-version {version} -d wheels {list}",
+            missing.len(),
+            targets.len(),
+            sources.describe(),
+            missing.join("\n"),
+            summarize_tags(supported),
+        ));
+    }
+    Err(msg.trim_end().to_owned().into())
+}
+
+/// The first few tags and the count, for messages.
+fn summarize_tags(tags: &[String]) -> String {
+    const SHOWN: usize = 4;
+    let mut s = tags
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if tags.len() > SHOWN {
+        s.push_str(&format!(
+            ", ..., {} ({} in all)",
+            tags.last().map(String::as_str).unwrap_or(""),
+            tags.len()
+        ));
+    }
+    s
+}
+
+/// A progress bar on a terminal, shown only once the work has taken a moment.
+struct Progress {
+    bar: indicatif::ProgressBar,
+    started: Instant,
+    shown: std::cell::Cell<bool>,
+}
+
+impl Progress {
+    fn new(len: u64, what: &'static str) -> Progress {
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(len),
+            indicatif::ProgressDrawTarget::hidden(),
+        );
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}") {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(what);
+        Progress {
+            bar,
+            started: Instant::now(),
+            shown: std::cell::Cell::new(false),
+        }
+    }
+
+    fn tick(&self) {
+        use std::io::IsTerminal;
+        if !self.shown.get()
+            && self.started.elapsed() > Duration::from_millis(200)
+            && std::io::stderr().is_terminal()
+        {
+            self.bar
+                .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            self.shown.set(true);
+        }
+        self.bar.inc(1);
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}

@@ -1,0 +1,157 @@
+//! Changing the files of an unmounted venv so that a failure leaves it as it was: files to
+//! remove or overwrite are first moved aside into `.venvfs/txn-<pid>/`, new files and the
+//! directories made for them are remembered, and `rollback` undoes both. The manifest,
+//! replaced atomically by the caller between `sync` and `commit`, is the commit point.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub struct Txn {
+    stash: PathBuf,
+    /// (original path, where it was moved to)
+    moved: Vec<(PathBuf, PathBuf)>,
+    created: Vec<PathBuf>,
+    created_dirs: Vec<PathBuf>,
+}
+
+impl Txn {
+    pub fn begin(venv: &Path) -> io::Result<Txn> {
+        let stash = venv
+            .join(crate::manifest::STATE_DIR)
+            .join(format!("txn-{}", std::process::id()));
+        if stash.exists() {
+            std::fs::remove_dir_all(&stash)?;
+        }
+        std::fs::create_dir_all(&stash)?;
+        Ok(Txn {
+            stash,
+            moved: Vec::new(),
+            created: Vec::new(),
+            created_dirs: Vec::new(),
+        })
+    }
+
+    /// Moves a file (or symlink) aside, if it exists.
+    pub fn remove(&mut self, path: &Path) -> io::Result<bool> {
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if !m.is_dir() => {}
+            Ok(_) => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        if let Some(i) = self.created.iter().position(|p| p == path) {
+            // written by this transaction: nothing to restore
+            self.created.swap_remove(i);
+            std::fs::remove_file(path)?;
+            return Ok(true);
+        }
+        let aside = self.stash.join(self.moved.len().to_string());
+        std::fs::rename(path, &aside)?;
+        self.moved.push((path.to_owned(), aside));
+        Ok(true)
+    }
+
+    /// Writes a file, moving any old one aside first. Not fsynced: [`Txn::sync`] makes all
+    /// of them durable at once.
+    pub fn write(&mut self, path: &Path, content: &[u8], mode: u32) -> io::Result<()> {
+        self.remove(path)?;
+        if let Some(parent) = path.parent() {
+            let mut missing = Vec::new();
+            let mut d = parent;
+            while !d.exists() {
+                missing.push(d.to_owned());
+                match d.parent() {
+                    Some(p) => d = p,
+                    None => break,
+                }
+            }
+            std::fs::create_dir_all(parent)?;
+            self.created_dirs.extend(missing.into_iter().rev());
+        }
+        crate::fsutil::write_replace(path, content, mode, false)?;
+        self.created.push(path.to_owned());
+        Ok(())
+    }
+
+    /// Makes everything written so far durable, before the caller commits.
+    pub fn sync(&self) -> io::Result<()> {
+        let dir = std::fs::File::open(&self.stash)?;
+        rustix::fs::syncfs(&dir)?;
+        Ok(())
+    }
+
+    /// Undoes every change, newest first.
+    pub fn rollback(mut self) {
+        for p in self.created.drain(..).rev() {
+            let _ = std::fs::remove_file(p);
+        }
+        for (orig, aside) in self.moved.drain(..).rev() {
+            let _ = std::fs::rename(aside, orig);
+        }
+        for d in self.created_dirs.drain(..).rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+        let _ = std::fs::remove_dir_all(&self.stash);
+    }
+
+    /// Drops what was moved aside and prunes directories left empty by removals, up to (not
+    /// including) the `keep` directories.
+    pub fn commit(mut self, keep: &[PathBuf]) {
+        let emptied: std::collections::BTreeSet<PathBuf> = self
+            .moved
+            .iter()
+            .filter_map(|(orig, _)| orig.parent().map(Path::to_owned))
+            .collect();
+        self.moved.clear();
+        let _ = std::fs::remove_dir_all(&self.stash);
+        for d in emptied.iter().rev() {
+            let mut d = d.as_path();
+            while !keep.iter().any(|k| k == d) && keep.iter().any(|k| d.starts_with(k)) {
+                if std::fs::remove_dir(d).is_err() {
+                    break;
+                }
+                match d.parent() {
+                    Some(p) => d = p,
+                    None => break,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rollback_restores_and_commit_keeps() {
+        let venv = tempfile::tempdir().unwrap();
+        let v = venv.path();
+        std::fs::create_dir_all(v.join("bin")).unwrap();
+        std::fs::write(v.join("bin/old"), b"old").unwrap();
+        std::fs::write(v.join("bin/same"), b"before").unwrap();
+        let mut t = Txn::begin(v).unwrap();
+        t.remove(&v.join("bin/old")).unwrap();
+        t.write(&v.join("bin/same"), b"after", 0o755).unwrap();
+        t.write(&v.join("lib/x/new.dist-info/RECORD"), b"r", 0o644)
+            .unwrap();
+        assert!(!v.join("bin/old").exists());
+        t.rollback();
+        assert_eq!(std::fs::read(v.join("bin/old")).unwrap(), b"old");
+        assert_eq!(std::fs::read(v.join("bin/same")).unwrap(), b"before");
+        assert!(
+            !v.join("lib").exists(),
+            "directories made for new files are removed"
+        );
+
+        let mut t = Txn::begin(v).unwrap();
+        t.remove(&v.join("bin/old")).unwrap();
+        t.write(&v.join("bin/same"), b"after", 0o755).unwrap();
+        t.sync().unwrap();
+        t.commit(&[v.join("bin")]);
+        assert!(!v.join("bin/old").exists());
+        assert_eq!(std::fs::read(v.join("bin/same")).unwrap(), b"after");
+        let state: Vec<_> = std::fs::read_dir(v.join(".venvfs")).unwrap().collect();
+        assert!(state.is_empty(), "the stash is gone");
+    }
+}

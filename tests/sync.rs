@@ -1,0 +1,539 @@
+//! `venvfs sync` (the issue's acceptance): a venv synced from a requirements file or a
+//! pylock.toml and mounted holds what `uv pip install --link-mode=copy` of the same wheels
+//! gives, file for file, and behaves the same under pip, uv and importlib.metadata; pip and uv
+//! keep working through the mount; wheels come from --find-links, lock paths and uv's
+//! cache; bad input is refused with the file and line, changing nothing.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+/// Shared wheels whose dependencies are all in the set, so `pip check` is clean.
+const SHARED: &[&str] = &[
+    "pip-",
+    "numpy-",
+    "six-",
+    "click-",
+    "setuptools-",
+    "requests-",
+    "urllib3-",
+    "idna-",
+    "certifi-",
+    "charset_normalizer-",
+    "sphinxcontrib_applehelp-",
+    "sphinxcontrib_jsmath-",
+    "jinja2-",
+    "markupsafe-",
+    "pyyaml-",
+];
+
+/// A wheel with every part an installer must place: `.data/scripts` (one `#!python`, one
+/// shell script), `.data/headers`, `.data/data`, a console script, a `.pth` file, stored and
+/// deflated members.
+fn demo_wheel(dir: &Path, name: &str, version: &str) -> PathBuf {
+    let data = format!("{name}-{version}.data");
+    let dist = format!("{name}-{version}.dist-info");
+    let tool = format!("#!python\nimport {name}\nprint('tool', {name}.VALUE)\n");
+    let init = "VALUE = 42\ndef main():\n    print('main', VALUE)\n".to_string();
+    let pth = format!("{name}_extra\n");
+    let big = vec![7u8; 200_000];
+    build_wheel(
+        dir,
+        name,
+        version,
+        &[
+            (&format!("{name}/__init__.py"), init.as_bytes(), true),
+            (&format!("{name}/big.bin"), &big, true),
+            (&format!("{name}.pth"), pth.as_bytes(), false),
+            (
+                &format!("{name}_extra/{name}_pth_mod.py"),
+                b"OK = 1\n",
+                false,
+            ),
+            (
+                &format!("{data}/scripts/{name}-tool"),
+                tool.as_bytes(),
+                false,
+            ),
+            (
+                &format!("{data}/scripts/{name}-plain"),
+                b"#!/bin/sh\necho plain\n",
+                true,
+            ),
+            (
+                &format!("{data}/headers/{name}.h"),
+                b"int demo(void);\n",
+                false,
+            ),
+            (
+                &format!("{data}/data/share/{name}/readme.txt"),
+                b"data\n",
+                false,
+            ),
+            (
+                &format!("{dist}/entry_points.txt"),
+                format!("[console_scripts]\n{name}-main = {name}:main\n").as_bytes(),
+                false,
+            ),
+        ],
+    )
+}
+
+/// A `--find-links` directory: links to the shared wheels and the demo wheel.
+fn wheelhouse(s: &Scratch, shared: &[&str]) -> (PathBuf, Vec<PathBuf>) {
+    let dir = s.path("wheelhouse");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut wheels = Vec::new();
+    for w in shared {
+        let src = shared_wheel(w);
+        let link = dir.join(src.file_name().unwrap());
+        std::os::unix::fs::symlink(&src, &link).unwrap();
+        wheels.push(src);
+    }
+    wheels.push(demo_wheel(&dir, "demo_pkg", "1.0"));
+    (dir, wheels)
+}
+
+/// `name==version` lines for the wheels.
+fn pins(wheels: &[PathBuf]) -> String {
+    wheels
+        .iter()
+        .map(|w| {
+            let n = w.file_name().unwrap().to_string_lossy();
+            let mut parts = n.split('-');
+            format!("{}=={}\n", parts.next().unwrap(), parts.next().unwrap())
+        })
+        .collect()
+}
+
+fn py(venv: &Path, args: &[&str]) -> String {
+    run_ok(Command::new(venv.join("bin/python")).args(args))
+}
+
+fn uv_venv(path: &Path) {
+    run_ok(uv().args(["venv", "-q", "--python", "3.11"]).arg(path));
+}
+
+#[test]
+fn sync_matches_uv_file_for_file_and_pip_and_uv_work_through_the_mount() {
+    let s = Scratch::new();
+    let (house, wheels) = wheelhouse(&s, SHARED);
+    let before: Vec<_> = wheels.iter().map(|w| snapshot(w)).collect();
+    let reqs = s.path("requirements.txt");
+    std::fs::write(&reqs, format!("# pinned\n{}", pins(&wheels))).unwrap();
+
+    let reference = s.path("uv-venv");
+    uv_venv(&reference);
+    run_ok(
+        uv().args([
+            "pip",
+            "install",
+            "-q",
+            "--link-mode=copy",
+            "--no-deps",
+            "--no-index",
+        ])
+        .arg("--python")
+        .arg(reference.join("bin/python"))
+        .arg("--find-links")
+        .arg(&house)
+        .arg("-r")
+        .arg(&reqs),
+    );
+    let ours = s.path("venvfs-venv");
+    uv_venv(&ours);
+    let out = run_ok(
+        venvfs()
+            .arg("sync")
+            .arg(&ours)
+            .arg(&reqs)
+            .arg("--find-links")
+            .arg(&house)
+            .arg("--no-cache"),
+    );
+    assert!(
+        out.starts_with(&format!("Installed {} packages in ", wheels.len())),
+        "{out}"
+    );
+    assert!(
+        out.contains(" + demo-pkg==1.0\n") && out.contains(" + numpy==2.4.6\n"),
+        "{out}"
+    );
+    // nothing was copied: only small generated files are in the venv's own directory
+    let own = dir_size(&ours);
+    assert!(own < 2 << 20, "the venv's own directory holds {own} bytes");
+    let m = Mount::new(&ours);
+
+    let compared = assert_same_files(&ours, &reference, "after sync");
+    assert!(compared > 2000, "only {compared} files compared");
+    let pip_list = |v: &Path| py(v, &["-m", "pip", "list", "--format=freeze"]);
+    let uv_list = |v: &Path| {
+        run_ok(
+            uv().args(["pip", "list", "--format=freeze", "--python"])
+                .arg(v.join("bin/python")),
+        )
+    };
+    assert_eq!(pip_list(&ours), pip_list(&reference));
+    assert_eq!(uv_list(&ours), uv_list(&reference));
+    assert!(uv_list(&ours).contains("demo-pkg==1.0"));
+    py(&ours, &["-m", "pip", "check"]);
+    let metadata = "import importlib.metadata as m, json\n\
+        ds = sorted(m.distributions(), key=lambda d: d.metadata['Name'])\n\
+        print(json.dumps([(d.metadata['Name'], d.version, sorted(str(f) for f in d.files or [] if f.name != 'uv_cache.json'), \
+        sorted((e.group, e.name, e.value) for e in d.entry_points)) for d in ds]))";
+    assert_eq!(
+        py(&ours, &["-c", metadata]),
+        py(&reference, &["-c", metadata])
+    );
+    // scripts run, .pth files take effect, the packages work
+    let script = |name: &str| run_ok(&mut Command::new(ours.join("bin").join(name)));
+    assert_eq!(script("demo_pkg-main").trim(), "main 42");
+    assert_eq!(script("demo_pkg-tool").trim(), "tool 42");
+    assert_eq!(script("demo_pkg-plain").trim(), "plain");
+    assert!(
+        std::fs::read_to_string(ours.join("bin/demo_pkg-tool"))
+            .unwrap()
+            .starts_with(&format!(
+                "#!{}",
+                ours.canonicalize().unwrap().join("bin/python").display()
+            )),
+        "the #!python script names the venv's interpreter"
+    );
+    assert!(ours
+        .join("include/site/python3.11/demo-pkg/demo_pkg.h")
+        .is_file());
+    assert!(ours.join("share/demo_pkg/readme.txt").is_file());
+    py(
+        &ours,
+        &[
+            "-c",
+            "import demo_pkg_pth_mod, numpy, requests, yaml, jinja2\n\
+assert numpy.linalg.inv(numpy.eye(3)).trace() == 3\n\
+r = requests.Request('GET', 'http://example.org', params={'q': 'x y'}).prepare()\n\
+assert r.url == 'http://example.org/?q=x+y', r.url\n\
+assert yaml.safe_load('a: [1, 2]') == {'a': [1, 2]}\n\
+assert jinja2.Template('{{ x }}!').render(x=1) == '1!'",
+        ],
+    );
+
+    // pip uninstall through the mount removes exactly that distribution's files and keeps
+    // the namespace directory another distribution shares; the same in the reference
+    for v in [&ours, &reference] {
+        py(
+            v,
+            &[
+                "-m",
+                "pip",
+                "uninstall",
+                "-q",
+                "-y",
+                "sphinxcontrib-applehelp",
+            ],
+        );
+    }
+    assert!(ours
+        .join("lib/python3.11/site-packages/sphinxcontrib/jsmath")
+        .is_dir());
+    assert_same_files(&ours, &reference, "after pip uninstall");
+    // pip install and uv pip install of other wheels into the mounted venv
+    let extra = demo_wheel(&s.path(""), "extra_pip", "2.0");
+    let extra_uv = demo_wheel(&s.path(""), "extra_uv", "3.0");
+    for v in [&ours, &reference] {
+        py(
+            v,
+            &[
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-index",
+                "--no-deps",
+                extra.to_str().unwrap(),
+            ],
+        );
+        run_ok(
+            uv().args([
+                "pip",
+                "install",
+                "-q",
+                "--link-mode=copy",
+                "--no-deps",
+                "--python",
+            ])
+            .arg(v.join("bin/python"))
+            .arg(&extra_uv),
+        );
+    }
+    assert_same_files(&ours, &reference, "after pip and uv install");
+    m.unmount();
+    let m = Mount::new(&ours);
+    assert_same_files(&ours, &reference, "after a remount");
+    assert_eq!(
+        run_ok(&mut Command::new(ours.join("bin/extra_uv-main"))).trim(),
+        "main 42"
+    );
+    // sync again: what pip removed comes back, what pip and uv added goes
+    let out = run_ok(
+        venvfs()
+            .arg("sync")
+            .arg(&ours)
+            .arg(&reqs)
+            .args(["--no-cache", "-f"])
+            .arg(&house),
+    );
+    assert!(out.contains(" + sphinxcontrib-applehelp=="), "{out}");
+    let names = py(&ours, &["-m", "pip", "list", "--format=freeze"]);
+    assert!(names.contains("sphinxcontrib-applehelp=="), "{names}");
+    assert!(names.contains("sphinxcontrib-jsmath=="), "{names}");
+    py(
+        &ours,
+        &["-c", "import importlib.util as u\nassert u.find_spec('sphinxcontrib.applehelp') and u.find_spec('sphinxcontrib.jsmath')"],
+    );
+    assert!(
+        !ours.join("bin/extra_uv-main").exists(),
+        "sync removed what uv added"
+    );
+    drop(m);
+    let after: Vec<_> = wheels.iter().map(|w| snapshot(w)).collect();
+    assert_eq!(before, after, "a wheel changed");
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if m.is_file() {
+                total += m.len();
+            }
+        }
+    }
+    total
+}
+
+#[test]
+fn sync_from_a_pylock_written_by_uv_checks_hashes_and_changes_versions() {
+    let s = Scratch::new();
+    let (house, wheels) = wheelhouse(
+        &s,
+        &[
+            "requests-",
+            "urllib3-",
+            "idna-",
+            "certifi-",
+            "charset_normalizer-",
+            "six-",
+        ],
+    );
+    let before: Vec<_> = wheels.iter().map(|w| snapshot(w)).collect();
+    let input = s.path("in.txt");
+    std::fs::write(&input, "requests\nsix\ndemo_pkg\n").unwrap();
+    let lock = s.path("pylock.toml");
+    run_ok(
+        uv().args([
+            "pip",
+            "compile",
+            "-q",
+            "--no-index",
+            "--python-version",
+            "3.11",
+            "-f",
+        ])
+        .arg(&house)
+        .arg(&input)
+        .arg("-o")
+        .arg(&lock),
+    );
+    let text = std::fs::read_to_string(&lock).unwrap();
+    assert!(text.contains("sha256"), "uv writes hashes: {text}");
+    let venv = s.path("v");
+    run_ok(venvfs().arg("create").arg(&venv));
+    let out = run_ok(venvfs().arg("sync").arg(&venv).arg(&lock).arg("--no-cache"));
+    assert!(out.starts_with("Installed 7 packages"), "{out}");
+    {
+        let _m = Mount::new(&venv);
+        py(&venv, &["-c", "import requests, six, demo_pkg"]);
+    }
+    // a new version of one package: only it changes
+    let v2 = demo_wheel(&house, "demo_pkg", "2.0");
+    std::fs::write(&input, "requests\nsix\ndemo_pkg==2.0\n").unwrap();
+    run_ok(
+        uv().args([
+            "pip",
+            "compile",
+            "-q",
+            "--no-index",
+            "--python-version",
+            "3.11",
+            "-f",
+        ])
+        .arg(&house)
+        .arg(&input)
+        .arg("-o")
+        .arg(&lock),
+    );
+    let out = run_ok(venvfs().arg("sync").arg(&venv).arg(&lock).arg("--no-cache"));
+    assert!(
+        out.contains("Uninstalled 1 package") && out.contains(" - demo-pkg==1.0\n + demo-pkg==2.0"),
+        "{out}"
+    );
+    // a wheel that is not the one locked is refused, and nothing changes
+    let manifest = std::fs::read(venv.join(".venvfs/manifest.toml")).unwrap();
+    let replaced = std::fs::read(&v2).unwrap();
+    std::fs::write(&v2, b"not the locked wheel").unwrap();
+    let out = run(venvfs().arg("sync").arg(&venv).arg(&lock).arg("--no-cache"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("refused") && err.contains("demo_pkg-2.0-py3-none-any.whl has sha256"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(venv.join(".venvfs/manifest.toml")).unwrap(),
+        manifest
+    );
+    std::fs::write(&v2, replaced).unwrap();
+    let after: Vec<_> = wheels.iter().map(|w| snapshot(w)).collect();
+    assert_eq!(before, after, "a wheel changed");
+}
+
+#[test]
+fn sync_from_uvs_cache_serves_its_unpacked_wheels_in_place() {
+    let s = Scratch::new();
+    let cache = s.path("uv-cache");
+    let (house, wheels) = wheelhouse(&s, &["six-", "click-", "numpy-"]);
+    let reqs = s.path("r.txt");
+    std::fs::write(&reqs, pins(&wheels[..2])).unwrap();
+    // fill uv's cache the way users do: by installing with uv once
+    let fill = s.path("fill");
+    uv_venv(&fill);
+    let fill_cache = |reqs: &Path| {
+        run_ok(
+            uv().args([
+                "pip",
+                "install",
+                "-q",
+                "--no-index",
+                "--no-deps",
+                "--python",
+            ])
+            .arg(fill.join("bin/python"))
+            .arg("-f")
+            .arg(&house)
+            .arg("-r")
+            .arg(reqs)
+            .env("UV_CACHE_DIR", &cache),
+        )
+    };
+    fill_cache(&reqs);
+    let cache_before = snapshot(&cache.join("archive-v0"));
+    let venv = s.path("v");
+    run_ok(venvfs().arg("create").arg(&venv));
+    let xdg = s.path("xdg");
+    let sync = |reqs: &Path| {
+        run(venvfs()
+            .arg("sync")
+            .arg(&venv)
+            .arg(reqs)
+            .env("UV_CACHE_DIR", &cache)
+            .env("XDG_CACHE_HOME", &xdg))
+    };
+    let out = sync(&reqs);
+    assert!(out.status.success(), "{out:?}");
+    let manifest = std::fs::read_to_string(venv.join(".venvfs/manifest.toml")).unwrap();
+    assert!(
+        manifest.matches("archive-v0/").count() == 2,
+        "layers point into uv's cache: {manifest}"
+    );
+    {
+        let _m = Mount::new(&venv);
+        py(&venv, &["-c", "import six, click"]);
+    }
+    assert_eq!(
+        snapshot(&cache.join("archive-v0")),
+        cache_before,
+        "uv's cache changed"
+    );
+    // missing pins are all listed, with what would fetch them
+    std::fs::write(
+        &reqs,
+        format!("{}absent==1.0\nnumpy==2.4.6\n", pins(&wheels[..2])),
+    )
+    .unwrap();
+    let out = sync(&reqs);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("no usable wheel for 2 of 4"), "{err}");
+    assert!(
+        err.contains("absent==1.0  (") && err.contains("numpy==2.4.6  ("),
+        "{err}"
+    );
+    assert!(
+        err.contains("uv pip install --no-deps") && err.contains("pip download"),
+        "{err}"
+    );
+    assert!(
+        err.contains("cp311-cp311-manylinux"),
+        "the acceptable tags: {err}"
+    );
+    // the index picks up what uv adds to its cache since
+    std::fs::write(s.path("numpy.txt"), "numpy==2.4.6\n").unwrap();
+    fill_cache(&s.path("numpy.txt"));
+    std::fs::write(&reqs, format!("{}numpy==2.4.6\n", pins(&wheels[..2]))).unwrap();
+    let out = sync(&reqs);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(" + numpy==2.4.6"));
+    let _m = Mount::new(&venv);
+    py(
+        &venv,
+        &["-c", "import numpy; assert numpy.ones(3).sum() == 3"],
+    );
+}
+
+#[test]
+fn bad_pin_files_are_refused_with_file_and_line_and_change_nothing() {
+    let s = Scratch::new();
+    let (house, wheels) = wheelhouse(&s, &["six-"]);
+    let venv = s.path("v");
+    run_ok(venvfs().arg("create").arg(&venv));
+    let good = s.path("good.txt");
+    std::fs::write(&good, pins(&wheels[..1])).unwrap();
+    run_ok(
+        venvfs()
+            .arg("sync")
+            .arg(&venv)
+            .arg(&good)
+            .arg("--no-cache")
+            .arg("-f")
+            .arg(&house),
+    );
+    let state = snapshot(&venv);
+    for (file, text, needle) in [
+        ("r1.txt", "six==1.17.0\nnumpy>=2\n", "r1.txt:2: `numpy>=2` is not an exact pin"),
+        ("r2.txt", "six==1.17.0 --hash=sha256:0000000000000000000000000000000000000000000000000000000000000000\n", "has sha256"),
+        ("pylock.toml", "lock-version = \"1.0\"\n[[packages]]\nname = \"six\"\n", "pylock.toml:3: six comes from a source without a version"),
+        ("pylock.bad.toml", "lock-version = \"1.0\"\n[[packages]\n", "pylock.bad.toml:2: not a valid pylock.toml"),
+        ("r3.txt", "-e ./src\n", "r3.txt:1: editable"),
+    ] {
+        let path = s.path(file);
+        std::fs::write(&path, text).unwrap();
+        let out = run(venvfs().arg("sync").arg(&venv).arg(&path).arg("--no-cache").arg("-f").arg(&house));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{file} accepted");
+        assert!(err.contains(needle), "{file}: {err}");
+        assert_eq!(snapshot(&venv), state, "{file} changed the venv");
+    }
+    // a wheel for another platform is refused, naming its tags
+    let other = s.path("other-1.0-cp312-cp312-win_amd64.whl");
+    std::fs::copy(shared_wheel("six-"), &other).unwrap();
+    let out = run(venvfs().arg("install").arg(&venv).arg(&other));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cp312-cp312-win_amd64"));
+    assert_eq!(snapshot(&venv), state);
+}
