@@ -10,6 +10,13 @@ use venvfs::install::sync::{self, Mode, Options, Report, Target};
 use venvfs::manifest::{manifest_path, Manifest};
 
 fn main() -> ExitCode {
+    // `venvfs ... | head` ends quietly when head exits, as command-line tools do, instead
+    // of panicking on a write to a closed pipe.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of one signal at startup, before threads.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     venvfs::logging::init();
     match run(cli) {
@@ -148,28 +155,32 @@ fn uninstall(venv: &Path, names: &[String]) -> Result<(), Box<dyn Error>> {
 }
 
 fn layer(cmd: LayerCommand) -> Result<(), Box<dyn Error>> {
+    let command = shown_command();
     match cmd {
         LayerCommand::Add { venv, sources } => {
-            let (path, mut manifest) = editable_manifest(&venv)?;
-            let version = venvfs::venv::python_version(&venv)?;
-            // Check every source before changing anything.
-            let mut layers = Vec::new();
-            for source in &sources {
-                let abs = source
-                    .canonicalize()
-                    .map_err(|e| format!("{}: {e}", source.display()))?;
-                layers.push(venvfs::install::wheel_layer(&abs, &version)?);
-            }
-            for layer in layers.into_iter().rev() {
-                manifest
-                    .layers
-                    .retain(|l| l.name.is_empty() || l.name != layer.name);
-                println!(" + {}", layer.label());
-                manifest.layers.insert(0, layer);
-            }
-            manifest.save(&path)?;
-            venvfs::venv::write_unmounted_guard(&venv)?;
-            Ok(())
+            venvfs::venv::python_version(&venv)?;
+            venvfs::daemon::while_unmounted(&venv, &command, || {
+                let (path, mut manifest) = editable_manifest(&venv)?;
+                let version = venvfs::venv::python_version(&venv)?;
+                // Check every source before changing anything.
+                let mut layers = Vec::new();
+                for source in &sources {
+                    let abs = source
+                        .canonicalize()
+                        .map_err(|e| format!("{}: {e}", source.display()))?;
+                    layers.push(venvfs::install::wheel_layer(&abs, &version)?);
+                }
+                for layer in layers.into_iter().rev() {
+                    manifest
+                        .layers
+                        .retain(|l| l.name.is_empty() || l.name != layer.name);
+                    println!(" + {}", layer.label());
+                    manifest.layers.insert(0, layer);
+                }
+                manifest.save(&path)?;
+                venvfs::venv::write_unmounted_guard(&venv)?;
+                Ok(())
+            })
         }
         LayerCommand::List { venv } => {
             venvfs::venv::python_version(&venv)?;
@@ -180,17 +191,20 @@ fn layer(cmd: LayerCommand) -> Result<(), Box<dyn Error>> {
             Ok(())
         }
         LayerCommand::Remove { venv, names } => {
-            let (path, mut manifest) = editable_manifest(&venv)?;
-            for name in &names {
-                let before = manifest.layers.len();
-                manifest.layers.retain(|l| &l.name != name);
-                if manifest.layers.len() == before {
-                    return Err(format!("{}: no layer named {name}", path.display()).into());
+            venvfs::venv::python_version(&venv)?;
+            venvfs::daemon::while_unmounted(&venv, &command, || {
+                let (path, mut manifest) = editable_manifest(&venv)?;
+                for name in &names {
+                    let before = manifest.layers.len();
+                    manifest.layers.retain(|l| &l.name != name);
+                    if manifest.layers.len() == before {
+                        return Err(format!("{}: no layer named {name}", path.display()).into());
+                    }
+                    println!(" - {name}");
                 }
-                println!(" - {name}");
-            }
-            manifest.save(&path)?;
-            Ok(())
+                manifest.save(&path)?;
+                Ok(())
+            })
         }
     }
 }

@@ -41,25 +41,10 @@ fn source_files(source: &Path, data_scripts: &str) -> Result<SourceFiles, Instal
         }
     };
     if source.is_dir() {
-        let entries =
-            crate::layer::dir::scan(source, &source.display().to_string()).map_err(|e| {
-                InstallError::Read {
-                    path: source.to_owned(),
-                    source: std::io::Error::other(e.to_string()),
-                }
-            })?;
-        let files: Vec<_> = entries
-            .iter()
-            .filter(|e| e.kind == venvfs_api::FileKind::File)
-            .collect();
-        let scripts = files
-            .iter()
-            .filter_map(|e| Some((e.rel.strip_prefix(data_scripts)?.to_owned(), e.perm as u32)))
-            .filter(|(n, _)| !n.contains('/'))
-            .collect();
+        let (members, scripts) = dir_files(source, data_scripts)?;
         let root = source.to_owned();
         Ok(SourceFiles {
-            members: files.iter().map(|e| (e.rel.clone(), e.size)).collect(),
+            members,
             read: Box::new(move |rel| {
                 let p = root.join(rel);
                 std::fs::read(&p).map_err(read_err(p))
@@ -103,6 +88,69 @@ fn source_files(source: &Path, data_scripts: &str) -> Result<SourceFiles, Instal
             scripts,
         })
     }
+}
+
+/// The files of an unpacked wheel, listed with directory-entry types only: sizes (what
+/// healing RECORD needs for files it does not list) and modes (for `.data/scripts`) are
+/// asked for the few files that need them, not for all.
+fn dir_files(
+    root: &Path,
+    data_scripts: &str,
+) -> Result<(Vec<(String, u64)>, Vec<(String, u32)>), InstallError> {
+    use std::os::unix::fs::PermissionsExt;
+    let err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| InstallError::Read { path, source }
+    };
+    let mut files = Vec::new();
+    let mut stack = vec![String::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = root.join(&rel);
+        for item in std::fs::read_dir(&dir).map_err(err(&dir))? {
+            let item = item.map_err(err(&dir))?;
+            let Ok(name) = item.file_name().into_string() else {
+                continue; // not a name a wheel can hold; the mount refuses the layer
+            };
+            let child = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let kind = item.file_type().map_err(err(&item.path()))?;
+            if kind.is_dir() {
+                stack.push(child);
+            } else if kind.is_file() {
+                files.push(child);
+            }
+        }
+    }
+    let recorded: std::collections::HashSet<String> = files
+        .iter()
+        .find(|f| f.ends_with(".dist-info/RECORD") && f.matches('/').count() == 1)
+        .and_then(|r| std::fs::read_to_string(root.join(r)).ok())
+        .and_then(|t| super::record::parse_record(&t).ok())
+        .map(|rows| rows.into_iter().map(|r| r.path).collect())
+        .unwrap_or_default();
+    let mut members = Vec::with_capacity(files.len());
+    let mut scripts = Vec::new();
+    for f in files {
+        let script = f
+            .strip_prefix(data_scripts)
+            .filter(|n| !n.contains('/'))
+            .map(str::to_owned);
+        let needs_meta = script.is_some() || !recorded.contains(&f);
+        let meta = if needs_meta {
+            let p = root.join(&f);
+            Some(std::fs::metadata(&p).map_err(err(&p))?)
+        } else {
+            None
+        };
+        if let (Some(name), Some(m)) = (script, &meta) {
+            scripts.push((name, m.permissions().mode() & 0o7777));
+        }
+        members.push((f, meta.map_or(0, |m| m.len())));
+    }
+    Ok((members, scripts))
 }
 
 /// Works out the layer and generated files of a wheel for the venv at `venv` (absolute)
@@ -259,22 +307,44 @@ pub fn remove_generated(
 /// their directories (left by `pip uninstall` through the mount), so that a reinstalled
 /// layer shows again.
 pub fn clear_whiteouts(txn: &mut Txn, venv: &Path, destinations: &[String]) -> std::io::Result<()> {
-    let mut paths = std::collections::BTreeSet::new();
+    use std::collections::{BTreeSet, HashMap};
+    // every path the layer shows, directories included, by directory
+    let mut children: HashMap<&str, BTreeSet<&str>> = HashMap::new();
     for d in destinations {
-        let mut p = Path::new(d.as_str());
-        while p.file_name().is_some() {
-            if !paths.insert(p.to_owned()) {
-                break; // this one and its ancestors are already in
+        let mut p = d.as_str();
+        while let Some((dir, name)) = p.rsplit_once('/') {
+            if !children.entry(dir).or_default().insert(name) {
+                break; // already seen, and so are its ancestors
             }
-            p = p.parent().unwrap_or(Path::new(""));
+            p = dir;
         }
+        children.entry("").or_default().insert(p);
     }
-    for rel in paths {
-        let path = venv.join(&rel);
-        let Some(name) = path.file_name() else {
+    // only directories that exist in the venv's own directory can hold whiteouts: look at
+    // those, shallowest first, and skip everything below one that does not exist
+    let mut dirs: Vec<&str> = children.keys().copied().collect();
+    dirs.sort_by_key(|d| (d.matches('/').count(), *d));
+    let mut absent: Vec<&str> = Vec::new();
+    for dir in dirs {
+        if absent
+            .iter()
+            .any(|a| dir.starts_with(a) && dir[a.len()..].starts_with('/'))
+        {
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(venv.join(dir)) else {
+            absent.push(dir);
             continue;
         };
-        txn.remove(&path.with_file_name(crate::upper::whiteout_name(name)))?;
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let Some(target) = name.to_str().and_then(|n| n.strip_prefix(".wh.")) else {
+                continue;
+            };
+            if children[dir].contains(target) {
+                txn.remove(&e.path())?;
+            }
+        }
     }
     Ok(())
 }

@@ -365,17 +365,18 @@ fn push_file(files: &mut Vec<GeneratedFile>, path: String, content: Vec<u8>, mod
 /// first row; `./a` or `a/../b` spellings also match), plus a hashless row with its size for
 /// every other file except the `.dist-info/RECORD.jws` and `RECORD.p7s` signatures.
 fn heal_record(rows: Vec<RecordRow>, members: &[(String, u64)], prefix: &str) -> Vec<RecordRow> {
-    let mut remaining: Vec<Option<&(String, u64)>> = members.iter().map(Some).collect();
-    let mut take = |path: &str| {
-        remaining
-            .iter_mut()
-            .find(|m| m.is_some_and(|(p, _)| p == path))
-            .map(|m| m.take())
-            .is_some()
-    };
+    let mut remaining: std::collections::HashMap<&str, Option<u64>> = members
+        .iter()
+        .map(|(p, s)| (p.as_str(), Some(*s)))
+        .collect();
+    let mut take = |path: &str| remaining.get_mut(path).and_then(Option::take).is_some();
     let mut healed: Vec<RecordRow> = rows
         .into_iter()
         .filter(|row| take(&row.path) || take(&normalize_path(&row.path)))
+        .collect();
+    let remaining: Vec<(&String, u64)> = members
+        .iter()
+        .filter_map(|(p, _)| Some((p, remaining.get(p.as_str()).copied().flatten()?)))
         .collect();
     let signatures = [
         format!("{prefix}.dist-info/RECORD.jws"),
@@ -384,12 +385,11 @@ fn heal_record(rows: Vec<RecordRow>, members: &[(String, u64)], prefix: &str) ->
     healed.extend(
         remaining
             .into_iter()
-            .flatten()
             .filter(|(p, _)| !signatures.contains(p))
             .map(|(path, size)| RecordRow {
                 path: path.clone(),
                 hash: None,
-                size: Some(*size),
+                size: Some(size),
             }),
     );
     healed

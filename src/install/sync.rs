@@ -125,15 +125,26 @@ pub fn apply(venv: &Path, targets: &[Target], mode: Mode, opts: &Options) -> Res
     // Plan what is new; read only metadata, write nothing yet.
     let progress = Progress::new(resolved.len() as u64, "reading wheel metadata");
     let mut unchanged: Vec<Layer> = Vec::new();
-    let mut planned: Vec<Planned> = Vec::new();
+    let mut todo: Vec<&Resolved> = Vec::new();
     for r in &resolved {
-        progress.tick();
         let existing = manifest.layers.iter().find(|l| l.source == r.source);
-        if let Some(l) = existing.filter(|l| intact(&venv, l, &version)) {
-            unchanged.push(l.clone());
-            continue;
+        match existing.filter(|l| intact(&venv, l, &version)) {
+            Some(l) => {
+                progress.tick();
+                unchanged.push(l.clone());
+            }
+            None => todo.push(r),
         }
-        let plan = apply::plan(&r.source, &venv, &version, r.from_path)?;
+    }
+    // Reading metadata is mostly waiting on directory listings: a few threads overlap it.
+    let plans = parallel_map(&todo, |r| {
+        let plan = apply::plan(&r.source, &venv, &version, r.from_path);
+        progress.tick();
+        plan
+    });
+    let mut planned: Vec<Planned> = Vec::with_capacity(plans.len());
+    for (r, plan) in todo.iter().zip(plans) {
+        let plan = plan?;
         if let Some(pin) = &r.pin {
             let same_name = normalize_name(&plan.layer.name) == normalize_name(&pin.name);
             let same_version = plan.layer.version.parse::<pep440_rs::Version>().ok()
@@ -494,11 +505,38 @@ fn summarize_tags(tags: &[String]) -> String {
     s
 }
 
+/// `f` over `items` on a few threads, results in order.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 8)
+        .min(items.len().max(1));
+    let next = AtomicUsize::new(0);
+    let results: Vec<parking_lot::Mutex<Option<R>>> = items
+        .iter()
+        .map(|_| parking_lot::Mutex::new(None))
+        .collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(i) else { break };
+                *results[i].lock() = Some(f(item));
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.into_inner().expect("every item was mapped"))
+        .collect()
+}
+
 /// A progress bar on a terminal, shown only once the work has taken a moment.
 struct Progress {
     bar: indicatif::ProgressBar,
     started: Instant,
-    shown: std::cell::Cell<bool>,
+    shown: std::sync::atomic::AtomicBool,
 }
 
 impl Progress {
@@ -514,19 +552,20 @@ impl Progress {
         Progress {
             bar,
             started: Instant::now(),
-            shown: std::cell::Cell::new(false),
+            shown: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     fn tick(&self) {
         use std::io::IsTerminal;
-        if !self.shown.get()
+        use std::sync::atomic::Ordering;
+        if !self.shown.load(Ordering::Relaxed)
             && self.started.elapsed() > Duration::from_millis(200)
             && std::io::stderr().is_terminal()
+            && !self.shown.swap(true, Ordering::Relaxed)
         {
             self.bar
                 .set_draw_target(indicatif::ProgressDrawTarget::stderr());
-            self.shown.set(true);
         }
         self.bar.inc(1);
     }
