@@ -21,6 +21,11 @@ pub struct Planned {
     pub destinations: Vec<String>,
 }
 
+/// (path, size) of the files of a wheel source.
+type Members = Vec<(String, u64)>;
+/// (name, mode) of the files in `.data/scripts`.
+type Scripts = Vec<(String, u32)>;
+
 /// Reads one file of a wheel source by its path in the wheel.
 type ReadFn = Box<dyn Fn(&str) -> Result<Vec<u8>, InstallError>>;
 
@@ -96,7 +101,7 @@ fn source_files(source: &Path, data_scripts: &str) -> Result<SourceFiles, Instal
 fn dir_files(
     root: &Path,
     data_scripts: &str,
-) -> Result<(Vec<(String, u64)>, Vec<(String, u32)>), InstallError> {
+) -> Result<(Members, Scripts), InstallError> {
     use std::os::unix::fs::PermissionsExt;
     let err = |path: &Path| {
         let path = path.to_owned();
