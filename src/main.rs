@@ -85,6 +85,7 @@ fn options(finder: &FinderArgs, extra_find_links: Vec<PathBuf>) -> Options {
         cache_dir: finder.cache_dir.clone(),
         no_cache: finder.no_cache,
         require_hashes: finder.require_hashes,
+        keep: Vec::new(),
     }
 }
 
@@ -115,13 +116,17 @@ fn sync(venv: &Path, file: &Path, finder: &FinderArgs) -> Result<(), Box<dyn Err
         let interpreter = venvfs::interpreter::of_venv(venv)?;
         let env = interpreter.marker_env()?;
         let pins = venvfs::pins::load(file, &env)?;
+        for (name, origin) in &pins.editable {
+            eprintln!(
+                "note: {name} ({origin}) is an editable local project, which venvfs does not build; \
+                 once mounted, install it with `uv pip install --python {} -e DIR` (sync keeps it)",
+                venv.display()
+            );
+        }
         let targets: Vec<Target> = pins.pins.into_iter().map(Target::Pin).collect();
-        sync::apply(
-            venv,
-            &targets,
-            Mode::Sync,
-            &options(finder, pins.find_links),
-        )
+        let mut opts = options(finder, pins.find_links);
+        opts.keep = pins.editable.into_iter().map(|(n, _)| n).collect();
+        sync::apply(venv, &targets, Mode::Sync, &opts)
     })?;
     print_report(&report);
     Ok(())

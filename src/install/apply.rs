@@ -98,10 +98,7 @@ fn source_files(source: &Path, data_scripts: &str) -> Result<SourceFiles, Instal
 /// The files of an unpacked wheel, listed with directory-entry types only: sizes (what
 /// healing RECORD needs for files it does not list) and modes (for `.data/scripts`) are
 /// asked for the few files that need them, not for all.
-fn dir_files(
-    root: &Path,
-    data_scripts: &str,
-) -> Result<(Members, Scripts), InstallError> {
+fn dir_files(root: &Path, data_scripts: &str) -> Result<(Members, Scripts), InstallError> {
     use std::os::unix::fs::PermissionsExt;
     let err = |path: &Path| {
         let path = path.to_owned();

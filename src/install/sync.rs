@@ -31,6 +31,9 @@ pub struct Options {
     pub no_cache: bool,
     /// Refuse wheels whose sha256 cannot be checked against the pins.
     pub require_hashes: bool,
+    /// Distributions sync leaves alone when pip installed them through the mount (the
+    /// lock's editable projects).
+    pub keep: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,7 +190,16 @@ pub fn apply(venv: &Path, targets: &[Target], mode: Mode, opts: &Options) -> Res
             .map(|p| &p.layer)
             .chain(&manifest.layers)
             .collect();
-        removed.extend(installed_through_the_mount(&venv, &version, &known));
+        removed.extend(
+            installed_through_the_mount(&venv, &version, &known)
+                .into_iter()
+                .filter(|l| {
+                    !opts
+                        .keep
+                        .iter()
+                        .any(|k| normalize_name(k) == normalize_name(&l.name))
+                }),
+        );
     }
 
     let mut txn = Txn::begin(&venv)?;

@@ -37,6 +37,10 @@ pub struct LockedWheel {
 pub struct PinFile {
     pub pins: Vec<Pin>,
     pub find_links: Vec<PathBuf>,
+    /// Editable local projects (the lock's own project, as `uv export` lists it): venvfs
+    /// installs wheels, so these are left for `pip install -e` through the mount, and sync
+    /// keeps what such an install put there. (name, origin)
+    pub editable: Vec<(String, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]

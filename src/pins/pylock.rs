@@ -115,6 +115,17 @@ pub fn parse(text: &str, path: &Path, env: &MarkerEnvironment) -> Result<PinFile
             }
         }
         let name = p.name.get_ref();
+        let editable = p
+            .directory
+            .as_ref()
+            .and_then(|d| d.get("editable"))
+            .and_then(toml::Value::as_bool)
+            .unwrap_or(false);
+        if editable {
+            out.editable
+                .push((name.clone(), format!("{}:{line}", path.display())));
+            continue;
+        }
         let Some(version) = &p.version else {
             let what = if p.directory.is_some() {
                 "a local directory"
@@ -231,11 +242,23 @@ wheels = [{ path = "wheels/six-1.17.0-py2.py3-none-any.whl" }]
     }
 
     #[test]
+    fn the_editable_project_is_set_aside() {
+        let text = "lock-version = \"1.0\"\n[[packages]]\nname = \"proj\"\ndirectory = { path = \".\", editable = true }\n";
+        let f = parse_str(text).unwrap();
+        assert!(f.pins.is_empty());
+        assert_eq!(
+            f.editable,
+            [("proj".to_string(), "/l/pylock.toml:3".to_string())]
+        );
+    }
+
+    #[test]
     fn refusals_name_the_line() {
         for (text, needle) in [
             ("lock-version = \"2.0\"\n", ":1: lock-version 2.0"),
             ("lock-version = \"1.0\"\nrequires-python = \">=3.12\"\n", ":2: the lock needs Python >=3.12"),
             ("lock-version = \"1.0\"\n[[packages]]\nname = \"x\"\ndirectory = { path = \".\" }\n", ":3: x comes from a local directory"),
+            ("lock-version = \"1.0\"\n[[packages]]\nname = \"x\"\nvcs = { url = \"https://g/x\" }\n", ":3: x comes from a version-control checkout"),
             ("lock-version = \"1.0\"\n[[packages]]\nname = \"x\"\nversion = \"1\"\nmarker = \"python_version >< '3'\"\n", ":5: invalid marker"),
             ("lock-version = \"1.0\"\n[[packages]]\nname = \"x\"\nversion = \"1\"\n", "no wheel"),
             ("lock-version = \"1.0\"\n[[packages]\n", ":2: not a valid pylock.toml"),

@@ -72,9 +72,16 @@ fn parse_into(
                     out.find_links.push(dir);
                 }
                 "-e" | "--editable" => {
-                    return Err(err(
-                        "editable installs need a build step; venvfs installs wheels: build one (`uv build`) and pin it".into(),
-                    ))
+                    // the project itself, as `uv export` lists it: left for `pip install -e`
+                    let v = value()?;
+                    let dir = super::file_url_path(&v).unwrap_or_else(|| base.join(&v));
+                    let name = project_name(&dir).ok_or_else(|| {
+                        err(format!(
+                            "editable `{v}`: no pyproject.toml with a [project] name there; venvfs installs wheels: build one (`uv build`) and pin it"
+                        ))
+                    })?;
+                    out.editable
+                        .push((name, format!("{}:{line_no}", path.display())));
                 }
                 "-c" | "--constraint" => {
                     return Err(err(
@@ -231,6 +238,13 @@ pub fn parse_pin_arg(arg: &str) -> Result<Pin, PinError> {
     })
 }
 
+/// `[project] name` of a project directory's pyproject.toml.
+fn project_name(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("pyproject.toml")).ok()?;
+    let doc: toml::Table = toml::from_str(&text).ok()?;
+    Some(doc.get("project")?.get("name")?.as_str()?.to_owned())
+}
+
 fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
@@ -327,7 +341,7 @@ Click==8.1.7  # a comment\n\
         for (text, needle) in [
             ("six==1.0\nnumpy>=2\n", ":2: `numpy>=2` is not an exact pin"),
             ("numpy\n", "has no version"),
-            ("-e .\n", "editable"),
+            ("-e ./nowhere\n", "editable `./nowhere`"),
             ("nump y==1\n", "not a valid requirement"),
             ("six==1 --hash=sha256:xyz\n", "not a sha256"),
             ("--bogus\n", "unknown option"),
