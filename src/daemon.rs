@@ -275,7 +275,7 @@ pub fn while_unmounted<T>(
         )
         .into());
     };
-    venvfs_fuse::unmount(&abs, false).map_err(|e| {
+    unmount_settled(&abs).map_err(|e| {
         if e.raw_os_error() == Some(libc::EBUSY) {
             format!(
                 "{shown} is mounted and in use (a program has a file open in it or runs inside it), so its packages cannot change under it now.\n  \
@@ -312,6 +312,20 @@ pub fn while_unmounted<T>(
     result
 }
 
+/// Unmounts, retrying for a moment while the mount is busy: files closed by processes that
+/// just exited are released by the kernel a little later.
+fn unmount_settled(venv: &Path) -> std::io::Result<()> {
+    let deadline = Instant::now() + Duration::from_millis(500);
+    loop {
+        match venvfs_fuse::unmount(venv, false) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            other => return other,
+        }
+    }
+}
+
 pub fn umount(args: UmountArgs) -> CmdResult {
     let venv = absolute(&args.venv).map_err(|e| format!("{}: {e}", args.venv.display()))?;
     let stale = venvfs_fuse::is_stale(&venv);
@@ -319,7 +333,12 @@ pub fn umount(args: UmountArgs) -> CmdResult {
         return Err(format!("{} is not mounted by venvfs", venv.display()).into());
     }
     let daemon = registry::list().into_iter().find(|r| r.venv == venv);
-    venvfs_fuse::unmount(&venv, args.lazy || stale).map_err(|e| {
+    let unmounted = if args.lazy || stale {
+        venvfs_fuse::unmount(&venv, true)
+    } else {
+        unmount_settled(&venv)
+    };
+    unmounted.map_err(|e| {
         if e.raw_os_error() == Some(libc::EBUSY) {
             format!(
                 "{} is busy: a process has files open in it or is inside it (see `fuser -vm {}`); close it, or use `venvfs umount --lazy`",

@@ -112,20 +112,28 @@ fn shown_command() -> String {
 fn sync(venv: &Path, file: &Path, finder: &FinderArgs) -> Result<(), Box<dyn Error>> {
     venvfs::venv::python_version(venv)?;
     let command = shown_command();
-    let report = venvfs::daemon::while_unmounted(venv, &command, || {
-        let interpreter = venvfs::interpreter::of_venv(venv)?;
-        let env = interpreter.marker_env()?;
-        let pins = venvfs::pins::load(file, &env)?;
-        for (name, origin) in &pins.editable {
-            eprintln!(
-                "note: {name} ({origin}) is an editable local project, which venvfs does not build; \
-                 once mounted, install it with `uv pip install --python {} -e DIR` (sync keeps it)",
-                venv.display()
-            );
+    // (through the mount when mounted: pyvenv.cfg and bin/python are there too)
+    let interpreter = venvfs::interpreter::of_venv(venv)?;
+    let pins = venvfs::pins::load(file, &interpreter.marker_env()?)?;
+    for (name, origin) in &pins.editable {
+        eprintln!(
+            "note: {name} ({origin}) is an editable local project, which venvfs does not build; \
+             once mounted, install it with `uv pip install --python {} -e DIR` (sync keeps it)",
+            venv.display()
+        );
+    }
+    let targets: Vec<Target> = pins.pins.into_iter().map(Target::Pin).collect();
+    let mut opts = options(finder, pins.find_links);
+    opts.keep = pins.editable.into_iter().map(|(n, _)| n).collect();
+    // A mounted venv that already matches is left mounted.
+    if venvfs::daemon::venv_is_mounted(venv) {
+        let manifest = venvfs::daemon::manifest_of(venv);
+        if let Some(report) = sync::up_to_date(venv, &manifest, &targets, Mode::Sync, &opts)? {
+            print_report(&report);
+            return Ok(());
         }
-        let targets: Vec<Target> = pins.pins.into_iter().map(Target::Pin).collect();
-        let mut opts = options(finder, pins.find_links);
-        opts.keep = pins.editable.into_iter().map(|(n, _)| n).collect();
+    }
+    let report = venvfs::daemon::while_unmounted(venv, &command, || {
         sync::apply(venv, &targets, Mode::Sync, &opts)
     })?;
     print_report(&report);

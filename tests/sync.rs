@@ -537,3 +537,33 @@ fn bad_pin_files_are_refused_with_file_and_line_and_change_nothing() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cp312-cp312-win_amd64"));
     assert_eq!(snapshot(&venv), state);
 }
+
+#[test]
+fn syncing_a_mounted_venv_shows_the_change_at_once_and_leaves_a_current_one_alone() {
+    let s = Scratch::new();
+    let (house, wheels) = wheelhouse(&s, &["six-", "click-"]);
+    let venv = s.path("v");
+    run_ok(venvfs().arg("create").arg(&venv));
+    let (one, two) = (s.path("one.txt"), s.path("two.txt"));
+    std::fs::write(&one, pins(&wheels[..1])).unwrap();
+    std::fs::write(&two, pins(&wheels[..2])).unwrap();
+    let sync = |file: &Path| {
+        run(venvfs()
+            .arg("sync")
+            .arg(&venv)
+            .arg(file)
+            .args(["--no-cache", "-f"])
+            .arg(&house))
+    };
+    assert!(sync(&one).status.success());
+    let m = Mount::new(&venv);
+    let pid = m.daemon_pid();
+    let out = sync(&one);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("Audited 1 package"));
+    assert_eq!(m.daemon_pid(), pid, "a current venv is not remounted");
+    let out = sync(&two);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("remounted"));
+    py(&venv, &["-c", "import click, six"]);
+    assert_ne!(m.daemon_pid(), pid);
+}

@@ -249,6 +249,63 @@ pub fn apply(venv: &Path, targets: &[Target], mode: Mode, opts: &Options) -> Res
     })
 }
 
+/// Whether the venv already holds exactly what `apply` would make it hold: then a
+/// mounted venv need not be unmounted. Works through the mount; `manifest_file` is where
+/// the manifest can be read (a mounted venv hides its `.venvfs`). Returns the number of
+/// distributions audited.
+pub fn up_to_date(
+    venv: &Path,
+    manifest_file: &Path,
+    targets: &[Target],
+    mode: Mode,
+    opts: &Options,
+) -> Result<Option<Report>, Error> {
+    let started = Instant::now();
+    let version = crate::venv::python_version(venv)?;
+    let venv = venv
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", venv.display()))?;
+    let manifest = Manifest::load(manifest_file)?;
+    let interpreter = crate::interpreter::of_venv(&venv)?;
+    let supported = interpreter.tags();
+    let rank = TagRank::new(&supported);
+    let Ok(resolved) = resolve(targets, opts, &rank, &supported, &version) else {
+        return Ok(None); // apply reports the problem
+    };
+    let all_current = resolved.iter().all(|r| {
+        manifest
+            .layers
+            .iter()
+            .any(|l| l.source == r.source && intact(&venv, l, &version))
+    });
+    if !all_current {
+        return Ok(None);
+    }
+    if mode == Mode::Sync {
+        let extra_layer = manifest
+            .layers
+            .iter()
+            .any(|l| !resolved.iter().any(|r| r.source == l.source));
+        let known: Vec<&Layer> = manifest.layers.iter().collect();
+        let extra_installed = installed_through_the_mount(&venv, &version, &known)
+            .iter()
+            .any(|l| {
+                !opts
+                    .keep
+                    .iter()
+                    .any(|k| normalize_name(k) == normalize_name(&l.name))
+            });
+        if extra_layer || extra_installed {
+            return Ok(None);
+        }
+    }
+    Ok(Some(Report {
+        unchanged: resolved.len(),
+        elapsed: started.elapsed(),
+        ..Default::default()
+    }))
+}
+
 /// Uninstalls distributions by name from the unmounted venv.
 pub fn uninstall(venv: &Path, names: &[String]) -> Result<Report, Error> {
     let started = Instant::now();
