@@ -146,6 +146,14 @@ pub fn plan(source: &Path, venv: &Path, version: &str) -> Result<Planned, Instal
             mode: *mode,
         })
         .collect();
+    let mut read_here: Vec<(String, &[u8])> = vec![(format!("{dist}/WHEEL"), wheel.as_bytes())];
+    if let Some(text) = &entry_points {
+        read_here.push((format!("{dist}/entry_points.txt"), text.as_bytes()));
+    }
+    for (name, content, _) in &script_bytes {
+        read_here.push((format!("{prefix}.data/scripts/{name}"), content));
+    }
+    check_record(source, &record, &files.members, &read_here)?;
     let direct_url = (!source.is_dir()).then(|| generated::direct_url_for_wheel_file(source));
     let install = WheelInstall {
         dist_info_prefix: &prefix,
@@ -167,6 +175,53 @@ pub fn plan(source: &Path, venv: &Path, version: &str) -> Result<Planned, Instal
         why: e.to_string(),
     })?;
     Ok(Planned { layer, generated })
+}
+
+/// Refuses a RECORD that lies: a row whose size differs from the file's (sizes are known
+/// from the central directory or the directory listing, so this reads no payload), or whose
+/// sha256 differs from that of a file installing read anyway (WHEEL, entry_points.txt,
+/// `.data/scripts`). Rows for files the wheel lacks are left to the healing uv does.
+fn check_record(
+    source: &Path,
+    record: &str,
+    members: &[(String, u64)],
+    read: &[(String, &[u8])],
+) -> Result<(), InstallError> {
+    let lie = |why: String| InstallError::Generate {
+        path: source.to_owned(),
+        why: format!(
+            "RECORD lies: {why}; the wheel was altered or built wrongly, rebuild or re-download it"
+        ),
+    };
+    let rows = super::record::parse_record(record).map_err(|e| InstallError::Generate {
+        path: source.to_owned(),
+        why: e.to_string(),
+    })?;
+    let sizes: std::collections::HashMap<&str, u64> =
+        members.iter().map(|(p, n)| (p.as_str(), *n)).collect();
+    for row in &rows {
+        if let (Some(declared), Some(&actual)) = (row.size, sizes.get(row.path.as_str())) {
+            if declared != actual {
+                return Err(lie(format!(
+                    "it gives {} a size of {declared} bytes, but the file has {actual}",
+                    row.path
+                )));
+            }
+        }
+        let Some(hash) = row.hash.as_deref().filter(|h| h.starts_with("sha256=")) else {
+            continue;
+        };
+        if let Some((_, content)) = read.iter().find(|(p, _)| *p == row.path) {
+            let actual = super::record::sha256_digest(content);
+            if actual != hash {
+                return Err(lie(format!(
+                    "it gives {} the hash {hash}, but the file's is {actual}",
+                    row.path
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes generated files into the (unmounted) venv directory, each atomically, and the
