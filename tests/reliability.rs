@@ -137,7 +137,8 @@ fn wait_at_most(mut child: Child, limit: Duration) -> Option<Output> {
 // ---------------------------------------------------------------------------------------------
 
 /// The features Linux's native filesystems have, so that the suite checks them too, and a
-/// short nap (the upper layer and the kernel keep nanosecond times).
+/// short nap (the upper layer and the kernel keep nanosecond times). A second filesystem
+/// for the EXDEV tests is added when there is one.
 const PJDFSTEST_CONFIG: &str = "[features]\nposix_fallocate = {}\nrename_ctime = {}\nutime_now = {}\nutimensat = {}\n\n[settings]\nnaptime = 0.01\n";
 
 /// Tests that pass natively and cannot run on any FUSE filesystem: glibc's
@@ -215,8 +216,33 @@ fn pjdfstest_passes_what_native_passes_in_upper_and_lower_directories() {
     let six = shared_wheel("six-");
     let before = (snapshot(&lowerdir), snapshot(&six));
     s.add_layers(&[&lowerdir, &six]);
+    // a directory on another filesystem, for the EXDEV tests (tmpfs, where there is one)
+    let other_fs = Path::new("/dev/shm")
+        .is_dir()
+        .then(|| {
+            tempfile::Builder::new()
+                .prefix("venvfs-pjd-")
+                .tempdir_in("/dev/shm")
+        })
+        .and_then(Result::ok)
+        .filter(|d| {
+            use std::os::unix::fs::MetadataExt;
+            fs::metadata(d.path()).unwrap().dev() != fs::metadata(s.dir.path()).unwrap().dev()
+        });
+    let mut config_text = PJDFSTEST_CONFIG.to_owned();
+    if let Some(d) = &other_fs {
+        chmod(d.path(), 0o777);
+        config_text = config_text.replacen(
+            "[features]\n",
+            &format!(
+                "[features]\nsecondary_fs = {:?}\n",
+                d.path().display().to_string()
+            ),
+            1,
+        );
+    }
     let config = s.path("pjdfstest.toml");
-    fs::write(&config, PJDFSTEST_CONFIG).unwrap();
+    fs::write(&config, config_text).unwrap();
     let native = s.path("n");
     fs::create_dir(&native).unwrap();
     chmod(&native, 0o777);
