@@ -418,3 +418,31 @@ fn a_manifest_pointing_at_a_missing_or_broken_wheel_makes_mount_refuse() {
         assert_eq!(before, snapshot(&s.venv));
     }
 }
+
+/// A deflated RECORD that claims (and really inflates to) 300 MiB: `install` refuses it
+/// before reading it, instead of holding it in memory.
+#[test]
+fn install_refuses_a_dist_info_bomb_without_reading_it() {
+    let s = Scratch::new();
+    let whl = s.path("bomb-1.0-py3-none-any.whl");
+    run_ok(std::process::Command::new("python3").args([
+        "-c",
+        "import sys, zipfile\n\
+         with zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED) as z:\n\
+         \x20   z.writestr('bomb.py', 'X = 1\\n')\n\
+         \x20   z.writestr('bomb-1.0.dist-info/METADATA', 'Metadata-Version: 2.1\\nName: bomb\\nVersion: 1.0\\n')\n\
+         \x20   z.writestr('bomb-1.0.dist-info/WHEEL', 'Wheel-Version: 1.0\\nRoot-Is-Purelib: true\\n')\n\
+         \x20   with z.open('bomb-1.0.dist-info/RECORD', 'w') as f:\n\
+         \x20       for _ in range(300): f.write(bytes(1 << 20))\n",
+    ]).arg(&whl));
+    assert!(fs::metadata(&whl).unwrap().len() < 2 << 20, "a small file");
+    let started = std::time::Instant::now();
+    refused(
+        &s,
+        &["install"],
+        &whl,
+        &[&whl.display().to_string(), "bomb-1.0.dist-info/RECORD"],
+        "MiB",
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}

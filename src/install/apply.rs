@@ -59,6 +59,10 @@ fn source_files(source: &Path, data_scripts: &str) -> Result<SourceFiles, Instal
             members: files.iter().map(|e| (e.rel.clone(), e.size)).collect(),
             read: Box::new(move |rel| {
                 let p = root.join(rel);
+                let size = std::fs::symlink_metadata(&p)
+                    .map_err(read_err(p.clone()))?
+                    .len();
+                check_read_size(&p, rel, size)?;
                 std::fs::read(&p).map_err(read_err(p))
             }),
             scripts,
@@ -93,6 +97,7 @@ fn source_files(source: &Path, data_scripts: &str) -> Result<SourceFiles, Instal
                         path: path.clone(),
                         member: rel.to_owned(),
                     })?;
+                check_read_size(&path, rel, archive.members()[index].size)?;
                 let data = cache.open(&archive, index)?;
                 data.read_at(0, archive.members()[index].size as usize)
                     .map_err(read_err(path.clone()))
@@ -102,6 +107,25 @@ fn source_files(source: &Path, data_scripts: &str) -> Result<SourceFiles, Instal
     }
 }
 
+/// The largest file install reads into memory (RECORD, WHEEL, entry_points.txt, a
+/// `.data/scripts` file). Real ones are kilobytes, a script that is a compiled program tens
+/// of megabytes; a wheel declaring more is refused rather than allowed to exhaust memory
+/// (a deflated member can claim 1,032 times its compressed size).
+const MAX_READ: u64 = 256 << 20;
+
+fn check_read_size(source: &Path, rel: &str, size: u64) -> Result<(), InstallError> {
+    if size > MAX_READ {
+        return Err(InstallError::Generate {
+            path: source.to_owned(),
+            why: format!(
+                "{rel} is {size} bytes, more than the {} MiB install reads of a file; the wheel is damaged or hostile",
+                MAX_READ >> 20
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Works out the layer and generated files of a wheel for the venv at `venv` (absolute)
 /// of Python `version`, reading only its metadata.
 pub fn plan(source: &Path, venv: &Path, version: &str) -> Result<Planned, InstallError> {
@@ -109,6 +133,22 @@ pub fn plan(source: &Path, venv: &Path, version: &str) -> Result<Planned, Instal
     let prefix = super::dist_info_prefix(source)?;
     let dist = format!("{prefix}.dist-info");
     let files = source_files(source, &format!("{prefix}.data/scripts/"))?;
+    let scripts_dir = format!("{prefix}.data/scripts/");
+    let read_total: u64 = files
+        .members
+        .iter()
+        .filter(|(p, _)| p.starts_with(&scripts_dir) || p.starts_with(&format!("{dist}/")))
+        .map(|(_, n)| *n)
+        .fold(0, u64::saturating_add);
+    if read_total > 4 * MAX_READ {
+        return Err(InstallError::Generate {
+            path: source.to_owned(),
+            why: format!(
+                "its .dist-info and .data/scripts files add up to {read_total} bytes, more than the {} MiB install reads; the wheel is damaged or hostile",
+                (4 * MAX_READ) >> 20
+            ),
+        });
+    }
     let text = |name: &str| -> Result<Option<String>, InstallError> {
         let rel = format!("{dist}/{name}");
         if !files.members.iter().any(|(p, _)| *p == rel) {
