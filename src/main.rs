@@ -181,6 +181,11 @@ fn layer(cmd: LayerCommand) -> Result<(), Box<dyn Error>> {
                     let abs = source
                         .canonicalize()
                         .map_err(|e| format!("{}: {e}", source.display()))?;
+                    // an unpacked wheel is checked as mount will check it (symlinks that leave
+                    // it, names that are not UTF-8), so a bad one is refused now, not at mount
+                    if abs.is_dir() {
+                        venvfs::layer::dir::scan(&abs, &abs.display().to_string())?;
+                    }
                     layers.push(venvfs::install::wheel_layer(&abs, &version)?);
                 }
                 for layer in layers.into_iter().rev() {

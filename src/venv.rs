@@ -81,6 +81,10 @@ pub fn write_unmounted_guard(venv: &Path) -> Result<(), VenvError> {
     let line = format!(
         "import os, sys; sys.stderr.write({message:?} + chr(10)); sys.stderr.flush(); os._exit(1)\n"
     );
+    // unchanged: leave it be (a mount that is refused must not touch the venv)
+    if std::fs::read(&path).is_ok_and(|old| old == line.as_bytes()) {
+        return Ok(());
+    }
     crate::fsutil::write_atomic(&path, line.as_bytes(), 0o644)
         .map_err(|source| VenvError::Read { path, source })
 }

@@ -573,6 +573,16 @@ fn a_full_upper_disk_gives_enospc_and_loses_nothing() {
         fs::read_to_string(site.join("early.txt")).unwrap(),
         "written before the disk filled"
     );
+    // Python imports from the layers on the full disk (its bytecode writes fail quietly)
+    let out = run(Command::new(venv.join("bin/python"))
+        .args(["-c", "import numpy; print(int(numpy.arange(4).sum()))"])
+        .env_remove("PYTHONDONTWRITEBYTECODE"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "6",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // freeing space makes writes work again
     for i in 0..20 {
         let _ = fs::remove_file(site.join(format!("fill{i}")));

@@ -52,6 +52,10 @@ fn source_files(source: &Path, data_scripts: &str) -> Result<SourceFiles, Instal
             members,
             read: Box::new(move |rel| {
                 let p = root.join(rel);
+                let size = std::fs::symlink_metadata(&p)
+                    .map_err(read_err(p.clone()))?
+                    .len();
+                check_read_size(&p, rel, size)?;
                 std::fs::read(&p).map_err(read_err(p))
             }),
             scripts,
@@ -86,6 +90,7 @@ fn source_files(source: &Path, data_scripts: &str) -> Result<SourceFiles, Instal
                         path: path.clone(),
                         member: rel.to_owned(),
                     })?;
+                check_read_size(&path, rel, archive.members()[index].size)?;
                 let data = cache.open(&archive, index)?;
                 data.read_at(0, archive.members()[index].size as usize)
                     .map_err(read_err(path.clone()))
@@ -123,6 +128,18 @@ fn dir_files(root: &Path, data_scripts: &str) -> Result<(Members, Scripts), Inst
                 stack.push(child);
             } else if kind.is_file() {
                 files.push(child);
+            } else if kind.is_symlink() {
+                // refused now as the mount would refuse it, not later at mount
+                let target = std::fs::read_link(item.path()).map_err(err(&item.path()))?;
+                if crate::layer::dir::escapes(&child, &target) {
+                    return Err(InstallError::Generate {
+                        path: item.path(),
+                        why: format!(
+                            "symlink to {} points outside the wheel; a wheel cannot hold that",
+                            target.display()
+                        ),
+                    });
+                }
             }
         }
     }
@@ -155,6 +172,25 @@ fn dir_files(root: &Path, data_scripts: &str) -> Result<(Members, Scripts), Inst
     Ok((members, scripts))
 }
 
+/// The largest file install reads into memory (RECORD, WHEEL, entry_points.txt, a
+/// `.data/scripts` file). Real ones are kilobytes, a script that is a compiled program tens
+/// of megabytes; a wheel declaring more is refused rather than allowed to exhaust memory
+/// (a deflated member can claim 1,032 times its compressed size).
+const MAX_READ: u64 = 256 << 20;
+
+fn check_read_size(source: &Path, rel: &str, size: u64) -> Result<(), InstallError> {
+    if size > MAX_READ {
+        return Err(InstallError::Generate {
+            path: source.to_owned(),
+            why: format!(
+                "{rel} is {size} bytes, more than the {} MiB install reads of a file; the wheel is damaged or hostile",
+                MAX_READ >> 20
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Works out the layer and generated files of a wheel for the venv at `venv` (absolute)
 /// of Python `version`, reading only its metadata.
 /// `from_path`: the wheel was named by its path (not found through a lock, `--find-links`
@@ -169,6 +205,22 @@ pub fn plan(
     let prefix = super::dist_info_prefix(source)?;
     let dist = format!("{prefix}.dist-info");
     let files = source_files(source, &format!("{prefix}.data/scripts/"))?;
+    let scripts_dir = format!("{prefix}.data/scripts/");
+    let read_total: u64 = files
+        .members
+        .iter()
+        .filter(|(p, _)| p.starts_with(&scripts_dir) || p.starts_with(&format!("{dist}/")))
+        .map(|(_, n)| *n)
+        .fold(0, u64::saturating_add);
+    if read_total > 4 * MAX_READ {
+        return Err(InstallError::Generate {
+            path: source.to_owned(),
+            why: format!(
+                "its .dist-info and .data/scripts files add up to {read_total} bytes, more than the {} MiB install reads; the wheel is damaged or hostile",
+                (4 * MAX_READ) >> 20
+            ),
+        });
+    }
     let text = |name: &str| -> Result<Option<String>, InstallError> {
         let rel = format!("{dist}/{name}");
         if !files.members.iter().any(|(p, _)| *p == rel) {
@@ -206,6 +258,16 @@ pub fn plan(
             mode: *mode,
         })
         .collect();
+    let mut read_here: Vec<(String, &[u8])> = vec![(format!("{dist}/WHEEL"), wheel.as_bytes())];
+    if let Some(text) = &entry_points {
+        read_here.push((format!("{dist}/entry_points.txt"), text.as_bytes()));
+    }
+    for (name, content, _) in &script_bytes {
+        read_here.push((format!("{prefix}.data/scripts/{name}"), content));
+    }
+    // (an unpacked wheel's sizes are not all known: they are not asked for, see dir_files)
+    let sizes = (!source.is_dir()).then_some(files.members.as_slice());
+    check_record(source, &record, sizes, &read_here)?;
     let direct_url =
         (from_path && !source.is_dir()).then(|| generated::direct_url_for_wheel_file(source));
     let install = WheelInstall {
@@ -237,6 +299,57 @@ pub fn plan(
         generated,
         destinations,
     })
+}
+
+/// Refuses a RECORD that lies: a row whose size differs from the file's (sizes are known
+/// from a `.whl`'s central directory, so this reads no payload; an unpacked wheel's are not
+/// asked for, so `members` is None for it), or whose
+/// sha256 differs from that of a file installing read anyway (WHEEL, entry_points.txt,
+/// `.data/scripts`). Rows for files the wheel lacks are left to the healing uv does.
+fn check_record(
+    source: &Path,
+    record: &str,
+    members: Option<&[(String, u64)]>,
+    read: &[(String, &[u8])],
+) -> Result<(), InstallError> {
+    let lie = |why: String| InstallError::Generate {
+        path: source.to_owned(),
+        why: format!(
+            "RECORD lies: {why}; the wheel was altered or built wrongly, rebuild or re-download it"
+        ),
+    };
+    let rows = super::record::parse_record(record).map_err(|e| InstallError::Generate {
+        path: source.to_owned(),
+        why: e.to_string(),
+    })?;
+    let sizes: std::collections::HashMap<&str, u64> = members
+        .unwrap_or_default()
+        .iter()
+        .map(|(p, n)| (p.as_str(), *n))
+        .collect();
+    for row in &rows {
+        if let (Some(declared), Some(&actual)) = (row.size, sizes.get(row.path.as_str())) {
+            if declared != actual {
+                return Err(lie(format!(
+                    "it gives {} a size of {declared} bytes, but the file has {actual}",
+                    row.path
+                )));
+            }
+        }
+        let Some(hash) = row.hash.as_deref().filter(|h| h.starts_with("sha256=")) else {
+            continue;
+        };
+        if let Some((_, content)) = read.iter().find(|(p, _)| *p == row.path) {
+            let actual = super::record::sha256_digest(content);
+            if actual != hash {
+                return Err(lie(format!(
+                    "it gives {} the hash {hash}, but the file's is {actual}",
+                    row.path
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes generated files into the (unmounted) venv directory, and the whiteouts that hide

@@ -71,6 +71,8 @@ const S_IFLNK: u32 = 0o120_000;
 const MAX_DEFLATE_RATIO: u64 = 1032;
 /// Longest symlink target accepted (Linux PATH_MAX minus the NUL).
 const MAX_SYMLINK_TARGET: u64 = 4095;
+/// Longest path component a filesystem takes (Linux NAME_MAX; also the NTFS limit).
+const MAX_NAME_LEN: usize = 255;
 /// First read of the file tail when looking for the end-of-central-directory record.
 const SMALL_TAIL: u64 = 4096;
 const COPY_BUFFER: usize = 64 * 1024;
@@ -873,6 +875,9 @@ fn normalize_name(name: &str) -> Result<NormalizedName, &'static str> {
         match component {
             "" | "." => {}
             ".." => return Err("has a '..' component, which would escape the wheel"),
+            _ if component.len() > MAX_NAME_LEN => {
+                return Err("has a path component longer than 255 bytes, the most a filesystem allows (NAME_MAX)")
+            }
             _ => {
                 if !path.is_empty() {
                     path.push('/');
@@ -951,6 +956,8 @@ pub struct Member {
     data_offset: OnceLock<u64>,
     /// Validated symlink target, read at open.
     link_target: Option<Box<str>>,
+    /// Set once a stored member's bytes passed their size and CRC-32 check.
+    verified: OnceLock<()>,
 }
 
 impl Member {
@@ -1017,6 +1024,7 @@ fn member_from_header(
         data_limit: 0,
         data_offset: OnceLock::new(),
         link_target: None,
+        verified: OnceLock::new(),
     }))
 }
 
@@ -1235,6 +1243,34 @@ fn check_unique_names(wheel: &Path, members: &mut Vec<Member>) -> Result<(), Whe
                             ),
                         ));
                     }
+                }
+            }
+        }
+        // Names differing only in case are one file on case-insensitive filesystems
+        // (Windows, macOS): installing such a wheel there loses one of them, silently.
+        let mut folded: HashMap<String, &str> = HashMap::with_capacity(members.len());
+        for m in members.iter() {
+            let prefixes = m
+                .name
+                .match_indices('/')
+                .map(|(slash, _)| &m.name[..slash])
+                .chain(std::iter::once(m.name.as_str()));
+            for path in prefixes {
+                match folded.entry(path.to_lowercase()) {
+                    Entry::Vacant(slot) => {
+                        slot.insert(path);
+                    }
+                    Entry::Occupied(slot) if *slot.get() != path => {
+                        return Err(WheelError::unsafe_member(
+                            wheel,
+                            path,
+                            format!(
+                                "differs only in case from {:?}, which the same wheel contains; they would be one file on a case-insensitive filesystem",
+                                slot.get()
+                            ),
+                        ));
+                    }
+                    Entry::Occupied(_) => {}
                 }
             }
         }

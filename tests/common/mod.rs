@@ -131,7 +131,12 @@ pub struct Mount {
 
 impl Mount {
     pub fn new(venv: &Path) -> Mount {
-        run_ok(venvfs().arg("mount").arg(venv));
+        Mount::with_args(venv, &[])
+    }
+
+    /// Mounts with extra `venvfs mount` options (such as `--allow-other`).
+    pub fn with_args(venv: &Path, args: &[&str]) -> Mount {
+        run_ok(venvfs().arg("mount").args(args).arg(venv));
         Mount {
             venv: venv.to_owned(),
             active: true,

@@ -240,8 +240,8 @@ impl MemberCache {
     /// budget (least recently used dropped first), or, if larger than spill_threshold, in an
     /// unlinked temp file in spill_dir.
     ///
-    /// Stored members are not CRC-checked (that would mean reading them whole at open); their
-    /// bounds are checked against the archive layout instead.
+    /// A stored member is read whole once, on its first open, to check its size and CRC-32
+    /// (as deflated ones are when inflated), then served in place.
     pub fn open(
         &self,
         archive: &Arc<WheelArchive>,
@@ -252,11 +252,19 @@ impl MemberCache {
             return Err(archive.wrong_kind(member, "file"));
         }
         match member.method {
-            Method::Stored => Ok(MemberData::InPlace {
-                file: Arc::clone(&archive.file),
-                offset: archive.data_offset(member)?,
-                len: member.size,
-            }),
+            Method::Stored => {
+                if member.verified.get().is_none() {
+                    archive.read_member_into(member, &mut io::sink(), |e| {
+                        WheelError::io(&archive.path, Some(&member.name), e)
+                    })?;
+                    let _ = member.verified.set(());
+                }
+                Ok(MemberData::InPlace {
+                    file: Arc::clone(&archive.file),
+                    offset: archive.data_offset(member)?,
+                    len: member.size,
+                })
+            }
             Method::Deflated => self.open_deflated(archive, index, member),
         }
     }
