@@ -29,7 +29,7 @@ pub enum Command {
     #[command(alias = "unmount")]
     Umount(UmountArgs),
     /// List mounted venvs, their layers and the size of their own (upper) content.
-    Status,
+    Status(StatusArgs),
     /// Create a venv (PEP 405) with the given interpreter, ready for `venvfs install`.
     /// A venv made by `uv venv` or `python -m venv` works as well.
     Create {
@@ -87,9 +87,12 @@ pub struct MountArgs {
     /// FUSE worker threads.
     #[arg(long, default_value_t = 4)]
     pub threads: usize,
-    /// Do not hand files of directory layers to the kernel (FUSE passthrough).
+    /// Hand big files of directory layers to the kernel (FUSE passthrough; kernel 6.9+,
+    /// as root): their reads skip the daemon and share the cache directory's page cache.
+    /// It costs a round trip to the daemon per open of any file, which the default mode
+    /// spares (Python opens a file per imported module).
     #[arg(long)]
-    pub no_passthrough: bool,
+    pub passthrough: bool,
     /// Memory for decompressed `.whl` members, in MiB.
     #[arg(long, default_value_t = 256)]
     pub memory_cache_mib: u64,
@@ -99,6 +102,14 @@ pub struct MountArgs {
     /// Internal: set by `venvfs mount` on the background process it starts.
     #[arg(long, hide = true)]
     pub daemon_child: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Also show how many requests of each kind each daemon has served since it mounted
+    /// (what reached the daemon: the kernel answers the rest from its caches).
+    #[arg(long)]
+    pub requests: bool,
 }
 
 /// Where `sync` and `install` look for wheels.

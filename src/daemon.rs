@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use venvfs_fuse::MountConfig;
 
-use crate::cli::{MountArgs, UmountArgs};
+use crate::cli::{MountArgs, StatusArgs, UmountArgs};
 use crate::manifest::{manifest_path, Manifest, STATE_DIR};
 use crate::overlay::{Overlay, OverlayConfig};
 use crate::registry;
@@ -90,8 +90,8 @@ fn mount_flags(args: &MountArgs) -> Vec<std::ffi::OsString> {
     if args.allow_other {
         flags.push("--allow-other".into());
     }
-    if args.no_passthrough {
-        flags.push("--no-passthrough".into());
+    if args.passthrough {
+        flags.push("--passthrough".into());
     }
     if let Some(d) = &args.spill_dir {
         flags.push("--spill-dir".into());
@@ -177,18 +177,30 @@ fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
         fsname: format!("venvfs:{}", venv.display()),
         allow_other: args.allow_other,
         threads: args.threads,
-        passthrough: !args.no_passthrough,
+        passthrough: args.passthrough,
     };
     let mounted = venvfs_fuse::mount(overlay, venv, &mount_cfg)
         .map_err(|e| format!("cannot mount {}: {e}{}", venv.display(), mount_hint(&e)))?;
     let took = started.elapsed();
     let unmounter = mounted.unmounter();
-    let mut signals =
-        signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM, libc::SIGHUP])?;
+    let stats = mounted.stats();
+    let mut signals = signal_hook::iterator::Signals::new([
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGUSR1,
+    ])?;
     let shown = venv.display().to_string();
     let daemon = log.is_some();
+    let pid = std::process::id();
     std::thread::spawn(move || {
         for sig in signals.forever() {
+            if sig == libc::SIGUSR1 {
+                if let Err(e) = write_requests(pid, &stats) {
+                    tracing::warn!("cannot write the request counts: {e}");
+                }
+                continue;
+            }
             if sig == libc::SIGHUP && daemon {
                 continue; // a daemon has no terminal to lose
             }
@@ -219,10 +231,51 @@ fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
             venv.display()
         );
     }
+    let stats = mounted.stats();
     let result = mounted.run();
     registry::remove(record.pid);
-    tracing::info!("unmounted {}", venv.display());
+    tracing::info!(
+        "unmounted {}; requests served: {}",
+        venv.display(),
+        format_requests(&stats.snapshot())
+    );
     Ok(result?)
+}
+
+/// Writes the request counts where `venvfs status --requests` reads them: one `kind count`
+/// line each.
+fn write_requests(pid: u32, stats: &venvfs_fuse::RequestStats) -> std::io::Result<()> {
+    let text: String = stats
+        .snapshot()
+        .iter()
+        .map(|(op, n)| format!("{op} {n}\n"))
+        .collect();
+    crate::fsutil::write_atomic(&registry::requests_file(pid), text.as_bytes(), 0o600)
+}
+
+fn format_requests(counts: &[(&str, u64)]) -> String {
+    let parts: Vec<String> = counts.iter().map(|(op, n)| format!("{op} {n}")).collect();
+    if parts.is_empty() {
+        "none".to_owned()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// Asks a daemon for its request counts (SIGUSR1) and waits for it to write them.
+fn read_requests(pid: u32) -> Option<String> {
+    let file = registry::requests_file(pid);
+    let _ = std::fs::remove_file(&file);
+    let pid = rustix::process::Pid::from_raw(pid as i32)?;
+    rustix::process::kill_process(pid, rustix::process::Signal::USR1).ok()?;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            return Some(text);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    None
 }
 
 fn mount_hint(e: &std::io::Error) -> &'static str {
@@ -360,7 +413,7 @@ pub fn umount(args: UmountArgs) -> CmdResult {
     Ok(())
 }
 
-pub fn status() -> CmdResult {
+pub fn status(args: &StatusArgs) -> CmdResult {
     let records = registry::list();
     let mounts = venvfs_fuse::mounts();
     if mounts.is_empty() {
@@ -382,6 +435,19 @@ pub fn status() -> CmdResult {
                 }
                 if r.layers.len() > SHOWN {
                     println!("    ... and {} more (`venvfs layer list` lists them all)", r.layers.len() - SHOWN);
+                }
+                if args.requests {
+                    match read_requests(r.pid) {
+                        Some(text) => {
+                            println!("  requests served since mounting:");
+                            for line in text.lines() {
+                                if let Some((op, n)) = line.split_once(' ') {
+                                    println!("    {op:<12} {n:>10}");
+                                }
+                            }
+                        }
+                        None => println!("  requests served: the daemon did not answer"),
+                    }
                 }
             }
             _ if stale => println!(

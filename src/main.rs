@@ -32,7 +32,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
     match cli.command {
         Command::Mount(args) => venvfs::daemon::mount(args),
         Command::Umount(args) => venvfs::daemon::umount(args),
-        Command::Status => venvfs::daemon::status(),
+        Command::Status(args) => venvfs::daemon::status(&args),
         Command::Create { venv, python } => create(&venv, &python),
         Command::Sync { venv, file, finder } => sync(&venv, &file, &finder),
         Command::Install {

@@ -31,6 +31,11 @@ fn file_for(pid: u32) -> PathBuf {
     dir().join(format!("{pid}.toml"))
 }
 
+/// Where a daemon writes its request counts when sent SIGUSR1 (`venvfs status --requests`).
+pub fn requests_file(pid: u32) -> PathBuf {
+    dir().join(format!("{pid}.requests"))
+}
+
 pub fn write(record: &Record) -> std::io::Result<()> {
     let text = toml::to_string(record).map_err(std::io::Error::other)?;
     crate::fsutil::write_atomic(&file_for(record.pid), text.as_bytes(), 0o600)
@@ -38,6 +43,7 @@ pub fn write(record: &Record) -> std::io::Result<()> {
 
 pub fn remove(pid: u32) {
     let _ = std::fs::remove_file(file_for(pid));
+    let _ = std::fs::remove_file(requests_file(pid));
 }
 
 /// Whether a process runs (a zombie, exited but not yet reaped, does not count).

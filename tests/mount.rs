@@ -562,8 +562,11 @@ fn a_full_upper_disk_gives_enospc_and_loses_nothing() {
         .find(|p| p.to_string_lossy().contains("_multiarray_umath"))
         .unwrap();
     let original = fs::read(&so).unwrap();
-    let err = fs::OpenOptions::new().append(true).open(&so).unwrap_err();
+    // (the copy-up happens at the first write: opens of files never reach the daemon)
+    let mut f = fs::OpenOptions::new().append(true).open(&so).unwrap();
+    let err = f.write_all(b"more").unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
+    drop(f);
     assert_eq!(
         fs::read(&so).unwrap(),
         original,

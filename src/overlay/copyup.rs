@@ -9,7 +9,7 @@ use venvfs_api::{Error, FileKind, Ino, Result};
 
 use super::tree::Tree;
 use super::Overlay;
-use crate::layer::{open_content, Content};
+use crate::layer::Content;
 
 impl Overlay {
     /// Makes sure directory `ino` and its ancestors exist in the upper layer.
@@ -70,9 +70,7 @@ impl Overlay {
                         0o600,
                     )?;
                     if with_data {
-                        let source = &self.lower.layers[l.layer as usize];
-                        let content = open_content(source, &self.members, &l.src, l.member)?;
-                        copy_content(&content, &mut out, l.size)?;
+                        copy_content(&self.open_lower(lid)?, &mut out, l.size)?;
                     }
                     rustix::fs::fchmod(&out, rustix::fs::Mode::from_raw_mode(l.perm as u32))
                         .map_err(std::io::Error::from)?;
@@ -91,6 +89,7 @@ impl Overlay {
             return Err(e);
         }
         tree.get_mut(ino)?.upper = true;
+        self.files.copied_up(ino);
         Ok(())
     }
 

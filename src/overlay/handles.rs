@@ -15,6 +15,8 @@ pub enum Handle {
     Lower(Content),
     /// A file of the upper layer.
     Upper { ino: Ino, file: File },
+    /// A file read through the inode's own open file (see `files.rs`).
+    ByInode,
     /// An open directory: its listing as it was at opendir, so offsets stay valid.
     Dir(Arc<Vec<DirEntry>>),
 }

@@ -3,6 +3,7 @@
 //! adapters in `platform/` drive it through [`venvfs_api::FileSystem`].
 
 mod copyup;
+mod files;
 mod handles;
 mod ops;
 mod tree;
@@ -20,6 +21,7 @@ use crate::layer::LayerError;
 use crate::lower::LowerTree;
 use crate::manifest::{Manifest, STATE_DIR};
 use crate::upper::{join, Upper, WHITEOUT_PREFIX};
+use files::InodeFiles;
 use handles::Handles;
 use tree::Tree;
 
@@ -45,7 +47,7 @@ impl Default for OverlayConfig {
     fn default() -> Self {
         OverlayConfig {
             lower_ttl: Duration::from_secs(24 * 3600),
-            upper_ttl: Duration::from_secs(1),
+            upper_ttl: Duration::from_secs(24 * 3600),
             negative_ttl: Duration::from_secs(24 * 3600),
             memory_budget: 256 << 20,
             spill_threshold: 4 << 20,
@@ -60,6 +62,7 @@ pub struct Overlay {
     upper: Upper,
     members: MemberCache,
     handles: Handles,
+    files: InodeFiles,
     uid: u32,
     gid: u32,
     cfg: OverlayConfig,
@@ -96,6 +99,7 @@ impl Overlay {
                 cfg.spill_dir.clone(),
             ),
             handles: Handles::default(),
+            files: InodeFiles::default(),
             uid: rustix::process::geteuid().as_raw(),
             gid: rustix::process::getegid().as_raw(),
             cfg,
@@ -117,7 +121,11 @@ impl Overlay {
         if node.upper {
             let st = match tree.path(ino) {
                 Ok(path) => self.upper.stat(&path)?,
-                Err(_) => self.handles.fstat_any(ino).ok_or(Error::NotFound)??,
+                // Unlinked but still referenced: reached through a file kept open.
+                Err(_) => match self.files.upper(ino, false) {
+                    Some(f) => rustix::fs::fstat(&*f.file).map_err(std::io::Error::from)?,
+                    None => self.handles.fstat_any(ino).ok_or(Error::NotFound)??,
+                },
             };
             return Ok(attr_from_stat(ino, &st));
         }
@@ -153,6 +161,16 @@ impl Overlay {
             self.cfg.lower_ttl
         };
         Ok(Entry { attr, ttl })
+    }
+
+    /// The entry of `ino` for the kernel, which from then on holds one more reference to it
+    /// (a lookup, or the entry of a new node).
+    fn looked_up(&self, tree: &Tree, ino: Ino) -> Result<Entry> {
+        let entry = self.entry(tree, ino)?;
+        tree.get(ino)?
+            .lookups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(entry)
     }
 
     /// Runs `f` with the tree read-locked and `dir` loaded.

@@ -7,16 +7,19 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rustix::fs::{OFlags, Timestamps};
+use std::sync::atomic::Ordering;
+
 use venvfs_api::{
     Caller, DirEntry, Entry, Error, Fh, FileKind, FileSystem, Ino, Lookup, Opened, RenameFlags,
-    Result, SetAttr, SetTime, StatFs, XattrReply, XattrSet,
+    Result, SetAttr, SetTime, StatFs, XattrReply, XattrSet, NO_HANDLE,
 };
 
 use super::copyup::to_timespec;
+use super::files::PASSTHROUGH_MIN;
 use super::handles::Handle;
 use super::tree::{Node, Tree};
 use super::{check_name, path_with, Overlay};
-use crate::layer::{open_content, read_file_at};
+use crate::layer::read_file_at;
 use crate::upper::{join, whiteout_name, OPAQUE, REDIRECT};
 
 /// How a new entry is made in the upper layer.
@@ -107,9 +110,10 @@ impl Overlay {
             children: (kind == FileKind::Dir).then(Default::default),
             unlinked: false,
             aliases: Vec::new(),
+            lookups: Default::default(),
         });
         tree.children_mut(parent)?.insert(name.to_owned(), ino);
-        self.entry(tree, ino)
+        self.looked_up(tree, ino)
     }
 
     /// Writes a whiteout for `parent/name` if a lower entry of that name exists.
@@ -195,6 +199,7 @@ impl Overlay {
             if dn.upper && dn.kind == FileKind::Dir {
                 self.upper.clear_markers(&dst_path)?;
             }
+            self.keep_if_referenced(tree, d)?;
         }
         self.upper.rename(&src_path, &dst_path, false)?;
         if self.covers_lower(tree, new_parent, new_name)? {
@@ -248,7 +253,7 @@ impl FileSystem for Overlay {
             return Err(Error::NameTooLong);
         }
         self.with_loaded(parent, |tree| match tree.child(parent, name)? {
-            Some(ino) => Ok(Lookup::Found(self.entry(tree, ino)?)),
+            Some(ino) => Ok(Lookup::Found(self.looked_up(tree, ino)?)),
             None => Ok(Lookup::Missing {
                 ttl: self.cfg.negative_ttl,
             }),
@@ -273,11 +278,15 @@ impl FileSystem for Overlay {
             let via_handle = set.fh.and_then(|fh| self.handles.upper_file(fh));
             match via_handle.as_deref() {
                 Some(Handle::Upper { file, .. }) => file.set_len(size)?,
-                _ if unlinked => return Err(Error::NotFound),
-                _ => self
-                    .upper
-                    .open_file(&tree.path(ino)?, OFlags::WRONLY, 0)?
-                    .set_len(size)?,
+                // Kept open (unlinked while referenced, or recently used by inode).
+                _ => match self.files.upper(ino, true) {
+                    Some(f) => f.file.set_len(size)?,
+                    None if unlinked => return Err(Error::NotFound),
+                    None => self
+                        .upper
+                        .open_file(&tree.path(ino)?, OFlags::WRONLY, 0)?
+                        .set_len(size)?,
+                },
             }
         }
         if unlinked {
@@ -360,6 +369,7 @@ impl FileSystem for Overlay {
         let path = path_with(&tree, parent, name)?;
         self.whiteout_if_needed(&mut tree, parent, name)?;
         if is_upper {
+            self.keep_if_referenced(&tree, ino)?;
             self.upper.unlink(&path)?;
         }
         tree.remove_name(ino, parent, name)
@@ -423,7 +433,7 @@ impl FileSystem for Overlay {
         }
         // Both names are one inode, to the kernel as on disk.
         tree.add_name(ino, new_parent, new_name)?;
-        self.entry(&tree, ino)
+        self.looked_up(&tree, ino)
     }
 
     fn open(&self, ino: Ino, flags: i32) -> Result<Opened> {
@@ -442,34 +452,29 @@ impl FileSystem for Overlay {
                 backing: None,
             });
         }
-        let lower = {
+        let big_lower = {
             let tree = self.tree.read();
             let node = tree.get(ino)?;
-            if node.upper {
-                let file = self.upper.open_file(&tree.path(ino)?, OFlags::RDONLY, 0)?;
-                let fh = self.handles.insert(Handle::Upper { ino, file });
-                return Ok(Opened {
-                    fh,
-                    keep_cache: true,
-                    backing: None,
-                });
-            }
-            node.lower.ok_or(Error::NotFound)?
+            node.lower.filter(|_| !node.upper).filter(|&lid| {
+                // Only big files are worth a backing file for passthrough: the kernel
+                // forgets a file's atime after each passthrough read, so the next stat of
+                // it costs a round trip.
+                let l = self.lower.node(lid);
+                l.size >= PASSTHROUGH_MIN && l.member.is_none()
+            })
         };
-        // Opening lower content may decompress a wheel member: do it without the tree lock.
-        let l = self.lower.node(lower);
-        let source = &self.lower.layers[l.layer as usize];
-        let content = open_content(source, &self.members, &l.src, l.member).inspect_err(|e| {
-            tracing::error!(
-                "layer {}: cannot serve {}: {e}",
-                self.lower.labels[l.layer as usize],
-                l.src
-            );
-        })?;
-        let backing = content.backing_file();
-        let fh = self.handles.insert(Handle::Lower(content));
+        let (handle, backing) = match big_lower {
+            Some(lid) => {
+                let content = self.open_lower(lid)?;
+                let backing = content.backing_file();
+                (Handle::Lower(content), backing)
+            }
+            // Opening costs nothing: the file is reached when a read needs it, which the
+            // page cache mostly spares.
+            None => (Handle::ByInode, None),
+        };
         Ok(Opened {
-            fh,
+            fh: self.handles.insert(handle),
             keep_cache: true,
             backing,
         })
@@ -501,46 +506,88 @@ impl FileSystem for Overlay {
         ))
     }
 
-    fn read(&self, _ino: Ino, fh: Fh, offset: u64, size: u32) -> Result<Vec<u8>> {
-        match &*self.handles.get(fh)? {
-            Handle::Lower(content) => Ok(content.read_at(offset, size as usize)?),
-            Handle::Upper { file, .. } => Ok(read_file_at(file, offset, size as usize)?),
-            Handle::Dir(_) => Err(Error::IsDir),
+    fn read(&self, ino: Ino, fh: Fh, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let handle = match fh {
+            NO_HANDLE => None,
+            fh => Some(self.handles.get(fh)?),
+        };
+        match handle.as_deref() {
+            None | Some(Handle::ByInode) => self.read_by_inode(ino, offset, size),
+            Some(Handle::Lower(content)) => Ok(content.read_at(offset, size as usize)?),
+            Some(Handle::Upper { file, .. }) => Ok(read_file_at(file, offset, size as usize)?),
+            Some(Handle::Dir(_)) => Err(Error::IsDir),
         }
     }
 
-    fn write(&self, _ino: Ino, fh: Fh, offset: u64, data: &[u8]) -> Result<u32> {
+    fn write(&self, ino: Ino, fh: Fh, offset: u64, data: &[u8]) -> Result<u32> {
+        let write = |file: &std::fs::File| -> Result<u32> {
+            file.write_all_at(data, offset)?;
+            Ok(data.len() as u32)
+        };
+        if fh == NO_HANDLE {
+            return write(&self.upper_file(ino, true)?.file);
+        }
         match &*self.handles.get(fh)? {
-            Handle::Upper { file, .. } => {
-                file.write_all_at(data, offset)?;
-                Ok(data.len() as u32)
-            }
+            Handle::Upper { file, .. } => write(file),
             _ => Err(Error::BadHandle(fh)),
         }
     }
 
-    fn fsync(&self, _ino: Ino, fh: Fh, datasync: bool) -> Result<()> {
-        if let Handle::Upper { file, .. } = &*self.handles.get(fh)? {
+    fn fsync(&self, ino: Ino, fh: Fh, datasync: bool) -> Result<()> {
+        let sync = |file: &std::fs::File| -> Result<()> {
             if datasync {
                 file.sync_data()?
             } else {
                 file.sync_all()?
             }
+            Ok(())
+        };
+        if fh == NO_HANDLE {
+            // Lower files have nothing to sync.
+            return match self.tree.read().get(ino)?.upper {
+                true => sync(&self.upper_file(ino, false)?.file),
+                false => Ok(()),
+            };
         }
-        Ok(())
+        match &*self.handles.get(fh)? {
+            Handle::Upper { file, .. } => sync(file),
+            _ => Ok(()),
+        }
     }
 
     fn release(&self, _ino: Ino, fh: Fh) {
         self.handles.remove(fh);
     }
 
-    fn fallocate(&self, _ino: Ino, fh: Fh, offset: u64, length: u64, mode: i32) -> Result<()> {
+    fn serves_without_open(&self) -> bool {
+        true
+    }
+
+    fn forget(&self, ino: Ino, nlookup: u64) {
+        let tree = self.tree.read();
+        let Ok(node) = tree.get(ino) else { return };
+        let before = node
+            .lookups
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(nlookup))
+            })
+            .unwrap_or(0);
+        if before <= nlookup {
+            self.files.forgotten(ino);
+        }
+    }
+
+    fn fallocate(&self, ino: Ino, fh: Fh, offset: u64, length: u64, mode: i32) -> Result<()> {
+        let fallocate = |file: &std::fs::File| -> Result<()> {
+            let flags = rustix::fs::FallocateFlags::from_bits_retain(mode as _);
+            rustix::fs::fallocate(file, flags, offset, length).map_err(io::Error::from)?;
+            Ok(())
+        };
+        if fh == NO_HANDLE {
+            return fallocate(&self.upper_file(ino, true)?.file);
+        }
         match &*self.handles.get(fh)? {
-            Handle::Upper { file, .. } => {
-                let flags = rustix::fs::FallocateFlags::from_bits_retain(mode as _);
-                rustix::fs::fallocate(file, flags, offset, length).map_err(io::Error::from)?;
-                Ok(())
-            }
+            Handle::Upper { file, .. } => fallocate(file),
             _ => Err(Error::BadHandle(fh)),
         }
     }

@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::AtomicU64;
 
 use venvfs_api::{Error, FileKind, Ino, Result, ROOT};
 
@@ -28,6 +29,8 @@ pub struct Node {
     pub unlinked: bool,
     /// Further names of a hard-linked file, besides (`parent`, `name`).
     pub aliases: Vec<(Ino, OsString)>,
+    /// References the kernel holds (entries given to it, less those it forgot).
+    pub lookups: AtomicU64,
 }
 
 /// Inode numbers are indexes + 1 and are never reused while mounted.
@@ -46,6 +49,7 @@ impl Tree {
             children: None,
             unlinked: false,
             aliases: Vec::new(),
+            lookups: AtomicU64::new(0),
         };
         Tree { nodes: vec![root] }
     }
@@ -164,6 +168,7 @@ impl Tree {
                 children: None,
                 unlinked: false,
                 aliases: Vec::new(),
+                lookups: AtomicU64::new(0),
             });
             children.insert(name, child);
         }

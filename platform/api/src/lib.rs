@@ -215,6 +215,10 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The file handle of I/O on a file that was never opened (see
+/// [`FileSystem::serves_without_open`]); handles given out by `open` are never this.
+pub const NO_HANDLE: Fh = 0;
+
 /// The filesystem operations the core implements and the adapters drive.
 ///
 /// Every method takes `&self`: implementations are called from several kernel worker
@@ -249,6 +253,14 @@ pub trait FileSystem: Send + Sync + 'static {
     fn link(&self, ino: Ino, new_parent: Ino, new_name: &OsStr) -> Result<Entry>;
     /// Open a file. `flags` are the `open(2)` flags (O_ACCMODE, O_TRUNC, O_APPEND, ...).
     fn open(&self, ino: Ino, flags: i32) -> Result<Opened>;
+    /// Whether `read`, `write`, `fsync`, `fallocate` and `setattr` of regular files work
+    /// with [`NO_HANDLE`], for files that were never opened: then an adapter may let the
+    /// kernel skip opens (and releases) altogether, which spares two round trips per open
+    /// file. Such a filesystem must keep the data of a file that loses its last name while
+    /// the kernel still references it (it may be open) until [`FileSystem::forget`].
+    fn serves_without_open(&self) -> bool {
+        false
+    }
     fn create(
         &self,
         caller: &Caller,

@@ -6,6 +6,7 @@
 use std::ffi::OsStr;
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use fuser::{
@@ -21,6 +22,7 @@ use crate::convert::{
 };
 use crate::errno::{errno, log_failure};
 use crate::passthrough::{Mode, Passthrough};
+use crate::stats::{Op, RequestStats};
 
 /// Largest write the kernel may send in one request.
 const MAX_WRITE: u32 = 1 << 20;
@@ -41,6 +43,11 @@ pub struct FuseAdapter<F: FileSystem> {
     fs: F,
     want_passthrough: bool,
     passthrough: Passthrough<BackingId>,
+    /// Answer opens of files with ENOSYS, after which the kernel stops sending them (and
+    /// their releases): set when the core serves I/O without handles and passthrough,
+    /// which needs opens, is off.
+    skip_opens: bool,
+    stats: Arc<RequestStats>,
 }
 
 impl<F: FileSystem> FuseAdapter<F> {
@@ -51,7 +58,14 @@ impl<F: FileSystem> FuseAdapter<F> {
             fs,
             want_passthrough: passthrough,
             passthrough: Passthrough::new(),
+            stats: Arc::default(),
+            skip_opens: false,
         }
+    }
+
+    /// The counts of requests served so far, by kind.
+    pub fn stats(&self) -> Arc<RequestStats> {
+        Arc::clone(&self.stats)
     }
 
     /// The wrapped filesystem.
@@ -221,6 +235,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
                 tracing::debug!("the kernel does not offer FUSE passthrough");
             }
         }
+        self.skip_opens = self.fs.serves_without_open() && !self.passthrough.is_granted();
         if let Err(max) = config.set_max_write(MAX_WRITE) {
             let _ = config.set_max_write(max);
         }
@@ -231,6 +246,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        self.stats.count(Op::Lookup);
         let res = self.fs.lookup(parent.0, name);
         respond("lookup", parent.0, res, reply, |r, l| match l {
             Lookup::Found(e) => entry_reply(r, e),
@@ -240,10 +256,12 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
 
     // batch_forget: fuser's default calls forget for each node (its ForgetOne is not public).
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.stats.count(Op::Forget);
         self.fs.forget(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        self.stats.count(Op::Getattr);
         respond("getattr", ino.0, self.fs.getattr(ino.0), reply, |r, e| {
             r.attr(&e.ttl, &file_attr(&e.attr))
         });
@@ -267,6 +285,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        self.stats.count(Op::Setattr);
         let set = SetAttr {
             mode,
             uid,
@@ -283,6 +302,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        self.stats.count(Op::Readlink);
         use std::os::unix::ffi::OsStrExt;
         respond("readlink", ino.0, self.fs.readlink(ino.0), reply, |r, t| {
             r.data(t.as_bytes())
@@ -299,6 +319,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        self.stats.count(Op::Mknod);
         let res = self
             .fs
             .mknod(&caller(req), parent.0, name, mode & !umask, rdev);
@@ -314,16 +335,19 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         umask: u32,
         reply: ReplyEntry,
     ) {
+        self.stats.count(Op::Mkdir);
         let res = self.fs.mkdir(&caller(req), parent.0, name, mode & !umask);
         respond("mkdir", parent.0, res, reply, entry_reply);
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.stats.count(Op::Unlink);
         let res = self.fs.unlink(parent.0, name);
         respond("unlink", parent.0, res, reply, empty_reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.stats.count(Op::Rmdir);
         let res = self.fs.rmdir(parent.0, name);
         respond("rmdir", parent.0, res, reply, empty_reply);
     }
@@ -336,6 +360,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        self.stats.count(Op::Symlink);
         let res = self.fs.symlink(&caller(req), parent.0, link_name, target);
         respond("symlink", parent.0, res, reply, entry_reply);
     }
@@ -350,6 +375,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        self.stats.count(Op::Rename);
         let res = rename_flags(flags)
             .and_then(|flags| self.fs.rename(parent.0, name, newparent.0, newname, flags));
         respond("rename", parent.0, res, reply, empty_reply);
@@ -363,11 +389,18 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        self.stats.count(Op::Link);
         let res = self.fs.link(ino.0, newparent.0, newname);
         respond("link", ino.0, res, reply, entry_reply);
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        self.stats.count(Op::Open);
+        if self.skip_opens {
+            // The kernel takes ENOSYS to mean "opens need no answer" and opens every file
+            // itself from now on (with handle 0 and its page cache kept).
+            return reply.error(Errno::ENOSYS);
+        }
         let res = self.fs.open(ino.0, flags.0);
         respond("open", ino.0, res, reply, |r, o| self.opened(ino.0, o, r));
     }
@@ -382,6 +415,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        self.stats.count(Op::Create);
         let res = self
             .fs
             .create(&caller(req), parent.0, name, mode & !umask, flags);
@@ -399,6 +433,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        self.stats.count(Op::Read);
         let res = self.fs.read(ino.0, fh.0, offset, size);
         respond("read", ino.0, res, reply, |r, d| r.data(&d));
     }
@@ -415,6 +450,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        self.stats.count(Op::Write);
         let res = self.fs.write(ino.0, fh.0, offset, data);
         respond("write", ino.0, res, reply, |r, n| r.written(n));
     }
@@ -427,6 +463,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        self.stats.count(Op::Flush);
         let res = self.fs.flush(ino.0, fh.0);
         respond("flush", ino.0, res, reply, empty_reply);
     }
@@ -441,6 +478,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        self.stats.count(Op::Release);
         self.fs.release(ino.0, fh.0);
         self.passthrough.release(fh.0);
         reply.ok();
@@ -454,6 +492,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
+        self.stats.count(Op::Fsync);
         let res = self.fs.fsync(ino.0, fh.0, datasync);
         respond("fsync", ino.0, res, reply, empty_reply);
     }
@@ -468,11 +507,13 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        self.stats.count(Op::Fallocate);
         let res = self.fs.fallocate(ino.0, fh.0, offset, length, mode);
         respond("fallocate", ino.0, res, reply, empty_reply);
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.stats.count(Op::Opendir);
         respond("opendir", ino.0, self.fs.opendir(ino.0), reply, |r, o| {
             let flags = if o.keep_cache {
                 FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR
@@ -491,6 +532,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         offset: u64,
         reply: ReplyDirectory,
     ) {
+        self.stats.count(Op::Readdir);
         let res = self.fs.readdir(ino.0, fh.0, offset);
         respond("readdir", ino.0, res, reply, |mut r, entries| {
             for (i, e) in entries.iter().enumerate() {
@@ -511,6 +553,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        self.stats.count(Op::Readdirplus);
         let entries = match self.fs.readdir(ino.0, fh.0, offset) {
             Ok(entries) => entries,
             Err(err) => return fail("readdirplus", ino.0, &err, reply),
@@ -553,6 +596,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
+        self.stats.count(Op::Releasedir);
         self.fs.releasedir(ino.0, fh.0);
         reply.ok();
     }
@@ -565,11 +609,13 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        self.stats.count(Op::Fsyncdir);
         // The core has no directory sync; say so once and the kernel stops asking.
         reply.error(Errno::ENOSYS);
     }
 
     fn statfs(&self, _req: &Request, ino: INodeNo, reply: ReplyStatfs) {
+        self.stats.count(Op::Statfs);
         respond("statfs", ino.0, self.fs.statfs(), reply, |r, s| {
             r.statfs(
                 s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
@@ -587,26 +633,31 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        self.stats.count(Op::Setxattr);
         let res = xattr_set(flags).and_then(|how| self.fs.setxattr(ino.0, name, value, how));
         respond("setxattr", ino.0, res, reply, empty_reply);
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        self.stats.count(Op::Getxattr);
         let res = self.fs.getxattr(ino.0, name, size);
         respond("getxattr", ino.0, res, reply, xattr_reply(size));
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        self.stats.count(Op::Listxattr);
         let res = self.fs.listxattr(ino.0, size);
         respond("listxattr", ino.0, res, reply, xattr_reply(size));
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.stats.count(Op::Removexattr);
         let res = self.fs.removexattr(ino.0, name);
         respond("removexattr", ino.0, res, reply, empty_reply);
     }
 
     fn access(&self, _req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        self.stats.count(Op::Access);
         // Mounted with default_permissions: the kernel checks modes itself.
         reply.ok();
     }
@@ -622,6 +673,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         _out_size: u32,
         reply: ReplyIoctl,
     ) {
+        self.stats.count(Op::Ioctl);
         // isatty() on every Python open() ends up here; answer quietly.
         reply.error(Errno::ENOTTY);
     }

@@ -13,6 +13,7 @@ use venvfs_api::FileSystem;
 
 use crate::adapter::FuseAdapter;
 use crate::mountinfo::mounts;
+use crate::stats::RequestStats;
 
 /// The filesystem subtype: mounts show up as type `fuse.venvfs`.
 pub const SUBTYPE: &str = "venvfs";
@@ -39,6 +40,7 @@ pub struct Mounted<F: FileSystem> {
     /// `None` once [`Mounted::run`] has taken it.
     session: Option<Session<FuseAdapter<F>>>,
     unmounter: Unmounter,
+    stats: Arc<RequestStats>,
     /// Mounted by `fusermount3` on our behalf: fuser's session holds no mount of its own
     /// (it neither unmounts on drop nor through its `SessionUnmounter`), so we do, by path.
     by_helper: bool,
@@ -65,6 +67,7 @@ pub fn mount<F: FileSystem>(fs: F, mountpoint: &Path, cfg: &MountConfig) -> io::
     let mountpoint = mountpoint.canonicalize()?;
     let mut config = session_config(cfg);
     let adapter = FuseAdapter::new(fs, cfg.passthrough);
+    let stats = adapter.stats();
     if is_root() {
         let mut session = Session::new(adapter, &mountpoint, &config)?;
         let unmounter = Unmounter {
@@ -74,6 +77,7 @@ pub fn mount<F: FileSystem>(fs: F, mountpoint: &Path, cfg: &MountConfig) -> io::
         return Ok(Mounted {
             session: Some(session),
             unmounter,
+            stats,
             by_helper: false,
         });
     }
@@ -91,6 +95,7 @@ pub fn mount<F: FileSystem>(fs: F, mountpoint: &Path, cfg: &MountConfig) -> io::
         Ok(session) => Ok(Mounted {
             session: Some(session),
             unmounter,
+            stats,
             by_helper: true,
         }),
         Err(e) => {
@@ -184,6 +189,11 @@ impl<F: FileSystem> Mounted<F> {
     /// Something another thread (a signal handler thread) can use to unmount.
     pub fn unmounter(&self) -> Unmounter {
         self.unmounter.clone()
+    }
+
+    /// The counts of requests served so far, by kind (shared: they keep counting).
+    pub fn stats(&self) -> Arc<RequestStats> {
+        Arc::clone(&self.stats)
     }
 
     /// Where the filesystem is mounted (canonical path).
