@@ -11,12 +11,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// given `mode`, fsynced and renamed over it, so readers and crashes see the old file or
 /// the new one. Creates missing parent directories.
 pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> std::io::Result<()> {
-    write_replace(path, content, mode, true)
-}
-
-/// [`write_atomic`], with the fsyncs only when `durable` (callers writing many files make
-/// them durable at once with one `syncfs`).
-pub fn write_replace(path: &Path, content: &[u8], mode: u32, durable: bool) -> std::io::Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
@@ -30,14 +24,10 @@ pub fn write_replace(path: &Path, content: &[u8], mode: u32, durable: bool) -> s
             .open(&tmp)?;
         f.write_all(content)?;
         f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        if durable {
-            f.sync_data()?;
-        }
+        f.sync_data()?;
         std::fs::rename(&tmp, path)?;
-        if durable {
-            // make the rename itself durable (best effort: not every filesystem allows it)
-            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-        }
+        // make the rename itself durable (best effort: not every filesystem allows it)
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
         Ok(())
     })();
     if result.is_err() {
@@ -55,9 +45,37 @@ pub fn system_time(secs: i64, nsec: i64) -> SystemTime {
     }
 }
 
+/// Seconds and nanoseconds since the epoch (the seconds negative before it), as `stat`
+/// gives times: the inverse of [`system_time`].
+pub fn time_parts(t: SystemTime) -> (i64, u32) {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => (d.as_secs() as i64, d.subsec_nanos()),
+        Err(e) => {
+            let d = e.duration();
+            match d.subsec_nanos() {
+                0 => (-(d.as_secs() as i64), 0),
+                n => (-(d.as_secs() as i64) - 1, 1_000_000_000 - n),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_parts_inverts_system_time() {
+        for (s, n) in [
+            (0, 0),
+            (1_700_000_000, 5),
+            (-1, 999_999_999),
+            (-10, 0),
+            (-3, 1),
+        ] {
+            assert_eq!(time_parts(system_time(s, n as i64)), (s, n), "{s} {n}");
+        }
+    }
 
     #[test]
     fn write_atomic_replaces_and_sets_mode() {

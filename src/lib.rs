@@ -17,6 +17,7 @@ pub mod logging;
 pub mod lower;
 pub mod manifest;
 pub mod overlay;
+pub mod parallel;
 pub mod pins;
 pub mod registry;
 pub mod tags;

@@ -62,11 +62,20 @@ impl LowerTree {
             0,
             SystemTime::UNIX_EPOCH,
         ));
-        for (i, layer) in manifest.layers.iter().enumerate() {
+        // Listing a layer is mostly waiting on the filesystem (more so a network one):
+        // a few threads list layers ahead while this one merges them in order.
+        let open = |layer: &crate::manifest::Layer| {
             let (source, entries) = Source::open(layer, manifest_path)?;
-            let layer_mtime = std::fs::metadata(&layer.source)
+            let mtime = std::fs::metadata(&layer.source)
                 .and_then(|m| m.modified())
                 .unwrap_or(SystemTime::UNIX_EPOCH);
+            Ok((source, entries, mtime))
+        };
+        // Listing a layer is mostly waiting on the filesystem: a few threads list layers
+        // ahead while this one merges them, in the manifest's order.
+        crate::parallel::for_each_in_order(&manifest.layers, open, |i, opened| {
+            let (source, entries, layer_mtime) = opened?;
+            let layer = &manifest.layers[i];
             for entry in entries {
                 if let Some(dest) = layer.destination(&entry.rel) {
                     tree.insert(&dest, &entry, i as u32, layer_mtime);
@@ -74,7 +83,8 @@ impl LowerTree {
             }
             tree.layers.push(source);
             tree.labels.push(layer.label());
-        }
+            Ok(())
+        })?;
         Ok(tree)
     }
 

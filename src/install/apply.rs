@@ -12,6 +12,7 @@ use super::txn::Txn;
 use super::{wheel_layer, InstallError};
 use crate::layer::wheel::{MemberCache, MemberKind, WheelArchive};
 use crate::manifest::Layer;
+use venvfs_api::FileKind;
 
 /// A wheel ready to install: its layer and the files to write for it.
 pub struct Planned {
@@ -20,11 +21,6 @@ pub struct Planned {
     /// Venv-relative paths of the files the layer shows.
     pub destinations: Vec<String>,
 }
-
-/// (path, size) of the files of a wheel source.
-type Members = Vec<(String, u64)>;
-/// (name, mode) of the files in `.data/scripts`.
-type Scripts = Vec<(String, u32)>;
 
 /// Reads one file of a wheel source by its path in the wheel.
 type ReadFn = Box<dyn Fn(&str) -> Result<Vec<u8>, InstallError>>;
@@ -46,7 +42,15 @@ fn source_files(source: &Path, data_scripts: &str) -> Result<SourceFiles, Instal
         }
     };
     if source.is_dir() {
-        let (members, scripts) = dir_files(source, data_scripts)?;
+        // the listing a mount uses, so whatever it would refuse is refused now
+        let label = source.display().to_string();
+        let entries = crate::layer::listing::list(source, &label)?;
+        let files = entries.iter().filter(|e| e.kind == FileKind::File);
+        let members = files.clone().map(|e| (e.rel.clone(), e.size)).collect();
+        let scripts = files
+            .filter_map(|e| Some((e.rel.strip_prefix(data_scripts)?.to_owned(), e.perm as u32)))
+            .filter(|(n, _)| !n.contains('/'))
+            .collect();
         let root = source.to_owned();
         Ok(SourceFiles {
             members,
@@ -98,78 +102,6 @@ fn source_files(source: &Path, data_scripts: &str) -> Result<SourceFiles, Instal
             scripts,
         })
     }
-}
-
-/// The files of an unpacked wheel, listed with directory-entry types only: sizes (what
-/// healing RECORD needs for files it does not list) and modes (for `.data/scripts`) are
-/// asked for the few files that need them, not for all.
-fn dir_files(root: &Path, data_scripts: &str) -> Result<(Members, Scripts), InstallError> {
-    use std::os::unix::fs::PermissionsExt;
-    let err = |path: &Path| {
-        let path = path.to_owned();
-        move |source| InstallError::Read { path, source }
-    };
-    let mut files = Vec::new();
-    let mut stack = vec![String::new()];
-    while let Some(rel) = stack.pop() {
-        let dir = root.join(&rel);
-        for item in std::fs::read_dir(&dir).map_err(err(&dir))? {
-            let item = item.map_err(err(&dir))?;
-            let Ok(name) = item.file_name().into_string() else {
-                continue; // not a name a wheel can hold; the mount refuses the layer
-            };
-            let child = if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            };
-            let kind = item.file_type().map_err(err(&item.path()))?;
-            if kind.is_dir() {
-                stack.push(child);
-            } else if kind.is_file() {
-                files.push(child);
-            } else if kind.is_symlink() {
-                // refused now as the mount would refuse it, not later at mount
-                let target = std::fs::read_link(item.path()).map_err(err(&item.path()))?;
-                if crate::layer::dir::escapes(&child, &target) {
-                    return Err(InstallError::Generate {
-                        path: item.path(),
-                        why: format!(
-                            "symlink to {} points outside the wheel; a wheel cannot hold that",
-                            target.display()
-                        ),
-                    });
-                }
-            }
-        }
-    }
-    let recorded: std::collections::HashSet<String> = files
-        .iter()
-        .find(|f| f.ends_with(".dist-info/RECORD") && f.matches('/').count() == 1)
-        .and_then(|r| std::fs::read_to_string(root.join(r)).ok())
-        .and_then(|t| super::record::parse_record(&t).ok())
-        .map(|rows| rows.into_iter().map(|r| r.path).collect())
-        .unwrap_or_default();
-    let mut members = Vec::with_capacity(files.len());
-    let mut scripts = Vec::new();
-    for f in files {
-        let script = f
-            .strip_prefix(data_scripts)
-            .filter(|n| !n.contains('/'))
-            .map(str::to_owned);
-        let needs_meta = script.is_some() || !recorded.contains(&f);
-        let meta = if needs_meta {
-            let p = root.join(&f);
-            Some(std::fs::metadata(&p).map_err(err(&p))?)
-        } else {
-            None
-        };
-        if let (Some(name), Some(m)) = (script, &meta) {
-            scripts.push((name, m.permissions().mode() & 0o7777));
-        }
-        members.push((f, meta.map_or(0, |m| m.len())));
-    }
-    Ok((members, scripts))
 }
 
 /// The largest file install reads into memory (RECORD, WHEEL, entry_points.txt, a
@@ -418,50 +350,84 @@ pub fn remove_generated(
     Ok(removed)
 }
 
-/// Removes the whiteouts in the venv's own directory that hide any of `destinations` or
-/// their directories (left by `pip uninstall` through the mount), so that a reinstalled
-/// layer shows again.
-pub fn clear_whiteouts(txn: &mut Txn, venv: &Path, destinations: &[String]) -> std::io::Result<()> {
-    use std::collections::{BTreeSet, HashMap};
-    // every path the layer shows, directories included, by directory
-    let mut children: HashMap<&str, BTreeSet<&str>> = HashMap::new();
-    for d in destinations {
-        let mut p = d.as_str();
-        while let Some((dir, name)) = p.rsplit_once('/') {
-            if !children.entry(dir).or_default().insert(name) {
-                break; // already seen, and so are its ancestors
-            }
-            p = dir;
-        }
-        children.entry("").or_default().insert(p);
+/// The whiteouts of the venv's own directories, listed once per change however many wheels
+/// it installs (a venv's top directories are shared by all of them).
+#[derive(Default)]
+pub struct Whiteouts {
+    /// Venv-relative directory -> (hidden name, whiteout path), or `None` if the directory
+    /// is not in the venv's own directory.
+    listed: std::collections::HashMap<String, Option<Vec<(String, PathBuf)>>>,
+}
+
+impl Whiteouts {
+    fn of(&mut self, venv: &Path, dir: &str) -> Option<&[(String, PathBuf)]> {
+        self.listed
+            .entry(dir.to_owned())
+            .or_insert_with(|| {
+                let entries = std::fs::read_dir(venv.join(dir)).ok()?;
+                Some(
+                    entries
+                        .flatten()
+                        .filter_map(|e| {
+                            let name = e.file_name();
+                            let target = name.to_str()?.strip_prefix(".wh.")?.to_owned();
+                            Some((target, e.path()))
+                        })
+                        .collect(),
+                )
+            })
+            .as_deref()
     }
-    // only directories that exist in the venv's own directory can hold whiteouts: look at
-    // those, shallowest first, and skip everything below one that does not exist
-    let mut dirs: Vec<&str> = children.keys().copied().collect();
-    dirs.sort_by_key(|d| (d.matches('/').count(), *d));
-    let mut absent: Vec<&str> = Vec::new();
-    for dir in dirs {
-        if absent
-            .iter()
-            .any(|a| dir.starts_with(a) && dir[a.len()..].starts_with('/'))
-        {
-            continue;
+
+    /// Removes the whiteouts in the venv's own directory that hide any of `destinations`
+    /// or their directories (left by `pip uninstall` through the mount), so that a
+    /// reinstalled layer shows again.
+    pub fn clear(
+        &mut self,
+        txn: &mut Txn,
+        venv: &Path,
+        destinations: &[String],
+    ) -> std::io::Result<()> {
+        use std::collections::{BTreeSet, HashMap};
+        // every path the layer shows, directories included, by directory
+        let mut children: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+        for d in destinations {
+            let mut p = d.as_str();
+            while let Some((dir, name)) = p.rsplit_once('/') {
+                if !children.entry(dir).or_default().insert(name) {
+                    break; // already seen, and so are its ancestors
+                }
+                p = dir;
+            }
+            children.entry("").or_default().insert(p);
         }
-        let Ok(entries) = std::fs::read_dir(venv.join(dir)) else {
-            absent.push(dir);
-            continue;
-        };
-        for e in entries.flatten() {
-            let name = e.file_name();
-            let Some(target) = name.to_str().and_then(|n| n.strip_prefix(".wh.")) else {
+        // only directories that exist in the venv's own directory can hold whiteouts: look
+        // at those, shallowest first, and skip everything below one that does not exist
+        let mut dirs: Vec<&str> = children.keys().copied().collect();
+        dirs.sort_by_key(|d| (d.matches('/').count(), *d));
+        let mut absent: Vec<&str> = Vec::new();
+        for dir in dirs {
+            if absent
+                .iter()
+                .any(|a| dir.starts_with(a) && dir[a.len()..].starts_with('/'))
+            {
+                continue;
+            }
+            let Some(whiteouts) = self.of(venv, dir) else {
+                absent.push(dir);
                 continue;
             };
-            if children[dir].contains(target) {
-                txn.remove(&e.path())?;
+            let hidden: Vec<PathBuf> = whiteouts
+                .iter()
+                .filter(|(target, _)| children[dir].contains(target.as_str()))
+                .map(|(_, path)| path.clone())
+                .collect();
+            for path in hidden {
+                txn.remove(&path)?;
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// `site/rel` with `..` resolved lexically, if it stays inside the venv.

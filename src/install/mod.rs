@@ -30,6 +30,8 @@ pub enum InstallError {
     },
     #[error(transparent)]
     Wheel(#[from] crate::layer::wheel::WheelError),
+    #[error(transparent)]
+    Layer(#[from] crate::layer::LayerError),
     #[error("{path}: it has no {member}, which every wheel has")]
     NoMember {
         path: std::path::PathBuf,

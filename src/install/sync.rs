@@ -140,7 +140,7 @@ pub fn apply(venv: &Path, targets: &[Target], mode: Mode, opts: &Options) -> Res
         }
     }
     // Reading metadata is mostly waiting on directory listings: a few threads overlap it.
-    let plans = parallel_map(&todo, |r| {
+    let plans = crate::parallel::map(&todo, |r| {
         let plan = apply::plan(&r.source, &venv, &version, r.from_path);
         progress.tick();
         plan
@@ -207,8 +207,9 @@ pub fn apply(venv: &Path, targets: &[Target], mode: Mode, opts: &Options) -> Res
         for l in &removed {
             apply::remove_generated(&mut txn, &venv, l, &version)?;
         }
+        let mut whiteouts = apply::Whiteouts::default();
         for p in &planned {
-            apply::clear_whiteouts(&mut txn, &venv, &p.destinations)?;
+            whiteouts.clear(&mut txn, &venv, &p.destinations)?;
             apply::write(&mut txn, &venv, &p.generated)
                 .map_err(|e| format!("writing into {}: {e}", venv.display()))?;
         }
@@ -572,33 +573,6 @@ fn summarize_tags(tags: &[String]) -> String {
         ));
     }
     s
-}
-
-/// `f` over `items` on a few threads, results in order.
-fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .clamp(1, 8)
-        .min(items.len().max(1));
-    let next = AtomicUsize::new(0);
-    let results: Vec<parking_lot::Mutex<Option<R>>> = items
-        .iter()
-        .map(|_| parking_lot::Mutex::new(None))
-        .collect();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(item) = items.get(i) else { break };
-                *results[i].lock() = Some(f(item));
-            });
-        }
-    });
-    results
-        .into_iter()
-        .map(|r| r.into_inner().expect("every item was mapped"))
-        .collect()
 }
 
 /// A progress bar on a terminal, shown only once the work has taken a moment.

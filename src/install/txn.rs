@@ -12,6 +12,8 @@ pub struct Txn {
     moved: Vec<(PathBuf, PathBuf)>,
     created: Vec<PathBuf>,
     created_dirs: Vec<PathBuf>,
+    /// Directories known to exist (so that writing many files asks once per directory).
+    existing_dirs: std::collections::HashSet<PathBuf>,
 }
 
 impl Txn {
@@ -28,6 +30,7 @@ impl Txn {
             moved: Vec::new(),
             created: Vec::new(),
             created_dirs: Vec::new(),
+            existing_dirs: Default::default(),
         })
     }
 
@@ -55,10 +58,10 @@ impl Txn {
     /// of them durable at once.
     pub fn write(&mut self, path: &Path, content: &[u8], mode: u32) -> io::Result<()> {
         self.remove(path)?;
-        if let Some(parent) = path.parent() {
+        if let Some(parent) = path.parent().filter(|p| !self.existing_dirs.contains(*p)) {
             let mut missing = Vec::new();
             let mut d = parent;
-            while !d.exists() {
+            while !self.existing_dirs.contains(d) && !d.exists() {
                 missing.push(d.to_owned());
                 match d.parent() {
                     Some(p) => d = p,
@@ -67,9 +70,21 @@ impl Txn {
             }
             std::fs::create_dir_all(parent)?;
             self.created_dirs.extend(missing.into_iter().rev());
+            self.existing_dirs.insert(parent.to_owned());
         }
-        crate::fsutil::write_replace(path, content, mode, false)?;
+        // Whatever was there has been moved aside: the file is made in place (a crash
+        // before the manifest commits leaves no layer that would show it).
+        use std::io::Write;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)?;
         self.created.push(path.to_owned());
+        f.write_all(content)?;
+        // (the umask may have taken bits away)
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         Ok(())
     }
 

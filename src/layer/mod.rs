@@ -5,6 +5,7 @@
 //! which is what lets the kernel cache them aggressively.
 
 pub mod dir;
+pub mod listing;
 pub mod wheel;
 
 use std::ffi::OsString;
@@ -76,7 +77,7 @@ impl Source {
             source,
         })?;
         if meta.is_dir() {
-            let entries = dir::scan(&layer.source, &label)?;
+            let entries = listing::list(&layer.source, &label)?;
             Ok((
                 Source::Dir {
                     root: layer.source.clone(),

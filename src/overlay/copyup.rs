@@ -126,17 +126,9 @@ pub(super) fn timestamps(t: std::time::SystemTime) -> Timestamps {
 }
 
 pub(super) fn to_timespec(t: std::time::SystemTime) -> rustix::fs::Timespec {
-    match t.duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => rustix::fs::Timespec {
-            tv_sec: d.as_secs() as i64,
-            tv_nsec: d.subsec_nanos() as _,
-        },
-        Err(e) => {
-            let d = e.duration();
-            rustix::fs::Timespec {
-                tv_sec: -(d.as_secs() as i64),
-                tv_nsec: 0,
-            }
-        }
+    let (tv_sec, nsec) = crate::fsutil::time_parts(t);
+    rustix::fs::Timespec {
+        tv_sec,
+        tv_nsec: nsec as _,
     }
 }

@@ -10,7 +10,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn venvfs() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_venvfs"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_venvfs"));
+    // venvfs's own cache (interpreter facts, uv-cache index, layer listings) for the
+    // tests' throwaway caches stays out of the user's
+    cmd.env(
+        "XDG_CACHE_HOME",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache"),
+    );
+    cmd
 }
 
 /// Runs a command, panicking with its output if it fails.
