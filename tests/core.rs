@@ -79,15 +79,28 @@ fn read(fs: &Overlay, path: &str) -> String {
     String::from_utf8(data).unwrap()
 }
 
-fn names(fs: &Overlay, path: &str) -> Vec<String> {
-    let ino = resolve(fs, path).unwrap();
+/// Every entry of a directory but "." and "..", read piece by piece as the kernel does.
+fn list(fs: &Overlay, ino: u64) -> Vec<venvfs_api::DirEntry> {
     let fh = fs.opendir(ino).unwrap().fh;
-    let entries = fs.readdir(ino, fh, 2).unwrap();
+    let mut all = Vec::new();
+    let mut offset = 2; // after "." and ".."
+    loop {
+        let piece = fs.readdir(ino, fh, offset).unwrap();
+        let Some(last) = piece.last() else { break };
+        offset = last.offset;
+        all.extend(piece);
+    }
     fs.releasedir(ino, fh);
-    entries
+    all
+}
+
+fn names(fs: &Overlay, path: &str) -> Vec<String> {
+    let mut names: Vec<String> = list(fs, resolve(fs, path).unwrap())
         .into_iter()
         .map(|e| e.name.into_string().unwrap())
-        .collect()
+        .collect();
+    names.sort();
+    names
 }
 
 const C: Caller = Caller {
@@ -272,4 +285,36 @@ fn inode_numbers_stay_stable_through_copy_up_and_rename() {
     assert_eq!(resolve(&fs, "lib/pkg2"), Some(pkg));
     assert_eq!(resolve(&fs, "lib/pkg2/mod.py"), Some(ino));
     assert_eq!(fs.getattr(ino).unwrap().attr.ino, ino);
+}
+
+/// Deleting entries while listing a directory (as `for e in os.scandir(d): os.unlink(e)`
+/// does) neither skips nor repeats the others: a listing resumes by a stable offset.
+#[test]
+fn listing_while_deleting_sees_every_entry_once() {
+    let f = fixture();
+    let fs = open(&f);
+    let dir = fs
+        .mkdir(&C, ROOT, OsStr::new("many"), 0o755)
+        .unwrap()
+        .attr
+        .ino;
+    let count = 1000;
+    for i in 0..count {
+        let name = format!("f{i:04}");
+        fs.create(&C, dir, OsStr::new(&name), 0o644, libc::O_WRONLY)
+            .unwrap();
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut offset = 2;
+    loop {
+        let piece = fs.readdir(dir, 0, offset).unwrap();
+        let Some(last) = piece.last() else { break };
+        offset = last.offset;
+        for e in piece {
+            assert!(seen.insert(e.name.clone()), "{:?} listed twice", e.name);
+            fs.unlink(dir, &e.name).unwrap();
+        }
+    }
+    assert_eq!(seen.len(), count);
+    assert!(list(&fs, dir).is_empty());
 }

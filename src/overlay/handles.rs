@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use venvfs_api::{DirEntry, Error, Fh, Ino, Result};
+use venvfs_api::{Error, Fh, Ino, Result};
 
 use crate::layer::Content;
 
@@ -17,8 +17,6 @@ pub enum Handle {
     Upper { ino: Ino, file: File },
     /// A file read through the inode's own open file (see `files.rs`).
     ByInode,
-    /// An open directory: its listing as it was at opendir, so offsets stay valid.
-    Dir(Arc<Vec<DirEntry>>),
 }
 
 #[derive(Default)]

@@ -3,6 +3,7 @@
 //! adapters in `platform/` drive it through [`venvfs_api::FileSystem`].
 
 mod copyup;
+mod dirlist;
 mod files;
 mod handles;
 mod ops;

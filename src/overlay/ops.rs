@@ -4,7 +4,6 @@ use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::Arc;
 
 use rustix::fs::{OFlags, Timestamps};
 use std::sync::atomic::Ordering;
@@ -111,6 +110,7 @@ impl Overlay {
             unlinked: false,
             aliases: Vec::new(),
             lookups: Default::default(),
+            listing: Default::default(),
         });
         tree.children_mut(parent)?.insert(name.to_owned(), ino);
         self.looked_up(tree, ino)
@@ -515,7 +515,6 @@ impl FileSystem for Overlay {
             None | Some(Handle::ByInode) => self.read_by_inode(ino, offset, size),
             Some(Handle::Lower(content)) => Ok(content.read_at(offset, size as usize)?),
             Some(Handle::Upper { file, .. }) => Ok(read_file_at(file, offset, size as usize)?),
-            Some(Handle::Dir(_)) => Err(Error::IsDir),
         }
     }
 
@@ -593,55 +592,23 @@ impl FileSystem for Overlay {
     }
 
     fn opendir(&self, ino: Ino) -> Result<Opened> {
-        let listing = self.with_loaded(ino, |tree| {
-            let node = tree.get(ino)?;
-            let children = node.children.as_ref().ok_or(Error::NotDir)?;
-            let mut entries = Vec::with_capacity(children.len() + 2);
-            entries.push(DirEntry {
-                ino,
-                name: ".".into(),
-                kind: FileKind::Dir,
-            });
-            entries.push(DirEntry {
-                ino: node.parent,
-                name: "..".into(),
-                kind: FileKind::Dir,
-            });
-            let mut sorted: Vec<_> = children.iter().collect();
-            sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            for (name, &child) in sorted {
-                let kind = tree.get(child)?.kind;
-                entries.push(DirEntry {
-                    ino: child,
-                    name: name.clone(),
-                    kind,
-                });
-            }
-            Ok(entries)
-        })?;
-        let fh = self.handles.insert(Handle::Dir(Arc::new(listing)));
-        // Every change to a directory goes through the kernel, which then drops its cached
-        // listing itself; so listings can be cached.
+        if self.tree.read().get(ino)?.kind != FileKind::Dir {
+            return Err(Error::NotDir);
+        }
+        // Listings need no handle (see dirlist.rs); every change to a directory goes
+        // through the kernel, which then drops its cached listing itself.
         Ok(Opened {
-            fh,
+            fh: NO_HANDLE,
             keep_cache: true,
             backing: None,
         })
     }
 
-    fn readdir(&self, _ino: Ino, fh: Fh, offset: u64) -> Result<Vec<DirEntry>> {
-        match &*self.handles.get(fh)? {
-            Handle::Dir(entries) => Ok(entries
-                .get(offset as usize..)
-                .map(<[_]>::to_vec)
-                .unwrap_or_default()),
-            _ => Err(Error::BadHandle(fh)),
-        }
+    fn readdir(&self, ino: Ino, _fh: Fh, offset: u64) -> Result<Vec<DirEntry>> {
+        self.list_dir(ino, offset)
     }
 
-    fn releasedir(&self, _ino: Ino, fh: Fh) {
-        self.handles.remove(fh);
-    }
+    fn releasedir(&self, _ino: Ino, _fh: Fh) {}
 
     fn statfs(&self) -> Result<StatFs> {
         let s = self.upper.statvfs()?;

@@ -8,8 +8,11 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::AtomicU64;
 
+use parking_lot::Mutex;
+
 use venvfs_api::{Error, FileKind, Ino, Result, ROOT};
 
+use super::dirlist::Listing;
 use crate::lower::{LowerTree, LOWER_ROOT};
 use crate::upper::{join, Rel, Upper};
 
@@ -31,6 +34,9 @@ pub struct Node {
     pub aliases: Vec<(Ino, OsString)>,
     /// References the kernel holds (entries given to it, less those it forgot).
     pub lookups: AtomicU64,
+    /// Directories: the sorted listing while the kernel reads it (see `dirlist.rs`);
+    /// dropped by every change to the children.
+    pub listing: Mutex<Option<Listing>>,
 }
 
 /// Inode numbers are indexes + 1 and are never reused while mounted.
@@ -50,6 +56,7 @@ impl Tree {
             unlinked: false,
             aliases: Vec::new(),
             lookups: AtomicU64::new(0),
+            listing: Mutex::default(),
         };
         Tree { nodes: vec![root] }
     }
@@ -111,9 +118,11 @@ impl Tree {
         }
     }
 
+    /// A loaded directory's children, to change them.
     pub fn children_mut(&mut self, parent: Ino) -> Result<&mut HashMap<OsString, Ino>> {
-        self.get_mut(parent)?
-            .children
+        let node = self.get_mut(parent)?;
+        *node.listing.get_mut() = None;
+        node.children
             .as_mut()
             .ok_or(Error::Invalid("directory not loaded"))
     }
@@ -169,6 +178,7 @@ impl Tree {
                 unlinked: false,
                 aliases: Vec::new(),
                 lookups: AtomicU64::new(0),
+                listing: Mutex::default(),
             });
             children.insert(name, child);
         }
@@ -180,7 +190,7 @@ impl Tree {
     /// by a rename). The node stays, marked unlinked, once its last name is gone, so open
     /// handles and the kernel's references stay valid.
     pub fn remove_name(&mut self, ino: Ino, parent: Ino, name: &OsStr) -> Result<()> {
-        if let Some(c) = self.get_mut(parent)?.children.as_mut() {
+        if let Ok(c) = self.children_mut(parent) {
             if c.get(name) == Some(&ino) {
                 c.remove(name);
             }

@@ -106,6 +106,9 @@ pub struct DirEntry {
     pub ino: Ino,
     pub name: OsString,
     pub kind: FileKind,
+    /// Where a listing resumes after this entry (the `offset` to pass to `readdir`):
+    /// stable while the entry exists, whatever else the directory gains or loses.
+    pub offset: u64,
 }
 
 /// A time to set with `setattr`.
@@ -281,11 +284,12 @@ pub trait FileSystem: Send + Sync + 'static {
     fn release(&self, ino: Ino, fh: Fh);
     fn fallocate(&self, ino: Ino, fh: Fh, offset: u64, length: u64, mode: i32) -> Result<()>;
     /// Open a directory. `keep_cache` in the reply lets the kernel cache its listing until
-    /// a change made through the mount invalidates it.
+    /// a change made through the mount invalidates it. A filesystem that
+    /// [serves without open](FileSystem::serves_without_open) lists directories without
+    /// it too, and the adapter may let the kernel skip directory opens.
     fn opendir(&self, ino: Ino) -> Result<Opened>;
-    /// The entries of an open directory from position `offset` on ("." and ".." included,
-    /// at positions 0 and 1). The position of entry i in the returned list is `offset + i + 1`
-    /// for the purpose of resuming.
+    /// The next entries of a directory after the one whose [`DirEntry::offset`] is
+    /// `offset` (0: from the start, "." and ".." first). Returns an empty list at the end.
     fn readdir(&self, ino: Ino, fh: Fh, offset: u64) -> Result<Vec<DirEntry>>;
     fn releasedir(&self, ino: Ino, fh: Fh);
     fn statfs(&self) -> Result<StatFs>;

@@ -47,6 +47,8 @@ pub struct FuseAdapter<F: FileSystem> {
     /// their releases): set when the core serves I/O without handles and passthrough,
     /// which needs opens, is off.
     skip_opens: bool,
+    /// The same for directories: set when the core serves I/O without handles.
+    skip_opendirs: bool,
     stats: Arc<RequestStats>,
 }
 
@@ -60,6 +62,7 @@ impl<F: FileSystem> FuseAdapter<F> {
             passthrough: Passthrough::new(),
             stats: Arc::default(),
             skip_opens: false,
+            skip_opendirs: false,
         }
     }
 
@@ -236,6 +239,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
             }
         }
         self.skip_opens = self.fs.serves_without_open() && !self.passthrough.is_granted();
+        self.skip_opendirs = self.fs.serves_without_open();
         if let Err(max) = config.set_max_write(MAX_WRITE) {
             let _ = config.set_max_write(max);
         }
@@ -514,6 +518,11 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         self.stats.count(Op::Opendir);
+        if self.skip_opendirs {
+            // as for files: the kernel opens directories itself from now on (and caches
+            // their listings, since nothing changes them behind its back)
+            return reply.error(Errno::ENOSYS);
+        }
         respond("opendir", ino.0, self.fs.opendir(ino.0), reply, |r, o| {
             let flags = if o.keep_cache {
                 FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR
@@ -535,9 +544,9 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         self.stats.count(Op::Readdir);
         let res = self.fs.readdir(ino.0, fh.0, offset);
         respond("readdir", ino.0, res, reply, |mut r, entries| {
-            for (i, e) in entries.iter().enumerate() {
+            for e in &entries {
                 let kind = file_type(e.kind);
-                if r.add(INodeNo(e.ino), next_offset(offset, i), kind, &e.name) {
+                if r.add(INodeNo(e.ino), e.offset, kind, &e.name) {
                     break;
                 }
             }
@@ -559,7 +568,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
             Err(err) => return fail("readdirplus", ino.0, &err, reply),
         };
         let mut added = 0;
-        for (i, e) in entries.iter().enumerate() {
+        for e in &entries {
             let (entry, counted) = if is_dot(&e.name) {
                 (self.dot_entry(e), false)
             } else {
@@ -575,8 +584,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
                 }
             };
             let attr = file_attr(&entry.attr);
-            let next = next_offset(offset, i);
-            if reply.add(attr.ino, next, &e.name, &entry.ttl, &attr, GENERATION) {
+            if reply.add(attr.ino, e.offset, &e.name, &entry.ttl, &attr, GENERATION) {
                 if counted {
                     // Not sent, so not looked up as far as the kernel knows.
                     self.fs.forget(entry.attr.ino, 1);
@@ -679,11 +687,6 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
     }
 }
 
-/// The resume position of the entry at index `i` of a listing that started at `offset`.
-fn next_offset(offset: u64, i: usize) -> u64 {
-    offset.saturating_add(i as u64).saturating_add(1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -706,12 +709,5 @@ mod tests {
         assert_eq!(xattr_set(libc::XATTR_CREATE).ok(), Some(XattrSet::Create));
         assert_eq!(xattr_set(libc::XATTR_REPLACE).ok(), Some(XattrSet::Replace));
         assert!(xattr_set(libc::XATTR_CREATE | libc::XATTR_REPLACE).is_err());
-    }
-
-    #[test]
-    fn offsets() {
-        assert_eq!(next_offset(0, 0), 1);
-        assert_eq!(next_offset(5, 2), 8);
-        assert_eq!(next_offset(u64::MAX, 3), u64::MAX);
     }
 }

@@ -121,6 +121,7 @@ mod tests {
             ino: 5,
             name: "x".into(),
             kind: FileKind::Dir,
+            offset: 3,
         });
         let mut a = e.attr;
         a.perm = 0o177777;
