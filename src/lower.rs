@@ -6,12 +6,12 @@
 //! directories are the union of all layers' directories (namespace packages such as
 //! `sphinxcontrib/` show every distribution's modules).
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::SystemTime;
 
+use foldhash::HashMap;
 use venvfs_api::FileKind;
 
 use crate::layer::{LayerEntry, LayerError, Source};
@@ -31,10 +31,12 @@ pub struct LowerNode {
     /// Index of the layer in [`LowerTree::layers`]; for implicit directories the first layer
     /// that needed them.
     pub layer: u32,
-    /// Path inside the layer ("" for implicit directories).
+    /// Path inside a directory layer ("" for implicit directories and wheel members).
     pub src: Box<str>,
     pub member: Option<u32>,
     pub target: Option<Box<OsStr>>,
+    /// (foldhash: names come from wheels, and its per-process random seed keeps crafted
+    /// names from colliding on purpose, at a fraction of SipHash's cost per lookup)
     pub children: HashMap<Box<OsStr>, LowerId>,
     /// Set for directories that no layer lists itself, only creates by holding files below.
     pub implicit: bool,
@@ -76,9 +78,14 @@ impl LowerTree {
         crate::parallel::for_each_in_order(&manifest.layers, open, |i, opened| {
             let (source, entries, layer_mtime) = opened?;
             let layer = &manifest.layers[i];
-            for entry in entries {
-                if let Some(dest) = layer.destination(&entry.rel) {
-                    tree.insert(&dest, &entry, i as u32, layer_mtime);
+            let mut last_dir = None;
+            let mut dest: Vec<&str> = Vec::new();
+            for entry in &entries {
+                if let Some((to, rest)) = layer.destination_parts(&entry.rel) {
+                    dest.clear();
+                    let parts = to.split('/').chain(rest.split('/'));
+                    dest.extend(parts.filter(|p| !p.is_empty()));
+                    last_dir = tree.insert(&dest, entry, i as u32, layer_mtime, last_dir);
                 }
             }
             tree.layers.push(source);
@@ -102,54 +109,92 @@ impl LowerTree {
         }
     }
 
-    fn insert(&mut self, dest: &str, entry: &LayerEntry, layer: u32, layer_mtime: SystemTime) {
-        let mut cur = LOWER_ROOT;
-        let mut parts = dest.split('/').filter(|p| !p.is_empty()).peekable();
-        if parts.peek().is_none() {
-            return; // the venv root itself: nothing to record
-        }
-        while let Some(part) = parts.next() {
-            let last = parts.peek().is_none();
-            let name = OsStr::new(part);
-            if let Some(&child) = self.nodes[cur as usize].children.get(name) {
-                let existing = &mut self.nodes[child as usize];
-                if existing.kind != FileKind::Dir {
-                    return; // a higher layer put a file here; it hides this entry
+    /// Places `entry` at the venv path `dest` (its components), creating the directories
+    /// on the way. A layer lists a directory's entries one after the other, so `hint` (the
+    /// directory of the previous entry, as this returned it) usually spares the walk from
+    /// the root.
+    fn insert(
+        &mut self,
+        dest: &[&str],
+        entry: &LayerEntry,
+        layer: u32,
+        layer_mtime: SystemTime,
+        hint: Option<(LowerId, usize)>,
+    ) -> Option<(LowerId, usize)> {
+        let (&last, dirs) = dest.split_last()?;
+        let parent = match hint {
+            Some((id, depth)) if depth == dirs.len() && self.is_at(id, dirs) => id,
+            _ => {
+                let mut cur = LOWER_ROOT;
+                for part in dirs {
+                    cur = self.dir_child(cur, part, layer, layer_mtime)?;
                 }
-                if last {
-                    if entry.kind == FileKind::Dir && existing.implicit {
-                        existing.perm = entry.perm;
-                        existing.mtime = entry.mtime;
-                        existing.implicit = false;
-                    }
-                    return;
-                }
-                cur = child;
-                continue;
+                cur
             }
-            let id = self.nodes.len() as LowerId;
-            let node = if last {
-                LowerNode {
-                    name: name.into(),
-                    parent: cur,
-                    kind: entry.kind,
-                    perm: entry.perm,
-                    size: entry.size,
-                    mtime: entry.mtime,
-                    layer,
-                    src: entry.rel.as_str().into(),
-                    member: entry.member,
-                    target: entry.target.as_deref().map(Into::into),
-                    children: HashMap::new(),
-                    implicit: false,
-                }
-            } else {
-                dir_node(name, cur, layer, layer_mtime)
-            };
-            self.nodes.push(node);
-            self.nodes[cur as usize].children.insert(name.into(), id);
-            cur = id;
+        };
+        let name = OsStr::new(last);
+        if let Some(&child) = self.nodes[parent as usize].children.get(name) {
+            let existing = &mut self.nodes[child as usize];
+            if existing.kind == FileKind::Dir && entry.kind == FileKind::Dir && existing.implicit {
+                existing.perm = entry.perm;
+                existing.mtime = entry.mtime;
+                existing.implicit = false;
+            }
+            // otherwise a higher layer has it: it hides this entry
+            return Some((parent, dirs.len()));
         }
+        let id = self.nodes.len() as LowerId;
+        self.nodes.push(LowerNode {
+            name: name.into(),
+            parent,
+            kind: entry.kind,
+            perm: entry.perm,
+            size: entry.size,
+            mtime: entry.mtime,
+            layer,
+            // (a wheel member is found by its index: its name needs no second copy)
+            src: match entry.member {
+                Some(_) => "".into(),
+                None => entry.rel.as_str().into(),
+            },
+            member: entry.member,
+            target: entry.target.as_deref().map(Into::into),
+            children: HashMap::default(),
+            implicit: false,
+        });
+        self.nodes[parent as usize].children.insert(name.into(), id);
+        Some((parent, dirs.len()))
+    }
+
+    /// The directory `name` in `dir`, made (implicit) if missing; `None` if a higher layer
+    /// put a file there, which hides everything this layer has below it.
+    fn dir_child(
+        &mut self,
+        dir: LowerId,
+        name: &str,
+        layer: u32,
+        mtime: SystemTime,
+    ) -> Option<LowerId> {
+        let name = OsStr::new(name);
+        if let Some(&child) = self.nodes[dir as usize].children.get(name) {
+            return (self.nodes[child as usize].kind == FileKind::Dir).then_some(child);
+        }
+        let id = self.nodes.len() as LowerId;
+        self.nodes.push(dir_node(name, dir, layer, mtime));
+        self.nodes[dir as usize].children.insert(name.into(), id);
+        Some(id)
+    }
+
+    /// Whether node `id` is at the venv path `dirs`, compared from the node up.
+    fn is_at(&self, mut id: LowerId, dirs: &[&str]) -> bool {
+        for part in dirs.iter().rev() {
+            let n = &self.nodes[id as usize];
+            if n.name.as_bytes() != part.as_bytes() {
+                return false;
+            }
+            id = n.parent;
+        }
+        id == LOWER_ROOT
     }
 
     pub fn node(&self, id: LowerId) -> &LowerNode {
@@ -203,7 +248,7 @@ fn dir_node(name: &OsStr, parent: LowerId, layer: u32, mtime: SystemTime) -> Low
         src: "".into(),
         member: None,
         target: None,
-        children: HashMap::new(),
+        children: HashMap::default(),
         implicit: true,
     }
 }

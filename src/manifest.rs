@@ -208,6 +208,13 @@ impl Layer {
     /// Where the layer path `rel` ('/'-separated) goes in the venv, or None if it is hidden.
     /// Returns the venv-relative destination ("" is the venv root).
     pub fn destination(&self, rel: &str) -> Option<String> {
+        let (to, rest) = self.destination_parts(rel)?;
+        Some(join_rel(to, rest))
+    }
+
+    /// [`Layer::destination`] as two parts to join with `/` (either may be empty), without
+    /// building the string: the mapping's target and the rest of `rel` below its source.
+    pub fn destination_parts<'a>(&'a self, rel: &'a str) -> Option<(&'a str, &'a str)> {
         let best = self
             .map
             .iter()
@@ -217,8 +224,7 @@ impl Layer {
             return None;
         }
         let rest = prefix_rest(rel, &best.from)?;
-        let to = best.to.as_deref().unwrap_or("");
-        Some(join_rel(to, rest))
+        Some((best.to.as_deref().unwrap_or(""), rest))
     }
 
     /// A short name for messages: `name==version`, else the source path.

@@ -176,7 +176,7 @@ impl Overlay {
             tracing::error!(
                 "layer {}: cannot serve {}: {e}",
                 self.lower.labels[l.layer as usize],
-                l.src
+                String::from_utf8_lossy(&self.lower.path_of(lid))
             );
         })
     }

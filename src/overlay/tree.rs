@@ -3,11 +3,12 @@
 //! directory (markers interpreted) and the lower tree; after that every change goes through
 //! the overlay operations, which keep the in-memory children and the disk in step.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::AtomicU64;
 
+use foldhash::{HashMap, HashMapExt};
 use parking_lot::Mutex;
 
 use venvfs_api::{Error, FileKind, Ino, Result, ROOT};
