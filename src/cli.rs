@@ -13,7 +13,8 @@ use clap::{Args, Parser, Subcommand};
 layers served straight from the wheel cache (uv's unpacked archives or .whl files), whatever \
 disk they are on, and every write goes to the venv's own directory. Nothing is copied at \
 install time and the cache is never modified.\n\n\
-Typical use:\n  python3 -m venv --without-pip .venv\n  venvfs layer add .venv ~/wheels/*.whl\n  \
+Typical use:\n  venvfs create .venv\n  venvfs sync .venv pylock.toml      \
+# or a requirements.txt of name==version pins; wheels come from uv's cache\n  \
 venvfs mount .venv\n  .venv/bin/python -c 'import numpy'\n  venvfs umount .venv"
 )]
 pub struct Cli {

@@ -351,9 +351,10 @@ pub fn while_unmounted<T>(
         .stdin(Stdio::null())
         .output();
     match remount {
-        Ok(out) if out.status.success() => {
-            eprintln!("remounted {shown} with the change");
-        }
+        Ok(out) if out.status.success() => match &result {
+            Ok(_) => eprintln!("remounted {shown} with the change"),
+            Err(_) => eprintln!("remounted {shown} unchanged"),
+        },
         Ok(out) => {
             eprint!("{}", String::from_utf8_lossy(&out.stderr));
             eprintln!("error: could not mount {shown} again; run `venvfs mount {shown}`");

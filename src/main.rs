@@ -70,7 +70,9 @@ fn create(venv: &Path, python: &str) -> Result<(), Box<dyn Error>> {
     }
     let version = venvfs::venv::python_version(venv)?;
     println!(
-        "Created {} (Python {version}); add packages with `venvfs install {} WHEEL...`",
+        "Created {} (Python {version}); fill it with `venvfs sync {} pylock.toml` (or \
+         requirements.txt), or `venvfs install {} WHEEL...`",
+        venv.display(),
         venv.display(),
         venv.display()
     );

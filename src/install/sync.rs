@@ -270,9 +270,8 @@ pub fn up_to_date(
     let interpreter = crate::interpreter::of_venv(&venv)?;
     let supported = interpreter.tags();
     let rank = TagRank::new(&supported);
-    let Ok(resolved) = resolve(targets, opts, &rank, &supported, &version) else {
-        return Ok(None); // apply reports the problem
-    };
+    // (a missing wheel is reported now, before a mounted venv is unmounted for nothing)
+    let resolved = resolve(targets, opts, &rank, &supported, &version)?;
     let all_current = resolved.iter().all(|r| {
         manifest
             .layers
