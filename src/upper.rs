@@ -201,29 +201,33 @@ impl Upper {
         }
     }
 
+    /// Renames `from` to `to`; with `noreplace`, fails with `EEXIST` rather than replace an
+    /// existing `to`.
     pub fn rename(&self, from: &[u8], to: &[u8], noreplace: bool) -> io::Result<()> {
         let flags = if noreplace {
             rustix::fs::RenameFlags::NOREPLACE
         } else {
             rustix::fs::RenameFlags::empty()
         };
-        Ok(rustix::fs::renameat_with(
-            &self.root,
-            path(from),
-            &self.root,
-            path(to),
-            flags,
-        )?)
-    }
-
-    pub fn exchange(&self, a: &[u8], b: &[u8]) -> io::Result<()> {
-        Ok(rustix::fs::renameat_with(
-            &self.root,
-            path(a),
-            &self.root,
-            path(b),
-            rustix::fs::RenameFlags::EXCHANGE,
-        )?)
+        let renamed =
+            rustix::fs::renameat_with(&self.root, path(from), &self.root, path(to), flags);
+        match renamed {
+            // Network filesystems (NFS, sshfs, ...) take no renameat2 flags. The daemon is
+            // the only writer of the venv directory and changes it under the tree lock, so
+            // looking first is as good there.
+            Err(rustix::io::Errno::INVAL) if noreplace => {
+                if self.exists(to) {
+                    return Err(io::Error::from_raw_os_error(libc::EEXIST));
+                }
+                Ok(rustix::fs::renameat(
+                    &self.root,
+                    path(from),
+                    &self.root,
+                    path(to),
+                )?)
+            }
+            r => Ok(r?),
+        }
     }
 
     pub fn symlink(&self, target: &OsStr, rel: &[u8]) -> io::Result<()> {
