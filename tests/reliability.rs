@@ -677,7 +677,9 @@ fn kill_9_during_writes_leaves_old_or_new_state_every_time() {
             stop.store(true, Ordering::SeqCst);
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
-        m.forget();
+        // (the guard of the dead mount stays armed until a new mount replaces it, so a
+        // failure in between still removes it)
+        let dead = m;
         for r in &results {
             total_ops += r.as_ref().map_err(|e| e.clone()).unwrap();
         }
@@ -686,6 +688,7 @@ fn kill_9_during_writes_leaves_old_or_new_state_every_time() {
         let stale = fs::write(s.venv.join("probe-after-kill"), "").unwrap_err();
         assert_eq!(stale.raw_os_error(), Some(libc::ENOTCONN), "{stale}");
         let m = s.mount();
+        dead.forget();
         for (t, j) in journals.iter().enumerate() {
             let j = j.lock().unwrap();
             let shown = read_owned(&site, &j.done)
