@@ -254,11 +254,12 @@ fn check_record(
         path: source.to_owned(),
         why: e.to_string(),
     })?;
-    let sizes: std::collections::HashMap<&str, u64> = members
+    let sizes: foldhash::HashMap<&str, u64> = members
         .unwrap_or_default()
         .iter()
         .map(|(p, n)| (p.as_str(), *n))
         .collect();
+    let read: foldhash::HashMap<&str, &[u8]> = read.iter().map(|(p, c)| (p.as_str(), *c)).collect();
     for row in &rows {
         if let (Some(declared), Some(&actual)) = (row.size, sizes.get(row.path.as_str())) {
             if declared != actual {
@@ -271,7 +272,7 @@ fn check_record(
         let Some(hash) = row.hash.as_deref().filter(|h| h.starts_with("sha256=")) else {
             continue;
         };
-        if let Some((_, content)) = read.iter().find(|(p, _)| *p == row.path) {
+        if let Some(content) = read.get(row.path.as_str()) {
             let actual = super::record::sha256_digest(content);
             if actual != hash {
                 return Err(lie(format!(
@@ -354,18 +355,24 @@ pub fn remove_generated(
 /// it installs (a venv's top directories are shared by all of them).
 #[derive(Default)]
 pub struct Whiteouts {
-    /// Venv-relative directory -> (hidden name, whiteout path), or `None` if the directory
-    /// is not in the venv's own directory.
-    listed: std::collections::HashMap<String, Option<Vec<(String, PathBuf)>>>,
+    /// Venv-relative directory -> its whiteouts as (hidden name, whiteout path), or `None` if
+    /// the directory is not in the venv's own directory.
+    listed: foldhash::HashMap<String, Option<Vec<(String, PathBuf)>>>,
 }
 
 impl Whiteouts {
+    /// The whiteouts of venv directory `dir` ("" is the root), or `None` if it (or one of
+    /// its ancestors) is not in the venv's own directory.
     fn of(&mut self, venv: &Path, dir: &str) -> Option<&[(String, PathBuf)]> {
-        self.listed
-            .entry(dir.to_owned())
-            .or_insert_with(|| {
-                let entries = std::fs::read_dir(venv.join(dir)).ok()?;
-                Some(
+        if !self.listed.contains_key(dir) {
+            let parent_exists = match dir.rsplit_once('/') {
+                Some((parent, _)) => self.of(venv, parent).is_some(),
+                None => dir.is_empty() || self.of(venv, "").is_some(),
+            };
+            let listing = parent_exists
+                .then(|| std::fs::read_dir(venv.join(dir)).ok())
+                .flatten()
+                .map(|entries| {
                     entries
                         .flatten()
                         .filter_map(|e| {
@@ -373,10 +380,11 @@ impl Whiteouts {
                             let target = name.to_str()?.strip_prefix(".wh.")?.to_owned();
                             Some((target, e.path()))
                         })
-                        .collect(),
-                )
-            })
-            .as_deref()
+                        .collect()
+                });
+            self.listed.insert(dir.to_owned(), listing);
+        }
+        self.listed[dir].as_deref()
     }
 
     /// Removes the whiteouts in the venv's own directory that hide any of `destinations`
@@ -388,45 +396,59 @@ impl Whiteouts {
         venv: &Path,
         destinations: &[String],
     ) -> std::io::Result<()> {
-        use std::collections::{BTreeSet, HashMap};
-        // every path the layer shows, directories included, by directory
-        let mut children: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+        // Only directories of the venv's own can hold whiteouts: list each directory the
+        // layer has files in once (and its ancestors, through `of`), and look closer only
+        // if one of them holds any.
+        let mut dirs: foldhash::HashSet<&str> = Default::default();
+        let mut any = false;
         for d in destinations {
-            let mut p = d.as_str();
-            while let Some((dir, name)) = p.rsplit_once('/') {
-                if !children.entry(dir).or_default().insert(name) {
-                    break; // already seen, and so are its ancestors
-                }
-                p = dir;
+            let dir = d.rsplit_once('/').map_or("", |(dir, _)| dir);
+            if dirs.insert(dir) {
+                any |= self.ancestors_have_whiteouts(venv, dir);
             }
-            children.entry("").or_default().insert(p);
         }
-        // only directories that exist in the venv's own directory can hold whiteouts: look
-        // at those, shallowest first, and skip everything below one that does not exist
-        let mut dirs: Vec<&str> = children.keys().copied().collect();
-        dirs.sort_by_key(|d| (d.matches('/').count(), *d));
-        let mut absent: Vec<&str> = Vec::new();
-        for dir in dirs {
-            if absent
-                .iter()
-                .any(|a| dir.starts_with(a) && dir[a.len()..].starts_with('/'))
-            {
-                continue;
+        if !any {
+            return Ok(());
+        }
+        // every path the layer shows, directories included
+        let mut shown: foldhash::HashSet<&str> = destinations.iter().map(String::as_str).collect();
+        for &dir in &dirs {
+            let mut p = dir;
+            while !p.is_empty() && shown.insert(p) {
+                p = p.rsplit_once('/').map_or("", |(up, _)| up);
             }
-            let Some(whiteouts) = self.of(venv, dir) else {
-                absent.push(dir);
-                continue;
-            };
-            let hidden: Vec<PathBuf> = whiteouts
-                .iter()
-                .filter(|(target, _)| children[dir].contains(target.as_str()))
-                .map(|(_, path)| path.clone())
-                .collect();
-            for path in hidden {
-                txn.remove(&path)?;
+        }
+        let mut hidden = Vec::new();
+        for (dir, listing) in &self.listed {
+            for (target, path) in listing.iter().flatten() {
+                let rel = if dir.is_empty() {
+                    target.clone()
+                } else {
+                    format!("{dir}/{target}")
+                };
+                if shown.contains(rel.as_str()) {
+                    hidden.push(path.clone());
+                }
             }
+        }
+        for path in hidden {
+            txn.remove(&path)?;
         }
         Ok(())
+    }
+
+    /// Whether `dir` or one of its ancestors holds a whiteout in the venv's own directory.
+    fn ancestors_have_whiteouts(&mut self, venv: &Path, dir: &str) -> bool {
+        let mut d = dir;
+        loop {
+            if self.of(venv, d).is_some_and(|w| !w.is_empty()) {
+                return true;
+            }
+            if d.is_empty() {
+                return false;
+            }
+            d = d.rsplit_once('/').map_or("", |(up, _)| up);
+        }
     }
 }
 

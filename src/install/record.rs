@@ -185,14 +185,15 @@ fn csv_records(text: &str) -> Vec<(usize, Vec<String>)> {
 pub fn write_record(rows: &[RecordRow]) -> String {
     let mut sorted: Vec<&RecordRow> = rows.iter().collect();
     sorted.sort();
-    let mut out = String::new();
+    let mut out = String::with_capacity(rows.len() * 96);
     for row in sorted {
         push_field(&mut out, &row.path);
         out.push(',');
         push_field(&mut out, row.hash.as_deref().unwrap_or(""));
         out.push(',');
         if let Some(size) = row.size {
-            out.push_str(&size.to_string());
+            use std::fmt::Write;
+            let _ = write!(out, "{size}");
         }
         out.push('\n');
     }
@@ -200,7 +201,10 @@ pub fn write_record(rows: &[RecordRow]) -> String {
 }
 
 fn push_field(out: &mut String, field: &str) {
-    if field.contains([',', '"', '\r', '\n']) {
+    if field
+        .bytes()
+        .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
+    {
         out.push('"');
         out.push_str(&field.replace('"', "\"\""));
         out.push('"');
