@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::generated::{self, DataScript, Generated, WheelInstall};
 use super::txn::Txn;
-use super::{wheel_layer, InstallError};
+use super::InstallError;
 use crate::layer::wheel::{MemberCache, MemberKind, WheelArchive};
 use crate::manifest::Layer;
 use venvfs_api::FileKind;
@@ -29,12 +29,26 @@ type ReadFn = Box<dyn Fn(&str) -> Result<Vec<u8>, InstallError>>;
 struct SourceFiles {
     /// (path, size) of every file.
     members: Vec<(String, u64)>,
+    /// The mode of every file, in the order of `members`.
+    modes: Vec<u32>,
     read: ReadFn,
-    /// (name, mode) of the files in `.data/scripts`.
-    scripts: Vec<(String, u32)>,
 }
 
-fn source_files(source: &Path, data_scripts: &str) -> Result<SourceFiles, InstallError> {
+impl SourceFiles {
+    /// (name, mode) of the files directly in `data_scripts` (`NAME-VERSION.data/scripts/`).
+    fn scripts(&self, data_scripts: &str) -> Vec<(String, u32)> {
+        self.members
+            .iter()
+            .zip(&self.modes)
+            .filter_map(|((p, _), &mode)| Some((p.strip_prefix(data_scripts)?, mode)))
+            .filter(|(n, _)| !n.contains('/'))
+            .map(|(n, mode)| (n.to_owned(), mode))
+            .collect()
+    }
+}
+
+/// Opens a wheel source once: its file list, and a reader of its files.
+fn source_files(source: &Path) -> Result<SourceFiles, InstallError> {
     let read_err = |path: PathBuf| {
         move |e| InstallError::Read {
             path: path.clone(),
@@ -47,13 +61,11 @@ fn source_files(source: &Path, data_scripts: &str) -> Result<SourceFiles, Instal
         let entries = crate::layer::listing::list(source, &label)?;
         let files = entries.iter().filter(|e| e.kind == FileKind::File);
         let members = files.clone().map(|e| (e.rel.clone(), e.size)).collect();
-        let scripts = files
-            .filter_map(|e| Some((e.rel.strip_prefix(data_scripts)?.to_owned(), e.perm as u32)))
-            .filter(|(n, _)| !n.contains('/'))
-            .collect();
+        let modes = files.map(|e| e.perm as u32).collect();
         let root = source.to_owned();
         Ok(SourceFiles {
             members,
+            modes,
             read: Box::new(move |rel| {
                 let p = root.join(rel);
                 let size = std::fs::symlink_metadata(&p)
@@ -62,7 +74,6 @@ fn source_files(source: &Path, data_scripts: &str) -> Result<SourceFiles, Instal
                 check_read_size(&p, rel, size)?;
                 std::fs::read(&p).map_err(read_err(p))
             }),
-            scripts,
         })
     } else {
         let archive = Arc::new(WheelArchive::open(source)?);
@@ -76,30 +87,24 @@ fn source_files(source: &Path, data_scripts: &str) -> Result<SourceFiles, Instal
             .iter()
             .map(|(_, m)| (m.name.clone(), m.size))
             .collect();
-        let scripts = files
-            .iter()
-            .filter_map(|(_, m)| Some((m.name.strip_prefix(data_scripts)?.to_owned(), m.mode)))
-            .filter(|(n, _)| !n.contains('/'))
-            .collect();
+        let modes = files.iter().map(|(_, m)| m.mode).collect();
+        let index: foldhash::HashMap<String, usize> =
+            files.iter().map(|&(i, m)| (m.name.clone(), i)).collect();
         let cache = MemberCache::new(64 << 20, 64 << 20, std::env::temp_dir());
         let path = source.to_owned();
         Ok(SourceFiles {
             members,
+            modes,
             read: Box::new(move |rel| {
-                let index = archive
-                    .members()
-                    .iter()
-                    .position(|m| m.name == rel)
-                    .ok_or_else(|| InstallError::NoMember {
-                        path: path.clone(),
-                        member: rel.to_owned(),
-                    })?;
+                let index = *index.get(rel).ok_or_else(|| InstallError::NoMember {
+                    path: path.clone(),
+                    member: rel.to_owned(),
+                })?;
                 check_read_size(&path, rel, archive.members()[index].size)?;
                 let data = cache.open(&archive, index)?;
                 data.read_at(0, archive.members()[index].size as usize)
                     .map_err(read_err(path.clone()))
             }),
-            scripts,
         })
     }
 }
@@ -133,11 +138,16 @@ pub fn plan(
     version: &str,
     from_path: bool,
 ) -> Result<Planned, InstallError> {
-    let layer = wheel_layer(source, version)?;
-    let prefix = super::dist_info_prefix(source)?;
+    let files = source_files(source)?;
+    let tops = files
+        .members
+        .iter()
+        .filter_map(|(p, _)| p.split('/').next());
+    let prefix = super::dist_info_prefix_among(source, tops)?;
+    let layer = super::layer_for(source, &prefix, version);
     let dist = format!("{prefix}.dist-info");
-    let files = source_files(source, &format!("{prefix}.data/scripts/"))?;
     let scripts_dir = format!("{prefix}.data/scripts/");
+    let scripts = files.scripts(&scripts_dir);
     let read_total: u64 = files
         .members
         .iter()
@@ -171,8 +181,7 @@ pub fn plan(
         member: format!("{dist}/RECORD"),
     })?;
     let entry_points = text("entry_points.txt")?;
-    let script_bytes: Vec<(String, Vec<u8>, u32)> = files
-        .scripts
+    let script_bytes: Vec<(String, Vec<u8>, u32)> = scripts
         .iter()
         .map(|(name, mode)| {
             Ok((

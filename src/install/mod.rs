@@ -46,28 +46,31 @@ pub enum InstallError {
 
 /// The `{name}-{version}` prefix of a wheel's `.dist-info` directory.
 pub fn dist_info_prefix(source: &Path) -> Result<String, InstallError> {
-    let tops: Vec<String> = if source.is_dir() {
-        std::fs::read_dir(source)
+    if source.is_dir() {
+        let tops: Vec<String> = std::fs::read_dir(source)
             .map_err(|e| InstallError::Read {
                 path: source.to_owned(),
                 source: e,
             })?
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .collect()
+            .collect();
+        dist_info_prefix_among(source, tops.iter().map(String::as_str))
     } else {
         let archive = WheelArchive::open(source)?;
-        let mut t: Vec<String> = archive
+        let tops = archive
             .members()
             .iter()
-            .filter_map(|m| m.name.split('/').next().map(str::to_owned))
-            .collect();
-        t.dedup();
-        t
-    };
-    let mut found: Vec<&str> = tops
-        .iter()
-        .filter_map(|t| t.strip_suffix(".dist-info"))
-        .collect();
+            .filter_map(|m| m.name.split('/').next());
+        dist_info_prefix_among(source, tops)
+    }
+}
+
+/// [`dist_info_prefix`] from the top-level names of a wheel source.
+pub fn dist_info_prefix_among<'a>(
+    source: &Path,
+    tops: impl Iterator<Item = &'a str>,
+) -> Result<String, InstallError> {
+    let mut found: Vec<&str> = tops.filter_map(|t| t.strip_suffix(".dist-info")).collect();
     found.sort_unstable();
     found.dedup();
     match found.as_slice() {
@@ -84,7 +87,11 @@ pub fn dist_info_prefix(source: &Path) -> Result<String, InstallError> {
 
 /// The layer for a wheel (file or unpacked directory) in a venv of Python `version` (X.Y).
 pub fn wheel_layer(source: &Path, version: &str) -> Result<Layer, InstallError> {
-    let prefix = dist_info_prefix(source)?;
+    Ok(layer_for(source, &dist_info_prefix(source)?, version))
+}
+
+/// [`wheel_layer`] of a source whose dist-info prefix is known.
+pub fn layer_for(source: &Path, prefix: &str, version: &str) -> Layer {
     let (name, ver) = prefix.split_once('-').unwrap_or((&prefix, ""));
     let site = crate::venv::site_packages(version);
     let data = format!("{prefix}.data");
@@ -113,10 +120,10 @@ pub fn wheel_layer(source: &Path, version: &str) -> Result<Layer, InstallError> 
         ),
         to(format!("{data}/data"), String::new()),
     ];
-    Ok(Layer {
+    Layer {
         source: source.to_owned(),
         name: name.to_owned(),
         version: ver.to_owned(),
         map,
-    })
+    }
 }
