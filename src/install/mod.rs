@@ -92,7 +92,7 @@ pub fn wheel_layer(source: &Path, version: &str) -> Result<Layer, InstallError> 
 
 /// [`wheel_layer`] of a source whose dist-info prefix is known.
 pub fn layer_for(source: &Path, prefix: &str, version: &str) -> Layer {
-    let (name, ver) = prefix.split_once('-').unwrap_or((&prefix, ""));
+    let (name, ver) = prefix.split_once('-').unwrap_or((prefix, ""));
     let site = crate::venv::site_packages(version);
     let data = format!("{prefix}.data");
     let to = |from: String, to: String| Mapping {
