@@ -37,9 +37,25 @@ pub struct LowerNode {
     pub target: Option<Box<OsStr>>,
     /// (foldhash: names come from wheels, and its per-process random seed keeps crafted
     /// names from colliding on purpose, at a fraction of SipHash's cost per lookup)
-    pub children: HashMap<Box<OsStr>, LowerId>,
+    /// (boxed: most nodes are files, and an empty map still takes 40 bytes)
+    children: Option<Box<HashMap<Box<OsStr>, LowerId>>>,
     /// Set for directories that no layer lists itself, only creates by holding files below.
     pub implicit: bool,
+}
+
+impl LowerNode {
+    /// A directory's entries: (name, node).
+    pub fn children(&self) -> impl Iterator<Item = (&OsStr, LowerId)> {
+        self.children
+            .iter()
+            .flat_map(|c| c.iter().map(|(name, &id)| (&**name, id)))
+    }
+
+    fn add_child(&mut self, name: &OsStr, id: LowerId) {
+        self.children
+            .get_or_insert_with(Default::default)
+            .insert(name.into(), id);
+    }
 }
 
 pub struct LowerTree {
@@ -133,7 +149,7 @@ impl LowerTree {
             }
         };
         let name = OsStr::new(last);
-        if let Some(&child) = self.nodes[parent as usize].children.get(name) {
+        if let Some(child) = self.child(parent, name) {
             let existing = &mut self.nodes[child as usize];
             if existing.kind == FileKind::Dir && entry.kind == FileKind::Dir && existing.implicit {
                 existing.perm = entry.perm;
@@ -159,10 +175,10 @@ impl LowerTree {
             },
             member: entry.member,
             target: entry.target.as_deref().map(Into::into),
-            children: HashMap::default(),
+            children: None,
             implicit: false,
         });
-        self.nodes[parent as usize].children.insert(name.into(), id);
+        self.nodes[parent as usize].add_child(name, id);
         Some((parent, dirs.len()))
     }
 
@@ -176,12 +192,12 @@ impl LowerTree {
         mtime: SystemTime,
     ) -> Option<LowerId> {
         let name = OsStr::new(name);
-        if let Some(&child) = self.nodes[dir as usize].children.get(name) {
+        if let Some(child) = self.child(dir, name) {
             return (self.nodes[child as usize].kind == FileKind::Dir).then_some(child);
         }
         let id = self.nodes.len() as LowerId;
         self.nodes.push(dir_node(name, dir, layer, mtime));
-        self.nodes[dir as usize].children.insert(name.into(), id);
+        self.nodes[dir as usize].add_child(name, id);
         Some(id)
     }
 
@@ -202,7 +218,11 @@ impl LowerTree {
     }
 
     pub fn child(&self, dir: LowerId, name: &OsStr) -> Option<LowerId> {
-        self.nodes[dir as usize].children.get(name).copied()
+        self.nodes[dir as usize]
+            .children
+            .as_ref()?
+            .get(name)
+            .copied()
     }
 
     /// Looks up a venv-relative path ("a/b/c" as bytes).
@@ -248,7 +268,7 @@ fn dir_node(name: &OsStr, parent: LowerId, layer: u32, mtime: SystemTime) -> Low
         src: "".into(),
         member: None,
         target: None,
-        children: HashMap::default(),
+        children: None,
         implicit: true,
     }
 }

@@ -21,8 +21,8 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use flate2::read::DeflateDecoder;
@@ -929,7 +929,7 @@ enum Method {
 
 /// One explicit entry of a wheel's central directory. Directories that are only implied by
 /// deeper names (`a/b.py` implies `a`) have no `Member`.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Member {
     /// Validated relative path: '/'-separated, no leading or trailing '/', no empty, `.` or
     /// `..` components.
@@ -953,11 +953,11 @@ pub struct Member {
     /// central directory).
     data_limit: u64,
     /// Offset of the member's data, found from the local header on first use.
-    data_offset: OnceLock<u64>,
+    data_offset: AtomicU64,
     /// Validated symlink target, read at open.
     link_target: Option<Box<str>>,
     /// Set once a stored member's bytes passed their size and CRC-32 check.
-    verified: OnceLock<()>,
+    verified: AtomicBool,
 }
 
 impl Member {
@@ -1022,9 +1022,9 @@ fn member_from_header(
         header_offset: h.header_offset,
         raw_name_len: h.name.len() as u16,
         data_limit: 0,
-        data_offset: OnceLock::new(),
+        data_offset: AtomicU64::new(0),
         link_target: None,
-        verified: OnceLock::new(),
+        verified: AtomicBool::new(false),
     }))
 }
 
@@ -1466,8 +1466,10 @@ impl WheelArchive {
     /// The sizes and CRC here may be zero (bit 3, data descriptor); the central directory's
     /// values are used. Only the signature, flags, method and name length are cross-checked.
     fn data_offset(&self, member: &Member) -> Result<u64, WheelError> {
-        if let Some(&offset) = member.data_offset.get() {
-            return Ok(offset);
+        // (0 until found: data always follows a local header, so it is never at 0)
+        match member.data_offset.load(Ordering::Relaxed) {
+            0 => {}
+            offset => return Ok(offset),
         }
         let mut header = [0u8; LOCAL_HEADER_LEN as usize];
         read_exact_at(&self.file, &mut header, member.header_offset)
@@ -1513,7 +1515,7 @@ impl WheelArchive {
                 "has data that runs into the next member or the central directory",
             ));
         }
-        let _ = member.data_offset.set(offset);
+        member.data_offset.store(offset, Ordering::Relaxed);
         Ok(offset)
     }
 

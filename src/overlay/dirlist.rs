@@ -38,12 +38,12 @@ pub type Listing = Arc<Vec<DirEntry>>;
 
 fn listing(tree: &Tree, ino: Ino) -> Result<Listing> {
     let node = tree.get(ino)?;
-    let children = node.children.as_ref().ok_or(venvfs_api::Error::NotDir)?;
+    let children = node.children().ok_or(venvfs_api::Error::NotDir)?;
     let mut entries = Vec::with_capacity(children.len() + 2);
     for (name, &child) in children {
         entries.push(DirEntry {
             ino: child,
-            name: name.clone(),
+            name: name.to_os_string(),
             kind: tree.get(child)?.kind,
             offset: offset_of(name),
         });
@@ -65,7 +65,12 @@ impl Overlay {
     /// to the directory, or once the last piece is out: the kernel keeps listings itself).
     pub(super) fn list_dir(&self, ino: Ino, offset: u64) -> Result<Vec<DirEntry>> {
         self.with_loaded(ino, |tree| {
-            let mut kept = tree.get(ino)?.listing.lock();
+            let dir = tree
+                .get(ino)?
+                .dir
+                .as_ref()
+                .ok_or(venvfs_api::Error::NotDir)?;
+            let mut kept = dir.listing.lock();
             let all = match &*kept {
                 Some(l) => Arc::clone(l),
                 None => kept.insert(listing(tree, ino)?).clone(),

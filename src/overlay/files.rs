@@ -187,7 +187,7 @@ impl Overlay {
     pub(super) fn keep_if_referenced(&self, tree: &Tree, ino: Ino) -> Result<()> {
         let node = tree.get(ino)?;
         let referenced = node.lookups.load(Ordering::Relaxed) > 0;
-        if !node.upper || node.kind != FileKind::File || !node.aliases.is_empty() || !referenced {
+        if !node.upper || node.kind != FileKind::File || node.aliases.is_some() || !referenced {
             return Ok(());
         }
         let file = match self.files.upper(ino, false) {

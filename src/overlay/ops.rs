@@ -100,19 +100,12 @@ impl Overlay {
             self.upper.remove_if_present(&wh)?;
         }
         self.chown_to_caller(caller, &path)?;
-        let ino = tree.push(Node {
-            parent,
-            name: name.to_owned(),
-            kind,
-            upper: true,
-            lower: None,
-            children: (kind == FileKind::Dir).then(Default::default),
-            unlinked: false,
-            aliases: Vec::new(),
-            lookups: Default::default(),
-            listing: Default::default(),
-        });
-        tree.children_mut(parent)?.insert(name.to_owned(), ino);
+        let mut node = Node::new(parent, name, kind, true, None);
+        if kind == FileKind::Dir {
+            node.dir = Some(Default::default()); // new and empty: nothing to load
+        }
+        let ino = tree.push(node);
+        tree.children_mut(parent)?.insert(name.into(), ino);
         self.looked_up(tree, ino)
     }
 
@@ -163,7 +156,7 @@ impl Overlay {
                 (false, true) => return Err(Error::IsDir),
                 (true, true) => {
                     tree.load(d, &self.upper, &self.lower)?;
-                    if !tree.get(d)?.children.as_ref().is_some_and(|c| c.is_empty()) {
+                    if !tree.get(d)?.children().is_some_and(|c| c.is_empty()) {
                         return Err(Error::NotEmpty);
                     }
                 }
@@ -383,7 +376,7 @@ impl FileSystem for Overlay {
         }
         tree.load(ino, &self.upper, &self.lower)?;
         let node = tree.get(ino)?;
-        if !node.children.as_ref().is_some_and(|c| c.is_empty()) {
+        if !node.children().is_some_and(|c| c.is_empty()) {
             return Err(Error::NotEmpty);
         }
         let is_upper = node.upper;

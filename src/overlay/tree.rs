@@ -4,7 +4,7 @@
 //! the overlay operations, which keep the in-memory children and the disk in step.
 
 use std::collections::HashSet;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::AtomicU64;
 
@@ -19,25 +19,58 @@ use crate::upper::{join, Rel, Upper};
 
 pub struct Node {
     pub parent: Ino,
-    pub name: OsString,
+    pub name: Box<OsStr>,
     pub kind: FileKind,
     /// The entry exists in the upper layer at this node's path.
     pub upper: bool,
+    /// Removed from the tree (kept so open handles and the kernel's references stay valid).
+    pub unlinked: bool,
     /// Files: the lower file shown while the node is not in the upper layer.
     /// Directories: the lower directory whose entries merge into this one (none when the
     /// directory is opaque; the original one when it was renamed).
     pub lower: Option<u32>,
-    /// Directories: the merged children, once loaded.
-    pub children: Option<HashMap<OsString, Ino>>,
-    /// Removed from the tree (kept so open handles and the kernel's references stay valid).
-    pub unlinked: bool,
-    /// Further names of a hard-linked file, besides (`parent`, `name`).
-    pub aliases: Vec<(Ino, OsString)>,
+    /// Directories, once their children are loaded (boxed: most nodes are files).
+    pub dir: Option<Box<Dir>>,
+    /// Further names of a hard-linked file, besides (`parent`, `name`) (boxed: hard links
+    /// are rare, and a box is a third of an empty Vec in every node).
+    #[allow(clippy::box_collection)]
+    pub aliases: Option<Box<Vec<Name>>>,
     /// References the kernel holds (entries given to it, less those it forgot).
     pub lookups: AtomicU64,
-    /// Directories: the sorted listing while the kernel reads it (see `dirlist.rs`);
-    /// dropped by every change to the children.
+}
+
+/// A name of a node: its parent directory and the name in it.
+pub type Name = (Ino, Box<OsStr>);
+
+/// What a loaded directory node holds.
+#[derive(Default)]
+pub struct Dir {
+    /// The merged children.
+    pub children: HashMap<Box<OsStr>, Ino>,
+    /// The sorted listing while the kernel reads it (see `dirlist.rs`); dropped by every
+    /// change to the children.
     pub listing: Mutex<Option<Listing>>,
+}
+
+impl Node {
+    pub fn new(parent: Ino, name: &OsStr, kind: FileKind, upper: bool, lower: Option<u32>) -> Node {
+        Node {
+            parent,
+            name: name.into(),
+            kind,
+            upper,
+            unlinked: false,
+            lower,
+            dir: None,
+            aliases: None,
+            lookups: AtomicU64::new(0),
+        }
+    }
+
+    /// A directory's children, once loaded.
+    pub fn children(&self) -> Option<&HashMap<Box<OsStr>, Ino>> {
+        self.dir.as_ref().map(|d| &d.children)
+    }
 }
 
 /// Inode numbers are indexes + 1 and are never reused while mounted.
@@ -47,18 +80,7 @@ pub struct Tree {
 
 impl Tree {
     pub fn new() -> Tree {
-        let root = Node {
-            parent: ROOT,
-            name: OsString::new(),
-            kind: FileKind::Dir,
-            upper: true,
-            lower: Some(LOWER_ROOT),
-            children: None,
-            unlinked: false,
-            aliases: Vec::new(),
-            lookups: AtomicU64::new(0),
-            listing: Mutex::default(),
-        };
+        let root = Node::new(ROOT, OsStr::new(""), FileKind::Dir, true, Some(LOWER_ROOT));
         Tree { nodes: vec![root] }
     }
 
@@ -106,13 +128,13 @@ impl Tree {
     }
 
     pub fn loaded(&self, ino: Ino) -> bool {
-        self.get(ino).map(|n| n.children.is_some()).unwrap_or(true)
+        self.get(ino).map(|n| n.dir.is_some()).unwrap_or(true)
     }
 
     /// Looks a name up in a loaded directory.
     pub fn child(&self, parent: Ino, name: &OsStr) -> Result<Option<Ino>> {
         let p = self.get(parent)?;
-        match &p.children {
+        match p.children() {
             Some(c) => Ok(c.get(name).copied()),
             None if p.kind != FileKind::Dir => Err(Error::NotDir),
             None => Err(Error::Invalid("directory not loaded")),
@@ -120,18 +142,20 @@ impl Tree {
     }
 
     /// A loaded directory's children, to change them.
-    pub fn children_mut(&mut self, parent: Ino) -> Result<&mut HashMap<OsString, Ino>> {
-        let node = self.get_mut(parent)?;
-        *node.listing.get_mut() = None;
-        node.children
+    pub fn children_mut(&mut self, parent: Ino) -> Result<&mut HashMap<Box<OsStr>, Ino>> {
+        let dir = self
+            .get_mut(parent)?
+            .dir
             .as_mut()
-            .ok_or(Error::Invalid("directory not loaded"))
+            .ok_or(Error::Invalid("directory not loaded"))?;
+        *dir.listing.get_mut() = None;
+        Ok(&mut dir.children)
     }
 
     /// Computes a directory's merged children from the upper and lower layers.
     pub fn load(&mut self, ino: Ino, upper: &Upper, lower: &LowerTree) -> Result<()> {
         let node = self.get(ino)?;
-        if node.children.is_some() {
+        if node.dir.is_some() {
             return Ok(());
         }
         if node.kind != FileKind::Dir {
@@ -161,29 +185,21 @@ impl Tree {
             hidden.extend(listing.whiteouts);
         }
         if let Some(d) = lower_dir {
-            for (name, &lid) in &lower.node(d).children {
-                if !hidden.contains(&**name) {
+            for (name, lid) in lower.node(d).children() {
+                if !hidden.contains(name) {
                     new_nodes.push((name.to_os_string(), lower.node(lid).kind, false, Some(lid)));
                 }
             }
         }
         let mut children = HashMap::with_capacity(new_nodes.len());
         for (name, kind, is_upper, lower) in new_nodes {
-            let child = self.push(Node {
-                parent: ino,
-                name: name.clone(),
-                kind,
-                upper: is_upper,
-                lower,
-                children: None,
-                unlinked: false,
-                aliases: Vec::new(),
-                lookups: AtomicU64::new(0),
-                listing: Mutex::default(),
-            });
-            children.insert(name, child);
+            let child = self.push(Node::new(ino, &name, kind, is_upper, lower));
+            children.insert(name.into_boxed_os_str(), child);
         }
-        self.get_mut(ino)?.children = Some(children);
+        self.get_mut(ino)?.dir = Some(Box::new(Dir {
+            children,
+            listing: Mutex::default(),
+        }));
         Ok(())
     }
 
@@ -197,13 +213,16 @@ impl Tree {
             }
         }
         let node = self.get_mut(ino)?;
-        if node.parent == parent && node.name == name {
-            match node.aliases.pop() {
+        if node.parent == parent && *node.name == *name {
+            match node.aliases.as_mut().and_then(|a| a.pop()) {
                 Some((p, n)) => (node.parent, node.name) = (p, n),
                 None => node.unlinked = true,
             }
-        } else {
-            node.aliases.retain(|(p, n)| !(*p == parent && n == name));
+        } else if let Some(a) = node.aliases.as_mut() {
+            a.retain(|(p, n)| !(*p == parent && **n == *name));
+        }
+        if node.aliases.as_ref().is_some_and(|a| a.is_empty()) {
+            node.aliases = None;
         }
         Ok(())
     }
@@ -211,24 +230,28 @@ impl Tree {
     /// Moves the name `parent/name` of node `ino` to `new_parent/new_name`.
     pub fn move_name(&mut self, ino: Ino, from: (Ino, &OsStr), to: (Ino, &OsStr)) -> Result<()> {
         self.children_mut(from.0)?.remove(from.1);
-        self.children_mut(to.0)?.insert(to.1.to_owned(), ino);
+        self.children_mut(to.0)?.insert(to.1.into(), ino);
         let node = self.get_mut(ino)?;
-        if node.parent == from.0 && node.name == from.1 {
-            (node.parent, node.name) = (to.0, to.1.to_owned());
+        if node.parent == from.0 && *node.name == *from.1 {
+            (node.parent, node.name) = (to.0, to.1.into());
         } else if let Some(alias) = node
             .aliases
             .iter_mut()
-            .find(|(p, n)| *p == from.0 && n == from.1)
+            .flat_map(|a| a.iter_mut())
+            .find(|(p, n)| *p == from.0 && **n == *from.1)
         {
-            *alias = (to.0, to.1.to_owned());
+            *alias = (to.0, to.1.into());
         }
         Ok(())
     }
 
     /// Adds another name for a file (a hard link).
     pub fn add_name(&mut self, ino: Ino, parent: Ino, name: &OsStr) -> Result<()> {
-        self.children_mut(parent)?.insert(name.to_owned(), ino);
-        self.get_mut(ino)?.aliases.push((parent, name.to_owned()));
+        self.children_mut(parent)?.insert(name.into(), ino);
+        self.get_mut(ino)?
+            .aliases
+            .get_or_insert_with(Default::default)
+            .push((parent, name.into()));
         Ok(())
     }
 }

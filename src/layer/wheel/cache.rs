@@ -253,11 +253,13 @@ impl MemberCache {
         }
         match member.method {
             Method::Stored => {
-                if member.verified.get().is_none() {
+                if !member.verified.load(std::sync::atomic::Ordering::Relaxed) {
                     archive.read_member_into(member, &mut io::sink(), |e| {
                         WheelError::io(&archive.path, Some(&member.name), e)
                     })?;
-                    let _ = member.verified.set(());
+                    member
+                        .verified
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
                 }
                 Ok(MemberData::InPlace {
                     file: Arc::clone(&archive.file),
