@@ -43,8 +43,10 @@ impl MemberData {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let mut buf = vec![0; n];
-        read_exact_at(file, &mut buf, base + offset)?;
+        let buf = crate::layer::read_file_at(file, base + offset, n)?;
+        if buf.len() < n {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
         Ok(buf)
     }
 
