@@ -14,6 +14,8 @@ pub struct Txn {
     created_dirs: Vec<PathBuf>,
     /// Directories known to exist (so that writing many files asks once per directory).
     existing_dirs: std::collections::HashSet<PathBuf>,
+    /// The files written, still open: [`Txn::sync`] waits for their data.
+    written: Vec<std::fs::File>,
 }
 
 impl Txn {
@@ -31,6 +33,7 @@ impl Txn {
             created: Vec::new(),
             created_dirs: Vec::new(),
             existing_dirs: Default::default(),
+            written: Vec::new(),
         })
     }
 
@@ -85,13 +88,35 @@ impl Txn {
         f.write_all(content)?;
         // (the umask may have taken bits away)
         f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        // start writing the data out now; `sync` waits for it
+        start_writeback(&f);
+        self.written.push(f);
         Ok(())
     }
 
     /// Makes everything written so far durable, before the caller commits.
+    ///
+    /// Only this transaction's own files are waited for, not the whole filesystem's (a
+    /// `syncfs` also waits for whatever else is being written there, such as another
+    /// venv's copy of a whole package set): each written file (their writeback was started
+    /// as they were written), then every directory whose entries changed.
     pub fn sync(&self) -> io::Result<()> {
-        let dir = std::fs::File::open(&self.stash)?;
-        rustix::fs::syncfs(&dir)?;
+        for f in &self.written {
+            // (written back already, mostly: what is left is one journal commit, which
+            // the first of these makes for all of them)
+            f.sync_data()?;
+        }
+        let mut dirs: std::collections::BTreeSet<&Path> = std::collections::BTreeSet::new();
+        dirs.insert(&self.stash);
+        let changed = self
+            .created
+            .iter()
+            .chain(self.moved.iter().map(|(orig, _)| orig));
+        dirs.extend(changed.filter_map(|p| p.parent()));
+        dirs.extend(self.created_dirs.iter().filter_map(|d| d.parent()));
+        for d in dirs {
+            std::fs::File::open(d)?.sync_all()?;
+        }
         Ok(())
     }
 
@@ -131,6 +156,18 @@ impl Txn {
                 }
             }
         }
+    }
+}
+
+/// Starts writing `f`'s dirty pages to disk without waiting (`sync_file_range`), so that
+/// the fsyncs of [`Txn::sync`] find the data written and its blocks allocated in one
+/// journal transaction, rather than each making its own.
+fn start_writeback(f: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid open descriptor; the call only schedules writeback. Failing (a
+    // filesystem without it) leaves the work to the fsyncs.
+    unsafe {
+        libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
     }
 }
 
