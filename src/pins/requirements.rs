@@ -113,12 +113,8 @@ fn parse_into(
                 _ => {}
             }
         }
-        let req = Requirement::<pep508_rs::VerbatimUrl>::from_str(spec.trim()).map_err(|e| {
-            err(format!(
-                "not a valid requirement: {}",
-                first_line(&e.to_string())
-            ))
-        })?;
+        let req = parse_requirement(spec.trim())
+            .map_err(|why| err(format!("not a valid requirement: {why}")))?;
         if !req.marker.evaluate(env, &[]) {
             continue;
         }
@@ -200,12 +196,8 @@ pub fn parse_pin_arg(arg: &str) -> Result<Pin, PinError> {
         line: 0,
         why,
     };
-    let req = Requirement::<pep508_rs::VerbatimUrl>::from_str(arg).map_err(|e| {
-        err(format!(
-            "`{arg}` is not a wheel path or a requirement: {}",
-            first_line(&e.to_string())
-        ))
-    })?;
+    let req = parse_requirement(arg)
+        .map_err(|why| err(format!("`{arg}` is not a wheel path or a requirement: {why}")))?;
     let exact = match &req.version_or_url {
         Some(VersionOrUrl::VersionSpecifier(specs)) => {
             let specs: Vec<_> = specs.iter().collect();
@@ -243,6 +235,21 @@ fn project_name(dir: &Path) -> Option<String> {
     let text = std::fs::read_to_string(dir.join("pyproject.toml")).ok()?;
     let doc: toml::Table = toml::from_str(&text).ok()?;
     Some(doc.get("project")?.get("name")?.as_str()?.to_owned())
+}
+
+/// A PEP 508 requirement. The name is checked first: pep508_rs 0.9 panics on a name that
+/// ends in `-`, `_` or `.` (found by fuzzing).
+fn parse_requirement(spec: &str) -> Result<Requirement<pep508_rs::VerbatimUrl>, String> {
+    let name_end = spec
+        .find(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c)))
+        .unwrap_or(spec.len());
+    let name = &spec[..name_end];
+    if name.ends_with(['-', '_', '.']) || name.starts_with(['-', '_', '.']) {
+        return Err(format!(
+            "`{name}` is not a package name (names start and end with a letter or digit)"
+        ));
+    }
+    Requirement::from_str(spec).map_err(|e| first_line(&e.to_string()).to_owned())
 }
 
 fn is_sha256_hex(s: &str) -> bool {
@@ -345,6 +352,9 @@ Click==8.1.7  # a comment\n\
             ("nump y==1\n", "not a valid requirement"),
             ("six==1 --hash=sha256:xyz\n", "not a sha256"),
             ("--bogus\n", "unknown option"),
+            // pep508_rs panics on these names (found by fuzzing)
+            ("create-=1\n", "`create-` is not a package name"),
+            ("six_==1.0\n", "`six_` is not a package name"),
         ] {
             let e = parse_str(text).unwrap_err().to_string();
             assert!(e.contains(needle), "{text:?}: {e}");
