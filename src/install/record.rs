@@ -201,9 +201,12 @@ pub fn write_record(rows: &[RecordRow]) -> String {
 }
 
 fn push_field(out: &mut String, field: &str) {
-    if field
-        .bytes()
-        .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
+    // (a path that starts with U+FEFF is quoted too, or reading the file back would take it
+    // for a byte-order mark: found by fuzzing)
+    if field.starts_with('\u{feff}')
+        || field
+            .bytes()
+            .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
     {
         out.push('"');
         out.push_str(&field.replace('"', "\"\""));
@@ -350,5 +353,8 @@ mod tests {
         assert_eq!(back, sorted);
         back.reverse();
         assert_eq!(write_record(&back), text);
+        // a first path that starts with U+FEFF is not a byte-order mark (found by fuzzing)
+        let bom = vec![row("\u{feff}", Some("sh"), None)];
+        assert_eq!(parse_record(&write_record(&bom)).unwrap(), bom);
     }
 }
