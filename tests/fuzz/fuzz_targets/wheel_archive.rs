@@ -44,5 +44,5 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = venvfs::install::wheel_layer(&path, "3.11");
-    let _ = venvfs::install::apply::plan(&path, Path::new("/fuzz/venv"), "3.11");
+    let _ = venvfs::install::apply::plan(&path, Path::new("/fuzz/venv"), "3.11", true);
 });
