@@ -479,20 +479,29 @@ impl FileSystem for Overlay {
         parent: Ino,
         name: &OsStr,
         mode: u32,
-        flags: i32,
+        _flags: i32,
     ) -> Result<(Entry, Opened)> {
         let (mut tree, path, covers) = self.prepare_create(parent, name)?;
-        let oflags = Self::upper_open_flags(flags) | OFlags::CREATE | OFlags::EXCL;
+        // Once the kernel has stopped sending opens (see `serves_without_open`) it sends no
+        // RELEASE either, not even for the files it creates: a handle would never be
+        // freed. The new file is served by inode like any other, starting with this
+        // descriptor (read-write whatever the caller asked: the kernel checks the caller's
+        // access, and one descriptor serves every opener; no O_APPEND, under which Linux
+        // makes every pwrite append).
+        let oflags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL;
         let file = self.upper.open_file(&path, oflags, mode & 0o7777)?;
         let entry = self.finish_create(&mut tree, caller, parent, name, FileKind::File, covers)?;
-        let fh = self.handles.insert(Handle::Upper {
-            ino: entry.attr.ino,
-            file,
-        });
+        self.files.put_upper(
+            entry.attr.ino,
+            super::files::UpperFile {
+                file: std::sync::Arc::new(file),
+                writable: true,
+            },
+        );
         Ok((
             entry,
             Opened {
-                fh,
+                fh: NO_HANDLE,
                 keep_cache: false,
                 backing: None,
             },
