@@ -101,11 +101,10 @@ impl Txn {
     /// venv's copy of a whole package set): each written file (their writeback was started
     /// as they were written), then every directory whose entries changed.
     pub fn sync(&self) -> io::Result<()> {
-        for f in &self.written {
-            // (written back already, mostly: what is left is one journal commit, which
-            // the first of these makes for all of them)
-            f.sync_data()?;
-        }
+        // Each fsync ends in a cache flush of the device, which a filesystem makes for one
+        // caller at a time but merges for callers that wait together: a few threads
+        // waiting at once cost about what one does.
+        each_on_threads(&self.written, |f| f.sync_data())?;
         let mut dirs: std::collections::BTreeSet<&Path> = std::collections::BTreeSet::new();
         dirs.insert(&self.stash);
         let changed = self
@@ -114,10 +113,8 @@ impl Txn {
             .chain(self.moved.iter().map(|(orig, _)| orig));
         dirs.extend(changed.filter_map(|p| p.parent()));
         dirs.extend(self.created_dirs.iter().filter_map(|d| d.parent()));
-        for d in dirs {
-            std::fs::File::open(d)?.sync_all()?;
-        }
-        Ok(())
+        let dirs: Vec<&Path> = dirs.into_iter().collect();
+        each_on_threads(&dirs, |d| std::fs::File::open(d)?.sync_all())
     }
 
     /// Undoes every change, newest first.
@@ -157,6 +154,33 @@ impl Txn {
             }
         }
     }
+}
+
+/// Runs `f` on every item on up to 16 threads (they wait on the disk, not the CPU); the
+/// first error, if any.
+fn each_on_threads<T: Sync>(
+    items: &[T],
+    f: impl Fn(&T) -> io::Result<()> + Sync,
+) -> io::Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let threads = items.len().min(16);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    while let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        f(item)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("an fsync thread panicked"))
+            .collect()
+    })
 }
 
 /// Starts writing `f`'s dirty pages to disk without waiting (`sync_file_range`), so that
