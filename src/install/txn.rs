@@ -178,8 +178,7 @@ fn each_on_threads<T: Sync>(
             .collect();
         workers
             .into_iter()
-            .map(|w| w.join().expect("an fsync thread panicked"))
-            .collect()
+            .try_for_each(|w| w.join().expect("an fsync thread panicked"))
     })
 }
 

@@ -196,8 +196,11 @@ pub fn parse_pin_arg(arg: &str) -> Result<Pin, PinError> {
         line: 0,
         why,
     };
-    let req = parse_requirement(arg)
-        .map_err(|why| err(format!("`{arg}` is not a wheel path or a requirement: {why}")))?;
+    let req = parse_requirement(arg).map_err(|why| {
+        err(format!(
+            "`{arg}` is not a wheel path or a requirement: {why}"
+        ))
+    })?;
     let exact = match &req.version_or_url {
         Some(VersionOrUrl::VersionSpecifier(specs)) => {
             let specs: Vec<_> = specs.iter().collect();
