@@ -21,13 +21,33 @@ fn threads_for(len: usize) -> usize {
 pub fn for_each_in_order<T: Sync, R: Send, E>(
     items: &[T],
     produce: impl Fn(&T) -> R + Sync,
+    consume: impl FnMut(usize, R) -> Result<(), E>,
+) -> Result<(), E> {
+    on_threads(threads_for(items.len()), items, produce, consume)
+}
+
+/// Runs `f` on every item on up to 16 threads, for work that only waits on a device (such
+/// as fsyncs, whose cache flushes the device merges for callers that wait together); the
+/// first error stops it.
+pub fn try_each_waiting<T: Sync, E: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<(), E> + Sync,
+) -> Result<(), E> {
+    on_threads(items.len().clamp(1, 16), items, f, |_, r| r)
+}
+
+/// [`for_each_in_order`] on `threads` threads.
+fn on_threads<T: Sync, R: Send, E>(
+    threads: usize,
+    items: &[T],
+    produce: impl Fn(&T) -> R + Sync,
     mut consume: impl FnMut(usize, R) -> Result<(), E>,
 ) -> Result<(), E> {
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel::<(usize, R)>();
     std::thread::scope(|scope| {
-        for _ in 0..threads_for(items.len()) {
+        for _ in 0..threads {
             let tx = tx.clone();
             let (next, stop, produce) = (&next, &stop, &produce);
             scope.spawn(move || {

@@ -101,10 +101,8 @@ impl Txn {
     /// venv's copy of a whole package set): each written file (their writeback was started
     /// as they were written), then every directory whose entries changed.
     pub fn sync(&self) -> io::Result<()> {
-        // Each fsync ends in a cache flush of the device, which a filesystem makes for one
-        // caller at a time but merges for callers that wait together: a few threads
-        // waiting at once cost about what one does.
-        each_on_threads(&self.written, |f| f.sync_data())?;
+        // (on threads: a few fsyncs waiting at once cost about what one does)
+        crate::parallel::try_each_waiting(&self.written, |f| f.sync_data())?;
         let mut dirs: std::collections::BTreeSet<&Path> = std::collections::BTreeSet::new();
         dirs.insert(&self.stash);
         let changed = self
@@ -114,7 +112,7 @@ impl Txn {
         dirs.extend(changed.filter_map(|p| p.parent()));
         dirs.extend(self.created_dirs.iter().filter_map(|d| d.parent()));
         let dirs: Vec<&Path> = dirs.into_iter().collect();
-        each_on_threads(&dirs, |d| std::fs::File::open(d)?.sync_all())
+        crate::parallel::try_each_waiting(&dirs, |d| std::fs::File::open(d)?.sync_all())
     }
 
     /// Undoes every change, newest first.
@@ -154,32 +152,6 @@ impl Txn {
             }
         }
     }
-}
-
-/// Runs `f` on every item on up to 16 threads (they wait on the disk, not the CPU); the
-/// first error, if any.
-fn each_on_threads<T: Sync>(
-    items: &[T],
-    f: impl Fn(&T) -> io::Result<()> + Sync,
-) -> io::Result<()> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let next = AtomicUsize::new(0);
-    let threads = items.len().min(16);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    while let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        f(item)?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .try_for_each(|w| w.join().expect("an fsync thread panicked"))
-    })
 }
 
 /// Starts writing `f`'s dirty pages to disk without waiting (`sync_file_range`), so that
