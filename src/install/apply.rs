@@ -208,7 +208,11 @@ pub fn plan(
     }
     // (an unpacked wheel's sizes are not all known: they are not asked for, see dir_files)
     let sizes = (!source.is_dir()).then_some(files.members.as_slice());
-    check_record(source, &record, sizes, &read_here)?;
+    let rows = super::record::parse_record(&record).map_err(|e| InstallError::Generate {
+        path: source.to_owned(),
+        why: e.to_string(),
+    })?;
+    check_record(source, &rows, sizes, &read_here)?;
     let direct_url =
         (from_path && !source.is_dir()).then(|| generated::direct_url_for_wheel_file(source));
     let install = WheelInstall {
@@ -226,10 +230,11 @@ pub fn plan(
         direct_url: direct_url.as_deref(),
         uv_cache: None,
     };
-    let generated = generated::generate(&install).map_err(|e| InstallError::Generate {
-        path: source.to_owned(),
-        why: e.to_string(),
-    })?;
+    let generated =
+        generated::generate_with_rows(&install, rows).map_err(|e| InstallError::Generate {
+            path: source.to_owned(),
+            why: e.to_string(),
+        })?;
     let destinations = files
         .members
         .iter()
@@ -249,7 +254,7 @@ pub fn plan(
 /// `.data/scripts`). Rows for files the wheel lacks are left to the healing uv does.
 fn check_record(
     source: &Path,
-    record: &str,
+    rows: &[super::record::RecordRow],
     members: Option<&[(String, u64)]>,
     read: &[(String, &[u8])],
 ) -> Result<(), InstallError> {
@@ -259,17 +264,13 @@ fn check_record(
             "RECORD lies: {why}; the wheel was altered or built wrongly, rebuild or re-download it"
         ),
     };
-    let rows = super::record::parse_record(record).map_err(|e| InstallError::Generate {
-        path: source.to_owned(),
-        why: e.to_string(),
-    })?;
     let sizes: foldhash::HashMap<&str, u64> = members
         .unwrap_or_default()
         .iter()
         .map(|(p, n)| (p.as_str(), *n))
         .collect();
     let read: foldhash::HashMap<&str, &[u8]> = read.iter().map(|(p, c)| (p.as_str(), *c)).collect();
-    for row in &rows {
+    for row in rows {
         if let (Some(declared), Some(&actual)) = (row.size, sizes.get(row.path.as_str())) {
             if declared != actual {
                 return Err(lie(format!(

@@ -115,7 +115,15 @@ pub enum GeneratedError {
 
 /// All the generated files of one wheel.
 pub fn generate(wheel: &WheelInstall) -> Result<Generated, GeneratedError> {
-    let plan = plan(wheel)?;
+    generate_with_rows(wheel, parse_record(wheel.record)?)
+}
+
+/// [`generate`] for a caller that has parsed `wheel.record` already.
+pub fn generate_with_rows(
+    wheel: &WheelInstall,
+    rows: Vec<RecordRow>,
+) -> Result<Generated, GeneratedError> {
+    let plan = plan(wheel, rows)?;
     let mut files = plan.files;
     let record_path = format!("{}/RECORD", plan.dist_info);
     push_file(
@@ -137,7 +145,9 @@ pub fn generate(wheel: &WheelInstall) -> Result<Generated, GeneratedError> {
 /// launchers and the `.dist-info` files written (not for RECORD: the wheel's own row stays).
 /// Scripts that an entry point replaces keep their `.data/scripts/...` row, as uv leaves it.
 pub fn installed_record(wheel: &WheelInstall) -> Result<String, GeneratedError> {
-    Ok(write_record(&plan(wheel)?.rows))
+    Ok(write_record(
+        &plan(wheel, parse_record(wheel.record)?)?.rows,
+    ))
 }
 
 /// `direct_url.json` as uv writes it for a wheel installed from the file `path` (absolute):
@@ -193,7 +203,8 @@ struct Plan {
     rows: Vec<RecordRow>,
 }
 
-fn plan(w: &WheelInstall) -> Result<Plan, GeneratedError> {
+/// `rows`: `w.record`, parsed.
+fn plan(w: &WheelInstall, mut rows: Vec<RecordRow>) -> Result<Plan, GeneratedError> {
     check_wheel_version(w.wheel)?;
     let minor = w
         .python_version
@@ -205,7 +216,6 @@ fn plan(w: &WheelInstall) -> Result<Plan, GeneratedError> {
     let python = w.venv.join("bin").join("python");
     let rel = |target: &str| relative_path(&site, target);
 
-    let mut rows = parse_record(w.record)?;
     if let Some(members) = w.members {
         rows = heal_record(rows, members, w.dist_info_prefix);
     }
