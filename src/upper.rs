@@ -22,8 +22,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rustix::fs::{AtFlags, Mode, OFlags};
-use venvfs_api::FileKind;
+use rustix::fs::{AtFlags, Mode, OFlags, Timestamps};
+use venvfs_api::{Allocate, AllocateHow, Attr, FileKind, Ino, SetTime, StatFs, XattrSet};
 
 use crate::manifest::STATE_DIR;
 
@@ -136,7 +136,7 @@ impl Upper {
         format!("{WORK}/{}.{n}", std::process::id()).into_bytes()
     }
 
-    pub fn stat(&self, rel: &[u8]) -> io::Result<rustix::fs::Stat> {
+    fn stat(&self, rel: &[u8]) -> io::Result<rustix::fs::Stat> {
         Ok(rustix::fs::statat(
             &self.root,
             path(rel),
@@ -144,11 +144,163 @@ impl Upper {
         )?)
     }
 
+    /// The attributes of `rel`, as node `ino`.
+    pub fn attr(&self, rel: &[u8], ino: Ino) -> io::Result<Attr> {
+        let st = rustix::fs::statx(
+            &self.root,
+            path(rel),
+            AtFlags::SYMLINK_NOFOLLOW,
+            rustix::fs::StatxFlags::BASIC_STATS | rustix::fs::StatxFlags::BTIME,
+        )?;
+        Ok(attr_from_statx(ino, &st))
+    }
+
+    /// The attributes of an open upper file (one that may have no name left), as node `ino`.
+    pub fn file_attr(file: &File, ino: Ino) -> io::Result<Attr> {
+        let st = rustix::fs::statx(
+            file,
+            "",
+            AtFlags::EMPTY_PATH,
+            rustix::fs::StatxFlags::BASIC_STATS | rustix::fs::StatxFlags::BTIME,
+        )?;
+        Ok(attr_from_statx(ino, &st))
+    }
+
+    /// Opens an existing file for reading and writing.
+    pub fn open_rw(&self, rel: &[u8]) -> io::Result<File> {
+        self.open_file(rel, OFlags::RDWR, 0)
+    }
+
+    /// Opens an existing file for reading.
+    pub fn open_ro(&self, rel: &[u8]) -> io::Result<File> {
+        self.open_file(rel, OFlags::RDONLY, 0)
+    }
+
+    /// Creates a new file (failing if the name exists), open for reading and writing.
+    pub fn create_file(&self, rel: &[u8], perm: u16) -> io::Result<File> {
+        let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL;
+        self.open_file(rel, flags, perm as u32 & 0o7777)
+    }
+
+    /// Gives an open file the permission bits and modification time of `perm`/`mtime`.
+    pub fn set_file_meta(
+        file: &File,
+        perm: u16,
+        mtime: Option<std::time::SystemTime>,
+    ) -> io::Result<()> {
+        rustix::fs::fchmod(file, Mode::from_raw_mode(perm as u32 & 0o7777))?;
+        if let Some(t) = mtime {
+            rustix::fs::futimens(file, &timestamps(t))?;
+        }
+        Ok(())
+    }
+
+    /// Sets the access and modification times of `rel` (`None` leaves one as it is).
+    pub fn set_times(
+        &self,
+        rel: &[u8],
+        atime: Option<SetTime>,
+        mtime: Option<SetTime>,
+    ) -> io::Result<()> {
+        let ts = |t: Option<SetTime>| match t {
+            None => rustix::fs::Timespec {
+                tv_sec: 0,
+                tv_nsec: rustix::fs::UTIME_OMIT,
+            },
+            Some(SetTime::Now) => rustix::fs::Timespec {
+                tv_sec: 0,
+                tv_nsec: rustix::fs::UTIME_NOW,
+            },
+            Some(SetTime::At(t)) => to_timespec(t),
+        };
+        let times = Timestamps {
+            last_access: ts(atime),
+            last_modification: ts(mtime),
+        };
+        self.utimes(rel, &times)
+    }
+
+    /// Sets both times of `rel` to `t` (a copied-up entry keeps its lower mtime).
+    pub fn set_mtime(&self, rel: &[u8], t: std::time::SystemTime) -> io::Result<()> {
+        self.utimes(rel, &timestamps(t))
+    }
+
+    /// Allocates or frees space in an open upper file.
+    pub fn allocate(file: &File, a: Allocate) -> io::Result<()> {
+        use rustix::fs::FallocateFlags as F;
+        let flags = match a.how {
+            AllocateHow::Extend => F::empty(),
+            AllocateHow::KeepSize => F::KEEP_SIZE,
+            AllocateHow::PunchHole => F::PUNCH_HOLE | F::KEEP_SIZE,
+            AllocateHow::Zero { keep_size: false } => F::ZERO_RANGE,
+            AllocateHow::Zero { keep_size: true } => F::ZERO_RANGE | F::KEEP_SIZE,
+        };
+        Ok(rustix::fs::fallocate(file, flags, a.offset, a.length)?)
+    }
+
+    /// Usage figures of the filesystem the upper layer is on.
+    pub fn statfs(&self) -> io::Result<StatFs> {
+        let s = rustix::fs::fstatvfs(&self.root)?;
+        Ok(StatFs {
+            blocks: s.f_blocks,
+            bfree: s.f_bfree,
+            bavail: s.f_bavail,
+            files: s.f_files,
+            ffree: s.f_ffree,
+            bsize: s.f_bsize as u32,
+            namelen: s.f_namemax as u32,
+            frsize: s.f_frsize as u32,
+        })
+    }
+
+    pub fn set_xattr(
+        &self,
+        rel: &[u8],
+        name: &OsStr,
+        value: &[u8],
+        how: XattrSet,
+    ) -> io::Result<()> {
+        let flags = match how {
+            XattrSet::Any => rustix::fs::XattrFlags::empty(),
+            XattrSet::Create => rustix::fs::XattrFlags::CREATE,
+            XattrSet::Replace => rustix::fs::XattrFlags::REPLACE,
+        };
+        Ok(rustix::fs::lsetxattr(
+            self.proc_path(rel),
+            name,
+            value,
+            flags,
+        )?)
+    }
+
+    pub fn get_xattr(&self, rel: &[u8], name: &OsStr) -> io::Result<Vec<u8>> {
+        let p = self.proc_path(rel);
+        let len = rustix::fs::lgetxattr_query(&p, name)?;
+        let mut buf = vec![0u8; len];
+        let n = rustix::fs::lgetxattr(&p, name, &mut buf[..])?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    /// The names of `rel`'s extended attributes, each followed by a NUL byte.
+    pub fn list_xattr(&self, rel: &[u8]) -> io::Result<Vec<u8>> {
+        let p = self.proc_path(rel);
+        let len = rustix::fs::llistxattr_query(&p)?;
+        let mut buf = vec![0u8; len];
+        let n = rustix::fs::llistxattr(&p, &mut buf[..])?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    pub fn remove_xattr(&self, rel: &[u8], name: &OsStr) -> io::Result<()> {
+        Ok(rustix::fs::lremovexattr(self.proc_path(rel), name)?)
+    }
+
     pub fn exists(&self, rel: &[u8]) -> bool {
         self.stat(rel).is_ok()
     }
 
-    pub fn open_file(&self, rel: &[u8], flags: OFlags, mode: u32) -> io::Result<File> {
+    fn open_file(&self, rel: &[u8], flags: OFlags, mode: u32) -> io::Result<File> {
         let fd = rustix::fs::openat(
             &self.root,
             path(rel),
@@ -166,13 +318,23 @@ impl Upper {
         )?)
     }
 
-    pub fn mknod(&self, rel: &[u8], mode: u32, rdev: u64) -> io::Result<()> {
-        let kind = rustix::fs::FileType::from_raw_mode(mode);
+    pub fn mknod(&self, rel: &[u8], kind: FileKind, perm: u16, rdev: u64) -> io::Result<()> {
+        use rustix::fs::FileType as T;
+        let kind = match kind {
+            FileKind::File => T::RegularFile,
+            FileKind::Fifo => T::Fifo,
+            FileKind::Socket => T::Socket,
+            FileKind::CharDevice => T::CharacterDevice,
+            FileKind::BlockDevice => T::BlockDevice,
+            FileKind::Dir | FileKind::Symlink => {
+                return Err(io::Error::from_raw_os_error(libc::EINVAL))
+            }
+        };
         Ok(rustix::fs::mknodat(
             &self.root,
             path(rel),
             kind,
-            Mode::from_raw_mode(mode & 0o7777),
+            Mode::from_raw_mode(perm as u32 & 0o7777),
             rdev,
         )?)
     }
@@ -270,7 +432,7 @@ impl Upper {
         )?)
     }
 
-    pub fn utimes(&self, rel: &[u8], times: &rustix::fs::Timestamps) -> io::Result<()> {
+    fn utimes(&self, rel: &[u8], times: &rustix::fs::Timestamps) -> io::Result<()> {
         Ok(rustix::fs::utimensat(
             &self.root,
             path(rel),
@@ -279,13 +441,9 @@ impl Upper {
         )?)
     }
 
-    pub fn statvfs(&self) -> io::Result<rustix::fs::StatVfs> {
-        Ok(rustix::fs::fstatvfs(&self.root)?)
-    }
-
     /// A path that reaches `rel` without going through the mount, for the path-only xattr
     /// calls: the kernel resolves /proc/self/fd/N to the directory the fd was opened on.
-    pub fn proc_path(&self, rel: &[u8]) -> PathBuf {
+    fn proc_path(&self, rel: &[u8]) -> PathBuf {
         use std::os::fd::AsRawFd;
         let mut p = PathBuf::from(format!("/proc/self/fd/{}", self.root.as_raw_fd()));
         if !rel.is_empty() {
@@ -400,3 +558,56 @@ impl Upper {
 }
 
 use std::os::unix::ffi::OsStringExt;
+
+/// Whether an open for writing failed only because the file may not be written.
+pub fn is_read_only_refusal(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EACCES | libc::EPERM | libc::EROFS | libc::ETXTBSY)
+    )
+}
+
+fn attr_from_statx(ino: Ino, st: &rustix::fs::Statx) -> Attr {
+    let time =
+        |t: rustix::fs::StatxTimestamp| crate::fsutil::system_time(t.tv_sec, t.tv_nsec as i64);
+    let mode = st.stx_mode as u32;
+    // (a filesystem without birth times leaves btime out of stx_mask: the change time is
+    // the closest it knows)
+    let crtime = if st.stx_mask & rustix::fs::StatxFlags::BTIME.bits() != 0 {
+        time(st.stx_btime)
+    } else {
+        time(st.stx_ctime)
+    };
+    Attr {
+        ino,
+        size: st.stx_size,
+        blocks: st.stx_blocks,
+        atime: time(st.stx_atime),
+        mtime: time(st.stx_mtime),
+        ctime: time(st.stx_ctime),
+        crtime,
+        kind: FileKind::from_mode(mode),
+        perm: (mode & 0o7777) as u16,
+        nlink: st.stx_nlink,
+        uid: st.stx_uid,
+        gid: st.stx_gid,
+        rdev: libc::makedev(st.stx_rdev_major, st.stx_rdev_minor) as u32,
+        blksize: st.stx_blksize,
+    }
+}
+
+fn timestamps(t: std::time::SystemTime) -> Timestamps {
+    let ts = to_timespec(t);
+    Timestamps {
+        last_access: ts,
+        last_modification: ts,
+    }
+}
+
+fn to_timespec(t: std::time::SystemTime) -> rustix::fs::Timespec {
+    let (tv_sec, nsec) = crate::fsutil::time_parts(t);
+    rustix::fs::Timespec {
+        tv_sec,
+        tv_nsec: nsec as _,
+    }
+}

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use venvfs::manifest::{Layer, Manifest, Mapping};
 use venvfs::overlay::{Overlay, OverlayConfig};
-use venvfs_api::{Caller, Error, FileSystem, Ino, Lookup, RenameFlags, ROOT};
+use venvfs_api::{Access, Caller, Error, FileSystem, Ino, Lookup, OpenRequest, RenameFlags, ROOT};
 
 fn layer(source: &Path) -> Layer {
     Layer {
@@ -73,8 +73,8 @@ fn resolve(fs: &Overlay, path: &str) -> Option<Ino> {
 
 fn read(fs: &Overlay, path: &str) -> String {
     let ino = resolve(fs, path).unwrap_or_else(|| panic!("{path} missing"));
-    let h = fs.open(ino, libc::O_RDONLY).unwrap();
-    let data = fs.read(ino, h.fh, 0, 1 << 20).unwrap();
+    let h = fs.open(ino, &OpenRequest::READ).unwrap();
+    let data = fs.read(ino, Some(h.fh), 0, 1 << 20).unwrap();
     fs.release(ino, h.fh);
     String::from_utf8(data).unwrap()
 }
@@ -85,7 +85,7 @@ fn list(fs: &Overlay, ino: u64) -> Vec<venvfs_api::DirEntry> {
     let mut all = Vec::new();
     let mut offset = 2; // after "." and ".."
     loop {
-        let piece = fs.readdir(ino, fh, offset).unwrap();
+        let piece = fs.readdir(ino, offset).unwrap();
         let Some(last) = piece.last() else { break };
         offset = last.offset;
         all.extend(piece);
@@ -129,8 +129,13 @@ fn write_copies_up_and_survives_reopen() {
     {
         let fs = open(&f);
         let ino = resolve(&fs, "lib/pkg/mod.py").unwrap();
-        let h = fs.open(ino, libc::O_WRONLY | libc::O_TRUNC).unwrap();
-        fs.write(ino, h.fh, 0, b"edited").unwrap();
+        let req = OpenRequest {
+            access: Access::Write,
+            truncate: true,
+            ..OpenRequest::READ
+        };
+        let h = fs.open(ino, &req).unwrap();
+        fs.write(ino, Some(h.fh), 0, b"edited").unwrap();
         fs.release(ino, h.fh);
         assert_eq!(read(&fs, "lib/pkg/mod.py"), "edited");
     }
@@ -269,7 +274,11 @@ fn inode_numbers_stay_stable_through_copy_up_and_rename() {
     let f = fixture();
     let fs = open(&f);
     let ino = resolve(&fs, "lib/pkg/mod.py").unwrap();
-    let h = fs.open(ino, libc::O_RDWR).unwrap(); // copies up
+    let rw = OpenRequest {
+        access: Access::ReadWrite,
+        ..OpenRequest::READ
+    };
+    let h = fs.open(ino, &rw).unwrap(); // copies up
     fs.release(ino, h.fh);
     assert_eq!(resolve(&fs, "lib/pkg/mod.py"), Some(ino));
     let pkg = resolve(&fs, "lib/pkg").unwrap();
@@ -301,13 +310,18 @@ fn listing_while_deleting_sees_every_entry_once() {
     let count = 1000;
     for i in 0..count {
         let name = format!("f{i:04}");
-        fs.create(&C, dir, OsStr::new(&name), 0o644, libc::O_WRONLY)
-            .unwrap();
+        let req = OpenRequest {
+            access: Access::Write,
+            exclusive: true,
+            ..OpenRequest::READ
+        };
+        let (e, o) = fs.create(&C, dir, OsStr::new(&name), 0o644, &req).unwrap();
+        fs.release(e.attr.ino, o.fh);
     }
     let mut seen = std::collections::BTreeSet::new();
     let mut offset = 2;
     loop {
-        let piece = fs.readdir(dir, 0, offset).unwrap();
+        let piece = fs.readdir(dir, offset).unwrap();
         let Some(last) = piece.last() else { break };
         offset = last.offset;
         for e in piece {

@@ -4,12 +4,12 @@
 
 use std::io::Write;
 
-use rustix::fs::{OFlags, Timestamps};
 use venvfs_api::{Error, FileKind, Ino, Result};
 
 use super::tree::Tree;
 use super::Overlay;
 use crate::layer::Content;
+use crate::upper::Upper;
 
 impl Overlay {
     /// Makes sure directory `ino` and its ancestors exist in the upper layer.
@@ -27,7 +27,7 @@ impl Overlay {
         self.upper.mkdir(&tmp, 0o700)?;
         let result = (|| {
             self.upper.chmod(&tmp, l.perm as u32)?;
-            self.upper.utimes(&tmp, &timestamps(l.mtime))?;
+            self.upper.set_mtime(&tmp, l.mtime)?;
             self.upper.rename(&tmp, &path, true)
         })();
         if let Err(e) = result {
@@ -64,20 +64,11 @@ impl Overlay {
                     self.upper.symlink(target, &tmp)?;
                 }
                 _ => {
-                    let mut out = self.upper.open_file(
-                        &tmp,
-                        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL,
-                        0o600,
-                    )?;
+                    let mut out = self.upper.create_file(&tmp, 0o600)?;
                     if with_data {
                         copy_content(&self.open_lower(lid)?, &mut out, l.size)?;
                     }
-                    rustix::fs::fchmod(&out, rustix::fs::Mode::from_raw_mode(l.perm as u32))
-                        .map_err(std::io::Error::from)?;
-                    if with_data {
-                        rustix::fs::futimens(&out, &timestamps(l.mtime))
-                            .map_err(std::io::Error::from)?;
-                    }
+                    Upper::set_file_meta(&out, l.perm, with_data.then_some(l.mtime))?;
                     out.sync_data()?;
                 }
             }
@@ -89,7 +80,7 @@ impl Overlay {
             return Err(e);
         }
         tree.get_mut(ino)?.upper = true;
-        self.files.copied_up(ino);
+        self.open_files.copied_up(ino);
         Ok(())
     }
 
@@ -115,20 +106,4 @@ fn copy_content(content: &Content, out: &mut std::fs::File, size: u64) -> Result
         off += chunk.len() as u64;
     }
     Ok(())
-}
-
-pub(super) fn timestamps(t: std::time::SystemTime) -> Timestamps {
-    let ts = to_timespec(t);
-    Timestamps {
-        last_access: ts,
-        last_modification: ts,
-    }
-}
-
-pub(super) fn to_timespec(t: std::time::SystemTime) -> rustix::fs::Timespec {
-    let (tv_sec, nsec) = crate::fsutil::time_parts(t);
-    rustix::fs::Timespec {
-        tv_sec,
-        tv_nsec: nsec as _,
-    }
 }

@@ -4,8 +4,8 @@
 
 mod copyup;
 mod dirlist;
-mod files;
-mod handles;
+mod io;
+mod open_files;
 mod ops;
 mod tree;
 
@@ -22,8 +22,7 @@ use crate::layer::LayerError;
 use crate::lower::LowerTree;
 use crate::manifest::{Manifest, STATE_DIR};
 use crate::upper::{join, Upper, WHITEOUT_PREFIX};
-use files::InodeFiles;
-use handles::Handles;
+use open_files::OpenFiles;
 use tree::Tree;
 
 /// Tuning of an overlay; the defaults suit a venv.
@@ -42,6 +41,10 @@ pub struct OverlayConfig {
     /// Members larger than this are decompressed to a file in `spill_dir` instead.
     pub spill_threshold: u64,
     pub spill_dir: PathBuf,
+    /// Where the upper layer lives, if not in the venv directory itself (a Dokan mount
+    /// point must be an empty folder or a drive letter, so on Windows the upper lives
+    /// apart). Its on-disk format is the same either way.
+    pub upper_dir: Option<PathBuf>,
 }
 
 impl Default for OverlayConfig {
@@ -53,6 +56,7 @@ impl Default for OverlayConfig {
             memory_budget: 256 << 20,
             spill_threshold: 4 << 20,
             spill_dir: std::env::temp_dir(),
+            upper_dir: None,
         }
     }
 }
@@ -62,8 +66,7 @@ pub struct Overlay {
     lower: LowerTree,
     upper: Upper,
     members: MemberCache,
-    handles: Handles,
-    files: InodeFiles,
+    open_files: OpenFiles,
     uid: u32,
     gid: u32,
     cfg: OverlayConfig,
@@ -81,13 +84,14 @@ pub enum OpenError {
 }
 
 impl Overlay {
-    /// Opens every layer of `manifest` and the venv directory `venv` as the upper layer.
-    /// Must be called before the mount covers `venv`.
+    /// Opens every layer of `manifest` and the upper layer: the venv directory `venv`
+    /// itself, or `cfg.upper_dir`. Must be called before the mount covers the upper.
     pub fn new(venv: &Path, manifest: &Manifest, cfg: OverlayConfig) -> Result<Overlay, OpenError> {
         let manifest_path = crate::manifest::manifest_path(venv);
         let lower = LowerTree::build(manifest, &manifest_path)?;
-        let upper = Upper::open(venv).map_err(|source| OpenError::Upper {
-            path: venv.to_owned(),
+        let upper_dir = cfg.upper_dir.as_deref().unwrap_or(venv);
+        let upper = Upper::open(upper_dir).map_err(|source| OpenError::Upper {
+            path: upper_dir.to_owned(),
             source,
         })?;
         Ok(Overlay {
@@ -99,8 +103,7 @@ impl Overlay {
                 cfg.spill_threshold,
                 cfg.spill_dir.clone(),
             ),
-            handles: Handles::default(),
-            files: InodeFiles::default(),
+            open_files: OpenFiles::default(),
             uid: rustix::process::geteuid().as_raw(),
             gid: rustix::process::getegid().as_raw(),
             cfg,
@@ -120,15 +123,14 @@ impl Overlay {
     fn attr(&self, tree: &Tree, ino: Ino) -> Result<Attr> {
         let node = tree.get(ino)?;
         if node.upper {
-            let st = match tree.path(ino) {
-                Ok(path) => self.upper.stat(&path)?,
-                // Unlinked but still referenced: reached through a file kept open.
-                Err(_) => match self.files.upper(ino, false) {
-                    Some(f) => rustix::fs::fstat(&*f.file).map_err(std::io::Error::from)?,
-                    None => self.handles.fstat_any(ino).ok_or(Error::NotFound)??,
+            return Ok(match tree.path(ino) {
+                Ok(path) => self.upper.attr(&path, ino)?,
+                // Unlinked but still held: reached through its pinned open file.
+                Err(_) => match self.open_files.upper(ino, false) {
+                    Some(f) => Upper::file_attr(&f.file, ino)?,
+                    None => return Err(Error::NotFound),
                 },
-            };
-            return Ok(attr_from_stat(ino, &st));
+            });
         }
         let lid = node.lower.ok_or(Error::NotFound)?;
         let l = self.lower.node(lid);
@@ -144,6 +146,7 @@ impl Overlay {
             atime: l.mtime,
             mtime: l.mtime,
             ctime: l.mtime,
+            crtime: l.mtime,
             kind: l.kind,
             perm: l.perm,
             nlink,
@@ -162,16 +165,6 @@ impl Overlay {
             self.cfg.lower_ttl
         };
         Ok(Entry { attr, ttl })
-    }
-
-    /// The entry of `ino` for the kernel, which from then on holds one more reference to it
-    /// (a lookup, or the entry of a new node).
-    fn looked_up(&self, tree: &Tree, ino: Ino) -> Result<Entry> {
-        let entry = self.entry(tree, ino)?;
-        tree.get(ino)?
-            .lookups
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(entry)
     }
 
     /// Runs `f` with the tree read-locked and `dir` loaded.
@@ -241,22 +234,4 @@ fn check_name(parent: Ino, name: &OsStr) -> Result<()> {
 
 fn path_with(tree: &Tree, parent: Ino, name: &OsStr) -> Result<Vec<u8>> {
     Ok(join(&tree.path(parent)?, name))
-}
-
-pub(crate) fn attr_from_stat(ino: Ino, st: &rustix::fs::Stat) -> Attr {
-    Attr {
-        ino,
-        size: st.st_size as u64,
-        blocks: st.st_blocks as u64,
-        atime: crate::fsutil::system_time(st.st_atime, st.st_atime_nsec as i64),
-        mtime: crate::fsutil::system_time(st.st_mtime, st.st_mtime_nsec as i64),
-        ctime: crate::fsutil::system_time(st.st_ctime, st.st_ctime_nsec as i64),
-        kind: FileKind::from_mode(st.st_mode),
-        perm: (st.st_mode & 0o7777) as u16,
-        nlink: st.st_nlink as u32,
-        uid: st.st_uid,
-        gid: st.st_gid,
-        rdev: st.st_rdev as u32,
-        blksize: st.st_blksize as u32,
-    }
 }

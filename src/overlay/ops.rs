@@ -1,30 +1,24 @@
 //! The filesystem operations, as the kernel adapters call them.
 
 use std::ffi::{OsStr, OsString};
-use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use rustix::fs::{OFlags, Timestamps};
-use std::sync::atomic::Ordering;
-
 use venvfs_api::{
-    Caller, DirEntry, Entry, Error, Fh, FileKind, FileSystem, Ino, Lookup, Opened, RenameFlags,
-    Result, SetAttr, SetTime, StatFs, XattrReply, XattrSet, NO_HANDLE,
+    Allocate, Caller, DirEntry, Entry, Error, Fh, FileKind, FileSystem, Ino, Lookup, OpenRequest,
+    Opened, RenameFlags, Result, SetAttr, StatFs, XattrReply, XattrSet,
 };
 
-use super::copyup::to_timespec;
-use super::files::PASSTHROUGH_MIN;
-use super::handles::Handle;
+use super::io::PASSTHROUGH_MIN;
+use super::open_files::Desc;
 use super::tree::{Node, Tree};
 use super::{check_name, path_with, Overlay};
-use crate::layer::read_file_at;
-use crate::upper::{join, whiteout_name, OPAQUE, REDIRECT};
+use crate::upper::{join, whiteout_name, Upper, OPAQUE, REDIRECT};
 
 /// How a new entry is made in the upper layer.
 enum Make<'a> {
-    Dir(u32),
-    Node(u32, u32),
+    Dir(u16),
+    Node(FileKind, u16, u64),
     Symlink(&'a Path),
 }
 
@@ -43,18 +37,18 @@ impl Overlay {
                 // A directory made where a lower one was deleted must not show the old content:
                 // build it opaque in the work dir, then move it into place.
                 let tmp = self.upper.temp();
-                self.upper.mkdir(&tmp, mode)?;
+                self.upper.mkdir(&tmp, mode as u32)?;
                 self.upper.touch(&join(&tmp, OsStr::new(OPAQUE)))?;
                 self.upper.rename(&tmp, &path, true)?;
                 FileKind::Dir
             }
             Make::Dir(mode) => {
-                self.upper.mkdir(&path, mode)?;
+                self.upper.mkdir(&path, mode as u32)?;
                 FileKind::Dir
             }
-            Make::Node(mode, rdev) => {
-                self.upper.mknod(&path, mode, rdev as u64)?;
-                FileKind::from_mode(mode)
+            Make::Node(kind, perm, rdev) => {
+                self.upper.mknod(&path, kind, perm, rdev)?;
+                kind
             }
             Make::Symlink(target) => {
                 self.upper.symlink(target.as_os_str(), &path)?;
@@ -106,7 +100,7 @@ impl Overlay {
         }
         let ino = tree.push(node);
         tree.children_mut(parent)?.insert(name.into(), ino);
-        self.looked_up(tree, ino)
+        self.entry(tree, ino)
     }
 
     /// Writes a whiteout for `parent/name` if a lower entry of that name exists.
@@ -121,11 +115,6 @@ impl Overlay {
 
     fn find(&self, tree: &Tree, parent: Ino, name: &OsStr) -> Result<Ino> {
         tree.child(parent, name)?.ok_or(Error::NotFound)
-    }
-
-    fn upper_open_flags(flags: i32) -> OFlags {
-        let keep = libc::O_ACCMODE | libc::O_APPEND | libc::O_TRUNC | libc::O_SYNC | libc::O_DSYNC;
-        OFlags::from_bits_retain((flags & keep) as _)
     }
 
     fn rename_locked(
@@ -192,7 +181,7 @@ impl Overlay {
             if dn.upper && dn.kind == FileKind::Dir {
                 self.upper.clear_markers(&dst_path)?;
             }
-            self.keep_if_referenced(tree, d)?;
+            self.unlinking(tree, d)?;
         }
         self.upper.rename(&src_path, &dst_path, false)?;
         if self.covers_lower(tree, new_parent, new_name)? {
@@ -246,7 +235,7 @@ impl FileSystem for Overlay {
             return Err(Error::NameTooLong);
         }
         self.with_loaded(parent, |tree| match tree.child(parent, name)? {
-            Some(ino) => Ok(Lookup::Found(self.looked_up(tree, ino)?)),
+            Some(ino) => Ok(Lookup::Found(self.entry(tree, ino)?)),
             None => Ok(Lookup::Missing {
                 ttl: self.cfg.negative_ttl,
             }),
@@ -266,23 +255,10 @@ impl FileSystem for Overlay {
             let keep_data = set.size != Some(0);
             self.copy_up_file(&mut tree, ino, keep_data)?;
         }
-        let unlinked = tree.get(ino)?.unlinked;
         if let Some(size) = set.size {
-            let via_handle = set.fh.and_then(|fh| self.handles.upper_file(fh));
-            match via_handle.as_deref() {
-                Some(Handle::Upper { file, .. }) => file.set_len(size)?,
-                // Kept open (unlinked while referenced, or recently used by inode).
-                _ => match self.files.upper(ino, true) {
-                    Some(f) => f.file.set_len(size)?,
-                    None if unlinked => return Err(Error::NotFound),
-                    None => self
-                        .upper
-                        .open_file(&tree.path(ino)?, OFlags::WRONLY, 0)?
-                        .set_len(size)?,
-                },
-            }
+            self.upper_file_in(&tree, ino, true)?.file.set_len(size)?;
         }
-        if unlinked {
+        if tree.get(ino)?.unlinked {
             return self.entry(&tree, ino);
         }
         let path = tree.path(ino)?;
@@ -293,22 +269,7 @@ impl FileSystem for Overlay {
             self.upper.chown(&path, set.uid, set.gid)?;
         }
         if set.atime.is_some() || set.mtime.is_some() {
-            let ts = |t: Option<SetTime>| match t {
-                None => rustix::fs::Timespec {
-                    tv_sec: 0,
-                    tv_nsec: rustix::fs::UTIME_OMIT,
-                },
-                Some(SetTime::Now) => rustix::fs::Timespec {
-                    tv_sec: 0,
-                    tv_nsec: rustix::fs::UTIME_NOW,
-                },
-                Some(SetTime::At(t)) => to_timespec(t),
-            };
-            let times = Timestamps {
-                last_access: ts(set.atime),
-                last_modification: ts(set.mtime),
-            };
-            self.upper.utimes(&path, &times)?;
+            self.upper.set_times(&path, set.atime, set.mtime)?;
         }
         self.entry(&tree, ino)
     }
@@ -337,14 +298,15 @@ impl FileSystem for Overlay {
         caller: &Caller,
         parent: Ino,
         name: &OsStr,
-        mode: u32,
-        rdev: u32,
+        kind: FileKind,
+        perm: u16,
+        rdev: u64,
     ) -> Result<Entry> {
-        self.make_entry(caller, parent, name, Make::Node(mode, rdev))
+        self.make_entry(caller, parent, name, Make::Node(kind, perm, rdev))
     }
 
-    fn mkdir(&self, caller: &Caller, parent: Ino, name: &OsStr, mode: u32) -> Result<Entry> {
-        self.make_entry(caller, parent, name, Make::Dir(mode))
+    fn mkdir(&self, caller: &Caller, parent: Ino, name: &OsStr, perm: u16) -> Result<Entry> {
+        self.make_entry(caller, parent, name, Make::Dir(perm))
     }
 
     fn symlink(&self, caller: &Caller, parent: Ino, name: &OsStr, target: &Path) -> Result<Entry> {
@@ -362,7 +324,7 @@ impl FileSystem for Overlay {
         let path = path_with(&tree, parent, name)?;
         self.whiteout_if_needed(&mut tree, parent, name)?;
         if is_upper {
-            self.keep_if_referenced(&tree, ino)?;
+            self.unlinking(&tree, ino)?;
             self.upper.unlink(&path)?;
         }
         tree.remove_name(ino, parent, name)
@@ -426,21 +388,21 @@ impl FileSystem for Overlay {
         }
         // Both names are one inode, to the kernel as on disk.
         tree.add_name(ino, new_parent, new_name)?;
-        self.looked_up(&tree, ino)
+        self.entry(&tree, ino)
     }
 
-    fn open(&self, ino: Ino, flags: i32) -> Result<Opened> {
-        let writes = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
-        if writes {
-            let mut tree = self.tree.write();
-            let keep_data = flags & libc::O_TRUNC == 0;
-            self.copy_up_file(&mut tree, ino, keep_data)?;
-            let file = self
-                .upper
-                .open_file(&tree.path(ino)?, Self::upper_open_flags(flags), 0)?;
-            let fh = self.handles.insert(Handle::Upper { ino, file });
+    fn open(&self, ino: Ino, req: &OpenRequest) -> Result<Opened> {
+        if req.changes_content() {
+            let file = {
+                let mut tree = self.tree.write();
+                self.copy_up_file(&mut tree, ino, !req.truncate)?;
+                self.upper_file_in(&tree, ino, true)?
+            };
+            if req.truncate {
+                file.file.set_len(0)?;
+            }
             return Ok(Opened {
-                fh,
+                fh: self.open_files.open(ino, Some(Desc::Upper(file))),
                 keep_cache: false,
                 backing: None,
             });
@@ -456,18 +418,18 @@ impl FileSystem for Overlay {
                 l.size >= PASSTHROUGH_MIN && l.member.is_none()
             })
         };
-        let (handle, backing) = match big_lower {
+        // Opening a small file costs nothing: it is reached when a read needs it, which
+        // the page cache mostly spares.
+        let (desc, backing) = match big_lower {
             Some(lid) => {
-                let content = self.open_lower(lid)?;
+                let content = self.lower_content(ino, lid)?;
                 let backing = content.backing_file();
-                (Handle::Lower(content), backing)
+                (Some(Desc::Lower(content)), backing)
             }
-            // Opening costs nothing: the file is reached when a read needs it, which the
-            // page cache mostly spares.
-            None => (Handle::ByInode, None),
+            None => (None, None),
         };
         Ok(Opened {
-            fh: self.handles.insert(handle),
+            fh: self.open_files.open(ino, desc),
             keep_cache: true,
             backing,
         })
@@ -478,119 +440,78 @@ impl FileSystem for Overlay {
         caller: &Caller,
         parent: Ino,
         name: &OsStr,
-        mode: u32,
-        _flags: i32,
+        perm: u16,
+        req: &OpenRequest,
     ) -> Result<(Entry, Opened)> {
+        if !req.exclusive {
+            let existing = self.with_loaded(parent, |tree| tree.child(parent, name))?;
+            if let Some(ino) = existing {
+                let opened = self.open(ino, req)?;
+                return Ok((self.getattr(ino)?, opened));
+            }
+        }
         let (mut tree, path, covers) = self.prepare_create(parent, name)?;
-        // Once the kernel has stopped sending opens (see `serves_without_open`) it sends no
-        // RELEASE either, not even for the files it creates: a handle would never be
-        // freed. The new file is served by inode like any other, starting with this
-        // descriptor (read-write whatever the caller asked: the kernel checks the caller's
-        // access, and one descriptor serves every opener; no O_APPEND, under which Linux
-        // makes every pwrite append).
-        let oflags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL;
-        let file = self.upper.open_file(&path, oflags, mode & 0o7777)?;
+        // One read-write descriptor serves every opener (the kernel checks the caller's
+        // access); no O_APPEND, under which Linux makes every pwrite append: the adapter
+        // gives each write its offset.
+        let file = self.upper.create_file(&path, perm)?;
         let entry = self.finish_create(&mut tree, caller, parent, name, FileKind::File, covers)?;
-        self.files.put_upper(
-            entry.attr.ino,
-            super::files::UpperFile {
-                file: std::sync::Arc::new(file),
-                writable: true,
-            },
-        );
+        let file = super::open_files::UpperFile {
+            file: std::sync::Arc::new(file),
+            writable: true,
+        };
+        let fh = self
+            .open_files
+            .open(entry.attr.ino, Some(Desc::Upper(file)));
         Ok((
             entry,
             Opened {
-                fh: NO_HANDLE,
+                fh,
                 keep_cache: false,
                 backing: None,
             },
         ))
     }
 
-    fn read(&self, ino: Ino, fh: Fh, offset: u64, size: u32) -> Result<Vec<u8>> {
-        let handle = match fh {
-            NO_HANDLE => None,
-            fh => Some(self.handles.get(fh)?),
-        };
-        match handle.as_deref() {
-            None | Some(Handle::ByInode) => self.read_by_inode(ino, offset, size),
-            Some(Handle::Lower(content)) => Ok(content.read_at(offset, size as usize)?),
-            Some(Handle::Upper { file, .. }) => Ok(read_file_at(file, offset, size as usize)?),
-        }
+    fn read(&self, ino: Ino, _fh: Option<Fh>, offset: u64, size: u32) -> Result<Vec<u8>> {
+        self.read_by_inode(ino, offset, size)
     }
 
-    fn write(&self, ino: Ino, fh: Fh, offset: u64, data: &[u8]) -> Result<u32> {
-        let write = |file: &std::fs::File| -> Result<u32> {
-            file.write_all_at(data, offset)?;
-            Ok(data.len() as u32)
-        };
-        if fh == NO_HANDLE {
-            return write(&self.upper_file(ino, true)?.file);
-        }
-        match &*self.handles.get(fh)? {
-            Handle::Upper { file, .. } => write(file),
-            _ => Err(Error::BadHandle(fh)),
-        }
+    fn write(&self, ino: Ino, _fh: Option<Fh>, offset: u64, data: &[u8]) -> Result<u32> {
+        self.upper_file(ino, true)?
+            .file
+            .write_all_at(data, offset)?;
+        Ok(data.len() as u32)
     }
 
-    fn fsync(&self, ino: Ino, fh: Fh, datasync: bool) -> Result<()> {
-        let sync = |file: &std::fs::File| -> Result<()> {
-            if datasync {
-                file.sync_data()?
-            } else {
-                file.sync_all()?
-            }
-            Ok(())
-        };
-        if fh == NO_HANDLE {
-            // Lower files have nothing to sync.
-            return match self.tree.read().get(ino)?.upper {
-                true => sync(&self.upper_file(ino, false)?.file),
-                false => Ok(()),
-            };
+    fn fsync(&self, ino: Ino, _fh: Option<Fh>, datasync: bool) -> Result<()> {
+        // Lower files have nothing to sync.
+        if !self.tree.read().get(ino)?.upper {
+            return Ok(());
         }
-        match &*self.handles.get(fh)? {
-            Handle::Upper { file, .. } => sync(file),
-            _ => Ok(()),
+        let file = self.upper_file(ino, false)?.file;
+        if datasync {
+            file.sync_data()?
+        } else {
+            file.sync_all()?
         }
+        Ok(())
     }
 
     fn release(&self, _ino: Ino, fh: Fh) {
-        self.handles.remove(fh);
+        self.open_files.release(fh);
     }
 
-    fn serves_without_open(&self) -> bool {
-        true
+    fn reference(&self, ino: Ino) {
+        self.open_files.reference(ino);
     }
 
-    fn forget(&self, ino: Ino, nlookup: u64) {
-        let tree = self.tree.read();
-        let Ok(node) = tree.get(ino) else { return };
-        let before = node
-            .lookups
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                Some(n.saturating_sub(nlookup))
-            })
-            .unwrap_or(0);
-        if before <= nlookup {
-            self.files.forgotten(ino);
-        }
+    fn unreference(&self, ino: Ino) {
+        self.open_files.unreference(ino);
     }
 
-    fn fallocate(&self, ino: Ino, fh: Fh, offset: u64, length: u64, mode: i32) -> Result<()> {
-        let fallocate = |file: &std::fs::File| -> Result<()> {
-            let flags = rustix::fs::FallocateFlags::from_bits_retain(mode as _);
-            rustix::fs::fallocate(file, flags, offset, length).map_err(io::Error::from)?;
-            Ok(())
-        };
-        if fh == NO_HANDLE {
-            return fallocate(&self.upper_file(ino, true)?.file);
-        }
-        match &*self.handles.get(fh)? {
-            Handle::Upper { file, .. } => fallocate(file),
-            _ => Err(Error::BadHandle(fh)),
-        }
+    fn allocate(&self, ino: Ino, _fh: Option<Fh>, how: Allocate) -> Result<()> {
+        Ok(Upper::allocate(&self.upper_file(ino, true)?.file, how)?)
     }
 
     fn opendir(&self, ino: Ino) -> Result<Opened> {
@@ -600,66 +521,39 @@ impl FileSystem for Overlay {
         // Listings need no handle (see dirlist.rs); every change to a directory goes
         // through the kernel, which then drops its cached listing itself.
         Ok(Opened {
-            fh: NO_HANDLE,
+            fh: 0,
             keep_cache: true,
             backing: None,
         })
     }
 
-    fn readdir(&self, ino: Ino, _fh: Fh, offset: u64) -> Result<Vec<DirEntry>> {
+    fn readdir(&self, ino: Ino, offset: u64) -> Result<Vec<DirEntry>> {
         self.list_dir(ino, offset)
     }
 
     fn releasedir(&self, _ino: Ino, _fh: Fh) {}
 
     fn statfs(&self) -> Result<StatFs> {
-        let s = self.upper.statvfs()?;
-        Ok(StatFs {
-            blocks: s.f_blocks,
-            bfree: s.f_bfree,
-            bavail: s.f_bavail,
-            files: s.f_files,
-            ffree: s.f_ffree,
-            bsize: s.f_bsize as u32,
-            namelen: s.f_namemax as u32,
-            frsize: s.f_frsize as u32,
-        })
+        Ok(self.upper.statfs()?)
     }
 
     fn setxattr(&self, ino: Ino, name: &OsStr, value: &[u8], how: XattrSet) -> Result<()> {
         let (_tree, path) = self.upper_path_for_change(ino)?;
-        let flags = match how {
-            XattrSet::Any => rustix::fs::XattrFlags::empty(),
-            XattrSet::Create => rustix::fs::XattrFlags::CREATE,
-            XattrSet::Replace => rustix::fs::XattrFlags::REPLACE,
-        };
-        rustix::fs::lsetxattr(self.upper.proc_path(&path), name, value, flags)
-            .map_err(io::Error::from)?;
-        Ok(())
+        Ok(self.upper.set_xattr(&path, name, value, how)?)
     }
 
     fn getxattr(&self, ino: Ino, name: &OsStr, size: u32) -> Result<XattrReply> {
         let Some(path) = self.upper_path_if_upper(ino)? else {
             return Err(Error::NoAttr);
         };
-        let p = self.upper.proc_path(&path);
-        let len = rustix::fs::lgetxattr_query(&p, name).map_err(io::Error::from)?;
-        let mut buf = vec![0u8; len];
-        let n = rustix::fs::lgetxattr(&p, name, &mut buf[..]).map_err(io::Error::from)?;
-        buf.truncate(n);
-        Self::xattr_reply(buf, size)
+        Self::xattr_reply(self.upper.get_xattr(&path, name)?, size)
     }
 
     fn listxattr(&self, ino: Ino, size: u32) -> Result<XattrReply> {
         let Some(path) = self.upper_path_if_upper(ino)? else {
             return Self::xattr_reply(Vec::new(), size);
         };
-        let p = self.upper.proc_path(&path);
-        let len = rustix::fs::llistxattr_query(&p).map_err(io::Error::from)?;
-        let mut buf = vec![0u8; len];
-        let n = rustix::fs::llistxattr(&p, &mut buf[..]).map_err(io::Error::from)?;
-        buf.truncate(n);
-        Self::xattr_reply(buf, size)
+        Self::xattr_reply(self.upper.list_xattr(&path)?, size)
     }
 
     fn removexattr(&self, ino: Ino, name: &OsStr) -> Result<()> {
@@ -667,7 +561,6 @@ impl FileSystem for Overlay {
             return Err(Error::NoAttr);
         }
         let (_tree, path) = self.upper_path_for_change(ino)?;
-        rustix::fs::lremovexattr(self.upper.proc_path(&path), name).map_err(io::Error::from)?;
-        Ok(())
+        Ok(self.upper.remove_xattr(&path, name)?)
     }
 }

@@ -6,7 +6,6 @@
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::atomic::AtomicU64;
 
 use foldhash::{HashMap, HashMapExt};
 use parking_lot::Mutex;
@@ -35,8 +34,6 @@ pub struct Node {
     /// are rare, and a box is a third of an empty Vec in every node).
     #[allow(clippy::box_collection)]
     pub aliases: Option<Box<Vec<Name>>>,
-    /// References the kernel holds (entries given to it, less those it forgot).
-    pub lookups: AtomicU64,
 }
 
 /// A name of a node: its parent directory and the name in it.
@@ -63,7 +60,6 @@ impl Node {
             lower,
             dir: None,
             aliases: None,
-            lookups: AtomicU64::new(0),
         }
     }
 

@@ -56,14 +56,90 @@ pub struct Attr {
     pub atime: SystemTime,
     pub mtime: SystemTime,
     pub ctime: SystemTime,
+    /// Creation time (birth time where the upper filesystem records one; for lower files
+    /// the time the layer recorded).
+    pub crtime: SystemTime,
     pub kind: FileKind,
     /// Permission bits (including setuid, setgid and sticky), without the file type.
+    /// Windows file attributes are derived from them and the kind (see
+    /// [`Attr::file_attributes`]).
     pub perm: u16,
     pub nlink: u32,
     pub uid: u32,
     pub gid: u32,
     pub rdev: u32,
     pub blksize: u32,
+}
+
+impl Attr {
+    /// The Windows file attributes of this inode, derived from its kind and mode bits:
+    /// a directory is `DIRECTORY`, a symlink a `REPARSE_POINT`, a file whose owner may not
+    /// write it `READONLY`, and a file with none of these `NORMAL` (as Windows requires).
+    pub fn file_attributes(&self) -> FileAttributes {
+        let mut a = FileAttributes::empty();
+        match self.kind {
+            FileKind::Dir => a |= FileAttributes::DIRECTORY,
+            FileKind::Symlink => a |= FileAttributes::REPARSE_POINT,
+            _ => {}
+        }
+        if self.kind != FileKind::Dir && self.perm & 0o200 == 0 {
+            a |= FileAttributes::READONLY;
+        }
+        if a.is_empty() {
+            a = FileAttributes::NORMAL;
+        }
+        a
+    }
+}
+
+/// Windows file attributes (`FILE_ATTRIBUTE_*`), as far as venvfs keeps them: the ones that
+/// follow from a POSIX kind and mode. The values are Windows's own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct FileAttributes(pub u32);
+
+impl FileAttributes {
+    pub const READONLY: FileAttributes = FileAttributes(0x1);
+    pub const HIDDEN: FileAttributes = FileAttributes(0x2);
+    pub const DIRECTORY: FileAttributes = FileAttributes(0x10);
+    pub const ARCHIVE: FileAttributes = FileAttributes(0x20);
+    pub const NORMAL: FileAttributes = FileAttributes(0x80);
+    pub const REPARSE_POINT: FileAttributes = FileAttributes(0x400);
+
+    pub const fn empty() -> FileAttributes {
+        FileAttributes(0)
+    }
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    pub const fn contains(self, other: FileAttributes) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The mode bits `perm` with the `READONLY` attribute applied: setting it clears every
+    /// write bit, clearing it gives the owner write permission back (as Windows's
+    /// readonly flag and `chmod u+w` do).
+    pub fn apply_to_perm(self, perm: u16) -> u16 {
+        if self.contains(FileAttributes::READONLY) {
+            perm & !0o222
+        } else if perm & 0o200 == 0 {
+            perm | 0o200
+        } else {
+            perm
+        }
+    }
+}
+
+impl std::ops::BitOr for FileAttributes {
+    type Output = FileAttributes;
+    fn bitor(self, o: FileAttributes) -> FileAttributes {
+        FileAttributes(self.0 | o.0)
+    }
+}
+
+impl std::ops::BitOrAssign for FileAttributes {
+    fn bitor_assign(&mut self, o: FileAttributes) {
+        self.0 |= o.0
+    }
 }
 
 /// A looked-up name: its attributes and how long the kernel may cache them.
@@ -87,6 +163,53 @@ pub struct Caller {
     pub uid: u32,
     pub gid: u32,
     pub pid: u32,
+}
+
+/// What an open asks for: the access wanted and what to do to the file on the way.
+/// Adapters build it from their kernel's request (open(2) flags on Linux; desired access
+/// and a create disposition on Windows, through the core's disposition table).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenRequest {
+    pub access: Access,
+    /// Empty the file first (O_TRUNC; an overwrite disposition).
+    pub truncate: bool,
+    /// Every write goes to the end of the file (O_APPEND; FILE_APPEND_DATA alone).
+    pub append: bool,
+    /// For `create`: fail if the name exists (O_EXCL; CREATE_NEW) instead of opening it.
+    pub exclusive: bool,
+}
+
+impl OpenRequest {
+    /// A read-only open.
+    pub const READ: OpenRequest = OpenRequest {
+        access: Access::Read,
+        truncate: false,
+        append: false,
+        exclusive: false,
+    };
+
+    /// Whether the open may change the file's content.
+    pub fn changes_content(&self) -> bool {
+        self.access.writes() || self.truncate
+    }
+}
+
+/// The data access an open asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Access {
+    #[default]
+    Read,
+    Write,
+    ReadWrite,
+}
+
+impl Access {
+    pub fn reads(self) -> bool {
+        self != Access::Write
+    }
+    pub fn writes(self) -> bool {
+        self != Access::Read
+    }
 }
 
 /// An open file.
@@ -127,8 +250,32 @@ pub struct SetAttr {
     pub size: Option<u64>,
     pub atime: Option<SetTime>,
     pub mtime: Option<SetTime>,
+    /// Set the creation time (Windows's SetFileTime; FUSE on macOS).
+    pub crtime: Option<SystemTime>,
     /// The handle the change came through (ftruncate, fchmod), if any.
     pub fh: Option<Fh>,
+}
+
+/// Space to allocate or free in a file (fallocate on Linux; SetAllocationSize and
+/// FSCTL_SET_ZERO_DATA on Windows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Allocate {
+    pub offset: u64,
+    pub length: u64,
+    pub how: AllocateHow,
+}
+
+/// What an [`Allocate`] does to the range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AllocateHow {
+    /// Reserve blocks; the file grows to cover the range.
+    Extend,
+    /// Reserve blocks; the file's size stays.
+    KeepSize,
+    /// Free the range's blocks; it reads as zeros; the size stays.
+    PunchHole,
+    /// Make the range read as zeros (blocks stay allocated); `keep_size` as for the others.
+    Zero { keep_size: bool },
 }
 
 /// Filesystem-wide usage figures (`statfs`).
@@ -183,6 +330,17 @@ pub enum Error {
     NotEmpty,
     #[error("operation not permitted: {0}")]
     NotPermitted(&'static str),
+    /// The caller may not access the file this way (EACCES; STATUS_ACCESS_DENIED).
+    #[error("access denied: {0}")]
+    AccessDenied(&'static str),
+    /// Another open of the file does not share the access asked for (Windows share
+    /// modes; STATUS_SHARING_VIOLATION).
+    #[error("the file is open elsewhere without sharing this access")]
+    SharingViolation,
+    /// The file is marked for deletion once its last handle closes; it cannot be opened
+    /// again (STATUS_DELETE_PENDING).
+    #[error("the file is being deleted")]
+    DeletePending,
     #[error("invalid argument: {0}")]
     Invalid(&'static str),
     #[error("name too long")]
@@ -218,30 +376,40 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The file handle of I/O on a file that was never opened (see
-/// [`FileSystem::serves_without_open`]); handles given out by `open` are never this.
-pub const NO_HANDLE: Fh = 0;
-
 /// The filesystem operations the core implements and the adapters drive.
 ///
 /// Every method takes `&self`: implementations are called from several kernel worker
 /// threads at once.
+///
+/// I/O (`read`, `write`, `fsync`, `allocate`, `setattr`) works by inode: the handle an
+/// adapter passes, when it has one, only says which open the request came through. So an
+/// adapter may let its kernel skip opens of files altogether (FUSE can) and pass `None`.
+/// What keeps a file reachable once it loses its last name is counted in one place in the
+/// core: the handles given out by `open`/`create` until `release`, and the references
+/// taken with [`FileSystem::reference`] until [`FileSystem::unreference`].
 pub trait FileSystem: Send + Sync + 'static {
     fn lookup(&self, parent: Ino, name: &OsStr) -> Result<Lookup>;
-    /// The kernel dropped `nlookup` references to `ino`.
-    fn forget(&self, _ino: Ino, _nlookup: u64) {}
+    /// The kernel may now reach `ino` without a handle (FUSE: the inode's lookup count went
+    /// from 0 to 1). While any such reference is held, the file's data stays reachable even
+    /// if it loses its last name.
+    fn reference(&self, _ino: Ino) {}
+    /// One reference taken with [`FileSystem::reference`] is gone (FUSE: the kernel forgot
+    /// the inode).
+    fn unreference(&self, _ino: Ino) {}
     fn getattr(&self, ino: Ino) -> Result<Entry>;
     fn setattr(&self, caller: &Caller, ino: Ino, set: SetAttr) -> Result<Entry>;
     fn readlink(&self, ino: Ino) -> Result<OsString>;
+    /// Makes a special file (FIFO, socket, device); `rdev` is the device number for devices.
     fn mknod(
         &self,
         caller: &Caller,
         parent: Ino,
         name: &OsStr,
-        mode: u32,
-        rdev: u32,
+        kind: FileKind,
+        perm: u16,
+        rdev: u64,
     ) -> Result<Entry>;
-    fn mkdir(&self, caller: &Caller, parent: Ino, name: &OsStr, mode: u32) -> Result<Entry>;
+    fn mkdir(&self, caller: &Caller, parent: Ino, name: &OsStr, perm: u16) -> Result<Entry>;
     fn unlink(&self, parent: Ino, name: &OsStr) -> Result<()>;
     fn rmdir(&self, parent: Ino, name: &OsStr) -> Result<()>;
     fn symlink(&self, caller: &Caller, parent: Ino, name: &OsStr, target: &Path) -> Result<Entry>;
@@ -254,47 +422,108 @@ pub trait FileSystem: Send + Sync + 'static {
         flags: RenameFlags,
     ) -> Result<()>;
     fn link(&self, ino: Ino, new_parent: Ino, new_name: &OsStr) -> Result<Entry>;
-    /// Open a file. `flags` are the `open(2)` flags (O_ACCMODE, O_TRUNC, O_APPEND, ...).
-    fn open(&self, ino: Ino, flags: i32) -> Result<Opened>;
-    /// Whether `read`, `write`, `fsync`, `fallocate` and `setattr` of regular files work
-    /// with [`NO_HANDLE`], for files that were never opened: then an adapter may let the
-    /// kernel skip opens (and releases) altogether, which spares two round trips per open
-    /// file. Such a filesystem must keep the data of a file that loses its last name while
-    /// the kernel still references it (it may be open) until [`FileSystem::forget`].
-    fn serves_without_open(&self) -> bool {
-        false
-    }
+    /// Opens an existing file.
+    fn open(&self, ino: Ino, req: &OpenRequest) -> Result<Opened>;
+    /// Creates `parent/name` and opens it. Without `req.exclusive`, an existing file of that
+    /// name is opened instead (with `req.truncate` applied).
     fn create(
         &self,
         caller: &Caller,
         parent: Ino,
         name: &OsStr,
-        mode: u32,
-        flags: i32,
+        perm: u16,
+        req: &OpenRequest,
     ) -> Result<(Entry, Opened)>;
-    fn read(&self, ino: Ino, fh: Fh, offset: u64, size: u32) -> Result<Vec<u8>>;
-    fn write(&self, ino: Ino, fh: Fh, offset: u64, data: &[u8]) -> Result<u32>;
+    fn read(&self, ino: Ino, fh: Option<Fh>, offset: u64, size: u32) -> Result<Vec<u8>>;
+    fn write(&self, ino: Ino, fh: Option<Fh>, offset: u64, data: &[u8]) -> Result<u32>;
     /// Called on every close(2) of a file. Filesystems that write through at once (as the
     /// venvfs overlay does) have nothing to do and answer [`Error::NotImplemented`], which
     /// spares a kernel round trip per close from then on.
-    fn flush(&self, _ino: Ino, _fh: Fh) -> Result<()> {
+    fn flush(&self, _ino: Ino, _fh: Option<Fh>) -> Result<()> {
         Err(Error::NotImplemented)
     }
-    fn fsync(&self, ino: Ino, fh: Fh, datasync: bool) -> Result<()>;
+    fn fsync(&self, ino: Ino, fh: Option<Fh>, datasync: bool) -> Result<()>;
+    /// The handle is closed (its last user is gone).
     fn release(&self, ino: Ino, fh: Fh);
-    fn fallocate(&self, ino: Ino, fh: Fh, offset: u64, length: u64, mode: i32) -> Result<()>;
-    /// Open a directory. `keep_cache` in the reply lets the kernel cache its listing until
-    /// a change made through the mount invalidates it. A filesystem that
-    /// [serves without open](FileSystem::serves_without_open) lists directories without
-    /// it too, and the adapter may let the kernel skip directory opens.
+    fn allocate(&self, ino: Ino, fh: Option<Fh>, how: Allocate) -> Result<()>;
+    /// Opens a directory. `keep_cache` in the reply lets the kernel cache its listing until
+    /// a change made through the mount invalidates it. Listing needs no handle: an adapter
+    /// may let its kernel skip directory opens.
     fn opendir(&self, ino: Ino) -> Result<Opened>;
     /// The next entries of a directory after the one whose [`DirEntry::offset`] is
     /// `offset` (0: from the start, "." and ".." first). Returns an empty list at the end.
-    fn readdir(&self, ino: Ino, fh: Fh, offset: u64) -> Result<Vec<DirEntry>>;
+    fn readdir(&self, ino: Ino, offset: u64) -> Result<Vec<DirEntry>>;
     fn releasedir(&self, ino: Ino, fh: Fh);
     fn statfs(&self) -> Result<StatFs>;
     fn setxattr(&self, ino: Ino, name: &OsStr, value: &[u8], how: XattrSet) -> Result<()>;
     fn getxattr(&self, ino: Ino, name: &OsStr, size: u32) -> Result<XattrReply>;
     fn listxattr(&self, ino: Ino, size: u32) -> Result<XattrReply>;
     fn removexattr(&self, ino: Ino, name: &OsStr) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attr(kind: FileKind, perm: u16) -> Attr {
+        let t = SystemTime::UNIX_EPOCH;
+        Attr {
+            ino: 2,
+            size: 0,
+            blocks: 0,
+            atime: t,
+            mtime: t,
+            ctime: t,
+            crtime: t,
+            kind,
+            perm,
+            nlink: 1,
+            uid: 0,
+            gid: 0,
+            rdev: 0,
+            blksize: 4096,
+        }
+    }
+
+    #[test]
+    fn windows_attributes_follow_kind_and_mode() {
+        assert_eq!(
+            attr(FileKind::File, 0o644).file_attributes(),
+            FileAttributes::NORMAL
+        );
+        assert_eq!(
+            attr(FileKind::File, 0o444).file_attributes(),
+            FileAttributes::READONLY
+        );
+        assert_eq!(
+            attr(FileKind::Dir, 0o555).file_attributes(),
+            FileAttributes::DIRECTORY
+        );
+        assert_eq!(
+            attr(FileKind::Symlink, 0o777).file_attributes(),
+            FileAttributes::REPARSE_POINT
+        );
+    }
+
+    #[test]
+    fn readonly_attribute_maps_to_write_bits() {
+        assert_eq!(FileAttributes::READONLY.apply_to_perm(0o664), 0o444);
+        assert_eq!(FileAttributes::NORMAL.apply_to_perm(0o444), 0o644);
+        assert_eq!(FileAttributes::NORMAL.apply_to_perm(0o755), 0o755);
+    }
+
+    #[test]
+    fn open_requests() {
+        assert!(!OpenRequest::READ.changes_content());
+        let w = OpenRequest {
+            access: Access::Write,
+            ..OpenRequest::READ
+        };
+        assert!(w.changes_content() && !w.access.reads());
+        let t = OpenRequest {
+            truncate: true,
+            ..OpenRequest::READ
+        };
+        assert!(t.changes_content());
+    }
 }

@@ -3,10 +3,11 @@
 //! Every handler calls one core method and translates the result; failures go through
 //! [`respond`], which logs them and replies with the errno from [`crate::errno`].
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use fuser::{
@@ -18,7 +19,8 @@ use fuser::{
 use venvfs_api::{Entry, Error, FileSystem, Lookup, Opened, Result, SetAttr, XattrReply, XattrSet};
 
 use crate::convert::{
-    caller, file_attr, file_type, is_dot, listing_entry, negative_attr, set_time,
+    allocate, caller, file_attr, file_type, handle, is_dot, listing_entry, negative_attr,
+    open_request, set_time, special_file,
 };
 use crate::errno::{errno, log_failure};
 use crate::passthrough::{Mode, Passthrough};
@@ -44,11 +46,13 @@ pub struct FuseAdapter<F: FileSystem> {
     want_passthrough: bool,
     passthrough: Passthrough<BackingId>,
     /// Answer opens of files with ENOSYS, after which the kernel stops sending them (and
-    /// their releases): set when the core serves I/O without handles and passthrough,
-    /// which needs opens, is off.
+    /// their releases): the core serves I/O by inode, so opens only cost round trips,
+    /// unless passthrough (which needs them) is on.
     skip_opens: bool,
-    /// The same for directories: set when the core serves I/O without handles.
-    skip_opendirs: bool,
+    /// The kernel's lookup count of each inode it holds (nlookup): FUSE's own reference
+    /// counting, kept here; the core hears only when an inode becomes held
+    /// ([`FileSystem::reference`]) and when it is forgotten ([`FileSystem::unreference`]).
+    lookups: Mutex<HashMap<u64, u64>>,
     stats: Arc<RequestStats>,
 }
 
@@ -62,8 +66,38 @@ impl<F: FileSystem> FuseAdapter<F> {
             passthrough: Passthrough::new(),
             stats: Arc::default(),
             skip_opens: false,
-            skip_opendirs: false,
+            lookups: Mutex::default(),
         }
+    }
+
+    /// Counts one kernel lookup of the entry's inode (every reply that hands the kernel an
+    /// entry adds one), telling the core when the inode becomes held.
+    fn looked_up(&self, e: &Entry) {
+        let mut lookups = self.lookups.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = lookups.entry(e.attr.ino).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            self.fs.reference(e.attr.ino);
+        }
+    }
+
+    /// The kernel dropped `nlookup` lookups of `ino`.
+    fn forgotten(&self, ino: u64, nlookup: u64) {
+        let mut lookups = self.lookups.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(n) = lookups.get_mut(&ino) else {
+            return;
+        };
+        *n = n.saturating_sub(nlookup);
+        if *n == 0 {
+            lookups.remove(&ino);
+            self.fs.unreference(ino);
+        }
+    }
+
+    /// Replies with an entry, which the kernel then holds.
+    fn entry_reply(&self, reply: ReplyEntry, e: Entry) {
+        self.looked_up(&e);
+        reply.entry(&e.ttl, &file_attr(&e.attr), GENERATION);
     }
 
     /// The counts of requests served so far, by kind.
@@ -86,7 +120,14 @@ impl<F: FileSystem> FuseAdapter<F> {
     }
 
     /// Answer a create, through passthrough when possible.
-    fn created(&self, (e, o): (Entry, Opened), reply: ReplyCreate) {
+    fn created(&self, (e, mut o): (Entry, Opened), reply: ReplyCreate) {
+        self.looked_up(&e);
+        if self.skip_opens {
+            // The kernel sends no RELEASE once opens are skipped, not even for the files it
+            // creates: the handle is closed now and the file served by inode.
+            self.fs.release(e.attr.ino, o.fh);
+            o.fh = 0;
+        }
         let (attr, fh) = (file_attr(&e.attr), FileHandle(o.fh));
         match self
             .passthrough
@@ -114,8 +155,8 @@ impl<F: FileSystem> FuseAdapter<F> {
         }
     }
 
-    /// The entry for a listed name in readdirplus, counted as a lookup. `Ok(None)` when the
-    /// name vanished since the listing.
+    /// The entry for a listed name in readdirplus. `Ok(None)` when the name vanished since
+    /// the listing.
     fn plus_entry(&self, dir: u64, name: &OsStr) -> Result<Option<Entry>> {
         match self.fs.lookup(dir, name) {
             Ok(Lookup::Found(entry)) => Ok(Some(entry)),
@@ -172,10 +213,6 @@ fn fail<R: ErrorReply>(op: &'static str, ino: u64, err: &Error, reply: R) {
     let n = errno(err);
     log_failure(op, ino, err, n);
     reply.fail(Errno::from_i32(n));
-}
-
-fn entry_reply(reply: ReplyEntry, e: Entry) {
-    reply.entry(&e.ttl, &file_attr(&e.attr), GENERATION);
 }
 
 fn empty_reply(reply: ReplyEmpty, (): ()) {
@@ -238,8 +275,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
                 tracing::debug!("the kernel does not offer FUSE passthrough");
             }
         }
-        self.skip_opens = self.fs.serves_without_open() && !self.passthrough.is_granted();
-        self.skip_opendirs = self.fs.serves_without_open();
+        self.skip_opens = !self.passthrough.is_granted();
         if let Err(max) = config.set_max_write(MAX_WRITE) {
             let _ = config.set_max_write(max);
         }
@@ -253,7 +289,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         self.stats.count(Op::Lookup);
         let res = self.fs.lookup(parent.0, name);
         respond("lookup", parent.0, res, reply, |r, l| match l {
-            Lookup::Found(e) => entry_reply(r, e),
+            Lookup::Found(e) => self.entry_reply(r, e),
             Lookup::Missing { ttl } => r.entry(&ttl, &negative_attr(), GENERATION),
         });
     }
@@ -261,7 +297,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
     // batch_forget: fuser's default calls forget for each node (its ForgetOne is not public).
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
         self.stats.count(Op::Forget);
-        self.fs.forget(ino.0, nlookup);
+        self.forgotten(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -283,7 +319,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         mtime: Option<TimeOrNow>,
         _ctime: Option<std::time::SystemTime>,
         fh: Option<FileHandle>,
-        _crtime: Option<std::time::SystemTime>,
+        crtime: Option<std::time::SystemTime>,
         _chgtime: Option<std::time::SystemTime>,
         _bkuptime: Option<std::time::SystemTime>,
         _flags: Option<fuser::BsdFileFlags>,
@@ -297,7 +333,8 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
             size,
             atime: atime.map(set_time),
             mtime: mtime.map(set_time),
-            fh: fh.map(|f| f.0),
+            crtime,
+            fh: fh.and_then(handle),
         };
         let res = self.fs.setattr(&caller(req), ino.0, set);
         respond("setattr", ino.0, res, reply, |r, e| {
@@ -324,10 +361,11 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         reply: ReplyEntry,
     ) {
         self.stats.count(Op::Mknod);
+        let (kind, perm) = special_file(mode & !umask);
         let res = self
             .fs
-            .mknod(&caller(req), parent.0, name, mode & !umask, rdev);
-        respond("mknod", parent.0, res, reply, entry_reply);
+            .mknod(&caller(req), parent.0, name, kind, perm, rdev.into());
+        respond("mknod", parent.0, res, reply, |r, e| self.entry_reply(r, e));
     }
 
     fn mkdir(
@@ -340,8 +378,9 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         reply: ReplyEntry,
     ) {
         self.stats.count(Op::Mkdir);
-        let res = self.fs.mkdir(&caller(req), parent.0, name, mode & !umask);
-        respond("mkdir", parent.0, res, reply, entry_reply);
+        let perm = (mode & !umask & 0o7777) as u16;
+        let res = self.fs.mkdir(&caller(req), parent.0, name, perm);
+        respond("mkdir", parent.0, res, reply, |r, e| self.entry_reply(r, e));
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -366,7 +405,9 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
     ) {
         self.stats.count(Op::Symlink);
         let res = self.fs.symlink(&caller(req), parent.0, link_name, target);
-        respond("symlink", parent.0, res, reply, entry_reply);
+        respond("symlink", parent.0, res, reply, |r, e| {
+            self.entry_reply(r, e)
+        });
     }
 
     fn rename(
@@ -395,7 +436,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
     ) {
         self.stats.count(Op::Link);
         let res = self.fs.link(ino.0, newparent.0, newname);
-        respond("link", ino.0, res, reply, entry_reply);
+        respond("link", ino.0, res, reply, |r, e| self.entry_reply(r, e));
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -405,7 +446,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
             // itself from now on (with handle 0 and its page cache kept).
             return reply.error(Errno::ENOSYS);
         }
-        let res = self.fs.open(ino.0, flags.0);
+        let res = self.fs.open(ino.0, &open_request(flags.0));
         respond("open", ino.0, res, reply, |r, o| self.opened(ino.0, o, r));
     }
 
@@ -420,9 +461,10 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         reply: ReplyCreate,
     ) {
         self.stats.count(Op::Create);
+        let perm = (mode & !umask & 0o7777) as u16;
         let res = self
             .fs
-            .create(&caller(req), parent.0, name, mode & !umask, flags);
+            .create(&caller(req), parent.0, name, perm, &open_request(flags));
         respond("create", parent.0, res, reply, |r, eo| self.created(eo, r));
     }
 
@@ -438,7 +480,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         reply: ReplyData,
     ) {
         self.stats.count(Op::Read);
-        let res = self.fs.read(ino.0, fh.0, offset, size);
+        let res = self.fs.read(ino.0, handle(fh), offset, size);
         respond("read", ino.0, res, reply, |r, d| r.data(&d));
     }
 
@@ -455,7 +497,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         reply: ReplyWrite,
     ) {
         self.stats.count(Op::Write);
-        let res = self.fs.write(ino.0, fh.0, offset, data);
+        let res = self.fs.write(ino.0, handle(fh), offset, data);
         respond("write", ino.0, res, reply, |r, n| r.written(n));
     }
 
@@ -468,7 +510,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         reply: ReplyEmpty,
     ) {
         self.stats.count(Op::Flush);
-        let res = self.fs.flush(ino.0, fh.0);
+        let res = self.fs.flush(ino.0, handle(fh));
         respond("flush", ino.0, res, reply, empty_reply);
     }
 
@@ -497,7 +539,7 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         reply: ReplyEmpty,
     ) {
         self.stats.count(Op::Fsync);
-        let res = self.fs.fsync(ino.0, fh.0, datasync);
+        let res = self.fs.fsync(ino.0, handle(fh), datasync);
         respond("fsync", ino.0, res, reply, empty_reply);
     }
 
@@ -512,25 +554,18 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         reply: ReplyEmpty,
     ) {
         self.stats.count(Op::Fallocate);
-        let res = self.fs.fallocate(ino.0, fh.0, offset, length, mode);
+        let res =
+            allocate(offset, length, mode).and_then(|how| self.fs.allocate(ino.0, handle(fh), how));
         respond("fallocate", ino.0, res, reply, empty_reply);
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         self.stats.count(Op::Opendir);
-        if self.skip_opendirs {
-            // as for files: the kernel opens directories itself from now on (and caches
-            // their listings, since nothing changes them behind its back)
-            return reply.error(Errno::ENOSYS);
-        }
-        respond("opendir", ino.0, self.fs.opendir(ino.0), reply, |r, o| {
-            let flags = if o.keep_cache {
-                FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR
-            } else {
-                FopenFlags::empty()
-            };
-            r.opened(FileHandle(o.fh), flags)
-        });
+        // The core lists directories without handles: the kernel takes ENOSYS to mean
+        // "opendir needs no answer", opens directories itself from now on and caches
+        // their listings (nothing changes them behind its back).
+        let _ = ino;
+        reply.error(Errno::ENOSYS);
     }
 
     fn readdir(
@@ -542,7 +577,8 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         reply: ReplyDirectory,
     ) {
         self.stats.count(Op::Readdir);
-        let res = self.fs.readdir(ino.0, fh.0, offset);
+        let _ = fh;
+        let res = self.fs.readdir(ino.0, offset);
         respond("readdir", ino.0, res, reply, |mut r, entries| {
             for e in &entries {
                 let kind = file_type(e.kind);
@@ -563,7 +599,8 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         mut reply: ReplyDirectoryPlus,
     ) {
         self.stats.count(Op::Readdirplus);
-        let entries = match self.fs.readdir(ino.0, fh.0, offset) {
+        let _ = fh;
+        let entries = match self.fs.readdir(ino.0, offset) {
             Ok(entries) => entries,
             Err(err) => return fail("readdirplus", ino.0, &err, reply),
         };
@@ -585,11 +622,11 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
             };
             let attr = file_attr(&entry.attr);
             if reply.add(attr.ino, e.offset, &e.name, &entry.ttl, &attr, GENERATION) {
-                if counted {
-                    // Not sent, so not looked up as far as the kernel knows.
-                    self.fs.forget(entry.attr.ino, 1);
-                }
-                break;
+                break; // full: not sent
+            }
+            if counted {
+                // the kernel counts a lookup for every entry it gets but "." and ".."
+                self.looked_up(&entry);
             }
             added += 1;
         }

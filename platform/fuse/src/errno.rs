@@ -21,6 +21,10 @@ pub fn errno(err: &Error) -> i32 {
         Error::IsDir => libc::EISDIR,
         Error::NotEmpty => libc::ENOTEMPTY,
         Error::NotPermitted(_) => libc::EPERM,
+        Error::AccessDenied(_) => libc::EACCES,
+        // Windows rules on a Linux mount (tests): what the C runtime on Windows reports
+        // for a sharing violation and a delete-pending file.
+        Error::SharingViolation | Error::DeletePending => libc::EACCES,
         Error::Invalid(_) => libc::EINVAL,
         Error::NameTooLong => libc::ENAMETOOLONG,
         Error::StaleInode(_) => libc::ESTALE,
@@ -79,6 +83,9 @@ mod tests {
             (Error::IsDir, libc::EISDIR),
             (Error::NotEmpty, libc::ENOTEMPTY),
             (Error::NotPermitted("chown"), libc::EPERM),
+            (Error::AccessDenied("write"), libc::EACCES),
+            (Error::SharingViolation, libc::EACCES),
+            (Error::DeletePending, libc::EACCES),
             (Error::Invalid("flags"), libc::EINVAL),
             (Error::NameTooLong, libc::ENAMETOOLONG),
             (Error::StaleInode(7), libc::ESTALE),

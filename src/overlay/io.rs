@@ -1,0 +1,119 @@
+//! I/O by inode: every read, write, fsync, truncate and allocate reaches the inode's file
+//! through the open-file registry (`open_files.rs`), whether the request came with a handle
+//! or not, so there is one path for each.
+
+use std::sync::Arc;
+
+use venvfs_api::{Error, FileKind, Ino, Result};
+
+use super::open_files::{Desc, UpperFile};
+use super::tree::Tree;
+use super::Overlay;
+use crate::layer::{open_content, read_file_at, Content};
+
+/// Lower files at least this big are handed to the kernel for passthrough when the mount
+/// uses it.
+pub const PASSTHROUGH_MIN: u64 = 256 << 10;
+
+impl Overlay {
+    /// Reads a file through the inode's own open file: the upper one, or the lower content.
+    pub(super) fn read_by_inode(&self, ino: Ino, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let lower = {
+            let tree = self.tree.read();
+            let node = tree.get(ino)?;
+            if node.kind == FileKind::Dir {
+                return Err(Error::IsDir);
+            }
+            // A lower file unlinked while open still reads from its layer.
+            match node.lower {
+                Some(lid) if !node.upper => Some(lid),
+                _ => None,
+            }
+        };
+        match lower {
+            Some(lid) => {
+                let content = self.lower_content(ino, lid)?;
+                Ok(content.read_at(offset, size as usize)?)
+            }
+            None => Ok(read_file_at(
+                &self.upper_file(ino, false)?.file,
+                offset,
+                size as usize,
+            )?),
+        }
+    }
+
+    /// The open lower content of node `ino` (lower node `lid`).
+    pub(super) fn lower_content(&self, ino: Ino, lid: u32) -> Result<Arc<Content>> {
+        self.open_files.lower(ino, || self.open_lower(lid))
+    }
+
+    /// The upper file of `ino`, open for reading (and writing when `write`; a lower file is
+    /// copied up first).
+    pub(super) fn upper_file(&self, ino: Ino, write: bool) -> Result<UpperFile> {
+        if let Some(f) = self.open_files.upper(ino, write) {
+            return Ok(f);
+        }
+        if write {
+            let mut tree = self.tree.write();
+            self.copy_up_file(&mut tree, ino, true)?;
+            self.upper_file_in(&tree, ino, write)
+        } else {
+            self.upper_file_in(&self.tree.read(), ino, write)
+        }
+    }
+
+    /// The upper file of `ino` (which must be in the upper layer), with the tree locked.
+    pub(super) fn upper_file_in(&self, tree: &Tree, ino: Ino, write: bool) -> Result<UpperFile> {
+        if let Some(f) = self.open_files.upper(ino, write) {
+            return Ok(f);
+        }
+        // (an unlinked file has no path: it is reachable only while the registry pins it)
+        let f = self.open_upper_for_io(&tree.path(ino)?, write)?;
+        self.open_files.put(ino, Desc::Upper(f.clone()));
+        Ok(f)
+    }
+
+    /// Opens an upper file read-write, or read-only when reading is all that is asked and
+    /// the daemon may not write it.
+    fn open_upper_for_io(&self, path: &[u8], write: bool) -> std::io::Result<UpperFile> {
+        match self.upper.open_rw(path) {
+            Ok(f) => Ok(UpperFile {
+                file: Arc::new(f),
+                writable: true,
+            }),
+            Err(e) if !write && crate::upper::is_read_only_refusal(&e) => Ok(UpperFile {
+                file: Arc::new(self.upper.open_ro(path)?),
+                writable: false,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Opens the content of lower node `lid`, naming the layer in the log if it fails.
+    pub(super) fn open_lower(&self, lid: u32) -> Result<Content> {
+        let l = self.lower.node(lid);
+        let source = &self.lower.layers[l.layer as usize];
+        open_content(source, &self.members, &l.src, l.member).inspect_err(|e| {
+            tracing::error!(
+                "layer {}: cannot serve {}: {e}",
+                self.lower.labels[l.layer as usize],
+                String::from_utf8_lossy(&self.lower.path_of(lid))
+            );
+        })
+    }
+
+    /// Called before node `ino` loses a name on disk: when that is its last name, the
+    /// registry keeps its upper file open for as long as a handle or a backend reference
+    /// holds it (it may be open in the kernel without the daemon knowing), so reads,
+    /// writes and stat through it still work.
+    pub(super) fn unlinking(&self, tree: &Tree, ino: Ino) -> Result<()> {
+        let node = tree.get(ino)?;
+        if !node.upper || node.kind != FileKind::File || node.aliases.is_some() {
+            return Ok(());
+        }
+        let path = tree.path(ino)?;
+        self.open_files
+            .unlinking(ino, || self.open_upper_for_io(&path, false))
+    }
+}

@@ -1,0 +1,354 @@
+//! The open-file registry: one record per inode of what keeps its file reachable and of the
+//! descriptor that serves its I/O.
+//!
+//! Every read, write, fsync, truncate and allocate goes through here, whether the request
+//! came with a handle or not (the FUSE adapter lets the kernel skip opens, so most I/O names
+//! only the inode). A record counts:
+//! - the backend's references (FUSE: the inode is in the kernel's cache; see
+//!   [`venvfs_api::FileSystem::reference`]) and
+//! - the handles given out by `open` and `create` until their release (Dokan: every open
+//!   file; FUSE: only with passthrough, when opens are not skipped);
+//!
+//! and holds the inode's one open descriptor: the upper file, or the lower content (a
+//! directory layer's file or a wheel member). While a file has a handle, or has lost its
+//! last name while still referenced (it may be open in the kernel without the daemon
+//! knowing), its descriptor is *pinned*: that is what keeps an unlinked-but-open file's data
+//! reachable, and it is released when the last user is gone, whichever backend reports it.
+//! Other descriptors are a bounded cache, closed least recently used first.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use lru::LruCache;
+use parking_lot::Mutex;
+use venvfs_api::{Fh, Ino, Result};
+
+use crate::layer::Content;
+
+/// Idle lower descriptors kept open.
+const LOWER_OPEN: usize = 64;
+/// Idle upper descriptors kept open.
+const UPPER_OPEN: usize = 256;
+
+/// An upper file opened for I/O.
+#[derive(Clone)]
+pub struct UpperFile {
+    pub file: Arc<File>,
+    /// Opened read-write (else read-only: the daemon may not write it).
+    pub writable: bool,
+}
+
+/// The descriptor that serves an inode's I/O.
+#[derive(Clone)]
+pub enum Desc {
+    Lower(Arc<Content>),
+    Upper(UpperFile),
+}
+
+#[derive(Default)]
+struct Record {
+    /// References taken by the backend.
+    refs: u32,
+    /// Open handles.
+    handles: u32,
+    /// The file lost its last name.
+    unlinked: bool,
+    desc: Option<Desc>,
+}
+
+impl Record {
+    /// Whether the descriptor must stay open.
+    fn pinned(&self) -> bool {
+        self.handles > 0 || (self.unlinked && self.refs > 0)
+    }
+
+    fn unused(&self) -> bool {
+        self.refs == 0 && self.handles == 0 && self.desc.is_none()
+    }
+}
+
+struct Inner {
+    records: HashMap<Ino, Record>,
+    /// Open handles and their inodes.
+    handles: HashMap<Fh, Ino>,
+    /// Unpinned inodes with an open descriptor, by kind, least recently used first.
+    idle_lower: LruCache<Ino, ()>,
+    idle_upper: LruCache<Ino, ()>,
+}
+
+impl Inner {
+    /// Puts an unpinned record's descriptor under the idle bound (closing the least
+    /// recently used one beyond it), or takes a pinned one out.
+    fn settle(&mut self, ino: Ino) {
+        self.idle_lower.pop(&ino);
+        self.idle_upper.pop(&ino);
+        let Some(r) = self.records.get(&ino) else {
+            return;
+        };
+        if r.pinned() {
+            return;
+        }
+        let (idle, cap) = match r.desc {
+            None => {
+                if r.unused() {
+                    self.records.remove(&ino);
+                }
+                return;
+            }
+            Some(Desc::Lower(_)) => (&mut self.idle_lower, LOWER_OPEN),
+            Some(Desc::Upper(_)) => (&mut self.idle_upper, UPPER_OPEN),
+        };
+        idle.put(ino, ());
+        if idle.len() > cap {
+            if let Some((old, ())) = idle.pop_lru() {
+                self.close(old);
+            }
+        }
+    }
+
+    /// Closes an idle record's descriptor.
+    fn close(&mut self, ino: Ino) {
+        if let Some(r) = self.records.get_mut(&ino) {
+            r.desc = None;
+            if r.unused() {
+                self.records.remove(&ino);
+            }
+        }
+    }
+
+    fn touch(&mut self, ino: Ino) {
+        // (`get` marks it most recently used; pinned inodes are in neither)
+        if self.idle_upper.get(&ino).is_none() {
+            self.idle_lower.get(&ino);
+        }
+    }
+}
+
+pub struct OpenFiles {
+    next_fh: AtomicU64,
+    inner: Mutex<Inner>,
+}
+
+impl Default for OpenFiles {
+    fn default() -> Self {
+        OpenFiles {
+            next_fh: AtomicU64::new(0),
+            inner: Mutex::new(Inner {
+                records: HashMap::new(),
+                handles: HashMap::new(),
+                idle_lower: LruCache::unbounded(),
+                idle_upper: LruCache::unbounded(),
+            }),
+        }
+    }
+}
+
+impl OpenFiles {
+    /// The backend took a reference to `ino`.
+    pub fn reference(&self, ino: Ino) {
+        let mut inner = self.inner.lock();
+        inner.records.entry(ino).or_default().refs += 1;
+    }
+
+    /// The backend dropped a reference to `ino`.
+    pub fn unreference(&self, ino: Ino) {
+        let mut inner = self.inner.lock();
+        if let Some(r) = inner.records.get_mut(&ino) {
+            r.refs = r.refs.saturating_sub(1);
+            if r.refs == 0 && r.handles == 0 && r.unlinked {
+                r.desc = None; // nothing can reach it any more
+            }
+        }
+        inner.settle(ino);
+    }
+
+    /// Opens a handle on `ino`, keeping `desc` (when given) as its descriptor while it is
+    /// open.
+    pub fn open(&self, ino: Ino, desc: Option<Desc>) -> Fh {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut inner = self.inner.lock();
+        let r = inner.records.entry(ino).or_default();
+        r.handles += 1;
+        if let Some(d) = desc {
+            r.desc = Some(d);
+        }
+        inner.handles.insert(fh, ino);
+        inner.settle(ino);
+        fh
+    }
+
+    /// Closes handle `fh`.
+    pub fn release(&self, fh: Fh) {
+        let mut inner = self.inner.lock();
+        let Some(ino) = inner.handles.remove(&fh) else {
+            return;
+        };
+        if let Some(r) = inner.records.get_mut(&ino) {
+            r.handles = r.handles.saturating_sub(1);
+            if r.refs == 0 && r.handles == 0 && r.unlinked {
+                r.desc = None;
+            }
+        }
+        inner.settle(ino);
+    }
+
+    /// The open lower content of `ino`, or the one `open` gives (then kept).
+    pub fn lower(&self, ino: Ino, open: impl FnOnce() -> Result<Content>) -> Result<Arc<Content>> {
+        {
+            let mut inner = self.inner.lock();
+            if let Some(Desc::Lower(c)) = inner.records.get(&ino).and_then(|r| r.desc.as_ref()) {
+                let c = Arc::clone(c);
+                inner.touch(ino);
+                return Ok(c);
+            }
+        }
+        // Opened without the lock: it may decompress a wheel member.
+        let content = Arc::new(open()?);
+        self.put(ino, Desc::Lower(Arc::clone(&content)));
+        Ok(content)
+    }
+
+    /// The open upper file of `ino`, if any; `None` also when a writable one is needed and
+    /// the open one is read-only.
+    pub fn upper(&self, ino: Ino, write: bool) -> Option<UpperFile> {
+        let mut inner = self.inner.lock();
+        match inner.records.get(&ino).and_then(|r| r.desc.as_ref()) {
+            Some(Desc::Upper(f)) if f.writable || !write => {
+                let f = f.clone();
+                inner.touch(ino);
+                Some(f)
+            }
+            _ => None,
+        }
+    }
+
+    /// Makes `desc` the descriptor of `ino`.
+    pub fn put(&self, ino: Ino, desc: Desc) {
+        let mut inner = self.inner.lock();
+        inner.records.entry(ino).or_default().desc = Some(desc);
+        inner.settle(ino);
+    }
+
+    /// The node was copied up: its lower content is no longer what it shows.
+    pub fn copied_up(&self, ino: Ino) {
+        let mut inner = self.inner.lock();
+        if let Some(r) = inner.records.get_mut(&ino) {
+            if matches!(r.desc, Some(Desc::Lower(_))) {
+                r.desc = None;
+            }
+        }
+        inner.settle(ino);
+    }
+
+    /// Upper file `ino` is about to lose its last name. If anything still holds it, its
+    /// descriptor (`open` gives it when none is open) is pinned until the last holder is
+    /// gone; otherwise it is closed.
+    pub fn unlinking(
+        &self,
+        ino: Ino,
+        open: impl FnOnce() -> std::io::Result<UpperFile>,
+    ) -> Result<()> {
+        let mut inner = self.inner.lock();
+        let r = inner.records.entry(ino).or_default();
+        r.unlinked = true;
+        if r.refs == 0 && r.handles == 0 {
+            r.desc = None;
+        } else if !matches!(r.desc, Some(Desc::Upper(_))) {
+            r.desc = Some(Desc::Upper(open()?));
+        }
+        inner.settle(ino);
+        Ok(())
+    }
+
+    /// Open descriptors, pinned ones included.
+    #[cfg(test)]
+    fn open_descriptors(&self) -> usize {
+        let inner = self.inner.lock();
+        inner.records.values().filter(|r| r.desc.is_some()).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upper_file() -> UpperFile {
+        UpperFile {
+            file: Arc::new(tempfile::tempfile().expect("tempfile")),
+            writable: true,
+        }
+    }
+
+    #[test]
+    fn unlinked_file_stays_open_while_referenced() {
+        let reg = OpenFiles::default();
+        reg.reference(7);
+        reg.put(7, Desc::Upper(upper_file()));
+        reg.unlinking(7, || unreachable!("already open")).unwrap();
+        // far more idle files than the bound: the pinned one stays
+        for ino in 100..(100 + UPPER_OPEN as u64 * 2) {
+            reg.put(ino, Desc::Upper(upper_file()));
+        }
+        assert!(reg.upper(7, true).is_some());
+        reg.unreference(7);
+        assert!(
+            reg.upper(7, false).is_none(),
+            "closed with its last reference"
+        );
+        assert_eq!(reg.open_descriptors(), UPPER_OPEN);
+    }
+
+    #[test]
+    fn unlinked_file_stays_open_while_a_handle_is() {
+        let reg = OpenFiles::default();
+        let fh = reg.open(3, Some(Desc::Upper(upper_file())));
+        reg.unlinking(3, || unreachable!("already open")).unwrap();
+        assert!(reg.upper(3, false).is_some());
+        reg.release(fh);
+        assert!(reg.upper(3, false).is_none());
+        assert_eq!(reg.open_descriptors(), 0);
+    }
+
+    #[test]
+    fn unheld_unlinked_file_is_closed_at_once() {
+        let reg = OpenFiles::default();
+        reg.put(5, Desc::Upper(upper_file()));
+        reg.unlinking(5, || unreachable!("not held: nothing to open"))
+            .unwrap();
+        assert!(reg.upper(5, false).is_none());
+    }
+
+    #[test]
+    fn idle_descriptors_are_bounded() {
+        let reg = OpenFiles::default();
+        for ino in 0..(UPPER_OPEN as u64 + 10) {
+            reg.reference(ino);
+            reg.put(ino, Desc::Upper(upper_file()));
+        }
+        assert_eq!(reg.open_descriptors(), UPPER_OPEN);
+        assert!(
+            reg.upper(0, false).is_none(),
+            "least recently used closed first"
+        );
+        assert!(reg.upper(UPPER_OPEN as u64 + 9, false).is_some());
+        // references outlive their descriptors
+        assert!(reg
+            .inner
+            .lock()
+            .records
+            .get(&0)
+            .is_some_and(|r| r.refs == 1));
+    }
+
+    #[test]
+    fn read_only_descriptor_does_not_serve_writes() {
+        let reg = OpenFiles::default();
+        let mut f = upper_file();
+        f.writable = false;
+        reg.put(9, Desc::Upper(f));
+        assert!(reg.upper(9, false).is_some());
+        assert!(reg.upper(9, true).is_none());
+    }
+}
