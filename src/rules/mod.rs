@@ -13,10 +13,12 @@
 //! Errors are one enum, [`RuleError`], whose variants map one-to-one to an NTSTATUS (see
 //! [`RuleError::ntstatus`]) and each to an errno for the POSIX side.
 
+pub mod disposition;
 pub mod names;
 
 use std::ffi::OsStr;
 
+pub use disposition::{decide, Action, DirWish, Disposition, ExistingKind, Information};
 pub use names::{valid_windows_name, NameError, NameRules, RenameKind};
 
 /// Why an operation is refused under the rules of a mount.
