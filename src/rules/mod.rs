@@ -15,11 +15,13 @@
 
 pub mod disposition;
 pub mod names;
+pub mod share;
 
 use std::ffi::OsStr;
 
 pub use disposition::{decide, Action, DirWish, Disposition, ExistingKind, Information};
 pub use names::{valid_windows_name, NameError, NameRules, RenameKind};
+pub use share::{Access, Share, ShareState};
 
 /// Why an operation is refused under the rules of a mount.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
