@@ -13,12 +13,14 @@
 //! Errors are one enum, [`RuleError`], whose variants map one-to-one to an NTSTATUS (see
 //! [`RuleError::ntstatus`]) and each to an errno for the POSIX side.
 
+pub mod delete;
 pub mod disposition;
 pub mod names;
 pub mod share;
 
 use std::ffi::OsStr;
 
+pub use delete::{CleanupAction, DeleteState, DeleteTarget, HandleId};
 pub use disposition::{decide, Action, DirWish, Disposition, ExistingKind, Information};
 pub use names::{valid_windows_name, NameError, NameRules, RenameKind};
 pub use share::{Access, Share, ShareState};
