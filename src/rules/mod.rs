@@ -29,10 +29,12 @@ pub use share::{Access, Share, ShareState};
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RuleError {
     /// An open conflicts with the share modes of the opens already on the file
-    /// (`STATUS_SHARING_VIOLATION`; errno `EBUSY`).
+    /// (`STATUS_SHARING_VIOLATION`; errno `EACCES`, as the C runtime
+    /// maps `ERROR_SHARING_VIOLATION`).
     #[error("sharing violation: the file is open in a mode that excludes this access")]
     SharingViolation,
-    /// The file is marked for deletion (`STATUS_DELETE_PENDING`; errno `ENOENT`).
+    /// The file is marked for deletion (`STATUS_DELETE_PENDING`; errno `EACCES`, as Windows reports it
+    /// through `ERROR_ACCESS_DENIED`).
     #[error("the file is pending deletion")]
     DeletePending,
     /// The name exists (`STATUS_OBJECT_NAME_COLLISION`; errno `EEXIST`).
@@ -50,7 +52,7 @@ pub enum RuleError {
     /// The request itself is malformed (`STATUS_INVALID_PARAMETER`; errno `EINVAL`).
     #[error("invalid parameter: {0}")]
     InvalidParameter(&'static str),
-    /// A read-only file cannot be deleted (`STATUS_CANNOT_DELETE`; errno `EPERM`).
+    /// A read-only file cannot be deleted (`STATUS_CANNOT_DELETE`; errno `EACCES`).
     #[error("a read-only file cannot be deleted")]
     CannotDelete,
     /// A directory to delete is not empty (`STATUS_DIRECTORY_NOT_EMPTY`; errno `ENOTEMPTY`).

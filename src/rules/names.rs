@@ -105,7 +105,8 @@ impl NameRules {
 
 /// The uppercase of `c` as the NTFS `$UpCase` table of Windows 7 and later defines it: the
 /// single-character uppercase mapping of Unicode, limited to the Basic Multilingual Plane
-/// and corrected where the table differs (see [`windows_keeps`] and [`windows_only_upper`]).
+/// and corrected where the table differs: a list of characters the table keeps as they
+/// are, and the Greek letters with ypogegrammeni, which it maps to one character.
 pub fn upcase(c: char) -> char {
     let code = u32::from(c);
     if code > 0xFFFF {
