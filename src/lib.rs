@@ -20,6 +20,7 @@ pub mod overlay;
 pub mod parallel;
 pub mod pins;
 pub mod registry;
+pub mod rules;
 pub mod tags;
 pub mod upper;
 pub mod venv;
