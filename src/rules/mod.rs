@@ -10,8 +10,9 @@
 //! the overlay core consults them per mount. The Dokan adapter then only translates between
 //! Windows types and these.
 //!
-//! Errors are one enum, [`RuleError`], whose variants map one-to-one to an NTSTATUS (see
-//! [`RuleError::ntstatus`]) and each to an errno for the POSIX side.
+//! Errors are one enum, [`RuleError`], which becomes the API's error kinds
+//! ([`venvfs_api::Error`]); the adapters map those in one place each (errno in the FUSE
+//! adapter, NTSTATUS in the Dokan one). Each variant's documentation names both.
 
 pub mod delete;
 pub mod disposition;
@@ -63,20 +64,20 @@ pub enum RuleError {
     InvalidName(#[from] NameError),
 }
 
-impl RuleError {
-    /// The NTSTATUS a Windows adapter reports.
-    pub fn ntstatus(&self) -> u32 {
-        match self {
-            RuleError::SharingViolation => 0xC000_0043,
-            RuleError::DeletePending => 0xC000_0056,
-            RuleError::NameCollision => 0xC000_0035,
-            RuleError::NotFound => 0xC000_0034,
-            RuleError::IsADirectory => 0xC000_00BA,
-            RuleError::NotADirectory => 0xC000_0103,
-            RuleError::InvalidParameter(_) => 0xC000_000D,
-            RuleError::CannotDelete => 0xC000_0121,
-            RuleError::DirectoryNotEmpty => 0xC000_0101,
-            RuleError::InvalidName(_) => 0xC000_0033,
+impl From<RuleError> for venvfs_api::Error {
+    fn from(e: RuleError) -> venvfs_api::Error {
+        use venvfs_api::Error;
+        match e {
+            RuleError::SharingViolation => Error::SharingViolation,
+            RuleError::DeletePending => Error::DeletePending,
+            RuleError::NameCollision => Error::Exists(Default::default()),
+            RuleError::NotFound => Error::NotFound,
+            RuleError::IsADirectory => Error::IsDir,
+            RuleError::NotADirectory => Error::NotDir,
+            RuleError::InvalidParameter(why) => Error::Invalid(why),
+            RuleError::CannotDelete => Error::AccessDenied("a read-only file cannot be deleted"),
+            RuleError::DirectoryNotEmpty => Error::NotEmpty,
+            RuleError::InvalidName(why) => Error::InvalidName(why.to_string()),
         }
     }
 }
@@ -153,20 +154,20 @@ mod tests {
     }
 
     #[test]
-    fn ntstatus_codes() {
-        assert_eq!(RuleError::SharingViolation.ntstatus(), 0xC000_0043);
-        assert_eq!(RuleError::DeletePending.ntstatus(), 0xC000_0056);
-        assert_eq!(RuleError::NameCollision.ntstatus(), 0xC000_0035);
-        assert_eq!(RuleError::NotFound.ntstatus(), 0xC000_0034);
-        assert_eq!(RuleError::IsADirectory.ntstatus(), 0xC000_00BA);
-        assert_eq!(RuleError::NotADirectory.ntstatus(), 0xC000_0103);
-        assert_eq!(RuleError::InvalidParameter("x").ntstatus(), 0xC000_000D);
-        assert_eq!(RuleError::CannotDelete.ntstatus(), 0xC000_0121);
-        assert_eq!(RuleError::DirectoryNotEmpty.ntstatus(), 0xC000_0101);
-        assert_eq!(
-            RuleError::InvalidName(NameError::Empty).ntstatus(),
-            0xC000_0033
-        );
+    fn rule_errors_become_api_kinds() {
+        use venvfs_api::Error;
+        assert!(matches!(
+            Error::from(RuleError::SharingViolation),
+            Error::SharingViolation
+        ));
+        assert!(matches!(
+            Error::from(RuleError::DirectoryNotEmpty),
+            Error::NotEmpty
+        ));
+        assert!(matches!(
+            Error::from(RuleError::InvalidName(NameError::TrailingDot)),
+            Error::InvalidName(why) if why.contains("dot")
+        ));
     }
 
     #[test]

@@ -345,6 +345,10 @@ pub enum Error {
     Invalid(&'static str),
     #[error("name too long")]
     NameTooLong,
+    /// A name the mount's rules do not allow (Windows: reserved device names, `<>:"|?*`,
+    /// a trailing dot or space).
+    #[error("invalid name: {0}")]
+    InvalidName(String),
     #[error("unknown inode {0}")]
     StaleInode(Ino),
     #[error("unknown file handle {0}")]

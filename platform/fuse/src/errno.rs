@@ -25,7 +25,7 @@ pub fn errno(err: &Error) -> i32 {
         // Windows rules on a Linux mount (tests): what the C runtime on Windows reports
         // for a sharing violation and a delete-pending file.
         Error::SharingViolation | Error::DeletePending => libc::EACCES,
-        Error::Invalid(_) => libc::EINVAL,
+        Error::Invalid(_) | Error::InvalidName(_) => libc::EINVAL,
         Error::NameTooLong => libc::ENAMETOOLONG,
         Error::StaleInode(_) => libc::ESTALE,
         Error::BadHandle(_) => libc::EBADF,
@@ -85,6 +85,7 @@ mod tests {
             (Error::NotPermitted("chown"), libc::EPERM),
             (Error::AccessDenied("write"), libc::EACCES),
             (Error::SharingViolation, libc::EACCES),
+            (Error::InvalidName("nul".into()), libc::EINVAL),
             (Error::DeletePending, libc::EACCES),
             (Error::Invalid("flags"), libc::EINVAL),
             (Error::NameTooLong, libc::ENAMETOOLONG),
