@@ -465,6 +465,139 @@ pub trait FileSystem: Send + Sync + 'static {
     fn removexattr(&self, ino: Ino, name: &OsStr) -> Result<()>;
 }
 
+/// The kernel's caches of a mounted filesystem, for a core whose content changes by another
+/// route than the kernel's own requests (a live change of its layers): the adapter tells
+/// its kernel to drop what it remembers. FUSE: notifications; a backend whose kernel caches
+/// nothing the core must revoke does nothing.
+pub trait KernelCache: Send + Sync {
+    /// Forget the name `name` in directory `parent` (a positive or a negative entry).
+    fn invalidate_entry(&self, parent: Ino, name: &OsStr);
+    /// Forget the attributes and cached content (pages, a directory's listing) of `ino`.
+    fn invalidate_inode(&self, ino: Ino);
+}
+
+/// A kernel cache that remembers nothing (no mount, or a backend without one).
+pub struct NoKernelCache;
+
+impl KernelCache for NoKernelCache {
+    fn invalidate_entry(&self, _parent: Ino, _name: &OsStr) {}
+    fn invalidate_inode(&self, _ino: Ino) {}
+}
+
+/// A shared filesystem serves as itself, so that its owner can keep a handle on it (to
+/// change it live) while an adapter drives it.
+impl<T: FileSystem> FileSystem for Arc<T> {
+    fn lookup(&self, parent: Ino, name: &OsStr) -> Result<Lookup> {
+        (**self).lookup(parent, name)
+    }
+    fn reference(&self, ino: Ino) {
+        (**self).reference(ino)
+    }
+    fn unreference(&self, ino: Ino) {
+        (**self).unreference(ino)
+    }
+    fn getattr(&self, ino: Ino) -> Result<Entry> {
+        (**self).getattr(ino)
+    }
+    fn setattr(&self, caller: &Caller, ino: Ino, set: SetAttr) -> Result<Entry> {
+        (**self).setattr(caller, ino, set)
+    }
+    fn readlink(&self, ino: Ino) -> Result<OsString> {
+        (**self).readlink(ino)
+    }
+    fn mknod(
+        &self,
+        caller: &Caller,
+        parent: Ino,
+        name: &OsStr,
+        kind: FileKind,
+        perm: u16,
+        rdev: u64,
+    ) -> Result<Entry> {
+        (**self).mknod(caller, parent, name, kind, perm, rdev)
+    }
+    fn mkdir(&self, caller: &Caller, parent: Ino, name: &OsStr, perm: u16) -> Result<Entry> {
+        (**self).mkdir(caller, parent, name, perm)
+    }
+    fn unlink(&self, parent: Ino, name: &OsStr) -> Result<()> {
+        (**self).unlink(parent, name)
+    }
+    fn rmdir(&self, parent: Ino, name: &OsStr) -> Result<()> {
+        (**self).rmdir(parent, name)
+    }
+    fn symlink(&self, caller: &Caller, parent: Ino, name: &OsStr, target: &Path) -> Result<Entry> {
+        (**self).symlink(caller, parent, name, target)
+    }
+    fn rename(
+        &self,
+        parent: Ino,
+        name: &OsStr,
+        new_parent: Ino,
+        new_name: &OsStr,
+        flags: RenameFlags,
+    ) -> Result<()> {
+        (**self).rename(parent, name, new_parent, new_name, flags)
+    }
+    fn link(&self, ino: Ino, new_parent: Ino, new_name: &OsStr) -> Result<Entry> {
+        (**self).link(ino, new_parent, new_name)
+    }
+    fn open(&self, ino: Ino, req: &OpenRequest) -> Result<Opened> {
+        (**self).open(ino, req)
+    }
+    fn create(
+        &self,
+        caller: &Caller,
+        parent: Ino,
+        name: &OsStr,
+        perm: u16,
+        req: &OpenRequest,
+    ) -> Result<(Entry, Opened)> {
+        (**self).create(caller, parent, name, perm, req)
+    }
+    fn read(&self, ino: Ino, fh: Option<Fh>, offset: u64, size: u32) -> Result<Vec<u8>> {
+        (**self).read(ino, fh, offset, size)
+    }
+    fn write(&self, ino: Ino, fh: Option<Fh>, offset: u64, data: &[u8]) -> Result<u32> {
+        (**self).write(ino, fh, offset, data)
+    }
+    fn flush(&self, ino: Ino, fh: Option<Fh>) -> Result<()> {
+        (**self).flush(ino, fh)
+    }
+    fn fsync(&self, ino: Ino, fh: Option<Fh>, datasync: bool) -> Result<()> {
+        (**self).fsync(ino, fh, datasync)
+    }
+    fn release(&self, ino: Ino, fh: Fh) {
+        (**self).release(ino, fh)
+    }
+    fn allocate(&self, ino: Ino, fh: Option<Fh>, how: Allocate) -> Result<()> {
+        (**self).allocate(ino, fh, how)
+    }
+    fn opendir(&self, ino: Ino) -> Result<Opened> {
+        (**self).opendir(ino)
+    }
+    fn readdir(&self, ino: Ino, offset: u64) -> Result<Vec<DirEntry>> {
+        (**self).readdir(ino, offset)
+    }
+    fn releasedir(&self, ino: Ino, fh: Fh) {
+        (**self).releasedir(ino, fh)
+    }
+    fn statfs(&self) -> Result<StatFs> {
+        (**self).statfs()
+    }
+    fn setxattr(&self, ino: Ino, name: &OsStr, value: &[u8], how: XattrSet) -> Result<()> {
+        (**self).setxattr(ino, name, value, how)
+    }
+    fn getxattr(&self, ino: Ino, name: &OsStr, size: u32) -> Result<XattrReply> {
+        (**self).getxattr(ino, name, size)
+    }
+    fn listxattr(&self, ino: Ino, size: u32) -> Result<XattrReply> {
+        (**self).listxattr(ino, size)
+    }
+    fn removexattr(&self, ino: Ino, name: &OsStr) -> Result<()> {
+        (**self).removexattr(ino, name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
