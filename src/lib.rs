@@ -23,3 +23,4 @@ pub mod registry;
 pub mod tags;
 pub mod upper;
 pub mod venv;
+pub mod whiteout;
