@@ -153,11 +153,12 @@ pub fn installed_record(wheel: &WheelInstall) -> Result<String, GeneratedError> 
 /// `direct_url.json` as uv writes it for a wheel installed from the file `path` (absolute):
 /// its `file://` URL, percent-encoded like the `url` crate does, and no hash.
 pub fn direct_url_for_wheel_file(path: &Path) -> String {
-    use std::os::unix::ffi::OsStrExt;
     let mut url = String::from("file://");
     for component in path.components() {
         let bytes = match component {
-            std::path::Component::Normal(name) => name.as_bytes(),
+            // (Windows: the drive, `C:`, as in `file:///C:/...`)
+            std::path::Component::Prefix(p) => p.as_os_str().as_encoded_bytes(),
+            std::path::Component::Normal(name) => name.as_encoded_bytes(),
             std::path::Component::ParentDir => b"..",
             _ => continue,
         };
