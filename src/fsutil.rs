@@ -1,8 +1,12 @@
 //! Small path-based file helpers shared by the commands (the daemon's own upper-layer
-//! writes go through [`crate::upper::Upper`], which works on a directory fd instead).
+//! writes go through the upper layer, which works on a directory fd instead).
+//!
+//! What differs between Unix and Windows (permission bits, positional reads, names as
+//! bytes, directory fsync) is here, each as twins with one signature.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,23 +21,134 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> std::io::Result<(
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let tmp = dir.join(format!(".venvfs-{}-{n}.tmp", std::process::id()));
     let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
+        let mut f = create_new(&tmp, mode)?;
         f.write_all(content)?;
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        set_mode(&f, mode)?;
         f.sync_data()?;
         std::fs::rename(&tmp, path)?;
         // make the rename itself durable (best effort: not every filesystem allows it)
-        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        let _ = sync_dir(dir);
         Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Creates a new file for writing (failing if `path` exists), with permission bits `mode`
+/// less the umask; `mode` is ignored where there are no permission bits.
+#[cfg(unix)]
+pub fn create_new(path: &Path, mode: u32) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+}
+
+/// Creates a new file for writing (failing if `path` exists), with permission bits `mode`
+/// less the umask; `mode` is ignored where there are no permission bits.
+#[cfg(not(unix))]
+pub fn create_new(path: &Path, _mode: u32) -> io::Result<File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+}
+
+/// Gives an open file the permission bits `mode`; where there are none, a `mode` without
+/// any write bit makes it read-only.
+#[cfg(unix)]
+pub fn set_mode(f: &File, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))
+}
+
+/// Gives an open file the permission bits `mode`; where there are none, a `mode` without
+/// any write bit makes it read-only.
+#[cfg(not(unix))]
+pub fn set_mode(f: &File, mode: u32) -> io::Result<()> {
+    let mut perm = f.metadata()?.permissions();
+    if perm.readonly() != (mode & 0o222 == 0) {
+        perm.set_readonly(mode & 0o222 == 0);
+        f.set_permissions(perm)?;
+    }
+    Ok(())
+}
+
+/// Makes the entries of directory `dir` (files created, renamed or removed in it) durable.
+#[cfg(unix)]
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Makes the entries of directory `dir` (files created, renamed or removed in it) durable.
+/// Windows cannot open a directory as a `File`, and its filesystems journal their
+/// directory changes: nothing to do.
+#[cfg(not(unix))]
+pub fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+/// An OS string made from the bytes [`OsStr::as_encoded_bytes`] gives. On Unix any bytes
+/// are a name; elsewhere only UTF-8 ones are taken (`None` otherwise), which is all that
+/// venvfs writes where it reads such bytes back.
+#[cfg(unix)]
+pub fn os_str_from_bytes(bytes: &[u8]) -> Option<&OsStr> {
+    use std::os::unix::ffi::OsStrExt;
+    Some(OsStr::from_bytes(bytes))
+}
+
+/// An OS string made from the bytes [`OsStr::as_encoded_bytes`] gives. On Unix any bytes
+/// are a name; elsewhere only UTF-8 ones are taken (`None` otherwise), which is all that
+/// venvfs writes where it reads such bytes back.
+#[cfg(not(unix))]
+pub fn os_str_from_bytes(bytes: &[u8]) -> Option<&OsStr> {
+    std::str::from_utf8(bytes).ok().map(OsStr::new)
+}
+
+/// One positional read (pread); may return fewer bytes than asked, 0 at end of file.
+#[cfg(unix)]
+pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+/// One positional read; may return fewer bytes than asked, 0 at end of file. (It moves the
+/// file's cursor on Windows; nothing here uses the cursor of a file read this way.)
+#[cfg(windows)]
+pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+}
+
+/// Fill `buf` from `offset`, failing with `UnexpectedEof` if the file ends first.
+#[cfg(unix)]
+pub fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+/// Fill `buf` from `offset`, failing with `UnexpectedEof` if the file ends first.
+#[cfg(windows)]
+pub fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    if read_full_at(file, buf, offset)? < buf.len() {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(())
+}
+
+/// Read until `buf` is full or the file ends; returns the number of bytes read.
+pub fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match read_at(file, &mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 /// A `stat` time (seconds and nanoseconds since the epoch, possibly negative).
@@ -73,6 +188,9 @@ mod tests {
             (-10, 0),
             (-3, 1),
         ] {
+            if cfg!(windows) && n % 100 != 0 {
+                continue; // (Windows times are in units of 100 ns)
+            }
             assert_eq!(time_parts(system_time(s, n as i64)), (s, n), "{s} {n}");
         }
     }
@@ -84,8 +202,10 @@ mod tests {
         write_atomic(&p, b"one", 0o600).unwrap();
         write_atomic(&p, b"two", 0o755).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        #[cfg(unix)]
         assert_eq!(
-            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&p).unwrap().permissions())
+                & 0o777,
             0o755
         );
         assert_eq!(

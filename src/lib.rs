@@ -4,9 +4,17 @@
 //! in-memory tree, [`upper`] keeps the venv directory's own content and overlay markers, and
 //! [`overlay`] implements the filesystem operations over both. Kernel adapters live in
 //! `platform/` and only translate.
+//!
+//! Only Linux can mount so far (FUSE). Elsewhere the upper layer, the lower tree and the
+//! overlay over them, which work through Unix directory descriptors, are left out, and
+//! [`daemon`] is a stand-in whose mount commands say that no backend is built; the rest
+//! (creating, syncing and installing into an unmounted venv) is platform-neutral.
 
 pub mod cli;
 #[cfg(target_os = "linux")]
+pub mod daemon;
+#[cfg(not(target_os = "linux"))]
+#[path = "daemon_stub.rs"]
 pub mod daemon;
 pub mod finder;
 pub mod fsutil;
@@ -14,13 +22,17 @@ pub mod install;
 pub mod interpreter;
 pub mod layer;
 pub mod logging;
+#[cfg(unix)]
 pub mod lower;
 pub mod manifest;
+#[cfg(unix)]
 pub mod overlay;
 pub mod parallel;
 pub mod pins;
 pub mod registry;
 pub mod rules;
 pub mod tags;
+#[cfg(unix)]
 pub mod upper;
 pub mod venv;
+pub mod whiteout;

@@ -264,9 +264,18 @@ pub fn join_rel(a: &str, b: &str) -> String {
 mod tests {
     use super::*;
 
+    /// `p` (from the root) made an absolute path of this platform: on a drive on Windows.
+    fn abs(p: &str) -> PathBuf {
+        if cfg!(windows) {
+            format!("C:{p}").into()
+        } else {
+            p.into()
+        }
+    }
+
     fn wheel_layer() -> Layer {
         Layer {
-            source: "/c/numpy".into(),
+            source: abs("/c/numpy"),
             name: "numpy".into(),
             version: "2.4.6".into(),
             map: vec![
@@ -345,8 +354,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("absolute"), "{e}");
-        let bad = "version = 1\n[[layer]]\nsource = '/x'\nmap = [{ from = '../x', to = '' }]";
-        let e = Manifest::parse(bad, p).unwrap_err().to_string();
+        let bad = format!(
+            "version = 1\n[[layer]]\nsource = '{}'\nmap = [{{ from = '../x', to = '' }}]",
+            abs("/x").display()
+        );
+        let e = Manifest::parse(&bad, p).unwrap_err().to_string();
         assert!(e.contains("'..'"), "{e}");
         let e = Manifest::parse("version = 1\n[[layer]\n", p)
             .unwrap_err()

@@ -23,8 +23,21 @@ pub struct Record {
 pub fn dir() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(d) if !d.is_empty() => PathBuf::from(d).join("venvfs"),
-        _ => std::env::temp_dir().join(format!("venvfs-{}", rustix::process::getuid().as_raw())),
+        _ => std::env::temp_dir().join(format!("venvfs-{}", user())),
     }
+}
+
+/// Who runs this, for a runtime directory of their own: the uid.
+#[cfg(unix)]
+fn user() -> String {
+    rustix::process::getuid().as_raw().to_string()
+}
+
+/// Who runs this, for a runtime directory of their own: the user name (the temporary
+/// directory is per user already on Windows).
+#[cfg(not(unix))]
+fn user() -> String {
+    std::env::var("USERNAME").unwrap_or_default()
 }
 
 fn file_for(pid: u32) -> PathBuf {
@@ -87,7 +100,6 @@ pub fn list() -> Vec<Record> {
 
 /// Bytes used by the files below a directory (not following symlinks).
 pub fn disk_usage(dir: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
     let mut total = 0;
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
@@ -96,11 +108,24 @@ pub fn disk_usage(dir: &Path) -> u64 {
         };
         for e in entries.flatten() {
             let Ok(m) = e.metadata() else { continue };
-            total += m.blocks() * 512;
+            total += allocated(&m);
             if m.is_dir() {
                 stack.push(e.path());
             }
         }
     }
     total
+}
+
+/// Bytes a file takes on disk.
+#[cfg(unix)]
+fn allocated(m: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    m.blocks() * 512
+}
+
+/// Bytes a file takes on disk: its length (the standard library gives no allocation size).
+#[cfg(not(unix))]
+fn allocated(m: &std::fs::Metadata) -> u64 {
+    m.len()
 }

@@ -305,7 +305,7 @@ pub fn write(txn: &mut Txn, venv: &Path, generated: &Generated) -> std::io::Resu
         let path = venv.join(rel);
         let name = path
             .file_name()
-            .map(crate::upper::whiteout_name)
+            .map(crate::whiteout::whiteout_name)
             .unwrap_or_default();
         txn.write(&path.with_file_name(name), b"", 0o644)?;
     }

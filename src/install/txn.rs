@@ -78,16 +78,11 @@ impl Txn {
         // Whatever was there has been moved aside: the file is made in place (a crash
         // before the manifest commits leaves no layer that would show it).
         use std::io::Write;
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(path)?;
+        let mut f = crate::fsutil::create_new(path, mode)?;
         self.created.push(path.to_owned());
         f.write_all(content)?;
         // (the umask may have taken bits away)
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        crate::fsutil::set_mode(&f, mode)?;
         // start writing the data out now; `sync` waits for it
         start_writeback(&f);
         self.written.push(f);
@@ -112,11 +107,13 @@ impl Txn {
         dirs.extend(changed.filter_map(|p| p.parent()));
         dirs.extend(self.created_dirs.iter().filter_map(|d| d.parent()));
         let dirs: Vec<&Path> = dirs.into_iter().collect();
-        crate::parallel::try_each_waiting(&dirs, |d| std::fs::File::open(d)?.sync_all())
+        crate::parallel::try_each_waiting(&dirs, |d| crate::fsutil::sync_dir(d))
     }
 
     /// Undoes every change, newest first.
     pub fn rollback(mut self) {
+        // (closed first: Windows may keep an open file's name until it is closed)
+        self.written.clear();
         for p in self.created.drain(..).rev() {
             let _ = std::fs::remove_file(p);
         }
@@ -157,6 +154,7 @@ impl Txn {
 /// Starts writing `f`'s dirty pages to disk without waiting (`sync_file_range`), so that
 /// the fsyncs of [`Txn::sync`] find the data written and its blocks allocated in one
 /// journal transaction, rather than each making its own.
+#[cfg(target_os = "linux")]
 fn start_writeback(f: &std::fs::File) {
     use std::os::fd::AsRawFd;
     // SAFETY: a valid open descriptor; the call only schedules writeback. Failing (a
@@ -165,6 +163,10 @@ fn start_writeback(f: &std::fs::File) {
         libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
     }
 }
+
+/// Elsewhere the fsyncs of [`Txn::sync`] do all the writing.
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_f: &std::fs::File) {}
 
 #[cfg(test)]
 mod tests {

@@ -11,8 +11,6 @@
 //!
 //! The file is only a cache: a missing, stale, torn or foreign one is ignored and replaced.
 
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use venvfs_api::FileKind;
@@ -25,12 +23,20 @@ const FORMAT: u32 = 1;
 
 /// The entries of a directory layer, from the remembered listing when it is one of uv's
 /// unpacked wheels and still the same directory.
+#[cfg(unix)]
 pub fn list(root: &Path, label: &str) -> Result<Vec<LayerEntry>, LayerError> {
     list_in(
         crate::finder::uvcache::own_cache_dir().as_deref(),
         root,
         label,
     )
+}
+
+/// Not remembered where there are no inode numbers and change times (Windows, through the
+/// standard library): the times left cannot tell a remade cache entry from the old one.
+#[cfg(not(unix))]
+pub fn list(root: &Path, label: &str) -> Result<Vec<LayerEntry>, LayerError> {
+    list_in(None, root, label)
 }
 
 /// [`list`], remembering listings below `cache` (venvfs's cache directory).
@@ -71,7 +77,7 @@ fn cache_file(cache: &Path, root: &Path) -> Option<PathBuf> {
     if !is_uv_archive_entry(root) {
         return None;
     }
-    let digest = sha2::Sha256::digest(root.as_os_str().as_bytes());
+    let digest = sha2::Sha256::digest(root.as_os_str().as_encoded_bytes());
     let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
     Some(cache.join("layers").join(hex))
 }
@@ -80,7 +86,9 @@ fn cache_file(cache: &Path, root: &Path) -> Option<PathBuf> {
 struct Identity([i64; 6]);
 
 impl Identity {
+    #[cfg(unix)]
     fn of(m: &std::fs::Metadata) -> Identity {
+        use std::os::unix::fs::MetadataExt;
         Identity([
             m.dev() as i64,
             m.ino() as i64,
@@ -89,6 +97,14 @@ impl Identity {
             m.mtime(),
             m.mtime_nsec(),
         ])
+    }
+
+    /// (Only the modification time: see [`list`].)
+    #[cfg(not(unix))]
+    fn of(m: &std::fs::Metadata) -> Identity {
+        let modified = m.modified().unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+        let (secs, nsec) = crate::fsutil::time_parts(modified);
+        Identity([0, 0, 0, 0, secs, nsec as i64])
     }
 }
 
@@ -99,7 +115,7 @@ fn encode(root: &Path, ident: &Identity, entries: &[LayerEntry]) -> Vec<u8> {
     for v in ident.0 {
         w.extend_from_slice(&v.to_le_bytes());
     }
-    put_bytes(&mut w, root.as_os_str().as_bytes());
+    put_bytes(&mut w, root.as_os_str().as_encoded_bytes());
     put_u32(&mut w, entries.len() as u32);
     for e in entries {
         put_bytes(&mut w, e.rel.as_bytes());
@@ -111,7 +127,9 @@ fn encode(root: &Path, ident: &Identity, entries: &[LayerEntry]) -> Vec<u8> {
         put_u32(&mut w, nsec);
         put_bytes(
             &mut w,
-            e.target.as_deref().map_or(&[][..], OsStrExt::as_bytes),
+            e.target
+                .as_deref()
+                .map_or(&[][..], std::ffi::OsStr::as_encoded_bytes),
         );
     }
     let crc = crc32fast::hash(&w);
@@ -132,7 +150,7 @@ fn decode(bytes: &[u8], root: &Path, ident: &Identity) -> Option<Vec<LayerEntry>
     for v in &mut found {
         *v = r.i64()?;
     }
-    if Identity(found) != *ident || r.bytes()? != root.as_os_str().as_bytes() {
+    if Identity(found) != *ident || r.bytes()? != root.as_os_str().as_encoded_bytes() {
         return None;
     }
     let count = r.u32()? as usize;
@@ -151,8 +169,10 @@ fn decode(bytes: &[u8], root: &Path, ident: &Identity) -> Option<Vec<LayerEntry>
             perm,
             size,
             mtime: crate::fsutil::system_time(secs, nsec as i64),
-            target: (kind == FileKind::Symlink)
-                .then(|| std::ffi::OsStr::from_bytes(target).to_owned()),
+            target: match kind {
+                FileKind::Symlink => Some(crate::fsutil::os_str_from_bytes(target)?.to_owned()),
+                _ => None,
+            },
             member: None,
         });
     }
@@ -273,6 +293,7 @@ mod tests {
         assert!(decode(&flipped, root, &ident).is_none());
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_remade_entry_is_listed_again() {
         let tmp = tempfile::tempdir().unwrap();

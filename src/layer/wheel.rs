@@ -30,6 +30,8 @@ use lru::LruCache;
 use parking_lot::Mutex;
 use tracing::{debug, trace};
 
+use crate::fsutil::{read_at, read_exact_at};
+
 // ---------------------------------------------------------------------------------------------
 // Zip format constants
 // ---------------------------------------------------------------------------------------------
@@ -215,53 +217,6 @@ impl WheelError {
             why: why.into(),
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Positional reads
-// ---------------------------------------------------------------------------------------------
-
-/// One positional read (pread); may return fewer bytes than asked, 0 at end of file.
-#[cfg(unix)]
-fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    std::os::unix::fs::FileExt::read_at(file, buf, offset)
-}
-
-/// One positional read; may return fewer bytes than asked, 0 at end of file.
-#[cfg(windows)]
-fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
-}
-
-/// Fill `buf` from `offset`, failing with `UnexpectedEof` if the file ends first.
-#[cfg(unix)]
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
-}
-
-/// Fill `buf` from `offset`, failing with `UnexpectedEof` if the file ends first.
-#[cfg(not(unix))]
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
-    let filled = read_full_at(file, buf, offset)?;
-    if filled < buf.len() {
-        return Err(io::ErrorKind::UnexpectedEof.into());
-    }
-    Ok(())
-}
-
-/// Read until `buf` is full or the file ends; returns the number of bytes read.
-#[cfg(not(unix))]
-fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match read_at(file, &mut buf[filled..], offset + filled as u64) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 /// `Read` over the byte range `[pos, end)` of a file, using positional reads only (so many

@@ -200,6 +200,7 @@ mod tests {
         )
     }
 
+    #[cfg(unix)]
     const UV: &str = r#"
 lock-version = "1.0"
 created-by = "uv"
@@ -223,6 +224,8 @@ sdist = { url = "https://example.org/six-1.17.0.tar.gz" }
 wheels = [{ path = "wheels/six-1.17.0-py2.py3-none-any.whl" }]
 "#;
 
+    // (a lock with Linux paths and `file:///` URLs, which are not absolute on Windows)
+    #[cfg(unix)]
     #[test]
     fn reads_what_uv_writes() {
         let f = parse_str(UV).unwrap();

@@ -356,6 +356,8 @@ fn large_member_spills_to_an_unlinked_file() {
     assert_eq!(file.metadata().unwrap().len(), 50_000);
     assert_eq!(read_all(&data), big);
     assert_eq!(data.read_at(49_990, 100).unwrap(), big[49_990..]);
+    // (Windows keeps an open file's name until it is closed)
+    #[cfg(unix)]
     assert_eq!(
         std::fs::read_dir(spill_dir.path()).unwrap().count(),
         0,

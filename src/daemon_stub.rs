@@ -1,0 +1,45 @@
+//! Where no mounting backend is built yet (the Windows one, on Dokan, is planned): the
+//! daemon's commands with the same signatures. Mounting fails with a clear error, and
+//! since nothing can be mounted, every venv counts as unmounted, so `create`, `sync`,
+//! `install`, `uninstall` and `layer` work on the venv directory directly.
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+
+use crate::cli::{MountArgs, StatusArgs, UmountArgs};
+
+type CmdResult = Result<(), Box<dyn Error>>;
+
+const NO_BACKEND: &str =
+    "mounting needs the Linux FUSE backend; the Windows (Dokan) backend is not built yet";
+
+pub fn mount(_args: MountArgs) -> CmdResult {
+    Err(NO_BACKEND.into())
+}
+
+pub fn umount(_args: UmountArgs) -> CmdResult {
+    Err(NO_BACKEND.into())
+}
+
+pub fn status(_args: &StatusArgs) -> CmdResult {
+    Err(NO_BACKEND.into())
+}
+
+/// Never mounted: nothing here can mount.
+pub fn venv_is_mounted(_venv: &Path) -> bool {
+    false
+}
+
+/// Runs `change` directly (the venv cannot be mounted).
+pub fn while_unmounted<T>(
+    _venv: &Path,
+    _command: &str,
+    change: impl FnOnce() -> Result<T, Box<dyn Error>>,
+) -> Result<T, Box<dyn Error>> {
+    change()
+}
+
+/// The manifest in the venv directory (never hidden by a mount here).
+pub fn manifest_of(venv: &Path) -> PathBuf {
+    crate::manifest::manifest_path(venv)
+}
