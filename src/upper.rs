@@ -57,11 +57,7 @@ fn path(rel: &[u8]) -> &Path {
     }
 }
 
-pub fn whiteout_name(name: &OsStr) -> OsString {
-    let mut n = OsString::from(".wh.");
-    n.push(name);
-    n
-}
+pub use crate::whiteout::whiteout_name;
 
 /// Names venvfs keeps for itself: whiteouts and directory markers.
 pub fn is_marker(name: &OsStr) -> bool {
