@@ -73,8 +73,16 @@ fn known_divergence(model: &Model, op: &Op) -> Option<&'static str> {
             to,
             noreplace: true,
         } if model.same_node(from, to) => Some("rename_noreplace_onto_itself"),
+        // (before any remount the overlay gets these right; the model cannot tell when
+        // the link was made, so they are all left out)
+        Op::Rename { from, to, .. } if from != to && model.same_node(from, to) => {
+            Some("rename_between_hard_links_after_remount")
+        }
         Op::Rename { from, to, .. } if below(from, to) && model.exists(to) => {
             Some("rename_onto_an_ancestor")
+        }
+        Op::Rename { from, to, .. } if below(to, from) && model.exists(to) => {
+            Some("rename_into_itself_over_an_entry")
         }
         _ => None,
     }
@@ -111,16 +119,16 @@ fn run(start: &Start, ops: &[Op], skip_known: bool) -> Result<(), TestCaseError>
         let known = known_divergence(&model, op).filter(|_| skip_known);
         let expected = model.apply(op);
         let on_disk = real.apply(op);
-        prop_assert_eq!(
-            &on_disk,
-            &expected,
-            "op {} {:?}: a real directory disagrees with the model",
-            i,
-            op
+        prop_assert!(
+            on_disk == expected,
+            "op {i} {op:?}: a real directory answered {on_disk:?}, the model {expected:?}"
         );
         if known.is_none() {
             let got = core.apply(op);
-            prop_assert_eq!(&got, &expected, "op {} {:?}: the overlay disagrees", i, op);
+            prop_assert!(
+                got == expected,
+                "op {i} {op:?}: the overlay answered {got:?}, the model {expected:?}"
+            );
         }
         let when = format!("after op {i} {op:?}");
         if matches!(op, Op::Remount) {
@@ -221,5 +229,54 @@ fn rename_onto_an_ancestor() {
             to: "lib/d",
             noreplace: false,
         }],
+    );
+}
+
+/// Renaming a directory to a path inside itself fails with EINVAL on Linux, whatever is
+/// there; when something is, the overlay compares it with the source first and answers
+/// ENOTDIR (a file there) or ENOTEMPTY. (Linux's VFS catches this before FUSE.)
+#[test]
+#[ignore = "core bug (unreachable through Linux FUSE): renaming a directory over an entry inside itself answers ENOTDIR, not EINVAL"]
+fn rename_into_itself_over_an_entry() {
+    replay(
+        Start {
+            layers: vec![vec![lower_file("lib/d/c")], vec![]],
+            upper: vec![],
+        },
+        &[Op::Rename {
+            from: "lib/d",
+            to: "lib/d/c",
+            noreplace: false,
+        }],
+    );
+}
+
+/// Two hard links of one file are two inodes to the overlay after a remount (it keeps no
+/// record of links across mounts). Renaming one name over the other is then a rename
+/// between two inodes as far as the kernel knows, so it reaches the overlay; the upper
+/// filesystem's rename(2) of two links of one file does nothing, as POSIX says, but the
+/// overlay drops the source name from its tree anyway: `lib/a` is gone until the next
+/// remount shows it again.
+#[test]
+#[ignore = "core bug: rename between two hard links of one file, after a remount, hides the source name though it still exists"]
+fn rename_between_hard_links_after_remount() {
+    replay(
+        Start {
+            layers: vec![vec![lower_file("lib/a")], vec![]],
+            upper: vec![],
+        },
+        &[
+            Op::Link {
+                from: "lib/a",
+                to: "lib/b",
+            },
+            Op::Remount,
+            Op::Rename {
+                from: "lib/a",
+                to: "lib/b",
+                noreplace: false,
+            },
+            Op::Stat { path: "lib/a" },
+        ],
     );
 }

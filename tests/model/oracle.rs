@@ -98,7 +98,6 @@ impl RealDir {
     }
 
     fn open(&mut self, slot: usize, path: &str, access: Access, truncate: bool) -> io::Result<()> {
-        self.slots[slot] = None;
         let f = OpenOptions::new()
             .read(access.reads())
             .write(access.writes())

@@ -382,7 +382,6 @@ impl Model {
     }
 
     fn open(&mut self, slot: usize, path: &str, access: Access, truncate: bool) -> Res<()> {
-        self.slots[slot] = None;
         let id = self.follow(path)?;
         if self.is_dir(id) && access.writes() {
             return Err(Errno::IsDir);

@@ -224,7 +224,7 @@ const LAYER_TAGS: [&str; 3] = ["L0-", "L1-", "L2-"];
 pub fn start() -> impl Strategy<Value = Start> {
     let layers = (2..=3usize).prop_flat_map(|n| {
         (0..n)
-            .map(|i| prop::collection::vec((path(), seed(LAYER_TAGS[i])), 0..6))
+            .map(|i| prop::collection::vec((path(), seed(LAYER_TAGS[i])), 0..8))
             .collect::<Vec<_>>()
     });
     let upper_seed = prop_oneof![
@@ -232,6 +232,6 @@ pub fn start() -> impl Strategy<Value = Start> {
         2 => Just(UpperSeed::Whiteout),
         1 => Just(UpperSeed::Opaque),
     ];
-    let upper = prop::collection::vec((path(), upper_seed), 0..4);
+    let upper = prop::collection::vec((path(), upper_seed), 0..5);
     (layers, upper).prop_map(|(layers, upper)| Start { layers, upper })
 }

@@ -387,18 +387,15 @@ impl Core {
                 path,
                 access,
                 truncate,
-            } => {
-                if let Some(h) = self.slots[slot].take() {
-                    close(fs, h);
-                }
-                match open(fs, path, access, truncate) {
-                    Ok(h) => {
-                        self.slots[slot] = Some(h);
-                        Outcome::Done
+            } => match open(fs, path, access, truncate) {
+                Ok(h) => {
+                    if let Some(old) = self.slots[slot].replace(h) {
+                        close(fs, old);
                     }
-                    Err(e) => Outcome::Failed(e),
+                    Outcome::Done
                 }
-            }
+                Err(e) => Outcome::Failed(e),
+            },
             Op::ReadOpen { slot } => match self.slots[slot] {
                 None => Outcome::NoHandle,
                 Some(h) => read_handle(fs, h).into(),
