@@ -9,8 +9,8 @@
 //! `tests/model.proptest-regressions` and replayed first on every run. The minimal sequences
 //! of the bugs found are also kept below as ordinary tests.
 //!
-//! `cargo test --test model` runs a short pass; a long one:
-//! `VENVFS_MODEL_CASES=20000 cargo test --test model -- --ignored long`.
+//! `cargo test --test model` runs a short pass; `scripts/model [CASES]` a long one
+//! (`VENVFS_MODEL_CASES=2000 cargo test --test model -- --ignored long`).
 
 /// The pieces, in tests/model/.
 mod model {

@@ -349,7 +349,7 @@ pub fn op() -> impl Strategy<Value = Op> {
             data
         }),
         1 => slot().prop_map(|slot| Op::Close { slot }),
-        1 => Just(Op::Remount),
+        2 => Just(Op::Remount),
     ]
 }
 

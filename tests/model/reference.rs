@@ -411,7 +411,7 @@ impl Model {
             Op::Read { path, .. } => self.follow(path).and_then(|id| self.data(id)).into(),
             Op::Truncate { path, size } => self
                 .follow(path)
-                .and_then(|id| Ok(self.data_mut(id)?.resize(size as usize, 0)))
+                .and_then(|id| self.data_mut(id).map(|d| d.resize(size as usize, 0)))
                 .into(),
             Op::Chmod { path, mode } => self
                 .follow(path)
