@@ -1,0 +1,282 @@
+//! A reference-model test of the overlay core: random sequences of filesystem operations run
+//! through venvfs's `Overlay` (called directly, no kernel mount), through a small in-memory
+//! model of POSIX semantics, and through a plain directory of the machine's own
+//! filesystem, which keeps the model honest. Every op's answer must agree, and every few
+//! ops (and after each remount, and at the end) so must the whole visible tree. The lower
+//! layers must come out of it byte for byte as they went in.
+//!
+//! A failing case shrinks to a minimal sequence; its seed is kept in
+//! `tests/model.proptest-regressions` and replayed first on every run. The minimal sequences
+//! of the bugs found are also kept below as ordinary tests.
+//!
+//! `cargo test --test model` runs a short pass; `scripts/model [CASES]` a long one
+//! (`VENVFS_MODEL_CASES=2000 cargo test --test model -- --ignored long`).
+
+/// The pieces, in tests/model/.
+mod model {
+    pub mod ops;
+    pub mod oracle;
+    pub mod reference;
+    pub mod start;
+    pub mod sut;
+}
+
+use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+
+use model::ops::{self, Op, Walk};
+use model::oracle::RealDir;
+use model::reference::Model;
+use model::start::{self, snapshot, Seed, Start, World};
+use model::sut::Core;
+
+/// Whole trees are compared every this many ops.
+const WALK_EVERY: usize = 8;
+
+fn differences(expected: &Walk, got: &Walk) -> String {
+    let mut out = String::new();
+    let paths: std::collections::BTreeSet<&String> = expected.keys().chain(got.keys()).collect();
+    for p in paths {
+        let (e, g) = (expected.get(p), got.get(p));
+        if e != g {
+            out += &format!("  {p}:\n    expected {e:?}\n    got      {g:?}\n");
+        }
+    }
+    out
+}
+
+fn same_trees(model: &Model, real: &RealDir, core: &Core, when: &str) -> Result<(), TestCaseError> {
+    let expected = model.walk();
+    let on_disk = real.walk();
+    prop_assert!(
+        on_disk == expected,
+        "{when}: a real directory disagrees with the model:\n{}",
+        differences(&expected, &on_disk)
+    );
+    let got = core.walk();
+    prop_assert!(
+        got == expected,
+        "{when}: the overlay's tree differs from the model's:\n{}",
+        differences(&expected, &got)
+    );
+    Ok(())
+}
+
+/// Ops on which the overlay is known to answer otherwise than POSIX, with the name of the
+/// (ignored) regression test that shows each. The generated runs still give such an op to
+/// the model and the real directory, but not to the overlay, so that one known
+/// disagreement does not hide the others; the regression tests run them unfiltered.
+fn known_divergence(model: &Model, op: &Op) -> Option<&'static str> {
+    match *op {
+        Op::Rename {
+            from,
+            to,
+            noreplace: true,
+        } if model.same_node(from, to) => Some("rename_noreplace_onto_itself"),
+        // (before any remount the overlay gets these right; the model cannot tell when
+        // the link was made, so they are all left out)
+        Op::Rename { from, to, .. } if from != to && model.same_node(from, to) => {
+            Some("rename_between_hard_links_after_remount")
+        }
+        Op::Rename { from, to, .. } if below(from, to) && model.exists(to) => {
+            Some("rename_onto_an_ancestor")
+        }
+        Op::Rename { from, to, .. } if below(to, from) && model.exists(to) => {
+            Some("rename_into_itself_over_an_entry")
+        }
+        _ => None,
+    }
+}
+
+/// Whether `path` is below directory `dir`.
+fn below(path: &str, dir: &str) -> bool {
+    path.strip_prefix(dir)
+        .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Runs `ops` from `start` through the model, a real directory and the overlay; with
+/// `skip_known`, ops of a [`known_divergence`] are not given to the overlay.
+fn run(start: &Start, ops: &[Op], skip_known: bool) -> Result<(), TestCaseError> {
+    // as the daemon: modes come from the kernel with the caller's umask applied
+    rustix::process::umask(rustix::fs::Mode::empty());
+    let world = World::build(start);
+    let layers_before: Vec<_> = world.layers.iter().map(|l| snapshot(l)).collect();
+    let layers_unchanged = |when: &str| -> Result<(), TestCaseError> {
+        for (layer, before) in world.layers.iter().zip(&layers_before) {
+            prop_assert!(
+                snapshot(layer) == *before,
+                "{when}: lower layer {} was changed",
+                layer.display()
+            );
+        }
+        Ok(())
+    };
+    let mut model = Model::new(start);
+    let mut real = RealDir::new(&world.real, &model.walk());
+    let mut core = Core::new(&world.venv, &world.layers);
+    same_trees(&model, &real, &core, "at the start")?;
+    for (i, op) in ops.iter().enumerate() {
+        let known = known_divergence(&model, op).filter(|_| skip_known);
+        let expected = model.apply(op);
+        let on_disk = real.apply(op);
+        prop_assert!(
+            on_disk == expected,
+            "op {i} {op:?}: a real directory answered {on_disk:?}, the model {expected:?}"
+        );
+        if known.is_none() {
+            let got = core.apply(op);
+            prop_assert!(
+                got == expected,
+                "op {i} {op:?}: the overlay answered {got:?}, the model {expected:?}"
+            );
+        }
+        let when = format!("after op {i} {op:?}");
+        if matches!(op, Op::Remount) {
+            layers_unchanged(&when)?;
+        }
+        if matches!(op, Op::Remount) || (i + 1) % WALK_EVERY == 0 {
+            same_trees(&model, &real, &core, &when)?;
+        }
+    }
+    same_trees(&model, &real, &core, "at the end")?;
+    layers_unchanged("at the end")
+}
+
+fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        ..ProptestConfig::default()
+    }
+}
+
+/// Cases of the long run: `VENVFS_MODEL_CASES`, 2000 by default.
+fn long_cases() -> u32 {
+    std::env::var("VENVFS_MODEL_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000)
+}
+
+proptest! {
+    #![proptest_config(config(64))]
+
+    /// A short pass, for every `cargo test`.
+    #[test]
+    fn short(start in start::start(), ops in ops::ops(40)) {
+        run(&start, &ops, true)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(config(long_cases()))]
+
+    /// Many more and longer sequences, for a script to run.
+    #[test]
+    #[ignore = "long: run with --ignored, VENVFS_MODEL_CASES sets the number of cases"]
+    fn long(start in start::start(), ops in ops::ops(120)) {
+        run(&start, &ops, true)?;
+    }
+}
+
+/// Replays a minimal failing sequence found by the runs above, unfiltered.
+fn replay(start: Start, ops: &[Op]) {
+    if let Err(e) = run(&start, ops, false) {
+        panic!("{e}");
+    }
+}
+
+fn lower_file(path: &'static str) -> (&'static str, Seed) {
+    let data = b"L0-".to_vec();
+    (path, Seed::File { data, perm: 0o644 })
+}
+
+/// `renameat2(RENAME_NOREPLACE)` of an entry onto its own name fails with EEXIST on Linux;
+/// the overlay answers success. (Linux's VFS answers this itself before a request reaches
+/// a FUSE filesystem, so through the kernel mount it is not seen; an adapter without that
+/// check in front would pass it through.)
+#[test]
+#[ignore = "core bug (unreachable through Linux FUSE): RENAME_NOREPLACE onto the same entry succeeds instead of EEXIST"]
+fn rename_noreplace_onto_itself() {
+    replay(
+        Start {
+            layers: vec![vec![lower_file("lib/d/a")], vec![]],
+            upper: vec![],
+        },
+        &[Op::Rename {
+            from: "lib/d",
+            to: "lib/d",
+            noreplace: true,
+        }],
+    );
+}
+
+/// Renaming an entry over a directory that holds it fails with ENOTEMPTY on Linux (the
+/// directory is not empty: it holds the source); the overlay compares the kinds first and
+/// answers EISDIR for a file. (Linux's VFS catches this before FUSE.)
+#[test]
+#[ignore = "core bug (unreachable through Linux FUSE): renaming a file over its own ancestor directory answers EISDIR, not ENOTEMPTY"]
+fn rename_onto_an_ancestor() {
+    replay(
+        Start {
+            layers: vec![vec![lower_file("lib/d/a")], vec![]],
+            upper: vec![],
+        },
+        &[Op::Rename {
+            from: "lib/d/a",
+            to: "lib/d",
+            noreplace: false,
+        }],
+    );
+}
+
+/// Renaming a directory to a path inside itself fails with EINVAL on Linux, whatever is
+/// there; when something is, the overlay compares it with the source first and answers
+/// ENOTDIR (a file there) or ENOTEMPTY. (Linux's VFS catches this before FUSE.)
+#[test]
+#[ignore = "core bug (unreachable through Linux FUSE): renaming a directory over an entry inside itself answers ENOTDIR, not EINVAL"]
+fn rename_into_itself_over_an_entry() {
+    replay(
+        Start {
+            layers: vec![vec![lower_file("lib/d/c")], vec![]],
+            upper: vec![],
+        },
+        &[Op::Rename {
+            from: "lib/d",
+            to: "lib/d/c",
+            noreplace: false,
+        }],
+    );
+}
+
+/// Two hard links of one file are two inodes to the overlay after a remount (it keeps no
+/// record of links across mounts). Renaming one name over the other is then a rename
+/// between two inodes as far as the kernel knows, so it reaches the overlay; the upper
+/// filesystem's rename(2) of two links of one file does nothing, as POSIX says, but the
+/// overlay drops the source name from its tree anyway: `lib/a` is gone until the next
+/// remount shows it again.
+#[test]
+#[ignore = "core bug: rename between two hard links of one file, after a remount, hides the source name though it still exists"]
+fn rename_between_hard_links_after_remount() {
+    replay(
+        Start {
+            layers: vec![vec![lower_file("lib/a")], vec![]],
+            upper: vec![],
+        },
+        &[
+            Op::Link {
+                from: "lib/a",
+                to: "lib/b",
+            },
+            Op::Remount,
+            Op::Rename {
+                from: "lib/a",
+                to: "lib/b",
+                noreplace: false,
+            },
+            Op::Stat { path: "lib/a" },
+        ],
+    );
+}
