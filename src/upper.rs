@@ -292,6 +292,14 @@ impl Upper {
         Ok(rustix::fs::lremovexattr(self.proc_path(rel), name)?)
     }
 
+    /// Whether `a` and `b` are names of one file on disk (hard links).
+    pub fn same_file(&self, a: &[u8], b: &[u8]) -> bool {
+        match (self.stat(a), self.stat(b)) {
+            (Ok(x), Ok(y)) => (x.st_dev, x.st_ino) == (y.st_dev, y.st_ino),
+            _ => false,
+        }
+    }
+
     pub fn exists(&self, rel: &[u8]) -> bool {
         self.stat(rel).is_ok()
     }

@@ -62,41 +62,8 @@ fn same_trees(model: &Model, real: &RealDir, core: &Core, when: &str) -> Result<
     Ok(())
 }
 
-/// Ops on which the overlay is known to answer otherwise than POSIX, with the name of the
-/// (ignored) regression test that shows each. The generated runs still give such an op to
-/// the model and the real directory, but not to the overlay, so that one known
-/// disagreement does not hide the others; the regression tests run them unfiltered.
-fn known_divergence(model: &Model, op: &Op) -> Option<&'static str> {
-    match *op {
-        Op::Rename {
-            from,
-            to,
-            noreplace: true,
-        } if model.same_node(from, to) => Some("rename_noreplace_onto_itself"),
-        // (before any remount the overlay gets these right; the model cannot tell when
-        // the link was made, so they are all left out)
-        Op::Rename { from, to, .. } if from != to && model.same_node(from, to) => {
-            Some("rename_between_hard_links_after_remount")
-        }
-        Op::Rename { from, to, .. } if below(from, to) && model.exists(to) => {
-            Some("rename_onto_an_ancestor")
-        }
-        Op::Rename { from, to, .. } if below(to, from) && model.exists(to) => {
-            Some("rename_into_itself_over_an_entry")
-        }
-        _ => None,
-    }
-}
-
-/// Whether `path` is below directory `dir`.
-fn below(path: &str, dir: &str) -> bool {
-    path.strip_prefix(dir)
-        .is_some_and(|rest| rest.starts_with('/'))
-}
-
-/// Runs `ops` from `start` through the model, a real directory and the overlay; with
-/// `skip_known`, ops of a [`known_divergence`] are not given to the overlay.
-fn run(start: &Start, ops: &[Op], skip_known: bool) -> Result<(), TestCaseError> {
+/// Runs `ops` from `start` through the model, a real directory and the overlay.
+fn run(start: &Start, ops: &[Op]) -> Result<(), TestCaseError> {
     // as the daemon: modes come from the kernel with the caller's umask applied
     rustix::process::umask(rustix::fs::Mode::empty());
     let world = World::build(start);
@@ -116,20 +83,17 @@ fn run(start: &Start, ops: &[Op], skip_known: bool) -> Result<(), TestCaseError>
     let mut core = Core::new(&world.venv, &world.layers);
     same_trees(&model, &real, &core, "at the start")?;
     for (i, op) in ops.iter().enumerate() {
-        let known = known_divergence(&model, op).filter(|_| skip_known);
         let expected = model.apply(op);
         let on_disk = real.apply(op);
         prop_assert!(
             on_disk == expected,
             "op {i} {op:?}: a real directory answered {on_disk:?}, the model {expected:?}"
         );
-        if known.is_none() {
-            let got = core.apply(op);
-            prop_assert!(
-                got == expected,
-                "op {i} {op:?}: the overlay answered {got:?}, the model {expected:?}"
-            );
-        }
+        let got = core.apply(op);
+        prop_assert!(
+            got == expected,
+            "op {i} {op:?}: the overlay answered {got:?}, the model {expected:?}"
+        );
         let when = format!("after op {i} {op:?}");
         if matches!(op, Op::Remount) {
             layers_unchanged(&when)?;
@@ -166,7 +130,7 @@ proptest! {
     /// A short pass, for every `cargo test`.
     #[test]
     fn short(start in start::start(), ops in ops::ops(40)) {
-        run(&start, &ops, true)?;
+        run(&start, &ops)?;
     }
 }
 
@@ -177,13 +141,13 @@ proptest! {
     #[test]
     #[ignore = "long: run with --ignored, VENVFS_MODEL_CASES sets the number of cases"]
     fn long(start in start::start(), ops in ops::ops(120)) {
-        run(&start, &ops, true)?;
+        run(&start, &ops)?;
     }
 }
 
-/// Replays a minimal failing sequence found by the runs above, unfiltered.
+/// Replays a minimal failing sequence found by the runs above.
 fn replay(start: Start, ops: &[Op]) {
-    if let Err(e) = run(&start, ops, false) {
+    if let Err(e) = run(&start, ops) {
         panic!("{e}");
     }
 }
@@ -194,11 +158,10 @@ fn lower_file(path: &'static str) -> (&'static str, Seed) {
 }
 
 /// `renameat2(RENAME_NOREPLACE)` of an entry onto its own name fails with EEXIST on Linux;
-/// the overlay answers success. (Linux's VFS answers this itself before a request reaches
+/// the overlay once answered success. (Linux's VFS answers this itself before a request reaches
 /// a FUSE filesystem, so through the kernel mount it is not seen; an adapter without that
 /// check in front would pass it through.)
 #[test]
-#[ignore = "core bug (unreachable through Linux FUSE): RENAME_NOREPLACE onto the same entry succeeds instead of EEXIST"]
 fn rename_noreplace_onto_itself() {
     replay(
         Start {
@@ -214,10 +177,9 @@ fn rename_noreplace_onto_itself() {
 }
 
 /// Renaming an entry over a directory that holds it fails with ENOTEMPTY on Linux (the
-/// directory is not empty: it holds the source); the overlay compares the kinds first and
-/// answers EISDIR for a file. (Linux's VFS catches this before FUSE.)
+/// directory is not empty: it holds the source); the overlay once compared the kinds first
+/// and answered EISDIR for a file. (Linux's VFS catches this before FUSE.)
 #[test]
-#[ignore = "core bug (unreachable through Linux FUSE): renaming a file over its own ancestor directory answers EISDIR, not ENOTEMPTY"]
 fn rename_onto_an_ancestor() {
     replay(
         Start {
@@ -233,10 +195,9 @@ fn rename_onto_an_ancestor() {
 }
 
 /// Renaming a directory to a path inside itself fails with EINVAL on Linux, whatever is
-/// there; when something is, the overlay compares it with the source first and answers
-/// ENOTDIR (a file there) or ENOTEMPTY. (Linux's VFS catches this before FUSE.)
+/// there; when something was, the overlay once compared it with the source first and
+/// answered ENOTDIR (a file there) or ENOTEMPTY. (Linux's VFS catches this before FUSE.)
 #[test]
-#[ignore = "core bug (unreachable through Linux FUSE): renaming a directory over an entry inside itself answers ENOTDIR, not EINVAL"]
 fn rename_into_itself_over_an_entry() {
     replay(
         Start {
@@ -255,10 +216,9 @@ fn rename_into_itself_over_an_entry() {
 /// record of links across mounts). Renaming one name over the other is then a rename
 /// between two inodes as far as the kernel knows, so it reaches the overlay; the upper
 /// filesystem's rename(2) of two links of one file does nothing, as POSIX says, but the
-/// overlay drops the source name from its tree anyway: `lib/a` is gone until the next
-/// remount shows it again.
+/// overlay used to drop the source name from its tree anyway (`lib/a` was gone until the
+/// next remount showed it again); it now checks that the two are one file on disk.
 #[test]
-#[ignore = "core bug: rename between two hard links of one file, after a remount, hides the source name though it still exists"]
 fn rename_between_hard_links_after_remount() {
     replay(
         Start {

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use lru::LruCache;
 use parking_lot::Mutex;
-use venvfs_api::{Fh, Ino, Result};
+use venvfs_api::{Access, Error, Fh, Ino, Result};
 
 use crate::layer::Content;
 
@@ -71,8 +71,8 @@ impl Record {
 
 struct Inner {
     records: HashMap<Ino, Record>,
-    /// Open handles and their inodes.
-    handles: HashMap<Fh, Ino>,
+    /// Open handles: their inodes and the access they were opened for.
+    handles: HashMap<Fh, (Ino, Access)>,
     /// Unpinned inodes with an open descriptor, by kind, least recently used first.
     idle_lower: LruCache<Ino, ()>,
     idle_upper: LruCache<Ino, ()>,
@@ -164,9 +164,9 @@ impl OpenFiles {
         inner.settle(ino);
     }
 
-    /// Opens a handle on `ino`, keeping `desc` (when given) as its descriptor while it is
-    /// open.
-    pub fn open(&self, ino: Ino, desc: Option<Desc>) -> Fh {
+    /// Opens a handle on `ino` for `access`, keeping `desc` (when given) as its descriptor
+    /// while it is open.
+    pub fn open(&self, ino: Ino, access: Access, desc: Option<Desc>) -> Fh {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed) + 1;
         let mut inner = self.inner.lock();
         let r = inner.records.entry(ino).or_default();
@@ -174,15 +174,32 @@ impl OpenFiles {
         if let Some(d) = desc {
             r.desc = Some(d);
         }
-        inner.handles.insert(fh, ino);
+        inner.handles.insert(fh, (ino, access));
         inner.settle(ino);
         fh
+    }
+
+    /// Checks that I/O on `ino` through handle `fh` (if any) is what the handle was opened
+    /// for: reading (`write` false) or writing.
+    pub fn check(&self, fh: Option<Fh>, ino: Ino, write: bool) -> Result<()> {
+        let Some(fh) = fh else { return Ok(()) };
+        match self.inner.lock().handles.get(&fh) {
+            Some(&(i, access)) if i == ino => {
+                let allowed = if write {
+                    access.writes()
+                } else {
+                    access.reads()
+                };
+                allowed.then_some(()).ok_or(Error::BadHandle(fh))
+            }
+            _ => Err(Error::BadHandle(fh)),
+        }
     }
 
     /// Closes handle `fh`.
     pub fn release(&self, fh: Fh) {
         let mut inner = self.inner.lock();
-        let Some(ino) = inner.handles.remove(&fh) else {
+        let Some((ino, _)) = inner.handles.remove(&fh) else {
             return;
         };
         if let Some(r) = inner.records.get_mut(&ino) {
@@ -303,11 +320,17 @@ mod tests {
     #[test]
     fn unlinked_file_stays_open_while_a_handle_is() {
         let reg = OpenFiles::default();
-        let fh = reg.open(3, Some(Desc::Upper(upper_file())));
+        let fh = reg.open(3, Access::ReadWrite, Some(Desc::Upper(upper_file())));
         reg.unlinking(3, || unreachable!("already open")).unwrap();
         assert!(reg.upper(3, false).is_some());
+        assert!(reg.check(Some(fh), 3, true).is_ok());
+        assert!(
+            reg.check(Some(fh), 4, false).is_err(),
+            "another inode's handle"
+        );
         reg.release(fh);
         assert!(reg.upper(3, false).is_none());
+        assert!(reg.check(Some(fh), 3, false).is_err(), "released");
         assert_eq!(reg.open_descriptors(), 0);
     }
 

@@ -131,13 +131,34 @@ impl Overlay {
         if flags.exchange {
             return Err(Error::Invalid("RENAME_EXCHANGE is not supported"));
         }
-        if dst == Some(src) {
-            return Ok(());
-        }
+        // (checked in the order Linux's rename(2) checks them)
         if dst.is_some() && flags.noreplace {
             return Err(Error::Exists(new_name.to_owned()));
         }
+        if tree.is_ancestor(src, new_parent)? {
+            return Err(Error::Invalid("a directory cannot move into itself"));
+        }
+        if let Some(d) = dst {
+            if tree.is_ancestor(d, parent)? {
+                return Err(Error::NotEmpty);
+            }
+        }
+        if dst == Some(src) {
+            return Ok(());
+        }
         let src_kind = tree.get(src)?.kind;
+        if let Some(d) = dst {
+            // Two names of one upper file that the tree knows as two nodes (hard links
+            // made before a remount): POSIX renames do nothing then, and so does rename(2)
+            // on the upper, so the tree must not change either.
+            let both_upper = tree.get(src)?.upper && tree.get(d)?.upper;
+            if both_upper && src_kind != FileKind::Dir {
+                let (a, b) = (tree.path(src)?, tree.path(d)?);
+                if self.upper.same_file(&a, &b) {
+                    return Ok(());
+                }
+            }
+        }
         if let Some(d) = dst {
             let dst_kind = tree.get(d)?.kind;
             match (src_kind == FileKind::Dir, dst_kind == FileKind::Dir) {
@@ -402,7 +423,9 @@ impl FileSystem for Overlay {
                 file.file.set_len(0)?;
             }
             return Ok(Opened {
-                fh: self.open_files.open(ino, Some(Desc::Upper(file))),
+                fh: self
+                    .open_files
+                    .open(ino, req.access, Some(Desc::Upper(file))),
                 keep_cache: false,
                 backing: None,
             });
@@ -429,7 +452,7 @@ impl FileSystem for Overlay {
             None => (None, None),
         };
         Ok(Opened {
-            fh: self.open_files.open(ino, desc),
+            fh: self.open_files.open(ino, req.access, desc),
             keep_cache: true,
             backing,
         })
@@ -462,7 +485,7 @@ impl FileSystem for Overlay {
         };
         let fh = self
             .open_files
-            .open(entry.attr.ino, Some(Desc::Upper(file)));
+            .open(entry.attr.ino, req.access, Some(Desc::Upper(file)));
         Ok((
             entry,
             Opened {
@@ -473,11 +496,13 @@ impl FileSystem for Overlay {
         ))
     }
 
-    fn read(&self, ino: Ino, _fh: Option<Fh>, offset: u64, size: u32) -> Result<Vec<u8>> {
+    fn read(&self, ino: Ino, fh: Option<Fh>, offset: u64, size: u32) -> Result<Vec<u8>> {
+        self.open_files.check(fh, ino, false)?;
         self.read_by_inode(ino, offset, size)
     }
 
-    fn write(&self, ino: Ino, _fh: Option<Fh>, offset: u64, data: &[u8]) -> Result<u32> {
+    fn write(&self, ino: Ino, fh: Option<Fh>, offset: u64, data: &[u8]) -> Result<u32> {
+        self.open_files.check(fh, ino, true)?;
         self.upper_file(ino, true)?
             .file
             .write_all_at(data, offset)?;

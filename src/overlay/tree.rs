@@ -123,6 +123,19 @@ impl Tree {
         Ok(p)
     }
 
+    /// Whether `ancestor` is `ino` or one of the directories above it.
+    pub fn is_ancestor(&self, ancestor: Ino, mut ino: Ino) -> Result<bool> {
+        loop {
+            if ino == ancestor {
+                return Ok(true);
+            }
+            if ino == ROOT {
+                return Ok(false);
+            }
+            ino = self.get(ino)?.parent;
+        }
+    }
+
     pub fn loaded(&self, ino: Ino) -> bool {
         self.get(ino).map(|n| n.dir.is_some()).unwrap_or(true)
     }

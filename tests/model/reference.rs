@@ -276,16 +276,6 @@ impl Model {
         Ok(())
     }
 
-    /// Whether `path` names an entry (symlinks not followed).
-    pub fn exists(&self, path: &str) -> bool {
-        self.entry(path).is_ok()
-    }
-
-    /// Whether both paths name one node (one file through two hard links, or one path).
-    pub fn same_node(&self, a: &str, b: &str) -> bool {
-        matches!((self.entry(a), self.entry(b)), (Ok(x), Ok(y)) if x == y)
-    }
-
     fn rename(&mut self, from: &str, to: &str, noreplace: bool) -> Res<()> {
         let (sdir, sname) = self.parent(from)?;
         let (ddir, dname) = self.parent(to)?;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use venvfs::manifest::{Layer, Manifest, Mapping};
 use venvfs::overlay::{Overlay, OverlayConfig};
 use venvfs_api::{
-    Caller, Entry, Error, Fh, FileKind, FileSystem, Ino, Lookup, RenameFlags, SetAttr, NO_HANDLE,
+    Caller, Entry, Error, Fh, FileKind, FileSystem, Ino, Lookup, OpenRequest, RenameFlags, SetAttr,
     ROOT,
 };
 
@@ -34,7 +34,8 @@ const READ_ALL: u32 = 1 << 16;
 #[derive(Clone, Copy, Debug)]
 pub struct Handle {
     ino: Ino,
-    fh: Fh,
+    /// None: I/O by inode, as the FUSE adapter does for files the kernel opened itself.
+    fh: Option<Fh>,
 }
 
 /// The overlay of a test case, with its open files.
@@ -74,6 +75,10 @@ pub fn errno(e: Error) -> Errno {
         Error::IsDir => Errno::IsDir,
         Error::NotEmpty => Errno::NotEmpty,
         Error::NotPermitted(_) => Errno::NotPermitted,
+        Error::AccessDenied(_) | Error::SharingViolation | Error::DeletePending => {
+            Errno::Other(libc::EACCES)
+        }
+        Error::InvalidName(_) => Errno::Invalid,
         Error::Invalid(_) => Errno::Invalid,
         Error::BadHandle(_) => Errno::BadHandle,
         Error::Os(io) => Errno::from_io(&io),
@@ -147,9 +152,13 @@ fn follow(fs: &Overlay, path: &str) -> Res<Ino> {
 
 pub fn create(fs: &Overlay, path: &str, mode: u32) -> Res<()> {
     let (dir, name) = parent(fs, path)?;
-    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL;
+    let req = OpenRequest {
+        access: venvfs_api::Access::Write,
+        exclusive: true,
+        ..OpenRequest::READ
+    };
     let (entry, opened) = fs
-        .create(&CALLER, dir, name, libc::S_IFREG | mode, flags)
+        .create(&CALLER, dir, name, mode as u16, &req)
         .map_err(errno)?;
     fs.release(entry.attr.ino, opened.fh);
     Ok(())
@@ -158,22 +167,22 @@ pub fn create(fs: &Overlay, path: &str, mode: u32) -> Res<()> {
 pub fn write(fs: &Overlay, path: &str, offset: u64, data: &[u8], by_inode: bool) -> Res<()> {
     let ino = follow(fs, path)?;
     if by_inode {
-        return write_handle(fs, Handle { ino, fh: NO_HANDLE }, offset, data);
+        return write_handle(fs, Handle { ino, fh: None }, offset, data);
     }
     let h = open(fs, path, Access::Write, false)?;
     let written = write_handle(fs, h, offset, data);
-    fs.release(h.ino, h.fh);
+    close(fs, h);
     written
 }
 
 pub fn read(fs: &Overlay, path: &str, by_inode: bool) -> Res<Vec<u8>> {
     let ino = follow(fs, path)?;
     if by_inode {
-        return read_handle(fs, Handle { ino, fh: NO_HANDLE });
+        return read_handle(fs, Handle { ino, fh: None });
     }
     let h = open(fs, path, Access::Read, false)?;
     let data = read_handle(fs, h);
-    fs.release(h.ino, h.fh);
+    close(fs, h);
     data
 }
 
@@ -217,7 +226,7 @@ pub fn unlink(fs: &Overlay, path: &str) -> Res<()> {
 
 pub fn mkdir(fs: &Overlay, path: &str, mode: u32) -> Res<()> {
     let (dir, name) = parent(fs, path)?;
-    fs.mkdir(&CALLER, dir, name, mode).map_err(errno)?;
+    fs.mkdir(&CALLER, dir, name, mode as u16).map_err(errno)?;
     Ok(())
 }
 
@@ -256,7 +265,7 @@ fn names(fs: &Overlay, ino: Ino) -> Res<BTreeSet<String>> {
     let mut names = BTreeSet::new();
     let mut offset = 2; // after "." and ".."
     loop {
-        let piece = fs.readdir(ino, fh, offset).map_err(errno)?;
+        let piece = fs.readdir(ino, offset).map_err(errno)?;
         let Some(last) = piece.last() else { break };
         offset = last.offset;
         names.extend(piece.into_iter().map(|e| e.name.into_string().unwrap()));
@@ -271,16 +280,17 @@ pub fn list(fs: &Overlay, path: &str) -> Res<BTreeSet<String>> {
 
 pub fn open(fs: &Overlay, path: &str, access: Access, truncate: bool) -> Res<Handle> {
     let ino = follow(fs, path)?;
-    let mut flags = match access {
-        Access::Read => libc::O_RDONLY,
-        Access::Write => libc::O_WRONLY,
-        Access::ReadWrite => libc::O_RDWR,
+    let req = OpenRequest {
+        access: match access {
+            Access::Read => venvfs_api::Access::Read,
+            Access::Write => venvfs_api::Access::Write,
+            Access::ReadWrite => venvfs_api::Access::ReadWrite,
+        },
+        truncate,
+        ..OpenRequest::READ
     };
-    if truncate {
-        flags |= libc::O_TRUNC;
-    }
-    let fh = fs.open(ino, flags).map_err(errno)?.fh;
-    Ok(Handle { ino, fh })
+    let fh = fs.open(ino, &req).map_err(errno)?.fh;
+    Ok(Handle { ino, fh: Some(fh) })
 }
 
 pub fn read_handle(fs: &Overlay, h: Handle) -> Res<Vec<u8>> {
@@ -294,7 +304,9 @@ pub fn write_handle(fs: &Overlay, h: Handle, offset: u64, data: &[u8]) -> Res<()
 }
 
 pub fn close(fs: &Overlay, h: Handle) {
-    fs.release(h.ino, h.fh);
+    if let Some(fh) = h.fh {
+        fs.release(h.ino, fh);
+    }
 }
 
 /// Every visible entry below the root.
@@ -311,7 +323,7 @@ pub fn walk(fs: &Overlay) -> Walk {
             };
             let h = Handle {
                 ino: e.attr.ino,
-                fh: NO_HANDLE,
+                fh: None,
             };
             let (content, target) = match e.attr.kind {
                 FileKind::Dir => {
