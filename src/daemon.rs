@@ -149,7 +149,7 @@ fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
     // The kernel hands us modes with the caller's umask already applied: ours must not
     // mask them a second time.
     rustix::process::umask(rustix::fs::Mode::empty());
-    let overlay = Overlay::new(venv, &manifest, cfg)?;
+    let overlay = std::sync::Arc::new(Overlay::new(venv, &manifest, cfg)?);
     let record = registry::Record {
         venv: venv.to_owned(),
         pid: std::process::id(),
@@ -179,9 +179,10 @@ fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
         threads: args.threads,
         passthrough: args.passthrough,
     };
-    let mounted = venvfs_fuse::mount(overlay, venv, &mount_cfg)
+    let mounted = venvfs_fuse::mount(std::sync::Arc::clone(&overlay), venv, &mount_cfg)
         .map_err(|e| format!("cannot mount {}: {e}{}", venv.display(), mount_hint(&e)))?;
     let took = started.elapsed();
+    take_changes_live(&overlay, mounted.kernel_cache(), &record)?;
     let unmounter = mounted.unmounter();
     let stats = mounted.stats();
     let mut signals = signal_hook::iterator::Signals::new([
@@ -242,6 +243,54 @@ fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
     Ok(result?)
 }
 
+/// Answers the control socket: a command that changed the venv's layers (while mounted)
+/// asks the daemon to take the new manifest.
+fn take_changes_live(
+    overlay: &std::sync::Arc<Overlay>,
+    cache: std::sync::Arc<dyn venvfs_api::KernelCache>,
+    record: &registry::Record,
+) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let overlay = std::sync::Arc::clone(overlay);
+    let record = std::sync::Mutex::new(record.clone());
+    // (the mount hides the venv's .venvfs; the daemon's own descriptor reaches it)
+    let manifest_file = PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        overlay.upper().fd().as_raw_fd()
+    ))
+    .join(STATE_DIR)
+    .join(crate::manifest::MANIFEST_FILE);
+    crate::control::serve(std::process::id(), move |request| match request {
+        crate::control::Request::Reload { touched } => {
+            let started = Instant::now();
+            let manifest = Manifest::load(&manifest_file).map_err(|e| e.to_string())?;
+            let touched: Vec<Vec<u8>> = touched
+                .iter()
+                .map(|p| p.as_os_str().as_bytes().to_vec())
+                .collect();
+            let done = overlay
+                .reload(&manifest, &touched, &*cache)
+                .map_err(|e| e.to_string())?;
+            let lower = overlay.lower();
+            let mut record = record.lock().unwrap_or_else(|e| e.into_inner());
+            record.layers = lower.labels.clone();
+            record.lower_entries = lower.len();
+            if let Err(e) = registry::write(&record) {
+                tracing::warn!("cannot record the mount's new layers for `venvfs status`: {e}");
+            }
+            let text = format!(
+                "{} layers; {} names changed in {} directories the kernel had seen, in {:.0?}",
+                record.layers.len(),
+                done.names,
+                done.dirs,
+                started.elapsed()
+            );
+            tracing::info!("took a change live: {text}");
+            Ok(text)
+        }
+    })
+}
+
 /// Writes the request counts where `venvfs status --requests` reads them: one `kind count`
 /// line each.
 fn write_requests(pid: u32, stats: &venvfs_fuse::RequestStats) -> std::io::Result<()> {
@@ -299,71 +348,43 @@ fn redirect_output(log: &std::fs::File) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Runs `change` on the venv's layers while it is not mounted: a mounted venv is unmounted
-/// first and mounted again afterwards, with the same options, whether `change` worked or
-/// not. `command` is how the user would run the change by hand, for the message shown when
-/// the venv is busy.
-pub fn while_unmounted<T>(
+/// Runs `change` on the venv's own directory, mounted or not: `change` gets where that
+/// directory is reached (the venv itself; beneath the mount when mounted) and returns the
+/// venv-relative paths it wrote or removed. A mounted venv then takes the change live
+/// (see `overlay/reload.rs`): nothing is unmounted, and programs that have files open in
+/// it keep them.
+pub fn change<T>(
     venv: &Path,
-    command: &str,
-    change: impl FnOnce() -> Result<T, Box<dyn Error>>,
+    change: impl FnOnce(&Path) -> Result<(T, Vec<PathBuf>), Box<dyn Error>>,
 ) -> Result<T, Box<dyn Error>> {
     let abs = absolute(venv).map_err(|e| format!("{}: {e}", venv.display()))?;
+    let shown = abs.display();
     if venvfs_fuse::is_stale(&abs) {
         return Err(format!(
-            "{}: its venvfs daemon died; run `venvfs mount {}` (or `venvfs umount {}`) first",
-            abs.display(),
-            abs.display(),
-            abs.display()
+            "{shown}: its venvfs daemon died; run `venvfs mount {shown}` (or `venvfs umount {shown}`) first"
         )
         .into());
     }
     if !is_mounted(&abs) {
-        return change();
+        return Ok(change(&abs)?.0);
     }
-    let shown = abs.display();
     let Some(record) = registry::list().into_iter().find(|r| r.venv == abs) else {
         return Err(format!(
-            "{shown} is mounted by another user or session; unmount it there, then run `{command}`"
+            "{shown} is mounted by another user or session; run the command there, or unmount it there first"
         )
         .into());
     };
-    unmount_settled(&abs).map_err(|e| {
-        if e.raw_os_error() == Some(libc::EBUSY) {
+    let root = PathBuf::from(format!("/proc/{}/fd/{}", record.pid, record.upper_fd));
+    let (value, touched) = change(&root)?;
+    crate::control::ask(record.pid, &crate::control::Request::Reload { touched }).map_err(
+        |why| {
             format!(
-                "{shown} is mounted and in use (a program has a file open in it or runs inside it), so its packages cannot change under it now.\n  \
-                 Close those programs and run the command again, or run:\n    \
-                 venvfs umount {shown} && {command} && venvfs mount {shown}"
+                "the change is saved in {shown}, but its mount could not take it live: {why}\n  \
+                 run `venvfs umount {shown} && venvfs mount {shown}` to see it"
             )
-        } else {
-            format!("cannot unmount {shown} to change it: {e}")
-        }
-    })?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while registry::alive(record.pid) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let result = change();
-    let remount = Command::new(std::env::current_exe()?)
-        .arg("mount")
-        .arg(&abs)
-        .args(&record.mount_flags)
-        .stdin(Stdio::null())
-        .output();
-    match remount {
-        Ok(out) if out.status.success() => match &result {
-            Ok(_) => eprintln!("remounted {shown} with the change"),
-            Err(_) => eprintln!("remounted {shown} unchanged"),
         },
-        Ok(out) => {
-            eprint!("{}", String::from_utf8_lossy(&out.stderr));
-            eprintln!("error: could not mount {shown} again; run `venvfs mount {shown}`");
-        }
-        Err(e) => {
-            eprintln!("error: could not mount {shown} again ({e}); run `venvfs mount {shown}`")
-        }
-    }
-    result
+    )?;
+    Ok(value)
 }
 
 /// Unmounts, retrying for a moment while the mount is busy: files closed by processes that

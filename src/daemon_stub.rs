@@ -30,13 +30,12 @@ pub fn venv_is_mounted(_venv: &Path) -> bool {
     false
 }
 
-/// Runs `change` directly (the venv cannot be mounted).
-pub fn while_unmounted<T>(
-    _venv: &Path,
-    _command: &str,
-    change: impl FnOnce() -> Result<T, Box<dyn Error>>,
+/// Runs `change` on the venv directory itself (it cannot be mounted).
+pub fn change<T>(
+    venv: &Path,
+    change: impl FnOnce(&Path) -> Result<(T, Vec<PathBuf>), Box<dyn Error>>,
 ) -> Result<T, Box<dyn Error>> {
-    change()
+    Ok(change(venv)?.0)
 }
 
 /// The manifest in the venv directory (never hidden by a mount here).

@@ -12,6 +12,8 @@
 
 pub mod cli;
 #[cfg(target_os = "linux")]
+pub mod control;
+#[cfg(target_os = "linux")]
 pub mod daemon;
 #[cfg(not(target_os = "linux"))]
 #[path = "daemon_stub.rs"]

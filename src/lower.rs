@@ -63,6 +63,8 @@ pub struct LowerTree {
     pub layers: Vec<Source>,
     /// `name==version` (or the source path) of each layer, for messages.
     pub labels: Vec<String>,
+    /// Each layer's source (what a lower file's identity is relative to).
+    pub origins: Vec<std::path::PathBuf>,
 }
 
 impl LowerTree {
@@ -73,6 +75,7 @@ impl LowerTree {
             nodes: Vec::new(),
             layers: Vec::new(),
             labels: Vec::new(),
+            origins: Vec::new(),
         };
         tree.nodes.push(dir_node(
             OsStr::new(""),
@@ -106,6 +109,7 @@ impl LowerTree {
             }
             tree.layers.push(source);
             tree.labels.push(layer.label());
+            tree.origins.push(layer.source.clone());
             Ok(())
         })?;
         Ok(tree)
@@ -122,6 +126,7 @@ impl LowerTree {
             )],
             layers: Vec::new(),
             labels: Vec::new(),
+            origins: Vec::new(),
         }
     }
 
@@ -244,6 +249,19 @@ impl LowerTree {
         }
         parts.reverse();
         parts.join(&b'/')
+    }
+
+    /// What a lower file is, independent of this tree's numbering: the same file of the
+    /// same layer source compares equal across trees built from different manifests.
+    pub fn identity(&self, id: LowerId) -> (&std::path::Path, &str, Option<u32>, u64, SystemTime) {
+        let n = self.node(id);
+        (
+            &self.origins[n.layer as usize],
+            &n.src,
+            n.member,
+            n.size,
+            n.mtime,
+        )
     }
 
     /// Number of entries (for `status` and benchmarks).

@@ -97,23 +97,8 @@ fn print_report(report: &Report) {
     }
 }
 
-/// The command line as the user would type it again, for messages.
-fn shown_command() -> String {
-    std::env::args()
-        .map(|a| {
-            if a.contains([' ', '"', '\'', '$']) {
-                format!("'{a}'")
-            } else {
-                a
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 fn sync(venv: &Path, file: &Path, finder: &FinderArgs) -> Result<(), Box<dyn Error>> {
     venvfs::venv::python_version(venv)?;
-    let command = shown_command();
     // (through the mount when mounted: pyvenv.cfg and bin/python are there too)
     let interpreter = venvfs::interpreter::of_venv(venv)?;
     let pins = venvfs::pins::load(file, &interpreter.marker_env()?)?;
@@ -135,8 +120,10 @@ fn sync(venv: &Path, file: &Path, finder: &FinderArgs) -> Result<(), Box<dyn Err
             return Ok(());
         }
     }
-    let report = venvfs::daemon::while_unmounted(venv, &command, || {
-        sync::apply(venv, &targets, Mode::Sync, &opts)
+    let report = venvfs::daemon::change(venv, |root| {
+        let report = sync::apply(venv, root, &targets, Mode::Sync, &opts)?;
+        let touched = report.touched.clone();
+        Ok((report, touched))
     })?;
     print_report(&report);
     Ok(())
@@ -153,9 +140,16 @@ fn install(venv: &Path, targets: &[String], finder: &FinderArgs) -> Result<(), B
             parsed.push(Target::Pin(venvfs::pins::requirements::parse_pin_arg(t)?));
         }
     }
-    let command = shown_command();
-    let report = venvfs::daemon::while_unmounted(venv, &command, || {
-        sync::apply(venv, &parsed, Mode::Install, &options(finder, Vec::new()))
+    let report = venvfs::daemon::change(venv, |root| {
+        let report = sync::apply(
+            venv,
+            root,
+            &parsed,
+            Mode::Install,
+            &options(finder, Vec::new()),
+        )?;
+        let touched = report.touched.clone();
+        Ok((report, touched))
     })?;
     print_report(&report);
     Ok(())
@@ -163,19 +157,22 @@ fn install(venv: &Path, targets: &[String], finder: &FinderArgs) -> Result<(), B
 
 fn uninstall(venv: &Path, names: &[String]) -> Result<(), Box<dyn Error>> {
     venvfs::venv::python_version(venv)?;
-    let command = shown_command();
-    let report = venvfs::daemon::while_unmounted(venv, &command, || sync::uninstall(venv, names))?;
+    let report = venvfs::daemon::change(venv, |root| {
+        let report = sync::uninstall(venv, root, names)?;
+        let touched = report.touched.clone();
+        Ok((report, touched))
+    })?;
     print_report(&report);
     Ok(())
 }
 
 fn layer(cmd: LayerCommand) -> Result<(), Box<dyn Error>> {
-    let command = shown_command();
     match cmd {
         LayerCommand::Add { venv, sources } => {
             venvfs::venv::python_version(&venv)?;
-            venvfs::daemon::while_unmounted(&venv, &command, || {
-                let (path, mut manifest) = editable_manifest(&venv)?;
+            venvfs::daemon::change(&venv, |root| {
+                let path = manifest_path(root);
+                let mut manifest = Manifest::load(&path)?;
                 let version = venvfs::venv::python_version(&venv)?;
                 // Check every source before changing anything.
                 let mut layers = Vec::new();
@@ -198,8 +195,8 @@ fn layer(cmd: LayerCommand) -> Result<(), Box<dyn Error>> {
                     manifest.layers.insert(0, layer);
                 }
                 manifest.save(&path)?;
-                venvfs::venv::write_unmounted_guard(&venv)?;
-                Ok(())
+                venvfs::venv::write_unmounted_guard(root)?;
+                Ok(((), Vec::new()))
             })
         }
         LayerCommand::List { venv } => {
@@ -212,8 +209,9 @@ fn layer(cmd: LayerCommand) -> Result<(), Box<dyn Error>> {
         }
         LayerCommand::Remove { venv, names } => {
             venvfs::venv::python_version(&venv)?;
-            venvfs::daemon::while_unmounted(&venv, &command, || {
-                let (path, mut manifest) = editable_manifest(&venv)?;
+            venvfs::daemon::change(&venv, |root| {
+                let path = manifest_path(root);
+                let mut manifest = Manifest::load(&path)?;
                 for name in &names {
                     let before = manifest.layers.len();
                     manifest.layers.retain(|l| &l.name != name);
@@ -223,24 +221,8 @@ fn layer(cmd: LayerCommand) -> Result<(), Box<dyn Error>> {
                     println!(" - {name}");
                 }
                 manifest.save(&path)?;
-                Ok(())
+                Ok(((), Vec::new()))
             })
         }
     }
-}
-
-/// The manifest of a venv that is not mounted (a mounted venv hides its .venvfs directory).
-fn editable_manifest(venv: &Path) -> Result<(std::path::PathBuf, Manifest), Box<dyn Error>> {
-    if venvfs::daemon::venv_is_mounted(venv) {
-        return Err(format!(
-            "{} is mounted; unmount it first (`venvfs umount {}`), change its layers, then mount it again",
-            venv.display(),
-            venv.display()
-        )
-        .into());
-    }
-    venvfs::venv::python_version(venv)?;
-    let path = manifest_path(venv);
-    let manifest = Manifest::load(&path)?;
-    Ok((path, manifest))
 }

@@ -57,6 +57,7 @@ pub fn write(record: &Record) -> std::io::Result<()> {
 pub fn remove(pid: u32) {
     let _ = std::fs::remove_file(file_for(pid));
     let _ = std::fs::remove_file(requests_file(pid));
+    let _ = std::fs::remove_file(dir().join(format!("{pid}.sock")));
 }
 
 /// Whether a process runs (a zombie, exited but not yet reaped, does not count).

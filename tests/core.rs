@@ -332,3 +332,70 @@ fn listing_while_deleting_sees_every_entry_once() {
     assert_eq!(seen.len(), count);
     assert!(list(&fs, dir).is_empty());
 }
+
+/// A kernel cache that records what it is told to forget.
+#[derive(Default)]
+struct Forgets {
+    names: std::sync::Mutex<Vec<(Ino, String)>>,
+    inodes: std::sync::Mutex<Vec<Ino>>,
+}
+
+impl venvfs_api::KernelCache for Forgets {
+    fn invalidate_entry(&self, parent: Ino, name: &OsStr) {
+        let name = name.to_string_lossy().into_owned();
+        self.names.lock().unwrap().push((parent, name));
+    }
+    fn invalidate_inode(&self, ino: Ino) {
+        self.inodes.lock().unwrap().push(ino);
+    }
+}
+
+/// A live change of the layers: new names show, removed ones go, an unchanged file keeps
+/// its inode, a removed layer's file that is held open keeps reading, and the kernel is
+/// told exactly which names changed.
+#[test]
+fn reload_changes_layers_live() {
+    let f = fixture();
+    let fs = open(&f);
+    let pkg = resolve(&fs, "lib/pkg").unwrap();
+    let kept = resolve(&fs, "lib/pkg/mod.py").unwrap();
+    let only_b = resolve(&fs, "lib/pkg/only_b.py").unwrap();
+    // a process holds only_b.py open (the kernel holds a reference)
+    fs.reference(only_b);
+    assert!(resolve(&fs, "lib/pkg/only_c.py").is_none());
+
+    // layer b goes, layer c comes
+    let c = f.venv.parent().unwrap().join("c");
+    write(&c.join("pkg/only_c.py"), "only c");
+    let mut manifest = f.manifest.clone();
+    manifest.layers.pop();
+    manifest.layers.push(layer(&c));
+    let forgets = Forgets::default();
+    fs.reload(&manifest, &[], &forgets).unwrap();
+
+    assert_eq!(names(&fs, "lib/pkg"), ["mod.py", "only_c.py", "sub"]);
+    assert_eq!(names(&fs, "lib/ns"), ["one.py"]);
+    assert_eq!(
+        resolve(&fs, "lib/pkg/mod.py"),
+        Some(kept),
+        "same file, same inode"
+    );
+    assert_eq!(read(&fs, "lib/pkg/only_c.py"), "only c");
+    // the held file of the removed layer still reads and stats
+    let data = fs.read(only_b, None, 0, 100).unwrap();
+    assert_eq!(data, b"only b");
+    assert_eq!(fs.getattr(only_b).unwrap().attr.size, 6);
+    fs.unreference(only_b);
+    assert!(
+        fs.read(only_b, None, 0, 100).is_err(),
+        "let go with its last holder"
+    );
+
+    // (lib/ns was never looked into before the change: the kernel has nothing of it to
+    // forget)
+    let mut told = forgets.names.lock().unwrap().clone();
+    told.sort();
+    let expected = vec![(pkg, "only_b.py".to_owned()), (pkg, "only_c.py".to_owned())];
+    assert_eq!(told, expected);
+    assert_eq!(*forgets.inodes.lock().unwrap(), vec![pkg]);
+}

@@ -51,6 +51,9 @@ pub struct Report {
     pub removed: Vec<String>,
     pub unchanged: usize,
     pub elapsed: Duration,
+    /// The venv's own files the change wrote or removed (venv-relative): what a mounted
+    /// venv must look at again.
+    pub touched: Vec<PathBuf>,
 }
 
 impl Report {
@@ -110,14 +113,21 @@ struct Resolved {
     pin: Option<Pin>,
 }
 
-/// Installs `targets` into the unmounted venv (`Mode::Sync`: and removes everything else).
-pub fn apply(venv: &Path, targets: &[Target], mode: Mode, opts: &Options) -> Result<Report, Error> {
+/// Installs `targets` into the venv (`Mode::Sync`: and removes everything else). `root` is
+/// where the venv's own directory is reached: the venv itself, or beneath its mount.
+pub fn apply(
+    venv: &Path,
+    root: &Path,
+    targets: &[Target],
+    mode: Mode,
+    opts: &Options,
+) -> Result<Report, Error> {
     let started = Instant::now();
     let version = crate::venv::python_version(venv)?;
     let venv = venv
         .canonicalize()
         .map_err(|e| format!("{}: {e}", venv.display()))?;
-    let manifest_file = manifest_path(&venv);
+    let manifest_file = manifest_path(root);
     let mut manifest = Manifest::load(&manifest_file)?;
     let interpreter = crate::interpreter::of_venv(&venv)?;
     let supported = interpreter.tags();
@@ -131,7 +141,7 @@ pub fn apply(venv: &Path, targets: &[Target], mode: Mode, opts: &Options) -> Res
     let mut todo: Vec<&Resolved> = Vec::new();
     for r in &resolved {
         let existing = manifest.layers.iter().find(|l| l.source == r.source);
-        match existing.filter(|l| intact(&venv, l, &version)) {
+        match existing.filter(|l| intact(root, l, &version)) {
             Some(l) => {
                 progress.tick();
                 unchanged.push(l.clone());
@@ -191,7 +201,7 @@ pub fn apply(venv: &Path, targets: &[Target], mode: Mode, opts: &Options) -> Res
             .chain(&manifest.layers)
             .collect();
         removed.extend(
-            installed_through_the_mount(&venv, &version, &known)
+            installed_through_the_mount(root, &version, &known)
                 .into_iter()
                 .filter(|l| {
                     !opts
@@ -202,15 +212,15 @@ pub fn apply(venv: &Path, targets: &[Target], mode: Mode, opts: &Options) -> Res
         );
     }
 
-    let mut txn = Txn::begin(&venv)?;
+    let mut txn = Txn::begin(root)?;
     let changed = (|| -> Result<(), Error> {
         for l in &removed {
-            apply::remove_generated(&mut txn, &venv, l, &version)?;
+            apply::remove_generated(&mut txn, root, l, &version)?;
         }
         let mut whiteouts = apply::Whiteouts::default();
         for p in &planned {
-            whiteouts.clear(&mut txn, &venv, &p.destinations)?;
-            apply::write(&mut txn, &venv, &p.generated)
+            whiteouts.clear(&mut txn, root, &p.destinations)?;
+            apply::write(&mut txn, root, &p.generated)
                 .map_err(|e| format!("writing into {}: {e}", venv.display()))?;
         }
         txn.sync()?;
@@ -240,14 +250,23 @@ pub fn apply(venv: &Path, targets: &[Target], mode: Mode, opts: &Options) -> Res
         txn.rollback();
         return Err(e.into());
     }
-    txn.commit(&keep_dirs(&venv, &version));
-    crate::venv::write_unmounted_guard(&venv)?;
+    let touched = txn.commit_touched(&keep_dirs(root, &version));
+    crate::venv::write_unmounted_guard(root)?;
     Ok(Report {
         installed: planned.iter().map(|p| label(&p.layer)).collect(),
         removed: removed.iter().map(label).collect(),
         unchanged: unchanged.len(),
         elapsed: started.elapsed(),
+        touched: relative(root, touched),
     })
+}
+
+/// `paths` relative to `root`.
+fn relative(root: &Path, paths: Vec<PathBuf>) -> Vec<PathBuf> {
+    paths
+        .into_iter()
+        .filter_map(|p| p.strip_prefix(root).ok().map(Path::to_owned))
+        .collect()
 }
 
 /// Whether the venv already holds exactly what `apply` would make it hold: then a
@@ -306,14 +325,14 @@ pub fn up_to_date(
     }))
 }
 
-/// Uninstalls distributions by name from the unmounted venv.
-pub fn uninstall(venv: &Path, names: &[String]) -> Result<Report, Error> {
+/// Uninstalls distributions by name from the venv (`root` as for [`apply`]).
+pub fn uninstall(venv: &Path, root: &Path, names: &[String]) -> Result<Report, Error> {
     let started = Instant::now();
     let version = crate::venv::python_version(venv)?;
     let venv = venv
         .canonicalize()
         .map_err(|e| format!("{}: {e}", venv.display()))?;
-    let manifest_file = manifest_path(&venv);
+    let manifest_file = manifest_path(root);
     let mut manifest = Manifest::load(&manifest_file)?;
     let mut chosen = Vec::new();
     for name in names {
@@ -330,9 +349,9 @@ pub fn uninstall(venv: &Path, names: &[String]) -> Result<Report, Error> {
             })?;
         chosen.push(layer.clone());
     }
-    let mut txn = Txn::begin(&venv)?;
+    let mut txn = Txn::begin(root)?;
     for layer in &chosen {
-        if let Err(e) = apply::remove_generated(&mut txn, &venv, layer, &version) {
+        if let Err(e) = apply::remove_generated(&mut txn, root, layer, &version) {
             txn.rollback();
             return Err(format!("{e}\n  nothing was changed").into());
         }
@@ -345,10 +364,11 @@ pub fn uninstall(venv: &Path, names: &[String]) -> Result<Report, Error> {
         txn.rollback();
         return Err(e);
     }
-    txn.commit(&keep_dirs(&venv, &version));
+    let touched = txn.commit_touched(&keep_dirs(root, &version));
     Ok(Report {
         removed: chosen.iter().map(label).collect(),
         elapsed: started.elapsed(),
+        touched: relative(root, touched),
         ..Default::default()
     })
 }

@@ -128,7 +128,21 @@ impl Txn {
 
     /// Drops what was moved aside and prunes directories left empty by removals, up to (not
     /// including) the `keep` directories.
-    pub fn commit(mut self, keep: &[PathBuf]) {
+    pub fn commit(self, keep: &[PathBuf]) {
+        let _ = self.commit_touched(keep);
+    }
+
+    /// [`Txn::commit`], returning every path (relative to `root`) whose file it wrote or
+    /// removed, and every directory it made or emptied away: what a mounted venv must look
+    /// at again to show the change.
+    pub fn commit_touched(mut self, keep: &[PathBuf]) -> Vec<PathBuf> {
+        let touched: Vec<PathBuf> = self
+            .created
+            .iter()
+            .chain(self.moved.iter().map(|(orig, _)| orig))
+            .chain(&self.created_dirs)
+            .cloned()
+            .collect();
         let emptied: std::collections::BTreeSet<PathBuf> = self
             .moved
             .iter()
@@ -148,6 +162,7 @@ impl Txn {
                 }
             }
         }
+        touched
     }
 }
 

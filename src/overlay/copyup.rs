@@ -22,7 +22,8 @@ impl Overlay {
         let lid = node.lower.ok_or(Error::NotFound)?;
         self.copy_up_dir(tree, parent)?;
         let path = tree.path(ino)?;
-        let l = self.lower.node(lid);
+        let lower = std::sync::Arc::clone(&tree.lower);
+        let l = lower.node(lid);
         let tmp = self.upper.temp();
         self.upper.mkdir(&tmp, 0o700)?;
         let result = (|| {
@@ -52,7 +53,8 @@ impl Overlay {
         let lid = node.lower.ok_or(Error::NotFound)?;
         self.copy_up_dir(tree, parent)?;
         let path = tree.path(ino)?;
-        let l = self.lower.node(lid);
+        let lower = std::sync::Arc::clone(&tree.lower);
+        let l = lower.node(lid);
         let tmp = self.upper.temp();
         let result = (|| -> Result<()> {
             match l.kind {
@@ -66,7 +68,7 @@ impl Overlay {
                 _ => {
                     let mut out = self.upper.create_file(&tmp, 0o600)?;
                     if with_data {
-                        copy_content(&self.open_lower(lid)?, &mut out, l.size)?;
+                        copy_content(&self.open_lower(&lower, lid)?, &mut out, l.size)?;
                     }
                     Upper::set_file_meta(&out, l.perm, with_data.then_some(l.mtime))?;
                     out.sync_data()?;

@@ -10,6 +10,7 @@ use super::open_files::{Desc, UpperFile};
 use super::tree::Tree;
 use super::Overlay;
 use crate::layer::{open_content, read_file_at, Content};
+use crate::lower::LowerTree;
 
 /// Lower files at least this big are handed to the kernel for passthrough when the mount
 /// uses it.
@@ -24,15 +25,21 @@ impl Overlay {
             if node.kind == FileKind::Dir {
                 return Err(Error::IsDir);
             }
-            // A lower file unlinked while open still reads from its layer.
+            // A lower file unlinked while open still reads from its layer; one whose layer
+            // a live change removed, from the content the registry kept for it.
             match node.lower {
-                Some(lid) if !node.upper => Some(lid),
-                _ => None,
+                _ if node.upper => None,
+                Some(lid) => Some(Some((Arc::clone(&tree.lower), lid))),
+                None => Some(None),
             }
         };
         match lower {
-            Some(lid) => {
-                let content = self.lower_content(ino, lid)?;
+            Some(Some((tree, lid))) => {
+                let content = self.lower_content(&tree, ino, lid)?;
+                Ok(content.read_at(offset, size as usize)?)
+            }
+            Some(None) => {
+                let content = self.open_files.lower(ino, || Err(Error::NotFound))?;
                 Ok(content.read_at(offset, size as usize)?)
             }
             None => Ok(read_file_at(
@@ -43,9 +50,14 @@ impl Overlay {
         }
     }
 
-    /// The open lower content of node `ino` (lower node `lid`).
-    pub(super) fn lower_content(&self, ino: Ino, lid: u32) -> Result<Arc<Content>> {
-        self.open_files.lower(ino, || self.open_lower(lid))
+    /// The open lower content of node `ino` (lower node `lid` of `lower`).
+    pub(super) fn lower_content(
+        &self,
+        lower: &LowerTree,
+        ino: Ino,
+        lid: u32,
+    ) -> Result<Arc<Content>> {
+        self.open_files.lower(ino, || self.open_lower(lower, lid))
     }
 
     /// The upper file of `ino`, open for reading (and writing when `write`; a lower file is
@@ -91,14 +103,14 @@ impl Overlay {
     }
 
     /// Opens the content of lower node `lid`, naming the layer in the log if it fails.
-    pub(super) fn open_lower(&self, lid: u32) -> Result<Content> {
-        let l = self.lower.node(lid);
-        let source = &self.lower.layers[l.layer as usize];
+    pub(super) fn open_lower(&self, lower: &LowerTree, lid: u32) -> Result<Content> {
+        let l = lower.node(lid);
+        let source = &lower.layers[l.layer as usize];
         open_content(source, &self.members, &l.src, l.member).inspect_err(|e| {
             tracing::error!(
                 "layer {}: cannot serve {}: {e}",
-                self.lower.labels[l.layer as usize],
-                String::from_utf8_lossy(&self.lower.path_of(lid))
+                lower.labels[l.layer as usize],
+                String::from_utf8_lossy(&lower.path_of(lid))
             );
         })
     }

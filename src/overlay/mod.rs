@@ -7,7 +7,10 @@ mod dirlist;
 mod io;
 mod open_files;
 mod ops;
+mod reload;
 mod tree;
+
+pub use reload::Reloaded;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -63,8 +66,9 @@ impl Default for OverlayConfig {
 
 pub struct Overlay {
     tree: RwLock<Tree>,
-    lower: LowerTree,
     upper: Upper,
+    /// Where the manifest is (layer sources named relative to it resolve from there).
+    manifest_path: PathBuf,
     members: MemberCache,
     open_files: OpenFiles,
     uid: u32,
@@ -81,6 +85,8 @@ pub enum OpenError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot take the venv's new layers: {0}")]
+    Reload(#[from] venvfs_api::Error),
 }
 
 impl Overlay {
@@ -95,9 +101,9 @@ impl Overlay {
             source,
         })?;
         Ok(Overlay {
-            tree: RwLock::new(Tree::new()),
-            lower,
+            tree: RwLock::new(Tree::new(std::sync::Arc::new(lower))),
             upper,
+            manifest_path,
             members: MemberCache::new(
                 cfg.memory_budget,
                 cfg.spill_threshold,
@@ -111,8 +117,8 @@ impl Overlay {
     }
 
     /// The merged lower tree (for status and benchmarks).
-    pub fn lower(&self) -> &LowerTree {
-        &self.lower
+    pub fn lower(&self) -> std::sync::Arc<LowerTree> {
+        std::sync::Arc::clone(&self.tree.read().lower)
     }
 
     pub fn upper(&self) -> &Upper {
@@ -132,14 +138,22 @@ impl Overlay {
                 },
             });
         }
-        let lid = node.lower.ok_or(Error::NotFound)?;
-        let l = self.lower.node(lid);
+        let Some(lid) = node.lower else {
+            // a file of a layer that a live change removed, still held open
+            return self.open_files.frozen_attr(ino).ok_or(Error::NotFound);
+        };
+        Ok(self.lower_attr(&tree.lower, lid, ino))
+    }
+
+    /// The attributes of lower node `lid` of `lower`, as node `ino`.
+    fn lower_attr(&self, lower: &LowerTree, lid: u32, ino: Ino) -> Attr {
+        let l = lower.node(lid);
         let (size, nlink) = match l.kind {
             FileKind::Dir => (4096, 2),
             FileKind::Symlink => (l.target.as_ref().map_or(0, |t| t.len() as u64), 1),
             _ => (l.size, 1),
         };
-        Ok(Attr {
+        Attr {
             ino,
             size,
             blocks: size.div_ceil(512),
@@ -154,7 +168,7 @@ impl Overlay {
             gid: self.gid,
             rdev: 0,
             blksize: 4096,
-        })
+        }
     }
 
     fn entry(&self, tree: &Tree, ino: Ino) -> Result<Entry> {
@@ -176,7 +190,7 @@ impl Overlay {
             }
         }
         let mut tree = self.tree.write();
-        tree.load(dir, &self.upper, &self.lower)?;
+        tree.load(dir, &self.upper)?;
         f(&tree)
     }
 
@@ -184,7 +198,7 @@ impl Overlay {
     fn write_loaded(&self, dirs: &[Ino]) -> Result<parking_lot::RwLockWriteGuard<'_, Tree>> {
         let mut tree = self.tree.write();
         for &d in dirs {
-            tree.load(d, &self.upper, &self.lower)?;
+            tree.load(d, &self.upper)?;
         }
         Ok(tree)
     }
@@ -193,7 +207,7 @@ impl Overlay {
     /// name is removed or replaced.
     fn covers_lower(&self, tree: &Tree, parent: Ino, name: &OsStr) -> Result<bool> {
         let lower_dir = tree.get(parent)?.lower;
-        Ok(lower_dir.and_then(|d| self.lower.child(d, name)).is_some())
+        Ok(lower_dir.and_then(|d| tree.lower.child(d, name)).is_some())
     }
 
     /// Gives a newly made upper entry to the caller, as a root daemon serving other users must.

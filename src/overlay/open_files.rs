@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use lru::LruCache;
 use parking_lot::Mutex;
-use venvfs_api::{Access, Error, Fh, Ino, Result};
+use venvfs_api::{Access, Attr, Error, Fh, Ino, Result};
 
 use crate::layer::Content;
 
@@ -56,6 +56,9 @@ struct Record {
     /// The file lost its last name.
     unlinked: bool,
     desc: Option<Desc>,
+    /// The attributes of a file whose layer a live change removed while it was held (the
+    /// lower tree that described it is gone).
+    frozen: Option<Box<Attr>>,
 }
 
 impl Record {
@@ -66,6 +69,14 @@ impl Record {
 
     fn unused(&self) -> bool {
         self.refs == 0 && self.handles == 0 && self.desc.is_none()
+    }
+
+    /// Nothing holds the unlinked file any more: let go of what kept it reachable.
+    fn let_go_if_unheld(&mut self) {
+        if self.refs == 0 && self.handles == 0 && self.unlinked {
+            self.desc = None;
+            self.frozen = None;
+        }
     }
 }
 
@@ -157,9 +168,7 @@ impl OpenFiles {
         let mut inner = self.inner.lock();
         if let Some(r) = inner.records.get_mut(&ino) {
             r.refs = r.refs.saturating_sub(1);
-            if r.refs == 0 && r.handles == 0 && r.unlinked {
-                r.desc = None; // nothing can reach it any more
-            }
+            r.let_go_if_unheld();
         }
         inner.settle(ino);
     }
@@ -204,9 +213,7 @@ impl OpenFiles {
         };
         if let Some(r) = inner.records.get_mut(&ino) {
             r.handles = r.handles.saturating_sub(1);
-            if r.refs == 0 && r.handles == 0 && r.unlinked {
-                r.desc = None;
-            }
+            r.let_go_if_unheld();
         }
         inner.settle(ino);
     }
@@ -277,6 +284,55 @@ impl OpenFiles {
         }
         inner.settle(ino);
         Ok(())
+    }
+
+    /// Whether a backend reference or a handle holds `ino`.
+    pub fn held(&self, ino: Ino) -> bool {
+        let inner = self.inner.lock();
+        inner
+            .records
+            .get(&ino)
+            .is_some_and(|r| r.refs > 0 || r.handles > 0)
+    }
+
+    /// A live change took node `ino` out of the view. If something holds it, it keeps
+    /// serving: its open descriptor (or the one `open` gives, for a lower file) and `attr`
+    /// stay pinned until the last holder lets go; otherwise they are dropped now.
+    pub fn detach(
+        &self,
+        ino: Ino,
+        attr: Option<Attr>,
+        open: impl FnOnce() -> Result<Option<Desc>>,
+    ) -> Result<()> {
+        if !self.held(ino) {
+            let mut inner = self.inner.lock();
+            if let Some(r) = inner.records.get_mut(&ino) {
+                r.desc = None;
+                r.unlinked = true;
+            }
+            inner.settle(ino);
+            return Ok(());
+        }
+        let has_desc = {
+            let inner = self.inner.lock();
+            inner.records.get(&ino).is_some_and(|r| r.desc.is_some())
+        };
+        let desc = if has_desc { None } else { open()? };
+        let mut inner = self.inner.lock();
+        let r = inner.records.entry(ino).or_default();
+        r.unlinked = true;
+        r.frozen = attr.map(Box::new);
+        if desc.is_some() {
+            r.desc = desc;
+        }
+        inner.settle(ino);
+        Ok(())
+    }
+
+    /// The attributes kept for a detached file (see [`OpenFiles::detach`]).
+    pub fn frozen_attr(&self, ino: Ino) -> Option<Attr> {
+        let inner = self.inner.lock();
+        inner.records.get(&ino)?.frozen.as_deref().copied()
     }
 
     /// Open descriptors, pinned ones included.

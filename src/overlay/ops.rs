@@ -3,6 +3,7 @@
 use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use venvfs_api::{
     Allocate, Caller, DirEntry, Entry, Error, Fh, FileKind, FileSystem, Ino, Lookup, OpenRequest,
@@ -165,7 +166,7 @@ impl Overlay {
                 (true, false) => return Err(Error::NotDir),
                 (false, true) => return Err(Error::IsDir),
                 (true, true) => {
-                    tree.load(d, &self.upper, &self.lower)?;
+                    tree.load(d, &self.upper)?;
                     if !tree.get(d)?.children().is_some_and(|c| c.is_empty()) {
                         return Err(Error::NotEmpty);
                     }
@@ -182,7 +183,7 @@ impl Overlay {
                 Some(lid) => {
                     let marker = join(&src_path, OsStr::new(REDIRECT));
                     if !self.upper.exists(&marker) {
-                        self.upper.write_atomic(&marker, &self.lower.path_of(lid))?;
+                        self.upper.write_atomic(&marker, &tree.lower.path_of(lid))?;
                     }
                 }
                 // Nothing below it comes from a lower layer; but where it lands, one may.
@@ -305,7 +306,7 @@ impl FileSystem for Overlay {
             return Ok(self.upper.readlink(&tree.path(ino)?)?);
         }
         let lid = node.lower.ok_or(Error::NotFound)?;
-        let target = self
+        let target = tree
             .lower
             .node(lid)
             .target
@@ -357,7 +358,7 @@ impl FileSystem for Overlay {
         if tree.get(ino)?.kind != FileKind::Dir {
             return Err(Error::NotDir);
         }
-        tree.load(ino, &self.upper, &self.lower)?;
+        tree.load(ino, &self.upper)?;
         let node = tree.get(ino)?;
         if !node.children().is_some_and(|c| c.is_empty()) {
             return Err(Error::NotEmpty);
@@ -433,19 +434,20 @@ impl FileSystem for Overlay {
         let big_lower = {
             let tree = self.tree.read();
             let node = tree.get(ino)?;
-            node.lower.filter(|_| !node.upper).filter(|&lid| {
+            let lid = node.lower.filter(|_| !node.upper).filter(|&lid| {
                 // Only big files are worth a backing file for passthrough: the kernel
                 // forgets a file's atime after each passthrough read, so the next stat of
                 // it costs a round trip.
-                let l = self.lower.node(lid);
+                let l = tree.lower.node(lid);
                 l.size >= PASSTHROUGH_MIN && l.member.is_none()
-            })
+            });
+            lid.map(|lid| (Arc::clone(&tree.lower), lid))
         };
         // Opening a small file costs nothing: it is reached when a read needs it, which
         // the page cache mostly spares.
         let (desc, backing) = match big_lower {
-            Some(lid) => {
-                let content = self.lower_content(ino, lid)?;
+            Some((lower, lid)) => {
+                let content = self.lower_content(&lower, ino, lid)?;
                 let backing = content.backing_file();
                 (Some(Desc::Lower(content)), backing)
             }

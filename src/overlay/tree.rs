@@ -4,8 +4,9 @@
 //! the overlay operations, which keep the in-memory children and the disk in step.
 
 use std::collections::HashSet;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
 
 use foldhash::{HashMap, HashMapExt};
 use parking_lot::Mutex;
@@ -72,12 +73,21 @@ impl Node {
 /// Inode numbers are indexes + 1 and are never reused while mounted.
 pub struct Tree {
     nodes: Vec<Node>,
+    /// The lower layers merged (replaced as a whole by a live change of the layers).
+    pub lower: Arc<LowerTree>,
 }
 
+/// One entry of a directory's merged view: name, kind, whether the upper layer has it, and
+/// the lower node it shows or merges (see [`Node::lower`]).
+pub type Want = (OsString, FileKind, bool, Option<u32>);
+
 impl Tree {
-    pub fn new() -> Tree {
+    pub fn new(lower: Arc<LowerTree>) -> Tree {
         let root = Node::new(ROOT, OsStr::new(""), FileKind::Dir, true, Some(LOWER_ROOT));
-        Tree { nodes: vec![root] }
+        Tree {
+            nodes: vec![root],
+            lower,
+        }
     }
 
     pub fn get(&self, ino: Ino) -> Result<&Node> {
@@ -162,7 +172,7 @@ impl Tree {
     }
 
     /// Computes a directory's merged children from the upper and lower layers.
-    pub fn load(&mut self, ino: Ino, upper: &Upper, lower: &LowerTree) -> Result<()> {
+    pub fn load(&mut self, ino: Ino, upper: &Upper) -> Result<()> {
         let node = self.get(ino)?;
         if node.dir.is_some() {
             return Ok(());
@@ -170,8 +180,26 @@ impl Tree {
         if node.kind != FileKind::Dir {
             return Err(Error::NotDir);
         }
+        let wanted = self.wanted(ino, upper)?;
+        let mut children = HashMap::with_capacity(wanted.len());
+        for (name, kind, is_upper, lower) in wanted {
+            let child = self.push(Node::new(ino, &name, kind, is_upper, lower));
+            children.insert(name.into_boxed_os_str(), child);
+        }
+        self.get_mut(ino)?.dir = Some(Box::new(Dir {
+            children,
+            listing: Mutex::default(),
+        }));
+        Ok(())
+    }
+
+    /// What directory `ino` holds in the merged view, read afresh from the upper directory
+    /// (markers interpreted) and the lower tree.
+    pub fn wanted(&self, ino: Ino, upper: &Upper) -> Result<Vec<Want>> {
+        let node = self.get(ino)?;
+        let lower: &LowerTree = &self.lower;
         let lower_dir = node.lower;
-        let mut new_nodes = Vec::new();
+        let mut wanted = Vec::new();
         let mut hidden = HashSet::new();
         if node.upper {
             let path = self.path(ino)?;
@@ -189,27 +217,18 @@ impl Tree {
                     None
                 };
                 hidden.insert(name.clone());
-                new_nodes.push((name, kind, true, child_lower));
+                wanted.push((name, kind, true, child_lower));
             }
             hidden.extend(listing.whiteouts);
         }
         if let Some(d) = lower_dir {
             for (name, lid) in lower.node(d).children() {
                 if !hidden.contains(name) {
-                    new_nodes.push((name.to_os_string(), lower.node(lid).kind, false, Some(lid)));
+                    wanted.push((name.to_os_string(), lower.node(lid).kind, false, Some(lid)));
                 }
             }
         }
-        let mut children = HashMap::with_capacity(new_nodes.len());
-        for (name, kind, is_upper, lower) in new_nodes {
-            let child = self.push(Node::new(ino, &name, kind, is_upper, lower));
-            children.insert(name.into_boxed_os_str(), child);
-        }
-        self.get_mut(ino)?.dir = Some(Box::new(Dir {
-            children,
-            listing: Mutex::default(),
-        }));
-        Ok(())
+        Ok(wanted)
     }
 
     /// Removes the name `parent/name` of node `ino` (after unlink, rmdir, or being replaced
@@ -262,11 +281,5 @@ impl Tree {
             .get_or_insert_with(Default::default)
             .push((parent, name.into()));
         Ok(())
-    }
-}
-
-impl Default for Tree {
-    fn default() -> Self {
-        Tree::new()
     }
 }

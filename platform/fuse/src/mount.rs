@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use fuser::{MountOption, Session, SessionACL, SessionUnmounter};
-use venvfs_api::FileSystem;
+use fuser::{INodeNo, MountOption, Notifier, Session, SessionACL, SessionUnmounter};
+use venvfs_api::{FileSystem, Ino, KernelCache};
 
 use crate::adapter::FuseAdapter;
 use crate::mountinfo::mounts;
@@ -196,6 +196,13 @@ impl<F: FileSystem> Mounted<F> {
         Arc::clone(&self.stats)
     }
 
+    /// Tells the kernel to forget cached entries and inodes (FUSE notifications), for a
+    /// core whose content changes live. Take it before [`Mounted::run`].
+    pub fn kernel_cache(&self) -> Arc<dyn KernelCache> {
+        let session = self.session.as_ref().expect("taken before run");
+        Arc::new(Notifications(session.notifier()))
+    }
+
     /// Where the filesystem is mounted (canonical path).
     pub fn mountpoint(&self) -> &Path {
         &self.unmounter.mountpoint
@@ -253,6 +260,29 @@ fn connected(fd: std::os::fd::BorrowedFd<'_>) -> bool {
             }
             _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => continue,
             _ => return false,
+        }
+    }
+}
+
+/// [`KernelCache`] through FUSE notifications.
+struct Notifications(Notifier);
+
+impl KernelCache for Notifications {
+    fn invalidate_entry(&self, parent: Ino, name: &std::ffi::OsStr) {
+        // ENOENT: the kernel has nothing cached under that name (or that parent) any more
+        if let Err(e) = self.0.inval_entry(INodeNo(parent), name) {
+            if e.raw_os_error() != Some(libc::ENOENT) {
+                tracing::debug!("cannot invalidate {name:?} in inode {parent}: {e}");
+            }
+        }
+    }
+
+    fn invalidate_inode(&self, ino: Ino) {
+        // offset 0, length 0: attributes and every cached page (a directory's listing too)
+        if let Err(e) = self.0.inval_inode(INodeNo(ino), 0, 0) {
+            if e.raw_os_error() != Some(libc::ENOENT) {
+                tracing::debug!("cannot invalidate inode {ino}: {e}");
+            }
         }
     }
 }

@@ -1,0 +1,218 @@
+//! Live changes of the layers: a mounted venv takes a new manifest (`venvfs sync`,
+//! `install`, `uninstall`, `layer add|remove` while mounted) without unmounting.
+//!
+//! The command changes the venv's own directory beneath the mount (generated files,
+//! whiteouts) and the manifest, then asks the daemon to reload. Reloading builds the new
+//! lower tree, and then, for every directory the kernel has seen (the loaded ones), computes
+//! its merged view afresh and compares it with the one in memory, name by name:
+//! - a name that is new, or gone, or now another file (another layer's, or an upper file the
+//!   command rewrote) changes; the kernel is told to forget that name (and the directory's
+//!   cached listing and attributes), so its day-long caches stay right;
+//! - a directory stays the same node whatever its layers now are, and is compared in turn;
+//! - a file that is still the same file of the same layer source stays the same node.
+//!
+//! A node that leaves the view is detached: if the kernel still holds it (a process has the
+//! file open, or mapped, as a running Python does with the `.so` files it imported), the
+//! open-file registry keeps its content and attributes until the last holder lets go, so a
+//! removed layer's open files keep reading as they did. Nothing else in the tree moves: the
+//! kernel's inode numbers for unchanged entries stay valid.
+
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::sync::Arc;
+
+use venvfs_api::{Attr, FileKind, Ino, KernelCache, Result, ROOT};
+
+use super::open_files::Desc;
+use super::tree::{Node, Tree, Want};
+use super::Overlay;
+use crate::lower::LowerTree;
+use crate::manifest::Manifest;
+
+/// What a reload changed, for the log.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Reloaded {
+    /// Names that appeared, vanished or now show another file.
+    pub names: usize,
+    /// Directories compared.
+    pub dirs: usize,
+}
+
+impl Overlay {
+    /// Takes `manifest` as the venv's layers while mounted. `touched` are the venv-relative
+    /// paths whose upper files the change wrote or removed; `cache` is told what the kernel
+    /// must forget.
+    pub fn reload(
+        &self,
+        manifest: &Manifest,
+        touched: &[Vec<u8>],
+        cache: &dyn KernelCache,
+    ) -> Result<Reloaded, super::OpenError> {
+        let new_lower = Arc::new(LowerTree::build(manifest, &self.manifest_path)?);
+        let touched: HashSet<&[u8]> = touched.iter().map(|p| p.as_slice()).collect();
+        let mut forget_names: Vec<(Ino, OsString)> = Vec::new();
+        let mut forget_inodes: Vec<Ino> = Vec::new();
+        let mut done = Reloaded::default();
+        {
+            let mut tree = self.tree.write();
+            let old_lower = std::mem::replace(&mut tree.lower, new_lower);
+            let mut dirs = vec![ROOT];
+            while let Some(dir) = dirs.pop() {
+                if tree.get(dir)?.dir.is_none() {
+                    continue; // never looked into: the kernel has nothing of it cached
+                }
+                done.dirs += 1;
+                let changed = self.reconcile(
+                    &mut tree,
+                    &old_lower,
+                    dir,
+                    &touched,
+                    &mut dirs,
+                    &mut forget_names,
+                )?;
+                if changed {
+                    forget_inodes.push(dir);
+                }
+            }
+        }
+        done.names = forget_names.len();
+        // (with the tree unlocked: the kernel may need a request answered to act on these)
+        for (parent, name) in &forget_names {
+            cache.invalidate_entry(*parent, name);
+        }
+        for ino in forget_inodes {
+            cache.invalidate_inode(ino);
+        }
+        Ok(done)
+    }
+
+    /// Brings loaded directory `dir` in line with the upper and the new lower tree. Pushes
+    /// the loaded subdirectories still in the view onto `dirs`; returns whether any name
+    /// changed.
+    fn reconcile(
+        &self,
+        tree: &mut Tree,
+        old_lower: &LowerTree,
+        dir: Ino,
+        touched: &HashSet<&[u8]>,
+        dirs: &mut Vec<Ino>,
+        forget: &mut Vec<(Ino, OsString)>,
+    ) -> Result<bool> {
+        let wanted = tree.wanted(dir, &self.upper)?;
+        let mut old: Vec<(Box<OsStr>, Ino)> = tree
+            .get(dir)?
+            .children()
+            .map(|c| c.iter().map(|(n, &i)| (n.clone(), i)).collect())
+            .unwrap_or_default();
+        old.sort_unstable();
+        let mut kept = vec![false; old.len()];
+        let mut changed = false;
+        for want in wanted {
+            let (name, kind, is_upper, lid) = &want;
+            let at = old
+                .binary_search_by(|(n, _)| (**n).cmp(name.as_os_str()))
+                .ok();
+            if let Some(i) = at {
+                let ino = old[i].1;
+                if self.same(tree, old_lower, ino, &want, touched)? {
+                    kept[i] = true;
+                    let node = tree.get_mut(ino)?;
+                    node.lower = *lid;
+                    node.upper = *is_upper;
+                    if *kind == FileKind::Dir {
+                        dirs.push(ino);
+                    }
+                    continue;
+                }
+                kept[i] = true;
+                self.detach(tree, old_lower, ino)?;
+                tree.remove_name(ino, dir, name)?;
+            }
+            let child = tree.push(Node::new(dir, name, *kind, *is_upper, *lid));
+            tree.children_mut(dir)?
+                .insert(name.as_os_str().into(), child);
+            forget.push((dir, name.clone()));
+            changed = true;
+        }
+        for ((name, ino), kept) in old.into_iter().zip(kept) {
+            if !kept {
+                self.detach(tree, old_lower, ino)?;
+                tree.remove_name(ino, dir, &name)?;
+                forget.push((dir, name.into_os_string()));
+                changed = true;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Whether node `ino` still is what `want` describes.
+    fn same(
+        &self,
+        tree: &Tree,
+        old_lower: &LowerTree,
+        ino: Ino,
+        want: &Want,
+        touched: &HashSet<&[u8]>,
+    ) -> Result<bool> {
+        let (_, kind, is_upper, lid) = want;
+        let node = tree.get(ino)?;
+        if node.kind != *kind {
+            return Ok(false);
+        }
+        if *kind == FileKind::Dir {
+            return Ok(true);
+        }
+        if node.upper != *is_upper {
+            return Ok(false);
+        }
+        if *is_upper {
+            return Ok(!touched.contains(tree.path(ino)?.as_slice()));
+        }
+        Ok(match (node.lower, lid) {
+            (Some(a), Some(b)) => old_lower.identity(a) == tree.lower.identity(*b),
+            _ => false,
+        })
+    }
+
+    /// Takes node `ino` (and what is loaded below it) out of the view: whatever the kernel
+    /// still holds keeps serving from the registry.
+    fn detach(&self, tree: &mut Tree, old_lower: &LowerTree, ino: Ino) -> Result<()> {
+        let mut pending = vec![ino];
+        while let Some(ino) = pending.pop() {
+            let node = tree.get(ino)?;
+            if let Some(children) = node.children() {
+                pending.extend(children.values().copied());
+            }
+            let attr = self.detached_attr(tree, old_lower, ino);
+            let lower = node
+                .lower
+                .filter(|_| !node.upper && node.kind == FileKind::File);
+            // (an upper file the change replaced is gone from disk: only a descriptor of it
+            // that is open already keeps it readable, and the registry keeps that one)
+            self.open_files.detach(ino, attr, || match lower {
+                Some(lid) => Ok(Some(Desc::Lower(Arc::new(
+                    self.open_lower(old_lower, lid)?,
+                )))),
+                None => Ok(None),
+            })?;
+            let node = tree.get_mut(ino)?;
+            if !node.upper {
+                node.lower = None;
+            }
+            if let Some(d) = node.dir.as_mut() {
+                d.children.clear();
+                *d.listing.get_mut() = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// The attributes a detached node keeps showing, from the tree it was part of.
+    fn detached_attr(&self, tree: &Tree, old_lower: &LowerTree, ino: Ino) -> Option<Attr> {
+        let node = tree.get(ino).ok()?;
+        if node.upper {
+            return None; // (its own open file answers)
+        }
+        Some(self.lower_attr(old_lower, node.lower?, ino))
+    }
+}
