@@ -32,8 +32,14 @@ pub fn serve(
     handle: impl Fn(Request) -> Result<String, String> + Send + 'static,
 ) -> std::io::Result<()> {
     let path = socket_path(pid);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)?;
+    // (the daemon runs with umask 0: the socket is its user's alone)
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     std::thread::Builder::new()
         .name("venvfs-control".into())
         .spawn(move || {

@@ -182,7 +182,11 @@ fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
     let mounted = venvfs_fuse::mount(std::sync::Arc::clone(&overlay), venv, &mount_cfg)
         .map_err(|e| format!("cannot mount {}: {e}{}", venv.display(), mount_hint(&e)))?;
     let took = started.elapsed();
-    take_changes_live(&overlay, mounted.kernel_cache(), &record)?;
+    if let Err(e) = take_changes_live(&overlay, mounted.kernel_cache(), &record) {
+        tracing::warn!(
+            "cannot listen for live changes ({e}): `venvfs sync`/`install` will ask to remount"
+        );
+    }
     let unmounter = mounted.unmounter();
     let stats = mounted.stats();
     let mut signals = signal_hook::iterator::Signals::new([
