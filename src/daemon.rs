@@ -71,6 +71,19 @@ pub fn mount(args: MountArgs) -> CmdResult {
     crate::venv::python_version(&venv)?;
     // (also for venvs made before the guard existed; the venv is not mounted yet here)
     crate::venv::write_unmounted_guard(&venv)?;
+    // uv links into the venv instead of copying (said once: when the script changes)
+    match crate::activate::set_link_mode(&venv) {
+        Ok(true) if !args.daemon_child => {
+            if let Some(hint) = crate::activate::project_hint(&venv) {
+                eprintln!("{hint}");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(
+            "cannot set uv's link mode in {}/bin/activate: {e}",
+            venv.display()
+        ),
+    }
     if args.foreground || args.daemon_child {
         serve(&venv, &args)
     } else {
@@ -145,6 +158,7 @@ fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
     if let Some(d) = &args.spill_dir {
         cfg.spill_dir = d.clone();
     }
+    cfg.reference_roots = reference_roots(&manifest);
     let started = Instant::now();
     // The kernel hands us modes with the caller's umask already applied: ours must not
     // mask them a second time.
@@ -245,6 +259,33 @@ fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
         format_requests(&stats.snapshot())
     );
     Ok(result?)
+}
+
+/// The read-only sources a symlink created in the venv may point into to be kept as a
+/// reference: uv's cache (as this process's environment names it, and canonical), and the
+/// uv caches the venv's layers come from (the directory above their `archive-v0`).
+fn reference_roots(manifest: &Manifest) -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = Vec::new();
+    let mut add = |p: PathBuf| {
+        if let Ok(c) = p.canonicalize() {
+            if !roots.contains(&c) {
+                roots.push(c);
+            }
+        }
+        if p.is_absolute() && !roots.contains(&p) {
+            roots.push(p);
+        }
+    };
+    if let Some(uv) = crate::finder::uvcache::locate(None) {
+        add(uv);
+    }
+    for layer in &manifest.layers {
+        let archives = layer.source.parent().filter(|p| p.ends_with("archive-v0"));
+        if let Some(cache) = archives.and_then(Path::parent) {
+            add(cache.to_owned());
+        }
+    }
+    roots
 }
 
 /// Answers the control socket: a command that changed the venv's layers (while mounted)

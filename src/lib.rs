@@ -10,6 +10,7 @@
 //! [`daemon`] is a stand-in whose mount commands say that no backend is built; the rest
 //! (creating, syncing and installing into an unmounted venv) is platform-neutral.
 
+pub mod activate;
 pub mod cli;
 #[cfg(target_os = "linux")]
 pub mod control;

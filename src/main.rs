@@ -69,6 +69,8 @@ fn create(venv: &Path, python: &str) -> Result<(), Box<dyn Error>> {
         .into());
     }
     let version = venvfs::venv::python_version(venv)?;
+    venvfs::activate::set_link_mode(venv)
+        .map_err(|e| format!("{}/bin/activate: {e}", venv.display()))?;
     println!(
         "Created {} (Python {version}); fill it with `venvfs sync {} pylock.toml` (or \
          requirements.txt), or `venvfs install {} WHEEL...`",
@@ -76,6 +78,9 @@ fn create(venv: &Path, python: &str) -> Result<(), Box<dyn Error>> {
         venv.display(),
         venv.display()
     );
+    if let Some(hint) = venvfs::activate::project_hint(venv) {
+        eprintln!("{hint}");
+    }
     Ok(())
 }
 

@@ -35,6 +35,14 @@ const WORK: &str = ".venvfs/work";
 pub struct Upper {
     root: OwnedFd,
     counter: AtomicU64,
+    /// Read-only sources whose regular files a symlink in the upper may refer to and be
+    /// shown as (see [`Upper::reference_target`]).
+    reference_roots: Vec<PathBuf>,
+    /// uv caches found through the links themselves (see [`Upper::uv_cache_of`]), and the
+    /// directories found not to be one.
+    found_caches: parking_lot::Mutex<(Vec<PathBuf>, Vec<PathBuf>)>,
+    /// Where the venv is mounted: no reference may point below it.
+    mounted: PathBuf,
 }
 
 /// A venv-relative path as bytes ("" is the venv root).
@@ -84,6 +92,9 @@ impl Upper {
         let upper = Upper {
             root,
             counter: AtomicU64::new(0),
+            reference_roots: Vec::new(),
+            found_caches: Default::default(),
+            mounted: venv.to_owned(),
         };
         for d in [STATE_DIR, WORK] {
             match rustix::fs::mkdirat(&upper.root, d, Mode::from_raw_mode(0o700)) {
@@ -94,6 +105,92 @@ impl Upper {
         }
         upper.clean_work()?;
         Ok(upper)
+    }
+
+    /// Sets the read-only sources that references may point into. `mounted` is where the
+    /// venv is mounted: nothing below it can be a source (the daemon would ask itself).
+    pub fn set_reference_roots(&mut self, roots: Vec<PathBuf>, mounted: &Path) {
+        self.mounted = mounted.to_owned();
+        self.reference_roots = roots
+            .into_iter()
+            .filter(|r| !r.starts_with(mounted) && !mounted.starts_with(r))
+            .collect();
+    }
+
+    /// The file the entry `rel` refers to, if it is a reference: a symlink whose target is
+    /// an absolute path, without `..`, inside one of the reference roots or inside the
+    /// unpacked wheels of any uv cache (`CACHE/archive-v0/...`, CACHE holding uv's
+    /// `CACHEDIR.TAG`: whichever cache uv was told to use), naming a regular file
+    /// (followed; a dangling or directory target is no reference).
+    pub fn reference_target(&self, rel: &[u8]) -> Option<PathBuf> {
+        let target = rustix::fs::readlinkat(&self.root, path(rel), Vec::new()).ok()?;
+        let target = PathBuf::from(OsString::from_vec(target.into_bytes()));
+        let plain = target.is_absolute()
+            && !target
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir));
+        // (never below the mount: the daemon would ask itself)
+        if !plain || target.starts_with(&self.mounted) {
+            return None;
+        }
+        let known = self.reference_roots.iter().any(|r| target.starts_with(r));
+        if !known && self.uv_cache_of(&target).is_none() {
+            return None;
+        }
+        let st = rustix::fs::stat(&target).ok()?;
+        (FileKind::from_mode(st.st_mode) == FileKind::File).then_some(target)
+    }
+
+    /// The uv cache `target` is an unpacked-wheel file of, if any: the directory above its
+    /// `archive-v0` component, when it holds the `CACHEDIR.TAG` uv writes. Remembered, so
+    /// each cache is looked at once.
+    fn uv_cache_of(&self, target: &Path) -> Option<PathBuf> {
+        let mut cache = PathBuf::new();
+        let mut parts = target.components();
+        for c in parts.by_ref() {
+            if c.as_os_str() == "archive-v0" {
+                break;
+            }
+            cache.push(c);
+        }
+        parts.next()?; // (an entry below archive-v0)
+        let mut found = self.found_caches.lock();
+        if found.0.contains(&cache) {
+            return Some(cache);
+        }
+        if found.1.contains(&cache) || cache.starts_with(&self.mounted) {
+            return None;
+        }
+        if cache.join("CACHEDIR.TAG").is_file() {
+            found.0.push(cache.clone());
+            Some(cache)
+        } else {
+            found.1.push(cache);
+            None
+        }
+    }
+
+    /// Whether the entry `rel` is a reference (see [`Upper::reference_target`]).
+    pub fn is_reference(&self, rel: &[u8]) -> bool {
+        self.reference_target(rel).is_some()
+    }
+
+    /// The attributes of the file reference `rel` points to, as node `ino`.
+    pub fn reference_attr(&self, rel: &[u8], ino: Ino) -> io::Result<Attr> {
+        let target = self.reference_target(rel).ok_or(io::ErrorKind::NotFound)?;
+        let st = rustix::fs::statx(
+            rustix::fs::CWD,
+            &target,
+            AtFlags::empty(),
+            rustix::fs::StatxFlags::BASIC_STATS | rustix::fs::StatxFlags::BTIME,
+        )?;
+        Ok(attr_from_statx(ino, &st))
+    }
+
+    /// Opens the file reference `rel` points to, for reading.
+    pub fn open_reference(&self, rel: &[u8]) -> io::Result<File> {
+        let target = self.reference_target(rel).ok_or(io::ErrorKind::NotFound)?;
+        File::open(target)
     }
 
     /// The directory fd (for `status` and statfs).

@@ -399,3 +399,94 @@ fn reload_changes_layers_live() {
     assert_eq!(told, expected);
     assert_eq!(*forgets.inodes.lock().unwrap(), vec![pkg]);
 }
+
+/// A symlink made into a uv cache's unpacked wheel is a reference: shown as the file it
+/// points to, copied up on its first write, unlinked as a link (also while held open),
+/// and the cache file is never written.
+#[test]
+fn links_into_a_uv_cache_are_references() {
+    let f = fixture();
+    let cache = f.venv.parent().unwrap().join("uv-cache");
+    write(
+        &cache.join("CACHEDIR.TAG"),
+        "Signature: 8a477f597d28d172789f06886806bc55",
+    );
+    write(&cache.join("archive-v0/abc/six.py"), "print('six')\n");
+    write(&cache.join("archive-v0/abc/other.py"), "other\n");
+    let snapshot = |p: &Path| std::fs::read(p).unwrap();
+    let before = (
+        snapshot(&cache.join("archive-v0/abc/six.py")),
+        snapshot(&cache.join("archive-v0/abc/other.py")),
+    );
+    let fs = open(&f);
+    let lib = resolve(&fs, "lib").unwrap();
+    let link = |name: &str, target: &str| {
+        let e = fs
+            .symlink(
+                &C,
+                lib,
+                OsStr::new(name),
+                &cache.join("archive-v0/abc").join(target),
+            )
+            .unwrap();
+        // the kernel gets the link it asked for, not to be cached
+        assert_eq!(e.attr.kind, venvfs_api::FileKind::Symlink);
+        assert_eq!(e.ttl, std::time::Duration::ZERO);
+    };
+    link("six.py", "six.py");
+    link("other.py", "other.py");
+    // a link elsewhere stays a link
+    fs.symlink(&C, lib, OsStr::new("elsewhere"), Path::new("/usr/bin/env"))
+        .unwrap();
+    let six = resolve(&fs, "lib/six.py").unwrap();
+    let attr = fs.getattr(six).unwrap().attr;
+    assert_eq!(attr.kind, venvfs_api::FileKind::File);
+    assert_eq!(attr.size, 13);
+    assert_eq!(read(&fs, "lib/six.py"), "print('six')\n");
+    let other = resolve(&fs, "lib/elsewhere").unwrap();
+    assert_eq!(
+        fs.getattr(other).unwrap().attr.kind,
+        venvfs_api::FileKind::Symlink
+    );
+
+    // the first write copies up
+    fs.write(six, None, 0, b"PRINT").unwrap();
+    assert_eq!(read(&fs, "lib/six.py"), "PRINT('six')\n");
+    assert!(f
+        .venv
+        .join("lib/six.py")
+        .symlink_metadata()
+        .unwrap()
+        .is_file());
+    // a held reference unlinked keeps reading
+    let held = resolve(&fs, "lib/other.py").unwrap();
+    fs.reference(held);
+    fs.unlink(lib, OsStr::new("other.py")).unwrap();
+    assert_eq!(fs.read(held, None, 0, 100).unwrap(), b"other\n");
+    fs.unreference(held);
+    assert!(resolve(&fs, "lib/other.py").is_none());
+    assert_eq!(
+        (
+            snapshot(&cache.join("archive-v0/abc/six.py")),
+            snapshot(&cache.join("archive-v0/abc/other.py"))
+        ),
+        before,
+        "the cache is never written"
+    );
+    // after a remount the link on disk is a reference again
+    fs.symlink(
+        &C,
+        lib,
+        OsStr::new("again.py"),
+        &cache.join("archive-v0/abc/other.py"),
+    )
+    .unwrap();
+    drop(fs);
+    let fs = open(&f);
+    let again = resolve(&fs, "lib/again.py").unwrap();
+    assert_eq!(
+        fs.getattr(again).unwrap().attr.kind,
+        venvfs_api::FileKind::File
+    );
+    assert_eq!(read(&fs, "lib/again.py"), "other\n");
+}

@@ -43,6 +43,9 @@ impl Overlay {
     /// open with O_TRUNC or a truncate to zero).
     pub(super) fn copy_up_file(&self, tree: &mut Tree, ino: Ino, with_data: bool) -> Result<()> {
         let node = tree.get(ino)?;
+        if node.reference {
+            return self.copy_up_reference(tree, ino, with_data);
+        }
         if node.upper {
             return Ok(());
         }
@@ -82,6 +85,33 @@ impl Overlay {
             return Err(e);
         }
         tree.get_mut(ino)?.upper = true;
+        self.open_files.copied_up(ino);
+        Ok(())
+    }
+
+    /// Replaces reference `ino` (an upper symlink into a read-only source) by a regular
+    /// upper file with the content, mode and mtime of the file it points to (or empty:
+    /// `with_data` false), built aside and renamed over the link.
+    fn copy_up_reference(&self, tree: &mut Tree, ino: Ino, with_data: bool) -> Result<()> {
+        let path = tree.path(ino)?;
+        let attr = self.reference_attr(&path, ino)?;
+        let tmp = self.upper.temp();
+        let result = (|| -> Result<()> {
+            let mut out = self.upper.create_file(&tmp, 0o600)?;
+            if with_data {
+                let source = Content::File(std::sync::Arc::new(self.upper.open_reference(&path)?));
+                copy_content(&source, &mut out, attr.size)?;
+            }
+            Upper::set_file_meta(&out, attr.perm, with_data.then_some(attr.mtime))?;
+            out.sync_data()?;
+            self.upper.rename(&tmp, &path, false)?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let _ = self.upper.remove_if_present(&tmp);
+            return Err(e);
+        }
+        tree.get_mut(ino)?.reference = false;
         self.open_files.copied_up(ino);
         Ok(())
     }

@@ -19,35 +19,43 @@ pub const PASSTHROUGH_MIN: u64 = 256 << 10;
 impl Overlay {
     /// Reads a file through the inode's own open file: the upper one, or the lower content.
     pub(super) fn read_by_inode(&self, ino: Ino, offset: u64, size: u32) -> Result<Vec<u8>> {
-        let lower = {
+        /// Where a node's content comes from.
+        enum From {
+            Upper,
+            Lower(Arc<LowerTree>, u32),
+            Reference(Vec<u8>),
+            /// Only what the registry keeps (a file detached while held).
+            Kept,
+        }
+        let from = {
             let tree = self.tree.read();
             let node = tree.get(ino)?;
             if node.kind == FileKind::Dir {
                 return Err(Error::IsDir);
             }
             // A lower file unlinked while open still reads from its layer; one whose layer
-            // a live change removed, from the content the registry kept for it.
+            // a live change removed, or a reference that lost its name, from the content
+            // the registry kept for it.
             match node.lower {
-                _ if node.upper => None,
-                Some(lid) => Some(Some((Arc::clone(&tree.lower), lid))),
-                None => Some(None),
+                _ if node.reference => match tree.path(ino) {
+                    Ok(path) => From::Reference(path),
+                    Err(_) => From::Kept,
+                },
+                _ if node.upper => From::Upper,
+                Some(lid) => From::Lower(Arc::clone(&tree.lower), lid),
+                None => From::Kept,
             }
         };
-        match lower {
-            Some(Some((tree, lid))) => {
-                let content = self.lower_content(&tree, ino, lid)?;
-                Ok(content.read_at(offset, size as usize)?)
+        let content = match from {
+            From::Upper => {
+                let file = self.upper_file(ino, false)?.file;
+                return Ok(read_file_at(&file, offset, size as usize)?);
             }
-            Some(None) => {
-                let content = self.open_files.lower(ino, || Err(Error::NotFound))?;
-                Ok(content.read_at(offset, size as usize)?)
-            }
-            None => Ok(read_file_at(
-                &self.upper_file(ino, false)?.file,
-                offset,
-                size as usize,
-            )?),
-        }
+            From::Lower(tree, lid) => self.lower_content(&tree, ino, lid)?,
+            From::Reference(path) => self.reference_content(&path, ino)?,
+            From::Kept => self.open_files.lower(ino, || Err(Error::NotFound))?,
+        };
+        Ok(content.read_at(offset, size as usize)?)
     }
 
     /// The open lower content of node `ino` (lower node `lid` of `lower`).
@@ -125,7 +133,13 @@ impl Overlay {
             return Ok(());
         }
         let path = tree.path(ino)?;
-        self.open_files
-            .unlinking(ino, || self.open_upper_for_io(&path, false))
+        if node.reference {
+            return self
+                .open_files
+                .unlinking(ino, || self.reference_desc(&path, ino));
+        }
+        self.open_files.unlinking(ino, || {
+            Ok(Desc::Upper(self.open_upper_for_io(&path, false)?))
+        })
     }
 }

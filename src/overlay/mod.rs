@@ -7,6 +7,7 @@ mod dirlist;
 mod io;
 mod open_files;
 mod ops;
+mod reference;
 mod reload;
 mod tree;
 
@@ -44,6 +45,10 @@ pub struct OverlayConfig {
     /// Members larger than this are decompressed to a file in `spill_dir` instead.
     pub spill_threshold: u64,
     pub spill_dir: PathBuf,
+    /// Read-only sources (uv's cache, the layers' directories) a symlink created in the
+    /// venv may point into to be kept as a reference: shown as the file it points to,
+    /// copied up on its first change (see `overlay/reference.rs`).
+    pub reference_roots: Vec<PathBuf>,
     /// Where the upper layer lives, if not in the venv directory itself (a Dokan mount
     /// point must be an empty folder or a drive letter, so on Windows the upper lives
     /// apart). Its on-disk format is the same either way.
@@ -59,6 +64,7 @@ impl Default for OverlayConfig {
             memory_budget: 256 << 20,
             spill_threshold: 4 << 20,
             spill_dir: std::env::temp_dir(),
+            reference_roots: Vec::new(),
             upper_dir: None,
         }
     }
@@ -96,10 +102,11 @@ impl Overlay {
         let manifest_path = crate::manifest::manifest_path(venv);
         let lower = LowerTree::build(manifest, &manifest_path)?;
         let upper_dir = cfg.upper_dir.as_deref().unwrap_or(venv);
-        let upper = Upper::open(upper_dir).map_err(|source| OpenError::Upper {
+        let mut upper = Upper::open(upper_dir).map_err(|source| OpenError::Upper {
             path: upper_dir.to_owned(),
             source,
         })?;
+        upper.set_reference_roots(cfg.reference_roots.clone(), venv);
         Ok(Overlay {
             tree: RwLock::new(Tree::new(std::sync::Arc::new(lower))),
             upper,
@@ -130,6 +137,7 @@ impl Overlay {
         let node = tree.get(ino)?;
         if node.upper {
             return Ok(match tree.path(ino) {
+                Ok(path) if node.reference => self.reference_attr(&path, ino)?,
                 Ok(path) => self.upper.attr(&path, ino)?,
                 // Unlinked but still held: reached through its pinned open file.
                 Err(_) => match self.open_files.upper(ino, false) {

@@ -266,23 +266,31 @@ impl OpenFiles {
         inner.settle(ino);
     }
 
-    /// Upper file `ino` is about to lose its last name. If anything still holds it, its
+    /// File `ino` is about to lose its last name. If anything still holds it, its
     /// descriptor (`open` gives it when none is open) is pinned until the last holder is
     /// gone; otherwise it is closed.
-    pub fn unlinking(
-        &self,
-        ino: Ino,
-        open: impl FnOnce() -> std::io::Result<UpperFile>,
-    ) -> Result<()> {
-        let mut inner = self.inner.lock();
-        let r = inner.records.entry(ino).or_default();
-        r.unlinked = true;
-        if r.refs == 0 && r.handles == 0 {
-            r.desc = None;
-        } else if !matches!(r.desc, Some(Desc::Upper(_))) {
-            r.desc = Some(Desc::Upper(open()?));
+    pub fn unlinking(&self, ino: Ino, open: impl FnOnce() -> Result<Desc>) -> Result<()> {
+        let needs_open = {
+            let mut inner = self.inner.lock();
+            let r = inner.records.entry(ino).or_default();
+            r.unlinked = true;
+            let held = r.refs > 0 || r.handles > 0;
+            if !held {
+                r.desc = None;
+            }
+            let needs_open = held && r.desc.is_none();
+            inner.settle(ino);
+            needs_open
+        };
+        if needs_open {
+            // (without the lock: opening may come back here, as a reference's content does)
+            let desc = open()?;
+            let mut inner = self.inner.lock();
+            if let Some(r) = inner.records.get_mut(&ino) {
+                r.desc.get_or_insert(desc);
+            }
+            inner.settle(ino);
         }
-        inner.settle(ino);
         Ok(())
     }
 

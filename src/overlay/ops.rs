@@ -192,7 +192,8 @@ impl Overlay {
                 }
                 None => {}
             }
-        } else {
+        } else if !tree.get(src)?.reference {
+            // (a reference moves as the link it is on disk)
             self.copy_up(tree, src)?;
         }
         let src_path = path_with(tree, parent, name)?;
@@ -273,7 +274,7 @@ impl FileSystem for Overlay {
         let _ = caller;
         let mut tree = self.tree.write();
         let node = tree.get(ino)?;
-        if !node.upper {
+        if !node.upper || node.reference {
             let keep_data = set.size != Some(0);
             self.copy_up_file(&mut tree, ino, keep_data)?;
         }
@@ -332,7 +333,23 @@ impl FileSystem for Overlay {
     }
 
     fn symlink(&self, caller: &Caller, parent: Ino, name: &OsStr, target: &Path) -> Result<Entry> {
-        self.make_entry(caller, parent, name, Make::Symlink(target))
+        let entry = self.make_entry(caller, parent, name, Make::Symlink(target))?;
+        // A link to a file of a read-only source becomes a reference (see reference.rs):
+        // the kernel gets the link it asked for, not to be cached, and the name a second
+        // node, the file it shows.
+        let mut tree = self.tree.write();
+        let path = tree.path(entry.attr.ino)?;
+        if !self.upper.is_reference(&path) {
+            return Ok(entry);
+        }
+        let mut file = Node::new(parent, name, FileKind::File, true, None);
+        file.reference = true;
+        let ino = tree.push(file);
+        tree.children_mut(parent)?.insert(name.into(), ino);
+        Ok(Entry {
+            attr: entry.attr,
+            ttl: std::time::Duration::ZERO,
+        })
     }
 
     fn unlink(&self, parent: Ino, name: &OsStr) -> Result<()> {
@@ -512,9 +529,13 @@ impl FileSystem for Overlay {
     }
 
     fn fsync(&self, ino: Ino, _fh: Option<Fh>, datasync: bool) -> Result<()> {
-        // Lower files have nothing to sync.
-        if !self.tree.read().get(ino)?.upper {
-            return Ok(());
+        // Lower files and references (files of a read-only source) have nothing to sync.
+        {
+            let tree = self.tree.read();
+            let node = tree.get(ino)?;
+            if !node.upper || node.reference {
+                return Ok(());
+            }
         }
         let file = self.upper_file(ino, false)?.file;
         if datasync {

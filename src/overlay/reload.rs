@@ -24,7 +24,7 @@ use std::sync::Arc;
 use venvfs_api::{Attr, FileKind, Ino, KernelCache, Result, ROOT};
 
 use super::open_files::Desc;
-use super::tree::{Node, Tree, Want};
+use super::tree::{Tree, Want};
 use super::Overlay;
 use crate::lower::LowerTree;
 use crate::manifest::Manifest;
@@ -108,7 +108,7 @@ impl Overlay {
         let mut kept = vec![false; old.len()];
         let mut changed = false;
         for want in wanted {
-            let (name, kind, is_upper, lid) = &want;
+            let name = &want.name;
             let at = old
                 .binary_search_by(|(n, _)| (**n).cmp(name.as_os_str()))
                 .ok();
@@ -117,9 +117,9 @@ impl Overlay {
                 if self.same(tree, old_lower, ino, &want, touched)? {
                     kept[i] = true;
                     let node = tree.get_mut(ino)?;
-                    node.lower = *lid;
-                    node.upper = *is_upper;
-                    if *kind == FileKind::Dir {
+                    node.lower = want.lower;
+                    node.upper = want.upper;
+                    if want.kind == FileKind::Dir {
                         dirs.push(ino);
                     }
                     continue;
@@ -128,7 +128,7 @@ impl Overlay {
                 self.detach(tree, old_lower, ino)?;
                 tree.remove_name(ino, dir, name)?;
             }
-            let child = tree.push(Node::new(dir, name, *kind, *is_upper, *lid));
+            let child = tree.push(want.node(dir));
             tree.children_mut(dir)?
                 .insert(name.as_os_str().into(), child);
             forget.push((dir, name.clone()));
@@ -154,22 +154,21 @@ impl Overlay {
         want: &Want,
         touched: &HashSet<&[u8]>,
     ) -> Result<bool> {
-        let (_, kind, is_upper, lid) = want;
         let node = tree.get(ino)?;
-        if node.kind != *kind {
+        if node.kind != want.kind {
             return Ok(false);
         }
-        if *kind == FileKind::Dir {
+        if want.kind == FileKind::Dir {
             return Ok(true);
         }
-        if node.upper != *is_upper {
+        if node.upper != want.upper || node.reference != want.reference {
             return Ok(false);
         }
-        if *is_upper {
+        if want.upper {
             return Ok(!touched.contains(tree.path(ino)?.as_slice()));
         }
-        Ok(match (node.lower, lid) {
-            (Some(a), Some(b)) => old_lower.identity(a) == tree.lower.identity(*b),
+        Ok(match (node.lower, want.lower) {
+            (Some(a), Some(b)) => old_lower.identity(a) == tree.lower.identity(b),
             _ => false,
         })
     }

@@ -23,6 +23,10 @@ pub struct Node {
     pub kind: FileKind,
     /// The entry exists in the upper layer at this node's path.
     pub upper: bool,
+    /// The upper entry is a reference: a symlink to a regular file of a read-only source
+    /// (uv's cache), shown as that file until its first change copies it up (see
+    /// `overlay/reference.rs`).
+    pub reference: bool,
     /// Removed from the tree (kept so open handles and the kernel's references stay valid).
     pub unlinked: bool,
     /// Files: the lower file shown while the node is not in the upper layer.
@@ -57,6 +61,7 @@ impl Node {
             name: name.into(),
             kind,
             upper,
+            reference: false,
             unlinked: false,
             lower,
             dir: None,
@@ -77,9 +82,26 @@ pub struct Tree {
     pub lower: Arc<LowerTree>,
 }
 
-/// One entry of a directory's merged view: name, kind, whether the upper layer has it, and
-/// the lower node it shows or merges (see [`Node::lower`]).
-pub type Want = (OsString, FileKind, bool, Option<u32>);
+/// One entry of a directory's merged view.
+pub struct Want {
+    pub name: OsString,
+    pub kind: FileKind,
+    /// The upper layer has it.
+    pub upper: bool,
+    /// The upper entry is a reference (see [`Node::reference`]).
+    pub reference: bool,
+    /// The lower node it shows or merges (see [`Node::lower`]).
+    pub lower: Option<u32>,
+}
+
+impl Want {
+    /// A node for this entry in directory `parent`.
+    pub fn node(&self, parent: Ino) -> Node {
+        let mut node = Node::new(parent, &self.name, self.kind, self.upper, self.lower);
+        node.reference = self.reference;
+        node
+    }
+}
 
 impl Tree {
     pub fn new(lower: Arc<LowerTree>) -> Tree {
@@ -182,9 +204,9 @@ impl Tree {
         }
         let wanted = self.wanted(ino, upper)?;
         let mut children = HashMap::with_capacity(wanted.len());
-        for (name, kind, is_upper, lower) in wanted {
-            let child = self.push(Node::new(ino, &name, kind, is_upper, lower));
-            children.insert(name.into_boxed_os_str(), child);
+        for want in wanted {
+            let child = self.push(want.node(ino));
+            children.insert(want.name.into_boxed_os_str(), child);
         }
         self.get_mut(ino)?.dir = Some(Box::new(Dir {
             children,
@@ -204,8 +226,13 @@ impl Tree {
         if node.upper {
             let path = self.path(ino)?;
             let listing = upper.list(&path)?;
-            for (name, kind) in listing.entries {
+            for (name, mut kind) in listing.entries {
                 let lower_child = lower_dir.and_then(|d| lower.child(d, &name));
+                let reference =
+                    kind == FileKind::Symlink && upper.is_reference(&join(&path, &name));
+                if reference {
+                    kind = FileKind::File;
+                }
                 let child_lower = if kind == FileKind::Dir {
                     let (opaque, redirect) = upper.markers(&join(&path, &name))?;
                     match redirect {
@@ -217,14 +244,26 @@ impl Tree {
                     None
                 };
                 hidden.insert(name.clone());
-                wanted.push((name, kind, true, child_lower));
+                wanted.push(Want {
+                    name,
+                    kind,
+                    upper: true,
+                    reference,
+                    lower: child_lower,
+                });
             }
             hidden.extend(listing.whiteouts);
         }
         if let Some(d) = lower_dir {
             for (name, lid) in lower.node(d).children() {
                 if !hidden.contains(name) {
-                    wanted.push((name.to_os_string(), lower.node(lid).kind, false, Some(lid)));
+                    wanted.push(Want {
+                        name: name.to_os_string(),
+                        kind: lower.node(lid).kind,
+                        upper: false,
+                        reference: false,
+                        lower: Some(lid),
+                    });
                 }
             }
         }

@@ -1,0 +1,192 @@
+//! venvfs under uv: a uv project whose `.venv` is mounted by venvfs, driven by the real uv
+//! (`uv add`, `uv run`, `uv remove`, `uv pip install`) in symlink link mode, which a venv's
+//! activation script sets. uv's symlinks into its cache become references: shown as regular
+//! files, copied up on the first change, never written through, and the venv's own
+//! directory stays a fraction of a copied venv's.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+
+/// Every file below `dir` with its size (a symlink counts as its target's length: the
+/// bytes it takes on disk).
+fn own_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let m = e.path().symlink_metadata().unwrap();
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                total += m.len();
+            }
+        }
+    }
+    total
+}
+
+struct Project {
+    s: Scratch,
+    dir: PathBuf,
+    venv: PathBuf,
+    cache: PathBuf,
+    wheels: PathBuf,
+}
+
+impl Project {
+    /// `uv init --bare` in a scratch directory, its `.venv` made by `uv venv`.
+    fn new() -> Project {
+        let s = Scratch::new();
+        let dir = s.path("proj");
+        let cache = s.path("uv-cache");
+        let wheels = shared_wheel("six-").parent().unwrap().to_owned();
+        let p = Project {
+            venv: dir.join(".venv"),
+            dir,
+            cache,
+            wheels,
+            s,
+        };
+        std::fs::create_dir(&p.dir).unwrap();
+        // (the test wheels are CPython 3.11 on x86_64 Linux: the lock is kept to that)
+        std::fs::write(
+            p.dir.join("pyproject.toml"),
+            "[project]\nname = \"proj\"\nversion = \"0.1.0\"\nrequires-python = \"==3.11.*\"\n\
+             dependencies = []\n\n[tool.uv]\nenvironments = [\"sys_platform == 'linux' and \
+             platform_machine == 'x86_64'\"]\n",
+        )
+        .unwrap();
+        p.uv_ok(&["venv", "--python", "python3"]);
+        p
+    }
+
+    /// uv in the project, offline, from the test wheels and the project's own cache.
+    fn uv(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = uv();
+        cmd.args(args)
+            .current_dir(&self.dir)
+            .env("UV_CACHE_DIR", &self.cache)
+            .env("UV_NO_INDEX", "1")
+            .env("UV_FIND_LINKS", &self.wheels)
+            .env("UV_PYTHON_DOWNLOADS", "never")
+            .env_remove("UV_LINK_MODE")
+            .env_remove("VIRTUAL_ENV");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        run(&mut cmd)
+    }
+
+    fn uv_ok(&self, args: &[&str]) -> String {
+        self.uv_in(args, &[])
+    }
+
+    fn uv_in(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+        let out = self.uv(args, env);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "uv {args:?} failed:\n{err}");
+        assert!(
+            !err.contains("Failed to hardlink") && !err.contains("falling back"),
+            "uv {args:?} warned about copying:\n{err}"
+        );
+        err
+    }
+
+    fn python(&self, code: &str) -> String {
+        run_ok(Command::new(self.venv.join("bin/python")).args(["-c", code]))
+            .trim()
+            .to_owned()
+    }
+
+    fn site(&self) -> PathBuf {
+        self.venv.join("lib/python3.11/site-packages")
+    }
+}
+
+#[test]
+fn uv_add_run_remove_in_a_mounted_venv_copies_nothing() {
+    let p = Project::new();
+    let m = Mount::new(&p.venv);
+    let activate = std::fs::read_to_string(p.venv.join("bin/activate")).unwrap();
+    assert!(
+        activate.contains("UV_LINK_MODE=symlink"),
+        "mounting makes activation set uv's link mode"
+    );
+    // the link mode set explicitly
+    p.uv_in(&["add", "six"], &[("UV_LINK_MODE", "symlink")]);
+    // in an activated shell with nothing set: the activation script sets it
+    let script = format!(
+        "unset UV_LINK_MODE; source {}/bin/activate && uv add numpy idna && echo mode=$UV_LINK_MODE",
+        p.venv.display()
+    );
+    let shell = run(Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(&p.dir)
+        .env("UV_CACHE_DIR", &p.cache)
+        .env("UV_NO_INDEX", "1")
+        .env("UV_FIND_LINKS", &p.wheels)
+        .env("UV_PYTHON_DOWNLOADS", "never"));
+    let err = String::from_utf8_lossy(&shell.stderr);
+    assert!(shell.status.success(), "{err}");
+    assert!(!err.contains("Failed to hardlink"), "{err}");
+    assert!(String::from_utf8_lossy(&shell.stdout).contains("mode=symlink"));
+
+    // the mount shows regular files with the cache's content
+    let module = p.site().join("six.py");
+    let meta = module.symlink_metadata().unwrap();
+    assert!(
+        meta.file_type().is_file(),
+        "a reference shows as a regular file"
+    );
+    assert_eq!(
+        p.python("import six, idna, numpy; print(six.__version__, numpy.__version__)"),
+        "1.17.0 2.4.6"
+    );
+    let cache_before = snapshot(&p.cache.join("archive-v0"));
+    let served = own_bytes(&p.site().join("numpy"));
+    // an edit through the mount copies up; the cache stays as it was
+    let mut text = std::fs::read_to_string(&module).unwrap();
+    text.push_str("\nEDITED = True\n");
+    std::fs::write(&module, &text).unwrap();
+    assert_eq!(p.python("import six; print(six.EDITED)"), "True");
+    assert_eq!(snapshot(&p.cache.join("archive-v0")), cache_before);
+    // uv run works in it
+    p.uv_in(&["run", "python", "-c", "import numpy"], &[]);
+
+    m.unmount();
+    // on disk: links into the cache, the edited file, uv's own small files
+    let own = own_bytes(&p.venv);
+    assert!(
+        own * 50 < served,
+        "the venv's own directory holds {own} bytes; numpy alone is {served} through the mount"
+    );
+    assert!(
+        module.symlink_metadata().unwrap().is_file(),
+        "the edit was copied up"
+    );
+    assert!(p
+        .site()
+        .join("idna/core.py")
+        .symlink_metadata()
+        .unwrap()
+        .file_type()
+        .is_symlink());
+
+    // everything survives a remount; uv remove takes a package away
+    let m = Mount::new(&p.venv);
+    assert_eq!(p.python("import six; print(six.EDITED)"), "True");
+    p.uv_in(&["remove", "idna"], &[("UV_LINK_MODE", "symlink")]);
+    let gone = Command::new(p.venv.join("bin/python"))
+        .args(["-c", "import idna"])
+        .output()
+        .unwrap();
+    assert!(!gone.status.success(), "uv remove removed idna");
+    assert_eq!(p.python("import numpy; print(numpy.__version__)"), "2.4.6");
+    drop(m);
+    assert_eq!(snapshot(&p.cache.join("archive-v0")), cache_before);
+    let _ = &p.s;
+}
