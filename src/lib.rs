@@ -36,5 +36,5 @@ pub mod rules;
 pub mod tags;
 #[cfg(unix)]
 pub mod upper;
+pub mod upper_format;
 pub mod venv;
-pub mod whiteout;

@@ -27,9 +27,7 @@ use venvfs_api::{Allocate, AllocateHow, Attr, FileKind, Ino, SetTime, StatFs, Xa
 
 use crate::manifest::STATE_DIR;
 
-pub const WHITEOUT_PREFIX: &[u8] = b".wh.";
-pub const OPAQUE: &str = ".wh..wh..opq";
-pub const REDIRECT: &str = ".wh..wh..redirect";
+pub use crate::upper_format::{OPAQUE, REDIRECT, WHITEOUT_PREFIX};
 const WORK: &str = ".venvfs/work";
 
 pub struct Upper {
@@ -57,12 +55,7 @@ fn path(rel: &[u8]) -> &Path {
     }
 }
 
-pub use crate::whiteout::whiteout_name;
-
-/// Names venvfs keeps for itself: whiteouts and directory markers.
-pub fn is_marker(name: &OsStr) -> bool {
-    name.as_bytes().starts_with(WHITEOUT_PREFIX)
-}
+pub use crate::upper_format::{is_marker, whiteout_name};
 
 /// What a directory of the upper layer holds, markers separated out.
 #[derive(Default, Debug)]
