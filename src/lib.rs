@@ -27,6 +27,7 @@ pub mod logging;
 #[cfg(unix)]
 pub mod lower;
 pub mod manifest;
+pub mod name;
 #[cfg(unix)]
 pub mod overlay;
 pub mod parallel;

@@ -16,6 +16,7 @@ use super::entry_points::{
 };
 use super::record::{hash_row, parse_record, write_record, RecordError, RecordRow};
 use super::script::{launcher_script, rewrite_script_shebang, script_replaced_by_entry_point};
+use crate::name::PackageName;
 
 /// Mode of the scripts uv writes or installs in `bin/`.
 pub const SCRIPT_MODE: u32 = 0o755;
@@ -182,21 +183,6 @@ pub fn uv_cache_json(ctime_secs: u64, ctime_nanos: u32) -> String {
     )
 }
 
-/// A project name normalized (PEP 503): lowercase, runs of `-`, `_`, `.` made one `-`.
-pub fn normalize_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            if !out.ends_with('-') {
-                out.push('-');
-            }
-        } else {
-            out.push(c.to_ascii_lowercase());
-        }
-    }
-    out
-}
-
 struct Plan {
     dist_info: String,
     files: Vec<GeneratedFile>,
@@ -241,7 +227,7 @@ fn plan(w: &WheelInstall, mut rows: Vec<RecordRow>) -> Result<Plan, GeneratedErr
     let headers = format!(
         "include/site/python{}/{}",
         w.python_version,
-        normalize_name(w.name)
+        PackageName::new(w.name)
     );
     let mut data_files_in_bin = Vec::new();
     let mut scripts_seen: Vec<String> = Vec::new();
@@ -474,11 +460,6 @@ mod tests {
             "normalized like uv's relative_to"
         );
         assert_eq!(normalize_path("./a//b/../c/."), "a/c");
-        assert_eq!(normalize_name("Tiny_Pkg"), "tiny-pkg");
-        assert_eq!(
-            normalize_name("zope.Interface--x__.y"),
-            "zope-interface-x-y"
-        );
         assert_eq!(
             uv_cache_json(1795302344, 539293937),
             r#"{"timestamp":{"secs_since_epoch":1795302344,"nanos_since_epoch":539293937},"commit":null,"tags":null,"env":{},"directories":{}}"#

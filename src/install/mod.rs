@@ -13,6 +13,7 @@ use std::path::Path;
 
 use crate::layer::wheel::WheelArchive;
 use crate::manifest::{Layer, Mapping};
+use crate::name::PackageName;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
@@ -113,10 +114,7 @@ pub fn layer_for(source: &Path, prefix: &str, version: &str) -> Layer {
         to(
             format!("{data}/headers"),
             // uv names the directory by the normalized distribution name
-            format!(
-                "include/site/python{version}/{}",
-                generated::normalize_name(name)
-            ),
+            format!("include/site/python{version}/{}", PackageName::new(name)),
         ),
         to(format!("{data}/data"), String::new()),
     ];

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::apply::{self, Planned};
-use super::generated::normalize_name;
 use super::txn::Txn;
 use crate::finder::{self, Problem, Sources};
 use crate::manifest::{manifest_path, Layer, Manifest};
+use crate::name::PackageName;
 use crate::pins::Pin;
 use crate::tags::{TagRank, WheelFilename};
 
@@ -33,7 +33,7 @@ pub struct Options {
     pub require_hashes: bool,
     /// Distributions sync leaves alone when pip installed them through the mount (the
     /// lock's editable projects).
-    pub keep: Vec<String>,
+    pub keep: Vec<PackageName>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +159,7 @@ pub fn apply(
     for (r, plan) in todo.iter().zip(plans) {
         let plan = plan?;
         if let Some(pin) = &r.pin {
-            let same_name = normalize_name(&plan.layer.name) == normalize_name(&pin.name);
+            let same_name = plan.layer.package_name() == PackageName::new(&pin.name);
             let same_version = plan.layer.version.parse::<pep440_rs::Version>().ok()
                 == pin.version.parse::<pep440_rs::Version>().ok();
             if !same_name || !same_version {
@@ -185,7 +185,7 @@ pub fn apply(
                 && !l.name.is_empty()
                 && !planned
                     .iter()
-                    .any(|p| normalize_name(&p.layer.name) == normalize_name(&l.name)))
+                    .any(|p| p.layer.package_name() == l.package_name()))
     };
     let mut removed: Vec<Layer> = manifest
         .layers
@@ -203,12 +203,7 @@ pub fn apply(
         removed.extend(
             installed_through_the_mount(root, &version, &known)
                 .into_iter()
-                .filter(|l| {
-                    !opts
-                        .keep
-                        .iter()
-                        .any(|k| normalize_name(k) == normalize_name(&l.name))
-                }),
+                .filter(|l| !opts.keep.contains(&l.package_name())),
         );
     }
 
@@ -308,12 +303,7 @@ pub fn up_to_date(
         let known: Vec<&Layer> = manifest.layers.iter().collect();
         let extra_installed = installed_through_the_mount(&venv, &version, &known)
             .iter()
-            .any(|l| {
-                !opts
-                    .keep
-                    .iter()
-                    .any(|k| normalize_name(k) == normalize_name(&l.name))
-            });
+            .any(|l| !opts.keep.contains(&l.package_name()));
         if extra_layer || extra_installed {
             return Ok(None);
         }
@@ -336,11 +326,11 @@ pub fn uninstall(venv: &Path, root: &Path, names: &[String]) -> Result<Report, E
     let mut manifest = Manifest::load(&manifest_file)?;
     let mut chosen = Vec::new();
     for name in names {
-        let wanted = normalize_name(name);
+        let wanted = PackageName::new(name);
         let layer = manifest
             .layers
             .iter()
-            .find(|l| normalize_name(&l.name) == wanted)
+            .find(|l| l.package_name() == wanted)
             .ok_or_else(|| {
                 format!(
                     "{name} is not installed in {} (`venvfs layer list` shows what is)",
@@ -399,7 +389,7 @@ fn installed_through_the_mount(venv: &Path, version: &str, layers: &[&Layer]) ->
             })
         })
         .collect();
-    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found.sort_by_key(Layer::package_name);
     found
 }
 
@@ -414,7 +404,7 @@ fn intact(venv: &Path, l: &Layer, version: &str) -> bool {
 }
 
 fn label(l: &Layer) -> String {
-    format!("{}=={}", normalize_name(&l.name), l.version)
+    format!("{}=={}", l.package_name(), l.version)
 }
 
 /// Directories that stay even when emptied.
@@ -429,7 +419,7 @@ fn keep_dirs(venv: &Path, version: &str) -> Vec<PathBuf> {
 fn check_unique<'a>(layers: impl Iterator<Item = &'a Layer>) -> Result<(), Error> {
     let mut seen = std::collections::HashMap::new();
     for l in layers {
-        if let Some(other) = seen.insert(normalize_name(&l.name), l) {
+        if let Some(other) = seen.insert(l.package_name(), l) {
             return Err(format!(
                 "{} is given twice ({} and {}); name one version",
                 l.name,
