@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::generated::{self, DataScript, Generated, WheelInstall};
+use super::layout::Layout;
 use super::txn::Txn;
 use super::InstallError;
 use crate::layer::wheel::{MemberCache, MemberKind, WheelArchive};
@@ -320,9 +321,9 @@ pub fn remove_generated(
     txn: &mut Txn,
     venv: &Path,
     layer: &Layer,
-    version: &str,
+    layout: &Layout,
 ) -> Result<usize, InstallError> {
-    let site = venv.join(crate::venv::site_packages(version));
+    let site = venv.join(layout.site_packages());
     let dist = site.join(format!("{}-{}.dist-info", layer.name, layer.version));
     let record_path = dist.join("RECORD");
     let text = match std::fs::read_to_string(&record_path) {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::apply::{self, Planned};
+use super::layout::Layout;
 use super::txn::Txn;
 use crate::finder::{self, Problem, Sources};
 use crate::manifest::{manifest_path, Layer, Manifest};
@@ -124,6 +125,7 @@ pub fn apply(
 ) -> Result<Report, Error> {
     let started = Instant::now();
     let version = crate::venv::python_version(venv)?;
+    let layout = Layout::new(&version);
     let venv = venv
         .canonicalize()
         .map_err(|e| format!("{}: {e}", venv.display()))?;
@@ -141,7 +143,7 @@ pub fn apply(
     let mut todo: Vec<&Resolved> = Vec::new();
     for r in &resolved {
         let existing = manifest.layers.iter().find(|l| l.source == r.source);
-        match existing.filter(|l| intact(root, l, &version)) {
+        match existing.filter(|l| intact(root, l, &layout)) {
             Some(l) => {
                 progress.tick();
                 unchanged.push(l.clone());
@@ -201,7 +203,7 @@ pub fn apply(
             .chain(&manifest.layers)
             .collect();
         removed.extend(
-            installed_through_the_mount(root, &version, &known)
+            installed_through_the_mount(root, &layout, &known)
                 .into_iter()
                 .filter(|l| !opts.keep.contains(&l.package_name())),
         );
@@ -210,7 +212,7 @@ pub fn apply(
     let mut txn = Txn::begin(root)?;
     let changed = (|| -> Result<(), Error> {
         for l in &removed {
-            apply::remove_generated(&mut txn, root, l, &version)?;
+            apply::remove_generated(&mut txn, root, l, &layout)?;
         }
         let mut whiteouts = apply::Whiteouts::default();
         for p in &planned {
@@ -245,7 +247,7 @@ pub fn apply(
         txn.rollback();
         return Err(e.into());
     }
-    let touched = txn.commit_touched(&keep_dirs(root, &version));
+    let touched = txn.commit_touched(&keep_dirs(root, &layout));
     crate::venv::write_unmounted_guard(root)?;
     Ok(Report {
         installed: planned.iter().map(|p| label(&p.layer)).collect(),
@@ -277,6 +279,7 @@ pub fn up_to_date(
 ) -> Result<Option<Report>, Error> {
     let started = Instant::now();
     let version = crate::venv::python_version(venv)?;
+    let layout = Layout::new(&version);
     let venv = venv
         .canonicalize()
         .map_err(|e| format!("{}: {e}", venv.display()))?;
@@ -290,7 +293,7 @@ pub fn up_to_date(
         manifest
             .layers
             .iter()
-            .any(|l| l.source == r.source && intact(&venv, l, &version))
+            .any(|l| l.source == r.source && intact(&venv, l, &layout))
     });
     if !all_current {
         return Ok(None);
@@ -301,7 +304,7 @@ pub fn up_to_date(
             .iter()
             .any(|l| !resolved.iter().any(|r| r.source == l.source));
         let known: Vec<&Layer> = manifest.layers.iter().collect();
-        let extra_installed = installed_through_the_mount(&venv, &version, &known)
+        let extra_installed = installed_through_the_mount(&venv, &layout, &known)
             .iter()
             .any(|l| !opts.keep.contains(&l.package_name()));
         if extra_layer || extra_installed {
@@ -319,6 +322,7 @@ pub fn up_to_date(
 pub fn uninstall(venv: &Path, root: &Path, names: &[String]) -> Result<Report, Error> {
     let started = Instant::now();
     let version = crate::venv::python_version(venv)?;
+    let layout = Layout::new(&version);
     let venv = venv
         .canonicalize()
         .map_err(|e| format!("{}: {e}", venv.display()))?;
@@ -341,7 +345,7 @@ pub fn uninstall(venv: &Path, root: &Path, names: &[String]) -> Result<Report, E
     }
     let mut txn = Txn::begin(root)?;
     for layer in &chosen {
-        if let Err(e) = apply::remove_generated(&mut txn, root, layer, &version) {
+        if let Err(e) = apply::remove_generated(&mut txn, root, layer, &layout) {
             txn.rollback();
             return Err(format!("{e}\n  nothing was changed").into());
         }
@@ -354,7 +358,7 @@ pub fn uninstall(venv: &Path, root: &Path, names: &[String]) -> Result<Report, E
         txn.rollback();
         return Err(e);
     }
-    let touched = txn.commit_touched(&keep_dirs(root, &version));
+    let touched = txn.commit_touched(&keep_dirs(root, &layout));
     Ok(Report {
         removed: chosen.iter().map(label).collect(),
         elapsed: started.elapsed(),
@@ -366,8 +370,8 @@ pub fn uninstall(venv: &Path, root: &Path, names: &[String]) -> Result<Report, E
 /// Distributions whose `.dist-info` is in the venv's own site-packages (put there by pip
 /// or uv through the mount) and is not one of `layers`, as layer-less stand-ins that
 /// [`apply::remove_generated`] removes by their RECORD.
-fn installed_through_the_mount(venv: &Path, version: &str, layers: &[&Layer]) -> Vec<Layer> {
-    let site = venv.join(crate::venv::site_packages(version));
+fn installed_through_the_mount(venv: &Path, layout: &Layout, layers: &[&Layer]) -> Vec<Layer> {
+    let site = venv.join(layout.site_packages());
     let ours: std::collections::HashSet<String> = layers
         .iter()
         .map(|l| format!("{}-{}.dist-info", l.name, l.version))
@@ -396,8 +400,8 @@ fn installed_through_the_mount(venv: &Path, version: &str, layers: &[&Layer]) ->
 /// Whether an installed layer is still whole: installing writes its RECORD into the venv's
 /// own directory, so a missing one means it was uninstalled (or taken apart) through the
 /// mount, by pip or uv, and must be installed again.
-fn intact(venv: &Path, l: &Layer, version: &str) -> bool {
-    venv.join(crate::venv::site_packages(version))
+fn intact(venv: &Path, l: &Layer, layout: &Layout) -> bool {
+    venv.join(layout.site_packages())
         .join(format!("{}-{}.dist-info", l.name, l.version))
         .join("RECORD")
         .is_file()
@@ -408,11 +412,11 @@ fn label(l: &Layer) -> String {
 }
 
 /// Directories that stay even when emptied.
-fn keep_dirs(venv: &Path, version: &str) -> Vec<PathBuf> {
+fn keep_dirs(venv: &Path, layout: &Layout) -> Vec<PathBuf> {
     vec![
         venv.to_owned(),
-        venv.join("bin"),
-        venv.join(crate::venv::site_packages(version)),
+        venv.join(&layout.scheme.scripts),
+        venv.join(layout.site_packages()),
     ]
 }
 
