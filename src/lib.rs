@@ -28,6 +28,7 @@ pub mod logging;
 #[cfg(unix)]
 pub mod lower;
 pub mod manifest;
+pub mod name;
 #[cfg(unix)]
 pub mod overlay;
 pub mod parallel;
@@ -37,5 +38,5 @@ pub mod rules;
 pub mod tags;
 #[cfg(unix)]
 pub mod upper;
+pub mod upper_format;
 pub mod venv;
-pub mod whiteout;

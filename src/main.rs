@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use venvfs::cli::{Cli, Command, FinderArgs, LayerCommand};
 use venvfs::install::sync::{self, Mode, Options, Report, Target};
 use venvfs::manifest::{manifest_path, Manifest};
+use venvfs::name::PackageName;
 
 fn main() -> ExitCode {
     // `venvfs ... | head` ends quietly when head exits, as command-line tools do, instead
@@ -116,7 +117,11 @@ fn sync(venv: &Path, file: &Path, finder: &FinderArgs) -> Result<(), Box<dyn Err
     }
     let targets: Vec<Target> = pins.pins.into_iter().map(Target::Pin).collect();
     let mut opts = options(finder, pins.find_links);
-    opts.keep = pins.editable.into_iter().map(|(n, _)| n).collect();
+    opts.keep = pins
+        .editable
+        .iter()
+        .map(|(n, _)| PackageName::new(n))
+        .collect();
     // A mounted venv that already matches is left mounted.
     if venvfs::daemon::venv_is_mounted(venv) {
         let manifest = venvfs::daemon::manifest_of(venv);
@@ -193,9 +198,10 @@ fn layer(cmd: LayerCommand) -> Result<(), Box<dyn Error>> {
                     layers.push(venvfs::install::wheel_layer(&abs, &version)?);
                 }
                 for layer in layers.into_iter().rev() {
+                    // (another version of the same distribution, however it spells its name)
                     manifest
                         .layers
-                        .retain(|l| l.name.is_empty() || l.name != layer.name);
+                        .retain(|l| l.name.is_empty() || l.package_name() != layer.package_name());
                     println!(" + {}", layer.label());
                     manifest.layers.insert(0, layer);
                 }
@@ -219,7 +225,8 @@ fn layer(cmd: LayerCommand) -> Result<(), Box<dyn Error>> {
                 let mut manifest = Manifest::load(&path)?;
                 for name in &names {
                     let before = manifest.layers.len();
-                    manifest.layers.retain(|l| &l.name != name);
+                    let wanted = PackageName::new(name);
+                    manifest.layers.retain(|l| l.package_name() != wanted);
                     if manifest.layers.len() == before {
                         return Err(format!("{}: no layer named {name}", path.display()).into());
                     }

@@ -24,6 +24,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::name::PackageName;
+
 /// The manifest format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
 /// The venvfs state directory inside a venv (hidden from the mounted view).
@@ -228,6 +230,11 @@ impl Layer {
     }
 
     /// A short name for messages: `name==version`, else the source path.
+    /// The distribution the layer holds (its `name`, compared as PEP 503 says).
+    pub fn package_name(&self) -> PackageName {
+        PackageName::new(&self.name)
+    }
+
     pub fn label(&self) -> String {
         if self.name.is_empty() {
             self.source.display().to_string()

@@ -27,9 +27,8 @@ use venvfs_api::{Allocate, AllocateHow, Attr, FileKind, Ino, SetTime, StatFs, Xa
 
 use crate::manifest::STATE_DIR;
 
-pub const WHITEOUT_PREFIX: &[u8] = b".wh.";
-pub const OPAQUE: &str = ".wh..wh..opq";
-pub const REDIRECT: &str = ".wh..wh..redirect";
+use crate::upper_format::EntryName;
+pub use crate::upper_format::{OPAQUE, REDIRECT, WHITEOUT_PREFIX};
 const WORK: &str = ".venvfs/work";
 
 pub struct Upper {
@@ -65,12 +64,7 @@ fn path(rel: &[u8]) -> &Path {
     }
 }
 
-pub use crate::whiteout::whiteout_name;
-
-/// Names venvfs keeps for itself: whiteouts and directory markers.
-pub fn is_marker(name: &OsStr) -> bool {
-    name.as_bytes().starts_with(WHITEOUT_PREFIX)
-}
+pub use crate::upper_format::{is_marker, whiteout_name};
 
 /// What a directory of the upper layer holds, markers separated out.
 #[derive(Default, Debug)]
@@ -591,14 +585,11 @@ impl Upper {
             {
                 continue;
             }
-            if bytes == OPAQUE.as_bytes() {
-                listing.opaque = true;
-            } else if bytes == REDIRECT.as_bytes() {
-                listing.redirect = Some(self.read_small(&join(rel, &name))?);
-            } else if let Some(hidden) = bytes.strip_prefix(WHITEOUT_PREFIX) {
-                listing.whiteouts.push(OsStr::from_bytes(hidden).to_owned());
-            } else {
-                listing.entries.push((name, kind));
+            match crate::upper_format::classify(&name) {
+                EntryName::Opaque => listing.opaque = true,
+                EntryName::Redirect => listing.redirect = Some(self.read_small(&join(rel, &name))?),
+                EntryName::Whiteout(hidden) => listing.whiteouts.push(hidden.to_owned()),
+                EntryName::Entry => listing.entries.push((name, kind)),
             }
         }
         // A real entry wins over a whiteout of the same name: that pair is what a crash

@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::install::layout::Layout;
+
 #[derive(Debug, thiserror::Error)]
 pub enum VenvError {
     #[error("{0} is not a virtual environment: it has no pyvenv.cfg\n  create one first, e.g. `python3 -m venv --without-pip {0}`")]
@@ -57,11 +59,6 @@ pub fn python_version(venv: &Path) -> Result<String, VenvError> {
     }
 }
 
-/// `lib/pythonX.Y/site-packages`, relative to the venv root.
-pub fn site_packages(version: &str) -> String {
-    format!("lib/python{version}/site-packages")
-}
-
 /// A `.pth` file kept in the venv's own site-packages: Python runs it at startup, so a venv
 /// whose mount is missing says so in one line instead of failing later with an ImportError.
 /// The mount hides it, so it only ever runs when the venv is not mounted.
@@ -70,7 +67,9 @@ pub const UNMOUNTED_GUARD: &str = "_venvfs_unmounted.pth";
 /// Writes (or refreshes) the guard of an unmounted venv.
 pub fn write_unmounted_guard(venv: &Path) -> Result<(), VenvError> {
     let version = python_version(venv)?;
-    let path = venv.join(site_packages(&version)).join(UNMOUNTED_GUARD);
+    let path = venv
+        .join(Layout::new(&version).site_packages())
+        .join(UNMOUNTED_GUARD);
     let shown = venv.canonicalize().unwrap_or_else(|_| venv.to_owned());
     let message = format!(
         "error: {} is a venvfs venv and is not mounted: run `venvfs mount {}`",

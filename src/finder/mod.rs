@@ -7,7 +7,7 @@ pub mod uvcache;
 
 use std::path::{Path, PathBuf};
 
-use crate::install::generated::normalize_name;
+use crate::name::PackageName;
 use crate::pins::{LockedWheel, Pin};
 use crate::tags::{TagRank, WheelFilename};
 
@@ -184,9 +184,10 @@ pub fn choose(
     rank: &TagRank,
     require_hashes: bool,
 ) -> Result<Chosen, Problem> {
-    let wanted = normalize_name(&pin.name);
-    let matches =
-        |c: &Candidate| normalize_name(&c.name) == wanted && same_version(&c.version, &pin.version);
+    let wanted = PackageName::new(&pin.name);
+    let matches = |c: &Candidate| {
+        PackageName::new(&c.name) == wanted && same_version(&c.version, &pin.version)
+    };
     let mut candidates: Vec<Candidate> = Vec::new();
     for w in &pin.wheels {
         let Some(path) = &w.path else { continue };
@@ -212,7 +213,7 @@ pub fn choose(
                 .entries
                 .iter()
                 .filter(|e| {
-                    normalize_name(&e.name) == wanted && same_version(&e.version, &pin.version)
+                    PackageName::new(&e.name) == wanted && same_version(&e.version, &pin.version)
                 })
                 .map(|e| Candidate {
                     path: cache.path_of(e),

@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::generated::{self, DataScript, Generated, WheelInstall};
+use super::layout::Layout;
 use super::txn::Txn;
 use super::InstallError;
 use crate::layer::wheel::{MemberCache, MemberKind, WheelArchive};
 use crate::manifest::Layer;
+use crate::upper_format::{self, EntryName};
 use venvfs_api::FileKind;
 
 /// A wheel ready to install: its layer and the files to write for it.
@@ -305,7 +307,7 @@ pub fn write(txn: &mut Txn, venv: &Path, generated: &Generated) -> std::io::Resu
         let path = venv.join(rel);
         let name = path
             .file_name()
-            .map(crate::whiteout::whiteout_name)
+            .map(upper_format::whiteout_name)
             .unwrap_or_default();
         txn.write(&path.with_file_name(name), b"", 0o644)?;
     }
@@ -319,9 +321,9 @@ pub fn remove_generated(
     txn: &mut Txn,
     venv: &Path,
     layer: &Layer,
-    version: &str,
+    layout: &Layout,
 ) -> Result<usize, InstallError> {
-    let site = venv.join(crate::venv::site_packages(version));
+    let site = venv.join(layout.site_packages());
     let dist = site.join(format!("{}-{}.dist-info", layer.name, layer.version));
     let record_path = dist.join("RECORD");
     let text = match std::fs::read_to_string(&record_path) {
@@ -361,19 +363,34 @@ pub fn remove_generated(
     Ok(removed)
 }
 
-/// The whiteouts of the venv's own directories, listed once per change however many wheels
+/// The markers of the venv's own directories, listed once per change however many wheels
 /// it installs (a venv's top directories are shared by all of them).
 #[derive(Default)]
 pub struct Whiteouts {
-    /// Venv-relative directory -> its whiteouts as (hidden name, whiteout path), or `None` if
-    /// the directory is not in the venv's own directory.
-    listed: foldhash::HashMap<String, Option<Vec<(String, PathBuf)>>>,
+    /// Venv-relative directory -> its markers, or `None` if the directory is not in the
+    /// venv's own directory.
+    listed: foldhash::HashMap<String, Option<Markers>>,
+}
+
+/// The markers of one directory of the venv's own that can hide a layer's files.
+#[derive(Default)]
+struct Markers {
+    /// Its whiteouts, as (hidden name, whiteout path).
+    whiteouts: Vec<(String, PathBuf)>,
+    /// The path of its opaque marker, if it has one: no lower content shows in it.
+    opaque: Option<PathBuf>,
+}
+
+impl Markers {
+    fn is_empty(&self) -> bool {
+        self.whiteouts.is_empty() && self.opaque.is_none()
+    }
 }
 
 impl Whiteouts {
-    /// The whiteouts of venv directory `dir` ("" is the root), or `None` if it (or one of
+    /// The markers of venv directory `dir` ("" is the root), or `None` if it (or one of
     /// its ancestors) is not in the venv's own directory.
-    fn of(&mut self, venv: &Path, dir: &str) -> Option<&[(String, PathBuf)]> {
+    fn of(&mut self, venv: &Path, dir: &str) -> Option<&Markers> {
         if !self.listed.contains_key(dir) {
             let parent_exists = match dir.rsplit_once('/') {
                 Some((parent, _)) => self.of(venv, parent).is_some(),
@@ -383,30 +400,39 @@ impl Whiteouts {
                 .then(|| std::fs::read_dir(venv.join(dir)).ok())
                 .flatten()
                 .map(|entries| {
-                    entries
-                        .flatten()
-                        .filter_map(|e| {
-                            let name = e.file_name();
-                            let target = name.to_str()?.strip_prefix(".wh.")?.to_owned();
-                            Some((target, e.path()))
-                        })
-                        .collect()
+                    let mut markers = Markers::default();
+                    for e in entries.flatten() {
+                        let name = e.file_name();
+                        match upper_format::classify(&name) {
+                            EntryName::Whiteout(target) => {
+                                if let Some(target) = target.to_str() {
+                                    markers.whiteouts.push((target.to_owned(), e.path()));
+                                }
+                            }
+                            EntryName::Opaque => markers.opaque = Some(e.path()),
+                            EntryName::Entry | EntryName::Redirect => {}
+                        }
+                    }
+                    markers
                 });
             self.listed.insert(dir.to_owned(), listing);
         }
-        self.listed[dir].as_deref()
+        self.listed[dir].as_ref()
     }
 
-    /// Removes the whiteouts in the venv's own directory that hide any of `destinations`
-    /// or their directories (left by `pip uninstall` through the mount), so that a
-    /// reinstalled layer shows again.
+    /// Removes the markers in the venv's own directory that hide any of `destinations`
+    /// or their directories, so that a reinstalled layer shows again: whiteouts (left by
+    /// `pip uninstall` through the mount), and the opaque markers of the directories the
+    /// layer has files in (left where such a directory was deleted and made again, as
+    /// `pip install` through the mount does after `pip uninstall`). As with a whiteout of
+    /// a directory, the other layers' content of such a directory shows again too.
     pub fn clear(
         &mut self,
         txn: &mut Txn,
         venv: &Path,
         destinations: &[String],
     ) -> std::io::Result<()> {
-        // Only directories of the venv's own can hold whiteouts: list each directory the
+        // Only directories of the venv's own can hold markers: list each directory the
         // layer has files in once (and its ancestors, through `of`), and look closer only
         // if one of them holds any.
         let mut dirs: foldhash::HashSet<&str> = Default::default();
@@ -414,23 +440,27 @@ impl Whiteouts {
         for d in destinations {
             let dir = d.rsplit_once('/').map_or("", |(dir, _)| dir);
             if dirs.insert(dir) {
-                any |= self.ancestors_have_whiteouts(venv, dir);
+                any |= self.ancestors_have_markers(venv, dir);
             }
         }
         if !any {
             return Ok(());
         }
-        // every path the layer shows, directories included
+        // every path the layer shows, directories included; and its directories alone,
+        // the root included
         let mut shown: foldhash::HashSet<&str> = destinations.iter().map(String::as_str).collect();
+        let mut shown_dirs: foldhash::HashSet<&str> = [""].into_iter().collect();
         for &dir in &dirs {
             let mut p = dir;
-            while !p.is_empty() && shown.insert(p) {
+            while !p.is_empty() && shown_dirs.insert(p) {
+                shown.insert(p);
                 p = p.rsplit_once('/').map_or("", |(up, _)| up);
             }
         }
         let mut hidden = Vec::new();
-        for (dir, listing) in &self.listed {
-            for (target, path) in listing.iter().flatten() {
+        for (dir, markers) in &self.listed {
+            let Some(markers) = markers else { continue };
+            for (target, path) in &markers.whiteouts {
                 let rel = if dir.is_empty() {
                     target.clone()
                 } else {
@@ -440,6 +470,13 @@ impl Whiteouts {
                     hidden.push(path.clone());
                 }
             }
+            if let Some(opaque) = markers
+                .opaque
+                .as_ref()
+                .filter(|_| shown_dirs.contains(dir.as_str()))
+            {
+                hidden.push(opaque.clone());
+            }
         }
         for path in hidden {
             txn.remove(&path)?;
@@ -447,11 +484,11 @@ impl Whiteouts {
         Ok(())
     }
 
-    /// Whether `dir` or one of its ancestors holds a whiteout in the venv's own directory.
-    fn ancestors_have_whiteouts(&mut self, venv: &Path, dir: &str) -> bool {
+    /// Whether `dir` or one of its ancestors holds a marker in the venv's own directory.
+    fn ancestors_have_markers(&mut self, venv: &Path, dir: &str) -> bool {
         let mut d = dir;
         loop {
-            if self.of(venv, d).is_some_and(|w| !w.is_empty()) {
+            if self.of(venv, d).is_some_and(|m| !m.is_empty()) {
                 return true;
             }
             if d.is_empty() {
@@ -499,4 +536,83 @@ fn bytecode_of(py: &Path) -> Vec<PathBuf> {
             n.starts_with(&prefix) && n.ends_with(".pyc")
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upper_format::{whiteout_name, OPAQUE};
+
+    /// Installs a layer showing `destinations` over the venv's own directory `v`, as
+    /// `sync` does, and commits (keeping site-packages, as `sync` does).
+    fn clear(v: &Path, destinations: &[&str]) {
+        let destinations: Vec<String> = destinations.iter().map(|d| d.to_string()).collect();
+        let mut txn = Txn::begin(v).unwrap();
+        Whiteouts::default()
+            .clear(&mut txn, v, &destinations)
+            .unwrap();
+        txn.sync().unwrap();
+        txn.commit(&[v.to_owned(), v.join(SITE)]);
+    }
+
+    fn touch(path: &Path) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"").unwrap();
+    }
+
+    const SITE: &str = "lib/python3.11/site-packages";
+
+    #[test]
+    fn whiteouts_of_a_new_layer_are_removed() {
+        let venv = tempfile::tempdir().unwrap();
+        let v = venv.path();
+        let site = v.join(SITE);
+        let hides_dir = site.join(whiteout_name("foo".as_ref()));
+        let hides_file = site.join("foo").join(whiteout_name("a.py".as_ref()));
+        let other = site.join(whiteout_name("bar".as_ref()));
+        for p in [&hides_dir, &hides_file, &other] {
+            touch(p);
+        }
+        clear(v, &[&format!("{SITE}/foo/a.py")]);
+        assert!(!hides_dir.exists(), "the whiteout of its directory is gone");
+        assert!(!hides_file.exists(), "the whiteout of its file is gone");
+        assert!(other.exists(), "a whiteout of another name stays");
+    }
+
+    #[test]
+    fn opaque_directories_a_new_layer_has_files_in_are_made_plain() {
+        let venv = tempfile::tempdir().unwrap();
+        let v = venv.path();
+        let site = v.join(SITE);
+        // `foo/` was deleted through the mount and made again (as `pip install` does after
+        // `pip uninstall`): opaque, so no lower content shows in it
+        let own = site.join("foo/own.py");
+        let opaque = site.join("foo").join(OPAQUE);
+        let elsewhere = site.join("baz").join(OPAQUE);
+        for p in [&own, &opaque, &elsewhere] {
+            touch(p);
+        }
+        clear(v, &[&format!("{SITE}/foo/sub/a.py")]);
+        assert!(!opaque.exists(), "the new layer's files show in foo/");
+        assert!(own.exists(), "the venv's own files stay");
+        assert!(
+            elsewhere.exists(),
+            "a directory the layer has no files in stays opaque"
+        );
+    }
+
+    #[test]
+    fn an_opaque_directory_left_empty_is_pruned() {
+        let venv = tempfile::tempdir().unwrap();
+        let v = venv.path();
+        let opaque = v.join(SITE).join("foo/sub").join(OPAQUE);
+        touch(&opaque);
+        clear(v, &[&format!("{SITE}/foo/sub/a.py")]);
+        assert!(!opaque.exists());
+        assert!(
+            !v.join(SITE).join("foo").exists(),
+            "nothing of the venv's own is left in foo/"
+        );
+        assert!(v.join(SITE).exists());
+    }
 }

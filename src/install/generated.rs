@@ -14,8 +14,11 @@ use std::path::Path;
 use super::entry_points::{
     parse_entry_points, reserved_script_name, with_versioned_pip, EntryPointError,
 };
+use super::layout::{DataKind, Layout};
 use super::record::{hash_row, parse_record, write_record, RecordError, RecordRow};
 use super::script::{launcher_script, rewrite_script_shebang, script_replaced_by_entry_point};
+use crate::manifest::join_rel;
+use crate::name::PackageName;
 
 /// Mode of the scripts uv writes or installs in `bin/`.
 pub const SCRIPT_MODE: u32 = 0o755;
@@ -182,21 +185,6 @@ pub fn uv_cache_json(ctime_secs: u64, ctime_nanos: u32) -> String {
     )
 }
 
-/// A project name normalized (PEP 503): lowercase, runs of `-`, `_`, `.` made one `-`.
-pub fn normalize_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            if !out.ends_with('-') {
-                out.push('-');
-            }
-        } else {
-            out.push(c.to_ascii_lowercase());
-        }
-    }
-    out
-}
-
 struct Plan {
     dist_info: String,
     files: Vec<GeneratedFile>,
@@ -213,9 +201,10 @@ fn plan(w: &WheelInstall, mut rows: Vec<RecordRow>) -> Result<Plan, GeneratedErr
         .filter(|(major, _)| major.parse::<u8>().is_ok())
         .and_then(|(_, minor)| minor.parse::<u8>().ok())
         .ok_or_else(|| GeneratedError::PythonVersion(w.python_version.to_owned()))?;
-    let site = crate::venv::site_packages(w.python_version);
-    let python = w.venv.join("bin").join("python");
-    let rel = |target: &str| relative_path(&site, target);
+    let layout = Layout::new(w.python_version);
+    let site = layout.site_packages();
+    let python = w.venv.join(layout.python());
+    let rel = |target: &str| relative_path(site, target);
 
     if let Some(members) = w.members {
         rows = heal_record(rows, members, w.dist_info_prefix);
@@ -230,7 +219,7 @@ fn plan(w: &WheelInstall, mut rows: Vec<RecordRow>) -> Result<Plan, GeneratedErr
     let mut hidden = Vec::new();
     let mut added = Vec::new();
     for ep in &launchers {
-        let target = format!("bin/{}", ep.name);
+        let target = layout.script(&ep.name);
         let content = launcher_script(ep, &python).into_bytes();
         added.push(hash_row(&rel(&target), &content));
         push_file(&mut files, target, content, SCRIPT_MODE);
@@ -238,11 +227,8 @@ fn plan(w: &WheelInstall, mut rows: Vec<RecordRow>) -> Result<Plan, GeneratedErr
 
     // `.data`: map each row to where its file lands.
     let data = format!("{}.data/", w.dist_info_prefix);
-    let headers = format!(
-        "include/site/python{}/{}",
-        w.python_version,
-        normalize_name(w.name)
-    );
+    let name = PackageName::new(w.name);
+    let scripts_dir = format!("{}/", layout.scheme.scripts);
     let mut data_files_in_bin = Vec::new();
     let mut scripts_seen: Vec<String> = Vec::new();
     for row in rows.iter_mut() {
@@ -260,8 +246,8 @@ fn plan(w: &WheelInstall, mut rows: Vec<RecordRow>) -> Result<Plan, GeneratedErr
         {
             return Err(GeneratedError::UnsafePath { path });
         }
-        let target = match kind {
-            "scripts" => {
+        let target = match DataKind::parse(kind) {
+            Some(DataKind::Scripts) => {
                 if sub.contains('/') {
                     return Err(GeneratedError::ScriptsSubdir { path });
                 }
@@ -269,7 +255,7 @@ fn plan(w: &WheelInstall, mut rows: Vec<RecordRow>) -> Result<Plan, GeneratedErr
                 scripts_seen.push(sub.to_owned());
                 if script_replaced_by_entry_point(sub, &launchers) {
                     if !launchers.iter().any(|ep| ep.name == sub) {
-                        hidden.push(format!("bin/{sub}"));
+                        hidden.push(layout.script(sub));
                     }
                     continue;
                 }
@@ -278,7 +264,7 @@ fn plan(w: &WheelInstall, mut rows: Vec<RecordRow>) -> Result<Plan, GeneratedErr
                     .iter()
                     .find(|s| s.name == sub)
                     .ok_or_else(|| GeneratedError::MissingScript { path: path.clone() })?;
-                let target = format!("bin/{sub}");
+                let target = layout.script(sub);
                 if let Some(content) = rewrite_script_shebang(script.content, &python) {
                     let hashed = hash_row("", &content);
                     (row.hash, row.size) = (hashed.hash, hashed.size);
@@ -293,16 +279,19 @@ fn plan(w: &WheelInstall, mut rows: Vec<RecordRow>) -> Result<Plan, GeneratedErr
                 }
                 target
             }
-            "headers" => format!("{headers}/{sub}"),
-            "purelib" | "platlib" => format!("{site}/{sub}"),
-            "data" => {
-                if let Some(name) = sub.strip_prefix("bin/").filter(|n| !n.contains('/')) {
-                    check_bin_name(&path, name)?;
-                    data_files_in_bin.push(sub.to_owned());
+            Some(DataKind::Data) => {
+                let target = join_rel(&layout.data_dir(DataKind::Data, &name), sub);
+                if let Some(file) = target
+                    .strip_prefix(&scripts_dir)
+                    .filter(|n| !n.contains('/'))
+                {
+                    check_bin_name(&path, file)?;
+                    data_files_in_bin.push(target.clone());
                 }
-                sub.to_owned()
+                target
             }
-            _ => return Err(GeneratedError::UnknownDataKind { path }),
+            Some(kind) => join_rel(&layout.data_dir(kind, &name), sub),
+            None => return Err(GeneratedError::UnknownDataKind { path }),
         };
         row.path = rel(&target);
     }
@@ -474,11 +463,6 @@ mod tests {
             "normalized like uv's relative_to"
         );
         assert_eq!(normalize_path("./a//b/../c/."), "a/c");
-        assert_eq!(normalize_name("Tiny_Pkg"), "tiny-pkg");
-        assert_eq!(
-            normalize_name("zope.Interface--x__.y"),
-            "zope-interface-x-y"
-        );
         assert_eq!(
             uv_cache_json(1795302344, 539293937),
             r#"{"timestamp":{"secs_since_epoch":1795302344,"nanos_since_epoch":539293937},"commit":null,"tags":null,"env":{},"directories":{}}"#

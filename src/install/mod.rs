@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod entry_points;
 pub mod generated;
+pub mod layout;
 pub mod record;
 pub mod script;
 pub mod sync;
@@ -13,6 +14,8 @@ use std::path::Path;
 
 use crate::layer::wheel::WheelArchive;
 use crate::manifest::{Layer, Mapping};
+use crate::name::PackageName;
+use layout::{DataKind, Layout};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
@@ -93,33 +96,28 @@ pub fn wheel_layer(source: &Path, version: &str) -> Result<Layer, InstallError> 
 /// [`wheel_layer`] of a source whose dist-info prefix is known.
 pub fn layer_for(source: &Path, prefix: &str, version: &str) -> Layer {
     let (name, ver) = prefix.split_once('-').unwrap_or((prefix, ""));
-    let site = crate::venv::site_packages(version);
+    let layout = Layout::new(version);
+    let package = PackageName::new(name);
     let data = format!("{prefix}.data");
     let to = |from: String, to: String| Mapping {
         from,
         to: Some(to),
         skip: false,
     };
-    let map = vec![
-        to(String::new(), site.clone()),
+    let mut map = vec![
+        to(String::new(), layout.site_packages().to_owned()),
         Mapping {
             from: data.clone(),
             to: None,
             skip: true,
         },
-        to(format!("{data}/purelib"), site.clone()),
-        to(format!("{data}/platlib"), site),
-        to(format!("{data}/scripts"), "bin".into()),
-        to(
-            format!("{data}/headers"),
-            // uv names the directory by the normalized distribution name
-            format!(
-                "include/site/python{version}/{}",
-                generated::normalize_name(name)
-            ),
-        ),
-        to(format!("{data}/data"), String::new()),
     ];
+    map.extend(DataKind::ALL.map(|kind| {
+        to(
+            format!("{data}/{}", kind.as_str()),
+            layout.data_dir(kind, &package),
+        )
+    }));
     Layer {
         source: source.to_owned(),
         name: name.to_owned(),

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::apply::{self, Planned};
-use super::generated::normalize_name;
+use super::layout::Layout;
 use super::txn::Txn;
 use crate::finder::{self, Problem, Sources};
 use crate::manifest::{manifest_path, Layer, Manifest};
+use crate::name::PackageName;
 use crate::pins::Pin;
 use crate::tags::{TagRank, WheelFilename};
 
@@ -33,7 +34,7 @@ pub struct Options {
     pub require_hashes: bool,
     /// Distributions sync leaves alone when pip installed them through the mount (the
     /// lock's editable projects).
-    pub keep: Vec<String>,
+    pub keep: Vec<PackageName>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +125,7 @@ pub fn apply(
 ) -> Result<Report, Error> {
     let started = Instant::now();
     let version = crate::venv::python_version(venv)?;
+    let layout = Layout::new(&version);
     let venv = venv
         .canonicalize()
         .map_err(|e| format!("{}: {e}", venv.display()))?;
@@ -141,7 +143,7 @@ pub fn apply(
     let mut todo: Vec<&Resolved> = Vec::new();
     for r in &resolved {
         let existing = manifest.layers.iter().find(|l| l.source == r.source);
-        match existing.filter(|l| intact(root, l, &version)) {
+        match existing.filter(|l| intact(root, l, &layout)) {
             Some(l) => {
                 progress.tick();
                 unchanged.push(l.clone());
@@ -159,7 +161,7 @@ pub fn apply(
     for (r, plan) in todo.iter().zip(plans) {
         let plan = plan?;
         if let Some(pin) = &r.pin {
-            let same_name = normalize_name(&plan.layer.name) == normalize_name(&pin.name);
+            let same_name = plan.layer.package_name() == PackageName::new(&pin.name);
             let same_version = plan.layer.version.parse::<pep440_rs::Version>().ok()
                 == pin.version.parse::<pep440_rs::Version>().ok();
             if !same_name || !same_version {
@@ -185,7 +187,7 @@ pub fn apply(
                 && !l.name.is_empty()
                 && !planned
                     .iter()
-                    .any(|p| normalize_name(&p.layer.name) == normalize_name(&l.name)))
+                    .any(|p| p.layer.package_name() == l.package_name()))
     };
     let mut removed: Vec<Layer> = manifest
         .layers
@@ -201,21 +203,16 @@ pub fn apply(
             .chain(&manifest.layers)
             .collect();
         removed.extend(
-            installed_through_the_mount(root, &version, &known)
+            installed_through_the_mount(root, &layout, &known)
                 .into_iter()
-                .filter(|l| {
-                    !opts
-                        .keep
-                        .iter()
-                        .any(|k| normalize_name(k) == normalize_name(&l.name))
-                }),
+                .filter(|l| !opts.keep.contains(&l.package_name())),
         );
     }
 
     let mut txn = Txn::begin(root)?;
     let changed = (|| -> Result<(), Error> {
         for l in &removed {
-            apply::remove_generated(&mut txn, root, l, &version)?;
+            apply::remove_generated(&mut txn, root, l, &layout)?;
         }
         let mut whiteouts = apply::Whiteouts::default();
         for p in &planned {
@@ -250,7 +247,7 @@ pub fn apply(
         txn.rollback();
         return Err(e.into());
     }
-    let touched = txn.commit_touched(&keep_dirs(root, &version));
+    let touched = txn.commit_touched(&keep_dirs(root, &layout));
     crate::venv::write_unmounted_guard(root)?;
     Ok(Report {
         installed: planned.iter().map(|p| label(&p.layer)).collect(),
@@ -282,6 +279,7 @@ pub fn up_to_date(
 ) -> Result<Option<Report>, Error> {
     let started = Instant::now();
     let version = crate::venv::python_version(venv)?;
+    let layout = Layout::new(&version);
     let venv = venv
         .canonicalize()
         .map_err(|e| format!("{}: {e}", venv.display()))?;
@@ -295,7 +293,7 @@ pub fn up_to_date(
         manifest
             .layers
             .iter()
-            .any(|l| l.source == r.source && intact(&venv, l, &version))
+            .any(|l| l.source == r.source && intact(&venv, l, &layout))
     });
     if !all_current {
         return Ok(None);
@@ -306,14 +304,9 @@ pub fn up_to_date(
             .iter()
             .any(|l| !resolved.iter().any(|r| r.source == l.source));
         let known: Vec<&Layer> = manifest.layers.iter().collect();
-        let extra_installed = installed_through_the_mount(&venv, &version, &known)
+        let extra_installed = installed_through_the_mount(&venv, &layout, &known)
             .iter()
-            .any(|l| {
-                !opts
-                    .keep
-                    .iter()
-                    .any(|k| normalize_name(k) == normalize_name(&l.name))
-            });
+            .any(|l| !opts.keep.contains(&l.package_name()));
         if extra_layer || extra_installed {
             return Ok(None);
         }
@@ -329,6 +322,7 @@ pub fn up_to_date(
 pub fn uninstall(venv: &Path, root: &Path, names: &[String]) -> Result<Report, Error> {
     let started = Instant::now();
     let version = crate::venv::python_version(venv)?;
+    let layout = Layout::new(&version);
     let venv = venv
         .canonicalize()
         .map_err(|e| format!("{}: {e}", venv.display()))?;
@@ -336,11 +330,11 @@ pub fn uninstall(venv: &Path, root: &Path, names: &[String]) -> Result<Report, E
     let mut manifest = Manifest::load(&manifest_file)?;
     let mut chosen = Vec::new();
     for name in names {
-        let wanted = normalize_name(name);
+        let wanted = PackageName::new(name);
         let layer = manifest
             .layers
             .iter()
-            .find(|l| normalize_name(&l.name) == wanted)
+            .find(|l| l.package_name() == wanted)
             .ok_or_else(|| {
                 format!(
                     "{name} is not installed in {} (`venvfs layer list` shows what is)",
@@ -351,7 +345,7 @@ pub fn uninstall(venv: &Path, root: &Path, names: &[String]) -> Result<Report, E
     }
     let mut txn = Txn::begin(root)?;
     for layer in &chosen {
-        if let Err(e) = apply::remove_generated(&mut txn, root, layer, &version) {
+        if let Err(e) = apply::remove_generated(&mut txn, root, layer, &layout) {
             txn.rollback();
             return Err(format!("{e}\n  nothing was changed").into());
         }
@@ -364,7 +358,7 @@ pub fn uninstall(venv: &Path, root: &Path, names: &[String]) -> Result<Report, E
         txn.rollback();
         return Err(e);
     }
-    let touched = txn.commit_touched(&keep_dirs(root, &version));
+    let touched = txn.commit_touched(&keep_dirs(root, &layout));
     Ok(Report {
         removed: chosen.iter().map(label).collect(),
         elapsed: started.elapsed(),
@@ -376,8 +370,8 @@ pub fn uninstall(venv: &Path, root: &Path, names: &[String]) -> Result<Report, E
 /// Distributions whose `.dist-info` is in the venv's own site-packages (put there by pip
 /// or uv through the mount) and is not one of `layers`, as layer-less stand-ins that
 /// [`apply::remove_generated`] removes by their RECORD.
-fn installed_through_the_mount(venv: &Path, version: &str, layers: &[&Layer]) -> Vec<Layer> {
-    let site = venv.join(crate::venv::site_packages(version));
+fn installed_through_the_mount(venv: &Path, layout: &Layout, layers: &[&Layer]) -> Vec<Layer> {
+    let site = venv.join(layout.site_packages());
     let ours: std::collections::HashSet<String> = layers
         .iter()
         .map(|l| format!("{}-{}.dist-info", l.name, l.version))
@@ -399,37 +393,37 @@ fn installed_through_the_mount(venv: &Path, version: &str, layers: &[&Layer]) ->
             })
         })
         .collect();
-    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found.sort_by_key(Layer::package_name);
     found
 }
 
 /// Whether an installed layer is still whole: installing writes its RECORD into the venv's
 /// own directory, so a missing one means it was uninstalled (or taken apart) through the
 /// mount, by pip or uv, and must be installed again.
-fn intact(venv: &Path, l: &Layer, version: &str) -> bool {
-    venv.join(crate::venv::site_packages(version))
+fn intact(venv: &Path, l: &Layer, layout: &Layout) -> bool {
+    venv.join(layout.site_packages())
         .join(format!("{}-{}.dist-info", l.name, l.version))
         .join("RECORD")
         .is_file()
 }
 
 fn label(l: &Layer) -> String {
-    format!("{}=={}", normalize_name(&l.name), l.version)
+    format!("{}=={}", l.package_name(), l.version)
 }
 
 /// Directories that stay even when emptied.
-fn keep_dirs(venv: &Path, version: &str) -> Vec<PathBuf> {
+fn keep_dirs(venv: &Path, layout: &Layout) -> Vec<PathBuf> {
     vec![
         venv.to_owned(),
-        venv.join("bin"),
-        venv.join(crate::venv::site_packages(version)),
+        venv.join(&layout.scheme.scripts),
+        venv.join(layout.site_packages()),
     ]
 }
 
 fn check_unique<'a>(layers: impl Iterator<Item = &'a Layer>) -> Result<(), Error> {
     let mut seen = std::collections::HashMap::new();
     for l in layers {
-        if let Some(other) = seen.insert(normalize_name(&l.name), l) {
+        if let Some(other) = seen.insert(l.package_name(), l) {
             return Err(format!(
                 "{} is given twice ({} and {}); name one version",
                 l.name,

@@ -1,0 +1,186 @@
+//! `venvfs mount`, `umount` and `status`: the mount's life cycle on Linux.
+//!
+//! `mount` without `--foreground` starts a copy of itself in the background (its own session,
+//! so closing the terminal does not stop it) and waits until that copy says the venv is
+//! mounted or prints why it could not be; the user sees the same errors either way.
+//!
+//! One file a job: [`spawn`] starts the background daemon and waits for it, [`serve`] runs
+//! the mount and answers signals, [`requests`] keeps the request counts `status --requests`
+//! shows, [`change`] lets a command change a mounted venv live, [`status`] prints the
+//! mounts. Mounting, unmounting and finding a venv's mount are here.
+
+mod change;
+mod requests;
+mod serve;
+mod spawn;
+mod status;
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::cli::{MountArgs, UmountArgs};
+use crate::manifest::{manifest_path, STATE_DIR};
+use crate::registry;
+
+pub use change::change;
+pub use status::{human, status};
+
+type CmdResult = Result<(), Box<dyn Error>>;
+
+/// An absolute path without resolving symlinks through a possibly dead mount.
+fn absolute(venv: &Path) -> std::io::Result<PathBuf> {
+    let abs = std::path::absolute(venv)?;
+    if venvfs_fuse::is_stale(&abs) {
+        return Ok(abs);
+    }
+    abs.canonicalize()
+}
+
+fn is_mounted(venv: &Path) -> bool {
+    venvfs_fuse::mounts().iter().any(|m| m.mountpoint == venv)
+}
+
+/// Whether a venv (any spelling of its path) is mounted by venvfs.
+pub fn venv_is_mounted(venv: &Path) -> bool {
+    absolute(venv).is_ok_and(|abs| is_mounted(&abs))
+}
+
+pub fn mount(args: MountArgs) -> CmdResult {
+    let venv = absolute(&args.venv).map_err(|e| format!("{}: {e}", args.venv.display()))?;
+    if venvfs_fuse::is_stale(&venv) {
+        venvfs_fuse::unmount(&venv, true).map_err(|e| {
+            format!(
+                "{}: a dead venvfs mount is in the way and could not be removed: {e}",
+                venv.display()
+            )
+        })?;
+        tracing::warn!(
+            "{}: removed a stale mount left by a daemon that died",
+            venv.display()
+        );
+    }
+    if is_mounted(&venv) {
+        let who = registry::list()
+            .into_iter()
+            .find(|r| r.venv == venv)
+            .map(|r| format!(" (pid {})", r.pid));
+        return Err(format!(
+            "{} is already mounted{}; run `venvfs umount {}` first",
+            venv.display(),
+            who.unwrap_or_default(),
+            venv.display()
+        )
+        .into());
+    }
+    crate::venv::python_version(&venv)?;
+    // (also for venvs made before the guard existed; the venv is not mounted yet here)
+    crate::venv::write_unmounted_guard(&venv)?;
+    if args.foreground || args.daemon_child {
+        serve::serve(&venv, &args)
+    } else {
+        spawn::spawn_daemon(&venv, &args)?;
+        set_link_mode_once(&venv);
+        Ok(())
+    }
+}
+
+/// Makes the venv's activation set uv's symlink link mode (through the mount, which is
+/// up: a refused mount must leave the venv as it was), saying once, when the script
+/// changes, how a uv project around the venv gets the same without activating it.
+pub(super) fn set_link_mode_once(venv: &Path) {
+    match crate::activate::set_link_mode(venv) {
+        Ok(true) => {
+            if let Some(hint) = crate::activate::project_hint(venv) {
+                eprintln!("{hint}");
+            }
+        }
+        Ok(false) => {}
+        Err(e) => tracing::warn!(
+            "cannot set uv's link mode in {}/bin/activate: {e}",
+            venv.display()
+        ),
+    }
+}
+
+/// The `venvfs mount` options that reproduce `args` (also kept in the registry, so that a
+/// command that must unmount a venv can mount it again the same way).
+fn mount_flags(args: &MountArgs) -> Vec<std::ffi::OsString> {
+    let mut flags: Vec<std::ffi::OsString> = vec![
+        "--threads".into(),
+        args.threads.to_string().into(),
+        "--memory-cache-mib".into(),
+        args.memory_cache_mib.to_string().into(),
+    ];
+    if args.allow_other {
+        flags.push("--allow-other".into());
+    }
+    if args.passthrough {
+        flags.push("--passthrough".into());
+    }
+    if let Some(d) = &args.spill_dir {
+        flags.push("--spill-dir".into());
+        flags.push(d.into());
+    }
+    flags
+}
+
+/// Unmounts, retrying for a moment while the mount is busy: files closed by processes that
+/// just exited are released by the kernel a little later.
+fn unmount_settled(venv: &Path) -> std::io::Result<()> {
+    let deadline = Instant::now() + Duration::from_millis(500);
+    loop {
+        match venvfs_fuse::unmount(venv, false) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            other => return other,
+        }
+    }
+}
+
+pub fn umount(args: UmountArgs) -> CmdResult {
+    let venv = absolute(&args.venv).map_err(|e| format!("{}: {e}", args.venv.display()))?;
+    let stale = venvfs_fuse::is_stale(&venv);
+    if !stale && !is_mounted(&venv) {
+        return Err(format!("{} is not mounted by venvfs", venv.display()).into());
+    }
+    let daemon = registry::list().into_iter().find(|r| r.venv == venv);
+    let unmounted = if args.lazy || stale {
+        venvfs_fuse::unmount(&venv, true)
+    } else {
+        unmount_settled(&venv)
+    };
+    unmounted.map_err(|e| {
+        if e.raw_os_error() == Some(libc::EBUSY) {
+            format!(
+                "{} is busy: a process has files open in it or is inside it (see `fuser -vm {}`); close it, or use `venvfs umount --lazy`",
+                venv.display(),
+                venv.display()
+            )
+        } else {
+            format!("cannot unmount {}: {e}", venv.display())
+        }
+    })?;
+    // Wait for the daemon to finish, so that a `mount` right after this finds things clean.
+    if let Some(r) = daemon {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while registry::alive(r.pid) && Instant::now() < deadline && !args.lazy {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    println!("unmounted {}", venv.display());
+    Ok(())
+}
+
+/// The manifest of a venv, also while it is mounted (the mount hides `.venvfs`; the
+/// daemon's directory fd still reaches it).
+pub fn manifest_of(venv: &Path) -> PathBuf {
+    let abs = absolute(venv).unwrap_or_else(|_| venv.to_owned());
+    match registry::list().into_iter().find(|r| r.venv == abs) {
+        Some(r) => PathBuf::from(format!("/proc/{}/fd/{}", r.pid, r.upper_fd))
+            .join(STATE_DIR)
+            .join(crate::manifest::MANIFEST_FILE),
+        None => manifest_path(venv),
+    }
+}

@@ -1,0 +1,175 @@
+//! Serving a mount: the overlay over the venv, the FUSE session, and the signals that
+//! unmount it or ask for its request counts.
+
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use venvfs_fuse::MountConfig;
+
+use super::change::take_changes_live;
+use super::requests::{format_requests, write_requests};
+use super::spawn::{redirect_output, READY};
+use super::{mount_flags, CmdResult};
+use crate::cli::MountArgs;
+use crate::manifest::{manifest_path, Manifest, STATE_DIR};
+use crate::overlay::{Overlay, OverlayConfig};
+use crate::registry;
+
+pub(super) fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
+    let manifest_file = manifest_path(venv);
+    let manifest = Manifest::load(&manifest_file)?;
+    let mut cfg = OverlayConfig {
+        memory_budget: args.memory_cache_mib << 20,
+        ..Default::default()
+    };
+    if let Some(d) = &args.spill_dir {
+        cfg.spill_dir = d.clone();
+    }
+    cfg.reference_roots = reference_roots(&manifest);
+    let started = Instant::now();
+    // The kernel hands us modes with the caller's umask already applied: ours must not
+    // mask them a second time.
+    rustix::process::umask(rustix::fs::Mode::empty());
+    let overlay = std::sync::Arc::new(Overlay::new(venv, &manifest, cfg)?);
+    let record = registry::Record {
+        venv: venv.to_owned(),
+        pid: std::process::id(),
+        upper_fd: overlay.upper().fd().as_raw_fd(),
+        layers: overlay.lower().labels.clone(),
+        lower_entries: overlay.lower().len(),
+        mount_flags: mount_flags(args)
+            .into_iter()
+            .map(|f| f.to_string_lossy().into_owned())
+            .collect(),
+    };
+    // The log must be opened before the mount hides the venv's .venvfs directory.
+    let log = if args.daemon_child {
+        let path = venv.join(STATE_DIR).join("mount.log");
+        Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?,
+        )
+    } else {
+        None
+    };
+    let mount_cfg = MountConfig {
+        fsname: format!("venvfs:{}", venv.display()),
+        allow_other: args.allow_other,
+        threads: args.threads,
+        passthrough: args.passthrough,
+    };
+    let mounted = venvfs_fuse::mount(std::sync::Arc::clone(&overlay), venv, &mount_cfg)
+        .map_err(|e| format!("cannot mount {}: {e}{}", venv.display(), mount_hint(&e)))?;
+    let took = started.elapsed();
+    if let Err(e) = take_changes_live(&overlay, mounted.kernel_cache(), &record) {
+        tracing::warn!(
+            "cannot listen for live changes ({e}): `venvfs sync`/`install` will ask to remount"
+        );
+    }
+    let unmounter = mounted.unmounter();
+    let stats = mounted.stats();
+    let mut signals = signal_hook::iterator::Signals::new([
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGUSR1,
+    ])?;
+    let shown = venv.display().to_string();
+    let daemon = log.is_some();
+    let pid = std::process::id();
+    std::thread::spawn(move || {
+        for sig in signals.forever() {
+            if sig == libc::SIGUSR1 {
+                if let Err(e) = write_requests(pid, &stats) {
+                    tracing::warn!("cannot write the request counts: {e}");
+                }
+                continue;
+            }
+            if sig == libc::SIGHUP && daemon {
+                continue; // a daemon has no terminal to lose
+            }
+            match unmounter.unmount(false) {
+                Ok(()) => break,
+                Err(e) => tracing::error!(
+                    "cannot unmount {shown}: {e}; close what uses it, or run `venvfs umount --lazy {shown}`"
+                ),
+            }
+        }
+    });
+    if let Err(e) = registry::write(&record) {
+        tracing::warn!("cannot record the mount for `venvfs status`: {e}");
+    }
+    if let Some(log) = &log {
+        println!("{READY}");
+        redirect_output(log)?;
+    }
+    tracing::info!(
+        "mounted {} with {} layers ({} entries) in {took:.0?}",
+        venv.display(),
+        record.layers.len(),
+        record.lower_entries
+    );
+    if log.is_none() {
+        eprintln!(
+            "venvfs: {} mounted; press Ctrl-C to unmount",
+            venv.display()
+        );
+    }
+    if !args.daemon_child {
+        // (through the mount, which serves once `run` starts)
+        let venv = venv.to_owned();
+        std::thread::spawn(move || super::set_link_mode_once(&venv));
+    }
+    let stats = mounted.stats();
+    let result = mounted.run();
+    registry::remove(record.pid);
+    tracing::info!(
+        "unmounted {}; requests served: {}",
+        venv.display(),
+        format_requests(&stats.snapshot())
+    );
+    Ok(result?)
+}
+
+fn mount_hint(e: &std::io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::ENOENT) if !Path::new("/dev/fuse").exists() => {
+            "\n  /dev/fuse is missing: load the fuse module (modprobe fuse)"
+        }
+        Some(libc::EPERM) | Some(libc::EACCES) => {
+            "\n  mounting needs root or fusermount3 (apt-get install fuse3)"
+        }
+        _ => "",
+    }
+}
+
+/// The read-only sources a symlink created in the venv may point into to be kept as a
+/// reference, besides any uv cache the link itself shows (see `Upper::reference_target`):
+/// uv's cache as this process's environment names it (and canonical), and the uv caches
+/// the venv's layers come from (the directory above their `archive-v0`).
+fn reference_roots(manifest: &Manifest) -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = Vec::new();
+    let mut add = |p: PathBuf| {
+        if let Ok(c) = p.canonicalize() {
+            if !roots.contains(&c) {
+                roots.push(c);
+            }
+        }
+        if p.is_absolute() && !roots.contains(&p) {
+            roots.push(p);
+        }
+    };
+    if let Some(uv) = crate::finder::uvcache::locate(None) {
+        add(uv);
+    }
+    for layer in &manifest.layers {
+        let archives = layer.source.parent().filter(|p| p.ends_with("archive-v0"));
+        if let Some(cache) = archives.and_then(Path::parent) {
+            add(cache.to_owned());
+        }
+    }
+    roots
+}
