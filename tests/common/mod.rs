@@ -39,17 +39,15 @@ pub fn run(cmd: &mut Command) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
-/// The real PyPI wheels of the project's test set (`../shared/wheels`, or `$VENVFS_TEST_WHEELS`).
+mod wheels_dir;
+pub use wheels_dir::test_wheels_dir;
+
+/// The real PyPI wheel whose file name starts with `prefix`, from the test wheels'
+/// directory (`test_wheels_dir`).
 pub fn shared_wheel(prefix: &str) -> PathBuf {
-    let dir = std::env::var_os("VENVFS_TEST_WHEELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/wheels"));
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
-        panic!(
-            "the test wheels are not at {} ({e}); set VENVFS_TEST_WHEELS to their directory",
-            dir.display()
-        )
-    });
+    let dir = test_wheels_dir().unwrap_or_else(|e| panic!("{e}"));
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list the test wheels in {}: {e}", dir.display()));
     let mut found: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
@@ -59,9 +57,12 @@ pub fn shared_wheel(prefix: &str) -> PathBuf {
         })
         .collect();
     found.sort();
-    found
-        .pop()
-        .unwrap_or_else(|| panic!("no {prefix}*.whl in {}", dir.display()))
+    found.pop().unwrap_or_else(|| {
+        panic!(
+            "no {prefix}*.whl in {} (scripts/test-wheels fetches the wheels of tests/wheels.txt)",
+            dir.display()
+        )
+    })
 }
 
 /// Unpacks a wheel into a directory, as uv's cache holds it.
