@@ -40,3 +40,8 @@ pub mod tags;
 pub mod upper;
 pub mod upper_format;
 pub mod venv;
+
+/// Where the unit tests find the real PyPI wheels: the integration tests' lookup, shared.
+#[cfg(test)]
+#[path = "../tests/common/wheels_dir.rs"]
+mod test_wheels;

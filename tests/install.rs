@@ -57,10 +57,9 @@ fn a_venvfs_install_matches_uv_pip_install_file_for_file() {
     let compared = assert_same_files(&ours, &reference, "after install");
     assert!(compared > 2000, "only {compared} files compared");
 
-    let python =
-        |venv: &Path, code: &str| run_ok(Command::new(venv.join("bin/python")).args(["-c", code]));
+    let python = |venv: &Path, code: &str| run_ok(venv_program(venv, "python").args(["-c", code]));
     let pip_list = |venv: &Path| {
-        run_ok(Command::new(venv.join("bin/python")).args(["-m", "pip", "list", "--format=freeze"]))
+        run_ok(venv_program(venv, "python").args(["-m", "pip", "list", "--format=freeze"]))
     };
     assert_eq!(pip_list(&ours), pip_list(&reference));
     let metadata = "import importlib.metadata as m, json\n\
@@ -75,8 +74,9 @@ fn a_venvfs_install_matches_uv_pip_install_file_for_file() {
     );
     // console scripts run, and the packages work
     assert!(run_ok(Command::new(ours.join("bin/numpy-config")).arg("--version")).contains("2.4.6"));
-    assert!(run_ok(Command::new(ours.join("bin/pip")).arg("--version"))
-        .contains(&ours.display().to_string()));
+    assert!(
+        run_ok(venv_program(&ours, "pip").arg("--version")).contains(&ours.display().to_string())
+    );
     python(
         &ours,
         "import numpy, requests, click, six; assert numpy.arange(5).sum() == 10",

@@ -110,7 +110,7 @@ fn pins(wheels: &[PathBuf]) -> String {
 }
 
 fn py(venv: &Path, args: &[&str]) -> String {
-    run_ok(Command::new(venv.join("bin/python")).args(args))
+    run_ok(venv_program(venv, "python").args(args))
 }
 
 fn uv_venv(path: &Path) {

@@ -856,13 +856,18 @@ tinypure.py,sha256=mHUu4o1UhL3CgU-3CttqCy-zH2qbjueugf0vyc8wCzs,4
         }
     }
 
-    /// A real wheel from `/work/shared/wheels`: (dist-info prefix, files with content and
-    /// the mode venvfs's layer gives them), or `None` if the wheels are not there.
+    /// A real wheel of the test set (`crate::test_wheels`): (dist-info prefix, files with
+    /// content and the mode venvfs's layer gives them), or `None` if the wheels are not there.
     fn read_wheel(file: &str) -> Option<(String, Vec<GeneratedFile>)> {
         use std::io::Read;
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/wheels")
-            .join(file);
+        let dir = match crate::test_wheels::test_wheels_dir() {
+            Ok(dir) => dir,
+            Err(e) => {
+                eprintln!("skipped: {e}");
+                return None;
+            }
+        };
+        let path = dir.join(file);
         let Ok(f) = std::fs::File::open(&path) else {
             eprintln!("skipped: {} is not there", path.display());
             return None;

@@ -17,6 +17,9 @@ pub fn venvfs() -> Command {
         "XDG_CACHE_HOME",
         Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache"),
     );
+    // nor does it read the user's uv cache: without `UV_CACHE_DIR` (which a test may set
+    // again) it looks in `$XDG_CACHE_HOME/uv`, above
+    cmd.env_remove("UV_CACHE_DIR");
     cmd
 }
 
@@ -39,17 +42,15 @@ pub fn run(cmd: &mut Command) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
-/// The real PyPI wheels of the project's test set (`../shared/wheels`, or `$VENVFS_TEST_WHEELS`).
+mod wheels_dir;
+pub use wheels_dir::test_wheels_dir;
+
+/// The real PyPI wheel whose file name starts with `prefix`, from the test wheels'
+/// directory (`test_wheels_dir`).
 pub fn shared_wheel(prefix: &str) -> PathBuf {
-    let dir = std::env::var_os("VENVFS_TEST_WHEELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/wheels"));
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
-        panic!(
-            "the test wheels are not at {} ({e}); set VENVFS_TEST_WHEELS to their directory",
-            dir.display()
-        )
-    });
+    let dir = test_wheels_dir().unwrap_or_else(|e| panic!("{e}"));
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list the test wheels in {}: {e}", dir.display()));
     let mut found: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
@@ -59,9 +60,12 @@ pub fn shared_wheel(prefix: &str) -> PathBuf {
         })
         .collect();
     found.sort();
-    found
-        .pop()
-        .unwrap_or_else(|| panic!("no {prefix}*.whl in {}", dir.display()))
+    found.pop().unwrap_or_else(|| {
+        panic!(
+            "no {prefix}*.whl in {} (scripts/test-wheels fetches the wheels of tests/wheels.txt)",
+            dir.display()
+        )
+    })
 }
 
 /// Unpacks a wheel into a directory, as uv's cache holds it.
@@ -286,8 +290,24 @@ pub fn build_wheel(
     path
 }
 
+/// uv, with its cache (and any Python it downloads) under the tests' target directory, so
+/// that the tests never write into the user's uv cache or home directory. A test that needs
+/// a cache of its own sets `UV_CACHE_DIR` again.
 pub fn uv() -> Command {
-    Command::new("uv")
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let mut cmd = Command::new("uv");
+    cmd.env("UV_CACHE_DIR", tmp.join("uv-cache"))
+        .env("UV_PYTHON_INSTALL_DIR", tmp.join("uv-python"));
+    cmd
+}
+
+/// A program of a test venv (`bin/python`, `bin/pip`, ...), with pip kept out of the
+/// user's home directory: no cache, and no version check (which writes a file there).
+pub fn venv_program(venv: &Path, program: &str) -> Command {
+    let mut cmd = Command::new(venv.join("bin").join(program));
+    cmd.env("PIP_NO_CACHE_DIR", "1")
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
+    cmd
 }
 
 /// Files of a venv (symlink targets as content) with the venv path replaced, minus what

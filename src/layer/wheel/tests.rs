@@ -894,19 +894,15 @@ fn types_are_thread_safe() {
 
 // ----- real wheels -----------------------------------------------------------------------
 
-/// The shared real wheels, from `$VENVFS_TEST_WHEELS`, `../shared/wheels` next to the
-/// crate, or `/work/shared/wheels`; `None` (and a message) if absent.
+/// The shared real wheels (`crate::test_wheels`: `$VENVFS_TEST_WHEELS`, `../shared/wheels`
+/// or `target/test-wheels`); `None` (and a message saying what to run) if absent.
 fn real_wheels() -> Option<Vec<PathBuf>> {
-    let candidates = [
-        std::env::var_os("VENVFS_TEST_WHEELS").map(PathBuf::from),
-        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/wheels")),
-        Some(PathBuf::from("/work/shared/wheels")),
-    ];
-    let Some(dir) = candidates.into_iter().flatten().find(|d| d.is_dir()) else {
-        eprintln!(
-            "SKIPPED: no real wheels found (set VENVFS_TEST_WHEELS to a directory of .whl files)"
-        );
-        return None;
+    let dir = match crate::test_wheels::test_wheels_dir() {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("SKIPPED: {e}");
+            return None;
+        }
     };
     let mut wheels: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
