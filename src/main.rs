@@ -86,8 +86,14 @@ fn create(venv: &Path, python: &str) -> Result<(), Box<dyn Error>> {
 }
 
 fn options(finder: &FinderArgs, extra_find_links: Vec<PathBuf>) -> Options {
-    let mut find_links = finder.find_links.clone();
-    find_links.extend(extra_find_links);
+    // (absolute: layers from them are recorded by path, and read by the daemon too)
+    let find_links = finder
+        .find_links
+        .iter()
+        .cloned()
+        .chain(extra_find_links)
+        .map(|d| std::path::absolute(&d).unwrap_or(d))
+        .collect();
     Options {
         find_links,
         cache_dir: finder.cache_dir.clone(),
@@ -223,17 +229,46 @@ fn layer(cmd: LayerCommand) -> Result<(), Box<dyn Error>> {
             venvfs::daemon::change(&venv, |root| {
                 let path = manifest_path(root);
                 let mut manifest = Manifest::load(&path)?;
+                let mut removed = Vec::new();
                 for name in &names {
-                    let before = manifest.layers.len();
                     let wanted = PackageName::new(name);
-                    manifest.layers.retain(|l| l.package_name() != wanted);
-                    if manifest.layers.len() == before {
+                    let (gone, kept) = manifest
+                        .layers
+                        .into_iter()
+                        .partition(|l| l.package_name() == wanted);
+                    manifest.layers = kept;
+                    if gone.is_empty() {
                         return Err(format!("{}: no layer named {name}", path.display()).into());
                     }
+                    removed.extend(gone);
+                }
+                // (the bytecode Python wrote for the layers' modules goes with them)
+                let mut txn = venvfs::install::txn::Txn::begin(root)?;
+                let cleaned = (|| -> Result<(), Box<dyn Error>> {
+                    for layer in &removed {
+                        venvfs::install::apply::remove_layer_bytecode(
+                            &mut txn, root, layer, &path,
+                        )?;
+                    }
+                    txn.sync()?;
+                    manifest.save(&path)?;
+                    Ok(())
+                })();
+                if let Err(e) = cleaned {
+                    txn.rollback();
+                    return Err(e);
+                }
+                let layout =
+                    venvfs::install::layout::Layout::new(&venvfs::venv::python_version(root)?);
+                let touched = txn.commit_touched(&sync::keep_dirs(root, &layout));
+                for name in &names {
                     println!(" - {name}");
                 }
-                manifest.save(&path)?;
-                Ok(((), Vec::new()))
+                let touched = touched
+                    .into_iter()
+                    .filter_map(|p| p.strip_prefix(root).ok().map(Path::to_owned))
+                    .collect();
+                Ok(((), touched))
             })
         }
     }

@@ -63,7 +63,17 @@ fn changes_apply_live_while_a_program_imports() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
 
-    let shows = |code: &str| s.python(code).status.success();
+    // (writing bytecode through the mount, as Python does by default: a removed package's
+    // __pycache__ must not keep it importable)
+    let shows = |code: &str| {
+        Command::new(s.venv.join("bin/python"))
+            .args(["-c", code])
+            .env_remove("PYTHONDONTWRITEBYTECODE")
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
     let timed = |cmd: &mut Command| {
         let t = Instant::now();
         run_ok(cmd);
@@ -85,13 +95,14 @@ fn changes_apply_live_while_a_program_imports() {
     // sync to another set
     let pins = s.path("pins.txt");
     std::fs::write(&pins, "six==1.17.0\ncertifi==2026.10.18\n").unwrap();
+    // (a relative --find-links directory: the layers must still be found by the daemon)
     run_ok(
         venvfs()
             .arg("sync")
             .arg(&s.venv)
             .arg(&pins)
-            .args(["--no-cache", "-f"])
-            .arg(&house),
+            .args(["--no-cache", "-f", "house"])
+            .current_dir(s.dir.path()),
     );
     assert!(shows("import certifi, six"));
     assert!(

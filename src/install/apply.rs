@@ -520,6 +520,39 @@ fn confined(venv: &Path, site: &Path, rel: &Path) -> Option<PathBuf> {
 }
 
 /// The `__pycache__/<stem>.*.pyc` files of a module.
+/// Removes from the venv's own directory (`root`) the bytecode Python wrote for the
+/// modules that `layer` provides, as `uninstall` does for a wheel it installed: without
+/// it, a removed package's `__pycache__` would keep its directory importable (as an empty
+/// namespace package). `manifest` names the manifest, for messages.
+pub fn remove_layer_bytecode(
+    txn: &mut Txn,
+    root: &Path,
+    layer: &Layer,
+    manifest: &Path,
+) -> Result<usize, Box<dyn std::error::Error>> {
+    let (_, entries) = crate::layer::Source::open(layer, manifest)?;
+    let mut removed = 0;
+    for entry in entries.iter().filter(|e| e.rel.ends_with(".py")) {
+        let Some((to, rest)) = layer.destination_parts(&entry.rel) else {
+            continue;
+        };
+        let mut path = root.to_owned();
+        for part in to
+            .split('/')
+            .chain(rest.split('/'))
+            .filter(|p| !p.is_empty())
+        {
+            path.push(part);
+        }
+        for pyc in bytecode_of(&path) {
+            if txn.remove(&pyc)? {
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
 fn bytecode_of(py: &Path) -> Vec<PathBuf> {
     let (Some(dir), Some(stem)) = (py.parent(), py.file_stem()) else {
         return Vec::new();

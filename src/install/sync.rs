@@ -411,8 +411,8 @@ fn label(l: &Layer) -> String {
     format!("{}=={}", l.package_name(), l.version)
 }
 
-/// Directories that stay even when emptied.
-fn keep_dirs(venv: &Path, layout: &Layout) -> Vec<PathBuf> {
+/// Directories of a venv that stay even when a change empties them.
+pub fn keep_dirs(venv: &Path, layout: &Layout) -> Vec<PathBuf> {
     vec![
         venv.to_owned(),
         venv.join(&layout.scheme.scripts),
