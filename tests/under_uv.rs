@@ -190,3 +190,65 @@ fn uv_add_run_remove_in_a_mounted_venv_copies_nothing() {
     assert_eq!(snapshot(&p.cache.join("archive-v0")), cache_before);
     let _ = &p.s;
 }
+
+/// A venv that uv filled with copies through the mount (its default link mode across
+/// filesystems): `venvfs sync` of the same pins drops the copies in favour of the layers,
+/// says so, and the venv shows the same packages.
+#[test]
+fn sync_drops_the_copies_uv_made() {
+    let s = Scratch::new();
+    let wheels = shared_wheel("six-").parent().unwrap().to_owned();
+    let cache = s.path("uv-cache");
+    let m = s.mount();
+    let out = run(uv()
+        .args([
+            "pip",
+            "install",
+            "--link-mode=copy",
+            "--no-index",
+            "--python",
+        ])
+        .arg(s.venv.join("bin/python"))
+        .arg("--find-links")
+        .arg(&wheels)
+        .args(["six", "idna", "numpy"])
+        .env("UV_CACHE_DIR", &cache));
+    assert!(out.status.success(), "{out:?}");
+    let before = s.python_ok("import six, idna, numpy; print(six.__version__, numpy.__version__)");
+    let site = s.venv.join("lib/python3.11/site-packages");
+    let served_wheels: Vec<_> = ["six-", "idna-", "numpy-"]
+        .iter()
+        .map(|w| snapshot(&shared_wheel(w)))
+        .collect();
+    drop(m);
+    let copied = own_bytes(&s.venv);
+    let m = s.mount();
+
+    let pins = s.path("pins.txt");
+    std::fs::write(&pins, "six==1.17.0\nidna==3.20\nnumpy==2.4.6\n").unwrap();
+    let report = run_ok(
+        venvfs()
+            .arg("sync")
+            .arg(&s.venv)
+            .arg(&pins)
+            .args(["--no-cache", "-f"])
+            .arg(&wheels),
+    );
+    assert!(report.contains("Dropped "), "{report}");
+    assert_eq!(
+        s.python_ok("import six, idna, numpy; print(six.__version__, numpy.__version__)"),
+        before
+    );
+    assert!(site.join("numpy/__init__.py").is_file());
+    drop(m);
+    let own = own_bytes(&s.venv);
+    assert!(
+        own * 20 < copied,
+        "the venv's own directory still holds {own} of the {copied} bytes uv copied"
+    );
+    let after: Vec<_> = ["six-", "idna-", "numpy-"]
+        .iter()
+        .map(|w| snapshot(&shared_wheel(w)))
+        .collect();
+    assert_eq!(served_wheels, after, "a wheel changed");
+}

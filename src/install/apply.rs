@@ -22,6 +22,9 @@ pub struct Planned {
     pub generated: Generated,
     /// Venv-relative paths of the files the layer shows.
     pub destinations: Vec<String>,
+    /// The venv-relative path, size and sha256 (`sha256=...`, from the wheel's RECORD) of
+    /// the layer's files, to recognize copies of them in the venv's own directory.
+    pub hashes: Vec<(String, Option<u64>, String)>,
 }
 
 /// Reads one file of a wheel source by its path in the wheel.
@@ -215,6 +218,13 @@ pub fn plan(
         why: e.to_string(),
     })?;
     check_record(source, &rows, sizes, &read_here)?;
+    let hashes = rows
+        .iter()
+        .filter_map(|r| {
+            let hash = r.hash.clone()?;
+            Some((layer.destination(&r.path)?, r.size, hash))
+        })
+        .collect();
     let direct_url =
         (from_path && !source.is_dir()).then(|| generated::direct_url_for_wheel_file(source));
     let install = WheelInstall {
@@ -246,7 +256,39 @@ pub fn plan(
         layer,
         generated,
         destinations,
+        hashes,
     })
+}
+
+/// Copies of a layer's files in the venv's own directory (what uv's or pip's copy through
+/// the mount leaves) hide the layer for good: each file at `root/dest` whose bytes equal
+/// the layer's own (same size, same sha256 as its RECORD says) is moved out of the way, so
+/// the layer shows it again. Only a wheel whose `.dist-info` is in the venv's own directory
+/// is looked at (uv and pip always write one); an edited file, a reference or a link stays.
+/// Returns the files and bytes dropped.
+pub fn drop_copies(txn: &mut Txn, root: &Path, p: &Planned) -> std::io::Result<(usize, u64)> {
+    let dist = p.destinations.iter().find_map(|d| {
+        d.split_once(".dist-info/")
+            .map(|(dir, _)| format!("{dir}.dist-info"))
+    });
+    if !dist.is_some_and(|d| root.join(d).is_dir()) {
+        return Ok((0, 0));
+    }
+    let (mut files, mut bytes) = (0, 0);
+    for (dest, size, hash) in &p.hashes {
+        let path = root.join(dest);
+        let Ok(meta) = path.symlink_metadata() else {
+            continue;
+        };
+        if !meta.is_file() || size.is_some_and(|n| n != meta.len()) {
+            continue;
+        }
+        if super::record::sha256_digest(&std::fs::read(&path)?) == *hash && txn.remove(&path)? {
+            files += 1;
+            bytes += meta.len();
+        }
+    }
+    Ok((files, bytes))
 }
 
 /// Refuses a RECORD that lies: a row whose size differs from the file's (sizes are known

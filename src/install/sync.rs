@@ -55,6 +55,8 @@ pub struct Report {
     /// The venv's own files the change wrote or removed (venv-relative): what a mounted
     /// venv must look at again.
     pub touched: Vec<PathBuf>,
+    /// Copies of layer files dropped from the venv's own directory (files, bytes).
+    pub copies_dropped: (usize, u64),
 }
 
 impl Report {
@@ -100,6 +102,14 @@ impl Report {
             .collect();
         changes.sort();
         out.extend(changes.into_iter().map(|(_, _, line)| line));
+        let (files, bytes) = self.copies_dropped;
+        if files > 0 {
+            out.push(format!(
+                "Dropped {files} copied {} ({:.1} MiB) that the layers serve",
+                if files == 1 { "file" } else { "files" },
+                bytes as f64 / (1 << 20) as f64
+            ));
+        }
         out
     }
 }
@@ -210,12 +220,16 @@ pub fn apply(
     }
 
     let mut txn = Txn::begin(root)?;
+    let mut copies_dropped = (0, 0);
     let changed = (|| -> Result<(), Error> {
         for l in &removed {
             apply::remove_generated(&mut txn, root, l, &layout)?;
         }
         let mut whiteouts = apply::Whiteouts::default();
         for p in &planned {
+            let (files, bytes) = apply::drop_copies(&mut txn, root, p)?;
+            copies_dropped.0 += files;
+            copies_dropped.1 += bytes;
             whiteouts.clear(&mut txn, root, &p.destinations)?;
             apply::write(&mut txn, root, &p.generated)
                 .map_err(|e| format!("writing into {}: {e}", venv.display()))?;
@@ -255,6 +269,7 @@ pub fn apply(
         unchanged: unchanged.len(),
         elapsed: started.elapsed(),
         touched: relative(root, touched),
+        copies_dropped,
     })
 }
 
