@@ -805,7 +805,10 @@ mod tests {
             labels(&inv),
             want.map(|(a, b)| (a.to_owned(), b.to_owned()))
         );
-        assert_eq!(inv.dists[1].copy_bytes, 4, "its METADATA and RECORD are not payload");
+        assert_eq!(
+            inv.dists[1].copy_bytes, 4,
+            "its METADATA and RECORD are not payload"
+        );
         assert!(inv.missing_layers.is_empty());
         assert!(inv.problems().next().is_none());
     }
