@@ -29,8 +29,13 @@ pub enum Command {
     /// Unmount a venv mounted by `venvfs mount`.
     #[command(alias = "unmount")]
     Umount(UmountArgs),
-    /// List mounted venvs, their layers and the size of their own (upper) content.
+    /// List mounted venvs, the distributions they show and where those come from, and the
+    /// size of their own (upper) content.
     Status(StatusArgs),
+    /// List the distributions a venv holds, as Python sees them, and where each one's files
+    /// come from: a layer, references (symlinks into uv's cache), or copies in the venv's
+    /// own directory (installed through the mount by pip or uv).
+    List(ListArgs),
     /// Create a venv (PEP 405) with the given interpreter, ready for `venvfs install`.
     /// A venv made by `uv venv` or `python -m venv` works as well.
     Create {
@@ -111,6 +116,15 @@ pub struct StatusArgs {
     /// (what reached the daemon: the kernel answers the rest from its caches).
     #[arg(long)]
     pub requests: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// The venv directory, mounted or not.
+    pub venv: PathBuf,
+    /// Print a JSON array of objects (name, version, origin, ...) instead of lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where `sync` and `install` look for wheels.

@@ -42,3 +42,8 @@ pub fn change<T>(
 pub fn manifest_of(venv: &Path) -> PathBuf {
     crate::manifest::manifest_path(venv)
 }
+
+/// Never mounted: the venv directory is its own directory.
+pub fn own_dir_of(_venv: &Path) -> Option<PathBuf> {
+    None
+}

@@ -23,6 +23,7 @@ pub mod finder;
 pub mod fsutil;
 pub mod install;
 pub mod interpreter;
+pub mod inventory;
 pub mod layer;
 pub mod logging;
 #[cfg(unix)]

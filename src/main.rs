@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use std::path::PathBuf;
 
-use venvfs::cli::{Cli, Command, FinderArgs, LayerCommand};
+use venvfs::cli::{Cli, Command, FinderArgs, LayerCommand, ListArgs};
 use venvfs::install::sync::{self, Mode, Options, Report, Target};
 use venvfs::manifest::{manifest_path, Manifest};
 use venvfs::name::PackageName;
@@ -34,6 +34,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
         Command::Mount(args) => venvfs::daemon::mount(args),
         Command::Umount(args) => venvfs::daemon::umount(args),
         Command::Status(args) => venvfs::daemon::status(&args),
+        Command::List(args) => list(&args),
         Command::Create { venv, python } => create(&venv, &python),
         Command::Sync { venv, file, finder } => sync(&venv, &file, &finder),
         Command::Install {
@@ -81,6 +82,23 @@ fn create(venv: &Path, python: &str) -> Result<(), Box<dyn Error>> {
     );
     if let Some(hint) = venvfs::activate::project_hint(venv) {
         eprintln!("{hint}");
+    }
+    Ok(())
+}
+
+/// `venvfs list`: one line per distribution, `name==version` and where it comes from.
+fn list(args: &ListArgs) -> Result<(), Box<dyn Error>> {
+    let inv = venvfs::inventory::of_venv(&args.venv)?;
+    if args.json {
+        let all: Vec<serde_json::Value> = inv.dists.iter().map(|d| d.to_json()).collect();
+        println!("{}", serde_json::Value::Array(all));
+        return Ok(());
+    }
+    for line in inv.table() {
+        println!("{line}");
+    }
+    for p in inv.problems() {
+        eprintln!("note: {p}");
     }
     Ok(())
 }

@@ -24,7 +24,7 @@ use crate::manifest::{manifest_path, STATE_DIR};
 use crate::registry;
 
 pub use change::change;
-pub use status::{human, status};
+pub use status::status;
 
 type CmdResult = Result<(), Box<dyn Error>>;
 
@@ -176,11 +176,23 @@ pub fn umount(args: UmountArgs) -> CmdResult {
 /// The manifest of a venv, also while it is mounted (the mount hides `.venvfs`; the
 /// daemon's directory fd still reaches it).
 pub fn manifest_of(venv: &Path) -> PathBuf {
-    let abs = absolute(venv).unwrap_or_else(|_| venv.to_owned());
-    match registry::list().into_iter().find(|r| r.venv == abs) {
-        Some(r) => PathBuf::from(format!("/proc/{}/fd/{}", r.pid, r.upper_fd))
-            .join(STATE_DIR)
-            .join(crate::manifest::MANIFEST_FILE),
+    match own_dir_of(venv) {
+        Some(own) => own.join(STATE_DIR).join(crate::manifest::MANIFEST_FILE),
         None => manifest_path(venv),
     }
+}
+
+/// Where the venv's own directory is reached beneath its mount (the daemon's directory fd);
+/// None when it is not mounted by a daemon of ours: then the venv directory is its own.
+pub fn own_dir_of(venv: &Path) -> Option<PathBuf> {
+    let abs = absolute(venv).unwrap_or_else(|_| venv.to_owned());
+    registry::list()
+        .into_iter()
+        .find(|r| r.venv == abs)
+        .map(|r| upper_path(&r))
+}
+
+/// `/proc/<daemon pid>/fd/<upper fd>`: the venv's own directory beneath the mount.
+fn upper_path(r: &registry::Record) -> PathBuf {
+    PathBuf::from(format!("/proc/{}/fd/{}", r.pid, r.upper_fd))
 }

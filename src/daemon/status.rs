@@ -1,10 +1,12 @@
-//! `venvfs status`: the mounted venvs, their layers and upper size.
+//! `venvfs status`: the mounted venvs, the distributions they show and where those come
+//! from (the same inventory as `venvfs list`), and the upper size.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use super::requests::read_requests;
 use super::CmdResult;
 use crate::cli::StatusArgs;
+use crate::inventory::{self, human};
 use crate::registry;
 
 pub fn status(args: &StatusArgs) -> CmdResult {
@@ -18,18 +20,11 @@ pub fn status(args: &StatusArgs) -> CmdResult {
         let stale = venvfs_fuse::is_stale(&m.mountpoint);
         match records.iter().find(|r| r.venv == m.mountpoint) {
             Some(r) if !stale => {
-                let upper = PathBuf::from(format!("/proc/{}/fd/{}", r.pid, r.upper_fd));
+                let upper = super::upper_path(r);
                 println!("{}", m.mountpoint.display());
                 println!("  daemon pid {}", r.pid);
                 println!("  upper layer: {} on disk", human(registry::disk_usage(&upper)));
-                println!("  {} layers, {} entries:", r.layers.len(), r.lower_entries);
-                const SHOWN: usize = 20;
-                for l in r.layers.iter().take(SHOWN) {
-                    println!("    {l}");
-                }
-                if r.layers.len() > SHOWN {
-                    println!("    ... and {} more (`venvfs layer list` lists them all)", r.layers.len() - SHOWN);
-                }
+                distributions(&m.mountpoint, r, &upper);
                 if args.requests {
                     match read_requests(r.pid) {
                         Some(text) => {
@@ -56,17 +51,42 @@ pub fn status(args: &StatusArgs) -> CmdResult {
     Ok(())
 }
 
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
+/// The distributions the mount shows, with their origins, and what to do about them.
+fn distributions(venv: &Path, r: &registry::Record, upper: &Path) {
+    let inv = match inventory::of_mount(venv, Some(upper)) {
+        Ok(inv) => inv,
+        Err(e) => {
+            println!(
+                "  {} layers, {} entries; distributions: cannot be listed: {e}",
+                r.layers.len(),
+                r.lower_entries
+            );
+            return;
+        }
+    };
+    println!(
+        "  {} layers, {} entries; {} distributions:",
+        r.layers.len(),
+        r.lower_entries,
+        inv.dists.len()
+    );
+    for line in inv.table() {
+        println!("    {line}");
     }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
+    for p in inv.problems() {
+        println!("  note: {p}");
+    }
+    // (uv's cache is opened only when something may be found in it)
+    let may_use_cache = !inv.missing_layers.is_empty()
+        || inv
+            .dists
+            .iter()
+            .any(|d| d.layer.is_none() && d.copy_bytes > 0);
+    let cache = may_use_cache
+        .then(|| crate::finder::uvcache::locate(None))
+        .flatten()
+        .map(|root| crate::finder::uvcache::UvCache::open(&root));
+    for line in inventory::advice(venv, &inv, cache.as_ref()) {
+        println!("  {line}");
     }
 }

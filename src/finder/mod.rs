@@ -152,7 +152,9 @@ pub enum Problem {
     Unverifiable { found: String },
 }
 
-fn same_version(a: &str, b: &str) -> bool {
+/// Whether two version strings name one version (PEP 440: `1.0` is `1.0.0`), or are the
+/// same text when either is not a valid version.
+pub fn same_version(a: &str, b: &str) -> bool {
     match (
         a.parse::<pep440_rs::Version>(),
         b.parse::<pep440_rs::Version>(),
