@@ -826,14 +826,22 @@ mod tests {
         );
         assert_eq!(venv_relative(site, "../../../../etc/passwd"), None);
         assert_eq!(venv_relative(site, "/etc/passwd"), None);
-        assert!(is_uv_cache_file(Path::new("/c/uv/archive-v0/Id/pkg/m.py")));
-        assert!(!is_uv_cache_file(Path::new("/c/uv/archive-v0/Id")));
+        // (absolute paths as the platform spells them)
+        let abs = |p: &str| {
+            PathBuf::from(if cfg!(windows) {
+                format!("C:{p}")
+            } else {
+                p.into()
+            })
+        };
+        assert!(is_uv_cache_file(&abs("/c/uv/archive-v0/Id/pkg/m.py")));
+        assert!(!is_uv_cache_file(&abs("/c/uv/archive-v0/Id")));
         assert!(!is_uv_cache_file(Path::new("uv/archive-v0/Id/m.py")));
-        assert!(!is_uv_cache_file(Path::new("/c/archive-v0/../x/y/z")));
-        assert!(!is_uv_cache_file(Path::new("/usr/lib/x.py")));
+        assert!(!is_uv_cache_file(&abs("/c/archive-v0/../x/y/z")));
+        assert!(!is_uv_cache_file(&abs("/usr/lib/x.py")));
         assert_eq!(
-            cache_entry(Path::new("/c/uv/archive-v0/Id/pkg/m.py")),
-            Path::new("/c/uv/archive-v0/Id")
+            cache_entry(&abs("/c/uv/archive-v0/Id/pkg/m.py")),
+            abs("/c/uv/archive-v0/Id")
         );
         assert_eq!(human(512), "512 B");
         assert_eq!(human(12_900_000), "12.3 MiB");
