@@ -88,9 +88,12 @@ fn rm_rf_through_the_mount_empties_the_venv_and_nothing_comes_back() {
     assert_wheels_unchanged(&snaps);
 }
 
+/// A command that clears the venv at a path.
+type Clear = fn(&Path) -> Command;
+
 #[test]
 fn venv_clear_through_the_mount_makes_a_fresh_venv() {
-    let clears: [(&str, fn(&Path) -> Command); 2] = [
+    let clears: [(&str, Clear); 2] = [
         ("uv venv --clear", |v| {
             let mut c = uv();
             c.args(["venv", "--clear", "--python", "python3"]).arg(v);
