@@ -74,6 +74,12 @@ pub struct Layer {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub version: String,
     pub map: Vec<Mapping>,
+    /// Installed by `venvfs install`/`sync`, which write its RECORD (and the other files an
+    /// installer makes) into the venv's own site-packages: when that RECORD goes without
+    /// the mount seeing it, uv or pip uninstalled the distribution while the venv was not
+    /// mounted. (`layer add` writes none; manifests from before this field have none.)
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub installed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -285,6 +291,7 @@ mod tests {
             source: abs("/c/numpy"),
             name: "numpy".into(),
             version: "2.4.6".into(),
+            installed: false,
             map: vec![
                 Mapping {
                     from: "".into(),

@@ -638,10 +638,13 @@ impl Upper {
         }
     }
 
-    /// Removes every marker file in a directory (before removing or replacing it).
+    /// Removes the files venvfs keeps hidden in a directory (before removing or replacing
+    /// it, once it is empty in the merged view): its markers, and the unmounted-venv guard
+    /// (site-packages holds it, and a listing hides it, so `rm -rf` through the mount
+    /// must not find site-packages still holding a file it never saw).
     pub fn clear_markers(&self, rel: &[u8]) -> io::Result<()> {
         for (name, _) in self.list_raw(rel)? {
-            if is_marker(&name) {
+            if is_marker(&name) || name.as_bytes() == crate::venv::UNMOUNTED_GUARD.as_bytes() {
                 self.unlink(&join(rel, &name))?;
             }
         }

@@ -18,6 +18,7 @@ fn layer(source: &Path) -> Layer {
             to: Some("lib".into()),
             skip: false,
         }],
+        installed: false,
     }
 }
 

@@ -7,13 +7,14 @@
 //! One file a job: [`spawn`] starts the background daemon and waits for it, [`serve`] runs
 //! the mount and answers signals, [`requests`] keeps the request counts `status --requests`
 //! shows, [`change`] lets a command change a mounted venv live, [`status`] prints the
-//! mounts. Mounting, unmounting and finding a venv's mount are here.
+//! mounts, [`unmounted`] takes in what uv or pip uninstalled while the venv was unmounted. Mounting, unmounting and finding a venv's mount are here.
 
 mod change;
 mod requests;
 mod serve;
 mod spawn;
 mod status;
+mod unmounted;
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -74,6 +75,7 @@ pub fn mount(args: MountArgs) -> CmdResult {
         .into());
     }
     crate::venv::python_version(&venv)?;
+    unmounted::drop_uninstalled(&venv)?;
     // (also for venvs made before the guard existed; the venv is not mounted yet here)
     crate::venv::write_unmounted_guard(&venv)?;
     if args.foreground || args.daemon_child {

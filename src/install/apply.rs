@@ -149,7 +149,10 @@ pub fn plan(
         .iter()
         .filter_map(|(p, _)| p.split('/').next());
     let prefix = super::dist_info_prefix_among(source, tops)?;
-    let layer = super::layer_for(source, &prefix, version);
+    let layer = Layer {
+        installed: true,
+        ..super::layer_for(source, &prefix, version)
+    };
     let dist = format!("{prefix}.dist-info");
     let scripts_dir = format!("{prefix}.data/scripts/");
     let scripts = files.scripts(&scripts_dir);

@@ -123,5 +123,6 @@ pub fn layer_for(source: &Path, prefix: &str, version: &str) -> Layer {
         name: name.to_owned(),
         version: ver.to_owned(),
         map,
+        installed: false,
     }
 }

@@ -405,6 +405,7 @@ fn installed_through_the_mount(venv: &Path, layout: &Layout, layers: &[&Layer]) 
                 name: name.to_owned(),
                 version: ver.to_owned(),
                 map: Vec::new(),
+                installed: false,
             })
         })
         .collect();

@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use venvfs_api::{
     Allocate, Caller, DirEntry, Entry, Error, Fh, FileKind, FileSystem, Ino, Lookup, OpenRequest,
-    Opened, RenameFlags, Result, SetAttr, StatFs, XattrReply, XattrSet,
+    Opened, RenameFlags, Result, SetAttr, StatFs, XattrReply, XattrSet, ROOT,
 };
 
 use super::io::PASSTHROUGH_MIN;
 use super::open_files::Desc;
 use super::tree::{Node, Tree};
 use super::{check_name, path_with, Overlay};
+use crate::manifest::{MANIFEST_FILE, STATE_DIR};
 use crate::upper::{join, whiteout_name, Upper, OPAQUE, REDIRECT};
 
 /// How a new entry is made in the upper layer.
@@ -112,6 +113,35 @@ impl Overlay {
                 .touch(&path_with(tree, parent, &whiteout_name(name))?)?;
         }
         Ok(())
+    }
+
+    /// After a removal from `parent`: when that emptied the venv's root (`rm -rf .venv`,
+    /// `uv venv --clear`, `python -m venv --clear` through the mount), the venv holds
+    /// nothing, so its manifest is committed without layers: they would otherwise come
+    /// back on any later mount beside a venv made afresh in the same directory. The view
+    /// does not change (whiteouts at the root hide every layer entry until the next
+    /// mount, after which no layer is left to hide), so the tree in memory is left as it
+    /// is. A failure only leaves the layers hidden, as they already are: logged, and the
+    /// removal stands.
+    fn forget_layers_if_emptied(&self, tree: &Tree, parent: Ino) {
+        let emptied = parent == ROOT
+            && tree
+                .get(ROOT)
+                .is_ok_and(|n| n.children().is_some_and(|c| c.is_empty()));
+        if !emptied || tree.lower.labels.is_empty() {
+            return;
+        }
+        let manifest = join(STATE_DIR.as_bytes(), OsStr::new(MANIFEST_FILE));
+        let none = crate::manifest::Manifest::default().to_toml();
+        match self.upper.write_atomic(&manifest, none.as_bytes()) {
+            Ok(()) => tracing::info!(
+                "every entry of the venv was removed: its {} layers are dropped from the manifest",
+                tree.lower.labels.len()
+            ),
+            Err(e) => tracing::warn!(
+                "every entry of the venv was removed, but its manifest could not be emptied: {e}"
+            ),
+        }
     }
 
     fn find(&self, tree: &Tree, parent: Ino, name: &OsStr) -> Result<Ino> {
@@ -366,7 +396,9 @@ impl FileSystem for Overlay {
             self.unlinking(&tree, ino)?;
             self.upper.unlink(&path)?;
         }
-        tree.remove_name(ino, parent, name)
+        tree.remove_name(ino, parent, name)?;
+        self.forget_layers_if_emptied(&tree, parent);
+        Ok(())
     }
 
     fn rmdir(&self, parent: Ino, name: &OsStr) -> Result<()> {
@@ -387,7 +419,9 @@ impl FileSystem for Overlay {
             self.upper.clear_markers(&path)?;
             self.upper.rmdir(&path)?;
         }
-        tree.remove_name(ino, parent, name)
+        tree.remove_name(ino, parent, name)?;
+        self.forget_layers_if_emptied(&tree, parent);
+        Ok(())
     }
 
     fn rename(

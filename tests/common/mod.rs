@@ -154,6 +154,14 @@ impl Mount {
         }
     }
 
+    /// Takes charge of a mount the test made itself (to read what `venvfs mount` said).
+    pub fn adopt(venv: &Path) -> Mount {
+        Mount {
+            venv: venv.to_owned(),
+            active: true,
+        }
+    }
+
     /// Unmounts now, checking that it worked.
     pub fn unmount(mut self) {
         run_ok(venvfs().arg("umount").arg(&self.venv));

@@ -59,6 +59,7 @@ pub fn mount(venv: &Path, layers: &[PathBuf]) -> Overlay {
             to: Some("lib".into()),
             skip: false,
         }],
+        installed: false,
     };
     let manifest = Manifest {
         version: 1,

@@ -1,0 +1,170 @@
+//! Whole-venv operations on a mounted venv (`rm -rf`, `uv venv --clear`, `python -m venv
+//! --clear`), and uv changing the venv while it is not mounted: the venv ends up as they
+//! say, and nothing they removed comes back at the next mount.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+/// A venv with six and idna installed by venvfs, and snapshots of their wheels.
+fn installed() -> (Scratch, Vec<(PathBuf, Snapshot)>) {
+    let s = Scratch::new();
+    let wheels = [shared_wheel("six-"), shared_wheel("idna-")];
+    run_ok(venvfs().arg("install").arg(&s.venv).args(&wheels));
+    let snaps = wheels
+        .into_iter()
+        .map(|w| (w.clone(), snapshot(&w)))
+        .collect();
+    (s, snaps)
+}
+
+type Snapshot = std::collections::BTreeMap<PathBuf, (u32, u64, i64, u64)>;
+
+fn assert_wheels_unchanged(snaps: &[(PathBuf, Snapshot)]) {
+    for (wheel, before) in snaps {
+        assert_eq!(&snapshot(wheel), before, "{} changed", wheel.display());
+    }
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut n: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    n.sort();
+    n
+}
+
+fn layers(venv: &Path) -> String {
+    run_ok(venvfs().args(["layer", "list"]).arg(venv))
+}
+
+/// Neither package imports, and site-packages shows neither.
+fn assert_gone(s: &Scratch) {
+    let out = s.python("import six");
+    assert!(!out.status.success(), "six imports again");
+    let site = s.venv.join("lib/python3.11/site-packages");
+    let left: Vec<String> = names(&site)
+        .into_iter()
+        .filter(|n| n.starts_with("six") || n.starts_with("idna"))
+        .collect();
+    assert!(left.is_empty(), "site-packages still shows {left:?}");
+}
+
+fn manifest_text(venv: &Path) -> String {
+    std::fs::read_to_string(venv.join(".venvfs/manifest.toml")).unwrap()
+}
+
+#[test]
+fn rm_rf_through_the_mount_empties_the_venv_and_nothing_comes_back() {
+    let (s, snaps) = installed();
+    let m = s.mount();
+    s.python_ok("import six, idna");
+    // `rm -rf VENV/*`, then `rm -rf VENV`, which fails on the mount point only
+    for name in names(&s.venv) {
+        run_ok(Command::new("rm").arg("-rf").arg(s.venv.join(name)));
+    }
+    let out = run(Command::new("rm").arg("-rf").arg(&s.venv));
+    assert!(!out.status.success(), "the mount point cannot go");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("busy"), "{err}");
+    assert!(names(&s.venv).is_empty(), "left: {:?}", names(&s.venv));
+    m.unmount();
+    let manifest = manifest_text(&s.venv);
+    assert!(!manifest.contains("[[layer]]"), "{manifest}");
+    // a venv made again in the directory shows nothing of the old one
+    run_ok(
+        Command::new("python3")
+            .args(["-m", "venv", "--without-pip"])
+            .arg(&s.venv),
+    );
+    let m = s.mount();
+    assert_gone(&s);
+    assert_eq!(layers(&s.venv), "");
+    m.unmount();
+    assert_wheels_unchanged(&snaps);
+}
+
+/// A command that clears the venv at a path.
+type Clear = fn(&Path) -> Command;
+
+#[test]
+fn venv_clear_through_the_mount_makes_a_fresh_venv() {
+    let clears: [(&str, Clear); 2] = [
+        ("uv venv --clear", |v| {
+            let mut c = uv();
+            c.args(["venv", "--clear", "--python", "python3"]).arg(v);
+            c
+        }),
+        ("python3 -m venv --clear", |v| {
+            let mut c = Command::new("python3");
+            c.args(["-m", "venv", "--clear", "--without-pip"]).arg(v);
+            c
+        }),
+    ];
+    for (what, clear) in clears {
+        let (s, snaps) = installed();
+        let m = s.mount();
+        s.python_ok("import six, idna");
+        let out = run(&mut clear(&s.venv));
+        assert!(
+            out.status.success(),
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_gone(&s);
+        s.python_ok("import sys; assert sys.prefix != sys.base_prefix");
+        m.unmount();
+        assert!(!manifest_text(&s.venv).contains("[[layer]]"), "{what}");
+        let m = s.mount();
+        assert_gone(&s);
+        assert_eq!(layers(&s.venv), "", "{what}");
+        m.unmount();
+        assert_wheels_unchanged(&snaps);
+    }
+}
+
+#[test]
+fn what_uv_uninstalls_while_unmounted_stays_uninstalled() {
+    let (s, snaps) = installed();
+    let python = s.venv.join("bin/python");
+    let m = s.mount();
+    // (uv remembers the interpreter it asked while mounted, so later it does not run the
+    // venv's Python, whose guard would stop it)
+    let listed = run_ok(uv().args(["pip", "list", "--python"]).arg(&python));
+    assert!(listed.contains("six"), "{listed}");
+    // idna uninstalled through the mount: the mount saw it, its whiteouts keep it gone
+    run_ok(
+        uv().args(["pip", "uninstall", "--python"])
+            .arg(&python)
+            .arg("idna"),
+    );
+    m.unmount();
+    run_ok(
+        uv().args(["pip", "uninstall", "--python"])
+            .arg(&python)
+            .arg("six"),
+    );
+    let out = run(venvfs().arg("mount").arg(&s.venv));
+    let m = Mount::adopt(&s.venv);
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("six==1.17.0 was uninstalled") && said.contains("dropped"),
+        "{said}"
+    );
+    assert_gone(&s);
+    let left = layers(&s.venv);
+    assert!(!left.contains("six"), "{left}");
+    assert!(left.contains("idna"), "removed through the mount: {left}");
+    let listed = run_ok(uv().args(["pip", "list", "--python"]).arg(&python));
+    assert!(
+        !listed.contains("six") && !listed.contains("idna"),
+        "{listed}"
+    );
+    m.unmount();
+    assert_wheels_unchanged(&snaps);
+}
