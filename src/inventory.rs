@@ -575,6 +575,7 @@ mod tests {
                 to: Some(SITE.into()),
                 skip: false,
             }],
+            installed: false,
         }
     }
 

@@ -491,3 +491,27 @@ fn links_into_a_uv_cache_are_references() {
     );
     assert_eq!(read(&fs, "lib/again.py"), "other\n");
 }
+
+/// A lower file deleted through the mount while the kernel holds it keeps its content and
+/// attributes across a live change that renumbers the lower tree (a new layer on top).
+#[test]
+fn a_held_deleted_lower_file_survives_a_reload() {
+    let f = fixture();
+    let fs = open(&f);
+    let sub = resolve(&fs, "lib/pkg/sub").unwrap();
+    let deep = resolve(&fs, "lib/pkg/sub/deep.py").unwrap();
+    fs.reference(deep);
+    fs.unlink(sub, OsStr::new("deep.py")).unwrap();
+    // a new layer on top: every lower node of the old tree gets another number
+    let c = f.venv.parent().unwrap().join("c");
+    for i in 0..50 {
+        write(&c.join(format!("zz/f{i}.py")), "x");
+    }
+    let mut manifest = f.manifest.clone();
+    manifest.layers.insert(0, layer(&c));
+    fs.reload(&manifest, &[], &Forgets::default()).unwrap();
+    assert_eq!(fs.getattr(deep).unwrap().attr.size, 4);
+    assert_eq!(fs.read(deep, None, 0, 100).unwrap(), b"deep");
+    fs.unreference(deep);
+    assert!(resolve(&fs, "lib/pkg/sub/deep.py").is_none());
+}

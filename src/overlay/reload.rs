@@ -74,6 +74,19 @@ impl Overlay {
                     forget_inodes.push(dir);
                 }
             }
+            // Nodes already out of the view (unlinked or renamed over while the kernel held
+            // them) still name lower nodes of the old tree: they are detached too, so their
+            // content and attributes come from the registry, not from the new tree.
+            let gone: Vec<Ino> = tree
+                .inos()
+                .filter(|&i| {
+                    tree.get(i)
+                        .is_ok_and(|n| n.unlinked && !n.upper && n.lower.is_some())
+                })
+                .collect();
+            for ino in gone {
+                self.detach(&mut tree, &old_lower, ino)?;
+            }
         }
         done.names = forget_names.len();
         // (with the tree unlocked: the kernel may need a request answered to act on these)

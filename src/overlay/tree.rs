@@ -126,6 +126,11 @@ impl Tree {
         }
     }
 
+    /// Every node's inode number.
+    pub fn inos(&self) -> impl Iterator<Item = Ino> {
+        1..=self.nodes.len() as Ino
+    }
+
     /// Adds a node (not yet linked into its parent's children).
     pub fn push(&mut self, node: Node) -> Ino {
         self.nodes.push(node);
