@@ -578,3 +578,81 @@ fn syncing_a_mounted_venv_shows_the_change_at_once_and_leaves_a_current_one_alon
     assert!(!out.status.success(), "click is gone");
     assert_eq!(m.daemon_pid(), pid);
 }
+
+/// `uv cache clean six` and a re-download unpack six again under a new archive id: the next
+/// mount finds the same wheel there (same RECORD) and serves it; with no such entry, the
+/// mount refuses and names the package and how to restore it.
+#[test]
+fn a_pruned_cache_entry_made_again_heals_at_mount() {
+    let s = Scratch::new();
+    let cache = s.path("uv-cache");
+    let (house, wheels) = wheelhouse(&s, &["six-", "click-"]);
+    let reqs = s.path("r.txt");
+    std::fs::write(&reqs, pins(&wheels)).unwrap();
+    let fill = s.path("fill");
+    uv_venv(&fill);
+    run_ok(
+        uv().args([
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--no-deps",
+            "--python",
+        ])
+        .arg(fill.join("bin/python"))
+        .arg("-f")
+        .arg(&house)
+        .arg("-r")
+        .arg(&reqs)
+        .env("UV_CACHE_DIR", &cache),
+    );
+    let venv = s.path("v");
+    run_ok(venvfs().arg("create").arg(&venv));
+    run_ok(
+        venvfs()
+            .arg("sync")
+            .arg(&venv)
+            .arg(&reqs)
+            .env("UV_CACHE_DIR", &cache)
+            .env("XDG_CACHE_HOME", s.path("xdg")),
+    );
+    let manifest = std::fs::read_to_string(venv.join(".venvfs/manifest.toml")).unwrap();
+    let six_entry = std::fs::read_dir(cache.join("archive-v0"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| manifest.contains(&p.display().to_string()) && p.join("six.py").exists())
+        .expect("six's layer is an entry of uv's cache");
+    // pruned, and unpacked again under a new id
+    let again = cache.join("archive-v0/made-again-id");
+    std::fs::rename(&six_entry, &again).unwrap();
+    let cache_before = snapshot(&cache.join("archive-v0"));
+    let mount = run(venvfs()
+        .arg("mount")
+        .arg(&venv)
+        .env("XDG_CACHE_HOME", s.path("xdg")));
+    let err = String::from_utf8_lossy(&mount.stderr);
+    assert!(mount.status.success(), "{err}");
+    let m = Mount::adopt(&venv);
+    assert!(err.contains("healed layer six==1.17.0"), "{err}");
+    py(&venv, &["-c", "import six, click"]);
+    m.unmount();
+    assert_eq!(
+        snapshot(&cache.join("archive-v0")),
+        cache_before,
+        "uv's cache changed"
+    );
+    // gone for good: the mount refuses, naming the package and the fix
+    std::fs::remove_dir_all(&again).unwrap();
+    let out = run(venvfs()
+        .arg("mount")
+        .arg(&venv)
+        .env("XDG_CACHE_HOME", s.path("xdg")));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("six==1.17.0") && err.contains("uv pip install"),
+        "{err}"
+    );
+}

@@ -78,6 +78,12 @@ pub fn mount(args: MountArgs) -> CmdResult {
     unmounted::drop_uninstalled(&venv)?;
     // (also for venvs made before the guard existed; the venv is not mounted yet here)
     crate::venv::write_unmounted_guard(&venv)?;
+    // a uv cache entry pruned and unpacked again under a new id is the same wheel
+    if !args.daemon_child {
+        for line in crate::install::heal::heal_pruned_layers(&venv)? {
+            eprintln!("healed layer {line} (its uv cache entry was made again)");
+        }
+    }
     if args.foreground || args.daemon_child {
         serve::serve(&venv, &args)
     } else {

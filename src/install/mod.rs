@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod entry_points;
 pub mod generated;
+pub mod heal;
 pub mod layout;
 pub mod record;
 pub mod script;

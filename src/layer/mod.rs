@@ -36,7 +36,7 @@ pub struct LayerEntry {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LayerError {
-    #[error("layer {label}: {path} is missing: {source}\n  the cache entry was removed or moved; re-create it (for uv: `uv pip install --no-deps {label}` into any venv), or drop the layer from {manifest}")]
+    #[error("layer {label}: {path} is missing: {source}\n  the cache entry was removed or moved; re-create it (for uv: `uv pip install --no-deps --target \"$(mktemp -d)\" {label}`) and mount again, which finds the same wheel under its new id; or drop the layer from {manifest}")]
     Missing {
         label: String,
         path: PathBuf,
