@@ -32,6 +32,13 @@ pub enum Command {
     /// List mounted venvs, the distributions they show and where those come from, and the
     /// size of their own (upper) content.
     Status(StatusArgs),
+    /// Run one command in a venv mounted for it alone: a private mount namespace holds the
+    /// mount, which no other process sees and which is gone when the command ends, whatever
+    /// happens (the command killed, venvfs killed, Ctrl-C); the command's exit code comes
+    /// back. For batch jobs: `venvfs run $VENV -- python train.py`. As root, or as a user
+    /// where the kernel allows user namespaces and /dev/fuse is open to the user. A venv
+    /// already mounted is used as it is.
+    Run(RunArgs),
     /// List the distributions a venv holds, as Python sees them, and where each one's files
     /// come from: a layer, references (symlinks into uv's cache), or copies in the venv's
     /// own directory (installed through the mount by pip or uv).
@@ -108,6 +115,15 @@ pub struct MountArgs {
     /// Internal: set by `venvfs mount` on the background process it starts.
     #[arg(long, hide = true)]
     pub daemon_child: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The venv directory.
+    pub venv: PathBuf,
+    /// The command and its arguments (after `--`).
+    #[arg(required = true, last = true)]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args)]

@@ -25,6 +25,10 @@ pub fn status(_args: &StatusArgs) -> CmdResult {
     Err(NO_BACKEND.into())
 }
 
+pub fn run(_args: crate::cli::RunArgs) -> CmdResult {
+    Err(NO_BACKEND.into())
+}
+
 /// Never mounted: nothing here can mount.
 pub fn venv_is_mounted(_venv: &Path) -> bool {
     false

@@ -11,6 +11,7 @@
 
 mod change;
 mod requests;
+mod run;
 mod serve;
 mod spawn;
 mod status;
@@ -23,6 +24,8 @@ use std::time::{Duration, Instant};
 use crate::cli::{MountArgs, UmountArgs};
 use crate::manifest::{manifest_path, STATE_DIR};
 use crate::registry;
+
+pub use run::run;
 
 pub use change::change;
 pub use status::status;

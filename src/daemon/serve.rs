@@ -16,22 +16,31 @@ use crate::manifest::{manifest_path, Manifest, STATE_DIR};
 use crate::overlay::{Overlay, OverlayConfig};
 use crate::registry;
 
-pub(super) fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
+/// The overlay of `venv` as its manifest describes it, ready to mount.
+pub(super) fn open_overlay(
+    venv: &Path,
+    memory_cache_mib: u64,
+    spill_dir: Option<&Path>,
+) -> Result<std::sync::Arc<Overlay>, Box<dyn std::error::Error>> {
     let manifest_file = manifest_path(venv);
     let manifest = Manifest::load(&manifest_file)?;
     let mut cfg = OverlayConfig {
-        memory_budget: args.memory_cache_mib << 20,
+        memory_budget: memory_cache_mib << 20,
         ..Default::default()
     };
-    if let Some(d) = &args.spill_dir {
-        cfg.spill_dir = d.clone();
+    if let Some(d) = spill_dir {
+        cfg.spill_dir = d.to_owned();
     }
     cfg.reference_roots = reference_roots(&manifest);
-    let started = Instant::now();
     // The kernel hands us modes with the caller's umask already applied: ours must not
     // mask them a second time.
     rustix::process::umask(rustix::fs::Mode::empty());
-    let overlay = std::sync::Arc::new(Overlay::new(venv, &manifest, cfg)?);
+    Ok(std::sync::Arc::new(Overlay::new(venv, &manifest, cfg)?))
+}
+
+pub(super) fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
+    let started = Instant::now();
+    let overlay = open_overlay(venv, args.memory_cache_mib, args.spill_dir.as_deref())?;
     let record = registry::Record {
         venv: venv.to_owned(),
         pid: std::process::id(),
@@ -134,7 +143,7 @@ pub(super) fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
     Ok(result?)
 }
 
-fn mount_hint(e: &std::io::Error) -> &'static str {
+pub(super) fn mount_hint(e: &std::io::Error) -> &'static str {
     match e.raw_os_error() {
         Some(libc::ENOENT) if !Path::new("/dev/fuse").exists() => {
             "\n  /dev/fuse is missing: load the fuse module (modprobe fuse)"

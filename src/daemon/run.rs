@@ -1,0 +1,142 @@
+//! `venvfs run VENV -- COMMAND...`: a mount that lives exactly as long as one command.
+//!
+//! For batch jobs on shared machines. venvfs enters a mount namespace of its own (and a user
+//! namespace first when not root: the kernel lets a user mount FUSE there when /dev/fuse is
+//! open to them), makes every mount in it private, mounts the venv there and runs the
+//! command in it. No other process sees the mount, and when the last process in the
+//! namespace is gone the kernel drops it: nothing is left behind, whether the command ends,
+//! is killed, or venvfs itself is killed (the command is then ended too: its venv is gone).
+//! The command's exit code is venvfs's; a command killed by a signal gives 128 + the signal,
+//! as a shell reports it. SIGTERM and SIGHUP sent to venvfs are passed on to the command;
+//! a terminal's Ctrl-C reaches the command directly.
+//!
+//! A venv that is already mounted (by `venvfs mount`) is used as it is: the command runs in
+//! it, and no second daemon writes the same venv directory.
+
+use std::error::Error;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::Command;
+
+use venvfs_fuse::MountConfig;
+
+use super::serve::{mount_hint, open_overlay};
+use super::{absolute, is_mounted};
+use crate::cli::RunArgs;
+
+pub fn run(args: RunArgs) -> Result<(), Box<dyn Error>> {
+    let venv = absolute(&args.venv).map_err(|e| format!("{}: {e}", args.venv.display()))?;
+    crate::venv::python_version(&venv)?;
+    let code = if is_mounted(&venv) {
+        run_command(&args.command)?
+    } else {
+        // (before any thread exists: the kernel refuses a new user namespace to a
+        // multi-threaded process)
+        enter_private_namespace()?;
+        let overlay = open_overlay(&venv, 256, None)?;
+        let cfg = MountConfig {
+            fsname: format!("venvfs:{}", venv.display()),
+            allow_other: false,
+            threads: 4,
+            passthrough: false,
+        };
+        let mounted = venvfs_fuse::mount(overlay, &venv, &cfg)
+            .map_err(|e| format!("cannot mount {}: {e}{}", venv.display(), mount_hint(&e)))?;
+        let unmounter = mounted.unmounter();
+        let serving = std::thread::spawn(move || mounted.run());
+        let code = run_command(&args.command);
+        if let Err(e) = unmounter.clone().unmount(true) {
+            tracing::warn!("cannot unmount {}: {e}", venv.display());
+        }
+        let _ = serving.join();
+        code?
+    };
+    std::process::exit(code)
+}
+
+/// Runs the command to its end and returns its exit code (128 + signal when killed).
+fn run_command(command: &[std::ffi::OsString]) -> Result<i32, Box<dyn Error>> {
+    let (program, rest) = command.split_first().ok_or("no command given after `--`")?;
+    let mut cmd = Command::new(program);
+    cmd.args(rest);
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            // the command goes when venvfs does (its venv would be gone)
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", program.to_string_lossy()))?;
+    let pid = child.id() as i32;
+    // Ctrl-C reaches the command from the terminal; venvfs waits for it to end.
+    let mut signals =
+        signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM, libc::SIGHUP])?;
+    let handle = signals.handle();
+    let forward = std::thread::spawn(move || {
+        for sig in signals.forever() {
+            if sig != libc::SIGINT {
+                // SAFETY: sending a signal to our own child.
+                unsafe {
+                    libc::kill(pid, sig);
+                }
+            }
+        }
+    });
+    let status = child.wait()?;
+    handle.close();
+    let _ = forward.join();
+    Ok(match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(sig)) => 128 + sig,
+        _ => 1,
+    })
+}
+
+/// Moves this process into a mount namespace of its own, with every mount private to it
+/// (and into a user namespace first when not root).
+fn enter_private_namespace() -> Result<(), Box<dyn Error>> {
+    use rustix::thread::UnshareFlags;
+    let uid = rustix::process::geteuid().as_raw();
+    let gid = rustix::process::getegid().as_raw();
+    // SAFETY: new mount and user namespaces change no memory or descriptor this process
+    // holds (the flags that would, CLONE_FILES and CLONE_FS, are not asked for).
+    let unshare = |flags| unsafe { rustix::thread::unshare_unsafe(flags) };
+    if uid == 0 {
+        unshare(UnshareFlags::NEWNS)
+            .map_err(|e| format!("cannot make a private mount namespace: {e}"))?;
+    } else {
+        unshare(UnshareFlags::NEWUSER | UnshareFlags::NEWNS).map_err(|e| {
+            format!(
+                "venvfs run needs root, or user namespaces (this kernel refused one: {e}; \
+                 see /proc/sys/user/max_user_namespaces)"
+            )
+        })?;
+        // root inside the namespace is this user outside it
+        std::fs::write("/proc/self/setgroups", "deny")?;
+        std::fs::write("/proc/self/uid_map", format!("0 {uid} 1"))?;
+        std::fs::write("/proc/self/gid_map", format!("0 {gid} 1"))?;
+        if std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/fuse")
+            .is_err()
+        {
+            return Err(
+                "venvfs run as a user needs /dev/fuse open to that user (chmod 0666 \
+                        /dev/fuse, as common distributions have it), or root"
+                    .into(),
+            );
+        }
+    }
+    // mounts made here must not propagate back to the machine's namespace
+    rustix::mount::mount_change(
+        "/",
+        rustix::mount::MountPropagationFlags::PRIVATE | rustix::mount::MountPropagationFlags::REC,
+    )
+    .map_err(|e| format!("cannot make the mounts of the namespace private: {e}"))?;
+    Ok(())
+}
