@@ -11,8 +11,8 @@ use std::process::{Command, Output};
 
 use common::*;
 
-/// Every file below `dir` with its size (a symlink counts as its target's length: the
-/// bytes it takes on disk).
+/// The bytes of every file below `dir` (a symlink counts as its target's length; on disk
+/// a long target takes a block of its own, which `scripts/bench --only uv` counts).
 fn own_bytes(dir: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_owned()];
@@ -158,7 +158,8 @@ fn uv_add_run_remove_in_a_mounted_venv_copies_nothing() {
     p.uv_in(&["run", "python", "-c", "import numpy"], &[]);
 
     m.unmount();
-    // on disk: links into the cache, the edited file, uv's own small files
+    // on disk: links into the cache, the edited file, uv's own small files (bytes, not
+    // blocks: see own_bytes)
     let own = own_bytes(&p.venv);
     assert!(
         own * 50 < served,
