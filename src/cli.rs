@@ -84,6 +84,23 @@ pub enum Command {
     /// Add, list or remove a venv's read-only layers.
     #[command(subcommand)]
     Layer(LayerCommand),
+    /// Check what mounting and serving venvs needs, and one venv if named: one report, each
+    /// finding with the command that fixes it.
+    #[command(
+        long_about = "Check what mounting and serving venvs needs, in one report.\n\n\
+Always: whether FUSE is usable by this user (/dev/fuse, fusermount3; user namespaces as \
+information) and where uv's cache is (filesystem, device, free space).\n\n\
+With VENV: whether it is a venv and a venvfs venv, whether it is mounted by a live daemon \
+or left stale by one that died, layers whose source is gone from the cache, where its \
+distributions come from (layers, references into uv's cache, copies a layer could serve), \
+the filesystem it is on and whether uv would hardlink its cache into it or copy every file, \
+whether uv is told to link packages (UV_LINK_MODE=symlink, a pyproject.toml link-mode), and \
+an sshfs that hides the venv's absolute bin/python link.\n\n\
+Each line is ok (information), warn (works, or is a state you chose, but costs something: \
+an unmounted venvfs venv, copies) or fail (broken), and says the command that fixes it. \
+Exits 1 when anything fails, 0 otherwise."
+    )]
+    Doctor(DoctorArgs),
 }
 
 #[derive(Debug, Args)]
@@ -139,6 +156,16 @@ pub struct ListArgs {
     /// The venv directory, mounted or not.
     pub venv: PathBuf,
     /// Print a JSON array of objects (name, version, origin, ...) instead of lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// A venv to examine as well, mounted or not.
+    pub venv: Option<PathBuf>,
+    /// Print a JSON array of objects (check, status: ok|warn|fail, detail, fix) instead of
+    /// lines.
     #[arg(long)]
     pub json: bool,
 }

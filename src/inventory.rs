@@ -445,21 +445,75 @@ fn cache_entry(target: &Path) -> PathBuf {
     out
 }
 
-/// What to do about an inventory, one line each: layers whose source is gone and the
-/// command that restores them (`uv_cache` is where `venvfs install` will look), layers
-/// uninstalled through the mount whose source is gone, and the bytes of copies a layer
-/// could serve (distributions installed through the mount that uv's cache holds).
-pub fn advice(venv: &Path, inv: &Inventory, uv_cache: Option<&UvCache>) -> Vec<String> {
-    let in_cache = |name: &PackageName, version: &str| {
-        uv_cache.is_some_and(|c| {
-            c.entries.iter().any(|e| {
-                PackageName::new(&e.name) == *name
-                    && crate::finder::same_version(&e.version, version)
-            })
-        })
-    };
+/// What an [`advice`] line is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdviceKind {
+    /// Layers the venv's distributions need whose source is gone.
+    SourceMissing,
+    /// Layers uninstalled through the mount whose source is gone.
+    UninstalledSourceMissing,
+    /// Copies in the venv's own directory that a layer could serve.
+    Servable,
+}
+
+/// One piece of advice: what is wrong or wasted, and the command that deals with it.
+#[derive(Debug, Clone)]
+pub struct Advice {
+    pub kind: AdviceKind,
+    /// What it is about (`a==1 (PATH), b==2 (PATH)`, or the bytes of copies).
+    pub what: String,
+    pub command: String,
+}
+
+impl Advice {
+    /// The advice as one line for people.
+    pub fn line(&self) -> String {
+        let (what, command) = (&self.what, &self.command);
+        match self.kind {
+            AdviceKind::SourceMissing => format!(
+                "source missing (the cache entry was removed): {what}; restore with `{command}`"
+            ),
+            AdviceKind::UninstalledSourceMissing => format!(
+                "source missing for layers uninstalled through the mount: {what}; `{command}` drops them"
+            ),
+            AdviceKind::Servable => format!(
+                "{what} of the venv's own directory are copies a layer could serve: `{command}`"
+            ),
+        }
+    }
+}
+
+/// The command that installs `pins` into `venv` as layers: from uv's cache when it holds
+/// them all (`in_cache`), else after uv has put them there.
+pub fn restore_command(venv: &Path, pins: &[String], in_cache: bool) -> String {
     let venv_s = venv.display();
-    let mut lines = Vec::new();
+    let list = pins.join(" ");
+    let install = format!("venvfs install {venv_s} {list}");
+    if in_cache {
+        install
+    } else {
+        format!(
+            "uv pip install --no-deps --python {venv_s}/bin/python --target \"$(mktemp -d)\" {list} && {install}"
+        )
+    }
+}
+
+/// What to do about an inventory, one line each: see [`advice_items`].
+pub fn advice(venv: &Path, inv: &Inventory, uv_cache: Option<&UvCache>) -> Vec<String> {
+    advice_items(venv, inv, uv_cache)
+        .iter()
+        .map(Advice::line)
+        .collect()
+}
+
+/// What to do about an inventory: layers whose source is gone and the command that
+/// restores them (`uv_cache` is where `venvfs install` will look), layers uninstalled
+/// through the mount whose source is gone, and the bytes of copies a layer could serve
+/// (distributions installed through the mount that uv's cache holds).
+pub fn advice_items(venv: &Path, inv: &Inventory, uv_cache: Option<&UvCache>) -> Vec<Advice> {
+    let in_cache = |name: &PackageName, version: &str| in_uv_cache(uv_cache, name, version);
+    let venv_s = venv.display();
+    let mut items = Vec::new();
     let (needed, dropped): (Vec<&Layer>, Vec<&Layer>) = inv.missing_layers.iter().partition(|l| {
         inv.dists
             .iter()
@@ -467,33 +521,25 @@ pub fn advice(venv: &Path, inv: &Inventory, uv_cache: Option<&UvCache>) -> Vec<S
     });
     if !needed.is_empty() {
         let pins: Vec<String> = needed.iter().map(|l| l.label()).collect();
-        let list = pins.join(" ");
-        let install = format!("venvfs install {venv_s} {list}");
-        let command = if needed
+        let all_cached = needed
             .iter()
-            .all(|l| in_cache(&l.package_name(), &l.version))
-        {
-            install
-        } else {
-            format!(
-                "uv pip install --no-deps --python {venv_s}/bin/python --target \"$(mktemp -d)\" {list} && {install}"
-            )
-        };
-        lines.push(format!(
-            "source missing (the cache entry was removed): {}; restore with `{command}`",
-            describe_layers(&needed)
-        ));
+            .all(|l| in_cache(&l.package_name(), &l.version));
+        items.push(Advice {
+            kind: AdviceKind::SourceMissing,
+            what: describe_layers(&needed),
+            command: restore_command(venv, &pins, all_cached),
+        });
     }
     if !dropped.is_empty() {
         let names: Vec<String> = dropped
             .iter()
             .map(|l| l.package_name().to_string())
             .collect();
-        lines.push(format!(
-            "source missing for layers uninstalled through the mount: {}; `venvfs uninstall {venv_s} {}` drops them",
-            describe_layers(&dropped),
-            names.join(" ")
-        ));
+        items.push(Advice {
+            kind: AdviceKind::UninstalledSourceMissing,
+            what: describe_layers(&dropped),
+            command: format!("venvfs uninstall {venv_s} {}", names.join(" ")),
+        });
     }
     let servable: Vec<&Dist> = inv
         .dists
@@ -503,13 +549,36 @@ pub fn advice(venv: &Path, inv: &Inventory, uv_cache: Option<&UvCache>) -> Vec<S
     if !servable.is_empty() {
         let bytes: u64 = servable.iter().map(|d| d.copy_bytes).sum();
         let pins: Vec<String> = servable.iter().map(|d| d.pin()).collect();
-        lines.push(format!(
-            "{} of the venv's own directory are copies a layer could serve: `venvfs install {venv_s} {}`",
-            human(bytes),
-            pins.join(" ")
-        ));
+        items.push(Advice {
+            kind: AdviceKind::Servable,
+            what: human(bytes),
+            command: restore_command(venv, &pins, true),
+        });
     }
-    lines
+    items
+}
+
+/// uv's cache, opened only when advice about `inv` may find something in it: a layer or
+/// references whose source is gone, copies a layer could serve.
+pub fn cache_for_advice(inv: &Inventory) -> Option<UvCache> {
+    let may_use_cache = !inv.missing_layers.is_empty()
+        || inv
+            .dists
+            .iter()
+            .any(|d| (d.layer.is_none() && d.copy_bytes > 0) || d.source_missing.is_some());
+    may_use_cache
+        .then(|| crate::finder::uvcache::locate(None))
+        .flatten()
+        .map(|root| UvCache::open(&root))
+}
+
+/// Whether uv's cache holds an unpacked wheel of `name` at `version`.
+pub fn in_uv_cache(uv_cache: Option<&UvCache>, name: &PackageName, version: &str) -> bool {
+    uv_cache.is_some_and(|c| {
+        c.entries.iter().any(|e| {
+            PackageName::new(&e.name) == *name && crate::finder::same_version(&e.version, version)
+        })
+    })
 }
 
 /// `a==1 (PATH), b==2 (PATH)`.

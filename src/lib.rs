@@ -19,6 +19,7 @@ pub mod daemon;
 #[cfg(not(target_os = "linux"))]
 #[path = "daemon_stub.rs"]
 pub mod daemon;
+pub mod doctor;
 pub mod finder;
 pub mod fsutil;
 pub mod install;

@@ -20,6 +20,9 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     venvfs::logging::init();
+    if let Command::Doctor(args) = &cli.command {
+        return venvfs::doctor::main(args);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -45,6 +48,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
         } => install(&venv, &targets, &finder),
         Command::Uninstall { venv, names } => uninstall(&venv, &names),
         Command::Layer(cmd) => layer(cmd),
+        Command::Doctor(_) => unreachable!("answered in main"),
     }
 }
 

@@ -76,16 +76,7 @@ fn distributions(venv: &Path, r: &registry::Record, upper: &Path) {
     for p in inv.problems() {
         println!("  note: {p}");
     }
-    // (uv's cache is opened only when something may be found in it)
-    let may_use_cache = !inv.missing_layers.is_empty()
-        || inv
-            .dists
-            .iter()
-            .any(|d| d.layer.is_none() && d.copy_bytes > 0);
-    let cache = may_use_cache
-        .then(|| crate::finder::uvcache::locate(None))
-        .flatten()
-        .map(|root| crate::finder::uvcache::UvCache::open(&root));
+    let cache = inventory::cache_for_advice(&inv);
     for line in inventory::advice(venv, &inv, cache.as_ref()) {
         println!("  {line}");
     }

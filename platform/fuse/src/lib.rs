@@ -23,5 +23,5 @@ mod stats;
 pub use adapter::FuseAdapter;
 pub use errno::errno;
 pub use mount::{is_stale, mount, unmount, MountConfig, Mounted, Unmounter, SUBTYPE};
-pub use mountinfo::{mounts, MountInfo};
+pub use mountinfo::{containing, mounts, parse_table, table, MountEntry, MountInfo};
 pub use stats::{Op, RequestStats};

@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::mount::SUBTYPE;
 
@@ -23,10 +23,43 @@ pub fn mounts() -> Vec<MountInfo> {
         .unwrap_or_default()
 }
 
+/// Any mount of the mount table, as `venvfs doctor` describes where a path lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountEntry {
+    /// Where it is mounted.
+    pub mountpoint: PathBuf,
+    /// `ext4`, `fuse.sshfs`, `nfs4`, ...
+    pub fstype: String,
+    /// The mount's source (a device, `host:/dir`, ...).
+    pub source: String,
+    /// `major:minor`, as `st_dev` of the files on it.
+    pub device: String,
+    /// The per-mount options (`rw`, `ro`, `nosuid`, ...).
+    pub options: String,
+}
+
+/// Every mount visible to this process, in mount order. Empty when the mount table cannot
+/// be read.
+pub fn table() -> Vec<MountEntry> {
+    std::fs::read("/proc/self/mountinfo")
+        .map(|table| parse_table(&table))
+        .unwrap_or_default()
+}
+
+/// The mount that holds `path` (absolute, symlinks resolved): the one whose mount point is
+/// the longest prefix of it, the last mounted among equals (it covers the others).
+pub fn containing<'a>(table: &'a [MountEntry], path: &Path) -> Option<&'a MountEntry> {
+    table
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| path.starts_with(&m.mountpoint))
+        .max_by_key(|(i, m)| (m.mountpoint.components().count(), *i))
+        .map(|(_, m)| m)
+}
+
 /// Parse mountinfo lines: `id parent major:minor root mountpoint options [optional...] -
 /// fstype source superoptions`.
-fn parse(table: &[u8]) -> Vec<MountInfo> {
-    let fstype = format!("fuse.{SUBTYPE}");
+pub fn parse_table(table: &[u8]) -> Vec<MountEntry> {
     table
         .split(|&b| b == b'\n')
         .filter_map(|line| {
@@ -34,10 +67,26 @@ fn parse(table: &[u8]) -> Vec<MountInfo> {
             let sep = fields.iter().position(|f| *f == b"-")?;
             let mountpoint = fields.get(4).filter(|_| sep > 4)?;
             let (ty, source) = (fields.get(sep + 1)?, fields.get(sep + 2)?);
-            (*ty == fstype.as_bytes()).then(|| MountInfo {
+            let text = |f: &[u8]| String::from_utf8_lossy(&unescape(f)).into_owned();
+            Some(MountEntry {
                 mountpoint: PathBuf::from(OsString::from_vec(unescape(mountpoint))),
-                fsname: String::from_utf8_lossy(&unescape(source)).into_owned(),
+                fstype: text(ty),
+                source: text(source),
+                device: text(fields[2]),
+                options: text(fields[5]),
             })
+        })
+        .collect()
+}
+
+fn parse(table: &[u8]) -> Vec<MountInfo> {
+    let fstype = format!("fuse.{SUBTYPE}");
+    parse_table(table)
+        .into_iter()
+        .filter(|m| m.fstype == fstype)
+        .map(|m| MountInfo {
+            mountpoint: m.mountpoint,
+            fsname: m.source,
         })
         .collect()
 }
@@ -96,6 +145,23 @@ garbage line
                 },
             ]
         );
+    }
+
+    #[test]
+    fn finds_the_mount_holding_a_path() {
+        let all = parse_table(TABLE.as_bytes());
+        assert_eq!(all.len(), 4);
+        assert_eq!(all[2].fstype, "fuse.sshfs");
+        assert_eq!(all[2].device, "0:51");
+        assert_eq!(all[2].options, "rw,relatime");
+        let at = |p: &str| containing(&all, Path::new(p)).map(|m| m.mountpoint.clone());
+        assert_eq!(at("/tmp/other/a/b"), Some(PathBuf::from("/tmp/other")));
+        assert_eq!(
+            at("/tmp/othera"),
+            None,
+            "a prefix by components, not by bytes"
+        );
+        assert_eq!(at("/proc/1"), Some(PathBuf::from("/proc")));
     }
 
     #[test]
