@@ -81,6 +81,13 @@ pub enum Command {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Fold the links uv's symlink link mode makes into its cache (one per file of a
+    /// package) into layers: each distribution whose links all point into one unpacked
+    /// wheel of uv's cache becomes a layer of it, and its links are removed, so the venv's
+    /// own directory keeps only uv's generated files (RECORD, INSTALLER, launchers). What
+    /// the venv shows does not change. `sync` and `install` do it too when links exist.
+    /// A mounted venv takes the change live.
+    Fold { venv: PathBuf },
     /// Add, list or remove a venv's read-only layers.
     #[command(subcommand)]
     Layer(LayerCommand),

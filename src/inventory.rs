@@ -404,7 +404,7 @@ fn tally_file(tally: &mut Tally, own: &Path, site: &Path, dist_info: &str, recor
 
 /// A RECORD path (relative to site-packages, `../../../bin/x` for a script) as a path
 /// relative to the venv; None when it is absolute or leaves the venv.
-fn venv_relative(site: &Path, record_path: &str) -> Option<PathBuf> {
+pub(crate) fn venv_relative(site: &Path, record_path: &str) -> Option<PathBuf> {
     let mut out: Vec<Component> = site.components().collect();
     for c in Path::new(record_path).components() {
         match c {
@@ -421,7 +421,7 @@ fn venv_relative(site: &Path, record_path: &str) -> Option<PathBuf> {
 
 /// Whether a symlink target is a file of an unpacked wheel in a uv cache
 /// (`CACHE/archive-v0/ID/...`, absolute, no `..`): what uv's symlink link mode makes.
-fn is_uv_cache_file(target: &Path) -> bool {
+pub(crate) fn is_uv_cache_file(target: &Path) -> bool {
     target.is_absolute()
         && !target.components().any(|c| c == Component::ParentDir)
         && target
@@ -432,7 +432,7 @@ fn is_uv_cache_file(target: &Path) -> bool {
 }
 
 /// The unpacked wheel (`CACHE/archive-v0/ID`) a uv cache file belongs to.
-fn cache_entry(target: &Path) -> PathBuf {
+pub(crate) fn cache_entry(target: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     let mut parts = target.components();
     for c in parts.by_ref() {

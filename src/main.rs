@@ -47,6 +47,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
             finder,
         } => install(&venv, &targets, &finder),
         Command::Uninstall { venv, names } => uninstall(&venv, &names),
+        Command::Fold { venv } => fold(&venv),
         Command::Layer(cmd) => layer(cmd),
         Command::Doctor(_) => unreachable!("answered in main"),
     }
@@ -165,6 +166,7 @@ fn sync(venv: &Path, file: &Path, finder: &FinderArgs) -> Result<(), Box<dyn Err
         Ok((report, touched))
     })?;
     print_report(&report);
+    fold_after(venv);
     Ok(())
 }
 
@@ -191,7 +193,55 @@ fn install(venv: &Path, targets: &[String], finder: &FinderArgs) -> Result<(), B
         Ok((report, touched))
     })?;
     print_report(&report);
+    fold_after(venv);
     Ok(())
+}
+
+/// `venvfs fold`: the links uv made into its cache become layers.
+fn fold(venv: &Path) -> Result<(), Box<dyn Error>> {
+    let version = venvfs::venv::python_version(venv)?;
+    let report = fold_links(venv, &version)?;
+    if report.lines.is_empty() {
+        println!("Nothing to fold");
+    }
+    Ok(())
+}
+
+/// Folds the venv's links into layers and prints what was done.
+fn fold_links(venv: &Path, version: &str) -> Result<venvfs::install::fold::Report, Box<dyn Error>> {
+    let report = venvfs::daemon::change(venv, |root| {
+        let report = venvfs::install::fold::fold(root, version)?;
+        let touched = report.touched.clone();
+        Ok((report, touched))
+    })?;
+    for note in &report.notes {
+        eprintln!("note: {note}");
+    }
+    for line in &report.lines {
+        println!("{line}");
+    }
+    Ok(report)
+}
+
+/// After `sync` and `install`: folds the links uv's symlink mode left, when there are any
+/// (one `lstat` per distribution tells). A failure is only a note: the command's own
+/// change is done.
+fn fold_after(venv: &Path) {
+    let Ok(version) = venvfs::venv::python_version(venv) else {
+        return;
+    };
+    let own = venvfs::daemon::own_dir_of(venv).unwrap_or_else(|| venv.to_owned());
+    let layout = venvfs::install::layout::Layout::new(&version);
+    if !venvfs::install::fold::has_references(&own, &layout) {
+        return;
+    }
+    if let Err(e) = fold_links(venv, &version) {
+        eprintln!(
+            "note: the links into uv's cache were not folded into layers: {e}; \
+             `venvfs fold {}` tries again",
+            venv.display()
+        );
+    }
 }
 
 fn uninstall(venv: &Path, names: &[String]) -> Result<(), Box<dyn Error>> {

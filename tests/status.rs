@@ -10,20 +10,6 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
-/// `uv pip ARGS --python VENV/bin/python`, offline, with a uv cache of the test's own.
-fn uv_pip(venv: &Path, cache: &Path, args: &[&str], find_links: &Path) {
-    run_ok(
-        uv().env("UV_CACHE_DIR", cache)
-            .env_remove("UV_LINK_MODE")
-            .arg("pip")
-            .args(args)
-            .arg("--python")
-            .arg(venv.join("bin/python"))
-            .env("UV_NO_INDEX", "1")
-            .env("UV_FIND_LINKS", find_links),
-    );
-}
-
 /// name → version, as `uv pip list` shows the venv.
 fn uv_list(venv: &Path, cache: &Path) -> BTreeMap<String, String> {
     let out = run_ok(

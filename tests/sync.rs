@@ -302,19 +302,11 @@ assert jinja2.Template('{{ x }}!').render(x=1) == '1!'",
 }
 
 fn dir_size(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let m = e.metadata().unwrap();
-            if m.is_dir() {
-                stack.push(e.path());
-            } else if m.is_file() {
-                total += m.len();
-            }
-        }
-    }
-    total
+    entries_below(dir)
+        .iter()
+        .filter(|(_, t)| t.is_file())
+        .map(|(p, _)| p.symlink_metadata().unwrap().len())
+        .sum()
 }
 
 #[test]

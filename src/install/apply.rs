@@ -349,14 +349,18 @@ pub fn write(txn: &mut Txn, venv: &Path, generated: &Generated) -> std::io::Resu
         txn.write(&venv.join(rel), content, *mode)?;
     }
     for rel in &generated.hidden {
-        let path = venv.join(rel);
-        let name = path
-            .file_name()
-            .map(upper_format::whiteout_name)
-            .unwrap_or_default();
-        txn.write(&path.with_file_name(name), b"", 0o644)?;
+        write_whiteout(txn, &venv.join(rel))?;
     }
     Ok(())
+}
+
+/// Writes the whiteout that hides the layer entry at `path` (`DIR/.wh.NAME`).
+pub fn write_whiteout(txn: &mut Txn, path: &Path) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map(upper_format::whiteout_name)
+        .unwrap_or_default();
+    txn.write(&path.with_file_name(name), b"", 0o644)
 }
 
 /// Removes from an unmounted venv's own directory what installing a wheel wrote there (the

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod entry_points;
+pub mod fold;
 pub mod generated;
 pub mod heal;
 pub mod layout;

@@ -309,6 +309,36 @@ pub fn uv() -> Command {
     cmd
 }
 
+/// `uv pip ARGS --python VENV/bin/python`, offline, with a uv cache of the test's own.
+pub fn uv_pip(venv: &Path, cache: &Path, args: &[&str], find_links: &Path) {
+    run_ok(
+        uv().env("UV_CACHE_DIR", cache)
+            .env_remove("UV_LINK_MODE")
+            .arg("pip")
+            .args(args)
+            .arg("--python")
+            .arg(venv.join("bin/python"))
+            .env("UV_NO_INDEX", "1")
+            .env("UV_FIND_LINKS", find_links),
+    );
+}
+
+/// Every entry below `dir` (not `dir` itself), with its type; symlinks are not followed.
+pub fn entries_below(dir: &Path) -> Vec<(PathBuf, std::fs::FileType)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                stack.push(e.path());
+            }
+            out.push((e.path(), t));
+        }
+    }
+    out
+}
+
 /// A program of a test venv (`bin/python`, `bin/pip`, ...), with pip kept out of the
 /// user's home directory: no cache, and no version check (which writes a file there).
 pub fn venv_program(venv: &Path, program: &str) -> Command {

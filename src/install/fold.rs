@@ -1,0 +1,563 @@
+//! `venvfs fold`: turns the references uv's symlink link mode leaves in a venv's own
+//! directory (one symlink per wheel file into `CACHE/archive-v0/<id>/`) into a layer of that
+//! unpacked wheel, and removes the links.
+//!
+//! On ext4 each link whose target is longer than 59 bytes takes a block of its own, so a
+//! venv uv filled with links holds thousands of 4 KiB blocks that say nothing a layer could
+//! not say in one manifest entry. Folding keeps what the venv shows exactly as it was: a
+//! distribution is folded only when every link points at the file of the same wheel path in
+//! one cache entry (so the layer shows what the links showed), and each file of the wheel
+//! that has no link (deleted by the user or by uv) gets a whiteout so it stays hidden. uv's
+//! own files (RECORD, INSTALLER, launchers: regular files) stay where they are.
+//!
+//! Platform-neutral: the commands reach the venv's own directory by path.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::layout::Layout;
+use super::txn::Txn;
+use crate::inventory::{cache_entry, is_uv_cache_file, venv_relative};
+use crate::manifest::{manifest_path, Layer, Manifest};
+use crate::name::PackageName;
+use crate::upper_format::{whiteout_name, OPAQUE, REDIRECT};
+
+type Error = Box<dyn std::error::Error>;
+
+/// One distribution to fold.
+#[derive(Debug)]
+pub struct Fold {
+    /// Its layer (`archive-v0/<id>`, the standard mappings, `installed`).
+    pub layer: Layer,
+    /// The links to remove (venv-relative).
+    pub links: Vec<PathBuf>,
+    /// Whiteouts left from an earlier uninstall at the links' own names (venv-relative):
+    /// they would hide the layer's files once the links are gone.
+    pub stale_whiteouts: Vec<PathBuf>,
+    /// Files of the wheel with no link, to hide (venv-relative; the whiteout goes next to).
+    pub hidden: Vec<PathBuf>,
+    /// The disk space the links take.
+    pub link_bytes: u64,
+}
+
+/// What [`plan`] found: the distributions to fold, and why others are not folded.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub folds: Vec<Fold>,
+    pub notes: Vec<String>,
+}
+
+/// What [`fold`] did.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub lines: Vec<String>,
+    pub notes: Vec<String>,
+    /// Venv-relative paths written or removed: what a mounted venv looks at again.
+    pub touched: Vec<PathBuf>,
+}
+
+/// Whether any distribution in the venv's own site-packages (at `root`) has its METADATA
+/// linked into a uv cache: one `lstat` per `.dist-info`, so commands can afford to ask
+/// after every change.
+pub fn has_references(root: &Path, layout: &Layout) -> bool {
+    own_dist_infos(&root.join(layout.site_packages()))
+        .iter()
+        .any(|d| {
+            let metadata = root.join(layout.site_packages()).join(d).join("METADATA");
+            std::fs::read_link(metadata).is_ok_and(|t| is_uv_cache_file(&t))
+        })
+}
+
+/// `.dist-info` directories in the own site-packages.
+fn own_dist_infos(site: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(site)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".dist-info"))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Finds the distributions of the venv's own directory (at `root`, a venv of Python
+/// `python`, X.Y) that can be folded.
+pub fn plan(root: &Path, python: &str, manifest: &Manifest) -> Plan {
+    let layout = &Layout::new(python);
+    let mut out = Plan::default();
+    let site = Path::new(layout.site_packages());
+    let mut marks = Marks::new(root);
+    for dist_info in own_dist_infos(&root.join(site)) {
+        match plan_one(root, python, layout, &dist_info, manifest, &mut marks) {
+            Ok(Some(f)) => out.folds.push(f),
+            Ok(None) => {}
+            Err(why) => out.notes.push(format!(
+                "{}: not folded: {why}",
+                site.join(&dist_info).display()
+            )),
+        }
+    }
+    out
+}
+
+fn plan_one(
+    root: &Path,
+    python: &str,
+    layout: &Layout,
+    dist_info: &str,
+    manifest: &Manifest,
+    marks: &mut Marks,
+) -> Result<Option<Fold>, String> {
+    let site = Path::new(layout.site_packages());
+    let record = match std::fs::read(root.join(site).join(dist_info).join("RECORD")) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("RECORD: {e}")),
+    };
+    let rows = super::record::parse_record(&String::from_utf8_lossy(&record))
+        .map_err(|e| e.to_string())?;
+    // the links RECORD lists, and the one cache entry they point into
+    let mut links: Vec<(PathBuf, PathBuf, u64)> = Vec::new();
+    let mut entry: Option<PathBuf> = None;
+    for row in rows {
+        let Some(rel) = venv_relative(site, &row.path) else {
+            continue;
+        };
+        let Ok(meta) = root.join(&rel).symlink_metadata() else {
+            continue;
+        };
+        if !meta.file_type().is_symlink() {
+            continue;
+        }
+        let Some(target) = std::fs::read_link(root.join(&rel))
+            .ok()
+            .filter(|t| is_uv_cache_file(t))
+        else {
+            continue;
+        };
+        let this = cache_entry(&target);
+        match &entry {
+            Some(e) if *e != this => {
+                return Err(format!(
+                    "its links point into two cache entries ({} and {})",
+                    e.display(),
+                    this.display()
+                ))
+            }
+            Some(_) => {}
+            None => entry = Some(this),
+        }
+        links.push((rel, target, disk_bytes(&meta)));
+    }
+    let Some(entry) = entry else {
+        return Ok(None);
+    };
+    let prefix = dist_info.trim_end_matches(".dist-info");
+    let (name, version) = prefix.split_once('-').unwrap_or((prefix, ""));
+    let package = PackageName::new(name);
+    if manifest
+        .layers
+        .iter()
+        .any(|l| l.package_name() == package && crate::finder::same_version(&l.version, version))
+    {
+        // (uninstalled through the mount and installed again: its layer is still listed,
+        // hidden by whiteouts, and would not show through them)
+        return Err(format!(
+            "{name}=={version} is already a layer of the manifest; its {} links stay",
+            links.len()
+        ));
+    }
+    // (CACHE/archive-v0/ID: the cache is two levels up)
+    let cache = entry.parent().and_then(Path::parent).unwrap_or(&entry);
+    if !cache.join("CACHEDIR.TAG").is_file() {
+        return Err(format!(
+            "{} has no CACHEDIR.TAG, so it is not a uv cache",
+            cache.display()
+        ));
+    }
+    let source = entry
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", entry.display()))?;
+    let entry_prefix = super::dist_info_prefix(&source).map_err(|e| e.to_string())?;
+    if entry_prefix != prefix {
+        return Err(format!(
+            "its links point into {}, which holds {entry_prefix}.dist-info",
+            entry.display()
+        ));
+    }
+    let mut layer = super::layer_for(&source, prefix, python);
+    layer.installed = true;
+    // (checked as mount will check it, so a bad entry is refused now, not at mount)
+    let listing = crate::layer::dir::scan(&source, &layer.label()).map_err(|e| e.to_string())?;
+
+    let mut fold = Fold {
+        layer,
+        links: Vec::with_capacity(links.len()),
+        stale_whiteouts: Vec::new(),
+        hidden: Vec::new(),
+        link_bytes: 0,
+    };
+    for (rel, target, bytes) in links {
+        let wheel_rel = target
+            .strip_prefix(&entry)
+            .ok()
+            .and_then(|p| p.to_str())
+            .map(|p| p.replace(std::path::MAIN_SEPARATOR, "/"))
+            .unwrap_or_default();
+        let shown_at = fold.layer.destination(&wheel_rel).map(PathBuf::from);
+        if shown_at.as_ref() != Some(&rel) {
+            return Err(format!(
+                "{} links to {}, which the layer would show {}",
+                rel.display(),
+                target.display(),
+                match shown_at {
+                    Some(at) => format!("at {}", at.display()),
+                    None => "nowhere".to_owned(),
+                }
+            ));
+        }
+        if marks.hidden_below(rel.parent().unwrap_or(Path::new(""))) {
+            return Err(format!(
+                "a directory above {} hides or redirects the layers' content",
+                rel.display()
+            ));
+        }
+        let stale = rel.with_file_name(whiteout_name(rel.file_name().unwrap_or_default()));
+        if root.join(&stale).symlink_metadata().is_ok() {
+            fold.stale_whiteouts.push(stale);
+        }
+        fold.links.push(rel);
+        fold.link_bytes += bytes;
+    }
+    for e in listing
+        .iter()
+        .filter(|e| e.kind != venvfs_api::FileKind::Dir)
+    {
+        let Some(dest) = fold.layer.destination(&e.rel).map(PathBuf::from) else {
+            continue;
+        };
+        if root.join(&dest).symlink_metadata().is_ok()
+            || marks.hidden_below(dest.parent().unwrap_or(Path::new("")))
+        {
+            continue;
+        }
+        fold.hidden.push(dest);
+    }
+    Ok(Some(fold))
+}
+
+/// The disk space a link takes.
+fn disk_bytes(meta: &std::fs::Metadata) -> u64 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        meta.blocks() * 512
+    }
+    #[cfg(not(unix))]
+    {
+        meta.len()
+    }
+}
+
+/// Whether layer content below a directory of the venv's own can show: not when the
+/// directory, or one above it, is whited out, opaque or redirected. Remembered per directory.
+struct Marks<'a> {
+    root: &'a Path,
+    hidden: HashMap<PathBuf, bool>,
+}
+
+impl<'a> Marks<'a> {
+    fn new(root: &'a Path) -> Self {
+        Marks {
+            root,
+            hidden: HashMap::new(),
+        }
+    }
+
+    fn hidden_below(&mut self, dir: &Path) -> bool {
+        if dir.as_os_str().is_empty() {
+            return false;
+        }
+        if let Some(&h) = self.hidden.get(dir) {
+            return h;
+        }
+        let parent = dir.parent().unwrap_or(Path::new(""));
+        let exists = |p: PathBuf| self.root.join(p).symlink_metadata().is_ok();
+        let h = exists(dir.with_file_name(whiteout_name(dir.file_name().unwrap_or_default())))
+            || exists(dir.join(OPAQUE))
+            || exists(dir.join(REDIRECT))
+            || self.hidden_below(parent);
+        self.hidden.insert(dir.to_owned(), h);
+        h
+    }
+}
+
+/// Folds what [`plan`] finds in the venv's own directory at `root` (a venv of Python
+/// `python`, X.Y), in one transaction whose commit point is the manifest: any failure
+/// leaves the venv as it was.
+pub fn fold(root: &Path, python: &str) -> Result<Report, Error> {
+    let layout = &Layout::new(python);
+    let path = manifest_path(root);
+    let mut manifest = Manifest::load(&path)?;
+    let plan = plan(root, python, &manifest);
+    let mut report = Report {
+        notes: plan.notes,
+        ..Report::default()
+    };
+    if plan.folds.is_empty() {
+        return Ok(report);
+    }
+    let mut txn = Txn::begin(root)?;
+    let done = (|| -> Result<(), Error> {
+        for f in &plan.folds {
+            for rel in f.links.iter().chain(&f.stale_whiteouts) {
+                txn.remove(&root.join(rel))?;
+            }
+            for rel in &f.hidden {
+                super::apply::write_whiteout(&mut txn, &root.join(rel))?;
+            }
+        }
+        txn.sync()?;
+        // on top, in the order found, replacing other versions as `layer add` does
+        for f in plan.folds.iter().rev() {
+            let package = f.layer.package_name();
+            manifest
+                .layers
+                .retain(|l| l.name.is_empty() || l.package_name() != package);
+            manifest.layers.insert(0, f.layer.clone());
+        }
+        manifest.save(&path)?;
+        Ok(())
+    })();
+    if let Err(e) = done {
+        txn.rollback();
+        return Err(e);
+    }
+    let touched = txn.commit_touched(&super::sync::keep_dirs(root, layout));
+    report.touched = touched
+        .into_iter()
+        .filter_map(|p| p.strip_prefix(root).ok().map(Path::to_owned))
+        .collect();
+    let (mut links, mut bytes) = (0, 0);
+    for f in &plan.folds {
+        report.lines.push(format!(
+            " ~ {}: {} links folded",
+            f.layer.label(),
+            f.links.len()
+        ));
+        links += f.links.len();
+        bytes += f.link_bytes;
+    }
+    report.lines.push(format!(
+        "Folded {links} links of {} {} into layers: {} of links removed",
+        plan.folds.len(),
+        if plan.folds.len() == 1 {
+            "distribution"
+        } else {
+            "distributions"
+        },
+        crate::inventory::human(bytes)
+    ));
+    Ok(report)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    const SITE: &str = "lib/python3.11/site-packages";
+
+    /// A uv cache holding one unpacked wheel `pkg 1.0`, and a venv uv filled with links to
+    /// it, as its symlink link mode does; `pkg/mod.py` was deleted from the venv.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        cache: PathBuf,
+        entry: PathBuf,
+        venv: PathBuf,
+    }
+
+    fn put(path: &Path, content: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        put(
+            &cache.join("CACHEDIR.TAG"),
+            "Signature: 8a477f597d28d172789f06886806bc55",
+        );
+        let entry = cache.join("archive-v0/Id1");
+        for f in [
+            "pkg/__init__.py",
+            "pkg/mod.py",
+            "pkg-1.0.dist-info/METADATA",
+            "pkg-1.0.dist-info/WHEEL",
+            "pkg-1.0.dist-info/RECORD",
+            "pkg-1.0.data/scripts/tool",
+        ] {
+            put(&entry.join(f), f);
+        }
+        let venv = dir.path().join("venv");
+        let site = venv.join(SITE);
+        for f in [
+            "pkg/__init__.py",
+            "pkg-1.0.dist-info/METADATA",
+            "pkg-1.0.dist-info/WHEEL",
+        ] {
+            std::fs::create_dir_all(site.join(f).parent().unwrap()).unwrap();
+            symlink(entry.join(f), site.join(f)).unwrap();
+        }
+        put(&site.join("pkg-1.0.dist-info/INSTALLER"), "uv");
+        put(&venv.join("bin/tool"), "#!python\n");
+        put(
+            &site.join("pkg-1.0.dist-info/RECORD"),
+            "pkg/__init__.py,,\npkg/mod.py,,\npkg-1.0.dist-info/METADATA,,\n\
+             pkg-1.0.dist-info/WHEEL,,\npkg-1.0.dist-info/INSTALLER,,\n\
+             pkg-1.0.dist-info/RECORD,,\n../../../bin/tool,,\n",
+        );
+        Fixture {
+            _dir: dir,
+            cache,
+            entry,
+            venv,
+        }
+    }
+
+    fn manifest(f: &Fixture) -> Manifest {
+        Manifest::load(&manifest_path(&f.venv)).unwrap()
+    }
+
+    #[test]
+    fn fold_makes_a_layer_removes_links_and_hides_what_was_deleted() {
+        let f = fixture();
+        assert!(has_references(&f.venv, &Layout::new("3.11")));
+        let p = plan(&f.venv, "3.11", &manifest(&f));
+        assert!(p.notes.is_empty(), "{:?}", p.notes);
+        let [one] = p.folds.as_slice() else {
+            panic!("{p:?}")
+        };
+        assert_eq!(one.links.len(), 3);
+        // (the wheel's RECORD and its script are shadowed by uv's files: nothing to hide)
+        assert_eq!(one.hidden, [Path::new(SITE).join("pkg/mod.py")]);
+
+        let report = fold(&f.venv, "3.11").unwrap();
+        assert_eq!(report.lines[0], " ~ pkg==1.0: 3 links folded", "{report:?}");
+        let site = f.venv.join(SITE);
+        for l in ["pkg/__init__.py", "pkg-1.0.dist-info/METADATA"] {
+            assert!(site.join(l).symlink_metadata().is_err(), "{l} stays");
+        }
+        assert!(site.join("pkg/.wh.mod.py").is_file());
+        assert!(site.join("pkg-1.0.dist-info/RECORD").is_file());
+        assert!(site.join("pkg-1.0.dist-info/INSTALLER").is_file());
+        assert!(f.venv.join("bin/tool").is_file());
+        let m = manifest(&f);
+        assert_eq!(m.layers.len(), 1);
+        let layer = &m.layers[0];
+        assert_eq!(layer.source, f.entry.canonicalize().unwrap());
+        assert_eq!(
+            (layer.name.as_str(), layer.version.as_str()),
+            ("pkg", "1.0")
+        );
+        assert!(layer.installed);
+        assert_eq!(
+            layer.destination("pkg/mod.py").unwrap(),
+            format!("{SITE}/pkg/mod.py")
+        );
+        assert!(report
+            .touched
+            .contains(&Path::new(SITE).join("pkg/__init__.py")));
+        // done once: nothing left to fold, and no stash left behind
+        assert!(!has_references(&f.venv, &Layout::new("3.11")));
+        assert!(fold(&f.venv, "3.11").unwrap().lines.is_empty());
+        assert_eq!(
+            std::fs::read_dir(f.venv.join(".venvfs")).unwrap().count(),
+            1
+        );
+    }
+
+    #[test]
+    fn links_the_layer_would_not_show_as_they_are_are_not_folded() {
+        // a link to another file of the wheel than its own path
+        let f = fixture();
+        let link = f.venv.join(SITE).join("pkg/__init__.py");
+        std::fs::remove_file(&link).unwrap();
+        symlink(f.entry.join("pkg/mod.py"), &link).unwrap();
+        let p = plan(&f.venv, "3.11", &manifest(&f));
+        assert!(p.folds.is_empty());
+        assert!(p.notes[0].contains("would show at"), "{:?}", p.notes);
+
+        // a cache without CACHEDIR.TAG
+        let f = fixture();
+        std::fs::remove_file(f.cache.join("CACHEDIR.TAG")).unwrap();
+        let p = plan(&f.venv, "3.11", &manifest(&f));
+        assert!(p.folds.is_empty() && p.notes[0].contains("CACHEDIR.TAG"));
+
+        // links into two entries
+        let f = fixture();
+        let other = f.cache.join("archive-v0/Id2/pkg-1.0.dist-info/WHEEL");
+        put(&other, "x");
+        let wheel = f.venv.join(SITE).join("pkg-1.0.dist-info/WHEEL");
+        std::fs::remove_file(&wheel).unwrap();
+        symlink(&other, &wheel).unwrap();
+        let p = plan(&f.venv, "3.11", &manifest(&f));
+        assert!(p.folds.is_empty() && p.notes[0].contains("two cache entries"));
+
+        // an opaque directory above a link would hide the layer's file
+        let f = fixture();
+        put(&f.venv.join(SITE).join("pkg").join(OPAQUE), "");
+        let p = plan(&f.venv, "3.11", &manifest(&f));
+        assert!(p.folds.is_empty() && p.notes[0].contains("hides"), "{p:?}");
+    }
+
+    #[test]
+    fn a_distribution_already_a_layer_is_left_alone_and_said() {
+        let f = fixture();
+        let mut m = Manifest::default();
+        m.layers
+            .push(crate::install::layer_for(&f.entry, "pkg-1.0", "3.11"));
+        let p = plan(&f.venv, "3.11", &m);
+        assert!(p.folds.is_empty(), "{p:?}");
+        assert!(p.notes[0].contains("already a layer"), "{p:?}");
+    }
+
+    #[test]
+    fn a_stale_whiteout_at_a_link_goes_with_it() {
+        let f = fixture();
+        let stale = f.venv.join(SITE).join("pkg/.wh.__init__.py");
+        put(&stale, "");
+        fold(&f.venv, "3.11").unwrap();
+        assert!(!stale.exists());
+    }
+
+    #[test]
+    fn a_failure_leaves_the_venv_as_it_was() {
+        let f = fixture();
+        // (a directory where the manifest goes: saving it fails)
+        std::fs::create_dir_all(manifest_path(&f.venv).join("x")).unwrap();
+        let before: Vec<_> = walk(&f.venv);
+        assert!(fold(&f.venv, "3.11").is_err());
+        assert_eq!(walk(&f.venv), before);
+        let link = f.venv.join(SITE).join("pkg/__init__.py");
+        assert_eq!(
+            std::fs::read_link(link).unwrap(),
+            f.entry.join("pkg/__init__.py")
+        );
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            out.push(e.path());
+            if e.file_type().unwrap().is_dir() {
+                out.extend(walk(&e.path()));
+            }
+        }
+        out.sort();
+        out
+    }
+}

@@ -1,0 +1,106 @@
+//! `venvfs fold` on a mounted venv uv filled with links into its cache (its symlink link
+//! mode): the links become layers of uv's unpacked wheels, live, without the venv showing
+//! anything different, and uv's cache is never written.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+/// Symlinks below `dir` whose target is below `cache`.
+fn links_into(dir: &Path, cache: &Path) -> Vec<PathBuf> {
+    entries_below(dir)
+        .into_iter()
+        .filter(|(p, t)| t.is_symlink() && std::fs::read_link(p).unwrap().starts_with(cache))
+        .map(|(p, _)| p)
+        .collect()
+}
+
+#[test]
+fn fold_turns_uv_links_into_layers_live() {
+    let s = Scratch::new();
+    let wheels = shared_wheel("six-").parent().unwrap().to_owned();
+    let cache = s.path("uv-cache");
+    let m = s.mount();
+    let pid = m.daemon_pid();
+    // (offline: --no-index, --find-links WHEELS)
+    uv_pip(
+        &s.venv,
+        &cache,
+        &["install", "-q", "--link-mode=symlink", "six", "idna"],
+        &wheels,
+    );
+    let before = s.python_ok("import six, idna; print(six.__version__, idna.__version__)");
+    let listed = run_ok(venvfs().arg("list").arg(&s.venv));
+    assert!(listed.contains("references"), "{listed}");
+    let cache_before = snapshot(&cache.join("archive-v0"));
+
+    let out = run_ok(venvfs().arg("fold").arg(&s.venv));
+    assert!(
+        out.contains(" ~ six==") && out.contains(" ~ idna=="),
+        "{out}"
+    );
+    assert!(out.contains("Folded "), "{out}");
+    assert_eq!(m.daemon_pid(), pid, "taken live, by the same daemon");
+    assert_eq!(
+        s.python_ok("import six, idna; print(six.__version__, idna.__version__)"),
+        before
+    );
+    let listed = run_ok(venvfs().arg("list").arg(&s.venv));
+    for name in ["six==", "idna=="] {
+        let line = listed
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name} in {listed}"));
+        assert!(line.trim_end().ends_with("layer"), "{listed}");
+    }
+    // nothing left to do
+    let again = run_ok(venvfs().arg("fold").arg(&s.venv));
+    assert_eq!(again.trim(), "Nothing to fold");
+    m.unmount();
+
+    assert_eq!(links_into(&s.venv, &cache), Vec::<PathBuf>::new());
+    let m = s.mount();
+    assert_eq!(
+        s.python_ok("import six, idna; print(six.__version__, idna.__version__)"),
+        before
+    );
+    // uv sees the same distributions, with its own RECORD
+    let shown = run_ok(
+        uv().env("UV_CACHE_DIR", &cache)
+            .args(["pip", "list", "--python"])
+            .arg(s.venv.join("bin/python")),
+    );
+    assert!(shown.contains("six") && shown.contains("idna"), "{shown}");
+    m.unmount();
+    assert_eq!(snapshot(&cache.join("archive-v0")), cache_before);
+}
+
+/// `venvfs install` folds the links uv left, once its own change is made.
+#[test]
+fn install_folds_the_links_uv_left() {
+    let s = Scratch::new();
+    let wheels = shared_wheel("six-").parent().unwrap().to_owned();
+    let cache = s.path("uv-cache");
+    let m = s.mount();
+    uv_pip(
+        &s.venv,
+        &cache,
+        &["install", "-q", "--link-mode=symlink", "six"],
+        &wheels,
+    );
+    let out = run_ok(
+        venvfs()
+            .arg("install")
+            .arg(&s.venv)
+            .arg(shared_wheel("idna-")),
+    );
+    assert!(
+        out.contains(" + idna==") && out.contains(" ~ six=="),
+        "{out}"
+    );
+    s.python_ok("import six, idna");
+    m.unmount();
+    assert_eq!(links_into(&s.venv, &cache), Vec::<PathBuf>::new());
+}
