@@ -17,20 +17,24 @@ fn links_into(dir: &Path, cache: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-#[test]
-fn fold_turns_uv_links_into_layers_live() {
+/// A mounted scratch venv into which uv installed `packages` through the mount with its
+/// symlink link mode, offline (`--no-index --find-links` the test wheels), with a cache of
+/// the test's own: the venv, the cache and the mount.
+fn uv_linked_venv(packages: &[&str]) -> (Scratch, PathBuf, Mount) {
     let s = Scratch::new();
     let wheels = shared_wheel("six-").parent().unwrap().to_owned();
     let cache = s.path("uv-cache");
     let m = s.mount();
+    let mut args = vec!["install", "-q", "--link-mode=symlink"];
+    args.extend(packages);
+    uv_pip(&s.venv, &cache, &args, &wheels);
+    (s, cache, m)
+}
+
+#[test]
+fn fold_turns_uv_links_into_layers_live() {
+    let (s, cache, m) = uv_linked_venv(&["six", "idna"]);
     let pid = m.daemon_pid();
-    // (offline: --no-index, --find-links WHEELS)
-    uv_pip(
-        &s.venv,
-        &cache,
-        &["install", "-q", "--link-mode=symlink", "six", "idna"],
-        &wheels,
-    );
     let before = s.python_ok("import six, idna; print(six.__version__, idna.__version__)");
     let listed = run_ok(venvfs().arg("list").arg(&s.venv));
     assert!(listed.contains("references"), "{listed}");
@@ -80,16 +84,7 @@ fn fold_turns_uv_links_into_layers_live() {
 /// `venvfs install` folds the links uv left, once its own change is made.
 #[test]
 fn install_folds_the_links_uv_left() {
-    let s = Scratch::new();
-    let wheels = shared_wheel("six-").parent().unwrap().to_owned();
-    let cache = s.path("uv-cache");
-    let m = s.mount();
-    uv_pip(
-        &s.venv,
-        &cache,
-        &["install", "-q", "--link-mode=symlink", "six"],
-        &wheels,
-    );
+    let (s, cache, m) = uv_linked_venv(&["six"]);
     let out = run_ok(
         venvfs()
             .arg("install")
