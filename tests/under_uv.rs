@@ -12,13 +12,17 @@ use std::process::{Command, Output};
 use common::*;
 
 /// The bytes of every file below `dir` (a symlink counts as its target's length; on disk
-/// a long target takes a block of its own, which `scripts/bench --only uv` counts).
+/// a long target takes a block of its own, which `scripts/bench --only uv` counts), but
+/// bytecode: the `.pyc` files Python writes are every venv's own, copied or not.
 fn own_bytes(dir: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap().flatten() {
             let m = e.path().symlink_metadata().unwrap();
+            if m.is_dir() && e.file_name() == "__pycache__" {
+                continue;
+            }
             if m.is_dir() {
                 stack.push(e.path());
             } else {
