@@ -54,8 +54,8 @@ pub enum Command {
     /// Make the venv hold exactly the distributions pinned in a pylock.toml or a
     /// requirements file of `name==version` lines, as `uv pip sync` does, without copying:
     /// each wheel becomes a layer. Wheels are looked for in the lock's paths, then
-    /// --find-links directories, then uv's cache. A mounted venv is unmounted for the
-    /// change and mounted again.
+    /// --find-links directories, then uv's cache. A mounted venv takes the change live,
+    /// without unmounting: programs running in it keep their open files.
     Sync {
         venv: PathBuf,
         /// pylock.toml (or pylock.NAME.toml) or a requirements file.
@@ -65,7 +65,7 @@ pub enum Command {
     },
     /// Install wheels as pip and uv would, but without copying them: each becomes a layer,
     /// and only launchers, RECORD and the other generated files are written into the venv.
-    /// A mounted venv is unmounted for the change and mounted again.
+    /// A mounted venv takes the change live, without unmounting.
     Install {
         venv: PathBuf,
         /// `.whl` files, unpacked wheel directories, or `name==version` pins to look up.
