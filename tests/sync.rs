@@ -405,24 +405,7 @@ fn sync_from_uvs_cache_serves_its_unpacked_wheels_in_place() {
     // fill uv's cache the way users do: by installing with uv once
     let fill = s.path("fill");
     uv_venv(&fill);
-    let fill_cache = |reqs: &Path| {
-        run_ok(
-            uv().args([
-                "pip",
-                "install",
-                "-q",
-                "--no-index",
-                "--no-deps",
-                "--python",
-            ])
-            .arg(fill.join("bin/python"))
-            .arg("-f")
-            .arg(&house)
-            .arg("-r")
-            .arg(reqs)
-            .env("UV_CACHE_DIR", &cache),
-        )
-    };
+    let fill_cache = |reqs: &Path| fill_uv_cache(&fill, &house, reqs, &cache);
     fill_cache(&reqs);
     let cache_before = snapshot(&cache.join("archive-v0"));
     let venv = s.path("v");
@@ -583,22 +566,7 @@ fn a_pruned_cache_entry_made_again_heals_at_mount() {
     std::fs::write(&reqs, pins(&wheels)).unwrap();
     let fill = s.path("fill");
     uv_venv(&fill);
-    run_ok(
-        uv().args([
-            "pip",
-            "install",
-            "-q",
-            "--no-index",
-            "--no-deps",
-            "--python",
-        ])
-        .arg(fill.join("bin/python"))
-        .arg("-f")
-        .arg(&house)
-        .arg("-r")
-        .arg(&reqs)
-        .env("UV_CACHE_DIR", &cache),
-    );
+    fill_uv_cache(&fill, &house, &reqs, &cache);
     let venv = s.path("v");
     run_ok(venvfs().arg("create").arg(&venv));
     run_ok(
@@ -647,4 +615,25 @@ fn a_pruned_cache_entry_made_again_heals_at_mount() {
         err.contains("six==1.17.0") && err.contains("uv pip install"),
         "{err}"
     );
+}
+
+/// Fills the uv cache `cache` the way users do, by installing the pins of `reqs` from the
+/// wheelhouse `house` into the venv `fill` with uv once.
+fn fill_uv_cache(fill: &Path, house: &Path, reqs: &Path, cache: &Path) -> String {
+    run_ok(
+        uv().args([
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--no-deps",
+            "--python",
+        ])
+        .arg(fill.join("bin/python"))
+        .arg("-f")
+        .arg(house)
+        .arg("-r")
+        .arg(reqs)
+        .env("UV_CACHE_DIR", cache),
+    )
 }

@@ -170,17 +170,7 @@ impl ShareState {
     /// Record an open that [`check`](Self::check) allowed. Opens that are not counted
     /// change nothing.
     pub fn add(&mut self, access: Access, share: Share) {
-        if !access.is_counted() {
-            return;
-        }
-        let step = |n: &mut u32, yes: bool| *n = n.saturating_add(u32::from(yes));
-        step(&mut self.open_count, true);
-        step(&mut self.readers, access.read);
-        step(&mut self.writers, access.write);
-        step(&mut self.deleters, access.delete);
-        step(&mut self.shared_read, share.read);
-        step(&mut self.shared_write, share.write);
-        step(&mut self.shared_delete, share.delete);
+        self.count(access, share, u32::saturating_add);
     }
 
     /// Check and record in one step.
@@ -193,10 +183,15 @@ impl ShareState {
     /// Forget an open recorded with the same `access` and `share` (at its cleanup).
     /// Counts never go below zero, whatever the caller passes.
     pub fn remove(&mut self, access: Access, share: Share) {
+        self.count(access, share, u32::saturating_sub);
+    }
+
+    /// Applies `op` (add or subtract one, saturating) to every count the open takes part in.
+    fn count(&mut self, access: Access, share: Share, op: fn(u32, u32) -> u32) {
         if !access.is_counted() {
             return;
         }
-        let step = |n: &mut u32, yes: bool| *n = n.saturating_sub(u32::from(yes));
+        let step = |n: &mut u32, yes: bool| *n = op(*n, u32::from(yes));
         step(&mut self.open_count, true);
         step(&mut self.readers, access.read);
         step(&mut self.writers, access.write);
