@@ -5,10 +5,11 @@
 //! [`overlay`] implements the filesystem operations over both. Kernel adapters live in
 //! `platform/` and only translate.
 //!
-//! Only Linux can mount so far (FUSE). Elsewhere the upper layer, the lower tree and the
-//! overlay over them, which work through Unix directory descriptors, are left out, and
-//! [`daemon`] is a stand-in whose mount commands say that no backend is built; the rest
-//! (creating, syncing and installing into an unmounted venv) is platform-neutral.
+//! Only Linux can mount so far (FUSE). Everything else builds on every platform: the
+//! overlay core with the upper behind a trait (a POSIX one working from a directory
+//! descriptor, and a portable one working by path through `std::fs`, which a Windows mount
+//! would use), the commands that change an unmounted venv, and [`daemon`], which elsewhere
+//! is a stand-in whose mount commands say that no backend is built.
 
 pub mod activate;
 pub mod cli;
@@ -27,18 +28,15 @@ pub mod interpreter;
 pub mod inventory;
 pub mod layer;
 pub mod logging;
-#[cfg(unix)]
 pub mod lower;
 pub mod manifest;
 pub mod name;
-#[cfg(unix)]
 pub mod overlay;
 pub mod parallel;
 pub mod pins;
 pub mod registry;
 pub mod rules;
 pub mod tags;
-#[cfg(unix)]
 pub mod upper;
 pub mod upper_format;
 pub mod venv;

@@ -7,7 +7,6 @@
 //! `sphinxcontrib/` show every distribution's modules).
 
 use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -210,7 +209,7 @@ impl LowerTree {
     fn is_at(&self, mut id: LowerId, dirs: &[&str]) -> bool {
         for part in dirs.iter().rev() {
             let n = &self.nodes[id as usize];
-            if n.name.as_bytes() != part.as_bytes() {
+            if n.name.as_encoded_bytes() != part.as_bytes() {
                 return false;
             }
             id = n.parent;
@@ -234,7 +233,7 @@ impl LowerTree {
     pub fn lookup_path(&self, path: &[u8]) -> Option<LowerId> {
         let mut cur = LOWER_ROOT;
         for part in path.split(|&b| b == b'/').filter(|p| !p.is_empty()) {
-            cur = self.child(cur, OsStr::from_bytes(part))?;
+            cur = self.child(cur, crate::fsutil::os_str_from_bytes(part)?)?;
         }
         Some(cur)
     }
@@ -244,7 +243,7 @@ impl LowerTree {
         let mut parts: Vec<&[u8]> = Vec::new();
         while id != LOWER_ROOT {
             let n = self.node(id);
-            parts.push(n.name.as_bytes());
+            parts.push(n.name.as_encoded_bytes());
             id = n.parent;
         }
         parts.reverse();

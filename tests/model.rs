@@ -29,6 +29,7 @@ use model::oracle::RealDir;
 use model::reference::Model;
 use model::start::{self, snapshot, Seed, Start, World};
 use model::sut::Core;
+use venvfs::overlay::OverlayConfig;
 
 /// Whole trees are compared every this many ops.
 const WALK_EVERY: usize = 8;
@@ -62,8 +63,32 @@ fn same_trees(model: &Model, real: &RealDir, core: &Core, when: &str) -> Result<
     Ok(())
 }
 
+/// Which of the core's configurations a run drives.
+#[derive(Clone, Copy, Debug)]
+enum Setup {
+    /// As the Linux mount: the POSIX upper (directory descriptor, `*at` calls).
+    Posix,
+    /// The upper reached by path through `std::fs` only, as a Windows mount reaches it.
+    PortableUpper,
+}
+
+impl Setup {
+    fn config(self) -> OverlayConfig {
+        OverlayConfig {
+            portable_upper: matches!(self, Setup::PortableUpper),
+            ..OverlayConfig::default()
+        }
+    }
+}
+
 /// Runs `ops` from `start` through the model, a real directory and the overlay.
 fn run(start: &Start, ops: &[Op]) -> Result<(), TestCaseError> {
+    run_with(Setup::Posix, start, ops)
+}
+
+/// Runs `ops` from `start` through the model, a real directory and the overlay set up as
+/// `setup` says.
+fn run_with(setup: Setup, start: &Start, ops: &[Op]) -> Result<(), TestCaseError> {
     // as the daemon: modes come from the kernel with the caller's umask applied
     rustix::process::umask(rustix::fs::Mode::empty());
     let world = World::build(start);
@@ -80,7 +105,7 @@ fn run(start: &Start, ops: &[Op]) -> Result<(), TestCaseError> {
     };
     let mut model = Model::new(start);
     let mut real = RealDir::new(&world.real, &model.walk());
-    let mut core = Core::new(&world.venv, &world.layers);
+    let mut core = Core::new(&world.venv, &world.layers, setup.config());
     same_trees(&model, &real, &core, "at the start")?;
     for (i, op) in ops.iter().enumerate() {
         let expected = model.apply(op);
@@ -135,6 +160,16 @@ proptest! {
 }
 
 proptest! {
+    #![proptest_config(config(32))]
+
+    /// A short pass over the portable upper (the one a Windows mount uses).
+    #[test]
+    fn short_portable_upper(start in start::start(), ops in ops::ops(40)) {
+        run_with(Setup::PortableUpper, &start, &ops)?;
+    }
+}
+
+proptest! {
     #![proptest_config(config(long_cases()))]
 
     /// Many more and longer sequences, for a script to run.
@@ -142,6 +177,13 @@ proptest! {
     #[ignore = "long: run with --ignored, VENVFS_MODEL_CASES sets the number of cases"]
     fn long(start in start::start(), ops in ops::ops(120)) {
         run(&start, &ops)?;
+    }
+
+    /// The same over the portable upper.
+    #[test]
+    #[ignore = "long: run with --ignored, VENVFS_MODEL_CASES sets the number of cases"]
+    fn long_portable_upper(start in start::start(), ops in ops::ops(120)) {
+        run_with(Setup::PortableUpper, &start, &ops)?;
     }
 }
 

@@ -63,7 +63,11 @@ pub(super) fn take_changes_live(
     // (the mount hides the venv's .venvfs; the daemon's own descriptor reaches it)
     let manifest_file = PathBuf::from(format!(
         "/proc/self/fd/{}",
-        overlay.upper().fd().as_raw_fd()
+        overlay
+            .upper()
+            .dir_fd()
+            .expect("the POSIX upper")
+            .as_raw_fd()
     ))
     .join(STATE_DIR)
     .join(crate::manifest::MANIFEST_FILE);

@@ -44,7 +44,11 @@ pub(super) fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
     let record = registry::Record {
         venv: venv.to_owned(),
         pid: std::process::id(),
-        upper_fd: overlay.upper().fd().as_raw_fd(),
+        upper_fd: overlay
+            .upper()
+            .dir_fd()
+            .expect("the POSIX upper")
+            .as_raw_fd(),
         layers: overlay.lower().labels.clone(),
         lower_entries: overlay.lower().len(),
         mount_flags: mount_flags(args)

@@ -9,7 +9,6 @@ use venvfs_api::{Error, FileKind, Ino, Result};
 use super::tree::Tree;
 use super::Overlay;
 use crate::layer::Content;
-use crate::upper::Upper;
 
 impl Overlay {
     /// Makes sure directory `ino` and its ancestors exist in the upper layer.
@@ -73,7 +72,8 @@ impl Overlay {
                     if with_data {
                         copy_content(&self.open_lower(&lower, lid)?, &mut out, l.size)?;
                     }
-                    Upper::set_file_meta(&out, l.perm, with_data.then_some(l.mtime))?;
+                    self.upper
+                        .set_file_meta(&out, l.perm, with_data.then_some(l.mtime))?;
                     out.sync_data()?;
                 }
             }
@@ -102,7 +102,8 @@ impl Overlay {
                 let source = Content::File(std::sync::Arc::new(self.upper.open_reference(&path)?));
                 copy_content(&source, &mut out, attr.size)?;
             }
-            Upper::set_file_meta(&out, attr.perm, with_data.then_some(attr.mtime))?;
+            self.upper
+                .set_file_meta(&out, attr.perm, with_data.then_some(attr.mtime))?;
             out.sync_data()?;
             self.upper.rename(&tmp, &path, false)?;
             Ok(())

@@ -15,7 +15,6 @@
 
 use std::ffi::OsStr;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
 use venvfs_api::{DirEntry, FileKind, Ino, Result};
@@ -29,7 +28,7 @@ const PIECE: usize = 256;
 /// The offset of the entry named `name`.
 pub fn offset_of(name: &OsStr) -> u64 {
     let mut h = DefaultHasher::new();
-    name.as_bytes().hash(&mut h);
+    name.as_encoded_bytes().hash(&mut h);
     (h.finish() >> 1).max(3)
 }
 

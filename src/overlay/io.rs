@@ -102,7 +102,7 @@ impl Overlay {
                 file: Arc::new(f),
                 writable: true,
             }),
-            Err(e) if !write && crate::upper::is_read_only_refusal(&e) => Ok(UpperFile {
+            Err(e) if !write && self.upper.is_read_only_refusal(&e) => Ok(UpperFile {
                 file: Arc::new(self.upper.open_ro(path)?),
                 writable: false,
             }),

@@ -14,7 +14,6 @@ mod tree;
 pub use reload::Reloaded;
 
 use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -25,7 +24,7 @@ use crate::layer::wheel::MemberCache;
 use crate::layer::LayerError;
 use crate::lower::LowerTree;
 use crate::manifest::{Manifest, STATE_DIR};
-use crate::upper::{join, Upper, WHITEOUT_PREFIX};
+use crate::upper::{join, References, Upper, WHITEOUT_PREFIX};
 use open_files::OpenFiles;
 use tree::Tree;
 
@@ -53,6 +52,9 @@ pub struct OverlayConfig {
     /// point must be an empty folder or a drive letter, so on Windows the upper lives
     /// apart). Its on-disk format is the same either way.
     pub upper_dir: Option<PathBuf>,
+    /// Reach the upper by path through `std::fs` only ([`crate::upper::portable`]), as a
+    /// Windows mount does, instead of through a directory descriptor.
+    pub portable_upper: bool,
 }
 
 impl Default for OverlayConfig {
@@ -66,13 +68,14 @@ impl Default for OverlayConfig {
             spill_dir: std::env::temp_dir(),
             reference_roots: Vec::new(),
             upper_dir: None,
+            portable_upper: false,
         }
     }
 }
 
 pub struct Overlay {
     tree: RwLock<Tree>,
-    upper: Upper,
+    upper: Box<dyn Upper>,
     /// Where the manifest is (layer sources named relative to it resolve from there).
     manifest_path: PathBuf,
     members: MemberCache,
@@ -102,11 +105,16 @@ impl Overlay {
         let manifest_path = crate::manifest::manifest_path(venv);
         let lower = LowerTree::build(manifest, &manifest_path)?;
         let upper_dir = cfg.upper_dir.as_deref().unwrap_or(venv);
-        let mut upper = Upper::open(upper_dir).map_err(|source| OpenError::Upper {
+        let references = References::new(cfg.reference_roots.clone(), venv);
+        let upper = if cfg.portable_upper {
+            crate::upper::open_portable(upper_dir, references)
+        } else {
+            crate::upper::open(upper_dir, references)
+        }
+        .map_err(|source| OpenError::Upper {
             path: upper_dir.to_owned(),
             source,
         })?;
-        upper.set_reference_roots(cfg.reference_roots.clone(), venv);
         Ok(Overlay {
             tree: RwLock::new(Tree::new(std::sync::Arc::new(lower))),
             upper,
@@ -117,8 +125,8 @@ impl Overlay {
                 cfg.spill_dir.clone(),
             ),
             open_files: OpenFiles::default(),
-            uid: rustix::process::geteuid().as_raw(),
-            gid: rustix::process::getegid().as_raw(),
+            uid: owner().0,
+            gid: owner().1,
             cfg,
         })
     }
@@ -128,8 +136,8 @@ impl Overlay {
         std::sync::Arc::clone(&self.tree.read().lower)
     }
 
-    pub fn upper(&self) -> &Upper {
-        &self.upper
+    pub fn upper(&self) -> &dyn Upper {
+        &*self.upper
     }
 
     /// Attributes of a node: the upper file's own `stat`, or the lower entry's recorded ones.
@@ -141,7 +149,7 @@ impl Overlay {
                 Ok(path) => self.upper.attr(&path, ino)?,
                 // Unlinked but still held: reached through its pinned open file.
                 Err(_) => match self.open_files.upper(ino, false) {
-                    Some(f) => Upper::file_attr(&f.file, ino)?,
+                    Some(f) => self.upper.file_attr(&f.file, ino)?,
                     None => return Err(Error::NotFound),
                 },
             });
@@ -198,7 +206,7 @@ impl Overlay {
             }
         }
         let mut tree = self.tree.write();
-        tree.load(dir, &self.upper)?;
+        tree.load(dir, &*self.upper)?;
         f(&tree)
     }
 
@@ -206,7 +214,7 @@ impl Overlay {
     fn write_loaded(&self, dirs: &[Ino]) -> Result<parking_lot::RwLockWriteGuard<'_, Tree>> {
         let mut tree = self.tree.write();
         for &d in dirs {
-            tree.load(d, &self.upper)?;
+            tree.load(d, &*self.upper)?;
         }
         Ok(tree)
     }
@@ -232,7 +240,7 @@ pub const NAME_MAX: usize = 255;
 
 /// Refuses names the overlay keeps for itself.
 fn check_name(parent: Ino, name: &OsStr) -> Result<()> {
-    let bytes = name.as_bytes();
+    let bytes = name.as_encoded_bytes();
     if bytes.len() > NAME_MAX {
         return Err(Error::NameTooLong);
     }
@@ -256,4 +264,16 @@ fn check_name(parent: Ino, name: &OsStr) -> Result<()> {
 
 fn path_with(tree: &Tree, parent: Ino, name: &OsStr) -> Result<Vec<u8>> {
     Ok(join(&tree.path(parent)?, name))
+}
+
+/// Who owns what the layers show: the user serving the mount (on Windows, where files
+/// have no POSIX owner, 0).
+fn owner() -> (u32, u32) {
+    #[cfg(unix)]
+    return (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    );
+    #[cfg(not(unix))]
+    (0, 0)
 }

@@ -1,7 +1,6 @@
 //! The filesystem operations, as the kernel adapters call them.
 
 use std::ffi::{OsStr, OsString};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,7 +14,7 @@ use super::open_files::Desc;
 use super::tree::{Node, Tree};
 use super::{check_name, path_with, Overlay};
 use crate::manifest::{MANIFEST_FILE, STATE_DIR};
-use crate::upper::{join, whiteout_name, Upper, OPAQUE, REDIRECT};
+use crate::upper::{join, whiteout_name, OPAQUE, REDIRECT};
 
 /// How a new entry is made in the upper layer.
 enum Make<'a> {
@@ -196,7 +195,7 @@ impl Overlay {
                 (true, false) => return Err(Error::NotDir),
                 (false, true) => return Err(Error::IsDir),
                 (true, true) => {
-                    tree.load(d, &self.upper)?;
+                    tree.load(d, &*self.upper)?;
                     if !tree.get(d)?.children().is_some_and(|c| c.is_empty()) {
                         return Err(Error::NotEmpty);
                     }
@@ -407,7 +406,7 @@ impl FileSystem for Overlay {
         if tree.get(ino)?.kind != FileKind::Dir {
             return Err(Error::NotDir);
         }
-        tree.load(ino, &self.upper)?;
+        tree.load(ino, &*self.upper)?;
         let node = tree.get(ino)?;
         if !node.children().is_some_and(|c| c.is_empty()) {
             return Err(Error::NotEmpty);
@@ -556,9 +555,7 @@ impl FileSystem for Overlay {
 
     fn write(&self, ino: Ino, fh: Option<Fh>, offset: u64, data: &[u8]) -> Result<u32> {
         self.open_files.check(fh, ino, true)?;
-        self.upper_file(ino, true)?
-            .file
-            .write_all_at(data, offset)?;
+        crate::fsutil::write_all_at(&self.upper_file(ino, true)?.file, data, offset)?;
         Ok(data.len() as u32)
     }
 
@@ -593,7 +590,9 @@ impl FileSystem for Overlay {
     }
 
     fn allocate(&self, ino: Ino, _fh: Option<Fh>, how: Allocate) -> Result<()> {
-        Ok(Upper::allocate(&self.upper_file(ino, true)?.file, how)?)
+        Ok(self
+            .upper
+            .allocate(&self.upper_file(ino, true)?.file, how)?)
     }
 
     fn opendir(&self, ino: Ino) -> Result<Opened> {

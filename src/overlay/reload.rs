@@ -111,7 +111,7 @@ impl Overlay {
         dirs: &mut Vec<Ino>,
         forget: &mut Vec<(Ino, OsString)>,
     ) -> Result<bool> {
-        let wanted = tree.wanted(dir, &self.upper)?;
+        let wanted = tree.wanted(dir, &*self.upper)?;
         let mut old: Vec<(Box<OsStr>, Ino)> = tree
             .get(dir)?
             .children()

@@ -5,7 +5,6 @@
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
 use foldhash::{HashMap, HashMapExt};
@@ -155,7 +154,7 @@ impl Tree {
             if !p.is_empty() {
                 p.push(b'/');
             }
-            p.extend_from_slice(part.as_bytes());
+            p.extend_from_slice(part.as_encoded_bytes());
         }
         Ok(p)
     }
@@ -199,7 +198,7 @@ impl Tree {
     }
 
     /// Computes a directory's merged children from the upper and lower layers.
-    pub fn load(&mut self, ino: Ino, upper: &Upper) -> Result<()> {
+    pub fn load(&mut self, ino: Ino, upper: &dyn Upper) -> Result<()> {
         let node = self.get(ino)?;
         if node.dir.is_some() {
             return Ok(());
@@ -222,7 +221,7 @@ impl Tree {
 
     /// What directory `ino` holds in the merged view, read afresh from the upper directory
     /// (markers interpreted) and the lower tree.
-    pub fn wanted(&self, ino: Ino, upper: &Upper) -> Result<Vec<Want>> {
+    pub fn wanted(&self, ino: Ino, upper: &dyn Upper) -> Result<Vec<Want>> {
         let node = self.get(ino)?;
         let lower: &LowerTree = &self.lower;
         let lower_dir = node.lower;

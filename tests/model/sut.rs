@@ -44,12 +44,13 @@ pub struct Core {
     fs: Option<Overlay>,
     venv: PathBuf,
     layers: Vec<PathBuf>,
+    cfg: OverlayConfig,
     slots: [Option<Handle>; SLOTS],
 }
 
 /// Opens the overlay of `venv` over the directory layers `layers` (top first), each mapped
 /// under `lib/`.
-pub fn mount(venv: &Path, layers: &[PathBuf]) -> Overlay {
+pub fn mount(venv: &Path, layers: &[PathBuf], cfg: OverlayConfig) -> Overlay {
     let layer = |source: &PathBuf| Layer {
         source: source.clone(),
         name: String::new(),
@@ -65,7 +66,7 @@ pub fn mount(venv: &Path, layers: &[PathBuf]) -> Overlay {
         version: 1,
         layers: layers.iter().map(layer).collect(),
     };
-    Overlay::new(venv, &manifest, OverlayConfig::default()).expect("overlay opens")
+    Overlay::new(venv, &manifest, cfg).expect("overlay opens")
 }
 
 pub fn errno(e: Error) -> Errno {
@@ -351,11 +352,14 @@ pub fn walk(fs: &Overlay) -> Walk {
 }
 
 impl Core {
-    pub fn new(venv: &Path, layers: &[PathBuf]) -> Core {
+    /// The overlay of `venv` over `layers`, opened (and reopened at each remount) with
+    /// `cfg`.
+    pub fn new(venv: &Path, layers: &[PathBuf], cfg: OverlayConfig) -> Core {
         Core {
-            fs: Some(mount(venv, layers)),
+            fs: Some(mount(venv, layers, cfg.clone())),
             venv: venv.to_owned(),
             layers: layers.to_vec(),
+            cfg,
             slots: [None; SLOTS],
         }
     }
@@ -432,7 +436,7 @@ impl Core {
                 // the daemon goes away with its open files; a new one starts on the venv
                 self.slots = [None; SLOTS];
                 self.fs = None;
-                self.fs = Some(mount(&self.venv, &self.layers));
+                self.fs = Some(mount(&self.venv, &self.layers, self.cfg.clone()));
                 Outcome::Done
             }
         }
