@@ -15,6 +15,7 @@ use venvfs_api::FileKind;
 
 use crate::layer::{LayerEntry, LayerError, Source};
 use crate::manifest::Manifest;
+use crate::rules::NameRules;
 
 pub type LowerId = u32;
 /// The venv root in the lower tree.
@@ -34,6 +35,8 @@ pub struct LowerNode {
     pub src: Box<str>,
     pub member: Option<u32>,
     pub target: Option<Box<OsStr>>,
+    /// Keyed by the name's key under the tree's [`NameRules`] (the name itself under
+    /// POSIX rules; the node keeps the spelling shown).
     /// (foldhash: names come from wheels, and its per-process random seed keeps crafted
     /// names from colliding on purpose, at a fraction of SipHash's cost per lookup)
     /// (boxed: most nodes are files, and an empty map still takes 40 bytes)
@@ -43,17 +46,15 @@ pub struct LowerNode {
 }
 
 impl LowerNode {
-    /// A directory's entries: (name, node).
-    pub fn children(&self) -> impl Iterator<Item = (&OsStr, LowerId)> {
-        self.children
-            .iter()
-            .flat_map(|c| c.iter().map(|(name, &id)| (&**name, id)))
+    /// A directory's entries' nodes.
+    pub fn child_ids(&self) -> impl Iterator<Item = LowerId> + '_ {
+        self.children.iter().flat_map(|c| c.values().copied())
     }
 
-    fn add_child(&mut self, name: &OsStr, id: LowerId) {
+    fn add_child(&mut self, key: &OsStr, id: LowerId) {
         self.children
             .get_or_insert_with(Default::default)
-            .insert(name.into(), id);
+            .insert(key.into(), id);
     }
 }
 
@@ -64,17 +65,26 @@ pub struct LowerTree {
     pub labels: Vec<String>,
     /// Each layer's source (what a lower file's identity is relative to).
     pub origins: Vec<std::path::PathBuf>,
+    /// How names compare: which entries of different layers are one.
+    names: NameRules,
 }
 
 impl LowerTree {
     /// Opens every layer of the manifest and merges them. Fails, naming the layer, if any
     /// layer is missing, unreadable or unsafe.
-    pub fn build(manifest: &Manifest, manifest_path: &Path) -> Result<LowerTree, LayerError> {
+    /// Names compare under `names`: under Windows rules `Foo/` of one layer and `foo/`
+    /// of another are one directory (shown as the first layer spells it).
+    pub fn build(
+        manifest: &Manifest,
+        manifest_path: &Path,
+        names: NameRules,
+    ) -> Result<LowerTree, LayerError> {
         let mut tree = LowerTree {
             nodes: Vec::new(),
             layers: Vec::new(),
             labels: Vec::new(),
             origins: Vec::new(),
+            names,
         };
         tree.nodes.push(dir_node(
             OsStr::new(""),
@@ -126,7 +136,20 @@ impl LowerTree {
             layers: Vec::new(),
             labels: Vec::new(),
             origins: Vec::new(),
+            names: NameRules::Posix,
         }
+    }
+
+    /// How this tree compares names.
+    pub fn names(&self) -> NameRules {
+        self.names
+    }
+
+    /// A directory's entries: (name as shown, node).
+    pub fn children(&self, dir: LowerId) -> impl Iterator<Item = (&OsStr, LowerId)> {
+        self.nodes[dir as usize]
+            .child_ids()
+            .map(|id| (&*self.nodes[id as usize].name, id))
     }
 
     /// Places `entry` at the venv path `dest` (its components), creating the directories
@@ -182,7 +205,8 @@ impl LowerTree {
             children: None,
             implicit: false,
         });
-        self.nodes[parent as usize].add_child(name, id);
+        let key = self.names.key(name);
+        self.nodes[parent as usize].add_child(&key, id);
         Some((parent, dirs.len()))
     }
 
@@ -201,7 +225,8 @@ impl LowerTree {
         }
         let id = self.nodes.len() as LowerId;
         self.nodes.push(dir_node(name, dir, layer, mtime));
-        self.nodes[dir as usize].add_child(name, id);
+        let key = self.names.key(name);
+        self.nodes[dir as usize].add_child(&key, id);
         Some(id)
     }
 
@@ -225,7 +250,7 @@ impl LowerTree {
         self.nodes[dir as usize]
             .children
             .as_ref()?
-            .get(name)
+            .get(&*self.names.key(name))
             .copied()
     }
 

@@ -517,3 +517,130 @@ fn a_held_deleted_lower_file_survives_a_reload() {
     fs.unreference(deep);
     assert!(resolve(&fs, "lib/pkg/sub/deep.py").is_none());
 }
+
+// ---- Windows rules (what a Dokan mount follows), run here over both uppers ----
+
+/// A venv over two layers that spell one directory and one file differently:
+/// `Pkg/Mod.py` (top) and `pkg/mod.py` + `pkg/other.py`.
+fn windows_fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let b = tmp.path().join("b");
+    write(&a.join("Pkg/Mod.py"), "A");
+    write(&b.join("pkg/mod.py"), "B (hidden by a)");
+    write(&b.join("pkg/other.py"), "other");
+    let venv = tmp.path().join("venv");
+    std::fs::create_dir_all(venv.join("lib")).unwrap();
+    let manifest = Manifest {
+        version: 1,
+        layers: vec![layer(&a), layer(&b)],
+    };
+    Fixture {
+        _tmp: tmp,
+        venv,
+        manifest,
+    }
+}
+
+fn open_windows(f: &Fixture, portable_upper: bool) -> Overlay {
+    let cfg = OverlayConfig {
+        rules: venvfs::rules::Rules::windows(),
+        portable_upper,
+        ..OverlayConfig::default()
+    };
+    Overlay::new(&f.venv, &f.manifest, cfg).unwrap()
+}
+
+/// Names under Windows rules: found in any case, shown as first spelled, layers that
+/// differ in case merged, clashes refused, case-only renames kept, reserved and invalid
+/// names refused; all of it the same after a remount.
+#[test]
+fn windows_rules_names() {
+    for portable_upper in [false, true] {
+        let f = windows_fixture();
+        {
+            let fs = open_windows(&f, portable_upper);
+            assert_eq!(
+                names(&fs, "lib"),
+                ["Pkg"],
+                "one directory, the top layer's spelling"
+            );
+            assert_eq!(names(&fs, "lib/pkg"), ["Mod.py", "other.py"]);
+            assert_eq!(read(&fs, "lib/PKG/MOD.PY"), "A", "the top layer wins");
+            let pkg = resolve(&fs, "lib/pKg").unwrap();
+            let exclusive = OpenRequest {
+                exclusive: true,
+                ..OpenRequest::READ
+            };
+            let clash = fs.create(&C, pkg, OsStr::new("OTHER.py"), 0o644, &exclusive);
+            assert!(matches!(clash, Err(Error::Exists(_))), "{clash:?}");
+            // a case-only rename of a lower file, then of an upper directory
+            fs.rename(
+                pkg,
+                OsStr::new("mod.py"),
+                pkg,
+                OsStr::new("MOD.py"),
+                RenameFlags::default(),
+            )
+            .unwrap();
+            assert_eq!(names(&fs, "lib/pkg"), ["MOD.py", "other.py"]);
+            assert_eq!(read(&fs, "lib/pkg/mod.py"), "A");
+            fs.unlink(pkg, OsStr::new("OTHER.PY")).unwrap();
+            let lib = resolve(&fs, "lib").unwrap();
+            let new = fs
+                .mkdir(&C, lib, OsStr::new("new"), 0o755)
+                .unwrap()
+                .attr
+                .ino;
+            fs.create(&C, new, OsStr::new("x"), 0o644, &OpenRequest::READ)
+                .unwrap();
+            fs.create(&C, new, OsStr::new("y"), 0o644, &OpenRequest::READ)
+                .unwrap();
+            fs.rename(
+                lib,
+                OsStr::new("NEW"),
+                lib,
+                OsStr::new("New"),
+                RenameFlags::default(),
+            )
+            .unwrap();
+            // replacing an entry spelled otherwise leaves one entry, spelled anew
+            fs.rename(
+                new,
+                OsStr::new("X"),
+                new,
+                OsStr::new("Y"),
+                RenameFlags::default(),
+            )
+            .unwrap();
+            assert_eq!(names(&fs, "lib/new"), ["Y"]);
+            for (name, why) in [
+                ("a:b", "a colon"),
+                ("CON", "a device name"),
+                ("x.", "a trailing dot"),
+            ] {
+                let r = fs.mkdir(&C, lib, OsStr::new(name), 0o755);
+                assert!(matches!(r, Err(Error::InvalidName(_))), "{why}: {r:?}");
+            }
+            let r = fs.mkdir(&C, ROOT, OsStr::new(".VENVFS"), 0o755);
+            assert!(matches!(r, Err(Error::NotPermitted(_))), "{r:?}");
+            let r = fs.mkdir(&C, lib, OsStr::new(".WH.x"), 0o755);
+            assert!(matches!(r, Err(Error::Invalid(_))), "{r:?}");
+        }
+        let fs = open_windows(&f, portable_upper);
+        assert_eq!(names(&fs, "lib"), ["New", "Pkg"], "upper {portable_upper}");
+        assert_eq!(names(&fs, "lib/pkg"), ["MOD.py"]);
+        assert_eq!(names(&fs, "lib/NEW"), ["Y"]);
+        assert_eq!(read(&fs, "lib/pkg/mod.py"), "A");
+        // the venv's own directory holds one spelling of each
+        let mut own: Vec<String> = std::fs::read_dir(f.venv.join("lib/New"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        own.sort();
+        assert!(
+            own == ["Y"] || own == ["y"],
+            "upper {portable_upper}: one file on disk, got {own:?}"
+        );
+    }
+}

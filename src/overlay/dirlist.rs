@@ -39,12 +39,13 @@ fn listing(tree: &Tree, ino: Ino) -> Result<Listing> {
     let node = tree.get(ino)?;
     let children = node.children().ok_or(venvfs_api::Error::NotDir)?;
     let mut entries = Vec::with_capacity(children.len() + 2);
-    for (name, &child) in children {
+    for (key, &child) in children {
         entries.push(DirEntry {
             ino: child,
-            name: name.to_os_string(),
+            name: tree.shown_name(child, ino, key).to_os_string(),
             kind: tree.get(child)?.kind,
-            offset: offset_of(name),
+            // (by key: an entry keeps its offset when only its spelling changes)
+            offset: offset_of(key),
         });
     }
     entries.sort_unstable_by(|a, b| (a.offset, &a.name).cmp(&(b.offset, &b.name)));

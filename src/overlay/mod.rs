@@ -24,6 +24,7 @@ use crate::layer::wheel::MemberCache;
 use crate::layer::LayerError;
 use crate::lower::LowerTree;
 use crate::manifest::{Manifest, STATE_DIR};
+use crate::rules::Rules;
 use crate::upper::{join, References, Upper, WHITEOUT_PREFIX};
 use open_files::OpenFiles;
 use tree::Tree;
@@ -55,6 +56,9 @@ pub struct OverlayConfig {
     /// Reach the upper by path through `std::fs` only ([`crate::upper::portable`]), as a
     /// Windows mount does, instead of through a directory descriptor.
     pub portable_upper: bool,
+    /// The filesystem rules the mount follows: POSIX (the Linux mount), or Windows
+    /// (case-insensitive names, share modes, delete pending; see [`crate::rules`]).
+    pub rules: Rules,
 }
 
 impl Default for OverlayConfig {
@@ -69,6 +73,7 @@ impl Default for OverlayConfig {
             reference_roots: Vec::new(),
             upper_dir: None,
             portable_upper: false,
+            rules: Rules::posix(),
         }
     }
 }
@@ -103,7 +108,7 @@ impl Overlay {
     /// itself, or `cfg.upper_dir`. Must be called before the mount covers the upper.
     pub fn new(venv: &Path, manifest: &Manifest, cfg: OverlayConfig) -> Result<Overlay, OpenError> {
         let manifest_path = crate::manifest::manifest_path(venv);
-        let lower = LowerTree::build(manifest, &manifest_path)?;
+        let lower = LowerTree::build(manifest, &manifest_path, cfg.rules.names())?;
         let upper_dir = cfg.upper_dir.as_deref().unwrap_or(venv);
         let references = References::new(cfg.reference_roots.clone(), venv);
         let upper = if cfg.portable_upper {
@@ -238,28 +243,32 @@ impl Overlay {
 /// The longest name (bytes) the overlay accepts, as Linux filesystems do.
 pub const NAME_MAX: usize = 255;
 
-/// Refuses names the overlay keeps for itself.
-fn check_name(parent: Ino, name: &OsStr) -> Result<()> {
-    let bytes = name.as_encoded_bytes();
-    if bytes.len() > NAME_MAX {
+/// Refuses names the overlay keeps for itself (compared as the mount's rules compare
+/// names), and names the mount's rules do not allow.
+fn check_name(rules: Rules, parent: Ino, name: &OsStr) -> Result<()> {
+    if name.len() > NAME_MAX {
         return Err(Error::NameTooLong);
     }
-    if bytes.starts_with(WHITEOUT_PREFIX) {
+    let names = rules.names();
+    let key = names.key(name);
+    let key = key.as_encoded_bytes();
+    let reserved = |what: &str| key == names.key(OsStr::new(what)).as_encoded_bytes();
+    if key.starts_with(&names.key(OsStr::new(".wh.")).as_encoded_bytes()[..WHITEOUT_PREFIX.len()]) {
         return Err(Error::Invalid(
             "names starting with .wh. are reserved for venvfs whiteouts",
         ));
     }
-    if bytes == crate::venv::UNMOUNTED_GUARD.as_bytes() {
+    if reserved(crate::venv::UNMOUNTED_GUARD) {
         return Err(Error::NotPermitted(
             "the name is reserved for venvfs's unmounted-venv guard",
         ));
     }
-    if parent == ROOT && bytes == STATE_DIR.as_bytes() {
+    if parent == ROOT && reserved(STATE_DIR) {
         return Err(Error::NotPermitted(
             "the venv's .venvfs directory is reserved for venvfs",
         ));
     }
-    Ok(())
+    Ok(rules.check_new_name(name)?)
 }
 
 fn path_with(tree: &Tree, parent: Ino, name: &OsStr) -> Result<Vec<u8>> {

@@ -67,7 +67,7 @@ impl Overlay {
         parent: Ino,
         name: &OsStr,
     ) -> Result<(parking_lot::RwLockWriteGuard<'_, Tree>, Vec<u8>, bool)> {
-        check_name(parent, name)?;
+        check_name(self.cfg.rules, parent, name)?;
         let mut tree = self.write_loaded(&[parent])?;
         if tree.child(parent, name)?.is_some() {
             return Err(Error::Exists(name.to_owned()));
@@ -100,7 +100,7 @@ impl Overlay {
             node.dir = Some(Default::default()); // new and empty: nothing to load
         }
         let ino = tree.push(node);
-        tree.children_mut(parent)?.insert(name.into(), ino);
+        tree.insert_child(parent, name, ino)?;
         self.entry(tree, ino)
     }
 
@@ -156,8 +156,16 @@ impl Overlay {
         new_name: &OsStr,
         flags: RenameFlags,
     ) -> Result<()> {
+        // (under case-insensitive rules: the spellings on disk of the entries named)
+        let name = &*tree.spelling(parent, name);
+        let dst_spelling = tree.spelling(new_parent, new_name).into_owned();
         let src = self.find(tree, parent, name)?;
-        let dst = tree.child(new_parent, new_name)?;
+        let mut dst = tree.child(new_parent, new_name)?;
+        if dst == Some(src) && (parent, name) != (new_parent, new_name) && dst_spelling == name {
+            // Another spelling of the same entry (`foo` -> `FOO` under Windows rules):
+            // the entry moves to its new spelling, replacing nothing.
+            dst = None;
+        }
         if flags.exchange {
             return Err(Error::Invalid("RENAME_EXCHANGE is not supported"));
         }
@@ -230,10 +238,21 @@ impl Overlay {
         self.whiteout_if_needed(tree, parent, name)?;
         if let Some(d) = dst {
             let dn = tree.get(d)?;
-            if dn.upper && dn.kind == FileKind::Dir {
-                self.upper.clear_markers(&dst_path)?;
+            let (is_upper, is_dir) = (dn.upper, dn.kind == FileKind::Dir);
+            // (the replaced entry as spelled on disk: another spelling than the new one,
+            // under case-insensitive rules, goes first, as one name holds one entry)
+            let old_path = path_with(tree, new_parent, &dst_spelling)?;
+            if is_upper && is_dir {
+                self.upper.clear_markers(&old_path)?;
             }
             self.unlinking(tree, d)?;
+            if is_upper && dst_spelling != new_name {
+                if is_dir {
+                    self.upper.rmdir(&old_path)?;
+                } else {
+                    self.upper.unlink(&old_path)?;
+                }
+            }
         }
         self.upper.rename(&src_path, &dst_path, false)?;
         if self.covers_lower(tree, new_parent, new_name)? {
@@ -374,7 +393,7 @@ impl FileSystem for Overlay {
         let mut file = Node::new(parent, name, FileKind::File, true, None);
         file.reference = true;
         let ino = tree.push(file);
-        tree.children_mut(parent)?.insert(name.into(), ino);
+        tree.insert_child(parent, name, ino)?;
         Ok(Entry {
             attr: entry.attr,
             ttl: std::time::Duration::ZERO,
@@ -383,6 +402,7 @@ impl FileSystem for Overlay {
 
     fn unlink(&self, parent: Ino, name: &OsStr) -> Result<()> {
         let mut tree = self.write_loaded(&[parent])?;
+        let name = &*tree.spelling(parent, name);
         let ino = self.find(&tree, parent, name)?;
         let node = tree.get(ino)?;
         if node.kind == FileKind::Dir {
@@ -402,6 +422,7 @@ impl FileSystem for Overlay {
 
     fn rmdir(&self, parent: Ino, name: &OsStr) -> Result<()> {
         let mut tree = self.write_loaded(&[parent])?;
+        let name = &*tree.spelling(parent, name);
         let ino = self.find(&tree, parent, name)?;
         if tree.get(ino)?.kind != FileKind::Dir {
             return Err(Error::NotDir);
@@ -431,13 +452,13 @@ impl FileSystem for Overlay {
         new_name: &OsStr,
         flags: RenameFlags,
     ) -> Result<()> {
-        check_name(new_parent, new_name)?;
+        check_name(self.cfg.rules, new_parent, new_name)?;
         let mut tree = self.write_loaded(&[parent, new_parent])?;
         self.rename_locked(&mut tree, parent, name, new_parent, new_name, flags)
     }
 
     fn link(&self, ino: Ino, new_parent: Ino, new_name: &OsStr) -> Result<Entry> {
-        check_name(new_parent, new_name)?;
+        check_name(self.cfg.rules, new_parent, new_name)?;
         let mut tree = self.write_loaded(&[new_parent])?;
         if tree.child(new_parent, new_name)?.is_some() {
             return Err(Error::Exists(new_name.to_owned()));

@@ -48,7 +48,11 @@ impl Overlay {
         touched: &[Vec<u8>],
         cache: &dyn KernelCache,
     ) -> Result<Reloaded, super::OpenError> {
-        let new_lower = Arc::new(LowerTree::build(manifest, &self.manifest_path)?);
+        let new_lower = Arc::new(LowerTree::build(
+            manifest,
+            &self.manifest_path,
+            self.cfg.rules.names(),
+        )?);
         let touched: HashSet<&[u8]> = touched.iter().map(|p| p.as_slice()).collect();
         let mut forget_names: Vec<(Ino, OsString)> = Vec::new();
         let mut forget_inodes: Vec<Ino> = Vec::new();
@@ -112,6 +116,7 @@ impl Overlay {
         forget: &mut Vec<(Ino, OsString)>,
     ) -> Result<bool> {
         let wanted = tree.wanted(dir, &*self.upper)?;
+        // (by key: the children's keys, under the mount's name rules)
         let mut old: Vec<(Box<OsStr>, Ino)> = tree
             .get(dir)?
             .children()
@@ -122,9 +127,8 @@ impl Overlay {
         let mut changed = false;
         for want in wanted {
             let name = &want.name;
-            let at = old
-                .binary_search_by(|(n, _)| (**n).cmp(name.as_os_str()))
-                .ok();
+            let key = tree.key(name).into_owned();
+            let at = old.binary_search_by(|(n, _)| (**n).cmp(&key)).ok();
             if let Some(i) = at {
                 let ino = old[i].1;
                 if self.same(tree, old_lower, ino, &want, touched)? {
@@ -142,8 +146,7 @@ impl Overlay {
                 tree.remove_name(ino, dir, name)?;
             }
             let child = tree.push(want.node(dir));
-            tree.children_mut(dir)?
-                .insert(name.as_os_str().into(), child);
+            tree.insert_child(dir, name, child)?;
             forget.push((dir, name.clone()));
             changed = true;
         }

@@ -3,6 +3,7 @@
 //! directory (markers interpreted) and the lower tree; after that every change goes through
 //! the overlay operations, which keep the in-memory children and the disk in step.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use venvfs_api::{Error, FileKind, Ino, Result, ROOT};
 
 use super::dirlist::Listing;
 use crate::lower::{LowerTree, LOWER_ROOT};
+use crate::rules::NameRules;
 use crate::upper::{join, Rel, Upper};
 
 pub struct Node {
@@ -46,7 +48,8 @@ pub type Name = (Ino, Box<OsStr>);
 /// What a loaded directory node holds.
 #[derive(Default)]
 pub struct Dir {
-    /// The merged children.
+    /// The merged children, keyed by their names' keys under the mount's [`NameRules`]
+    /// (the names themselves under POSIX rules; a node keeps the spelling it shows).
     pub children: HashMap<Box<OsStr>, Ino>,
     /// The sorted listing while the kernel reads it (see `dirlist.rs`); dropped by every
     /// change to the children.
@@ -176,11 +179,67 @@ impl Tree {
         self.get(ino).map(|n| n.dir.is_some()).unwrap_or(true)
     }
 
+    /// How names compare on this mount.
+    pub fn names(&self) -> NameRules {
+        self.lower.names()
+    }
+
+    /// The key `name` is filed under in a directory's children.
+    pub fn key<'a>(&self, name: &'a OsStr) -> Cow<'a, OsStr> {
+        self.lower.names().key(name)
+    }
+
+    /// How the entry `name` of `parent` is spelled on disk and in listings: under
+    /// case-insensitive rules an existing entry keeps its own spelling whatever a caller
+    /// writes (`FOO` finds `foo`); otherwise, or for a new name, `name` itself.
+    pub fn spelling<'a>(&self, parent: Ino, name: &'a OsStr) -> Cow<'a, OsStr> {
+        if self.names().is_case_sensitive() {
+            return Cow::Borrowed(name);
+        }
+        match self.child(parent, name) {
+            Ok(Some(ino)) => match self.name_in(ino, parent, name) {
+                Some(own) if own != name => Cow::Owned(own.to_owned()),
+                _ => Cow::Borrowed(name),
+            },
+            _ => Cow::Borrowed(name),
+        }
+    }
+
+    /// The name of node `ino` in directory `parent` that has the key of `name` (a node
+    /// with hard links has several).
+    fn name_in(&self, ino: Ino, parent: Ino, name: &OsStr) -> Option<&OsStr> {
+        let node = self.get(ino).ok()?;
+        let names = self.names();
+        std::iter::once((node.parent, &node.name))
+            .chain(
+                node.aliases
+                    .iter()
+                    .flat_map(|a| a.iter().map(|(p, n)| (*p, n))),
+            )
+            .find(|(p, n)| *p == parent && names.eq(n, name))
+            .map(|(_, n)| &**n)
+    }
+
+    /// The name of child `ino` of `parent` filed under `key`, as shown.
+    pub fn shown_name<'a>(&'a self, ino: Ino, parent: Ino, key: &'a OsStr) -> &'a OsStr {
+        if self.names().is_case_sensitive() {
+            return key;
+        }
+        self.name_in(ino, parent, key).unwrap_or(key)
+    }
+
+    /// Files `ino` as `name` in the loaded directory `parent`.
+    pub fn insert_child(&mut self, parent: Ino, name: &OsStr, ino: Ino) -> Result<()> {
+        let key: Box<OsStr> = self.key(name).into();
+        self.children_mut(parent)?.insert(key, ino);
+        Ok(())
+    }
+
     /// Looks a name up in a loaded directory.
     pub fn child(&self, parent: Ino, name: &OsStr) -> Result<Option<Ino>> {
         let p = self.get(parent)?;
         match p.children() {
-            Some(c) => Ok(c.get(name).copied()),
+            Some(c) => Ok(c.get(&*self.key(name)).copied()),
             None if p.kind != FileKind::Dir => Err(Error::NotDir),
             None => Err(Error::Invalid("directory not loaded")),
         }
@@ -208,9 +267,14 @@ impl Tree {
         }
         let wanted = self.wanted(ino, upper)?;
         let mut children = HashMap::with_capacity(wanted.len());
+        let names = self.names();
         for want in wanted {
             let child = self.push(want.node(ino));
-            children.insert(want.name.into_boxed_os_str(), child);
+            let key = match names.key(&want.name) {
+                Cow::Borrowed(_) => want.name.into_boxed_os_str(),
+                Cow::Owned(k) => k.into_boxed_os_str(),
+            };
+            children.insert(key, child);
         }
         self.get_mut(ino)?.dir = Some(Box::new(Dir {
             children,
@@ -226,7 +290,9 @@ impl Tree {
         let lower: &LowerTree = &self.lower;
         let lower_dir = node.lower;
         let mut wanted = Vec::new();
-        let mut hidden = HashSet::new();
+        // (keys: under case-insensitive rules `FOO` in the upper hides `foo` below)
+        let mut hidden: HashSet<OsString> = HashSet::new();
+        let names = self.names();
         if node.upper {
             let path = self.path(ino)?;
             let listing = upper.list(&path)?;
@@ -247,7 +313,7 @@ impl Tree {
                 } else {
                     None
                 };
-                hidden.insert(name.clone());
+                hidden.insert(names.key(&name).into_owned());
                 wanted.push(Want {
                     name,
                     kind,
@@ -256,11 +322,11 @@ impl Tree {
                     lower: child_lower,
                 });
             }
-            hidden.extend(listing.whiteouts);
+            hidden.extend(listing.whiteouts.iter().map(|w| names.key(w).into_owned()));
         }
         if let Some(d) = lower_dir {
-            for (name, lid) in lower.node(d).children() {
-                if !hidden.contains(name) {
+            for (name, lid) in lower.children(d) {
+                if !hidden.contains(&*names.key(name)) {
                     wanted.push(Want {
                         name: name.to_os_string(),
                         kind: lower.node(lid).kind,
@@ -278,19 +344,21 @@ impl Tree {
     /// by a rename). The node stays, marked unlinked, once its last name is gone, so open
     /// handles and the kernel's references stay valid.
     pub fn remove_name(&mut self, ino: Ino, parent: Ino, name: &OsStr) -> Result<()> {
+        let names = self.names();
+        let key = names.key(name);
         if let Ok(c) = self.children_mut(parent) {
-            if c.get(name) == Some(&ino) {
-                c.remove(name);
+            if c.get(&*key) == Some(&ino) {
+                c.remove(&*key);
             }
         }
         let node = self.get_mut(ino)?;
-        if node.parent == parent && *node.name == *name {
+        if node.parent == parent && names.eq(&node.name, name) {
             match node.aliases.as_mut().and_then(|a| a.pop()) {
                 Some((p, n)) => (node.parent, node.name) = (p, n),
                 None => node.unlinked = true,
             }
         } else if let Some(a) = node.aliases.as_mut() {
-            a.retain(|(p, n)| !(*p == parent && **n == *name));
+            a.retain(|(p, n)| !(*p == parent && names.eq(n, name)));
         }
         if node.aliases.as_ref().is_some_and(|a| a.is_empty()) {
             node.aliases = None;
@@ -300,16 +368,18 @@ impl Tree {
 
     /// Moves the name `parent/name` of node `ino` to `new_parent/new_name`.
     pub fn move_name(&mut self, ino: Ino, from: (Ino, &OsStr), to: (Ino, &OsStr)) -> Result<()> {
-        self.children_mut(from.0)?.remove(from.1);
-        self.children_mut(to.0)?.insert(to.1.into(), ino);
+        let names = self.names();
+        let from_key = self.key(from.1).into_owned();
+        self.children_mut(from.0)?.remove(&*from_key);
+        self.insert_child(to.0, to.1, ino)?;
         let node = self.get_mut(ino)?;
-        if node.parent == from.0 && *node.name == *from.1 {
+        if node.parent == from.0 && names.eq(&node.name, from.1) {
             (node.parent, node.name) = (to.0, to.1.into());
         } else if let Some(alias) = node
             .aliases
             .iter_mut()
             .flat_map(|a| a.iter_mut())
-            .find(|(p, n)| *p == from.0 && **n == *from.1)
+            .find(|(p, n)| *p == from.0 && names.eq(n, from.1))
         {
             *alias = (to.0, to.1.into());
         }
@@ -318,7 +388,7 @@ impl Tree {
 
     /// Adds another name for a file (a hard link).
     pub fn add_name(&mut self, ino: Ino, parent: Ino, name: &OsStr) -> Result<()> {
-        self.children_mut(parent)?.insert(name.into(), ino);
+        self.insert_child(parent, name, ino)?;
         self.get_mut(ino)?
             .aliases
             .get_or_insert_with(Default::default)
