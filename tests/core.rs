@@ -644,3 +644,154 @@ fn windows_rules_names() {
         );
     }
 }
+
+/// An open under Windows rules: `access`, sharing `share`, deleting on close or not.
+fn windows_open(
+    access: Access,
+    share: venvfs_api::ShareMode,
+    delete_on_close: bool,
+) -> OpenRequest {
+    OpenRequest {
+        access,
+        share: Some(share),
+        delete: delete_on_close,
+        delete_on_close,
+        ..OpenRequest::READ
+    }
+}
+
+/// Share modes and delete pending under Windows rules, on a lower file (so a refused open
+/// must not copy it up) and on an upper one; under POSIX rules neither applies.
+#[test]
+fn windows_rules_share_modes_and_delete_pending() {
+    use venvfs_api::ShareMode;
+    let read_only = ShareMode {
+        read: true,
+        write: false,
+        delete: false,
+    };
+    for portable_upper in [false, true] {
+        let f = windows_fixture();
+        let fs = open_windows(&f, portable_upper);
+        let other = resolve(&fs, "lib/pkg/other.py").unwrap();
+        let reader = fs
+            .open(other, &windows_open(Access::Read, read_only, false))
+            .unwrap();
+        // a second reader sharing reads is fine; a writer is not, nor a reader that
+        // refuses to share reads with the first
+        let second = fs
+            .open(other, &windows_open(Access::Read, ShareMode::ALL, false))
+            .unwrap();
+        let writer = fs.open(
+            other,
+            &windows_open(Access::ReadWrite, ShareMode::ALL, false),
+        );
+        assert!(matches!(writer, Err(Error::SharingViolation)), "{writer:?}");
+        let exclusive = fs.open(
+            other,
+            &windows_open(Access::Read, ShareMode::default(), false),
+        );
+        assert!(
+            matches!(exclusive, Err(Error::SharingViolation)),
+            "{exclusive:?}"
+        );
+        let truncating = OpenRequest {
+            truncate: true,
+            ..windows_open(Access::Write, ShareMode::ALL, false)
+        };
+        assert!(fs.open(other, &truncating).is_err());
+        assert_eq!(
+            read(&fs, "lib/pkg/other.py"),
+            "other",
+            "a refused open changes nothing"
+        );
+        assert!(
+            !f.venv.join("lib/pkg/other.py").exists(),
+            "a refused open copies nothing up"
+        );
+        fs.release(other, second.fh);
+        fs.release(other, reader.fh);
+        let writer = fs
+            .open(
+                other,
+                &windows_open(Access::ReadWrite, ShareMode::ALL, false),
+            )
+            .unwrap();
+        fs.release(other, writer.fh);
+
+        // delete on close: the name stays until the last handle goes; new opens are
+        // refused meanwhile
+        let pkg = resolve(&fs, "lib/pkg").unwrap();
+        let (e, made) = fs
+            .create(
+                &C,
+                pkg,
+                OsStr::new("tmp.txt"),
+                0o644,
+                &windows_open(Access::ReadWrite, ShareMode::ALL, false),
+            )
+            .unwrap();
+        let tmp = e.attr.ino;
+        let doomed = fs
+            .open(tmp, &windows_open(Access::Read, ShareMode::ALL, true))
+            .unwrap();
+        fs.release(tmp, doomed.fh);
+        assert!(
+            resolve(&fs, "lib/pkg/tmp.txt").is_some(),
+            "another handle is open"
+        );
+        let late = fs.open(tmp, &windows_open(Access::Read, ShareMode::ALL, false));
+        assert!(matches!(late, Err(Error::DeletePending)), "{late:?}");
+        fs.release(tmp, made.fh);
+        assert!(
+            resolve(&fs, "lib/pkg/tmp.txt").is_none(),
+            "gone with its last handle"
+        );
+        assert!(!f.venv.join("lib/pkg/tmp.txt").exists());
+
+        // a disposition mark can be cleared again; set, it deletes a lower file at the
+        // last close (a whiteout hides it)
+        let h = fs
+            .open(other, &windows_open(Access::Read, ShareMode::ALL, false))
+            .unwrap();
+        fs.set_delete_pending(other, h.fh, true).unwrap();
+        fs.set_delete_pending(other, h.fh, false).unwrap();
+        fs.release(other, h.fh);
+        assert_eq!(read(&fs, "lib/pkg/other.py"), "other");
+        let h = fs
+            .open(other, &windows_open(Access::Read, ShareMode::ALL, false))
+            .unwrap();
+        fs.set_delete_pending(other, h.fh, true).unwrap();
+        fs.release(other, h.fh);
+        assert!(resolve(&fs, "lib/pkg/other.py").is_none());
+        // a directory that is not empty cannot be marked
+        let h = fs
+            .open(pkg, &windows_open(Access::Read, ShareMode::ALL, false))
+            .unwrap();
+        let r = fs.set_delete_pending(pkg, h.fh, true);
+        assert!(r.is_err(), "{r:?}");
+        fs.release(pkg, h.fh);
+        drop(fs);
+        let fs = open_windows(&f, portable_upper);
+        assert_eq!(names(&fs, "lib/pkg"), ["Mod.py"], "the deletions persist");
+    }
+    // POSIX rules: share modes are not checked, delete pending is not offered
+    let f = windows_fixture();
+    let fs = open(&f);
+    let other = resolve(&fs, "lib/pkg/other.py").unwrap();
+    let a = fs
+        .open(
+            other,
+            &windows_open(Access::Read, venvfs_api::ShareMode::default(), false),
+        )
+        .unwrap();
+    let b = fs
+        .open(
+            other,
+            &windows_open(Access::ReadWrite, venvfs_api::ShareMode::default(), false),
+        )
+        .unwrap();
+    assert!(fs.set_delete_pending(other, a.fh, true).is_err());
+    fs.release(other, a.fh);
+    fs.release(other, b.fh);
+}

@@ -15,6 +15,12 @@
 //! knowing), its descriptor is *pinned*: that is what keeps an unlinked-but-open file's data
 //! reachable, and it is released when the last user is gone, whichever backend reports it.
 //! Other descriptors are a bounded cache, closed least recently used first.
+//!
+//! Under Windows rules a record also keeps its file's share-mode counts and delete state
+//! ([`crate::rules::share`], [`crate::rules::delete`]): an open that conflicts with the
+//! opens already there, or that comes while the file is delete pending, is refused before
+//! it changes anything, and `release` says when the last handle of a file marked for
+//! deletion is gone.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -26,6 +32,7 @@ use parking_lot::Mutex;
 use venvfs_api::{Access, Attr, Error, Fh, Ino, Result};
 
 use crate::layer::Content;
+use crate::rules::{self, CleanupAction, DeleteState, DeleteTarget, Share, ShareState};
 
 /// Idle lower descriptors kept open.
 const LOWER_OPEN: usize = 64;
@@ -59,6 +66,34 @@ struct Record {
     /// The attributes of a file whose layer a live change removed while it was held (the
     /// lower tree that described it is gone).
     frozen: Option<Box<Attr>>,
+    /// Under Windows rules, while handles are open or a deletion is pending (boxed: most
+    /// records never have one).
+    windows: Option<Box<WindowsOpens>>,
+}
+
+/// The Windows state of a file's opens.
+#[derive(Default)]
+struct WindowsOpens {
+    share: ShareState,
+    delete: DeleteState,
+}
+
+/// What a handle opened under Windows rules asked for.
+#[derive(Clone, Copy, Debug)]
+pub struct WindowsOpen {
+    pub access: rules::Access,
+    pub share: Share,
+    pub delete_on_close: bool,
+    /// The file, as far as deleting it is concerned.
+    pub target: DeleteTarget,
+}
+
+/// An open handle: its inode, the data access it was opened for, and under Windows rules
+/// what it counts in the share modes.
+struct Handle {
+    ino: Ino,
+    access: Access,
+    windows: Option<(rules::Access, Share)>,
 }
 
 impl Record {
@@ -82,8 +117,8 @@ impl Record {
 
 struct Inner {
     records: HashMap<Ino, Record>,
-    /// Open handles: their inodes and the access they were opened for.
-    handles: HashMap<Fh, (Ino, Access)>,
+    /// Open handles.
+    handles: HashMap<Fh, Handle>,
     /// Unpinned inodes with an open descriptor, by kind, least recently used first.
     idle_lower: LruCache<Ino, ()>,
     idle_upper: LruCache<Ino, ()>,
@@ -183,9 +218,85 @@ impl OpenFiles {
         if let Some(d) = desc {
             r.desc = Some(d);
         }
-        inner.handles.insert(fh, (ino, access));
+        inner.handles.insert(
+            fh,
+            Handle {
+                ino,
+                access,
+                windows: None,
+            },
+        );
         inner.settle(ino);
         fh
+    }
+
+    /// Opens a handle on `ino` under Windows rules, before the open changes anything (the
+    /// caller gives the handle its descriptor with [`OpenFiles::put`] once it has one, or
+    /// releases it if the open fails after all). Refused while the file is delete pending,
+    /// when the share modes of the opens already there exclude it, or when it asks for
+    /// deletion on close of a file that cannot be deleted.
+    pub fn open_windows(&self, ino: Ino, access: Access, w: WindowsOpen) -> Result<Fh> {
+        let mut inner = self.inner.lock();
+        let r = inner.records.entry(ino).or_default();
+        let state = r.windows.get_or_insert_with(Default::default);
+        let checked = state
+            .delete
+            .check_open()
+            .and_then(|()| state.share.check(w.access, w.share))
+            .and_then(|()| match w.delete_on_close {
+                true => rules::delete::check_deletable(w.target),
+                false => Ok(()),
+            });
+        if let Err(e) = checked {
+            if state.share.is_idle() && !state.delete.is_delete_pending() {
+                r.windows = None;
+            }
+            inner.settle(ino);
+            return Err(e.into());
+        }
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed) + 1;
+        state.share.add(w.access, w.share);
+        state.delete.open(fh, w.delete_on_close, w.target)?;
+        r.handles += 1;
+        inner.handles.insert(
+            fh,
+            Handle {
+                ino,
+                access,
+                windows: Some((w.access, w.share)),
+            },
+        );
+        inner.settle(ino);
+        Ok(fh)
+    }
+
+    /// Takes back a handle [`OpenFiles::open_windows`] gave for an open that then failed:
+    /// no deletion on close comes of it.
+    pub fn abandon(&self, fh: Fh) {
+        let mut inner = self.inner.lock();
+        if let Some(ino) = inner.handles.get(&fh).map(|h| h.ino) {
+            if let Some(state) = inner.records.get_mut(&ino).and_then(|r| r.windows.as_mut()) {
+                state.delete.abandon(fh);
+            }
+        }
+        drop(inner);
+        self.release(fh);
+    }
+
+    /// Marks the file open as `fh` for deletion at its last release, or clears the mark
+    /// (Windows rules).
+    pub fn set_delete_pending(&self, fh: Fh, delete: bool, target: DeleteTarget) -> Result<()> {
+        let mut inner = self.inner.lock();
+        let ino = match inner.handles.get(&fh) {
+            Some(h) if h.windows.is_some() => h.ino,
+            _ => return Err(Error::BadHandle(fh)),
+        };
+        let state = inner
+            .records
+            .get_mut(&ino)
+            .and_then(|r| r.windows.as_mut())
+            .ok_or(Error::BadHandle(fh))?;
+        Ok(state.delete.set_disposition(fh, delete, target)?)
     }
 
     /// Checks that I/O on `ino` through handle `fh` (if any) is what the handle was opened
@@ -193,11 +304,11 @@ impl OpenFiles {
     pub fn check(&self, fh: Option<Fh>, ino: Ino, write: bool) -> Result<()> {
         let Some(fh) = fh else { return Ok(()) };
         match self.inner.lock().handles.get(&fh) {
-            Some(&(i, access)) if i == ino => {
+            Some(h) if h.ino == ino => {
                 let allowed = if write {
-                    access.writes()
+                    h.access.writes()
                 } else {
-                    access.reads()
+                    h.access.reads()
                 };
                 allowed.then_some(()).ok_or(Error::BadHandle(fh))
             }
@@ -205,17 +316,27 @@ impl OpenFiles {
         }
     }
 
-    /// Closes handle `fh`.
-    pub fn release(&self, fh: Fh) {
+    /// Closes handle `fh`. Says [`CleanupAction::Delete`] when it was the last handle of a
+    /// file marked for deletion (Windows rules): the caller deletes it.
+    pub fn release(&self, fh: Fh) -> CleanupAction {
         let mut inner = self.inner.lock();
-        let Some((ino, _)) = inner.handles.remove(&fh) else {
-            return;
+        let Some(h) = inner.handles.remove(&fh) else {
+            return CleanupAction::Keep;
         };
-        if let Some(r) = inner.records.get_mut(&ino) {
+        let mut action = CleanupAction::Keep;
+        if let Some(r) = inner.records.get_mut(&h.ino) {
             r.handles = r.handles.saturating_sub(1);
+            if let (Some((access, share)), Some(state)) = (h.windows, r.windows.as_mut()) {
+                state.share.remove(access, share);
+                action = state.delete.on_cleanup(fh);
+                if state.delete.handle_count() == 0 {
+                    r.windows = None;
+                }
+            }
             r.let_go_if_unheld();
         }
-        inner.settle(ino);
+        inner.settle(h.ino);
+        action
     }
 
     /// The open lower content of `ino`, or the one `open` gives (then kept).

@@ -10,10 +10,11 @@ use venvfs_api::{
 };
 
 use super::io::PASSTHROUGH_MIN;
-use super::open_files::Desc;
+use super::open_files::{Desc, WindowsOpen};
 use super::tree::{Node, Tree};
 use super::{check_name, path_with, Overlay};
 use crate::manifest::{MANIFEST_FILE, STATE_DIR};
+use crate::rules::{CleanupAction, DeleteTarget};
 use crate::upper::{join, whiteout_name, OPAQUE, REDIRECT};
 
 /// How a new entry is made in the upper layer.
@@ -140,6 +141,133 @@ impl Overlay {
             Err(e) => tracing::warn!(
                 "every entry of the venv was removed, but its manifest could not be emptied: {e}"
             ),
+        }
+    }
+
+    /// Opens `ino` as `req` asks; under Windows rules `reserved` is the handle already
+    /// counted for it.
+    fn open_as(&self, ino: Ino, req: &OpenRequest, reserved: Option<Fh>) -> Result<Opened> {
+        if req.changes_content() {
+            let file = {
+                let mut tree = self.tree.write();
+                self.copy_up_file(&mut tree, ino, !req.truncate)?;
+                self.upper_file_in(&tree, ino, true)?
+            };
+            if req.truncate {
+                file.file.set_len(0)?;
+            }
+            return Ok(Opened {
+                fh: self.handle_for(ino, req.access, Some(Desc::Upper(file)), reserved),
+                keep_cache: false,
+                backing: None,
+            });
+        }
+        let big_lower = {
+            let tree = self.tree.read();
+            let node = tree.get(ino)?;
+            let lid = node.lower.filter(|_| !node.upper).filter(|&lid| {
+                // Only big files are worth a backing file for passthrough: the kernel
+                // forgets a file's atime after each passthrough read, so the next stat of
+                // it costs a round trip.
+                let l = tree.lower.node(lid);
+                l.size >= PASSTHROUGH_MIN && l.member.is_none()
+            });
+            lid.map(|lid| (Arc::clone(&tree.lower), lid))
+        };
+        // Opening a small file costs nothing: it is reached when a read needs it, which
+        // the page cache mostly spares.
+        let (desc, backing) = match big_lower {
+            Some((lower, lid)) => {
+                let content = self.lower_content(&lower, ino, lid)?;
+                let backing = content.backing_file();
+                (Some(Desc::Lower(content)), backing)
+            }
+            None => (None, None),
+        };
+        Ok(Opened {
+            fh: self.handle_for(ino, req.access, desc, reserved),
+            keep_cache: true,
+            backing,
+        })
+    }
+
+    /// The handle of an open of `ino` whose descriptor (if it needs one) is `desc`: a new
+    /// one, or `reserved` given the descriptor.
+    fn handle_for(
+        &self,
+        ino: Ino,
+        access: venvfs_api::Access,
+        desc: Option<Desc>,
+        reserved: Option<Fh>,
+    ) -> Fh {
+        match reserved {
+            None => self.open_files.open(ino, access, desc),
+            Some(fh) => {
+                if let Some(d) = desc {
+                    self.open_files.put(ino, d);
+                }
+                fh
+            }
+        }
+    }
+
+    /// What an open of `ino` counts under Windows rules; `None` under POSIX rules.
+    fn windows_open(&self, ino: Ino, req: &OpenRequest) -> Result<Option<WindowsOpen>> {
+        if !self.cfg.rules.share_modes() {
+            return Ok(None);
+        }
+        let share = req.share.unwrap_or(venvfs_api::ShareMode::ALL);
+        Ok(Some(WindowsOpen {
+            access: crate::rules::Access {
+                read: req.access.reads(),
+                write: req.access.writes() || req.truncate,
+                delete: req.delete || req.delete_on_close,
+            },
+            share: crate::rules::Share {
+                read: share.read,
+                write: share.write,
+                delete: share.delete,
+            },
+            delete_on_close: req.delete_on_close,
+            target: self.delete_target(ino)?,
+        }))
+    }
+
+    /// File `ino` as far as deleting it is concerned: read-only? an empty directory?
+    fn delete_target(&self, ino: Ino) -> Result<DeleteTarget> {
+        let attr = self.getattr(ino)?.attr;
+        let directory_empty = match attr.kind {
+            FileKind::Dir => Some(self.with_loaded(ino, |tree| {
+                Ok(tree.get(ino)?.children().is_some_and(|c| c.is_empty()))
+            })?),
+            _ => None,
+        };
+        Ok(DeleteTarget {
+            read_only: attr.perm & 0o222 == 0,
+            directory_empty,
+        })
+    }
+
+    /// Deletes file `ino`, whose last handle went while it was marked for deletion
+    /// (Windows rules): the name it has now.
+    fn delete_on_release(&self, ino: Ino) {
+        let name = {
+            let tree = self.tree.read();
+            match tree.get(ino) {
+                Ok(n) if !n.unlinked => Some((n.parent, n.name.to_os_string(), n.kind)),
+                _ => None,
+            }
+        };
+        let Some((parent, name, kind)) = name else {
+            return;
+        };
+        let deleted = if kind == FileKind::Dir {
+            self.rmdir(parent, &name)
+        } else {
+            self.unlink(parent, &name)
+        };
+        if let Err(e) = deleted {
+            tracing::warn!("cannot delete {name:?} at its last close: {e}");
         }
     }
 
@@ -485,50 +613,14 @@ impl FileSystem for Overlay {
     }
 
     fn open(&self, ino: Ino, req: &OpenRequest) -> Result<Opened> {
-        if req.changes_content() {
-            let file = {
-                let mut tree = self.tree.write();
-                self.copy_up_file(&mut tree, ino, !req.truncate)?;
-                self.upper_file_in(&tree, ino, true)?
-            };
-            if req.truncate {
-                file.file.set_len(0)?;
-            }
-            return Ok(Opened {
-                fh: self
-                    .open_files
-                    .open(ino, req.access, Some(Desc::Upper(file))),
-                keep_cache: false,
-                backing: None,
-            });
-        }
-        let big_lower = {
-            let tree = self.tree.read();
-            let node = tree.get(ino)?;
-            let lid = node.lower.filter(|_| !node.upper).filter(|&lid| {
-                // Only big files are worth a backing file for passthrough: the kernel
-                // forgets a file's atime after each passthrough read, so the next stat of
-                // it costs a round trip.
-                let l = tree.lower.node(lid);
-                l.size >= PASSTHROUGH_MIN && l.member.is_none()
-            });
-            lid.map(|lid| (Arc::clone(&tree.lower), lid))
+        let Some(w) = self.windows_open(ino, req)? else {
+            return self.open_as(ino, req, None);
         };
-        // Opening a small file costs nothing: it is reached when a read needs it, which
-        // the page cache mostly spares.
-        let (desc, backing) = match big_lower {
-            Some((lower, lid)) => {
-                let content = self.lower_content(&lower, ino, lid)?;
-                let backing = content.backing_file();
-                (Some(Desc::Lower(content)), backing)
-            }
-            None => (None, None),
-        };
-        Ok(Opened {
-            fh: self.open_files.open(ino, req.access, desc),
-            keep_cache: true,
-            backing,
-        })
+        // (checked and counted before the open changes anything: a refused open must
+        // not have truncated or copied up the file)
+        let fh = self.open_files.open_windows(ino, req.access, w)?;
+        self.open_as(ino, req, Some(fh))
+            .inspect_err(|_| self.open_files.abandon(fh))
     }
 
     fn create(
@@ -556,9 +648,20 @@ impl FileSystem for Overlay {
             file: std::sync::Arc::new(file),
             writable: true,
         };
-        let fh = self
-            .open_files
-            .open(entry.attr.ino, req.access, Some(Desc::Upper(file)));
+        let ino = entry.attr.ino;
+        let fh = match self.cfg.rules.share_modes() {
+            false => self
+                .open_files
+                .open(ino, req.access, Some(Desc::Upper(file))),
+            // (a new file: nothing to conflict with, but delete-on-close counts)
+            true => {
+                drop(tree);
+                let w = self.windows_open(ino, req)?.expect("under Windows rules");
+                let fh = self.open_files.open_windows(ino, req.access, w)?;
+                self.open_files.put(ino, Desc::Upper(file));
+                fh
+            }
+        };
         Ok((
             entry,
             Opened {
@@ -598,8 +701,20 @@ impl FileSystem for Overlay {
         Ok(())
     }
 
-    fn release(&self, _ino: Ino, fh: Fh) {
-        self.open_files.release(fh);
+    fn release(&self, ino: Ino, fh: Fh) {
+        if self.open_files.release(fh) == CleanupAction::Delete {
+            self.delete_on_release(ino);
+        }
+    }
+
+    fn set_delete_pending(&self, ino: Ino, fh: Fh, delete: bool) -> Result<()> {
+        if !self.cfg.rules.delete_pending() {
+            return Err(Error::Unsupported(
+                "delete pending: the mount follows POSIX rules",
+            ));
+        }
+        let target = self.delete_target(ino)?;
+        self.open_files.set_delete_pending(fh, delete, target)
     }
 
     fn reference(&self, ino: Ino) {

@@ -176,6 +176,12 @@ impl DeleteState {
         }
     }
 
+    /// An open that was recorded and then failed (before the caller had the handle):
+    /// forgets it without what a cleanup would do.
+    pub fn abandon(&mut self, handle: HandleId) {
+        self.handles.remove(&handle);
+    }
+
     /// How many handles are open.
     pub fn handle_count(&self) -> usize {
         self.handles.len()

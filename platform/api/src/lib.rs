@@ -177,6 +177,32 @@ pub struct OpenRequest {
     pub append: bool,
     /// For `create`: fail if the name exists (O_EXCL; CREATE_NEW) instead of opening it.
     pub exclusive: bool,
+    /// Windows share mode: what other opens of the file may do while this one is open.
+    /// `None` (POSIX, and every FUSE open): no share checks at all.
+    pub share: Option<ShareMode>,
+    /// The open also asks for the right to delete or rename the file (Windows `DELETE`
+    /// access, which share modes count).
+    pub delete: bool,
+    /// Delete the file once this handle is released (Windows `FILE_DELETE_ON_CLOSE`).
+    pub delete_on_close: bool,
+}
+
+/// Which accesses other opens of a file may have while an open lasts (Windows
+/// `FILE_SHARE_READ`, `FILE_SHARE_WRITE`, `FILE_SHARE_DELETE`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShareMode {
+    pub read: bool,
+    pub write: bool,
+    pub delete: bool,
+}
+
+impl ShareMode {
+    /// Others may do anything (what a POSIX open amounts to).
+    pub const ALL: ShareMode = ShareMode {
+        read: true,
+        write: true,
+        delete: true,
+    };
 }
 
 impl OpenRequest {
@@ -186,6 +212,9 @@ impl OpenRequest {
         truncate: false,
         append: false,
         exclusive: false,
+        share: None,
+        delete: false,
+        delete_on_close: false,
     };
 
     /// Whether the open may change the file's content.
@@ -447,8 +476,19 @@ pub trait FileSystem: Send + Sync + 'static {
         Err(Error::NotImplemented)
     }
     fn fsync(&self, ino: Ino, fh: Option<Fh>, datasync: bool) -> Result<()>;
-    /// The handle is closed (its last user is gone).
+    /// The handle is closed (its last user is gone). A file marked for deletion goes
+    /// with its last handle (see [`FileSystem::set_delete_pending`]).
     fn release(&self, ino: Ino, fh: Fh);
+    /// Marks the file open as `fh` for deletion when its last handle is released, or
+    /// (`delete` false) clears such a mark (Windows `FileDispositionInformation`).
+    /// Meanwhile new opens of it fail with [`Error::DeletePending`]. A read-only file, or
+    /// a directory that is not empty, cannot be marked. Only mounts under Windows rules
+    /// delete this way.
+    fn set_delete_pending(&self, _ino: Ino, _fh: Fh, _delete: bool) -> Result<()> {
+        Err(Error::Unsupported(
+            "delete pending: the mount follows POSIX rules",
+        ))
+    }
     fn allocate(&self, ino: Ino, fh: Option<Fh>, how: Allocate) -> Result<()>;
     /// Opens a directory. `keep_cache` in the reply lets the kernel cache its listing until
     /// a change made through the mount invalidates it. Listing needs no handle: an adapter
@@ -568,6 +608,9 @@ impl<T: FileSystem> FileSystem for Arc<T> {
     }
     fn release(&self, ino: Ino, fh: Fh) {
         (**self).release(ino, fh)
+    }
+    fn set_delete_pending(&self, ino: Ino, fh: Fh, delete: bool) -> Result<()> {
+        (**self).set_delete_pending(ino, fh, delete)
     }
     fn allocate(&self, ino: Ino, fh: Option<Fh>, how: Allocate) -> Result<()> {
         (**self).allocate(ino, fh, how)

@@ -125,6 +125,8 @@ pub(crate) fn open_request(flags: i32) -> OpenRequest {
         truncate: flags & libc::O_TRUNC != 0,
         append: flags & libc::O_APPEND != 0,
         exclusive: flags & libc::O_EXCL != 0,
+        // (POSIX opens share everything and delete nothing)
+        ..OpenRequest::READ
     }
 }
 
