@@ -54,8 +54,10 @@ pub enum Command {
     /// Make the venv hold exactly the distributions pinned in a pylock.toml or a
     /// requirements file of `name==version` lines, as `uv pip sync` does, without copying:
     /// each wheel becomes a layer. Wheels are looked for in the lock's paths, then
-    /// --find-links directories, then uv's cache. A mounted venv takes the change live,
-    /// without unmounting: programs running in it keep their open files.
+    /// --find-links directories, uv's cache, and the wheels venvfs fetched before; the rest
+    /// are fetched (the lock's URLs, else the package index), checked against their sha256
+    /// and kept in ~/.cache/venvfs/wheels, unless --offline. A mounted venv takes the change
+    /// live, without unmounting: programs running in it keep their open files.
     Sync {
         venv: PathBuf,
         /// pylock.toml (or pylock.NAME.toml) or a requirements file.
@@ -65,7 +67,8 @@ pub enum Command {
     },
     /// Install wheels as pip and uv would, but without copying them: each becomes a layer,
     /// and only launchers, RECORD and the other generated files are written into the venv.
-    /// A mounted venv takes the change live, without unmounting.
+    /// A `name==version` pin no local source has is fetched from the package index, unless
+    /// --offline. A mounted venv takes the change live, without unmounting.
     Install {
         venv: PathBuf,
         /// `.whl` files, unpacked wheel directories, or `name==version` pins to look up.
@@ -177,7 +180,7 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
-/// Where `sync` and `install` look for wheels.
+/// Where `sync` and `install` look for wheels, and where they fetch the missing ones.
 #[derive(Debug, Args, Clone, Default)]
 pub struct FinderArgs {
     /// A directory of `.whl` files to look in (may be repeated).
@@ -193,6 +196,19 @@ pub struct FinderArgs {
     /// in uv's cache have no wheel file left to hash).
     #[arg(long)]
     pub require_hashes: bool,
+    /// The package index (PEP 503/691 simple API) that pins no local source has are fetched
+    /// from [default: the pin file's --index-url, else $UV_INDEX_URL, else $PIP_INDEX_URL,
+    /// else https://pypi.org/simple/].
+    #[arg(long, value_name = "URL")]
+    pub index_url: Option<String>,
+    /// Another index, asked after --index-url (may be repeated). The first index with a
+    /// fitting wheel of the pinned version wins.
+    #[arg(long = "extra-index-url", value_name = "URL")]
+    pub extra_index_url: Vec<String>,
+    /// Never use the network: a pin that no local source has is an error instead of a
+    /// download.
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Args)]

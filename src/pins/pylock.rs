@@ -166,9 +166,14 @@ pub fn parse(text: &str, path: &Path, env: &MarkerEnvironment) -> Result<PinFile
                 Some(h) => return Err(err(format!("{name}: `{h}` is not a sha256 digest"))),
                 None => None,
             };
+            let url = w
+                .url
+                .clone()
+                .filter(|u| u.starts_with("http://") || u.starts_with("https://"));
             wheels.push(LockedWheel {
                 filename,
                 path: local,
+                url,
                 sha256,
             });
         }
@@ -236,7 +241,7 @@ wheels = [{ path = "wheels/six-1.17.0-py2.py3-none-any.whl" }]
             w.path.as_deref(),
             Some(Path::new("/w/certifi-2026.10.18-py3-none-any.whl"))
         );
-        assert!(w.sha256.is_some());
+        assert!(w.sha256.is_some() && w.url.is_none());
         assert_eq!(
             f.pins[1].wheels[0].path.as_deref(),
             Some(Path::new("/l/wheels/six-1.17.0-py2.py3-none-any.whl"))
