@@ -206,8 +206,9 @@ pub struct FinderArgs {
     #[arg(long = "extra-index-url", value_name = "URL")]
     pub extra_index_url: Vec<String>,
     /// Never use the network: a pin that no local source has is an error instead of a
-    /// download.
-    #[arg(long)]
+    /// download [env: VENVFS_OFFLINE=1].
+    #[arg(long, env = "VENVFS_OFFLINE", hide_env = true,
+          value_parser = clap::builder::FalseyValueParser::new())]
     pub offline: bool,
 }
 
@@ -245,6 +246,24 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn offline_from_the_environment() {
+        let parse = || {
+            let cli = Cli::parse_from(["venvfs", "install", "v", "x==1"]);
+            let Command::Install { finder, .. } = cli.command else {
+                panic!()
+            };
+            finder.offline
+        };
+        // (one test changes the variable: tests run in threads of one process)
+        std::env::set_var("VENVFS_OFFLINE", "1");
+        assert!(parse());
+        std::env::set_var("VENVFS_OFFLINE", "0");
+        assert!(!parse());
+        std::env::remove_var("VENVFS_OFFLINE");
+        assert!(!parse());
     }
 
     #[test]
