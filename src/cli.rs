@@ -14,7 +14,7 @@ layers served straight from the wheel cache (uv's unpacked archives or .whl file
 disk they are on, and every write goes to the venv's own directory. Nothing is copied at \
 install time and the cache is never modified.\n\n\
 Typical use:\n  venvfs create .venv\n  venvfs sync .venv pylock.toml      \
-# or a requirements.txt of name==version pins; wheels come from uv's cache\n  \
+# or a requirements.txt of name==version pins; wheels come from uv's cache, else are fetched\n  \
 venvfs mount .venv\n  .venv/bin/python -c 'import numpy'\n  venvfs umount .venv"
 )]
 pub struct Cli {

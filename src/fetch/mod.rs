@@ -86,6 +86,12 @@ pub fn indexes(
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https"))
             .ok_or_else(|| format!("{from}: `{u}` is not an http or https URL"))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            // (they would be printed in messages, and are not sent either)
+            return Err(format!(
+                "{from}: index URLs with a user or password are not supported; name an index that needs no login"
+            ));
+        }
         if !out.contains(&url) {
             out.push(url);
         }
@@ -424,6 +430,11 @@ mod tests {
         assert_eq!(urls(got), ["http://f.example/simple/"]);
         let e = indexes(Some("ftp://x/"), &[], None, &[]).unwrap_err();
         assert!(e.contains("--index-url") && e.contains("ftp://x/"), "{e}");
+        let e = indexes(None, &["https://u:secret@x/simple/".into()], None, &[]).unwrap_err();
+        assert!(
+            e.contains("--extra-index-url") && !e.contains("secret"),
+            "{e}"
+        );
     }
 
     #[test]
