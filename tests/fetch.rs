@@ -208,19 +208,28 @@ fn requirements_pins_are_looked_up_on_the_index() {
         .switches()
         .html_only
         .store(true, std::sync::atomic::Ordering::SeqCst);
+    // (into a mounted venv, which takes the change live)
     let other = s.path("other");
     run_ok(venvfs().arg("create").arg(&other));
-    let out = run(fetching(&xdg)
-        .env("PIP_INDEX_URL", server.index_url())
-        .arg("install")
-        .arg(&other)
-        .arg("idna==3.20")
-        .arg("six==1.17.0"));
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains(" + idna==3.20"),
-        "{out:?}"
-    );
+    {
+        let _m = Mount::new(&other);
+        let out = run(fetching(&xdg)
+            .env("PIP_INDEX_URL", server.index_url())
+            .arg("install")
+            .arg(&other)
+            .arg("idna==3.20")
+            .arg("six==1.17.0"));
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(" + idna==3.20"),
+            "{out:?}"
+        );
+        run_ok(venv_program(&other, "python").args([
+            "-c",
+            "import idna, six; assert idna.decode('xn--exmple-cua.org') == 'ex\\u00e4mple.org'",
+        ]));
+    }
+    assert_store_matches(&stored(&xdg), &sources);
     assert_eq!(server.count("/files/idna-3.20-py3-none-any.whl"), 1);
     // six was in the store already
     assert_eq!(server.count("/files/six-1.17.0-py2.py3-none-any.whl"), 1);

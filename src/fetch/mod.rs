@@ -208,7 +208,8 @@ fn fetch_one(
     };
     let sha256 = match http.download(&planned.url, tmp.as_file_mut(), &|n| progress.bytes(n)) {
         Ok(h) => h,
-        Err(e) => return Outcome::Failed(format!("downloading {}: {e}", planned.url)),
+        // (the message names the URL)
+        Err(e) => return Outcome::Failed(e),
     };
     if !planned.expected.is_empty() && !planned.expected.contains(&sha256) {
         // (the temporary file is removed when `tmp` is dropped)
@@ -361,7 +362,8 @@ struct Progress {
 impl Progress {
     fn new(files: usize) -> Progress {
         use std::io::IsTerminal;
-        let target = if std::io::stderr().is_terminal() {
+        let terminal = std::io::stderr().is_terminal();
+        let target = if terminal {
             indicatif::ProgressDrawTarget::stderr()
         } else {
             indicatif::ProgressDrawTarget::hidden()
@@ -373,7 +375,10 @@ impl Progress {
             bar.set_style(style.progress_chars("=> "));
         }
         bar.set_message("downloading wheels");
-        bar.enable_steady_tick(Duration::from_millis(200));
+        if terminal {
+            // (redrawn while a slow download sends nothing)
+            bar.enable_steady_tick(Duration::from_millis(200));
+        }
         Progress {
             bar,
             bytes: AtomicU64::new(0),
