@@ -110,7 +110,7 @@ fn list(args: &ListArgs) -> Result<(), Box<dyn Error>> {
 
 /// The options of `sync` and `install`; `file` is what the pin file adds (its `-f`
 /// directories and index options).
-fn options(finder: &FinderArgs, file: &venvfs::pins::PinFile) -> Result<Options, String> {
+fn options(finder: &FinderArgs, file: &venvfs::pins::PinFile) -> Options {
     let extra_find_links = file.find_links.clone();
     // (absolute: layers from them are recorded by path, and read by the daemon too)
     let find_links = finder
@@ -125,8 +125,8 @@ fn options(finder: &FinderArgs, file: &venvfs::pins::PinFile) -> Result<Options,
         &finder.extra_index_url,
         file.index_url.as_deref(),
         &file.extra_index_urls,
-    )?;
-    Ok(Options {
+    );
+    Options {
         find_links,
         cache_dir: finder.cache_dir.clone(),
         no_cache: finder.no_cache,
@@ -136,7 +136,7 @@ fn options(finder: &FinderArgs, file: &venvfs::pins::PinFile) -> Result<Options,
             offline: finder.offline,
             indexes,
         },
-    })
+    }
 }
 
 fn print_report(report: &Report) {
@@ -157,7 +157,7 @@ fn sync(venv: &Path, file: &Path, finder: &FinderArgs) -> Result<(), Box<dyn Err
             venv.display()
         );
     }
-    let mut opts = options(finder, &pins)?;
+    let mut opts = options(finder, &pins);
     let targets: Vec<Target> = pins.pins.into_iter().map(Target::Pin).collect();
     opts.keep = pins
         .editable
@@ -193,7 +193,7 @@ fn install(venv: &Path, targets: &[String], finder: &FinderArgs) -> Result<(), B
             parsed.push(Target::Pin(venvfs::pins::requirements::parse_pin_arg(t)?));
         }
     }
-    let opts = options(finder, &venvfs::pins::PinFile::default())?;
+    let opts = options(finder, &venvfs::pins::PinFile::default());
     let report = venvfs::daemon::change(venv, |root| {
         let report = sync::apply(venv, root, &parsed, Mode::Install, &opts)?;
         let touched = report.touched.clone();

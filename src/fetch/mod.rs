@@ -44,12 +44,23 @@ pub const DEFAULT_INDEX: &str = "https://pypi.org/simple/";
 const PARALLEL: usize = 8;
 
 /// What fetching may do.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// Never use the network.
     pub offline: bool,
-    /// The indexes to ask for requirements pins, in order (see [`indexes`]).
-    pub indexes: Vec<Url>,
+    /// The indexes to ask for requirements pins, in order (see [`indexes`]), or why they
+    /// are unusable: reported only when an index is needed, so that a bad `PIP_INDEX_URL`
+    /// does not stop a sync whose wheels are all at hand.
+    pub indexes: Result<Vec<Url>, String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            offline: false,
+            indexes: Ok(Vec::new()),
+        }
+    }
 }
 
 /// The indexes, in order: the main one (`--index-url`, else the pin file's `--index-url`,
@@ -243,8 +254,12 @@ fn plan(
         return plan_locked(pin, rank);
     }
     let name = PackageName::new(&pin.name);
+    let indexes = settings
+        .indexes
+        .as_ref()
+        .map_err(|e| Outcome::Failed(e.clone()))?;
     let mut seen = Vec::new();
-    for index in &settings.indexes {
+    for index in indexes {
         let page_url = index::project_url(index, &name).map_err(Outcome::Failed)?;
         let page = http
             .page(&page_url)
@@ -293,7 +308,7 @@ fn plan(
             });
         }
     }
-    let asked: Vec<String> = settings.indexes.iter().map(Url::to_string).collect();
+    let asked: Vec<String> = indexes.iter().map(Url::to_string).collect();
     let mut why = format!(
         "no wheel of {} {} for this interpreter on {}",
         pin.name,
