@@ -554,55 +554,95 @@ fn resolve(
             None => missing.push(line),
         }
     }
-    if missing.is_empty() && refused.is_empty() && failed.is_empty() {
+    let unresolved = Unresolved {
+        missing,
+        refused,
+        failed,
+    };
+    if unresolved.is_empty() {
         return Ok(out.into_iter().flatten().collect());
     }
-    let mut msg = String::new();
-    if !failed.is_empty() {
-        msg.push_str(&format!(
-            "{} wheel(s) could not be fetched:\n{}\n",
-            failed.len(),
-            failed.join("\n")
-        ));
+    let sources = sources.as_ref().expect("made when there are pins");
+    Err(unresolved
+        .message(targets, sources, opts.fetch.offline, version, supported)
+        .into())
+}
+
+/// The pins left without a wheel, one message line (or a few) each.
+struct Unresolved {
+    /// no source has them, and they were not fetched
+    missing: Vec<String>,
+    /// a local file of theirs is wrong
+    refused: Vec<String>,
+    /// fetching them went wrong
+    failed: Vec<String>,
+}
+
+impl Unresolved {
+    fn is_empty(&self) -> bool {
+        self.missing.is_empty() && self.refused.is_empty() && self.failed.is_empty()
     }
-    if !refused.is_empty() {
-        msg.push_str(&format!(
-            "{} wheel(s) refused:\n{}\n",
-            refused.len(),
-            refused.join("\n")
-        ));
+
+    /// All of them in one message, with what would get the missing ones.
+    fn message(
+        &self,
+        targets: &[Target],
+        sources: &Sources,
+        offline: bool,
+        version: &str,
+        supported: &[String],
+    ) -> String {
+        let Unresolved {
+            missing,
+            refused,
+            failed,
+        } = self;
+        let mut msg = String::new();
+        if !failed.is_empty() {
+            msg.push_str(&format!(
+                "{} wheel(s) could not be fetched:\n{}\n",
+                failed.len(),
+                failed.join("\n")
+            ));
+        }
+        if !refused.is_empty() {
+            msg.push_str(&format!(
+                "{} wheel(s) refused:\n{}\n",
+                refused.len(),
+                refused.join("\n")
+            ));
+        }
+        if !missing.is_empty() {
+            let pins: Vec<String> = targets
+                .iter()
+                .filter_map(|t| match t {
+                    Target::Pin(p) => Some(format!("{}=={}", p.name, p.version)),
+                    Target::Wheel(_) => None,
+                })
+                .filter(|p| missing.iter().any(|m| m.starts_with(&format!("  {p}  "))))
+                .collect();
+            let list = pins.join(" ");
+            let offline = if offline {
+                " (--offline: nothing was fetched; without it venvfs fetches them from the index)"
+            } else {
+                ""
+            };
+            msg.push_str(&format!(
+                "no usable wheel for {} of {} requirements (looked in {}){offline}:\n{}\n\
+                 this venv's Python {version} accepts these tags, best first: {}\n\
+                 to get them another way, either fill uv's cache:\n    \
+                 uv pip install --no-deps --python {version} --target \"$(mktemp -d)\" {list}\n\
+                 or make a wheelhouse and pass it with --find-links:\n    \
+                 pip download --no-deps --only-binary=:all: --python-version {version} -d wheels {list}",
+                missing.len(),
+                targets.len(),
+                sources.describe(),
+                missing.join("\n"),
+                summarize_tags(supported),
+            ));
+        }
+        msg.trim_end().to_owned()
     }
-    if !missing.is_empty() {
-        let sources = sources.as_ref().expect("made when there are pins");
-        let pins: Vec<String> = targets
-            .iter()
-            .filter_map(|t| match t {
-                Target::Pin(p) => Some(format!("{}=={}", p.name, p.version)),
-                Target::Wheel(_) => None,
-            })
-            .filter(|p| missing.iter().any(|m| m.starts_with(&format!("  {p}  "))))
-            .collect();
-        let list = pins.join(" ");
-        let offline = if opts.fetch.offline {
-            " (--offline: nothing was fetched; without it venvfs fetches them from the index)"
-        } else {
-            ""
-        };
-        msg.push_str(&format!(
-            "no usable wheel for {} of {} requirements (looked in {}){offline}:\n{}\n\
-             this venv's Python {version} accepts these tags, best first: {}\n\
-             to get them another way, either fill uv's cache:\n    \
-             uv pip install --no-deps --python {version} --target \"$(mktemp -d)\" {list}\n\
-             or make a wheelhouse and pass it with --find-links:\n    \
-             pip download --no-deps --only-binary=:all: --python-version {version} -d wheels {list}",
-            missing.len(),
-            targets.len(),
-            sources.describe(),
-            missing.join("\n"),
-            summarize_tags(supported),
-        ));
-    }
-    Err(msg.trim_end().to_owned().into())
 }
 
 /// A `.whl` file or unpacked wheel named by its path, checked against the interpreter.
