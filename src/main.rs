@@ -123,8 +123,11 @@ fn options(finder: &FinderArgs, file: &venvfs::pins::PinFile) -> Options {
     let indexes = venvfs::fetch::indexes(
         finder.index_url.as_deref(),
         &finder.extra_index_url,
-        file.index_url.as_deref(),
-        &file.extra_index_urls,
+        &venvfs::fetch::FileIndexes {
+            index_url: file.index_url.as_deref(),
+            extra: &file.extra_index_urls,
+            no_index: file.no_index,
+        },
     );
     Options {
         find_links,

@@ -478,6 +478,19 @@ fn offline_never_reaches_the_network() {
         .arg(&s.venv)
         .arg("six==1.17.0"));
     assert!(!out.status.success(), "{}", stderr(&out));
+    // a requirements file's --no-index keeps its pins off every index
+    std::fs::write(&reqs, "--no-index\nsix==1.17.0\n").unwrap();
+    let out = run(fetching(&xdg)
+        .env("UV_INDEX_URL", server.index_url())
+        .arg("sync")
+        .arg(&s.venv)
+        .arg(&reqs));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("the pin file says --no-index"),
+        "{}",
+        stderr(&out)
+    );
     assert!(server.requests().is_empty(), "{:?}", server.requests());
     assert!(stored(&xdg).is_empty());
     assert_eq!(contents(&s.venv), before, "the venv changed");

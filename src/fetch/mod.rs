@@ -63,15 +63,32 @@ impl Default for Settings {
     }
 }
 
+/// What a pin file says about indexes (a requirements file's `-i`, `--extra-index-url`,
+/// `--no-index`).
+#[derive(Debug, Default)]
+pub struct FileIndexes<'a> {
+    pub index_url: Option<&'a str>,
+    pub extra: &'a [String],
+    pub no_index: bool,
+}
+
 /// The indexes, in order: the main one (`--index-url`, else the pin file's `--index-url`,
 /// else `$UV_INDEX_URL`, else `$PIP_INDEX_URL`, else PyPI), then the extra ones
-/// (`--extra-index-url`, then the pin file's). Refuses what is not an http(s) or file URL.
+/// (`--extra-index-url`, then the pin file's). None when the pin file says `--no-index` and
+/// the command line names no index. Refuses what is not an http(s) URL.
 pub fn indexes(
     index_url: Option<&str>,
     extra: &[String],
-    file_index_url: Option<&str>,
-    file_extra: &[String],
+    file: &FileIndexes,
 ) -> Result<Vec<Url>, String> {
+    if file.no_index && index_url.is_none() && extra.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (file_index_url, file_extra) = if file.no_index {
+        (None, &[][..])
+    } else {
+        (file.index_url, file.extra)
+    };
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
     let (main, from) = match (index_url, file_index_url) {
         (Some(u), _) => (u.to_owned(), "--index-url"),
@@ -314,7 +331,7 @@ fn plan(
         pin.name,
         pin.version,
         if asked.is_empty() {
-            "any index (none is configured)".to_owned()
+            "any index (the pin file says --no-index)".to_owned()
         } else {
             asked.join(", ")
         }
@@ -428,14 +445,19 @@ mod tests {
     #[test]
     fn index_order_and_sources() {
         let urls = |v: Vec<Url>| v.into_iter().map(String::from).collect::<Vec<_>>();
+        let file_extra = [
+            "https://c.example/s/".to_string(),
+            "https://b.example/simple/".to_string(),
+        ];
+        let file = FileIndexes {
+            index_url: Some("https://ignored.example/"),
+            extra: &file_extra,
+            no_index: false,
+        };
         let got = indexes(
             Some("https://a.example/simple"),
             &["https://b.example/simple/".into()],
-            Some("https://ignored.example/"),
-            &[
-                "https://c.example/s/".into(),
-                "https://b.example/simple/".into(),
-            ],
+            &file,
         )
         .unwrap();
         assert_eq!(
@@ -446,11 +468,25 @@ mod tests {
                 "https://c.example/s/"
             ]
         );
-        let got = indexes(None, &[], Some("http://f.example/simple/"), &[]).unwrap();
+        let file = FileIndexes {
+            index_url: Some("http://f.example/simple/"),
+            ..Default::default()
+        };
+        let got = indexes(None, &[], &file).unwrap();
         assert_eq!(urls(got), ["http://f.example/simple/"]);
-        let e = indexes(Some("ftp://x/"), &[], None, &[]).unwrap_err();
+        // --no-index in the file: none, unless the command line names one
+        let file = FileIndexes {
+            index_url: Some("http://f.example/simple/"),
+            extra: &file_extra,
+            no_index: true,
+        };
+        assert!(indexes(None, &[], &file).unwrap().is_empty());
+        let got = indexes(Some("https://a.example/s/"), &[], &file).unwrap();
+        assert_eq!(urls(got), ["https://a.example/s/"]);
+        let none = FileIndexes::default();
+        let e = indexes(Some("ftp://x/"), &[], &none).unwrap_err();
         assert!(e.contains("--index-url") && e.contains("ftp://x/"), "{e}");
-        let e = indexes(None, &["https://u:secret@x/simple/".into()], None, &[]).unwrap_err();
+        let e = indexes(None, &["https://u:secret@x/simple/".into()], &none).unwrap_err();
         assert!(
             e.contains("--extra-index-url") && !e.contains("secret"),
             "{e}"

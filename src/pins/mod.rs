@@ -47,6 +47,8 @@ pub struct PinFile {
     /// pins no local source has are fetched from, unless the command line names others.
     pub index_url: Option<String>,
     pub extra_index_urls: Vec<String>,
+    /// `--no-index`: pins are not looked up on any index (the command line may name one).
+    pub no_index: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
