@@ -14,7 +14,7 @@ layers served straight from the wheel cache (uv's unpacked archives or .whl file
 disk they are on, and every write goes to the venv's own directory. Nothing is copied at \
 install time and the cache is never modified.\n\n\
 Typical use:\n  venvfs create .venv\n  venvfs sync .venv pylock.toml      \
-# or a requirements.txt of name==version pins; wheels come from uv's cache\n  \
+# or a requirements.txt of name==version pins; wheels come from uv's cache, else are fetched\n  \
 venvfs mount .venv\n  .venv/bin/python -c 'import numpy'\n  venvfs umount .venv"
 )]
 pub struct Cli {
@@ -54,8 +54,10 @@ pub enum Command {
     /// Make the venv hold exactly the distributions pinned in a pylock.toml or a
     /// requirements file of `name==version` lines, as `uv pip sync` does, without copying:
     /// each wheel becomes a layer. Wheels are looked for in the lock's paths, then
-    /// --find-links directories, then uv's cache. A mounted venv takes the change live,
-    /// without unmounting: programs running in it keep their open files.
+    /// --find-links directories, uv's cache, and the wheels venvfs fetched before; the rest
+    /// are fetched (the lock's URLs, else the package index), checked against their sha256
+    /// and kept in ~/.cache/venvfs/wheels, unless --offline. A mounted venv takes the change
+    /// live, without unmounting: programs running in it keep their open files.
     Sync {
         venv: PathBuf,
         /// pylock.toml (or pylock.NAME.toml) or a requirements file.
@@ -65,7 +67,8 @@ pub enum Command {
     },
     /// Install wheels as pip and uv would, but without copying them: each becomes a layer,
     /// and only launchers, RECORD and the other generated files are written into the venv.
-    /// A mounted venv takes the change live, without unmounting.
+    /// A `name==version` pin no local source has is fetched from the package index, unless
+    /// --offline. A mounted venv takes the change live, without unmounting.
     Install {
         venv: PathBuf,
         /// `.whl` files, unpacked wheel directories, or `name==version` pins to look up.
@@ -177,7 +180,7 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
-/// Where `sync` and `install` look for wheels.
+/// Where `sync` and `install` look for wheels, and where they fetch the missing ones.
 #[derive(Debug, Args, Clone, Default)]
 pub struct FinderArgs {
     /// A directory of `.whl` files to look in (may be repeated).
@@ -193,6 +196,20 @@ pub struct FinderArgs {
     /// in uv's cache have no wheel file left to hash).
     #[arg(long)]
     pub require_hashes: bool,
+    /// The package index (PEP 503/691 simple API) that pins no local source has are fetched
+    /// from [default: the pin file's --index-url, else $UV_INDEX_URL, else $PIP_INDEX_URL,
+    /// else https://pypi.org/simple/].
+    #[arg(long, value_name = "URL")]
+    pub index_url: Option<String>,
+    /// Another index, asked after --index-url (may be repeated). The first index with a
+    /// fitting wheel of the pinned version wins.
+    #[arg(long = "extra-index-url", value_name = "URL")]
+    pub extra_index_url: Vec<String>,
+    /// Never use the network: a pin that no local source has is an error instead of a
+    /// download [env: VENVFS_OFFLINE=1].
+    #[arg(long, env = "VENVFS_OFFLINE", hide_env = true,
+          value_parser = clap::builder::FalseyValueParser::new())]
+    pub offline: bool,
 }
 
 #[derive(Debug, Args)]
@@ -229,6 +246,24 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn offline_from_the_environment() {
+        let parse = || {
+            let cli = Cli::parse_from(["venvfs", "install", "v", "x==1"]);
+            let Command::Install { finder, .. } = cli.command else {
+                panic!()
+            };
+            finder.offline
+        };
+        // (one test changes the variable: tests run in threads of one process)
+        std::env::set_var("VENVFS_OFFLINE", "1");
+        assert!(parse());
+        std::env::set_var("VENVFS_OFFLINE", "0");
+        assert!(!parse());
+        std::env::remove_var("VENVFS_OFFLINE");
+        assert!(!parse());
     }
 
     #[test]

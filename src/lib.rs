@@ -21,6 +21,7 @@ pub mod daemon;
 #[path = "daemon_stub.rs"]
 pub mod daemon;
 pub mod doctor;
+pub mod fetch;
 pub mod finder;
 pub mod fsutil;
 pub mod install;

@@ -3,7 +3,6 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-use std::path::PathBuf;
 
 use venvfs::cli::{Cli, Command, FinderArgs, LayerCommand, ListArgs};
 use venvfs::install::sync::{self, Mode, Options, Report, Target};
@@ -109,7 +108,10 @@ fn list(args: &ListArgs) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-fn options(finder: &FinderArgs, extra_find_links: Vec<PathBuf>) -> Options {
+/// The options of `sync` and `install`; `file` is what the pin file adds (its `-f`
+/// directories and index options).
+fn options(finder: &FinderArgs, file: &venvfs::pins::PinFile) -> Options {
+    let extra_find_links = file.find_links.clone();
     // (absolute: layers from them are recorded by path, and read by the daemon too)
     let find_links = finder
         .find_links
@@ -118,12 +120,25 @@ fn options(finder: &FinderArgs, extra_find_links: Vec<PathBuf>) -> Options {
         .chain(extra_find_links)
         .map(|d| std::path::absolute(&d).unwrap_or(d))
         .collect();
+    let indexes = venvfs::fetch::indexes(
+        finder.index_url.as_deref(),
+        &finder.extra_index_url,
+        &venvfs::fetch::FileIndexes {
+            index_url: file.index_url.as_deref(),
+            extra: &file.extra_index_urls,
+            no_index: file.no_index,
+        },
+    );
     Options {
         find_links,
         cache_dir: finder.cache_dir.clone(),
         no_cache: finder.no_cache,
         require_hashes: finder.require_hashes,
         keep: Vec::new(),
+        fetch: venvfs::fetch::Settings {
+            offline: finder.offline,
+            indexes,
+        },
     }
 }
 
@@ -145,8 +160,8 @@ fn sync(venv: &Path, file: &Path, finder: &FinderArgs) -> Result<(), Box<dyn Err
             venv.display()
         );
     }
+    let mut opts = options(finder, &pins);
     let targets: Vec<Target> = pins.pins.into_iter().map(Target::Pin).collect();
-    let mut opts = options(finder, pins.find_links);
     opts.keep = pins
         .editable
         .iter()
@@ -181,14 +196,9 @@ fn install(venv: &Path, targets: &[String], finder: &FinderArgs) -> Result<(), B
             parsed.push(Target::Pin(venvfs::pins::requirements::parse_pin_arg(t)?));
         }
     }
+    let opts = options(finder, &venvfs::pins::PinFile::default());
     let report = venvfs::daemon::change(venv, |root| {
-        let report = sync::apply(
-            venv,
-            root,
-            &parsed,
-            Mode::Install,
-            &options(finder, Vec::new()),
-        )?;
+        let report = sync::apply(venv, root, &parsed, Mode::Install, &opts)?;
         let touched = report.touched.clone();
         Ok((report, touched))
     })?;

@@ -1,5 +1,6 @@
 //! Finding a wheel for each pin, in this order: the wheel paths a lock file gives,
-//! `--find-links` directories of `.whl` files, then uv's cache. Among the candidates of one
+//! `--find-links` directories of `.whl` files, uv's cache, then the wheels venvfs fetched
+//! before (its wheel store, see [`crate::fetch`]). Among the candidates of one
 //! source, the interpreter's most preferred tag wins. Wheel files are checked against the
 //! sha256 the lock or requirements file gives.
 
@@ -17,6 +18,8 @@ pub enum Origin {
     LockPath,
     FindLinks,
     UvCache,
+    /// venvfs's own wheel store: what it fetched before.
+    Store,
 }
 
 /// A wheel that may satisfy a pin: a `.whl` file or an unpacked wheel directory.
@@ -73,11 +76,19 @@ pub struct Sources {
     pub find_links: Vec<Candidate>,
     pub find_links_dirs: Vec<PathBuf>,
     pub uv_cache: Option<uvcache::UvCache>,
+    /// The wheels of venvfs's store, and where it is.
+    pub store: Vec<Candidate>,
+    pub store_dir: Option<PathBuf>,
 }
 
 impl Sources {
-    /// Lists the `.whl` files of the `--find-links` directories and opens the uv cache.
-    pub fn new(find_links: &[PathBuf], uv_cache: Option<&Path>) -> Result<Sources, String> {
+    /// Lists the `.whl` files of the `--find-links` directories and of the wheel store, and
+    /// opens the uv cache.
+    pub fn new(
+        find_links: &[PathBuf],
+        uv_cache: Option<&Path>,
+        store: Option<&crate::fetch::Store>,
+    ) -> Result<Sources, String> {
         let mut found = Vec::new();
         for dir in find_links {
             let rd = std::fs::read_dir(dir).map_err(|e| {
@@ -103,10 +114,29 @@ impl Sources {
                 }
             }
         }
+        let stored = store
+            .map(|s| s.list())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|s| {
+                let w = WheelFilename::parse(&s.filename)?;
+                Some(Candidate {
+                    path: s.path,
+                    filename: Some(s.filename),
+                    name: w.name,
+                    version: w.version,
+                    build: w.build,
+                    tags: w.tags,
+                    origin: Origin::Store,
+                })
+            })
+            .collect();
         Ok(Sources {
             find_links: found,
             find_links_dirs: find_links.to_vec(),
             uv_cache: uv_cache.map(uvcache::UvCache::open),
+            store: stored,
+            store_dir: store.map(|s| s.root.clone()),
         })
     }
 
@@ -124,6 +154,13 @@ impl Sources {
                 c.entries.len()
             )),
             None => parts.push("no uv cache".into()),
+        }
+        if let Some(dir) = &self.store_dir {
+            parts.push(format!(
+                "venvfs's wheel store at {} ({} wheels)",
+                dir.display(),
+                self.store.len()
+            ));
         }
         parts.join(", ")
     }
@@ -228,6 +265,7 @@ pub fn choose(
                 }),
         );
     }
+    candidates.extend(sources.store.iter().filter(|c| matches(c)).cloned());
     if !pin.wheels.is_empty() {
         candidates.retain(|c| locked_match(pin, c).is_some());
     }
@@ -274,6 +312,10 @@ pub fn choose(
             }
         };
         if !expected.contains(&actual) {
+            if c.origin == Origin::Store {
+                // another file of that name, fetched from elsewhere: not this pin's
+                continue;
+            }
             return Err(Problem::HashMismatch {
                 path: c.path,
                 expected,
@@ -343,7 +385,7 @@ mod tests {
             b"other",
         );
         wheel(dir.path(), "foo_bar-2.0-py3-none-any.whl", b"newer");
-        let sources = Sources::new(&[dir.path().to_owned()], None).unwrap();
+        let sources = Sources::new(&[dir.path().to_owned()], None, None).unwrap();
         let tags = vec![
             "cp311-cp311-manylinux_2_17_x86_64".to_string(),
             "py3-none-any".to_string(),

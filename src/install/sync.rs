@@ -19,7 +19,8 @@ use crate::tags::{TagRank, WheelFilename};
 pub enum Target {
     /// A `.whl` file or unpacked wheel directory named by its path.
     Wheel(PathBuf),
-    /// `name==version`, to be found in the lock's paths, `--find-links` or the uv cache.
+    /// `name==version`, to be found in the lock's paths, `--find-links`, the uv cache or
+    /// the wheel store, else fetched.
     Pin(Pin),
 }
 
@@ -35,6 +36,8 @@ pub struct Options {
     /// Distributions sync leaves alone when pip installed them through the mount (the
     /// lock's editable projects).
     pub keep: Vec<PackageName>,
+    /// Whether and where to fetch the wheels no local source has.
+    pub fetch: crate::fetch::Settings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -452,7 +455,8 @@ fn check_unique<'a>(layers: impl Iterator<Item = &'a Layer>) -> Result<(), Error
     Ok(())
 }
 
-/// Finds a wheel for every target, or lists every one that has none.
+/// Finds a wheel for every target, fetching those no local source has (unless offline),
+/// or lists every one that has none.
 fn resolve(
     targets: &[Target],
     opts: &Options,
@@ -466,65 +470,34 @@ fn resolve(
     } else {
         finder::uvcache::locate(opts.cache_dir.as_deref())
     };
+    let store = crate::fetch::Store::locate();
     let sources = if needs_sources {
-        Some(Sources::new(&opts.find_links, cache.as_deref())?)
+        Some(Sources::new(
+            &opts.find_links,
+            cache.as_deref(),
+            store.as_ref(),
+        )?)
     } else {
         None
     };
-    let mut out = Vec::new();
-    let mut missing: Vec<String> = Vec::new();
+    let mut out: Vec<Option<Resolved>> = Vec::new();
+    // pins no local source has: (place in `out`, pin, wheels found for other interpreters)
+    let mut absent: Vec<(usize, &Pin, Vec<String>)> = Vec::new();
     let mut refused: Vec<String> = Vec::new();
     for t in targets {
         match t {
-            Target::Wheel(path) => {
-                let source = path
-                    .canonicalize()
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                if source.is_file() {
-                    let file = source.file_name().unwrap_or_default().to_string_lossy();
-                    match WheelFilename::parse(&file) {
-                        Some(w) if rank.rank(&w.tags).is_none() => {
-                            return Err(format!(
-                                "{}: its tags ({}) do not fit this venv's Python {version}, which accepts {}",
-                                source.display(),
-                                w.tags.join(", "),
-                                summarize_tags(supported)
-                            )
-                            .into())
-                        }
-                        Some(_) => {}
-                        None => {
-                            return Err(format!(
-                                "{}: not a wheel file name (NAME-VERSION-PY-ABI-PLATFORM.whl)",
-                                source.display()
-                            )
-                            .into())
-                        }
-                    }
-                }
-                out.push(Resolved {
-                    source,
-                    from_path: true,
-                    pin: None,
-                });
-            }
+            Target::Wheel(path) => out.push(Some(path_target(path, rank, supported, version)?)),
             Target::Pin(pin) => {
                 let sources = sources.as_ref().expect("made when there are pins");
                 match finder::choose(pin, sources, rank, opts.require_hashes) {
-                    Ok(c) => out.push(Resolved {
+                    Ok(c) => out.push(Some(Resolved {
                         source: c.candidate.path,
                         from_path: false,
                         pin: Some(pin.clone()),
-                    }),
+                    })),
                     Err(Problem::NotFound { incompatible }) => {
-                        let mut line = format!("  {}=={}  ({})", pin.name, pin.version, pin.origin);
-                        if !incompatible.is_empty() {
-                            line.push_str(&format!(
-                                "\n      found, but built for other interpreters or platforms: {}",
-                                incompatible.join(", ")
-                            ));
-                        }
-                        missing.push(line);
+                        absent.push((out.len(), pin, incompatible));
+                        out.push(None);
                     }
                     Err(Problem::HashMismatch {
                         path,
@@ -546,43 +519,169 @@ fn resolve(
             }
         }
     }
-    if missing.is_empty() && refused.is_empty() {
-        return Ok(out);
+    // what no local source has is fetched, unless something is wrong already
+    let mut missing: Vec<String> = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
+    let fetching = !absent.is_empty() && refused.is_empty() && !opts.fetch.offline;
+    let outcomes = if fetching {
+        let pins: Vec<&Pin> = absent.iter().map(|(_, p, _)| *p).collect();
+        crate::fetch::fetch_all(&pins, &opts.fetch, rank, opts.require_hashes)?
+    } else {
+        Vec::new()
+    };
+    let mut outcomes = outcomes.into_iter();
+    for (slot, pin, incompatible) in &absent {
+        let label = format!("  {}=={}  ({})", pin.name, pin.version, pin.origin);
+        let mut line = label.clone();
+        if !incompatible.is_empty() {
+            line.push_str(&format!(
+                "\n      found, but built for other interpreters or platforms: {}",
+                incompatible.join(", ")
+            ));
+        }
+        match outcomes.next() {
+            Some(crate::fetch::Outcome::Fetched(path)) => {
+                out[*slot] = Some(Resolved {
+                    source: path,
+                    from_path: false,
+                    pin: Some((*pin).clone()),
+                })
+            }
+            Some(crate::fetch::Outcome::Unavailable(why)) => {
+                missing.push(format!("{line}\n      not fetched: {why}"))
+            }
+            Some(crate::fetch::Outcome::Failed(why)) => failed.push(format!("{label}: {why}")),
+            None => missing.push(line),
+        }
     }
-    let mut msg = String::new();
-    if !refused.is_empty() {
-        msg.push_str(&format!(
-            "{} wheel(s) refused:\n{}\n",
-            refused.len(),
-            refused.join("\n")
-        ));
+    let unresolved = Unresolved {
+        missing,
+        refused,
+        failed,
+    };
+    if unresolved.is_empty() {
+        return Ok(out.into_iter().flatten().collect());
     }
-    if !missing.is_empty() {
-        let sources = sources.as_ref().expect("made when there are pins");
-        let pins: Vec<String> = targets
-            .iter()
-            .filter_map(|t| match t {
-                Target::Pin(p) => Some(format!("{}=={}", p.name, p.version)),
-                Target::Wheel(_) => None,
-            })
-            .filter(|p| missing.iter().any(|m| m.starts_with(&format!("  {p}  "))))
-            .collect();
-        let list = pins.join(" ");
-        msg.push_str(&format!(
-            "no usable wheel for {} of {} requirements (looked in {}):\n{}\n\
-             this venv's Python {version} accepts these tags, best first: {}\n\
-             to fetch them, either fill uv's cache:\n    \
-             uv pip install --no-deps --python {version} --target \"$(mktemp -d)\" {list}\n\
-             or make a wheelhouse and pass it with --find-links:\n    \
-             pip download --no-deps --only-binary=:all: --python-version {version} -d wheels {list}",
-            missing.len(),
-            targets.len(),
-            sources.describe(),
-            missing.join("\n"),
-            summarize_tags(supported),
-        ));
+    let sources = sources.as_ref().expect("made when there are pins");
+    Err(unresolved
+        .message(targets, sources, opts.fetch.offline, version, supported)
+        .into())
+}
+
+/// The pins left without a wheel, one message line (or a few) each.
+struct Unresolved {
+    /// no source has them, and they were not fetched
+    missing: Vec<String>,
+    /// a local file of theirs is wrong
+    refused: Vec<String>,
+    /// fetching them went wrong
+    failed: Vec<String>,
+}
+
+impl Unresolved {
+    fn is_empty(&self) -> bool {
+        self.missing.is_empty() && self.refused.is_empty() && self.failed.is_empty()
     }
-    Err(msg.trim_end().to_owned().into())
+
+    /// All of them in one message, with what would get the missing ones.
+    fn message(
+        &self,
+        targets: &[Target],
+        sources: &Sources,
+        offline: bool,
+        version: &str,
+        supported: &[String],
+    ) -> String {
+        let Unresolved {
+            missing,
+            refused,
+            failed,
+        } = self;
+        let mut msg = String::new();
+        if !failed.is_empty() {
+            msg.push_str(&format!(
+                "{} wheel(s) could not be fetched:\n{}\n",
+                failed.len(),
+                failed.join("\n")
+            ));
+        }
+        if !refused.is_empty() {
+            msg.push_str(&format!(
+                "{} wheel(s) refused:\n{}\n",
+                refused.len(),
+                refused.join("\n")
+            ));
+        }
+        if !missing.is_empty() {
+            let pins: Vec<String> = targets
+                .iter()
+                .filter_map(|t| match t {
+                    Target::Pin(p) => Some(format!("{}=={}", p.name, p.version)),
+                    Target::Wheel(_) => None,
+                })
+                .filter(|p| missing.iter().any(|m| m.starts_with(&format!("  {p}  "))))
+                .collect();
+            let list = pins.join(" ");
+            let offline = if offline {
+                " (--offline: nothing was fetched; without it venvfs fetches them from the index)"
+            } else {
+                ""
+            };
+            msg.push_str(&format!(
+                "no usable wheel for {} of {} requirements (looked in {}){offline}:\n{}\n\
+                 this venv's Python {version} accepts these tags, best first: {}\n\
+                 to get them another way, either fill uv's cache:\n    \
+                 uv pip install --no-deps --python {version} --target \"$(mktemp -d)\" {list}\n\
+                 or make a wheelhouse and pass it with --find-links:\n    \
+                 pip download --no-deps --only-binary=:all: --python-version {version} -d wheels {list}",
+                missing.len(),
+                targets.len(),
+                sources.describe(),
+                missing.join("\n"),
+                summarize_tags(supported),
+            ));
+        }
+        msg.trim_end().to_owned()
+    }
+}
+
+/// A `.whl` file or unpacked wheel named by its path, checked against the interpreter.
+fn path_target(
+    path: &Path,
+    rank: &TagRank,
+    supported: &[String],
+    version: &str,
+) -> Result<Resolved, Error> {
+    let source = path
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if source.is_file() {
+        let file = source.file_name().unwrap_or_default().to_string_lossy();
+        match WheelFilename::parse(&file) {
+            Some(w) if rank.rank(&w.tags).is_none() => {
+                return Err(format!(
+                    "{}: its tags ({}) do not fit this venv's Python {version}, which accepts {}",
+                    source.display(),
+                    w.tags.join(", "),
+                    summarize_tags(supported)
+                )
+                .into())
+            }
+            Some(_) => {}
+            None => {
+                return Err(format!(
+                    "{}: not a wheel file name (NAME-VERSION-PY-ABI-PLATFORM.whl)",
+                    source.display()
+                )
+                .into())
+            }
+        }
+    }
+    Ok(Resolved {
+        source,
+        from_path: true,
+        pin: None,
+    })
 }
 
 /// The first few tags and the count, for messages.

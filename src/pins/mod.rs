@@ -27,6 +27,8 @@ pub struct LockedWheel {
     pub filename: String,
     /// Where it is, when the lock gives a local path or a `file:` URL.
     pub path: Option<PathBuf>,
+    /// Where it can be downloaded from, when the lock gives an http(s) URL.
+    pub url: Option<String>,
     /// Its sha256, hex.
     pub sha256: Option<String>,
 }
@@ -41,6 +43,12 @@ pub struct PinFile {
     /// installs wheels, so these are left for `pip install -e` through the mount, and sync
     /// keeps what such an install put there. (name, origin)
     pub editable: Vec<(String, String)>,
+    /// The index a requirements file names (`--index-url`/`-i`), and its extra ones: where
+    /// pins no local source has are fetched from, unless the command line names others.
+    pub index_url: Option<String>,
+    pub extra_index_urls: Vec<String>,
+    /// `--no-index`: pins are not looked up on any index (the command line may name one).
+    pub no_index: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -166,9 +166,14 @@ pub fn parse(text: &str, path: &Path, env: &MarkerEnvironment) -> Result<PinFile
                 Some(h) => return Err(err(format!("{name}: `{h}` is not a sha256 digest"))),
                 None => None,
             };
+            let url = w
+                .url
+                .clone()
+                .filter(|u| u.starts_with("http://") || u.starts_with("https://"));
             wheels.push(LockedWheel {
                 filename,
                 path: local,
+                url,
                 sha256,
             });
         }
@@ -236,12 +241,30 @@ wheels = [{ path = "wheels/six-1.17.0-py2.py3-none-any.whl" }]
             w.path.as_deref(),
             Some(Path::new("/w/certifi-2026.10.18-py3-none-any.whl"))
         );
-        assert!(w.sha256.is_some());
+        assert!(w.sha256.is_some() && w.url.is_none());
         assert_eq!(
             f.pins[1].wheels[0].path.as_deref(),
             Some(Path::new("/l/wheels/six-1.17.0-py2.py3-none-any.whl"))
         );
         assert_eq!(f.pins[1].origin, "/l/pylock.toml:18");
+    }
+
+    #[test]
+    fn http_urls_are_kept_for_fetching() {
+        let text = "lock-version = \"1.0\"\n[[packages]]\nname = \"six\"\nversion = \"1.17.0\"\n\
+wheels = [{ url = \"https://f.example/p/six-1.17.0-py2.py3-none-any.whl\", hashes = { sha256 = \"4721F391ED90541FDDACAB5ACF947AA0D3DC7D27B2E1E8EDA2BE8970586C3274\" } }]\n";
+        let f = parse_str(text).unwrap();
+        let w = &f.pins[0].wheels[0];
+        assert_eq!(w.filename, "six-1.17.0-py2.py3-none-any.whl");
+        assert_eq!(
+            w.url.as_deref(),
+            Some("https://f.example/p/six-1.17.0-py2.py3-none-any.whl")
+        );
+        assert!(w.path.is_none());
+        assert_eq!(
+            w.sha256.as_deref(),
+            Some("4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274")
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Requirements files of exact pins, as `uv pip compile` and `pip freeze` write them:
 //! `name==version` lines with optional markers and `--hash` options, comments,
-//! continuation lines, `-r other.txt`, `-f/--find-links DIR` and index options (which are
-//! ignored: nothing is downloaded).
+//! continuation lines, `-r other.txt`, `-f/--find-links DIR`, and `-i/--index-url` and
+//! `--extra-index-url` (where missing wheels are fetched from) and `--no-index`; other pip
+//! options are ignored.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -12,15 +13,12 @@ use super::{LockedWheel, Pin, PinError, PinFile};
 
 /// Options that take a value and do not matter to venvfs.
 const IGNORED_WITH_VALUE: &[&str] = &[
-    "-i",
-    "--index-url",
-    "--extra-index-url",
     "--trusted-host",
     "--only-binary",
     "--no-binary",
     "--prefer-binary",
 ];
-const IGNORED_FLAGS: &[&str] = &["--no-index", "--pre", "--require-hashes", "--prefer-binary"];
+const IGNORED_FLAGS: &[&str] = &["--pre", "--require-hashes", "--prefer-binary"];
 
 pub fn parse(text: &str, path: &Path, env: &MarkerEnvironment) -> Result<PinFile, PinError> {
     let mut out = PinFile::default();
@@ -88,6 +86,9 @@ fn parse_into(
                         "constraint files are not supported: give exact pins (`uv pip compile` writes them)".into(),
                     ))
                 }
+                "-i" | "--index-url" => out.index_url = Some(value()?),
+                "--extra-index-url" => out.extra_index_urls.push(value()?),
+                "--no-index" => out.no_index = true,
                 o if IGNORED_WITH_VALUE.contains(&o) => {
                     value()?;
                 }
@@ -171,6 +172,7 @@ fn parse_into(
                     wheels: vec![LockedWheel {
                         filename,
                         path: Some(base.join(file)),
+                        url: None,
                         sha256: None,
                     }],
                     origin,
@@ -344,6 +346,9 @@ Click==8.1.7  # a comment\n\
         assert_eq!(f.pins[0].origin, "/x/req.txt:2");
         assert_eq!(f.pins[1].version, "8.1.7");
         assert_eq!(f.find_links, [PathBuf::from("/x/./wheels")]);
+        assert_eq!(f.index_url.as_deref(), Some("https://pypi.org/simple"));
+        assert!(!f.no_index);
+        assert!(parse_str("--no-index\nsix==1.0\n").unwrap().no_index);
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub fn venvfs() -> Command {
     // nor does it read the user's uv cache: without `UV_CACHE_DIR` (which a test may set
     // again) it looks in `$XDG_CACHE_HOME/uv`, above
     cmd.env_remove("UV_CACHE_DIR");
+    // and never reaches the network: a pin no test source has is an error, not a download
+    // (the fetch tests allow fetching, from an index of their own on 127.0.0.1)
+    cmd.env("VENVFS_OFFLINE", "1");
     cmd
 }
 
@@ -42,6 +45,7 @@ pub fn run(cmd: &mut Command) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
+pub mod index_server;
 mod wheels_dir;
 pub use wheels_dir::test_wheels_dir;
 

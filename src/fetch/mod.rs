@@ -1,0 +1,535 @@
+//! Fetching the wheels no local source has: `sync` and `install` call this for the pins
+//! that the lock's paths, `--find-links` and uv's cache cannot satisfy, and then serve the
+//! fetched `.whl` files in place from venvfs's wheel store ([`store`]), as layers.
+//!
+//! Where a wheel comes from:
+//! - a `pylock.toml` entry names its wheels with a URL and sha256: the one whose tags this
+//!   interpreter prefers is downloaded and checked against that hash;
+//! - a requirements pin (or `install NAME==VERSION`) is looked up on the package index: the
+//!   project page of the Simple API ([`index`]: PEP 691 JSON, PEP 503 HTML as fallback),
+//!   and the wheel of that version whose tags the interpreter prefers is taken. The indexes
+//!   are asked in order and the first that has a fitting wheel wins (as uv's default
+//!   `first-index` strategy does: a later index cannot shadow a name the first one serves).
+//!
+//! venvfs fetches by itself rather than handing the work to `uv`, even when uv is on PATH:
+//! it must stand on its own (uv is optional everywhere else too), the wheel it needs is one
+//! known file at one URL, which a plain HTTPS GET gets, and only a `.whl` file can be served
+//! in place as a layer, while uv would unpack it into its own cache.
+//!
+//! Downloads run in parallel, are retried on transient errors ([`download`]), and are
+//! checked against the pinned sha256 (else the index's) before they are kept. Nothing is
+//! fetched with `--offline`.
+
+pub mod download;
+pub mod index;
+pub mod store;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use url::Url;
+
+use crate::name::PackageName;
+use crate::pins::Pin;
+use crate::tags::{TagRank, WheelFilename};
+
+pub use store::Store;
+
+/// The index asked when none is configured.
+pub const DEFAULT_INDEX: &str = "https://pypi.org/simple/";
+
+/// How many downloads run at once.
+const PARALLEL: usize = 8;
+
+/// What fetching may do.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Never use the network.
+    pub offline: bool,
+    /// The indexes to ask for requirements pins, in order (see [`indexes`]), or why they
+    /// are unusable: reported only when an index is needed, so that a bad `PIP_INDEX_URL`
+    /// does not stop a sync whose wheels are all at hand.
+    pub indexes: Result<Vec<Url>, String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            offline: false,
+            indexes: Ok(Vec::new()),
+        }
+    }
+}
+
+/// What a pin file says about indexes (a requirements file's `-i`, `--extra-index-url`,
+/// `--no-index`).
+#[derive(Debug, Default)]
+pub struct FileIndexes<'a> {
+    pub index_url: Option<&'a str>,
+    pub extra: &'a [String],
+    pub no_index: bool,
+}
+
+/// The indexes, in order: the main one (`--index-url`, else the pin file's `--index-url`,
+/// else `$UV_INDEX_URL`, else `$PIP_INDEX_URL`, else PyPI), then the extra ones
+/// (`--extra-index-url`, then the pin file's). None when the pin file says `--no-index` and
+/// the command line names no index. Refuses what is not an http(s) URL.
+pub fn indexes(
+    index_url: Option<&str>,
+    extra: &[String],
+    file: &FileIndexes,
+) -> Result<Vec<Url>, String> {
+    if file.no_index && index_url.is_none() && extra.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (file_index_url, file_extra) = if file.no_index {
+        (None, &[][..])
+    } else {
+        (file.index_url, file.extra)
+    };
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let (main, from) = match (index_url, file_index_url) {
+        (Some(u), _) => (u.to_owned(), "--index-url"),
+        (None, Some(u)) => (u.to_owned(), "the pin file's --index-url"),
+        (None, None) => match (env("UV_INDEX_URL"), env("PIP_INDEX_URL")) {
+            (Some(u), _) => (u, "UV_INDEX_URL"),
+            (None, Some(u)) => (u, "PIP_INDEX_URL"),
+            (None, None) => (DEFAULT_INDEX.to_owned(), "the default index"),
+        },
+    };
+    let mut out = Vec::new();
+    for (u, from) in std::iter::once((main.as_str(), from)).chain(
+        extra
+            .iter()
+            .map(|u| (u.as_str(), "--extra-index-url"))
+            .chain(
+                file_extra
+                    .iter()
+                    .map(|u| (u.as_str(), "the pin file's --extra-index-url")),
+            ),
+    ) {
+        let url = Url::parse(u.trim())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| format!("{from}: `{u}` is not an http or https URL"))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            // (they would be printed in messages, and are not sent either)
+            return Err(format!(
+                "{from}: index URLs with a user or password are not supported; name an index that needs no login"
+            ));
+        }
+        if !out.contains(&url) {
+            out.push(url);
+        }
+    }
+    Ok(out)
+}
+
+/// What became of one pin.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The wheel is in the store (fetched now, or by an earlier run).
+    Fetched(PathBuf),
+    /// Nothing to fetch: no URL in the lock, nothing of that version on the indexes.
+    Unavailable(String),
+    /// A fetch that went wrong: an unreachable index, a broken download, a wrong hash.
+    Failed(String),
+}
+
+/// The wheel chosen for a pin, before it is downloaded.
+struct Planned {
+    filename: String,
+    url: Url,
+    /// Accepted sha256 values, and who says so (for the message when none matches).
+    expected: Vec<String>,
+    expected_from: &'static str,
+}
+
+/// Fetches a wheel for each pin, several at a time; one [`Outcome`] per pin, in order.
+/// `Err` only when there is no store to keep wheels in.
+pub fn fetch_all(
+    pins: &[&Pin],
+    settings: &Settings,
+    rank: &TagRank,
+    require_hashes: bool,
+) -> Result<Vec<Outcome>, String> {
+    let store = Store::locate().ok_or(
+        "no cache directory to keep fetched wheels in: set XDG_CACHE_HOME or HOME".to_owned(),
+    )?;
+    let http = download::Http::new();
+    let started = Instant::now();
+    let progress = Progress::new(pins.len());
+    let next = AtomicUsize::new(0);
+    let fetched = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Outcome>>> = Mutex::new((0..pins.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..PARALLEL.min(pins.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(pin) = pins.get(i) else { break };
+                let outcome = fetch_one(
+                    pin,
+                    settings,
+                    rank,
+                    require_hashes,
+                    &http,
+                    &store,
+                    &progress,
+                    &fetched,
+                );
+                progress.file_done();
+                results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(outcome);
+            });
+        }
+    });
+    progress.finish();
+    let n = fetched.load(Ordering::Relaxed);
+    if n > 0 {
+        eprintln!(
+            "Downloaded {n} {} ({:.1} MiB) in {:.1}s into {}",
+            if n == 1 { "wheel" } else { "wheels" },
+            progress.bytes.load(Ordering::Relaxed) as f64 / (1 << 20) as f64,
+            started.elapsed().as_secs_f64(),
+            store.root.display()
+        );
+    }
+    Ok(results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| Outcome::Failed("not fetched".into())))
+        .collect())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fetch_one(
+    pin: &Pin,
+    settings: &Settings,
+    rank: &TagRank,
+    require_hashes: bool,
+    http: &download::Http,
+    store: &Store,
+    progress: &Progress,
+    fetched: &AtomicUsize,
+) -> Outcome {
+    let planned = match plan(pin, settings, rank, http) {
+        Ok(p) => p,
+        Err(o) => return o,
+    };
+    if planned.expected.is_empty() && require_hashes {
+        return Outcome::Unavailable(format!(
+            "{} has no pinned sha256 to check it against (--require-hashes)",
+            planned.url
+        ));
+    }
+    // kept by an earlier run or a process running beside this one
+    for h in &planned.expected {
+        if let Some(p) = store.has(h, &planned.filename) {
+            return Outcome::Fetched(p);
+        }
+    }
+    let mut tmp = match store.temp_file() {
+        Ok(t) => t,
+        Err(e) => return Outcome::Failed(format!("cannot write into the wheel store: {e}")),
+    };
+    let sha256 = match http.download(&planned.url, tmp.as_file_mut(), &|n| progress.bytes(n)) {
+        Ok(h) => h,
+        // (the message names the URL)
+        Err(e) => return Outcome::Failed(e),
+    };
+    if !planned.expected.is_empty() && !planned.expected.contains(&sha256) {
+        // (the temporary file is removed when `tmp` is dropped)
+        return Outcome::Failed(format!(
+            "{} has sha256 {sha256}, but {} says {}; it was not kept",
+            planned.url,
+            planned.expected_from,
+            planned.expected.join(" or ")
+        ));
+    }
+    match store.keep(tmp, &sha256, &planned.filename) {
+        Ok(p) => {
+            fetched.fetch_add(1, Ordering::Relaxed);
+            Outcome::Fetched(p)
+        }
+        Err(e) => Outcome::Failed(format!(
+            "{}: cannot keep it in the wheel store: {e}",
+            planned.url
+        )),
+    }
+}
+
+/// Which file to fetch for a pin: from the lock's URLs, else from the indexes.
+fn plan(
+    pin: &Pin,
+    settings: &Settings,
+    rank: &TagRank,
+    http: &download::Http,
+) -> Result<Planned, Outcome> {
+    if !pin.wheels.is_empty() {
+        return plan_locked(pin, rank);
+    }
+    let name = PackageName::new(&pin.name);
+    let indexes = settings
+        .indexes
+        .as_ref()
+        .map_err(|e| Outcome::Failed(e.clone()))?;
+    let mut seen = Vec::new();
+    for index in indexes {
+        let page_url = index::project_url(index, &name).map_err(Outcome::Failed)?;
+        let page = http
+            .page(&page_url)
+            .map_err(|e| Outcome::Failed(format!("the index {index} cannot be read: {e}")))?;
+        let download::Page::Found {
+            content_type,
+            body,
+            url,
+        } = page
+        else {
+            continue;
+        };
+        let files = index::parse(&content_type, &body, &url).map_err(Outcome::Failed)?;
+        let mut best: Option<(usize, index::IndexFile)> = None;
+        for f in files {
+            let Some(w) = WheelFilename::parse(&f.filename) else {
+                continue;
+            };
+            if PackageName::new(&w.name) != name
+                || !crate::finder::same_version(&w.version, &pin.version)
+            {
+                continue;
+            }
+            // a pin's --hash options name the files it accepts
+            if !pin.hashes.is_empty() && f.sha256.as_ref().is_some_and(|h| !pin.hashes.contains(h))
+            {
+                continue;
+            }
+            match rank.rank(&w.tags) {
+                Some(r) if best.as_ref().is_none_or(|(b, _)| r < *b) => best = Some((r, f)),
+                Some(_) => {}
+                None => seen.push(f.filename),
+            }
+        }
+        if let Some((_, f)) = best {
+            let (expected, expected_from) = if !pin.hashes.is_empty() {
+                (pin.hashes.clone(), "the pin")
+            } else {
+                (f.sha256.into_iter().collect(), "the index")
+            };
+            return Ok(Planned {
+                filename: safe_filename(&f.filename)?,
+                url: f.url,
+                expected,
+                expected_from,
+            });
+        }
+    }
+    let asked: Vec<String> = indexes.iter().map(Url::to_string).collect();
+    let mut why = format!(
+        "no wheel of {} {} for this interpreter on {}",
+        pin.name,
+        pin.version,
+        if asked.is_empty() {
+            "any index (the pin file says --no-index)".to_owned()
+        } else {
+            asked.join(", ")
+        }
+    );
+    if !seen.is_empty() {
+        why.push_str(&format!(
+            "; there for other interpreters or platforms: {}",
+            seen.join(", ")
+        ));
+    }
+    Err(Outcome::Unavailable(why))
+}
+
+/// The lock's wheel with a URL whose tags the interpreter prefers.
+fn plan_locked(pin: &Pin, rank: &TagRank) -> Result<Planned, Outcome> {
+    let mut best: Option<(usize, &crate::pins::LockedWheel, Url)> = None;
+    for w in &pin.wheels {
+        let Some(url) = w.url.as_deref().and_then(|u| Url::parse(u).ok()) else {
+            continue;
+        };
+        if !matches!(url.scheme(), "http" | "https") {
+            continue;
+        }
+        let Some(r) = WheelFilename::parse(&w.filename).and_then(|f| rank.rank(&f.tags)) else {
+            continue;
+        };
+        if best.as_ref().is_none_or(|(b, _, _)| r < *b) {
+            best = Some((r, w, url));
+        }
+    }
+    let Some((_, w, url)) = best else {
+        return Err(Outcome::Unavailable(
+            "the lock gives no http(s) URL for a wheel that fits this interpreter".into(),
+        ));
+    };
+    let mut expected = pin.hashes.clone();
+    expected.extend(w.sha256.clone());
+    Ok(Planned {
+        filename: safe_filename(&w.filename)?,
+        url,
+        expected,
+        expected_from: "the lock",
+    })
+}
+
+/// A wheel file name from an index or a lock, refused if it could name another place.
+fn safe_filename(f: &str) -> Result<String, Outcome> {
+    if f.contains(['/', '\\']) || f.starts_with('.') || WheelFilename::parse(f).is_none() {
+        return Err(Outcome::Failed(format!("`{f}` is not a wheel file name")));
+    }
+    Ok(f.to_owned())
+}
+
+/// A progress bar for the downloads, on a terminal only: files done, and MiB so far.
+struct Progress {
+    bar: indicatif::ProgressBar,
+    bytes: AtomicU64,
+}
+
+impl Progress {
+    fn new(files: usize) -> Progress {
+        use std::io::IsTerminal;
+        let terminal = std::io::stderr().is_terminal();
+        let target = if terminal {
+            indicatif::ProgressDrawTarget::stderr()
+        } else {
+            indicatif::ProgressDrawTarget::hidden()
+        };
+        let bar = indicatif::ProgressBar::with_draw_target(Some(files as u64), target);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message("downloading wheels");
+        if terminal {
+            // (redrawn while a slow download sends nothing)
+            bar.enable_steady_tick(Duration::from_millis(200));
+        }
+        Progress {
+            bar,
+            bytes: AtomicU64::new(0),
+        }
+    }
+
+    fn bytes(&self, n: i64) {
+        let total = if n >= 0 {
+            self.bytes.fetch_add(n as u64, Ordering::Relaxed) + n as u64
+        } else {
+            self.bytes.fetch_sub(n.unsigned_abs(), Ordering::Relaxed) - n.unsigned_abs()
+        };
+        self.bar.set_message(format!(
+            "downloading wheels, {:.1} MiB",
+            total as f64 / (1 << 20) as f64
+        ));
+    }
+
+    fn file_done(&self) {
+        self.bar.inc(1);
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_order_and_sources() {
+        let urls = |v: Vec<Url>| v.into_iter().map(String::from).collect::<Vec<_>>();
+        let file_extra = [
+            "https://c.example/s/".to_string(),
+            "https://b.example/simple/".to_string(),
+        ];
+        let file = FileIndexes {
+            index_url: Some("https://ignored.example/"),
+            extra: &file_extra,
+            no_index: false,
+        };
+        let got = indexes(
+            Some("https://a.example/simple"),
+            &["https://b.example/simple/".into()],
+            &file,
+        )
+        .unwrap();
+        assert_eq!(
+            urls(got),
+            [
+                "https://a.example/simple",
+                "https://b.example/simple/",
+                "https://c.example/s/"
+            ]
+        );
+        let file = FileIndexes {
+            index_url: Some("http://f.example/simple/"),
+            ..Default::default()
+        };
+        let got = indexes(None, &[], &file).unwrap();
+        assert_eq!(urls(got), ["http://f.example/simple/"]);
+        // --no-index in the file: none, unless the command line names one
+        let file = FileIndexes {
+            index_url: Some("http://f.example/simple/"),
+            extra: &file_extra,
+            no_index: true,
+        };
+        assert!(indexes(None, &[], &file).unwrap().is_empty());
+        let got = indexes(Some("https://a.example/s/"), &[], &file).unwrap();
+        assert_eq!(urls(got), ["https://a.example/s/"]);
+        let none = FileIndexes::default();
+        let e = indexes(Some("ftp://x/"), &[], &none).unwrap_err();
+        assert!(e.contains("--index-url") && e.contains("ftp://x/"), "{e}");
+        let e = indexes(None, &["https://u:secret@x/simple/".into()], &none).unwrap_err();
+        assert!(
+            e.contains("--extra-index-url") && !e.contains("secret"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn lock_urls_are_chosen_by_tags() {
+        let w = |f: &str, url: Option<&str>| crate::pins::LockedWheel {
+            filename: f.into(),
+            path: None,
+            url: url.map(str::to_owned),
+            sha256: Some("ab".repeat(32)),
+        };
+        let pin = Pin {
+            name: "x".into(),
+            version: "1".into(),
+            hashes: vec![],
+            wheels: vec![
+                w(
+                    "x-1-py3-none-any.whl",
+                    Some("https://f.example/x-1-py3-none-any.whl"),
+                ),
+                w(
+                    "x-1-cp311-cp311-linux_x86_64.whl",
+                    Some("https://f.example/x-1-cp311-cp311-linux_x86_64.whl"),
+                ),
+                w("x-1-cp312-cp312-linux_x86_64.whl", None),
+            ],
+            origin: "t".into(),
+        };
+        let rank = TagRank::new(&[
+            "cp311-cp311-linux_x86_64".to_string(),
+            "py3-none-any".to_string(),
+        ]);
+        let p = plan_locked(&pin, &rank).ok().unwrap();
+        assert_eq!(p.filename, "x-1-cp311-cp311-linux_x86_64.whl");
+        assert_eq!(p.expected, ["ab".repeat(32)]);
+        let only_312 = TagRank::new(&["cp312-cp312-linux_x86_64".to_string()]);
+        assert!(matches!(
+            plan_locked(&pin, &only_312),
+            Err(Outcome::Unavailable(_))
+        ));
+        assert!(safe_filename("../x-1-py3-none-any.whl").is_err());
+    }
+}
