@@ -139,6 +139,9 @@ pub(super) fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
     let stats = mounted.stats();
     let result = mounted.run();
     registry::remove(record.pid);
+    if let Err(e) = overlay.upper().remove_work() {
+        tracing::warn!("cannot remove the daemon's work directory: {e}");
+    }
     tracing::info!(
         "unmounted {}; requests served: {}",
         venv.display(),

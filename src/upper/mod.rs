@@ -34,10 +34,13 @@ pub mod portable;
 #[cfg(unix)]
 pub mod posix;
 mod references;
+pub mod work;
 
 pub use references::References;
+pub use work::Work;
 
-/// Where copy-ups and atomic writes are built before they are renamed into place.
+/// Where copy-ups and atomic writes are built before they are renamed into place: one
+/// directory per daemon below it ([`work`]).
 pub const WORK: &str = ".venvfs/work";
 
 /// A venv-relative path as bytes ("" is the venv root; `/` separates components; the
@@ -177,8 +180,13 @@ pub trait Upper: Send + Sync {
 
     // ---- built on the above: the same for every upper ----
 
+    /// This upper's work directory.
+    fn work(&self) -> &Work;
+
     /// A fresh name in the work directory.
-    fn temp(&self) -> Rel;
+    fn temp(&self) -> Rel {
+        self.work().temp()
+    }
 
     /// Unlinks a file if it exists.
     fn remove_if_present(&self, rel: &[u8]) -> io::Result<()> {
@@ -268,17 +276,28 @@ pub trait Upper: Send + Sync {
         Ok(())
     }
 
-    /// Removes leftovers of copy-ups a killed daemon did not finish.
+    /// Removes leftovers of copy-ups that daemons killed on this host did not finish (see
+    /// [`work`]: other daemons' work directories stay).
     fn clean_work(&self) -> io::Result<()> {
+        let me = work::Owner::this();
         for (name, kind) in self.list_raw(WORK.as_bytes())? {
+            let is_dir = kind == FileKind::Dir;
+            if !work::is_stale(&name.to_string_lossy(), is_dir, &me) {
+                continue;
+            }
             let rel = join(WORK.as_bytes(), &name);
-            if kind == FileKind::Dir {
-                self.remove_tree(&rel)?;
-            } else {
-                self.unlink(&rel)?;
+            match is_dir {
+                true => self.remove_tree(&rel)?,
+                false => self.unlink(&rel)?,
             }
         }
         Ok(())
+    }
+
+    /// Removes this upper's work directory, at the end of a mount (nothing is being built
+    /// any more).
+    fn remove_work(&self) -> io::Result<()> {
+        self.remove_tree(self.work().dir().as_bytes())
     }
 
     /// Removes `rel` and everything below it.
@@ -295,16 +314,19 @@ pub trait Upper: Send + Sync {
     }
 }
 
-/// Makes the state and work directories of a new upper and clears the work directory.
+/// Makes the state and work directories of a new upper and clears what daemons gone left
+/// in the work directory.
 fn ready(upper: &dyn Upper) -> io::Result<()> {
-    for d in [STATE_DIR, WORK] {
-        match upper.mkdir(d.as_bytes(), 0o700) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
-    }
-    upper.clean_work()
+    let mkdir = |d: &str| match upper.mkdir(d.as_bytes(), 0o700) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    };
+    mkdir(STATE_DIR)?;
+    mkdir(WORK)?;
+    // (its own directory after the cleaning, which takes one of an earlier process with
+    // the same pid for stale)
+    upper.clean_work()?;
+    mkdir(upper.work().dir())
 }
 
 /// Opens the venv directory `dir` as the upper layer with this platform's implementation
@@ -324,4 +346,53 @@ pub fn open_portable(dir: &Path, references: References) -> io::Result<Box<dyn U
     let upper: Box<dyn Upper> = Box::new(portable::PortableUpper::open(dir, references)?);
     ready(&*upper)?;
     Ok(upper)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Opening an upper clears what daemons known to be gone left in the work directory,
+    /// and nothing another host (or a live daemon here) may still be building.
+    #[test]
+    fn work_directories_of_others_survive_an_open() {
+        let venv = tempfile::tempdir().unwrap();
+        let work = venv.path().join(WORK);
+        let me = work::Owner::this();
+        let elsewhere = work::Owner {
+            host: format!("{}-other", me.host),
+            ..me.clone()
+        };
+        let gone_here = work::Owner {
+            pid: u32::MAX - 1,
+            ..me.clone()
+        };
+        for owner in [&elsewhere, &gone_here, &me] {
+            std::fs::create_dir_all(work.join(owner.name())).unwrap();
+            std::fs::write(work.join(owner.name()).join("0"), b"half a copy").unwrap();
+        }
+        for portable in [false, true] {
+            let upper = match portable {
+                false => open(venv.path(), References::default()),
+                true => open_portable(venv.path(), References::default()),
+            }
+            .unwrap();
+            assert!(
+                work.join(elsewhere.name()).join("0").exists(),
+                "another host's"
+            );
+            assert!(
+                !work.join(me.name()).join("0").exists(),
+                "an earlier process with this pid"
+            );
+            if cfg!(target_os = "linux") {
+                assert!(!work.join(gone_here.name()).exists(), "a dead daemon's");
+            }
+            let tmp = upper.temp();
+            assert!(tmp.starts_with(upper.work().dir().as_bytes()));
+            upper.write_atomic(b"marker", b"x").unwrap();
+            upper.remove_work().unwrap();
+            assert!(!work.join(me.name()).exists());
+        }
+    }
 }

@@ -13,16 +13,15 @@ use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use venvfs_api::{Allocate, AllocateHow, Attr, FileKind, Ino, SetTime, StatFs, XattrSet};
 
-use super::{References, Rel, Upper, WORK};
+use super::{References, Upper, Work};
 
 pub struct PortableUpper {
     root: PathBuf,
-    counter: AtomicU64,
+    work: Work,
     references: References,
 }
 
@@ -37,7 +36,7 @@ impl PortableUpper {
         }
         Ok(PortableUpper {
             root: dir.to_owned(),
-            counter: AtomicU64::new(0),
+            work: Work::default(),
             references,
         })
     }
@@ -305,9 +304,8 @@ impl Upper for PortableUpper {
         Err(unsupported("extended attributes"))
     }
 
-    fn temp(&self) -> Rel {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        format!("{WORK}/{}.{n}", std::process::id()).into_bytes()
+    fn work(&self) -> &Work {
+        &self.work
     }
 }
 

@@ -10,12 +10,11 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::{AtFlags, Mode, OFlags, Timestamps};
 use venvfs_api::{Allocate, AllocateHow, Attr, FileKind, Ino, SetTime, StatFs, XattrSet};
 
-use super::{join, References, Rel, Upper, WORK};
+use super::{join, References, Upper, Work};
 
 /// `rel` as a path relative to the upper's directory fd ("." for the root).
 fn path(rel: &[u8]) -> &Path {
@@ -28,7 +27,7 @@ fn path(rel: &[u8]) -> &Path {
 
 pub struct PosixUpper {
     root: OwnedFd,
-    counter: AtomicU64,
+    work: Work,
     references: References,
 }
 impl PosixUpper {
@@ -41,7 +40,7 @@ impl PosixUpper {
         )?;
         Ok(PosixUpper {
             root,
-            counter: AtomicU64::new(0),
+            work: Work::default(),
             references,
         })
     }
@@ -407,9 +406,8 @@ impl Upper for PosixUpper {
     }
 
     /// A fresh name in the work directory.
-    fn temp(&self) -> Rel {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        format!("{WORK}/{}.{n}", std::process::id()).into_bytes()
+    fn work(&self) -> &Work {
+        &self.work
     }
 }
 
