@@ -39,6 +39,7 @@ pub fn change<T>(
     venv: &Path,
     change: impl FnOnce(&Path) -> Result<(T, Vec<PathBuf>), Box<dyn Error>>,
 ) -> Result<T, Box<dyn Error>> {
+    let _lock = crate::lock::VenvLock::acquire(venv, venv)?;
     Ok(change(venv)?.0)
 }
 

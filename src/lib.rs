@@ -28,6 +28,7 @@ pub mod install;
 pub mod interpreter;
 pub mod inventory;
 pub mod layer;
+pub mod lock;
 pub mod logging;
 pub mod lower;
 pub mod manifest;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::{absolute, is_mounted};
+use crate::lock::VenvLock;
 use crate::manifest::{Manifest, STATE_DIR};
 use crate::overlay::Overlay;
 use crate::registry;
@@ -29,6 +30,7 @@ pub fn change<T>(
         .into());
     }
     if !is_mounted(&abs) {
+        let _lock = VenvLock::acquire(&abs, &abs)?;
         return Ok(change(&abs)?.0);
     }
     let Some(record) = registry::list().into_iter().find(|r| r.venv == abs) else {
@@ -38,7 +40,9 @@ pub fn change<T>(
         .into());
     };
     let root = PathBuf::from(format!("/proc/{}/fd/{}", record.pid, record.upper_fd));
+    let lock = VenvLock::acquire(&root, &abs)?;
     let (value, touched) = change(&root)?;
+    drop(lock);
     crate::control::ask(record.pid, &crate::control::Request::Reload { touched }).map_err(
         |why| {
             format!(

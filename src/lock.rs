@@ -1,0 +1,182 @@
+//! One change at a time per venv: `.venvfs/lock`, made with `O_EXCL` (atomic on local
+//! filesystems, NFS and sshfs alike, where `flock` may not reach the server), held while a
+//! command reads the manifest, changes the venv's files and writes the manifest back. So
+//! `venvfs uninstall` on one host and `venvfs sync` on another cannot interleave and leave
+//! the venv with neither's package set.
+//!
+//! The file names its holder ([`Owner`]: host, pid namespace, pid). A holder that is known
+//! to be gone (this host, a pid that no longer runs) is taken over; one on another host is
+//! waited for, then named in the error, with what to do if it is gone.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::upper::work::Owner;
+
+/// How long a command waits for another change of the same venv to finish.
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The lock of one venv, released when dropped.
+#[derive(Debug)]
+pub struct VenvLock {
+    path: PathBuf,
+    /// `.venvfs` was made for the lock (a venv venvfs has not changed yet): removed again
+    /// with the lock if the change left nothing in it.
+    made_state_dir: Option<PathBuf>,
+}
+
+impl VenvLock {
+    /// Takes the lock of the venv whose own directory is `root` (the venv, or where its
+    /// own files are reached beneath its mount), waiting up to a minute for another holder.
+    pub fn acquire(root: &Path, shown: &Path) -> Result<VenvLock, String> {
+        Self::acquire_within(root, shown, WAIT)
+    }
+
+    fn acquire_within(root: &Path, shown: &Path, wait: Duration) -> Result<VenvLock, String> {
+        let state_dir = root.join(crate::manifest::STATE_DIR);
+        let made_state_dir = match std::fs::create_dir(&state_dir) {
+            Ok(()) => Some(state_dir.clone()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => None,
+            Err(e) => {
+                return Err(format!(
+                    "cannot lock {} for a change ({}): {e}",
+                    shown.display(),
+                    state_dir.display()
+                ))
+            }
+        };
+        let path = state_dir.join("lock");
+        let me = Owner::this();
+        let started = Instant::now();
+        let mut told = false;
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    let _ = writeln!(f, "{}", me.name());
+                    return Ok(VenvLock {
+                        path,
+                        made_state_dir,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    if let Some(d) = &made_state_dir {
+                        let _ = std::fs::remove_dir(d);
+                    }
+                    return Err(format!(
+                        "cannot lock {} for a change ({}): {e}",
+                        shown.display(),
+                        path.display()
+                    ));
+                }
+            }
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            let owner = Owner::parse(holder.trim());
+            if owner
+                .as_ref()
+                .is_some_and(|o| o.is_gone(&me) && o.pid != me.pid)
+            {
+                // (a command killed while it held the lock: nothing is half done, as every
+                // change commits by replacing the manifest)
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            let who = match &owner {
+                Some(o) => format!("process {} on host {}", o.pid, o.host),
+                None => "another process".to_owned(),
+            };
+            if started.elapsed() >= wait {
+                return Err(format!(
+                    "{} is being changed by {who}; try again when it is done, or, if that \
+                     process is gone, remove {}",
+                    shown.display(),
+                    path.display()
+                ));
+            }
+            if !told {
+                eprintln!(
+                    "venvfs: waiting for {who}, which is changing {}",
+                    shown.display()
+                );
+                told = true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for VenvLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        if let Some(d) = &self.made_state_dir {
+            let _ = std::fs::remove_dir(d); // (only if empty)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn venv() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join(crate::manifest::STATE_DIR)).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_venv_without_state_is_left_without() {
+        let d = tempfile::tempdir().unwrap();
+        drop(VenvLock::acquire(d.path(), d.path()).unwrap());
+        assert!(!d.path().join(crate::manifest::STATE_DIR).exists());
+    }
+
+    #[test]
+    fn one_holder_at_a_time() {
+        let d = venv();
+        let lock = VenvLock::acquire(d.path(), d.path()).unwrap();
+        let lock_file = d.path().join(".venvfs/lock");
+        assert!(lock_file.exists());
+        // (this process holds it: a second taker waits, then names the holder)
+        let again = VenvLock::acquire_within(d.path(), d.path(), Duration::from_millis(250));
+        let err = again.unwrap_err();
+        assert!(err.contains("is being changed by process"), "{err}");
+        assert!(err.contains(&lock_file.display().to_string()), "{err}");
+        drop(lock);
+        assert!(!lock_file.exists());
+        VenvLock::acquire(d.path(), d.path()).unwrap();
+    }
+
+    #[test]
+    fn a_holder_on_another_host_is_waited_for_and_one_gone_here_is_taken_over() {
+        let d = venv();
+        let lock_file = d.path().join(".venvfs/lock");
+        let me = Owner::this();
+        let elsewhere = Owner {
+            host: format!("{}-other", me.host),
+            ..me.clone()
+        };
+        std::fs::write(&lock_file, elsewhere.name()).unwrap();
+        let err =
+            VenvLock::acquire_within(d.path(), d.path(), Duration::from_millis(150)).unwrap_err();
+        assert!(err.contains(&elsewhere.host), "{err}");
+        if cfg!(target_os = "linux") {
+            let gone = Owner {
+                pid: u32::MAX - 1,
+                ..me.clone()
+            };
+            std::fs::write(&lock_file, gone.name()).unwrap();
+            let lock = VenvLock::acquire_within(d.path(), d.path(), Duration::ZERO).unwrap();
+            assert_eq!(
+                std::fs::read_to_string(&lock_file).unwrap().trim(),
+                me.name()
+            );
+            drop(lock);
+        }
+    }
+}
