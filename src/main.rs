@@ -48,6 +48,12 @@ fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
         } => install(&venv, &targets, &finder),
         Command::Uninstall { venv, names } => uninstall(&venv, &names),
         Command::Fold { venv } => fold(&venv),
+        Command::Adopt {
+            venv,
+            find_links,
+            cache_dir,
+            no_cache,
+        } => adopt(&venv, find_links, cache_dir, no_cache),
         Command::Layer(cmd) => layer(cmd),
         Command::Doctor(_) => unreachable!("answered in main"),
     }
@@ -203,6 +209,60 @@ fn fold(venv: &Path) -> Result<(), Box<dyn Error>> {
     let report = fold_links(venv, &version)?;
     if report.lines.is_empty() {
         println!("Nothing to fold");
+    }
+    Ok(())
+}
+
+/// `venvfs adopt`: a venv of copies becomes a venvfs venv. Two live changes when mounted:
+/// the layers first (the copies still shadow them), then the removal of the copies, so a
+/// program running in the venv never sees a file missing in between.
+fn adopt(
+    venv: &Path,
+    find_links: Vec<PathBuf>,
+    cache_dir: Option<PathBuf>,
+    no_cache: bool,
+) -> Result<(), Box<dyn Error>> {
+    use venvfs::install::adopt;
+    venvfs::venv::python_version(venv)?;
+    let started = std::time::Instant::now();
+    let opts = adopt::Options {
+        find_links: find_links
+            .into_iter()
+            .map(|d| std::path::absolute(&d).unwrap_or(d))
+            .collect(),
+        cache_dir,
+        no_cache,
+    };
+    let plan = venvfs::daemon::change(venv, |root| {
+        let plan = adopt::plan(venv, root, &opts)?;
+        let touched = adopt::commit_layers(root, &plan)?;
+        Ok((plan, touched))
+    })?;
+    for note in &plan.notes {
+        eprintln!("note: {note}");
+    }
+    if plan.adoptions.is_empty() {
+        println!(
+            "Nothing to adopt ({} {} served by layers already)",
+            plan.already,
+            if plan.already == 1 {
+                "distribution"
+            } else {
+                "distributions"
+            }
+        );
+        return Ok(());
+    }
+    let removed = venvfs::daemon::change(venv, |root| {
+        let removed = adopt::remove_copies(root, &plan)?;
+        let touched = removed.touched.clone();
+        Ok((removed, touched))
+    })?;
+    for line in adopt::lines(&plan, &removed, started.elapsed()) {
+        println!("{line}");
+    }
+    if !venvfs::daemon::venv_is_mounted(venv) {
+        println!("Mount it to use it: venvfs mount {}", venv.display());
     }
     Ok(())
 }

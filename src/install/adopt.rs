@@ -1,0 +1,602 @@
+//! `venvfs adopt`: a venv that uv or pip filled with copies becomes a venvfs venv. Each
+//! installed distribution for which a source (uv's cache, `--find-links`) has the same
+//! wheel becomes a layer of it, and the copies whose bytes and mode equal the layer's files
+//! are removed, giving their disk back. What differs from the wheel stays in the venv's own
+//! directory and shadows the layer: RECORD, INSTALLER, launchers and rewritten `#!python`
+//! scripts (what the installer wrote), and the user's edits. Files of the wheel the venv
+//! lacks (deleted after installing) get a whiteout, as `fold` does, so nothing shows that
+//! did not show before.
+//!
+//! Crash safety is by order, in two steps, each a [`crate::daemon::change`] of its own so
+//! a mounted venv takes them live:
+//! 1. whiteouts are written and fsynced, then the manifest with the new layers replaces the
+//!    old one atomically (the commit point) and the unmounted guard is written. A copy
+//!    shadows its layer's file, so the venv shows the same bytes before and after.
+//! 2. only then the copies are unlinked, one by one: with the layer committed, each removal
+//!    lets the layer show the same bytes. A kill at any point leaves a venv that shows what
+//!    it showed; running `adopt` again finds the layers already there and removes what is
+//!    left.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use super::apply::{self, SourceFiles};
+use super::fold::{own_dist_infos, Marks};
+use super::layout::Layout;
+use super::txn::Txn;
+use crate::finder::{self, Candidate, Origin, Sources};
+use crate::inventory::{human, venv_relative};
+use crate::manifest::{manifest_path, Layer, Manifest};
+use crate::name::PackageName;
+use crate::tags::TagRank;
+use crate::upper_format::whiteout_name;
+
+type Error = Box<dyn std::error::Error>;
+
+/// Where to look for wheels.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub find_links: Vec<PathBuf>,
+    /// uv's cache; None: where uv keeps it by default.
+    pub cache_dir: Option<PathBuf>,
+    /// Do not look in uv's cache.
+    pub no_cache: bool,
+}
+
+/// One distribution to adopt (or whose adoption an interrupted run left unfinished).
+#[derive(Debug, Clone)]
+pub struct Adoption {
+    pub layer: Layer,
+    /// Not yet in the manifest.
+    pub new: bool,
+    /// Venv-relative entries of the wheel the venv lacks: whiteouts hide them.
+    pub hidden: Vec<PathBuf>,
+    /// Venv-relative copies equal to the layer's files, to remove, with the disk space each
+    /// gives back (0 for a file with other hard links).
+    pub copies: Vec<(PathBuf, u64)>,
+    /// Files whose bytes differ from what their installed RECORD says: edited since.
+    pub edited: usize,
+}
+
+/// What [`plan`] found.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub adoptions: Vec<Adoption>,
+    /// Distributions left as they are, and why.
+    pub notes: Vec<String>,
+    /// Distributions already served by a layer with nothing left to do.
+    pub already: usize,
+}
+
+/// What [`remove_copies`] did.
+#[derive(Debug, Default)]
+pub struct Removed {
+    pub files: usize,
+    pub bytes: u64,
+    /// Venv-relative paths removed (files and emptied directories).
+    pub touched: Vec<PathBuf>,
+}
+
+/// Works out what adopting the venv (`venv`, as the user named it; its own directory
+/// reached at `root`) takes; writes nothing.
+pub fn plan(venv: &Path, root: &Path, opts: &Options) -> Result<Plan, Error> {
+    let version = crate::venv::python_version(venv)?;
+    let layout = Layout::new(&version);
+    let site = Path::new(layout.site_packages());
+    let manifest = Manifest::load(&manifest_path(root))?;
+    let mut out = Plan::default();
+
+    // what the venv's own site-packages holds: (dist-info, name, version, installed RECORD)
+    let mut dists = Vec::new();
+    for dist_info in own_dist_infos(&root.join(site)) {
+        let record_path = root.join(site).join(&dist_info).join("RECORD");
+        let text = match std::fs::read_to_string(&record_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                out.notes
+                    .push(format!("{dist_info}: no RECORD, so it is not adopted"));
+                continue;
+            }
+            Err(e) => return Err(format!("{}: {e}", record_path.display()).into()),
+        };
+        let rows = match super::record::parse_record(&text) {
+            Ok(r) => r,
+            Err(e) => {
+                out.notes.push(format!("{dist_info}: RECORD: {e}"));
+                continue;
+            }
+        };
+        let prefix = dist_info.trim_end_matches(".dist-info").to_owned();
+        let (name, ver) = prefix.split_once('-').unwrap_or((&prefix, ""));
+        let (name, ver) = (name.to_owned(), ver.to_owned());
+        dists.push((dist_info, name, ver, rows));
+    }
+    if dists.is_empty() {
+        return Ok(out);
+    }
+
+    let needs_sources = dists.iter().any(|(_, name, ver, _)| {
+        !manifest.layers.iter().any(|l| {
+            l.package_name() == PackageName::new(name) && finder::same_version(&l.version, ver)
+        })
+    });
+    let cache = if opts.no_cache || !needs_sources {
+        None
+    } else {
+        finder::uvcache::locate(opts.cache_dir.as_deref())
+    };
+    let (sources, rank) = if needs_sources {
+        let interpreter = crate::interpreter::of_venv(venv)?;
+        let sources = Sources::new(&opts.find_links, cache.as_deref())?;
+        (Some(sources), Some(TagRank::new(&interpreter.tags())))
+    } else {
+        (None, None)
+    };
+
+    let mut marks = Marks::new(root);
+    let mut chosen: Vec<(Layer, bool, Vec<super::record::RecordRow>)> = Vec::new();
+    for (dist_info, name, ver, rows) in dists {
+        let package = PackageName::new(&name);
+        let label = format!("{package}=={ver}");
+        if let Some(l) = manifest.layers.iter().find(|l| l.package_name() == package) {
+            if finder::same_version(&l.version, &ver) {
+                chosen.push((l.clone(), false, rows));
+            } else {
+                out.notes.push(format!(
+                    "{label}: not adopted: the manifest has a layer of {} {} (hidden); \
+                     `venvfs sync` or `venvfs uninstall` sorts that out",
+                    l.name, l.version
+                ));
+            }
+            continue;
+        }
+        let sources = sources.as_ref().expect("made when a layer is new");
+        let rank = rank.as_ref().expect("made with the sources");
+        match choose(sources, rank, &name, &ver, &rows, &version) {
+            Ok(layer) if layer.name == name && layer.version == ver => {
+                chosen.push((layer, true, rows))
+            }
+            Ok(layer) => out.notes.push(format!(
+                "{label}: not adopted: its wheel {} names its .dist-info {}-{}, not {dist_info}",
+                layer.source.display(),
+                layer.name,
+                layer.version
+            )),
+            Err(why) => out.notes.push(format!(
+                "{label}: its files stay as copies: {why} (looked in {})",
+                sources.describe()
+            )),
+        }
+    }
+
+    // Which layer shows each path once the new ones are on top: a copy is removed only
+    // when its own layer is the one that will show it.
+    let mut order: Vec<Layer> = chosen.iter().filter(|c| c.1).map(|c| c.0.clone()).collect();
+    order.extend(manifest.layers.iter().cloned());
+    let listings: Vec<Result<SourceFiles, String>> = order
+        .iter()
+        .map(|l| apply::source_files(&l.source).map_err(|e| e.to_string()))
+        .collect();
+    let mut shown_by: HashMap<String, usize> = HashMap::new();
+    for (i, (l, files)) in order.iter().zip(&listings).enumerate() {
+        if let Ok(files) = files {
+            for (rel, _) in &files.members {
+                if let Some(dest) = l.destination(rel) {
+                    shown_by.entry(dest).or_insert(i);
+                }
+            }
+        }
+    }
+
+    for (layer, new, rows) in chosen {
+        let i = order
+            .iter()
+            .position(|l| *l == layer)
+            .expect("every chosen layer is in the order");
+        let files = match &listings[i] {
+            Ok(f) => f,
+            Err(why) => {
+                out.notes
+                    .push(format!("{}: not adopted: {why}", layer.label()));
+                continue;
+            }
+        };
+        let installed: HashMap<PathBuf, Option<String>> = rows
+            .iter()
+            .filter_map(|r| Some((venv_relative(site, &r.path)?, r.hash.clone())))
+            .collect();
+        let mut a = Adoption {
+            layer: layer.clone(),
+            new,
+            hidden: Vec::new(),
+            copies: Vec::new(),
+            edited: 0,
+        };
+        let mut hidden: BTreeSet<PathBuf> = BTreeSet::new();
+        for ((rel, _), &mode) in files.members.iter().zip(&files.modes) {
+            let Some(dest) = layer.destination(rel) else {
+                continue;
+            };
+            let dest_path = PathBuf::from(&dest);
+            let parent = dest_path.parent().unwrap_or(Path::new("")).to_owned();
+            if marks.hidden_below(&parent) {
+                continue;
+            }
+            let at = root.join(&dest_path);
+            let meta = match at.symlink_metadata() {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if new {
+                        // hide the topmost directory the venv lacks, or the file
+                        let mut top = dest_path.clone();
+                        while let Some(p) = top.parent() {
+                            if p.as_os_str().is_empty() || root.join(p).symlink_metadata().is_ok() {
+                                break;
+                            }
+                            top = p.to_owned();
+                        }
+                        let whiteout =
+                            top.with_file_name(whiteout_name(top.file_name().unwrap_or_default()));
+                        if root.join(&whiteout).symlink_metadata().is_err() {
+                            hidden.insert(top);
+                        }
+                    }
+                    continue;
+                }
+                Err(e) => return Err(format!("{}: {e}", at.display()).into()),
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            let own_whiteout =
+                dest_path.with_file_name(whiteout_name(dest_path.file_name().unwrap_or_default()));
+            if root.join(&own_whiteout).symlink_metadata().is_ok() {
+                continue;
+            }
+            if same_file(root, &dest_path, &meta, files, &layer.source, rel, mode)? {
+                if shown_by.get(&dest) == Some(&i) {
+                    a.copies.push((dest_path, given_back(&meta)));
+                }
+            } else if let Some(Some(hash)) = installed.get(&dest_path) {
+                let bytes = std::fs::read(&at).map_err(|e| format!("{}: {e}", at.display()))?;
+                if super::record::sha256_digest(&bytes) != *hash {
+                    a.edited += 1;
+                }
+            }
+        }
+        a.hidden = hidden.into_iter().collect();
+        if !a.new && a.copies.is_empty() {
+            out.already += 1;
+            continue;
+        }
+        out.adoptions.push(a);
+    }
+    out.adoptions.sort_by_key(|a| a.layer.package_name());
+    Ok(out)
+}
+
+/// The wheel of `name` `version` whose RECORD agrees most with the installed one (the
+/// same path with the same hash), among those the sources have for this interpreter.
+fn choose(
+    sources: &Sources,
+    rank: &TagRank,
+    name: &str,
+    version: &str,
+    installed: &[super::record::RecordRow],
+    python: &str,
+) -> Result<Layer, String> {
+    let wanted = PackageName::new(name);
+    let mut candidates: Vec<Candidate> = sources
+        .find_links
+        .iter()
+        .filter(|c| {
+            PackageName::new(&c.name) == wanted && finder::same_version(&c.version, version)
+        })
+        .cloned()
+        .collect();
+    if let Some(cache) = &sources.uv_cache {
+        candidates.extend(
+            cache
+                .entries
+                .iter()
+                .filter(|e| {
+                    PackageName::new(&e.name) == wanted && finder::same_version(&e.version, version)
+                })
+                .map(|e| Candidate {
+                    path: cache.path_of(e),
+                    filename: None,
+                    name: e.name.clone(),
+                    version: e.version.clone(),
+                    build: e.build.clone(),
+                    tags: e.tags.clone(),
+                    origin: Origin::UvCache,
+                }),
+        );
+    }
+    let found = candidates.len();
+    let mut ranked: Vec<(Origin, usize, Candidate)> = candidates
+        .into_iter()
+        .filter_map(|c| Some((c.origin, rank.rank(&c.tags)?, c)))
+        .collect();
+    if ranked.is_empty() {
+        return Err(if found == 0 {
+            "no wheel of it was found".to_owned()
+        } else {
+            format!("{found} wheel(s) of it were found, none for this interpreter")
+        });
+    }
+    ranked.sort_by_key(|a| (a.0, a.1));
+    let wanted_rows: HashMap<&str, &str> = installed
+        .iter()
+        .filter_map(|r| Some((r.path.as_str(), r.hash.as_deref()?)))
+        .collect();
+    let mut best: Option<(usize, Layer)> = None;
+    let mut problems = Vec::new();
+    // (the best few: they are read to compare)
+    for (_, _, c) in ranked.into_iter().take(4) {
+        let source = c.path.canonicalize().unwrap_or(c.path.clone());
+        let agreed = (|| -> Result<(usize, Layer), String> {
+            let files = apply::source_files(&source).map_err(|e| e.to_string())?;
+            let tops = files
+                .members
+                .iter()
+                .filter_map(|(p, _)| p.split('/').next());
+            let prefix = super::dist_info_prefix_among(&source, tops).map_err(|e| e.to_string())?;
+            let record =
+                (files.read)(&format!("{prefix}.dist-info/RECORD")).map_err(|e| e.to_string())?;
+            let rows = super::record::parse_record(&String::from_utf8_lossy(&record))
+                .map_err(|e| e.to_string())?;
+            let n = rows
+                .iter()
+                .filter(|r| {
+                    r.hash
+                        .as_deref()
+                        .is_some_and(|h| wanted_rows.get(r.path.as_str()) == Some(&h))
+                })
+                .count();
+            if source.is_dir() {
+                // (checked as mount will check it, so a bad entry is refused now)
+                crate::layer::dir::scan(&source, &source.display().to_string())
+                    .map_err(|e| e.to_string())?;
+            }
+            let layer = Layer {
+                installed: true,
+                ..super::layer_for(&source, &prefix, python)
+            };
+            Ok((n, layer))
+        })();
+        match agreed {
+            Ok((n, layer)) if n > 0 && best.as_ref().is_none_or(|(b, _)| n > *b) => {
+                best = Some((n, layer))
+            }
+            Ok(_) => {}
+            Err(why) => problems.push(format!("{}: {why}", source.display())),
+        }
+    }
+    match best {
+        Some((_, layer)) => Ok(layer),
+        None if problems.is_empty() => {
+            Err("no wheel found holds the files its RECORD lists".to_owned())
+        }
+        None => Err(problems.join("; ")),
+    }
+}
+
+/// Whether the venv's file at `rel_dest` has the bytes and mode of the layer's file `rel`.
+fn same_file(
+    root: &Path,
+    dest: &Path,
+    meta: &std::fs::Metadata,
+    files: &SourceFiles,
+    source: &Path,
+    rel: &str,
+    layer_mode: u32,
+) -> Result<bool, Error> {
+    use std::os::unix::fs::PermissionsExt;
+    if meta.permissions().mode() & 0o7777 != layer_mode & 0o7777 {
+        return Ok(false);
+    }
+    let at = root.join(dest);
+    if source.is_dir() {
+        let theirs = source.join(rel);
+        let Ok(their_meta) = theirs.symlink_metadata() else {
+            return Ok(false);
+        };
+        if !their_meta.is_file() || their_meta.len() != meta.len() {
+            return Ok(false);
+        }
+        return Ok(same_content(&at, &theirs)?);
+    }
+    let size = files
+        .members
+        .iter()
+        .find(|(p, _)| p == rel)
+        .map(|(_, n)| *n);
+    if size != Some(meta.len()) {
+        return Ok(false);
+    }
+    let Ok(theirs) = (files.read)(rel) else {
+        return Ok(false);
+    };
+    let ours = std::fs::read(&at).map_err(|e| format!("{}: {e}", at.display()))?;
+    Ok(ours == theirs)
+}
+
+/// Whether two files hold the same bytes, read a piece at a time.
+fn same_content(a: &Path, b: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let (mut fa, mut fb) = (std::fs::File::open(a)?, std::fs::File::open(b)?);
+    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let n = read_full(&mut fa, &mut ba)?;
+        let m = read_full(&mut fb, &mut bb)?;
+        if n != m || ba[..n] != bb[..m] {
+            return Ok(false);
+        }
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+    fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut n = 0;
+        while n < buf.len() {
+            match f.read(&mut buf[n..])? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// The disk space removing a file gives back: its blocks, unless another hard link keeps
+/// them (uv's hardlink mode).
+fn given_back(meta: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    if meta.nlink() > 1 {
+        0
+    } else {
+        meta.blocks() * 512
+    }
+}
+
+/// Step 1: the whiteouts, then the manifest with the new layers on top (the commit point),
+/// then the guard that makes the unmounted venv say it must be mounted. Nothing the venv
+/// shows changes. Returns the venv-relative paths written.
+pub fn commit_layers(root: &Path, plan: &Plan) -> Result<Vec<PathBuf>, Error> {
+    let new: Vec<&Adoption> = plan.adoptions.iter().filter(|a| a.new).collect();
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    let path = manifest_path(root);
+    let mut manifest = Manifest::load(&path)?;
+    let mut txn = Txn::begin(root)?;
+    let done = (|| -> Result<(), Error> {
+        for a in &new {
+            for rel in &a.hidden {
+                apply::write_whiteout(&mut txn, &root.join(rel))?;
+            }
+        }
+        txn.sync()?;
+        for a in new.iter().rev() {
+            let package = a.layer.package_name();
+            manifest
+                .layers
+                .retain(|l| l.name.is_empty() || l.package_name() != package);
+            manifest.layers.insert(0, a.layer.clone());
+        }
+        manifest.save(&path)?;
+        Ok(())
+    })();
+    if let Err(e) = done {
+        txn.rollback();
+        return Err(format!("{e}\n  nothing was changed").into());
+    }
+    let version = crate::venv::python_version(root)?;
+    let touched = txn.commit_touched(&super::sync::keep_dirs(root, &Layout::new(&version)));
+    crate::venv::write_unmounted_guard(root)?;
+    Ok(touched
+        .into_iter()
+        .filter_map(|p| p.strip_prefix(root).ok().map(Path::to_owned))
+        .collect())
+}
+
+/// Step 2, once the layers are committed: removes the copies the layers now serve, and the
+/// directories that leaves empty (the layers show them). Each removal on its own leaves the
+/// venv showing the same bytes.
+pub fn remove_copies(root: &Path, plan: &Plan) -> Result<Removed, Error> {
+    let version = crate::venv::python_version(root)?;
+    let keep = super::sync::keep_dirs(root, &Layout::new(&version));
+    let mut out = Removed::default();
+    let mut emptied: BTreeSet<PathBuf> = BTreeSet::new();
+    for a in &plan.adoptions {
+        for (rel, bytes) in &a.copies {
+            let path = root.join(rel);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    out.files += 1;
+                    out.bytes += bytes;
+                    out.touched.push(rel.clone());
+                    if let Some(p) = rel.parent() {
+                        emptied.insert(p.to_owned());
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("{}: {e}", path.display()).into()),
+            }
+        }
+    }
+    // deepest first, so a directory emptied of directories goes too
+    let mut dirs: Vec<PathBuf> = emptied.into_iter().collect();
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    for d in dirs {
+        let mut d = d;
+        loop {
+            let abs = root.join(&d);
+            if d.as_os_str().is_empty() || keep.contains(&abs) {
+                break;
+            }
+            use std::os::unix::fs::MetadataExt;
+            let blocks = abs
+                .symlink_metadata()
+                .map(|m| m.blocks() * 512)
+                .unwrap_or(0);
+            if std::fs::remove_dir(&abs).is_err() {
+                break;
+            }
+            out.bytes += blocks;
+            out.touched.push(d.clone());
+            match d.parent() {
+                Some(p) => d = p.to_owned(),
+                None => break,
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The summary lines: one per distribution, then the total.
+pub fn lines(plan: &Plan, removed: &Removed, elapsed: std::time::Duration) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in &plan.adoptions {
+        let mut line = format!(
+            " ~ {}: {} {} removed",
+            a.layer.label(),
+            a.copies.len(),
+            if a.copies.len() == 1 {
+                "copy"
+            } else {
+                "copies"
+            }
+        );
+        if a.edited > 0 {
+            line.push_str(&format!(
+                ", {} edited {} kept",
+                a.edited,
+                if a.edited == 1 { "file" } else { "files" }
+            ));
+        }
+        if !a.new {
+            line.push_str(" (layer already there)");
+        }
+        out.push(line);
+    }
+    let n = plan.adoptions.iter().filter(|a| a.new).count();
+    out.push(format!(
+        "Adopted {n} {} in {}ms: gave back {} ({} copies removed)",
+        if n == 1 { "package" } else { "packages" },
+        elapsed.as_millis(),
+        human(removed.bytes),
+        removed.files
+    ));
+    out
+}
+
+/// The whole of `venvfs adopt` on a venv that is not mounted (`root` is the venv): both
+/// steps, for the tests and for callers that need no live change.
+pub fn adopt(venv: &Path, opts: &Options) -> Result<(Plan, Removed), Error> {
+    let plan = plan(venv, venv, opts)?;
+    commit_layers(venv, &plan)?;
+    let removed = remove_copies(venv, &plan)?;
+    Ok((plan, removed))
+}
