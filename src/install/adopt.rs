@@ -276,7 +276,10 @@ pub fn plan(venv: &Path, root: &Path, opts: &Options) -> Result<Plan, Error> {
 }
 
 /// The wheel of `name` `version` whose RECORD agrees most with the installed one (the
-/// same path with the same hash), among those the sources have for this interpreter.
+/// same path with the same hash), among those the sources have for this interpreter, the
+/// best ranked first (as `sync` would choose). Which one is chosen never changes what the
+/// venv shows (files it lacks are hidden, files that differ shadow the layer's), only how
+/// many copies can go.
 fn choose(
     sources: &Sources,
     rank: &TagRank,
@@ -366,18 +369,15 @@ fn choose(
             Ok((n, layer))
         })();
         match agreed {
-            Ok((n, layer)) if n > 0 && best.as_ref().is_none_or(|(b, _)| n > *b) => {
-                best = Some((n, layer))
-            }
+            // (the first, best ranked, unless a later one agrees more: the copies are
+            // compared byte for byte anyway, so a RECORD without hashes is no obstacle)
+            Ok((n, layer)) if best.as_ref().is_none_or(|(b, _)| n > *b) => best = Some((n, layer)),
             Ok(_) => {}
             Err(why) => problems.push(format!("{}: {why}", source.display())),
         }
     }
     match best {
         Some((_, layer)) => Ok(layer),
-        None if problems.is_empty() => {
-            Err("no wheel found holds the files its RECORD lists".to_owned())
-        }
         None => Err(problems.join("; ")),
     }
 }
