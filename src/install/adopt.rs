@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use super::apply::{self, SourceFiles};
 use super::fold::{own_dist_infos, Marks};
 use super::layout::Layout;
+use super::record::RecordRow;
 use super::txn::Txn;
 use crate::finder::{self, Candidate, Origin, Sources};
 use crate::inventory::{human, venv_relative};
@@ -77,17 +78,45 @@ pub struct Removed {
     pub touched: Vec<PathBuf>,
 }
 
+/// Finds the layer for an installed distribution (name, version, installed RECORD rows):
+/// `Ok(Err(why))` when no source has it.
+pub type Find<'a> =
+    dyn FnMut(&str, &str, &[RecordRow]) -> Result<Result<Layer, String>, Error> + 'a;
+
 /// Works out what adopting the venv (`venv`, as the user named it; its own directory
-/// reached at `root`) takes; writes nothing.
+/// reached at `root`) takes, with wheels from the sources of `opts`; writes nothing.
 pub fn plan(venv: &Path, root: &Path, opts: &Options) -> Result<Plan, Error> {
     let version = crate::venv::python_version(venv)?;
-    let layout = Layout::new(&version);
+    // (the sources are opened, and the interpreter asked, only when a layer is new)
+    let mut sources: Option<(Sources, TagRank)> = None;
+    let mut find = |name: &str, ver: &str, rows: &[RecordRow]| {
+        if sources.is_none() {
+            let cache = if opts.no_cache {
+                None
+            } else {
+                finder::uvcache::locate(opts.cache_dir.as_deref())
+            };
+            let interpreter = crate::interpreter::of_venv(venv)?;
+            sources = Some((
+                Sources::new(&opts.find_links, cache.as_deref())?,
+                TagRank::new(&interpreter.tags()),
+            ));
+        }
+        let (sources, rank) = sources.as_ref().expect("just made");
+        Ok(choose(sources, rank, name, ver, rows, &version)
+            .map_err(|why| format!("{why} (looked in {})", sources.describe())))
+    };
+    plan_with(root, &version, &mut find)
+}
+
+/// [`plan`] for a venv of Python `version` (X.Y), with layers from `find`.
+pub fn plan_with(root: &Path, version: &str, find: &mut Find) -> Result<Plan, Error> {
+    let layout = Layout::new(version);
     let site = Path::new(layout.site_packages());
     let manifest = Manifest::load(&manifest_path(root))?;
     let mut out = Plan::default();
 
-    // what the venv's own site-packages holds: (dist-info, name, version, installed RECORD)
-    let mut dists = Vec::new();
+    let mut chosen: Vec<(Layer, bool, Vec<RecordRow>)> = Vec::new();
     for dist_info in own_dist_infos(&root.join(site)) {
         let record_path = root.join(site).join(&dist_info).join("RECORD");
         let text = match std::fs::read_to_string(&record_path) {
@@ -106,40 +135,12 @@ pub fn plan(venv: &Path, root: &Path, opts: &Options) -> Result<Plan, Error> {
                 continue;
             }
         };
-        let prefix = dist_info.trim_end_matches(".dist-info").to_owned();
-        let (name, ver) = prefix.split_once('-').unwrap_or((&prefix, ""));
-        let (name, ver) = (name.to_owned(), ver.to_owned());
-        dists.push((dist_info, name, ver, rows));
-    }
-    if dists.is_empty() {
-        return Ok(out);
-    }
-
-    let needs_sources = dists.iter().any(|(_, name, ver, _)| {
-        !manifest.layers.iter().any(|l| {
-            l.package_name() == PackageName::new(name) && finder::same_version(&l.version, ver)
-        })
-    });
-    let cache = if opts.no_cache || !needs_sources {
-        None
-    } else {
-        finder::uvcache::locate(opts.cache_dir.as_deref())
-    };
-    let (sources, rank) = if needs_sources {
-        let interpreter = crate::interpreter::of_venv(venv)?;
-        let sources = Sources::new(&opts.find_links, cache.as_deref())?;
-        (Some(sources), Some(TagRank::new(&interpreter.tags())))
-    } else {
-        (None, None)
-    };
-
-    let mut marks = Marks::new(root);
-    let mut chosen: Vec<(Layer, bool, Vec<super::record::RecordRow>)> = Vec::new();
-    for (dist_info, name, ver, rows) in dists {
-        let package = PackageName::new(&name);
+        let prefix = dist_info.trim_end_matches(".dist-info");
+        let (name, ver) = prefix.split_once('-').unwrap_or((prefix, ""));
+        let package = PackageName::new(name);
         let label = format!("{package}=={ver}");
         if let Some(l) = manifest.layers.iter().find(|l| l.package_name() == package) {
-            if finder::same_version(&l.version, &ver) {
+            if finder::same_version(&l.version, ver) {
                 chosen.push((l.clone(), false, rows));
             } else {
                 out.notes.push(format!(
@@ -150,9 +151,7 @@ pub fn plan(venv: &Path, root: &Path, opts: &Options) -> Result<Plan, Error> {
             }
             continue;
         }
-        let sources = sources.as_ref().expect("made when a layer is new");
-        let rank = rank.as_ref().expect("made with the sources");
-        match choose(sources, rank, &name, &ver, &rows, &version) {
+        match find(name, ver, &rows)? {
             Ok(layer) if layer.name == name && layer.version == ver => {
                 chosen.push((layer, true, rows))
             }
@@ -162,10 +161,9 @@ pub fn plan(venv: &Path, root: &Path, opts: &Options) -> Result<Plan, Error> {
                 layer.name,
                 layer.version
             )),
-            Err(why) => out.notes.push(format!(
-                "{label}: its files stay as copies: {why} (looked in {})",
-                sources.describe()
-            )),
+            Err(why) => out
+                .notes
+                .push(format!("{label}: its files stay as copies: {why}")),
         }
     }
 
@@ -173,6 +171,7 @@ pub fn plan(venv: &Path, root: &Path, opts: &Options) -> Result<Plan, Error> {
     // when its own layer is the one that will show it.
     let mut order: Vec<Layer> = chosen.iter().filter(|c| c.1).map(|c| c.0.clone()).collect();
     order.extend(manifest.layers.iter().cloned());
+    let mut marks = Marks::new(root);
     let listings: Vec<Result<SourceFiles, String>> = order
         .iter()
         .map(|l| apply::source_files(&l.source).map_err(|e| e.to_string()))
@@ -285,7 +284,7 @@ fn choose(
     rank: &TagRank,
     name: &str,
     version: &str,
-    installed: &[super::record::RecordRow],
+    installed: &[RecordRow],
     python: &str,
 ) -> Result<Layer, String> {
     let wanted = PackageName::new(name);
@@ -592,11 +591,265 @@ pub fn lines(plan: &Plan, removed: &Removed, elapsed: std::time::Duration) -> Ve
     out
 }
 
-/// The whole of `venvfs adopt` on a venv that is not mounted (`root` is the venv): both
-/// steps, for the tests and for callers that need no live change.
-pub fn adopt(venv: &Path, opts: &Options) -> Result<(Plan, Removed), Error> {
-    let plan = plan(venv, venv, opts)?;
-    commit_layers(venv, &plan)?;
-    let removed = remove_copies(venv, &plan)?;
-    Ok((plan, removed))
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    const SITE: &str = "lib/python3.11/site-packages";
+
+    fn put(path: &Path, content: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+
+    /// A uv cache entry of `pkg 1.0`, and a venv into which it was installed as copies:
+    /// `pkg/edited.py` edited since, `pkg/gone.py` and the whole `pkg/sub/` deleted, the
+    /// `#!python` script rewritten, uv's RECORD and INSTALLER.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        entry: PathBuf,
+        venv: PathBuf,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = dir.path().join("cache/archive-v0/Id1");
+        let wheel_files = [
+            ("pkg/__init__.py", "init"),
+            ("pkg/mod.py", "mod"),
+            ("pkg/edited.py", "orig"),
+            ("pkg/gone.py", "gone"),
+            ("pkg/sub/deep.py", "deep"),
+            ("pkg-1.0.dist-info/METADATA", "Name: pkg\nVersion: 1.0\n"),
+            ("pkg-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\n"),
+            ("pkg-1.0.data/scripts/tool", "#!python\n"),
+        ];
+        let mut record = String::new();
+        for (f, c) in wheel_files {
+            put(&entry.join(f), c);
+            record.push_str(&format!(
+                "{f},{},{}\n",
+                crate::install::record::sha256_digest(c.as_bytes()),
+                c.len()
+            ));
+        }
+        put(
+            &entry.join("pkg-1.0.dist-info/RECORD"),
+            &format!("{record}pkg-1.0.dist-info/RECORD,,\n"),
+        );
+
+        let venv = dir.path().join("venv");
+        put(&venv.join("pyvenv.cfg"), "version_info = 3.11.7\n");
+        let site = venv.join(SITE);
+        let mut installed = String::new();
+        for (f, c) in wheel_files {
+            if f.starts_with("pkg-1.0.data") {
+                continue;
+            }
+            installed.push_str(&format!(
+                "{f},{},{}\n",
+                crate::install::record::sha256_digest(c.as_bytes()),
+                c.len()
+            ));
+            if !matches!(f, "pkg/gone.py" | "pkg/sub/deep.py") {
+                put(&site.join(f), c);
+            }
+        }
+        put(&site.join("pkg/edited.py"), "changed");
+        put(&venv.join("bin/tool"), "#!/venv/bin/python\n");
+        put(&site.join("pkg-1.0.dist-info/INSTALLER"), "uv");
+        put(
+            &site.join("pkg-1.0.dist-info/RECORD"),
+            &format!(
+                "{installed}../../../bin/tool,{},20\npkg-1.0.dist-info/INSTALLER,,\n\
+                 pkg-1.0.dist-info/RECORD,,\n",
+                crate::install::record::sha256_digest(b"#!/venv/bin/python\n")
+            ),
+        );
+        Fixture {
+            _dir: dir,
+            entry,
+            venv,
+        }
+    }
+
+    fn plan_of(f: &Fixture) -> Plan {
+        let entry = f.entry.clone();
+        let mut find = |name: &str, ver: &str, _: &[RecordRow]| {
+            assert_eq!((name, ver), ("pkg", "1.0"));
+            Ok(Ok(Layer {
+                installed: true,
+                ..crate::install::layer_for(&entry, "pkg-1.0", "3.11")
+            }))
+        };
+        plan_with(&f.venv, "3.11", &mut find).unwrap()
+    }
+
+    fn manifest(f: &Fixture) -> Manifest {
+        Manifest::load(&manifest_path(&f.venv)).unwrap()
+    }
+
+    fn rels(paths: &[(PathBuf, u64)]) -> Vec<String> {
+        let mut out: Vec<String> = paths
+            .iter()
+            .map(|(p, _)| p.strip_prefix(SITE).unwrap().display().to_string())
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn equal_copies_go_after_the_layer_commits_and_the_rest_stays() {
+        let f = fixture();
+        let site = f.venv.join(SITE);
+        let p = plan_of(&f);
+        assert!(p.notes.is_empty(), "{:?}", p.notes);
+        let [a] = p.adoptions.as_slice() else {
+            panic!("{p:?}")
+        };
+        assert!(a.new);
+        assert_eq!(
+            rels(&a.copies),
+            [
+                "pkg-1.0.dist-info/METADATA",
+                "pkg-1.0.dist-info/WHEEL",
+                "pkg/__init__.py",
+                "pkg/mod.py"
+            ]
+        );
+        assert_eq!(a.edited, 1);
+        // a deleted directory is hidden whole
+        assert_eq!(
+            a.hidden,
+            [
+                Path::new(SITE).join("pkg/gone.py"),
+                Path::new(SITE).join("pkg/sub")
+            ]
+        );
+
+        // step 1: whiteouts, manifest, guard; no copy removed yet
+        let touched = commit_layers(&f.venv, &p).unwrap();
+        assert!(touched.contains(&Path::new(SITE).join("pkg/.wh.gone.py")));
+        assert!(site.join("pkg/.wh.sub").exists());
+        assert_eq!(manifest(&f).layers, std::slice::from_ref(&a.layer));
+        assert!(site.join(crate::venv::UNMOUNTED_GUARD).is_file());
+        assert!(site.join("pkg/mod.py").is_file());
+
+        // step 2
+        let removed = remove_copies(&f.venv, &p).unwrap();
+        assert_eq!(removed.files, 4);
+        assert!(removed.bytes > 0);
+        for gone in [
+            "pkg/mod.py",
+            "pkg/__init__.py",
+            "pkg-1.0.dist-info/METADATA",
+        ] {
+            assert!(!site.join(gone).exists(), "{gone}");
+        }
+        assert_eq!(
+            std::fs::read_to_string(site.join("pkg/edited.py")).unwrap(),
+            "changed"
+        );
+        assert!(site.join("pkg-1.0.dist-info/RECORD").is_file());
+        assert!(site.join("pkg-1.0.dist-info/INSTALLER").is_file());
+        assert!(f.venv.join("bin/tool").is_file());
+        let lines = lines(&p, &removed, std::time::Duration::from_millis(5));
+        assert_eq!(
+            lines[0],
+            " ~ pkg==1.0: 4 copies removed, 1 edited file kept"
+        );
+        assert!(
+            lines[1].starts_with("Adopted 1 package in 5ms: gave back "),
+            "{lines:?}"
+        );
+
+        // done: nothing left, and no stash behind
+        let again = plan_of(&f);
+        assert!(
+            again.adoptions.is_empty() && again.already == 1,
+            "{again:?}"
+        );
+        let state: Vec<_> = std::fs::read_dir(f.venv.join(".venvfs")).unwrap().collect();
+        assert_eq!(
+            state.len(),
+            1,
+            "{:?}",
+            state
+                .iter()
+                .map(|e| e.as_ref().unwrap().file_name())
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn an_interrupted_adopt_is_finished_by_the_next() {
+        let f = fixture();
+        let site = f.venv.join(SITE);
+        // killed during step 1, after some whiteouts: the next plan starts over
+        let p = plan_of(&f);
+        put(&site.join("pkg/.wh.gone.py"), "");
+        let p2 = plan_of(&f);
+        assert_eq!(p2.adoptions[0].hidden, [Path::new(SITE).join("pkg/sub")]);
+        assert_eq!(p2.adoptions[0].copies, p.adoptions[0].copies);
+
+        // killed during step 2, after one removal
+        commit_layers(&f.venv, &p2).unwrap();
+        let mut part = Plan::default();
+        let mut a = p2.adoptions[0].clone();
+        a.copies.truncate(1);
+        part.adoptions.push(a);
+        assert_eq!(remove_copies(&f.venv, &part).unwrap().files, 1);
+        let p3 = plan_of(&f);
+        let [a] = p3.adoptions.as_slice() else {
+            panic!("{p3:?}")
+        };
+        assert!(!a.new && a.hidden.is_empty());
+        assert_eq!(a.copies.len(), 3);
+        // (the already committed layer is not committed again)
+        assert!(commit_layers(&f.venv, &p3).unwrap().is_empty());
+        assert_eq!(remove_copies(&f.venv, &p3).unwrap().files, 3);
+        assert_eq!(manifest(&f).layers.len(), 1);
+        assert!(plan_of(&f).adoptions.is_empty());
+    }
+
+    #[test]
+    fn copies_that_would_not_show_the_same_stay() {
+        let f = fixture();
+        let site = f.venv.join(SITE);
+        // another mode than the layer's
+        let m = site.join("pkg/mod.py");
+        std::fs::set_permissions(&m, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // a whiteout at its own name (removed through a mount, made again)
+        put(&site.join("pkg/.wh.__init__.py"), "");
+        let p = plan_of(&f);
+        assert_eq!(
+            rels(&p.adoptions[0].copies),
+            ["pkg-1.0.dist-info/METADATA", "pkg-1.0.dist-info/WHEEL"]
+        );
+        // an opaque directory: nothing of the layer shows below it
+        put(&site.join("pkg").join(crate::upper_format::OPAQUE), "");
+        let p = plan_of(&f);
+        assert!(
+            !p.adoptions[0]
+                .hidden
+                .iter()
+                .any(|h| h.starts_with(Path::new(SITE).join("pkg"))),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn no_source_leaves_the_copies_and_says_why() {
+        let f = fixture();
+        let mut find = |_: &str, _: &str, _: &[RecordRow]| Ok(Err("no wheel of it".to_owned()));
+        let p = plan_with(&f.venv, "3.11", &mut find).unwrap();
+        assert!(p.adoptions.is_empty());
+        assert_eq!(
+            p.notes,
+            ["pkg==1.0: its files stay as copies: no wheel of it"]
+        );
+        assert!(commit_layers(&f.venv, &p).unwrap().is_empty());
+        assert!(!manifest_path(&f.venv).exists());
+    }
 }
