@@ -79,7 +79,7 @@ impl Setup {
         let s = Scratch::new();
         let house = s.path("wheelhouse");
         std::fs::create_dir_all(&house).unwrap();
-        for p in PACKAGES {
+        for p in PACKAGES.iter().chain(&["numpy"]) {
             let w = shared_wheel(&format!("{p}-"));
             std::os::unix::fs::symlink(&w, house.join(w.file_name().unwrap())).unwrap();
         }
@@ -91,6 +91,11 @@ impl Setup {
     /// A venv made by `uv venv` and filled by `uv pip install --link-mode=copy`, with one
     /// file edited and one deleted afterwards, as users do.
     fn uv_copied_venv(&self, name: &str) -> PathBuf {
+        self.uv_copied_venv_with(name, &[])
+    }
+
+    /// [`Setup::uv_copied_venv`] with more of the test wheels.
+    fn uv_copied_venv_with(&self, name: &str, more: &[&str]) -> PathBuf {
         let venv = self.s.path(name);
         run_ok(
             uv().env("UV_CACHE_DIR", &self.cache)
@@ -100,6 +105,7 @@ impl Setup {
         let mut args = vec!["install", "-q", "--link-mode=copy", "--no-deps"];
         args.extend(PACKAGES);
         args.push("demo_pkg");
+        args.extend(more);
         uv_pip(&venv, &self.cache, &args, &self.house);
         let site = venv.join("lib/python3.11/site-packages");
         let six = site.join("six.py");
@@ -297,11 +303,30 @@ fn check_works(
     m.unmount();
 }
 
+/// How far an adopt got: whether the manifest is written, and how many copies of numpy's
+/// files are left (of about 1,000).
+fn adopt_state(venv: &Path) -> String {
+    let layers = std::fs::read_to_string(venv.join(".venvfs/manifest.toml"))
+        .map(|m| m.matches("[[layer]]").count())
+        .unwrap_or(0);
+    let numpy = venv.join("lib/python3.11/site-packages/numpy");
+    let copies = if numpy.exists() {
+        entries_below(&numpy)
+            .iter()
+            .filter(|(_, t)| t.is_file())
+            .count()
+    } else {
+        0
+    };
+    format!("{layers} layers committed, {copies} numpy copies left")
+}
+
 #[test]
 fn kill_9_at_any_moment_of_adopt_leaves_a_working_venv_that_adopt_finishes() {
     let setup = Setup::new();
     // how long a whole adopt takes, to spread the kills over it
-    let timed = setup.uv_copied_venv("timed");
+    // (numpy's 1,000 files make the removals long enough for kills to land in them)
+    let timed = setup.uv_copied_venv_with("timed", &["numpy"]);
     let started = Instant::now();
     run_ok(&mut setup.adopt(&timed));
     let full = started.elapsed().as_millis() as u64;
@@ -313,16 +338,24 @@ fn kill_9_at_any_moment_of_adopt_leaves_a_working_venv_that_adopt_finishes() {
     eprintln!("kill test seed {seed}, a whole adopt takes {full} ms");
     let mut rng = Lcg(seed);
     for round in 0..6 {
-        let venv = setup.uv_copied_venv(&format!("round{round}"));
+        let venv = setup.uv_copied_venv_with(&format!("round{round}"), &["numpy"]);
         let view = python_view(&venv);
         let files = contents(&venv);
         // (the first round is killed at once, the others anywhere up to the whole run)
         let delay = if round == 0 { 0 } else { rng.below(full + 20) };
-        let mut child = setup.adopt(&venv).spawn().unwrap();
+        let mut child = setup
+            .adopt(&venv)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(delay));
         let _ = child.kill();
         let status = child.wait().unwrap();
-        let when = format!("round {round}, killed after {delay} ms ({status})");
+        let when = format!(
+            "round {round}, killed after {delay} ms ({status}): {}",
+            adopt_state(&venv)
+        );
+        eprintln!("{when}");
         check_works(&venv, &view, &files, &when);
 
         // a second adopt finishes the job
