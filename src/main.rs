@@ -214,8 +214,9 @@ fn fold(venv: &Path) -> Result<(), Box<dyn Error>> {
 }
 
 /// `venvfs adopt`: a venv of copies becomes a venvfs venv. Two live changes when mounted:
-/// the layers first (the copies still shadow them), then the removal of the copies, so a
-/// program running in the venv never sees a file missing in between.
+/// the layers first (the copies still shadow them), then the removal of the copies, done
+/// by the daemon itself, so that neither a program running in the venv nor a kill of this
+/// command finds a file missing in between.
 fn adopt(
     venv: &Path,
     find_links: Vec<PathBuf>,
@@ -253,11 +254,15 @@ fn adopt(
         );
         return Ok(());
     }
-    let removed = venvfs::daemon::change(venv, |root| {
-        let removed = adopt::remove_copies(root, &plan)?;
-        let touched = removed.touched.clone();
-        Ok((removed, touched))
-    })?;
+    // (a mounted venv's daemon removes them itself, and takes the change in the same step)
+    let own = venvfs::daemon::own_dir_of(venv).unwrap_or_else(|| venv.to_owned());
+    let (files, dirs) = adopt::removals(&own, &plan)?;
+    let (files, bytes) = venvfs::daemon::remove_copies(venv, &files, &dirs)?;
+    let removed = adopt::Removed {
+        files,
+        bytes,
+        ..Default::default()
+    };
     for line in adopt::lines(&plan, &removed, started.elapsed()) {
         println!("{line}");
     }

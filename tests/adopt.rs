@@ -373,3 +373,52 @@ fn kill_9_at_any_moment_of_adopt_leaves_a_working_venv_that_adopt_finishes() {
         check_works(&venv, &view, &files, &format!("{when}, then adopted again"));
     }
 }
+
+/// The same with the venv mounted: the removals are the daemon's, so what a killed adopt
+/// leaves shows the same at once, through the mount that stays.
+#[test]
+fn kill_9_of_adopt_on_a_mounted_venv_leaves_the_mounted_view_as_it_was() {
+    let setup = Setup::new();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("kill test seed {seed}");
+    let mut rng = Lcg(seed);
+    for round in 0..3 {
+        let venv = setup.uv_copied_venv_with(&format!("round{round}"), &["numpy"]);
+        let view = python_view(&venv);
+        let files = contents(&venv);
+        let m = Mount::new(&venv);
+        let delay = rng.below(1500);
+        let mut child = setup
+            .adopt(&venv)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        let when = format!("mounted round {round}, killed after {delay} ms ({status})");
+        eprintln!("{when}");
+        assert_eq!(python_view(&venv), view, "{when}");
+        assert!(contents(&venv) == files, "{when}: files differ");
+        let out = run_ok(&mut setup.adopt(&venv));
+        assert!(
+            out.contains("Adopted ") || out.starts_with("Nothing to adopt"),
+            "{when}: {out}"
+        );
+        assert_eq!(python_view(&venv), view, "{when}, then adopted again");
+        assert!(
+            contents(&venv) == files,
+            "{when}, then adopted again: files differ"
+        );
+        m.unmount();
+        assert!(
+            !venv
+                .join("lib/python3.11/site-packages/requests/api.py")
+                .exists(),
+            "{when}: copies left after the second adopt"
+        );
+    }
+}

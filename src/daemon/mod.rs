@@ -27,7 +27,7 @@ use crate::registry;
 
 pub use run::run;
 
-pub use change::change;
+pub use change::{change, remove_copies};
 pub use status::status;
 
 type CmdResult = Result<(), Box<dyn Error>>;

@@ -76,6 +76,8 @@ pub struct Removed {
     pub bytes: u64,
     /// Venv-relative paths removed (files and emptied directories).
     pub touched: Vec<PathBuf>,
+    /// Copies that could not be removed, and why (they stay; the venv shows the same).
+    pub failed: Vec<String>,
 }
 
 /// Finds the layer for an installed distribution (name, version, installed RECORD rows):
@@ -500,58 +502,77 @@ pub fn commit_layers(root: &Path, plan: &Plan) -> Result<Vec<PathBuf>, Error> {
         .collect())
 }
 
-/// Step 2, once the layers are committed: removes the copies the layers now serve, and the
-/// directories that leaves empty (the layers show them). Each removal on its own leaves the
-/// venv showing the same bytes.
-pub fn remove_copies(root: &Path, plan: &Plan) -> Result<Removed, Error> {
+/// Step 2, once the layers are committed: what to remove, the copies the layers now serve
+/// (venv-relative) and the directories above them that may be left empty (the layers show
+/// them), deepest first.
+pub fn removals(root: &Path, plan: &Plan) -> Result<(Vec<PathBuf>, Vec<PathBuf>), Error> {
     let version = crate::venv::python_version(root)?;
     let keep = super::sync::keep_dirs(root, &Layout::new(&version));
-    let mut out = Removed::default();
-    let mut emptied: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut files = Vec::new();
+    let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
     for a in &plan.adoptions {
-        for (rel, bytes) in &a.copies {
-            let path = root.join(rel);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {
-                    out.files += 1;
-                    out.bytes += bytes;
-                    out.touched.push(rel.clone());
-                    if let Some(p) = rel.parent() {
-                        emptied.insert(p.to_owned());
-                    }
+        for (rel, _) in &a.copies {
+            files.push(rel.clone());
+            let mut p = rel.as_path();
+            while let Some(parent) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if keep.contains(&root.join(parent)) || !dirs.insert(parent.to_owned()) {
+                    break;
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(format!("{}: {e}", path.display()).into()),
+                p = parent;
             }
         }
     }
-    // deepest first, so a directory emptied of directories goes too
-    let mut dirs: Vec<PathBuf> = emptied.into_iter().collect();
+    let mut dirs: Vec<PathBuf> = dirs.into_iter().collect();
     dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-    for d in dirs {
-        let mut d = d;
-        loop {
-            let abs = root.join(&d);
-            if d.as_os_str().is_empty() || keep.contains(&abs) {
-                break;
+    Ok((files, dirs))
+}
+
+/// Removes `files` and then the `dirs` left empty (deepest first) from the venv's own
+/// directory at `root`; paths that are not plain relative ones are skipped. Each removal
+/// on its own leaves the venv showing the same bytes. A mounted venv's daemon runs this
+/// itself, with the reload that follows (`venvfs adopt` asks it over the control socket),
+/// so a command killed midway leaves no removed file the daemon still believes in.
+pub fn remove_at(root: &Path, files: &[PathBuf], dirs: &[PathBuf]) -> Removed {
+    use std::os::unix::fs::MetadataExt;
+    let plain = |p: &&PathBuf| {
+        !p.as_os_str().is_empty()
+            && p.components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+    };
+    let mut out = Removed::default();
+    for rel in files.iter().filter(plain) {
+        let path = root.join(rel);
+        let Ok(meta) = path.symlink_metadata() else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                out.files += 1;
+                out.bytes += given_back(&meta);
+                out.touched.push(rel.clone());
             }
-            use std::os::unix::fs::MetadataExt;
-            let blocks = abs
-                .symlink_metadata()
-                .map(|m| m.blocks() * 512)
-                .unwrap_or(0);
-            if std::fs::remove_dir(&abs).is_err() {
-                break;
-            }
-            out.bytes += blocks;
-            out.touched.push(d.clone());
-            match d.parent() {
-                Some(p) => d = p.to_owned(),
-                None => break,
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => out.failed.push(format!("{}: {e}", path.display())),
         }
     }
-    Ok(out)
+    for rel in dirs.iter().filter(plain) {
+        let path = root.join(rel);
+        let blocks = path.symlink_metadata().map(|m| m.blocks() * 512);
+        if std::fs::remove_dir(&path).is_ok() {
+            out.bytes += blocks.unwrap_or(0);
+            out.touched.push(rel.clone());
+        }
+    }
+    out
+}
+
+/// [`removals`] and [`remove_at`] on a venv that is not mounted (`root` is the venv).
+pub fn remove_copies(root: &Path, plan: &Plan) -> Result<Removed, Error> {
+    let (files, dirs) = removals(root, plan)?;
+    Ok(remove_at(root, &files, &dirs))
 }
 
 /// The summary lines: one per distribution, then the total.
@@ -764,6 +785,20 @@ mod tests {
             "{lines:?}"
         );
 
+        // a mounted venv's daemon is told of the files and the directories above them
+        assert!(removed
+            .touched
+            .contains(&Path::new(SITE).join("pkg/mod.py")));
+        assert!(!removed.touched.contains(&PathBuf::from(SITE)));
+        let (_, dirs) = removals(&f.venv, &p).unwrap();
+        assert_eq!(
+            dirs,
+            [
+                Path::new(SITE).join("pkg"),
+                Path::new(SITE).join("pkg-1.0.dist-info")
+            ]
+        );
+
         // done: nothing left, and no stash behind
         let again = plan_of(&f);
         assert!(
@@ -808,7 +843,8 @@ mod tests {
         assert_eq!(a.copies.len(), 3);
         // (the already committed layer is not committed again)
         assert!(commit_layers(&f.venv, &p3).unwrap().is_empty());
-        assert_eq!(remove_copies(&f.venv, &p3).unwrap().files, 3);
+        let removed = remove_copies(&f.venv, &p3).unwrap();
+        assert_eq!(removed.files, 3);
         assert_eq!(manifest(&f).layers.len(), 1);
         assert!(plan_of(&f).adoptions.is_empty());
     }

@@ -48,13 +48,29 @@ impl Overlay {
         touched: &[Vec<u8>],
         cache: &dyn KernelCache,
     ) -> Result<Reloaded, super::OpenError> {
+        self.reload_after(manifest, cache, || touched.to_vec())
+    }
+
+    /// [`Overlay::reload`] of a change that `change` makes to the venv's own files while
+    /// the tree is locked, returning the paths it touched: no request finds the files
+    /// changed before the tree knows (requests wait meanwhile). For changes where each
+    /// file's old and new state show the same bytes, such as removing a copy of a layer's
+    /// file (`venvfs adopt`), whose removal would otherwise show as a missing file until
+    /// the reload.
+    pub fn reload_after(
+        &self,
+        manifest: &Manifest,
+        cache: &dyn KernelCache,
+        change: impl FnOnce() -> Vec<Vec<u8>>,
+    ) -> Result<Reloaded, super::OpenError> {
         let new_lower = Arc::new(LowerTree::build(manifest, &self.manifest_path)?);
-        let touched: HashSet<&[u8]> = touched.iter().map(|p| p.as_slice()).collect();
         let mut forget_names: Vec<(Ino, OsString)> = Vec::new();
         let mut forget_inodes: Vec<Ino> = Vec::new();
         let mut done = Reloaded::default();
         {
             let mut tree = self.tree.write();
+            let touched = change();
+            let touched: HashSet<&[u8]> = touched.iter().map(|p| p.as_slice()).collect();
             let old_lower = std::mem::replace(&mut tree.lower, new_lower);
             let mut dirs = vec![ROOT];
             while let Some(dir) = dirs.pop() {
