@@ -393,10 +393,15 @@ fn same_file(
     rel: &str,
     layer_mode: u32,
 ) -> Result<bool, Error> {
-    use std::os::unix::fs::PermissionsExt;
-    if meta.permissions().mode() & 0o7777 != layer_mode & 0o7777 {
-        return Ok(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o7777 != layer_mode & 0o7777 {
+            return Ok(false);
+        }
     }
+    #[cfg(not(unix))]
+    let _ = layer_mode;
     let at = root.join(dest);
     if source.is_dir() {
         let theirs = source.join(rel);
@@ -453,11 +458,34 @@ fn same_content(a: &Path, b: &Path) -> std::io::Result<bool> {
 /// The disk space removing a file gives back: its blocks, unless another hard link keeps
 /// them (uv's hardlink mode).
 fn given_back(meta: &std::fs::Metadata) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    if meta.nlink() > 1 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if meta.nlink() > 1 {
+            0
+        } else {
+            meta.blocks() * 512
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        meta.len()
+    }
+}
+
+/// The disk blocks of a directory.
+fn dir_bytes(path: &Path) -> u64 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        path.symlink_metadata()
+            .map(|m| m.blocks() * 512)
+            .unwrap_or(0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
         0
-    } else {
-        meta.blocks() * 512
     }
 }
 
@@ -533,7 +561,6 @@ pub fn removals(root: &Path, plan: &Plan) -> Result<(Vec<PathBuf>, Vec<PathBuf>)
 /// itself, with the reload that follows (`venvfs adopt` asks it over the control socket),
 /// so a command killed midway leaves no removed file the daemon still believes in.
 pub fn remove_at(root: &Path, files: &[PathBuf], dirs: &[PathBuf]) -> Removed {
-    use std::os::unix::fs::MetadataExt;
     let plain = |p: &&PathBuf| {
         !p.as_os_str().is_empty()
             && p.components()
@@ -560,9 +587,9 @@ pub fn remove_at(root: &Path, files: &[PathBuf], dirs: &[PathBuf]) -> Removed {
     }
     for rel in dirs.iter().filter(plain) {
         let path = root.join(rel);
-        let blocks = path.symlink_metadata().map(|m| m.blocks() * 512);
+        let blocks = dir_bytes(&path);
         if std::fs::remove_dir(&path).is_ok() {
-            out.bytes += blocks.unwrap_or(0);
+            out.bytes += blocks;
             out.touched.push(rel.clone());
         }
     }
