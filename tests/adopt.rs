@@ -265,6 +265,58 @@ fn adopt_of_a_mounted_venv_is_taken_live() {
         .exists());
 }
 
+/// A program running in the mounted venv through the adoption keeps reading the copies it
+/// has open (their data stays reachable, as an unlinked file's does) and imports what it
+/// had not imported yet from the layers. The test makes the file's reads reach the
+/// daemon after the adoption, with a descriptor it no longer keeps idle: it reads 500
+/// other files meanwhile, and drops the file's pages from the kernel's cache.
+#[test]
+fn a_program_running_in_the_mounted_venv_keeps_its_open_copies() {
+    use std::io::{BufRead, BufReader, Write};
+    let setup = Setup::new();
+    let venv = setup.uv_copied_venv("uv-venv");
+    let site = venv.join("lib/python3.11/site-packages");
+    let api = std::fs::read(site.join("requests/api.py")).unwrap();
+    let _m = Mount::new(&venv);
+    let mut program = Command::new(venv.join("bin/python"))
+        .args([
+            "-c",
+            "import sys, os, yaml\n\
+             f = open(os.path.join(os.path.dirname(yaml.__file__), '..', 'requests', 'api.py'), 'rb')\n\
+             head = f.read(100)\n\
+             for d, _, names in os.walk(os.path.join(os.path.dirname(yaml.__file__), '..', 'pip')):\n\
+             \x20   for n in names:\n\
+             \x20       open(os.path.join(d, n), 'rb').read()\n\
+             print('ready', flush=True)\n\
+             sys.stdin.readline()\n\
+             os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)\n\
+             rest = f.read()\n\
+             sys.stdout.buffer.write(head + rest)\n\
+             import requests, jinja2\n\
+             print(yaml.safe_load('a: 1'), requests.__version__ != '', jinja2.Template('{{ x }}').render(x=2))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(program.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+
+    let adopted = run_ok(&mut setup.adopt(&venv));
+    assert!(adopted.contains("Adopted 12 packages"), "{adopted}");
+
+    program.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut out, &mut rest).unwrap();
+    let status = program.wait().unwrap();
+    assert!(status.success(), "the program failed after the adoption");
+    assert!(rest.starts_with(&api), "the open copy read differently");
+    let tail = String::from_utf8_lossy(&rest[api.len()..]).into_owned();
+    assert_eq!(tail.trim(), "{'a': 1} True 2");
+}
+
 /// A small pseudo-random generator: the delays of the kill test, from a seed it prints.
 struct Lcg(u64);
 

@@ -89,7 +89,7 @@ pub(super) fn take_changes_live(
                 // (removed while the tree is locked: no request sees a copy gone before
                 // the tree shows the layer's file in its place)
                 let mut removed = None;
-                let done = overlay.reload_after(&manifest, &*cache, || {
+                let done = overlay.reload_after(&manifest, &*cache, &bytes(&files), || {
                     let r = crate::install::adopt::remove_at(&own_dir, &files, &dirs);
                     let touched = bytes(&r.touched);
                     removed = Some(r);
