@@ -265,6 +265,81 @@ fn adopt_of_a_mounted_venv_is_taken_live() {
         .exists());
 }
 
+/// A venv pip made (copies, bytecode compiled at install, pip's own RECORD and INSTALLER)
+/// adopts wheels from a `--find-links` directory: its layers are the `.whl` files, served
+/// in place; pip and setuptools, which come with the interpreter and are in no source,
+/// keep their copies and a note says so.
+#[test]
+fn adopt_of_a_pip_made_venv_with_wheels_from_find_links() {
+    let setup = Setup::new();
+    let venv = setup.s.path("pip-venv");
+    run_ok(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+    run_ok(
+        venv_program(&venv, "python")
+            .args(["-m", "pip", "install", "-q", "--no-index", "--find-links"])
+            .arg(&setup.house)
+            .args(["six", "idna", "pyyaml", "demo_pkg"])
+            // (pip compiles bytecode as users get it)
+            .env_remove("PYTHONDONTWRITEBYTECODE"),
+    );
+    let site = venv.join("lib/python3.11/site-packages");
+    assert!(
+        site.join("idna/__pycache__").is_dir(),
+        "pip compiled nothing"
+    );
+    let view = || {
+        let pip =
+            run_ok(venv_program(&venv, "python").args(["-m", "pip", "list", "--format=freeze"]));
+        let metadata = run_ok(venv_program(&venv, "python").args([
+            "-c",
+            "import importlib.metadata as m, json\n\
+             print(json.dumps(sorted([d.metadata['Name'], d.version, d.read_text('RECORD')]\n\
+                                     for d in m.distributions())))\n\
+             import six, idna, yaml, demo_pkg\n\
+             print(yaml.safe_load('a: [1]'), idna.encode('example.com'), demo_pkg.VALUE)",
+        ]));
+        let tool = run_ok(&mut Command::new(venv.join("bin/demo-tool")));
+        format!("{pip}\n{metadata}\n{tool}")
+    };
+    let before = view();
+    let files = contents(&venv);
+    let house_before = snapshot(&setup.house);
+
+    let out = run(venvfs()
+        .arg("adopt")
+        .arg(&venv)
+        .arg("--no-cache")
+        .arg("--find-links")
+        .arg(&setup.house));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("Adopted 4 packages"), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("pip==") && stderr.contains("its files stay as copies"),
+        "{stderr}"
+    );
+    let manifest = std::fs::read_to_string(venv.join(".venvfs/manifest.toml")).unwrap();
+    assert_eq!(manifest.matches(".whl\"").count(), 4, "{manifest}");
+    assert!(!site.join("idna/core.py").exists());
+    assert!(
+        site.join("idna/__pycache__").is_dir(),
+        "pip's bytecode stays"
+    );
+    assert!(
+        site.join("pip/__init__.py").exists(),
+        "pip keeps its copies"
+    );
+
+    let m = Mount::new(&venv);
+    assert_eq!(view(), before);
+    assert!(contents(&venv) == files, "files or contents changed");
+    m.unmount();
+    assert_eq!(snapshot(&setup.house), house_before, "a wheel changed");
+}
+
 /// A program running in the mounted venv through the adoption keeps reading the copies it
 /// has open (their data stays reachable, as an unlinked file's does) and imports what it
 /// had not imported yet from the layers. The test makes the file's reads reach the
