@@ -7,15 +7,20 @@
 //! lacks (deleted after installing) get a whiteout, as `fold` does, so nothing shows that
 //! did not show before.
 //!
-//! Crash safety is by order, in two steps, each a [`crate::daemon::change`] of its own so
-//! a mounted venv takes them live:
-//! 1. whiteouts are written and fsynced, then the manifest with the new layers replaces the
-//!    old one atomically (the commit point) and the unmounted guard is written. A copy
-//!    shadows its layer's file, so the venv shows the same bytes before and after.
-//! 2. only then the copies are unlinked, one by one: with the layer committed, each removal
-//!    lets the layer show the same bytes. A kill at any point leaves a venv that shows what
-//!    it showed; running `adopt` again finds the layers already there and removes what is
-//!    left.
+//! Crash safety is by order, in two steps:
+//! 1. ([`plan`], [`commit_layers`], through [`crate::daemon::change`]) whiteouts are written
+//!    and fsynced, then the manifest with the new layers replaces the old one atomically
+//!    (the commit point) and the unmounted guard is written. A copy shadows its layer's
+//!    file, so the venv shows the same bytes before and after.
+//! 2. ([`removals`], [`remove_at`]) only then the copies are unlinked, one by one: with the
+//!    layer committed, each removal lets the layer show the same bytes. Then the
+//!    directories that left empty. A mounted venv's daemon does this step itself, under
+//!    its tree lock, with the reload that shows it (`daemon::remove_copies`), so neither a
+//!    program running in the venv nor a kill of the command sees a copy gone before the
+//!    layer's file takes its place.
+//!
+//! A kill at any point leaves a venv that shows what it showed; running `adopt` again finds
+//! the layers already there and removes what is left.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -69,7 +74,7 @@ pub struct Plan {
     pub already: usize,
 }
 
-/// What [`remove_copies`] did.
+/// What [`remove_at`] did.
 #[derive(Debug, Default)]
 pub struct Removed {
     pub files: usize,
