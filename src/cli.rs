@@ -95,8 +95,8 @@ pub enum Command {
 mode, pip) into a venvfs venv, and give back the disk the copies take.\n\n\
 Each installed distribution (a .dist-info with a RECORD in the venv's site-packages) for \
 which uv's cache or a --find-links directory has the same wheel (same name and version, a \
-tag this interpreter accepts, a RECORD agreeing with the installed one) becomes a layer of \
-that wheel, and each copy whose bytes and mode equal the layer's file is removed. What \
+tag this interpreter accepts; among several, the one whose RECORD agrees most with the \
+installed one) becomes a layer of that wheel, and each copy whose bytes and mode equal the layer's file is removed. What \
 differs stays in the venv's own directory and keeps showing: files you edited, and what \
 the installer wrote (RECORD, INSTALLER, console-script launchers, #!python scripts with \
 the venv's interpreter). Files of the wheel that were deleted from the venv stay hidden. \
@@ -112,6 +112,7 @@ Prints one line per distribution adopted and the disk given back (the blocks of 
 copies removed; a copy hard-linked elsewhere gives none)."
     )]
     Adopt {
+        /// The venv directory, mounted or not.
         venv: PathBuf,
         /// A directory of `.whl` files to look in (may be repeated).
         #[arg(long = "find-links", short = 'f', value_name = "DIR")]
