@@ -243,15 +243,19 @@ fn adopt(
         eprintln!("note: {note}");
     }
     if plan.adoptions.is_empty() {
-        println!(
-            "Nothing to adopt ({} {} served by layers already)",
-            plan.already,
-            if plan.already == 1 {
-                "distribution"
-            } else {
-                "distributions"
-            }
-        );
+        if plan.linked == 0 {
+            println!(
+                "Nothing to adopt ({} {} served by layers already)",
+                plan.already,
+                if plan.already == 1 {
+                    "distribution"
+                } else {
+                    "distributions"
+                }
+            );
+        }
+        // (what uv linked into its cache is fold's to make layers of)
+        fold_after(venv);
         return Ok(());
     }
     // (a mounted venv's daemon removes them itself, and takes the change in the same step)
@@ -266,6 +270,7 @@ fn adopt(
     for line in adopt::lines(&plan, &removed, started.elapsed()) {
         println!("{line}");
     }
+    fold_after(venv);
     if !venvfs::daemon::venv_is_mounted(venv) {
         println!("Mount it to use it: venvfs mount {}", venv.display());
     }

@@ -72,6 +72,8 @@ pub struct Plan {
     pub notes: Vec<String>,
     /// Distributions already served by a layer with nothing left to do.
     pub already: usize,
+    /// Distributions linked into uv's cache (its symlink link mode), left to `fold`.
+    pub linked: usize,
 }
 
 /// What [`remove_at`] did.
@@ -142,6 +144,12 @@ pub fn plan_with(root: &Path, version: &str, find: &mut Find) -> Result<Plan, Er
                 continue;
             }
         };
+        // (uv's symlink link mode: links into its cache, which `fold` makes a layer of)
+        let metadata = root.join(site).join(&dist_info).join("METADATA");
+        if std::fs::read_link(&metadata).is_ok_and(|t| crate::inventory::is_uv_cache_file(&t)) {
+            out.linked += 1;
+            continue;
+        }
         let prefix = dist_info.trim_end_matches(".dist-info");
         let (name, ver) = prefix.split_once('-').unwrap_or((prefix, ""));
         let package = PackageName::new(name);
@@ -905,6 +913,17 @@ mod tests {
                 .any(|h| h.starts_with(Path::new(SITE).join("pkg"))),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn a_distribution_linked_into_uvs_cache_is_left_to_fold() {
+        let f = fixture();
+        let metadata = f.venv.join(SITE).join("pkg-1.0.dist-info/METADATA");
+        std::fs::remove_file(&metadata).unwrap();
+        std::os::unix::fs::symlink(f.entry.join("pkg-1.0.dist-info/METADATA"), &metadata).unwrap();
+        let p = plan_of(&f);
+        assert!(p.adoptions.is_empty() && p.notes.is_empty(), "{p:?}");
+        assert_eq!(p.linked, 1);
     }
 
     #[test]
