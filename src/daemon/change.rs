@@ -160,23 +160,39 @@ pub fn remove_copies(
         )
         .into());
     };
-    let request = crate::control::Request::RemoveCopies {
-        files: files.to_vec(),
-        dirs: dirs.to_vec(),
+    // In batches: requests to the mount wait while the daemon removes a batch, so a
+    // program running in the venv pauses briefly a few times rather than once for long,
+    // and each answer comes well within the control socket's timeout.
+    let batches: Vec<&[PathBuf]> = if files.is_empty() {
+        vec![&[]]
+    } else {
+        files.chunks(REMOVE_BATCH).collect()
     };
-    let answer = crate::control::ask(record.pid, &request).map_err(|why| {
-        format!(
-            "the layers are saved in {shown}, but its mount could not remove the copies: {why}\n  \
-             run `venvfs adopt {shown}` again"
-        )
-    })?;
-    let mut parts = answer.split(' ');
-    let mut number = || {
-        parts
-            .next()
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let files = number() as usize;
-    Ok((files, number()))
+    let (mut removed, mut bytes) = (0, 0);
+    for (i, batch) in batches.iter().enumerate() {
+        let last = i + 1 == batches.len();
+        let request = crate::control::Request::RemoveCopies {
+            files: batch.to_vec(),
+            dirs: if last { dirs.to_vec() } else { Vec::new() },
+        };
+        let answer = crate::control::ask(record.pid, &request).map_err(|why| {
+            format!(
+                "the layers are saved in {shown}, but its mount could not remove the copies: {why}\n  \
+                 run `venvfs adopt {shown}` again"
+            )
+        })?;
+        let mut parts = answer.split(' ');
+        let mut number = || {
+            parts
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        removed += number() as usize;
+        bytes += number();
+    }
+    Ok((removed, bytes))
 }
+
+/// The copies a mounted venv's daemon removes per request.
+const REMOVE_BATCH: usize = 1000;
