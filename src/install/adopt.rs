@@ -182,8 +182,10 @@ pub fn plan_with(root: &Path, version: &str, find: &mut Find) -> Result<Plan, Er
         }
     }
 
-    // Which layer shows each path once the new ones are on top: a copy is removed only
-    // when its own layer is the one that will show it.
+    // Which layer shows each path once the new ones are on top (in the order
+    // `commit_layers` puts them, by name): a copy is removed only when its own layer is
+    // the one that will show it.
+    chosen.sort_by_key(|c| c.0.package_name());
     let mut order: Vec<Layer> = chosen.iter().filter(|c| c.1).map(|c| c.0.clone()).collect();
     order.extend(manifest.layers.iter().cloned());
     let mut marks = Marks::new(root);
@@ -913,6 +915,47 @@ mod tests {
                 .any(|h| h.starts_with(Path::new(SITE).join("pkg"))),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn a_copy_another_layer_on_top_would_hide_stays() {
+        // `other 1.0` ships pkg/mod.py too, with other bytes; its layer goes above pkg's
+        let f = fixture();
+        let other = f.entry.with_file_name("Id2");
+        put(&other.join("pkg/mod.py"), "other");
+        put(&other.join("other-1.0.dist-info/METADATA"), "Name: other\n");
+        put(
+            &other.join("other-1.0.dist-info/WHEEL"),
+            "Wheel-Version: 1.0\n",
+        );
+        put(&other.join("other-1.0.dist-info/RECORD"), "pkg/mod.py,,\n");
+        put(
+            &f.venv.join(SITE).join("other-1.0.dist-info/RECORD"),
+            "pkg/mod.py,,\nother-1.0.dist-info/RECORD,,\n",
+        );
+        let (entry, other_entry) = (f.entry.clone(), other.clone());
+        let mut find = |name: &str, _: &str, _: &[RecordRow]| {
+            let (source, prefix) = match name {
+                "pkg" => (&entry, "pkg-1.0"),
+                _ => (&other_entry, "other-1.0"),
+            };
+            Ok(Ok(Layer {
+                installed: true,
+                ..crate::install::layer_for(source, prefix, "3.11")
+            }))
+        };
+        let p = plan_with(&f.venv, "3.11", &mut find).unwrap();
+        let pkg = p.adoptions.iter().find(|a| a.layer.name == "pkg").unwrap();
+        assert!(
+            !rels(&pkg.copies).contains(&"pkg/mod.py".to_owned()),
+            "{:?}",
+            pkg.copies
+        );
+        assert!(rels(&pkg.copies).contains(&"pkg/__init__.py".to_owned()));
+        // (the order the plan assumed is the manifest's)
+        commit_layers(&f.venv, &p).unwrap();
+        let names: Vec<String> = manifest(&f).layers.into_iter().map(|l| l.name).collect();
+        assert_eq!(names, ["other", "pkg"]);
     }
 
     #[test]
