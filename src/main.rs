@@ -242,7 +242,7 @@ fn adopt(
     for note in &plan.notes {
         eprintln!("note: {note}");
     }
-    if plan.adoptions.is_empty() {
+    if plan.adoptions.is_empty() && plan.prune.is_empty() {
         if plan.linked == 0 {
             println!(
                 "Nothing to adopt ({} {} served by layers already)",
@@ -259,9 +259,17 @@ fn adopt(
         return Ok(());
     }
     // (a mounted venv's daemon removes them itself, and takes the change in the same step)
-    let own = venvfs::daemon::own_dir_of(venv).unwrap_or_else(|| venv.to_owned());
-    let (files, dirs) = adopt::removals(&own, &plan)?;
+    let (files, dirs) = adopt::removals(&plan);
     let (files, bytes) = venvfs::daemon::remove_copies(venv, &files, &dirs)?;
+    if plan.adoptions.is_empty() {
+        println!(
+            "Nothing to adopt ({} served by layers already); {} of emptied directories given back",
+            plan.already,
+            venvfs::inventory::human(bytes)
+        );
+        fold_after(venv);
+        return Ok(());
+    }
     let removed = adopt::Removed {
         files,
         bytes,

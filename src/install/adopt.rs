@@ -74,6 +74,9 @@ pub struct Plan {
     pub already: usize,
     /// Distributions linked into uv's cache (its symlink link mode), left to `fold`.
     pub linked: usize,
+    /// Directories of the venv's own that the layers show and that may be left empty by
+    /// the removals (or were, by an interrupted run): removed when empty.
+    pub prune: BTreeSet<PathBuf>,
 }
 
 /// What [`remove_at`] did.
@@ -189,6 +192,8 @@ pub fn plan_with(root: &Path, version: &str, find: &mut Find) -> Result<Plan, Er
     let mut order: Vec<Layer> = chosen.iter().filter(|c| c.1).map(|c| c.0.clone()).collect();
     order.extend(manifest.layers.iter().cloned());
     let mut marks = Marks::new(root);
+    // (directories that stay even when emptied)
+    let keep: [&Path; 2] = [Path::new(&layout.scheme.scripts), site];
     let listings: Vec<Result<SourceFiles, String>> = order
         .iter()
         .map(|l| apply::source_files(&l.source).map_err(|e| e.to_string()))
@@ -229,6 +234,7 @@ pub fn plan_with(root: &Path, version: &str, find: &mut Find) -> Result<Plan, Er
             edited: 0,
         };
         let mut hidden: BTreeSet<PathBuf> = BTreeSet::new();
+        let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
         for ((rel, _), &mode) in files.members.iter().zip(&files.modes) {
             let Some(dest) = layer.destination(rel) else {
                 continue;
@@ -237,6 +243,10 @@ pub fn plan_with(root: &Path, version: &str, find: &mut Find) -> Result<Plan, Er
             let parent = dest_path.parent().unwrap_or(Path::new("")).to_owned();
             if marks.hidden_below(&parent) {
                 continue;
+            }
+            let mut d = parent.as_path();
+            while !d.as_os_str().is_empty() && !keep.contains(&d) && dirs.insert(d.to_owned()) {
+                d = d.parent().unwrap_or(Path::new(""));
             }
             let at = root.join(&dest_path);
             let meta = match at.symlink_metadata() {
@@ -283,8 +293,15 @@ pub fn plan_with(root: &Path, version: &str, find: &mut Find) -> Result<Plan, Er
         a.hidden = hidden.into_iter().collect();
         if !a.new && a.copies.is_empty() {
             out.already += 1;
+            // (directories an interrupted run emptied)
+            out.prune.extend(
+                dirs.into_iter().filter(|d| {
+                    std::fs::read_dir(root.join(d)).is_ok_and(|mut e| e.next().is_none())
+                }),
+            );
             continue;
         }
+        out.prune.extend(dirs);
         out.adoptions.push(a);
     }
     out.adoptions.sort_by_key(|a| a.layer.package_name());
@@ -548,26 +565,15 @@ pub fn commit_layers(root: &Path, plan: &Plan) -> Result<Vec<PathBuf>, Error> {
 /// Step 2, once the layers are committed: what to remove, the copies the layers now serve
 /// (venv-relative) and the directories above them that may be left empty (the layers show
 /// them), deepest first.
-pub fn removals(root: &Path, plan: &Plan) -> Result<(Vec<PathBuf>, Vec<PathBuf>), Error> {
-    let version = crate::venv::python_version(root)?;
-    let keep = super::sync::keep_dirs(root, &Layout::new(&version));
-    let mut files = Vec::new();
-    let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
-    for a in &plan.adoptions {
-        for (rel, _) in &a.copies {
-            files.push(rel.clone());
-            let mut p = rel.as_path();
-            while let Some(parent) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                if keep.contains(&root.join(parent)) || !dirs.insert(parent.to_owned()) {
-                    break;
-                }
-                p = parent;
-            }
-        }
-    }
-    let mut dirs: Vec<PathBuf> = dirs.into_iter().collect();
+pub fn removals(plan: &Plan) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let files = plan
+        .adoptions
+        .iter()
+        .flat_map(|a| a.copies.iter().map(|(rel, _)| rel.clone()))
+        .collect();
+    let mut dirs: Vec<PathBuf> = plan.prune.iter().cloned().collect();
     dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-    Ok((files, dirs))
+    (files, dirs)
 }
 
 /// Removes `files` and then the `dirs` left empty (deepest first) from the venv's own
@@ -613,7 +619,7 @@ pub fn remove_at(root: &Path, files: &[PathBuf], dirs: &[PathBuf]) -> Removed {
 
 /// [`removals`] and [`remove_at`] on a venv that is not mounted (`root` is the venv).
 pub fn remove_copies(root: &Path, plan: &Plan) -> Result<Removed, Error> {
-    let (files, dirs) = removals(root, plan)?;
+    let (files, dirs) = removals(plan);
     Ok(remove_at(root, &files, &dirs))
 }
 
@@ -684,6 +690,7 @@ mod tests {
             ("pkg/edited.py", "orig"),
             ("pkg/gone.py", "gone"),
             ("pkg/sub/deep.py", "deep"),
+            ("pkg/data/x.txt", "x"),
             ("pkg-1.0.dist-info/METADATA", "Name: pkg\nVersion: 1.0\n"),
             ("pkg-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\n"),
             ("pkg-1.0.data/scripts/tool", "#!python\n"),
@@ -778,6 +785,7 @@ mod tests {
                 "pkg-1.0.dist-info/METADATA",
                 "pkg-1.0.dist-info/WHEEL",
                 "pkg/__init__.py",
+                "pkg/data/x.txt",
                 "pkg/mod.py"
             ]
         );
@@ -801,7 +809,8 @@ mod tests {
 
         // step 2
         let removed = remove_copies(&f.venv, &p).unwrap();
-        assert_eq!(removed.files, 4);
+        assert_eq!(removed.files, 5);
+        assert!(!site.join("pkg/data").exists(), "an emptied directory goes");
         assert!(removed.bytes > 0);
         for gone in [
             "pkg/mod.py",
@@ -820,7 +829,7 @@ mod tests {
         let lines = lines(&p, &removed, std::time::Duration::from_millis(5));
         assert_eq!(
             lines[0],
-            " ~ pkg==1.0: 4 copies removed, 1 edited file kept"
+            " ~ pkg==1.0: 5 copies removed, 1 edited file kept"
         );
         assert!(
             lines[1].starts_with("Adopted 1 package in 5ms: gave back "),
@@ -832,10 +841,12 @@ mod tests {
             .touched
             .contains(&Path::new(SITE).join("pkg/mod.py")));
         assert!(!removed.touched.contains(&PathBuf::from(SITE)));
-        let (_, dirs) = removals(&f.venv, &p).unwrap();
+        let (_, dirs) = removals(&p);
         assert_eq!(
             dirs,
             [
+                Path::new(SITE).join("pkg/data"),
+                Path::new(SITE).join("pkg/sub"),
                 Path::new(SITE).join("pkg"),
                 Path::new(SITE).join("pkg-1.0.dist-info")
             ]
@@ -882,13 +893,24 @@ mod tests {
             panic!("{p3:?}")
         };
         assert!(!a.new && a.hidden.is_empty());
-        assert_eq!(a.copies.len(), 3);
+        assert_eq!(a.copies.len(), 4);
         // (the already committed layer is not committed again)
         assert!(commit_layers(&f.venv, &p3).unwrap().is_empty());
-        let removed = remove_copies(&f.venv, &p3).unwrap();
-        assert_eq!(removed.files, 3);
+        // killed after the files, before the directories they left empty
+        let (files, _) = removals(&p3);
+        assert_eq!(remove_at(&f.venv, &files, &[]).files, 4);
+        assert!(site.join("pkg/data").is_dir());
+        let p4 = plan_of(&f);
+        assert!(p4.adoptions.is_empty(), "{p4:?}");
+        assert_eq!(p4.prune, BTreeSet::from([Path::new(SITE).join("pkg/data")]));
+        remove_copies(&f.venv, &p4).unwrap();
+        assert!(!site.join("pkg/data").exists());
         assert_eq!(manifest(&f).layers.len(), 1);
-        assert!(plan_of(&f).adoptions.is_empty());
+        let done = plan_of(&f);
+        assert!(
+            done.adoptions.is_empty() && done.prune.is_empty(),
+            "{done:?}"
+        );
     }
 
     #[test]
@@ -903,7 +925,11 @@ mod tests {
         let p = plan_of(&f);
         assert_eq!(
             rels(&p.adoptions[0].copies),
-            ["pkg-1.0.dist-info/METADATA", "pkg-1.0.dist-info/WHEEL"]
+            [
+                "pkg-1.0.dist-info/METADATA",
+                "pkg-1.0.dist-info/WHEEL",
+                "pkg/data/x.txt"
+            ]
         );
         // an opaque directory: nothing of the layer shows below it
         put(&site.join("pkg").join(crate::upper_format::OPAQUE), "");
