@@ -194,5 +194,7 @@ pub fn remove_copies(
     Ok((removed, bytes))
 }
 
-/// The copies a mounted venv's daemon removes per request.
-const REMOVE_BATCH: usize = 1000;
+/// The copies a mounted venv's daemon removes per request. It opens those the kernel
+/// holds before removing them (see `Overlay::reload_after`), so this also bounds the
+/// descriptors that opens at once (a common limit is 1,024 per process).
+const REMOVE_BATCH: usize = 200;
