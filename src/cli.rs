@@ -107,7 +107,8 @@ importlib.metadata. Afterwards it is used mounted (`venvfs mount VENV`); a mount
 takes the change live.\n\n\
 Safe to interrupt at any point (Ctrl-C, kill -9, power loss): the layers are committed \
 before any copy is removed, and a copy shadows its layer's file, so every intermediate \
-state shows the same bytes. Running adopt again finishes the job.\n\n\
+state shows the same bytes. Running adopt again, or the next `venvfs mount`, finishes the \
+job.\n\n\
 Prints one line per distribution adopted and the disk given back (the blocks of the \
 copies removed; a copy hard-linked elsewhere gives none)."
     )]

@@ -243,6 +243,8 @@ fn adopt(
         eprintln!("note: {note}");
     }
     if plan.adoptions.is_empty() && plan.prune.is_empty() {
+        let own = venvfs::daemon::own_dir_of(venv).unwrap_or_else(|| venv.to_owned());
+        adopt::mark_finished(&own)?;
         if plan.linked == 0 {
             println!(
                 "Nothing to adopt ({} {} served by layers already)",
@@ -261,6 +263,8 @@ fn adopt(
     // (a mounted venv's daemon removes them itself, and takes the change in the same step)
     let (files, dirs) = adopt::removals(&plan);
     let (files, bytes) = venvfs::daemon::remove_copies(venv, &files, &dirs)?;
+    let own = venvfs::daemon::own_dir_of(venv).unwrap_or_else(|| venv.to_owned());
+    adopt::mark_finished(&own)?;
     if plan.adoptions.is_empty() {
         println!(
             "Nothing to adopt ({} served by layers already); {} of emptied directories given back",

@@ -20,7 +20,8 @@
 //!    layer's file takes its place.
 //!
 //! A kill at any point leaves a venv that shows what it showed; running `adopt` again finds
-//! the layers already there and removes what is left.
+//! the layers already there and removes what is left, and so does the next mount when a
+//! run was interrupted ([`finish_interrupted`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -525,6 +526,14 @@ fn dir_bytes(path: &Path) -> u64 {
 /// then the guard that makes the unmounted venv say it must be mounted. Nothing the venv
 /// shows changes. Returns the venv-relative paths written.
 pub fn commit_layers(root: &Path, plan: &Plan) -> Result<Vec<PathBuf>, Error> {
+    if plan.adoptions.is_empty() {
+        return Ok(Vec::new());
+    }
+    // (so that the next mount finishes the job if this run does not)
+    let marker = unfinished_marker(root);
+    std::fs::create_dir_all(marker.parent().unwrap_or(root))
+        .and_then(|()| crate::fsutil::write_atomic(&marker, b"", 0o644))
+        .map_err(|e| format!("{}: {e}", marker.display()))?;
     let new: Vec<&Adoption> = plan.adoptions.iter().filter(|a| a.new).collect();
     if new.is_empty() {
         return Ok(Vec::new());
@@ -621,6 +630,41 @@ pub fn remove_at(root: &Path, files: &[PathBuf], dirs: &[PathBuf]) -> Removed {
 pub fn remove_copies(root: &Path, plan: &Plan) -> Result<Removed, Error> {
     let (files, dirs) = removals(plan);
     Ok(remove_at(root, &files, &dirs))
+}
+
+/// Left in the venv's `.venvfs` from step 1 until the copies are removed: a venv mounted
+/// with it there had an adopt interrupted, which the mount finishes
+/// ([`finish_interrupted`]).
+pub const UNFINISHED: &str = "adopt-unfinished";
+
+fn unfinished_marker(root: &Path) -> PathBuf {
+    root.join(crate::manifest::STATE_DIR).join(UNFINISHED)
+}
+
+/// Marks the adoption done (after step 2).
+pub fn mark_finished(root: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(unfinished_marker(root)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// At mount, before serving: when an adopt was interrupted (its marker is there), removes
+/// the copies the layers it committed serve, as running `adopt` again would. Looks for no
+/// wheels: distributions without a layer stay as they are. None when there was nothing
+/// to finish.
+pub fn finish_interrupted(venv: &Path) -> Result<Option<Removed>, Error> {
+    if unfinished_marker(venv).symlink_metadata().is_err() {
+        return Ok(None);
+    }
+    let version = crate::venv::python_version(venv)?;
+    let mut find = |_: &str, _: &str, _: &[RecordRow]| Ok(Err(String::new()));
+    let plan = plan_with(venv, &version, &mut find)?;
+    let removed = remove_copies(venv, &plan)?;
+    if removed.failed.is_empty() {
+        mark_finished(venv)?;
+    }
+    Ok(Some(removed))
 }
 
 /// The summary lines: one per distribution, then the total.
@@ -852,6 +896,8 @@ mod tests {
             ]
         );
 
+        mark_finished(&f.venv).unwrap();
+
         // done: nothing left, and no stash behind
         let again = plan_of(&f);
         assert!(
@@ -911,6 +957,22 @@ mod tests {
             done.adoptions.is_empty() && done.prune.is_empty(),
             "{done:?}"
         );
+    }
+
+    #[test]
+    fn the_next_mount_finishes_an_interrupted_adopt() {
+        let f = fixture();
+        let site = f.venv.join(SITE);
+        assert!(finish_interrupted(&f.venv).unwrap().is_none());
+        let p = plan_of(&f);
+        commit_layers(&f.venv, &p).unwrap();
+        assert!(f.venv.join(".venvfs").join(UNFINISHED).is_file());
+        // (killed here)
+        let removed = finish_interrupted(&f.venv).unwrap().unwrap();
+        assert_eq!(removed.files, 5);
+        assert!(!site.join("pkg/mod.py").exists() && !site.join("pkg/data").exists());
+        assert!(!f.venv.join(".venvfs").join(UNFINISHED).exists());
+        assert!(finish_interrupted(&f.venv).unwrap().is_none());
     }
 
     #[test]
