@@ -694,9 +694,14 @@ pub fn lines(plan: &Plan, removed: &Removed, elapsed: std::time::Duration) -> Ve
         out.push(line);
     }
     let n = plan.adoptions.iter().filter(|a| a.new).count();
+    let before = plan.adoptions.len() - n;
     out.push(format!(
-        "Adopted {n} {} in {}ms: gave back {} ({} copies removed)",
+        "Adopted {n} {}{} in {}ms: gave back {} ({} copies removed)",
         if n == 1 { "package" } else { "packages" },
+        match before {
+            0 => String::new(),
+            _ => format!(" (and the copies of {before} already layers)"),
+        },
         elapsed.as_millis(),
         human(removed.bytes),
         removed.files
