@@ -91,6 +91,43 @@ pub enum Command {
     /// the venv shows does not change. `sync` and `install` do it too when links exist.
     /// A mounted venv takes the change live.
     Fold { venv: PathBuf },
+    /// Turn a venv that uv or pip filled with copies into a venvfs venv, giving back the
+    /// disk of every copy a layer can serve.
+    #[command(
+        long_about = "Turn a venv that uv or pip filled with copies (uv's copy link \
+mode, pip) into a venvfs venv, and give back the disk the copies take.\n\n\
+Each installed distribution (a .dist-info with a RECORD in the venv's site-packages) for \
+which uv's cache or a --find-links directory has the same wheel (same name and version, a \
+tag this interpreter accepts; among several, the one whose RECORD agrees most with the \
+installed one) becomes a layer of that wheel, and each copy whose bytes and mode equal the layer's file is removed. What \
+differs stays in the venv's own directory and keeps showing: files you edited, and what \
+the installer wrote (RECORD, INSTALLER, console-script launchers, #!python scripts with \
+the venv's interpreter). Files of the wheel that were deleted from the venv stay hidden. \
+A distribution with no such wheel keeps its copies, and a note says so; nothing is \
+downloaded.\n\n\
+What the venv shows does not change: the same files and contents, the same `pip list` and \
+importlib.metadata. Afterwards it is used mounted (`venvfs mount VENV`); a mounted venv \
+takes the change live.\n\n\
+Safe to interrupt at any point (Ctrl-C, kill -9, power loss): the layers are committed \
+before any copy is removed, and a copy shadows its layer's file, so every intermediate \
+state shows the same bytes. Running adopt again, or the next `venvfs mount`, finishes the \
+job.\n\n\
+Prints one line per distribution adopted and the disk given back (the blocks of the \
+copies removed; a copy hard-linked elsewhere gives none)."
+    )]
+    Adopt {
+        /// The venv directory, mounted or not.
+        venv: PathBuf,
+        /// A directory of `.whl` files to look in (may be repeated).
+        #[arg(long = "find-links", short = 'f', value_name = "DIR")]
+        find_links: Vec<PathBuf>,
+        /// uv's cache directory [default: $UV_CACHE_DIR, else $XDG_CACHE_HOME/uv, else ~/.cache/uv].
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+        /// Do not look in uv's cache.
+        #[arg(long)]
+        no_cache: bool,
+    },
     /// Add, list or remove a venv's read-only layers.
     #[command(subcommand)]
     Layer(LayerCommand),

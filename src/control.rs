@@ -18,6 +18,15 @@ pub enum Request {
     /// Take the manifest as it is on disk now; `touched` are the venv-relative paths of
     /// the venv's own files that the change wrote or removed.
     Reload { touched: Vec<PathBuf> },
+    /// Remove these files of the venv's own directory, copies the layers show the same
+    /// (`venvfs adopt`), then the directories left empty, and take the change as `Reload`
+    /// does. The daemon does both itself, so a command killed midway leaves no removed
+    /// file the daemon still believes in. The answer starts with `FILES BYTES `: how many
+    /// were removed and the disk they gave back.
+    RemoveCopies {
+        files: Vec<PathBuf>,
+        dirs: Vec<PathBuf>,
+    },
 }
 
 /// Where daemon `pid` listens.

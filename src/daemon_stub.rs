@@ -43,6 +43,24 @@ pub fn change<T>(
     Ok(change(venv)?.0)
 }
 
+/// Removes copies the layers show the same (`venvfs adopt`): the venv is never mounted here.
+pub fn remove_copies(
+    venv: &Path,
+    files: &[PathBuf],
+    dirs: &[PathBuf],
+) -> Result<(usize, u64), Box<dyn Error>> {
+    let r = crate::install::adopt::remove_at(venv, files, dirs);
+    if !r.failed.is_empty() {
+        return Err(format!(
+            "{} copies removed, but not all: {}",
+            r.files,
+            r.failed.join("; ")
+        )
+        .into());
+    }
+    Ok((r.files, r.bytes))
+}
+
 /// The manifest in the venv directory (never hidden by a mount here).
 pub fn manifest_of(venv: &Path) -> PathBuf {
     crate::manifest::manifest_path(venv)

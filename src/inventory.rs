@@ -548,11 +548,12 @@ pub fn advice_items(venv: &Path, inv: &Inventory, uv_cache: Option<&UvCache>) ->
         .collect();
     if !servable.is_empty() {
         let bytes: u64 = servable.iter().map(|d| d.copy_bytes).sum();
-        let pins: Vec<String> = servable.iter().map(|d| d.pin()).collect();
+        // (adopt keeps what the installer wrote and the user's edits; it finds the wheels
+        // itself, and leaves alone what it has none of)
         items.push(Advice {
             kind: AdviceKind::Servable,
             what: human(bytes),
-            command: restore_command(venv, &pins, true),
+            command: format!("venvfs adopt {venv_s}"),
         });
     }
     items
@@ -825,7 +826,7 @@ mod tests {
         );
         assert_eq!(
             advice[2],
-            "10 B of the venv's own directory are copies a layer could serve: `venvfs install /v cop==2.0`"
+            "10 B of the venv's own directory are copies a layer could serve: `venvfs adopt /v`"
         );
     }
 

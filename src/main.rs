@@ -1,5 +1,5 @@
 use std::error::Error;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -47,6 +47,12 @@ fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
         } => install(&venv, &targets, &finder),
         Command::Uninstall { venv, names } => uninstall(&venv, &names),
         Command::Fold { venv } => fold(&venv),
+        Command::Adopt {
+            venv,
+            find_links,
+            cache_dir,
+            no_cache,
+        } => adopt(&venv, find_links, cache_dir, no_cache),
         Command::Layer(cmd) => layer(cmd),
         Command::Doctor(_) => unreachable!("answered in main"),
     }
@@ -213,6 +219,82 @@ fn fold(venv: &Path) -> Result<(), Box<dyn Error>> {
     let report = fold_links(venv, &version)?;
     if report.lines.is_empty() {
         println!("Nothing to fold");
+    }
+    Ok(())
+}
+
+/// `venvfs adopt`: a venv of copies becomes a venvfs venv. Two live changes when mounted:
+/// the layers first (the copies still shadow them), then the removal of the copies, done
+/// by the daemon itself, so that neither a program running in the venv nor a kill of this
+/// command finds a file missing in between.
+fn adopt(
+    venv: &Path,
+    find_links: Vec<PathBuf>,
+    cache_dir: Option<PathBuf>,
+    no_cache: bool,
+) -> Result<(), Box<dyn Error>> {
+    use venvfs::install::adopt;
+    venvfs::venv::python_version(venv)?;
+    let started = std::time::Instant::now();
+    let opts = adopt::Options {
+        find_links: find_links
+            .into_iter()
+            .map(|d| std::path::absolute(&d).unwrap_or(d))
+            .collect(),
+        cache_dir,
+        no_cache,
+    };
+    let plan = venvfs::daemon::change(venv, |root| {
+        let plan = adopt::plan(venv, root, &opts)?;
+        let touched = adopt::commit_layers(root, &plan)?;
+        Ok((plan, touched))
+    })?;
+    for note in &plan.notes {
+        eprintln!("note: {note}");
+    }
+    if plan.adoptions.is_empty() && plan.prune.is_empty() {
+        let own = venvfs::daemon::own_dir_of(venv).unwrap_or_else(|| venv.to_owned());
+        adopt::mark_finished(&own)?;
+        if plan.linked == 0 {
+            println!(
+                "Nothing to adopt ({} {} served by layers already)",
+                plan.already,
+                if plan.already == 1 {
+                    "distribution"
+                } else {
+                    "distributions"
+                }
+            );
+        }
+        // (what uv linked into its cache is fold's to make layers of)
+        fold_after(venv);
+        return Ok(());
+    }
+    // (a mounted venv's daemon removes them itself, and takes the change in the same step)
+    let (files, dirs) = adopt::removals(&plan);
+    let (files, bytes) = venvfs::daemon::remove_copies(venv, &files, &dirs)?;
+    let own = venvfs::daemon::own_dir_of(venv).unwrap_or_else(|| venv.to_owned());
+    adopt::mark_finished(&own)?;
+    if plan.adoptions.is_empty() {
+        println!(
+            "Nothing to adopt ({} served by layers already); {} of emptied directories given back",
+            plan.already,
+            venvfs::inventory::human(bytes)
+        );
+        fold_after(venv);
+        return Ok(());
+    }
+    let removed = adopt::Removed {
+        files,
+        bytes,
+        ..Default::default()
+    };
+    for line in adopt::lines(&plan, &removed, started.elapsed()) {
+        println!("{line}");
+    }
+    fold_after(venv);
+    if !venvfs::daemon::venv_is_mounted(venv) {
+        println!("Mount it to use it: venvfs mount {}", venv.display());
     }
     Ok(())
 }

@@ -144,10 +144,9 @@ fn list_and_status_show_what_uv_sees() {
     assert!(block.contains("; 4 distributions:"), "{block}");
     let in_status = parse_lines(block.lines().filter(|l| l.starts_with("    ")));
     assert_eq!(in_status, listed, "{block}");
-    let click = &uv_sees["click"];
     assert!(
         block.contains(&format!(
-            "copies a layer could serve: `venvfs install {} click=={click}`",
+            "copies a layer could serve: `venvfs adopt {}`",
             s.venv.display()
         )),
         "{block}"

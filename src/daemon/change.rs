@@ -75,33 +75,138 @@ pub(super) fn take_changes_live(
     ))
     .join(STATE_DIR)
     .join(crate::manifest::MANIFEST_FILE);
-    crate::control::serve(std::process::id(), move |request| match request {
-        crate::control::Request::Reload { touched } => {
-            let started = Instant::now();
-            let manifest = Manifest::load(&manifest_file).map_err(|e| e.to_string())?;
-            let touched: Vec<Vec<u8>> = touched
+    let own_dir = PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        overlay
+            .upper()
+            .dir_fd()
+            .expect("the POSIX upper")
+            .as_raw_fd()
+    ));
+    crate::control::serve(std::process::id(), move |request| {
+        let started = Instant::now();
+        let manifest = Manifest::load(&manifest_file).map_err(|e| e.to_string())?;
+        let bytes = |paths: &[PathBuf]| -> Vec<Vec<u8>> {
+            paths
                 .iter()
                 .map(|p| p.as_os_str().as_bytes().to_vec())
-                .collect();
-            let done = overlay
-                .reload(&manifest, &touched, &*cache)
-                .map_err(|e| e.to_string())?;
-            let lower = overlay.lower();
-            let mut record = record.lock().unwrap_or_else(|e| e.into_inner());
-            record.layers = lower.labels.clone();
-            record.lower_entries = lower.len();
-            if let Err(e) = registry::write(&record) {
-                tracing::warn!("cannot record the mount's new layers for `venvfs status`: {e}");
+                .collect()
+        };
+        let (done, removed) = match request {
+            crate::control::Request::Reload { touched } => {
+                let done = overlay.reload(&manifest, &bytes(&touched), &*cache);
+                (done, None)
             }
-            let text = format!(
-                "{} layers; {} names changed in {} directories the kernel had seen, in {:.0?}",
-                record.layers.len(),
-                done.names,
-                done.dirs,
-                started.elapsed()
-            );
-            tracing::info!("took a change live: {text}");
-            Ok(text)
+            crate::control::Request::RemoveCopies { files, dirs } => {
+                // (removed while the tree is locked: no request sees a copy gone before
+                // the tree shows the layer's file in its place)
+                let mut removed = None;
+                let done = overlay.reload_after(&manifest, &*cache, &bytes(&files), || {
+                    let r = crate::install::adopt::remove_at(&own_dir, &files, &dirs);
+                    let touched = bytes(&r.touched);
+                    removed = Some(r);
+                    touched
+                });
+                (done, removed)
+            }
+        };
+        let done = done.map_err(|e| e.to_string())?;
+        let lower = overlay.lower();
+        let mut record = record.lock().unwrap_or_else(|e| e.into_inner());
+        record.layers = lower.labels.clone();
+        record.lower_entries = lower.len();
+        if let Err(e) = registry::write(&record) {
+            tracing::warn!("cannot record the mount's new layers for `venvfs status`: {e}");
+        }
+        let text = format!(
+            "{} layers; {} names changed in {} directories the kernel had seen, in {:.0?}",
+            record.layers.len(),
+            done.names,
+            done.dirs,
+            started.elapsed()
+        );
+        tracing::info!("took a change live: {text}");
+        match removed {
+            Some(r) if !r.failed.is_empty() => Err(format!(
+                "{} copies removed, but not all: {}",
+                r.files,
+                r.failed.join("; ")
+            )),
+            Some(r) => Ok(format!("{} {} {text}", r.files, r.bytes)),
+            None => Ok(text),
         }
     })
 }
+
+/// Removes copies the layers show the same from the venv's own directory (`venvfs adopt`):
+/// by the daemon of a mounted venv, which takes the change live; when the venv is not
+/// mounted, directly. Returns the files removed and the disk given back.
+pub fn remove_copies(
+    venv: &Path,
+    files: &[PathBuf],
+    dirs: &[PathBuf],
+) -> Result<(usize, u64), Box<dyn Error>> {
+    let abs = absolute(venv).map_err(|e| format!("{}: {e}", venv.display()))?;
+    let shown = abs.display();
+    if venvfs_fuse::is_stale(&abs) {
+        return Err(format!(
+            "{shown}: its venvfs daemon died; run `venvfs mount {shown}` (or `venvfs umount {shown}`) first"
+        )
+        .into());
+    }
+    if !is_mounted(&abs) {
+        let r = crate::install::adopt::remove_at(&abs, files, dirs);
+        if !r.failed.is_empty() {
+            return Err(format!(
+                "{} copies removed, but not all: {}",
+                r.files,
+                r.failed.join("; ")
+            )
+            .into());
+        }
+        return Ok((r.files, r.bytes));
+    }
+    let Some(record) = registry::list().into_iter().find(|r| r.venv == abs) else {
+        return Err(format!(
+            "{shown} is mounted by another user or session; run the command there, or unmount it there first"
+        )
+        .into());
+    };
+    // In batches: requests to the mount wait while the daemon removes a batch, so a
+    // program running in the venv pauses briefly a few times rather than once for long,
+    // and each answer comes well within the control socket's timeout.
+    let batches: Vec<&[PathBuf]> = if files.is_empty() {
+        vec![&[]]
+    } else {
+        files.chunks(REMOVE_BATCH).collect()
+    };
+    let (mut removed, mut bytes) = (0, 0);
+    for (i, batch) in batches.iter().enumerate() {
+        let last = i + 1 == batches.len();
+        let request = crate::control::Request::RemoveCopies {
+            files: batch.to_vec(),
+            dirs: if last { dirs.to_vec() } else { Vec::new() },
+        };
+        let answer = crate::control::ask(record.pid, &request).map_err(|why| {
+            format!(
+                "the layers are saved in {shown}, but its mount could not remove the copies: {why}\n  \
+                 run `venvfs adopt {shown}` again"
+            )
+        })?;
+        let mut parts = answer.split(' ');
+        let mut number = || {
+            parts
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        removed += number() as usize;
+        bytes += number();
+    }
+    Ok((removed, bytes))
+}
+
+/// The copies a mounted venv's daemon removes per request. It opens those the kernel
+/// holds before removing them (see `Overlay::reload_after`), so this also bounds the
+/// descriptors that opens at once (a common limit is 1,024 per process).
+const REMOVE_BATCH: usize = 200;

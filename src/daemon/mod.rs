@@ -27,7 +27,7 @@ use crate::registry;
 
 pub use run::run;
 
-pub use change::change;
+pub use change::{change, remove_copies};
 pub use status::status;
 
 type CmdResult = Result<(), Box<dyn Error>>;
@@ -85,6 +85,19 @@ pub fn mount(args: MountArgs) -> CmdResult {
     if !args.daemon_child {
         for line in crate::install::heal::heal_pruned_layers(&venv)? {
             eprintln!("healed layer {line} (its uv cache entry was made again)");
+        }
+        // (a failure is only a note: the venv shows the same either way)
+        match crate::install::adopt::finish_interrupted(&venv) {
+            Ok(Some(r)) => eprintln!(
+                "finished an interrupted `venvfs adopt`: {} copies removed, {} given back",
+                r.files,
+                crate::inventory::human(r.bytes)
+            ),
+            Ok(None) => {}
+            Err(e) => eprintln!(
+                "note: an interrupted `venvfs adopt` is unfinished ({e}); `venvfs adopt {}` finishes it",
+                venv.display()
+            ),
         }
     }
     if args.foreground || args.daemon_child {

@@ -441,7 +441,7 @@ mod tests {
                 Advice {
                     kind: AdviceKind::Servable,
                     what: "4.0 KiB".into(),
-                    command: "venvfs install .venv idna==3.10".into(),
+                    command: "venvfs adopt .venv".into(),
                 },
             ],
             activation_links: Some(false),

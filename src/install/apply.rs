@@ -28,15 +28,15 @@ pub struct Planned {
 }
 
 /// Reads one file of a wheel source by its path in the wheel.
-type ReadFn = Box<dyn Fn(&str) -> Result<Vec<u8>, InstallError>>;
+pub(super) type ReadFn = Box<dyn Fn(&str) -> Result<Vec<u8>, InstallError>>;
 
 /// The files of a wheel source that installing reads.
-struct SourceFiles {
+pub(super) struct SourceFiles {
     /// (path, size) of every file.
-    members: Vec<(String, u64)>,
+    pub(super) members: Vec<(String, u64)>,
     /// The mode of every file, in the order of `members`.
-    modes: Vec<u32>,
-    read: ReadFn,
+    pub(super) modes: Vec<u32>,
+    pub(super) read: ReadFn,
 }
 
 impl SourceFiles {
@@ -53,7 +53,7 @@ impl SourceFiles {
 }
 
 /// Opens a wheel source once: its file list, and a reader of its files.
-fn source_files(source: &Path) -> Result<SourceFiles, InstallError> {
+pub(super) fn source_files(source: &Path) -> Result<SourceFiles, InstallError> {
     let read_err = |path: PathBuf| {
         move |e| InstallError::Read {
             path: path.clone(),

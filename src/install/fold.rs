@@ -69,7 +69,7 @@ pub fn has_references(root: &Path, layout: &Layout) -> bool {
 }
 
 /// `.dist-info` directories in the own site-packages.
-fn own_dist_infos(site: &Path) -> Vec<String> {
+pub(super) fn own_dist_infos(site: &Path) -> Vec<String> {
     let mut out: Vec<String> = std::fs::read_dir(site)
         .into_iter()
         .flatten()
@@ -263,20 +263,20 @@ fn disk_bytes(meta: &std::fs::Metadata) -> u64 {
 
 /// Whether layer content below a directory of the venv's own can show: not when the
 /// directory, or one above it, is whited out, opaque or redirected. Remembered per directory.
-struct Marks<'a> {
+pub(super) struct Marks<'a> {
     root: &'a Path,
     hidden: HashMap<PathBuf, bool>,
 }
 
 impl<'a> Marks<'a> {
-    fn new(root: &'a Path) -> Self {
+    pub(super) fn new(root: &'a Path) -> Self {
         Marks {
             root,
             hidden: HashMap::new(),
         }
     }
 
-    fn hidden_below(&mut self, dir: &Path) -> bool {
+    pub(super) fn hidden_below(&mut self, dir: &Path) -> bool {
         if dir.as_os_str().is_empty() {
             return false;
         }

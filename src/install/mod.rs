@@ -1,6 +1,7 @@
 //! Wheels to layers: where each part of a wheel goes in a venv (the binary distribution
 //! format spec, "Installing a wheel"), expressed as manifest mappings so nothing is copied.
 
+pub mod adopt;
 pub mod apply;
 pub mod entry_points;
 pub mod fold;

@@ -48,17 +48,49 @@ impl Overlay {
         touched: &[Vec<u8>],
         cache: &dyn KernelCache,
     ) -> Result<Reloaded, super::OpenError> {
+        self.reload_after(manifest, cache, &[], || touched.to_vec())
+    }
+
+    /// [`Overlay::reload`] of a change that `change` makes to the venv's own files while
+    /// the tree is locked, returning the paths it touched: no request finds the files
+    /// changed before the tree knows (requests wait meanwhile). For changes where each
+    /// file's old and new state show the same bytes, such as removing a copy of a layer's
+    /// file (`venvfs adopt`), whose removal would otherwise show as a missing file until
+    /// the reload. `removing` are the upper files the change may remove: those the kernel
+    /// holds (a program may have one open, or mapped, as Python does a `.so`) are opened
+    /// first, and keep serving their old node until the kernel lets go, as an unlinked
+    /// file does.
+    pub fn reload_after(
+        &self,
+        manifest: &Manifest,
+        cache: &dyn KernelCache,
+        removing: &[Vec<u8>],
+        change: impl FnOnce() -> Vec<Vec<u8>>,
+    ) -> Result<Reloaded, super::OpenError> {
         let new_lower = Arc::new(LowerTree::build(
             manifest,
             &self.manifest_path,
             self.cfg.rules.names(),
         )?);
-        let touched: HashSet<&[u8]> = touched.iter().map(|p| p.as_slice()).collect();
         let mut forget_names: Vec<(Ino, OsString)> = Vec::new();
         let mut forget_inodes: Vec<Ino> = Vec::new();
         let mut done = Reloaded::default();
         {
             let mut tree = self.tree.write();
+            let held: Vec<(Ino, std::fs::File)> = removing
+                .iter()
+                .filter_map(|path| {
+                    let ino = loaded_node(&tree, path)?;
+                    let node = tree.get(ino).ok()?;
+                    let upper_file = node.upper && !node.reference && node.kind == FileKind::File;
+                    if !upper_file || !self.open_files.held(ino) {
+                        return None;
+                    }
+                    Some((ino, self.upper.open_ro(path).ok()?))
+                })
+                .collect();
+            let touched = change();
+            let touched: HashSet<&[u8]> = touched.iter().map(|p| p.as_slice()).collect();
             let old_lower = std::mem::replace(&mut tree.lower, new_lower);
             let mut dirs = vec![ROOT];
             while let Some(dir) = dirs.pop() {
@@ -90,6 +122,18 @@ impl Overlay {
                 .collect();
             for ino in gone {
                 self.detach(&mut tree, &old_lower, ino)?;
+            }
+            for (ino, file) in held {
+                if self.open_files.held(ino) {
+                    let file = Arc::new(file);
+                    self.open_files.put(
+                        ino,
+                        Desc::Upper(super::open_files::UpperFile {
+                            file,
+                            writable: false,
+                        }),
+                    );
+                }
             }
         }
         done.names = forget_names.len();
@@ -230,4 +274,15 @@ impl Overlay {
         }
         Some(self.lower_attr(old_lower, node.lower?, ino))
     }
+}
+
+/// The node at venv-relative `path`, if every directory on the way is loaded (else the
+/// kernel has never seen it).
+fn loaded_node(tree: &Tree, path: &[u8]) -> Option<Ino> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut ino = ROOT;
+    for part in path.split(|&b| b == b'/').filter(|p| !p.is_empty()) {
+        ino = tree.child(ino, OsStr::from_bytes(part)).ok()??;
+    }
+    Some(ino)
 }
