@@ -96,6 +96,27 @@ pub fn mount(args: MountArgs) -> CmdResult {
     }
 }
 
+/// The overlay of an unmounted venv as `venvfs mount` would serve it, for
+/// `venvfs materialize`: first what mount does to the venv's state (layers whose
+/// distribution was uninstalled while unmounted are dropped, layers whose uv cache entry was
+/// made again under a new id are healed: both crash-safe manifest changes), then the same
+/// layers and upper. The caller must have checked that the venv is not mounted.
+pub fn open_unmounted(
+    venv: &Path,
+) -> Result<std::sync::Arc<crate::overlay::Overlay>, Box<dyn Error>> {
+    crate::venv::python_version(venv)?;
+    unmounted::drop_uninstalled(venv)?;
+    for line in crate::install::heal::heal_pruned_layers(venv)? {
+        eprintln!("healed layer {line} (its uv cache entry was made again)");
+    }
+    serve::open_overlay(venv, 256, None)
+}
+
+/// Whether `venv` is a mount point left by a daemon that died.
+pub fn is_stale(venv: &Path) -> bool {
+    venvfs_fuse::is_stale(venv)
+}
+
 /// Makes the venv's activation set uv's symlink link mode (through the mount, which is
 /// up: a refused mount must leave the venv as it was), saying once, when the script
 /// changes, how a uv project around the venv gets the same without activating it.
