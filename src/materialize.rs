@@ -24,7 +24,7 @@ use std::error::Error;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
@@ -43,7 +43,8 @@ type CmdResult<T = ()> = Result<T, Box<dyn Error>>;
 
 pub fn materialize(args: &MaterializeArgs) -> CmdResult {
     let started = Instant::now();
-    let given = std::path::absolute(&args.venv).map_err(|e| format!("{}: {e}", args.venv.display()))?;
+    let given =
+        std::path::absolute(&args.venv).map_err(|e| format!("{}: {e}", args.venv.display()))?;
     if crate::daemon::is_stale(&given) || crate::daemon::venv_is_mounted(&given) {
         return Err(format!(
             "{} is mounted; unmount it first with `venvfs umount {}` (materialize replaces the \
@@ -75,12 +76,8 @@ pub fn materialize(args: &MaterializeArgs) -> CmdResult {
     // One materialize of a venv at a time: a second one would find the first one's
     // directory beside it, or the venv gone from under it.
     let lock = File::open(&venv).map_err(|e| format!("{}: {e}", venv.display()))?;
-    rustix::fs::flock(&lock, FlockOperation::NonBlockingLockExclusive).map_err(|_| {
-        format!(
-            "another `venvfs materialize {}` is running",
-            venv.display()
-        )
-    })?;
+    rustix::fs::flock(&lock, FlockOperation::NonBlockingLockExclusive)
+        .map_err(|_| format!("another `venvfs materialize {}` is running", venv.display()))?;
 
     let overlay = crate::daemon::open_unmounted(&venv)?;
     let aside = parent.join(sibling(&name, BUILDING, std::process::id()));
@@ -141,7 +138,10 @@ fn recover(parent: &Path, name: &std::ffi::OsStr, venv: &Path) -> CmdResult {
         } else {
             continue;
         };
-        let Some(pid) = std::str::from_utf8(pid).ok().and_then(|p| p.parse::<u32>().ok()) else {
+        let Some(pid) = std::str::from_utf8(pid)
+            .ok()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
             continue;
         };
         if pid != std::process::id() && !crate::registry::alive(pid) {
@@ -353,7 +353,7 @@ fn build(fs: &Overlay, venv: &Path, aside: &Path, mode: LinkMode) -> CmdResult<S
     let root = fs.getattr(ROOT)?.attr;
     let mut dirs = vec![(aside.to_owned(), root)];
     // upper files with several names: the first name made, to link the others to
-    let mut links: HashMap<Ino, PathBuf> = HashMap::new();
+    let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
     for item in &items {
         let dest = aside.join(&item.rel);
         let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", item.rel.display());
@@ -371,15 +371,20 @@ fn build(fs: &Overlay, venv: &Path, aside: &Path, mode: LinkMode) -> CmdResult<S
                 set_times(&dest, item.attr.mtime, true).map_err(|e| fail(&e))?;
             }
             FileKind::File => {
-                if item.attr.nlink > 1 {
-                    if let Some(first) = links.get(&item.ino) {
+                let origin = fs.origin(item.ino).map_err(|e| fail(&e))?;
+                // a file of the venv's own with several names keeps them (the overlay
+                // numbers each name apart when it loads them: the disk's inode tells)
+                if let (Origin::Upper(rel), true) = (&origin, item.attr.nlink > 1) {
+                    let m = std::fs::symlink_metadata(venv.join(os_path(rel)?))
+                        .map_err(|e| fail(&e))?;
+                    let key = (m.dev(), m.ino());
+                    if let Some(first) = links.get(&key) {
                         std::fs::hard_link(first, &dest).map_err(|e| fail(&e))?;
                         stats.files += 1;
                         continue;
                     }
-                    links.insert(item.ino, dest.clone());
+                    links.insert(key, dest.clone());
                 }
-                let origin = fs.origin(item.ino).map_err(|e| fail(&e))?;
                 file(fs, venv, item, &origin, &dest, mode, &mut stats).map_err(|e| fail(&e))?;
                 stats.files += 1;
                 stats.bytes += item.attr.size;
@@ -431,9 +436,7 @@ fn file(
     stats: &mut Stats,
 ) -> std::io::Result<()> {
     let source = match origin {
-        Origin::Upper(rel) => Some(venv.join(crate::fsutil::os_str_from_bytes(rel).ok_or_else(
-            || std::io::Error::other("a path that is not valid here"),
-        )?)),
+        Origin::Upper(rel) => Some(venv.join(os_path(rel)?)),
         Origin::ReadOnly(p) => Some(p.clone()),
         Origin::Member => None,
     };
@@ -523,6 +526,13 @@ impl Stats {
     }
 }
 
+/// A venv-relative path of the overlay as a path.
+fn os_path(rel: &[u8]) -> std::io::Result<&Path> {
+    crate::fsutil::os_str_from_bytes(rel)
+        .map(Path::new)
+        .ok_or_else(|| std::io::Error::other("a path that is not valid here"))
+}
+
 /// Sets a path's access and modification times to `t` (of a symlink itself when `link`).
 fn set_times(path: &Path, t: SystemTime, link: bool) -> std::io::Result<()> {
     let (sec, nsec) = crate::fsutil::time_parts(t);
@@ -560,8 +570,12 @@ fn unset_link_mode(root: &Path) -> CmdResult {
     let text = std::fs::read_to_string(&script)?;
     if let Some(plain) = crate::activate::without_link_mode(&text) {
         use std::os::unix::fs::PermissionsExt;
-        crate::fsutil::write_atomic(&script, plain.as_bytes(), meta.permissions().mode() & 0o7777)
-            .map_err(|e| format!("{}: {e}", script.display()))?;
+        crate::fsutil::write_atomic(
+            &script,
+            plain.as_bytes(),
+            meta.permissions().mode() & 0o7777,
+        )
+        .map_err(|e| format!("{}: {e}", script.display()))?;
         let mtime = meta.modified()?;
         set_times(&script, mtime, false)?;
     }
