@@ -646,3 +646,69 @@ impl Progress {
         self.bar.finish_and_clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A PID no process can have (above the kernel's largest `pid_max`).
+    const DEAD: u32 = 4_000_000_000;
+
+    fn dir_with(path: &Path, file: &str) {
+        std::fs::create_dir_all(path).unwrap();
+        std::fs::write(path.join(file), file).unwrap();
+    }
+
+    #[test]
+    fn leftovers_of_dead_runs_go_and_a_venv_left_aside_comes_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let venv = tmp.path().join("v");
+        let at = |s: OsString| tmp.path().join(s);
+        let name = std::ffi::OsStr::new("v");
+        // killed between the two renames of a swap without exchange: no venv
+        dir_with(&at(sibling(name, OLD, DEAD)), "venvfs");
+        dir_with(&at(sibling(name, BUILDING, DEAD)), "plain");
+        recover(tmp.path(), name, &venv).unwrap();
+        assert!(venv.join("venvfs").is_file(), "the venvfs venv is back");
+        assert!(!at(sibling(name, BUILDING, DEAD)).exists());
+        // killed after the swap: the old venv goes; a live run's directories stay, and so
+        // do other names
+        dir_with(&at(sibling(name, OLD, DEAD)), "old");
+        dir_with(&at(sibling(name, BUILDING, 1)), "live");
+        dir_with(&at(sibling(name, BUILDING, std::process::id())), "mine");
+        dir_with(&tmp.path().join("v.materializing-x"), "other");
+        dir_with(&tmp.path().join("vv.materializing-5"), "other");
+        recover(tmp.path(), name, &venv).unwrap();
+        assert!(venv.join("venvfs").is_file());
+        assert!(!at(sibling(name, OLD, DEAD)).exists());
+        assert!(at(sibling(name, BUILDING, 1)).exists());
+        assert!(at(sibling(name, BUILDING, std::process::id())).exists());
+        assert!(tmp.path().join("v.materializing-x").exists());
+        assert!(tmp.path().join("vv.materializing-5").exists());
+    }
+
+    #[test]
+    fn the_switch_exchanges_the_two_directories() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (venv, aside) = (tmp.path().join("v"), tmp.path().join("v.materializing-1"));
+        dir_with(&venv, "venvfs");
+        dir_with(&aside, "plain");
+        let old = switch(&venv, &aside, tmp.path(), std::ffi::OsStr::new("v")).unwrap();
+        assert!(venv.join("plain").is_file());
+        assert!(old.join("venvfs").is_file());
+    }
+
+    #[test]
+    fn read_only_directories_are_removed_too() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let tree = tmp.path().join("t");
+        dir_with(&tree.join("a/b"), "f");
+        for d in ["a/b", "a"] {
+            std::fs::set_permissions(tree.join(d), std::fs::Permissions::from_mode(0o555)).unwrap();
+        }
+        remove_tree(&tree).unwrap();
+        assert!(!tree.exists());
+        remove_tree(&tree).unwrap();
+    }
+}
