@@ -106,8 +106,8 @@ and swapped in with one atomic exchange of the two directories, then the old one
 removed: an interrupted run (even kill -9) leaves either the venvfs venv or the complete \
 plain venv at VENV, and the next run removes what it left beside it. The venv must not \
 be mounted: run `venvfs umount VENV` first.\n\n\
---link-mode says how files of unpacked-wheel layers (uv's cache) get into the venv: \
-(and the cache files that links of uv's symlink link mode point to): `clone` (the \
+--link-mode says how files of unpacked-wheel layers (uv's cache), and the cache files \
+that links of uv's symlink link mode point to, get into the venv: `clone` (the \
 default) makes a copy-on-write clone (reflink) where the filesystem can (btrfs, XFS, \
 bcachefs, ...), else copies, as uv's clone mode does; `copy` always copies; \
 `hardlink` links the cache's files (falling back to a copy across filesystems, as uv \
