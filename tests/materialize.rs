@@ -453,3 +453,51 @@ fn a_killed_materialize_leaves_one_working_venv_or_the_other() {
     assert!(beside.is_empty(), "left beside the venv: {beside:?}");
     assert_eq!(st.sources(), sources, "the cache or a wheel changed");
 }
+
+/// Links uv's symlink link mode made into its cache through the mount (references, shown
+/// as files) become files of the plain venv, which then needs the cache no more.
+#[test]
+fn links_into_uvs_cache_become_files() {
+    let st = setup(&["six-"], &["pyyaml-"]);
+    let venv = &st.venv;
+    let idna = shared_wheel("idna-");
+    {
+        let _m = Mount::new(venv);
+        run_ok(
+            uv().args([
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--no-index",
+                "--link-mode=symlink",
+                "--python",
+            ])
+            .arg(venv.join("bin/python"))
+            .arg("-f")
+            .arg(idna.parent().unwrap())
+            .arg("idna")
+            .env("UV_CACHE_DIR", &st.cache),
+        );
+        imports(venv, "idna, six, yaml");
+    }
+    let module = venv.join(SITE).join("idna/core.py");
+    let target = std::fs::read_link(&module).expect("uv linked the module into its cache");
+    assert!(target.starts_with(&st.cache), "{}", target.display());
+    let sources = st.sources();
+    materialize_ok(venv, &[]);
+    let m = std::fs::symlink_metadata(&module).unwrap();
+    assert!(m.is_file(), "a file now");
+    assert_eq!(m.nlink(), 1);
+    assert_eq!(
+        std::fs::read(&module).unwrap(),
+        std::fs::read(&target).unwrap()
+    );
+    let links: Vec<_> = entries_below(venv)
+        .into_iter()
+        .filter(|(p, t)| t.is_symlink() && std::fs::read_link(p).unwrap().starts_with(&st.cache))
+        .collect();
+    assert!(links.is_empty(), "links into the cache are left: {links:?}");
+    imports(venv, "idna, six, yaml");
+    assert_eq!(st.sources(), sources, "the cache or a wheel changed");
+}
