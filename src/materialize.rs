@@ -83,6 +83,19 @@ pub fn materialize(args: &MaterializeArgs) -> CmdResult {
     let aside = parent.join(sibling(&name, BUILDING, std::process::id()));
     let built = build(&overlay, &venv, &aside, args.link_mode);
     drop(overlay);
+    // (mounted meanwhile: what was read may be half old, half new)
+    let built = built.and_then(|stats| {
+        if crate::daemon::venv_is_mounted(&venv) {
+            return Err(format!(
+                "{} was mounted while it was being materialized; nothing changed: run \
+                 `venvfs umount {}` and materialize again",
+                venv.display(),
+                venv.display()
+            )
+            .into());
+        }
+        Ok(stats)
+    });
     let stats = match built {
         Ok(stats) => stats,
         Err(e) => {
@@ -196,22 +209,36 @@ fn switch(venv: &Path, aside: &Path, parent: &Path, name: &std::ffi::OsStr) -> C
         }
         Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {}
         Err(e) => {
+            let _ = remove_tree(aside);
+            let why = if e == rustix::io::Errno::BUSY || e == rustix::io::Errno::XDEV {
+                " (is the venv directory a mount point, such as a container volume? \
+                 materialize replaces the directory, which a mount point cannot be: \
+                 materialize a venv inside it instead)"
+            } else {
+                ""
+            };
             return Err(format!(
-                "cannot swap {} into {}: {e}",
-                aside.display(),
+                "cannot swap the plain venv into {}: {e}{why}; the venvfs venv is unchanged",
                 venv.display()
             )
-            .into())
+            .into());
         }
     }
     // No atomic exchange on this filesystem: two renames; a run killed between them
     // leaves the venvfs venv at `old`, which the next run puts back.
     let old = parent.join(sibling(name, OLD, std::process::id()));
-    std::fs::rename(venv, &old)
-        .map_err(|e| format!("cannot move {} aside: {e}", venv.display()))?;
+    if let Err(e) = std::fs::rename(venv, &old) {
+        let _ = remove_tree(aside);
+        return Err(format!("cannot move {} aside: {e}", venv.display()).into());
+    }
     if let Err(e) = std::fs::rename(aside, venv) {
         let _ = std::fs::rename(&old, venv);
-        return Err(format!("cannot move {} to {}: {e}", aside.display(), venv.display()).into());
+        let _ = remove_tree(aside);
+        return Err(format!(
+            "cannot move the plain venv to {}: {e}; the venvfs venv is unchanged",
+            venv.display()
+        )
+        .into());
     }
     crate::fsutil::sync_dir(parent)?;
     Ok(old)
