@@ -368,6 +368,32 @@ fn link_modes_and_what_is_refused() {
         );
         imports(&venv, "six, click, yaml, jinja2, demo_pkg");
     }
+
+    // a venv whose layer is gone is refused, naming it, and left as it was
+    let venv = st.s.path("broken");
+    make_venvfs_venv(&st.s, &venv, &st.reqs, &st.whl_house, &st.cache);
+    let gone = st.s.path("gone");
+    std::fs::create_dir(&gone).unwrap();
+    let wheel = build_wheel(
+        &gone,
+        "gone_pkg",
+        "1.0",
+        &[("gone_pkg.py", b"X = 1\n", false)],
+    );
+    run_ok(venvfs().arg("install").arg(&venv).arg(&wheel));
+    std::fs::remove_file(&wheel).unwrap();
+    let before = view(&venv);
+    let out = materialize(&venv, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("gone_pkg-1.0-py3-none-any.whl"), "{err}");
+    assert_eq!(view(&venv), before, "the venv changed");
+    let beside: Vec<_> = std::fs::read_dir(&st.s.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".materializing-"))
+        .collect();
+    assert!(beside.is_empty(), "{beside:?}");
     assert_eq!(st.sources(), sources, "the cache or a wheel changed");
 }
 
