@@ -328,6 +328,22 @@ fn link_modes_and_what_is_refused() {
         imports(&st.venv, "six, yaml");
     }
 
+    // while a materialize runs (it holds the venv directory's lock), a second one and a
+    // mount are refused
+    {
+        let dir = std::fs::File::open(&st.venv).unwrap();
+        rustix::fs::flock(&dir, rustix::fs::FlockOperation::LockExclusive).unwrap();
+        let out = materialize(&st.venv, &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("is running"), "{err}");
+        let out = run(venvfs().arg("mount").arg(&st.venv));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("is being materialized"),
+            "{err}"
+        );
+    }
+
     // hardlink: the cache's files are linked (what uv's hardlink mode does), the members
     // of wheel files copied
     let (_, stderr) = materialize_ok(&st.venv, &["--link-mode", "hardlink"]);

@@ -78,6 +78,7 @@ pub fn mount(args: MountArgs) -> CmdResult {
         .into());
     }
     crate::venv::python_version(&venv)?;
+    refuse_while_materialized(&venv)?;
     unmounted::drop_uninstalled(&venv)?;
     // (also for venvs made before the guard existed; the venv is not mounted yet here)
     crate::venv::write_unmounted_guard(&venv)?;
@@ -110,6 +111,21 @@ pub fn open_unmounted(
         eprintln!("healed layer {line} (its uv cache entry was made again)");
     }
     serve::open_overlay(venv, 256, None)
+}
+
+/// `venvfs materialize` holds an exclusive lock of the venv directory while it reads the
+/// venv and swaps a plain one in: a mount then would change what it reads, and be swapped
+/// away.
+pub(super) fn refuse_while_materialized(venv: &Path) -> CmdResult {
+    let dir = std::fs::File::open(venv).map_err(|e| format!("{}: {e}", venv.display()))?;
+    rustix::fs::flock(&dir, rustix::fs::FlockOperation::NonBlockingLockShared).map_err(|_| {
+        format!(
+            "{} is being materialized (`venvfs materialize` is turning it into a plain venv); \
+             wait for it to finish",
+            venv.display()
+        )
+    })?;
+    Ok(())
 }
 
 /// Whether `venv` is a mount point left by a daemon that died.
