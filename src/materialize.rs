@@ -224,15 +224,22 @@ fn switch(venv: &Path, aside: &Path, parent: &Path, name: &std::ffi::OsStr) -> C
             .into());
         }
     }
-    // No atomic exchange on this filesystem: two renames; a run killed between them
-    // leaves the venvfs venv at `old`, which the next run puts back.
     let old = parent.join(sibling(name, OLD, std::process::id()));
-    if let Err(e) = std::fs::rename(venv, &old) {
+    switch_by_renames(venv, aside, &old)?;
+    crate::fsutil::sync_dir(parent)?;
+    Ok(old)
+}
+
+/// The swap where the filesystem has no atomic exchange: two renames, the venvfs venv to
+/// `old` first. A run killed between them leaves no venv, and the venvfs venv at `old`,
+/// which the next run puts back ([`recover`]).
+fn switch_by_renames(venv: &Path, aside: &Path, old: &Path) -> CmdResult {
+    if let Err(e) = std::fs::rename(venv, old) {
         let _ = remove_tree(aside);
         return Err(format!("cannot move {} aside: {e}", venv.display()).into());
     }
     if let Err(e) = std::fs::rename(aside, venv) {
-        let _ = std::fs::rename(&old, venv);
+        let _ = std::fs::rename(old, venv);
         let _ = remove_tree(aside);
         return Err(format!(
             "cannot move the plain venv to {}: {e}; the venvfs venv is unchanged",
@@ -240,8 +247,7 @@ fn switch(venv: &Path, aside: &Path, parent: &Path, name: &std::ffi::OsStr) -> C
         )
         .into());
     }
-    crate::fsutil::sync_dir(parent)?;
-    Ok(old)
+    Ok(())
 }
 
 /// What was made, for the summary.
@@ -723,6 +729,31 @@ mod tests {
         let old = switch(&venv, &aside, tmp.path(), std::ffi::OsStr::new("v")).unwrap();
         assert!(venv.join("plain").is_file());
         assert!(old.join("venvfs").is_file());
+    }
+
+    #[test]
+    fn the_swap_by_renames_and_a_run_killed_between_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let name = std::ffi::OsStr::new("v");
+        let venv = tmp.path().join(name);
+        let aside = tmp.path().join(sibling(name, BUILDING, DEAD));
+        let old = tmp.path().join(sibling(name, OLD, DEAD));
+        dir_with(&venv, "venvfs");
+        dir_with(&aside, "plain");
+        switch_by_renames(&venv, &aside, &old).unwrap();
+        assert!(venv.join("plain").is_file() && old.join("venvfs").is_file());
+        assert!(!aside.exists());
+        // the next run removes the old venv
+        recover(tmp.path(), name, &venv).unwrap();
+        assert!(venv.join("plain").is_file() && !old.exists());
+        // killed after the first rename: the next run puts the venvfs venv back and
+        // drops the plain one that was not swapped in
+        std::fs::remove_dir_all(&venv).unwrap();
+        dir_with(&old, "venvfs");
+        dir_with(&aside, "plain");
+        recover(tmp.path(), name, &venv).unwrap();
+        assert!(venv.join("venvfs").is_file() && !venv.join("plain").exists());
+        assert!(!old.exists() && !aside.exists());
     }
 
     #[test]
