@@ -384,6 +384,7 @@ fn build(fs: &Overlay, venv: &Path, aside: &Path, mode: LinkMode) -> CmdResult<S
         .create(aside)
         .map_err(|e| format!("cannot create {}: {e}", aside.display()))?;
     let root = fs.getattr(ROOT)?.attr;
+    let owner = Owner::of_venv(venv)?;
     let mut dirs = vec![(aside.to_owned(), root)];
     // upper files with several names: the first name made, to link the others to
     let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
@@ -401,6 +402,7 @@ fn build(fs: &Overlay, venv: &Path, aside: &Path, mode: LinkMode) -> CmdResult<S
             FileKind::Symlink => {
                 let target = fs.readlink(item.ino).map_err(|e| fail(&e))?;
                 std::os::unix::fs::symlink(&target, &dest).map_err(|e| fail(&e))?;
+                owner.give(&dest, &item.attr).map_err(|e| fail(&e))?;
                 set_times(&dest, item.attr.mtime, true).map_err(|e| fail(&e))?;
             }
             FileKind::File => {
@@ -418,7 +420,12 @@ fn build(fs: &Overlay, venv: &Path, aside: &Path, mode: LinkMode) -> CmdResult<S
                     }
                     links.insert(key, dest.clone());
                 }
-                file(fs, venv, item, &origin, &dest, mode, &mut stats).map_err(|e| fail(&e))?;
+                let linked =
+                    file(fs, venv, item, &origin, &dest, mode, &mut stats).map_err(|e| fail(&e))?;
+                // (never a hard link to the cache: that would change the cache's file)
+                if !linked {
+                    owner.give_file(&dest, &item.attr).map_err(|e| fail(&e))?;
+                }
                 stats.files += 1;
                 stats.bytes += item.attr.size;
                 progress.add(item.attr.size);
@@ -437,6 +444,7 @@ fn build(fs: &Overlay, venv: &Path, aside: &Path, mode: LinkMode) -> CmdResult<S
                     item.attr.rdev as u64,
                 )
                 .map_err(|e| fail(&e))?;
+                owner.give(&dest, &item.attr).map_err(|e| fail(&e))?;
                 set_times(&dest, item.attr.mtime, false).map_err(|e| fail(&e))?;
             }
             FileKind::Socket => stats.skipped_sockets.push(item.rel.clone()),
@@ -448,6 +456,7 @@ fn build(fs: &Overlay, venv: &Path, aside: &Path, mode: LinkMode) -> CmdResult<S
     // could not be filled.
     for (dir, attr) in dirs.iter().rev() {
         let fail = |e: std::io::Error| format!("{}: {e}", dir.display());
+        owner.give(dir, attr).map_err(fail)?;
         std::fs::set_permissions(
             dir,
             std::os::unix::fs::PermissionsExt::from_mode(attr.perm as u32 & 0o7777),
@@ -467,7 +476,7 @@ fn file(
     dest: &Path,
     mode: LinkMode,
     stats: &mut Stats,
-) -> std::io::Result<()> {
+) -> std::io::Result<bool> {
     let source = match origin {
         Origin::Upper(rel) => Some(venv.join(os_path(rel)?)),
         Origin::ReadOnly(p) => Some(p.clone()),
@@ -478,7 +487,7 @@ fn file(
             (Origin::ReadOnly(p), _) => match std::fs::hard_link(p, dest) {
                 Ok(()) => {
                     stats.linked += 1;
-                    return Ok(());
+                    return Ok(true);
                 }
                 Err(e) => stats.fell_back(&e),
             },
@@ -549,13 +558,60 @@ fn file(
             .set_accessed(item.attr.mtime)
             .set_modified(item.attr.mtime),
     )?;
-    Ok(())
+    Ok(false)
 }
 
 impl Stats {
     fn fell_back(&mut self, e: &std::io::Error) {
         self.fell_back += 1;
         self.fallback_reason.get_or_insert_with(|| e.to_string());
+    }
+}
+
+/// Who the entries made belong to. Run by a user, that user (as any file they make).
+/// Run by root on a venv another user owns (`sudo venvfs materialize`), that user: the
+/// overlay shows the layers' files as belonging to whoever serves them, root here, so
+/// what root would own goes to the venv directory's owner, and what belongs to someone
+/// else in the venv's own directory stays theirs.
+#[derive(Clone, Copy)]
+struct Owner(Option<(u32, u32)>);
+
+impl Owner {
+    fn of_venv(venv: &Path) -> std::io::Result<Owner> {
+        if !rustix::process::geteuid().is_root() {
+            return Ok(Owner(None));
+        }
+        let m = std::fs::metadata(venv)?;
+        Ok(Owner((m.uid() != 0).then(|| (m.uid(), m.gid()))))
+    }
+
+    /// Gives `path` (not followed) its owner.
+    fn give(self, path: &Path, attr: &Attr) -> std::io::Result<()> {
+        let Some((uid, gid)) = self.0 else {
+            return Ok(());
+        };
+        let (uid, gid) = match attr.uid {
+            0 => (uid, gid),
+            _ => (attr.uid, attr.gid),
+        };
+        std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+    }
+
+    /// [`Owner::give`] for a regular file made with its mode: a change of owner clears the
+    /// set-user-ID and set-group-ID bits, which are given back.
+    fn give_file(self, path: &Path, attr: &Attr) -> std::io::Result<()> {
+        if self.0.is_none() {
+            return Ok(());
+        }
+        self.give(path, attr)?;
+        if attr.perm & 0o6000 != 0 {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                path,
+                std::fs::Permissions::from_mode(attr.perm as u32 & 0o7777),
+            )?;
+        }
+        Ok(())
     }
 }
 

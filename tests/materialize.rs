@@ -543,3 +543,55 @@ fn links_into_uvs_cache_become_files() {
     imports(venv, "idna, six, yaml");
     assert_eq!(st.sources(), sources, "the cache or a wheel changed");
 }
+
+/// Run by root on a venv another user owns (`sudo venvfs materialize`), the plain venv is
+/// that user's, but for hard links to the cache, which stay the cache's. (As another user,
+/// the test says so and checks nothing: only root can give files away.)
+#[test]
+fn run_by_root_the_plain_venv_belongs_to_the_venvs_owner() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("not root: nothing to check (only root gives files to another user)");
+        return;
+    }
+    let st = setup(&["six-"], &["pyyaml-"]);
+    let sources = st.sources();
+    let nobody = (65534, 65534);
+    let owners = |venv: &Path| -> Vec<(PathBuf, (u32, u32))> {
+        let mut all = vec![(venv.to_owned(), std::fs::metadata(venv).unwrap())];
+        all.extend(
+            entries_below(venv)
+                .into_iter()
+                .map(|(p, _)| (p.clone(), std::fs::symlink_metadata(&p).unwrap())),
+        );
+        all.into_iter()
+            .map(|(p, m)| (p, (m.uid(), m.gid())))
+            .collect()
+    };
+    for mode in ["clone", "hardlink"] {
+        let venv = st.s.path(mode);
+        make_venvfs_venv(&st.s, &venv, &st.reqs, &st.whl_house, &st.cache);
+        run_ok(Command::new("chown").args(["-R", "65534:65534"]).arg(&venv));
+        materialize_ok(&venv, &["--link-mode", mode]);
+        let six = venv.join(SITE).join("six.py");
+        let cache_files: std::collections::HashSet<u64> = entries_below(&st.cache)
+            .into_iter()
+            .map(|(p, _)| std::fs::symlink_metadata(p).unwrap().ino())
+            .collect();
+        let wrong: Vec<_> = owners(&venv)
+            .into_iter()
+            .filter(|(p, o)| {
+                let linked = cache_files.contains(&std::fs::symlink_metadata(p).unwrap().ino());
+                *o != nobody && !(mode == "hardlink" && linked)
+            })
+            .collect();
+        assert!(wrong.is_empty(), "{mode}: {wrong:?}");
+        let six_owner = std::fs::metadata(&six).unwrap().uid();
+        assert_eq!(
+            six_owner,
+            if mode == "hardlink" { 0 } else { 65534 },
+            "{mode}"
+        );
+        imports(&venv, "six, yaml, demo_pkg");
+    }
+    assert_eq!(st.sources(), sources, "the cache or a wheel changed");
+}
