@@ -61,6 +61,18 @@ pub fn with_link_mode(text: &str) -> Option<String> {
     Some(out)
 }
 
+/// The activation script `text` without what [`with_link_mode`] added; `None` when it has
+/// none of it. For a venv that stops being a venvfs venv (`venvfs materialize`): in a plain
+/// venv, uv's symlink mode would link every file into uv's cache, and an edit through such
+/// a link would change the cache.
+pub fn without_link_mode(text: &str) -> Option<String> {
+    if !text.contains(MARK) {
+        return None;
+    }
+    let out = text.replacen(RESTORE, "", 1);
+    Some(out.strip_suffix(SET).unwrap_or(&out).to_owned())
+}
+
 /// Makes `VENV/bin/activate` set uv's link mode (see the module docs). Returns whether it
 /// changed the script. Call it on a venv that is not mounted, or with `root` beneath the
 /// mount.
@@ -131,6 +143,13 @@ mod tests {
             None,
             "no deactivate function"
         );
+    }
+
+    #[test]
+    fn unpatching_gives_the_script_back() {
+        let patched = with_link_mode(VENV_ACTIVATE).unwrap();
+        assert_eq!(without_link_mode(&patched).as_deref(), Some(VENV_ACTIVATE));
+        assert_eq!(without_link_mode(VENV_ACTIVATE), None, "nothing to undo");
     }
 
     /// Runs the patched script in bash: activation sets the mode, deactivation restores

@@ -128,6 +128,32 @@ copies removed; a copy hard-linked elsewhere gives none)."
         #[arg(long)]
         no_cache: bool,
     },
+    /// Turn a venvfs venv into a plain venv that needs no mount (for a container image, or
+    /// a machine without FUSE): the files the mount shows, taken from the layers, with the
+    /// venv's own edits.
+    #[command(
+        long_about = "Turn a venvfs venv into a plain venv that needs no mount (for a container \
+image, or a machine without FUSE): the same files as `uv pip install` of the same wheels, \
+taken from the layers, with the venv's own files and edits (what `venvfs mount` shows, \
+permissions and modification times included). venvfs's own state goes: the .venvfs \
+directory, the overlay markers, the unmounted-venv guard, and the uv link mode that \
+bin/activate sets.\n\n\
+The plain venv is built beside the venv (VENV.materializing-PID, on the same filesystem) \
+and swapped in with one atomic exchange of the two directories, then the old one is \
+removed: an interrupted run (even kill -9) leaves either the venvfs venv or the complete \
+plain venv at VENV, and the next run removes what it left beside it. The venv must not \
+be mounted: run `venvfs umount VENV` first.\n\n\
+--link-mode says how files of unpacked-wheel layers (uv's cache), and the cache files \
+that links of uv's symlink link mode point to, get into the venv: `clone` (the \
+default) makes a copy-on-write clone (reflink) where the filesystem can (btrfs, XFS, \
+bcachefs, ...), else copies, as uv's clone mode does; `copy` always copies; \
+`hardlink` links the cache's files (falling back to a copy across filesystems, as uv \
+does): no space is used, but an edit of such a file in the venv edits uv's cache, and \
+every venv linked to it. Members of .whl layers are always copied (a wheel file has no \
+file per member to link or clone), and the venv's own files are copied (cloned in clone \
+mode)."
+    )]
+    Materialize(MaterializeArgs),
     /// Add, list or remove a venv's read-only layers.
     #[command(subcommand)]
     Layer(LayerCommand),
@@ -179,6 +205,26 @@ pub struct MountArgs {
     /// Internal: set by `venvfs mount` on the background process it starts.
     #[arg(long, hide = true)]
     pub daemon_child: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MaterializeArgs {
+    /// The venv directory (a venvfs venv, not mounted).
+    pub venv: PathBuf,
+    /// How files of unpacked-wheel layers get into the venv.
+    #[arg(long, value_enum, default_value_t = LinkMode::Clone)]
+    pub link_mode: LinkMode,
+}
+
+/// How `materialize` puts a layer's file into the plain venv.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LinkMode {
+    /// A copy-on-write clone (reflink) where the filesystem can, else a copy.
+    Clone,
+    /// A hard link to the cache's file (a copy across filesystems): edits reach the cache.
+    Hardlink,
+    /// A copy.
+    Copy,
 }
 
 #[derive(Debug, Args)]

@@ -32,6 +32,8 @@ pub mod lock;
 pub mod logging;
 pub mod lower;
 pub mod manifest;
+#[cfg(target_os = "linux")]
+pub mod materialize;
 pub mod name;
 pub mod overlay;
 pub mod parallel;

@@ -54,8 +54,19 @@ fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
             no_cache,
         } => adopt(&venv, find_links, cache_dir, no_cache),
         Command::Layer(cmd) => layer(cmd),
+        Command::Materialize(args) => materialize(&args),
         Command::Doctor(_) => unreachable!("answered in main"),
     }
+}
+
+#[cfg(target_os = "linux")]
+fn materialize(args: &venvfs::cli::MaterializeArgs) -> Result<(), Box<dyn Error>> {
+    venvfs::materialize::materialize(args)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn materialize(_args: &venvfs::cli::MaterializeArgs) -> Result<(), Box<dyn Error>> {
+    Err("venvfs materialize is only built for Linux so far".into())
 }
 
 fn create(venv: &Path, python: &str) -> Result<(), Box<dyn Error>> {

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::*;
@@ -29,93 +29,6 @@ const SHARED: &[&str] = &[
     "markupsafe-",
     "pyyaml-",
 ];
-
-/// A wheel with every part an installer must place: `.data/scripts` (one `#!python`, one
-/// shell script), `.data/headers`, `.data/data`, a console script, a `.pth` file, stored and
-/// deflated members.
-fn demo_wheel(dir: &Path, name: &str, version: &str) -> PathBuf {
-    let data = format!("{name}-{version}.data");
-    let dist = format!("{name}-{version}.dist-info");
-    let tool = format!("#!python\nimport {name}\nprint('tool', {name}.VALUE)\n");
-    let init = "VALUE = 42\ndef main():\n    print('main', VALUE)\n".to_string();
-    let pth = format!("{name}_extra\n");
-    let big = vec![7u8; 200_000];
-    build_wheel(
-        dir,
-        name,
-        version,
-        &[
-            (&format!("{name}/__init__.py"), init.as_bytes(), true),
-            (&format!("{name}/big.bin"), &big, true),
-            (&format!("{name}.pth"), pth.as_bytes(), false),
-            (
-                &format!("{name}_extra/{name}_pth_mod.py"),
-                b"OK = 1\n",
-                false,
-            ),
-            (
-                &format!("{data}/scripts/{name}-tool"),
-                tool.as_bytes(),
-                false,
-            ),
-            (
-                &format!("{data}/scripts/{name}-plain"),
-                b"#!/bin/sh\necho plain\n",
-                true,
-            ),
-            (
-                &format!("{data}/headers/{name}.h"),
-                b"int demo(void);\n",
-                false,
-            ),
-            (
-                &format!("{data}/data/share/{name}/readme.txt"),
-                b"data\n",
-                false,
-            ),
-            (
-                &format!("{dist}/entry_points.txt"),
-                format!("[console_scripts]\n{name}-main = {name}:main\n").as_bytes(),
-                false,
-            ),
-        ],
-    )
-}
-
-/// A `--find-links` directory: links to the shared wheels and the demo wheel.
-fn wheelhouse(s: &Scratch, shared: &[&str]) -> (PathBuf, Vec<PathBuf>) {
-    let dir = s.path("wheelhouse");
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut wheels = Vec::new();
-    for w in shared {
-        let src = shared_wheel(w);
-        let link = dir.join(src.file_name().unwrap());
-        std::os::unix::fs::symlink(&src, &link).unwrap();
-        wheels.push(src);
-    }
-    wheels.push(demo_wheel(&dir, "demo_pkg", "1.0"));
-    (dir, wheels)
-}
-
-/// `name==version` lines for the wheels.
-fn pins(wheels: &[PathBuf]) -> String {
-    wheels
-        .iter()
-        .map(|w| {
-            let n = w.file_name().unwrap().to_string_lossy();
-            let mut parts = n.split('-');
-            format!("{}=={}\n", parts.next().unwrap(), parts.next().unwrap())
-        })
-        .collect()
-}
-
-fn py(venv: &Path, args: &[&str]) -> String {
-    run_ok(venv_program(venv, "python").args(args))
-}
-
-fn uv_venv(path: &Path) {
-    run_ok(uv().args(["venv", "-q", "--python", "3.11"]).arg(path));
-}
 
 #[test]
 fn sync_matches_uv_file_for_file_and_pip_and_uv_work_through_the_mount() {
@@ -615,25 +528,4 @@ fn a_pruned_cache_entry_made_again_heals_at_mount() {
         err.contains("six==1.17.0") && err.contains("uv pip install"),
         "{err}"
     );
-}
-
-/// Fills the uv cache `cache` the way users do, by installing the pins of `reqs` from the
-/// wheelhouse `house` into the venv `fill` with uv once.
-fn fill_uv_cache(fill: &Path, house: &Path, reqs: &Path, cache: &Path) -> String {
-    run_ok(
-        uv().args([
-            "pip",
-            "install",
-            "-q",
-            "--no-index",
-            "--no-deps",
-            "--python",
-        ])
-        .arg(fill.join("bin/python"))
-        .arg("-f")
-        .arg(house)
-        .arg("-r")
-        .arg(reqs)
-        .env("UV_CACHE_DIR", cache),
-    )
 }

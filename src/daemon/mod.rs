@@ -78,6 +78,7 @@ pub fn mount(args: MountArgs) -> CmdResult {
         .into());
     }
     crate::venv::python_version(&venv)?;
+    refuse_while_materialized(&venv)?;
     unmounted::drop_uninstalled(&venv)?;
     // (also for venvs made before the guard existed; the venv is not mounted yet here)
     crate::venv::write_unmounted_guard(&venv)?;
@@ -107,6 +108,42 @@ pub fn mount(args: MountArgs) -> CmdResult {
         set_link_mode_once(&venv);
         Ok(())
     }
+}
+
+/// The overlay of an unmounted venv as `venvfs mount` would serve it, for
+/// `venvfs materialize`: first what mount does to the venv's state (layers whose
+/// distribution was uninstalled while unmounted are dropped, layers whose uv cache entry was
+/// made again under a new id are healed: both crash-safe manifest changes), then the same
+/// layers and upper. The caller must have checked that the venv is not mounted.
+pub fn open_unmounted(
+    venv: &Path,
+) -> Result<std::sync::Arc<crate::overlay::Overlay>, Box<dyn Error>> {
+    crate::venv::python_version(venv)?;
+    unmounted::drop_uninstalled(venv)?;
+    for line in crate::install::heal::heal_pruned_layers(venv)? {
+        eprintln!("healed layer {line} (its uv cache entry was made again)");
+    }
+    serve::open_overlay(venv, 256, None)
+}
+
+/// `venvfs materialize` holds an exclusive lock of the venv directory while it reads the
+/// venv and swaps a plain one in: a mount then would change what it reads, and be swapped
+/// away.
+pub(super) fn refuse_while_materialized(venv: &Path) -> CmdResult {
+    let dir = std::fs::File::open(venv).map_err(|e| format!("{}: {e}", venv.display()))?;
+    rustix::fs::flock(&dir, rustix::fs::FlockOperation::NonBlockingLockShared).map_err(|_| {
+        format!(
+            "{} is being materialized (`venvfs materialize` is turning it into a plain venv); \
+             wait for it to finish",
+            venv.display()
+        )
+    })?;
+    Ok(())
+}
+
+/// Whether `venv` is a mount point left by a daemon that died.
+pub fn is_stale(venv: &Path) -> bool {
+    venvfs_fuse::is_stale(venv)
 }
 
 /// Makes the venv's activation set uv's symlink link mode (through the mount, which is

@@ -29,6 +29,7 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn Error>> {
     let code = if is_mounted(&venv) {
         run_command(&args.command)?
     } else {
+        super::refuse_while_materialized(&venv)?;
         // (before any thread exists: the kernel refuses a new user namespace to a
         // multi-threaded process)
         enter_private_namespace()?;

@@ -93,7 +93,9 @@ pub fn fuse_findings(f: &FuseFacts) -> Vec<Finding> {
             "fuse-device",
             format!(
                 "{FUSE_DEVICE} does not exist: the fuse kernel module is not loaded (in a \
-                 container: it was started without the device, `docker run --device /dev/fuse`)"
+                 container: it was started without the device, `docker run --device /dev/fuse`); \
+                 without FUSE, `venvfs materialize VENV` still turns a venvfs venv into a plain \
+                 one, which needs no mount"
             ),
             Some("sudo modprobe fuse".into()),
         ),

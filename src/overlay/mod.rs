@@ -7,10 +7,12 @@ mod dirlist;
 mod io;
 mod open_files;
 mod ops;
+mod origin;
 mod reference;
 mod reload;
 mod tree;
 
+pub use origin::Origin;
 pub use reload::Reloaded;
 
 use std::ffi::OsStr;
