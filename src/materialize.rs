@@ -646,27 +646,25 @@ fn set_times(path: &Path, t: SystemTime, link: bool) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Takes out of `bin/activate` the uv link mode venvfs made it set (see
-/// [`crate::activate::without_link_mode`]), keeping the script's mode and time.
+/// Takes out of the activation scripts the uv link mode venvfs made them set (see
+/// [`crate::activate::unset_link_mode`]), keeping each script's mode and time.
 fn unset_link_mode(root: &Path) -> CmdResult {
-    let script = root.join("bin").join("activate");
-    let Ok(meta) = std::fs::symlink_metadata(&script) else {
-        return Ok(());
-    };
-    if !meta.is_file() {
-        return Ok(());
-    }
-    let text = std::fs::read_to_string(&script)?;
-    if let Some(plain) = crate::activate::without_link_mode(&text) {
-        use std::os::unix::fs::PermissionsExt;
-        crate::fsutil::write_atomic(
-            &script,
-            plain.as_bytes(),
-            meta.permissions().mode() & 0o7777,
-        )
-        .map_err(|e| format!("{}: {e}", script.display()))?;
-        let mtime = meta.modified()?;
-        set_times(&script, mtime, false)?;
+    let times: Vec<_> = ["activate", "activate.fish"]
+        .iter()
+        .filter_map(|s| {
+            let p = root.join("bin").join(s);
+            Some((
+                p.clone(),
+                std::fs::symlink_metadata(&p).ok()?.modified().ok()?,
+            ))
+        })
+        .collect();
+    let changed = crate::activate::unset_link_mode(root)
+        .map_err(|e| format!("{}: {e}", root.join("bin").display()))?;
+    for (script, mtime) in times {
+        if changed.iter().any(|c| script.ends_with(c)) {
+            set_times(&script, mtime, false)?;
+        }
     }
     Ok(())
 }

@@ -18,6 +18,9 @@ const SITE: &str = "lib/python3.11/site-packages";
 
 /// A venvfs venv synced from wheels of which some are served from uv's cache (unpacked
 /// layers) and the others, with the demo wheel, from `.whl` files.
+/// The activation scripts venvfs makes set uv's link mode.
+const ACTIVATE: [&str; 2] = ["bin/activate", "bin/activate.fish"];
+
 struct Setup {
     s: Scratch,
     venv: PathBuf,
@@ -27,8 +30,8 @@ struct Setup {
     whl_house: PathBuf,
     reqs: PathBuf,
     wheels: Vec<PathBuf>,
-    /// `bin/activate` as uv wrote it, before venvfs touched it.
-    activate: Vec<u8>,
+    /// [`ACTIVATE`] as uv wrote them, before venvfs touched them.
+    activate: [Vec<u8>; 2],
 }
 
 fn setup(from_cache: &[&str], from_whl: &[&str]) -> Setup {
@@ -89,10 +92,16 @@ fn setup(from_cache: &[&str], from_whl: &[&str]) -> Setup {
     }
 }
 
-/// `uv venv` + `venvfs sync` of `reqs`; returns `bin/activate` as uv wrote it.
-fn make_venvfs_venv(s: &Scratch, venv: &Path, reqs: &Path, whl: &Path, cache: &Path) -> Vec<u8> {
+/// `uv venv` + `venvfs sync` of `reqs`; returns [`ACTIVATE`] as uv wrote them.
+fn make_venvfs_venv(
+    s: &Scratch,
+    venv: &Path,
+    reqs: &Path,
+    whl: &Path,
+    cache: &Path,
+) -> [Vec<u8>; 2] {
     uv_venv(venv);
-    let activate = std::fs::read(venv.join("bin/activate")).unwrap();
+    let activate = ACTIVATE.map(|a| std::fs::read(venv.join(a)).unwrap());
     run_ok(
         venvfs()
             .arg("sync")
@@ -257,15 +266,17 @@ fn materialized_venv_matches_uv_copy_file_for_file_with_the_edits() {
     );
     let compared = assert_same_files(venv, &reference, "materialized");
     assert!(compared > 1000, "only {compared} files compared");
-    // what the mount showed, modes and times included (but venvfs's uv link mode in
-    // bin/activate, which is taken out: the script is uv's again)
+    // what the mount showed, modes and times included (but venvfs's uv link mode in the
+    // activation scripts, which is taken out: the scripts are uv's again)
     let mut now = view(venv);
     let mut before = shown;
-    let activate = PathBuf::from("bin/activate");
-    assert_eq!(std::fs::read(venv.join(&activate)).unwrap(), st.activate);
-    assert!(String::from_utf8_lossy(&before[&activate].3).contains("UV_LINK_MODE"));
-    now.remove(&activate);
-    before.remove(&activate);
+    for (script, original) in ACTIVATE.iter().zip(&st.activate) {
+        let activate = PathBuf::from(script);
+        assert_eq!(&std::fs::read(venv.join(&activate)).unwrap(), original);
+        assert!(String::from_utf8_lossy(&before[&activate].3).contains("UV_LINK_MODE"));
+        now.remove(&activate);
+        before.remove(&activate);
+    }
     let differ: Vec<_> = before
         .keys()
         .chain(now.keys())

@@ -279,10 +279,9 @@ impl Overlay {
 /// The node at venv-relative `path`, if every directory on the way is loaded (else the
 /// kernel has never seen it).
 fn loaded_node(tree: &Tree, path: &[u8]) -> Option<Ino> {
-    use std::os::unix::ffi::OsStrExt;
     let mut ino = ROOT;
     for part in path.split(|&b| b == b'/').filter(|p| !p.is_empty()) {
-        ino = tree.child(ino, OsStr::from_bytes(part)).ok()??;
+        ino = tree.child(ino, crate::fsutil::os_str_from_bytes(part)?).ok()??;
     }
     Some(ino)
 }
