@@ -33,6 +33,11 @@ impl VenvLock {
         Self::acquire_within(root, shown, WAIT)
     }
 
+    /// Takes the lock if nobody holds it (else the error names the holder).
+    pub fn try_acquire(root: &Path, shown: &Path) -> Result<VenvLock, String> {
+        Self::acquire_within(root, shown, Duration::ZERO)
+    }
+
     fn acquire_within(root: &Path, shown: &Path, wait: Duration) -> Result<VenvLock, String> {
         let state_dir = root.join(crate::manifest::STATE_DIR);
         let made_state_dir = match std::fs::create_dir(&state_dir) {

@@ -312,11 +312,17 @@ fn adopt(
 
 /// Folds the venv's links into layers and prints what was done.
 fn fold_links(venv: &Path, version: &str) -> Result<venvfs::install::fold::Report, Box<dyn Error>> {
-    let report = venvfs::daemon::change(venv, |root| {
-        let report = venvfs::install::fold::fold(root, version)?;
-        let touched = report.touched.clone();
-        Ok((report, touched))
+    // the layers first (the links still shadow their files), then the links, which a
+    // mounted venv's daemon removes itself (see fold::commit_layers)
+    let committed = venvfs::daemon::change(venv, |root| {
+        let committed = venvfs::install::fold::commit_layers(root, version)?;
+        let touched = committed.report.touched.clone();
+        Ok((committed, touched))
     })?;
+    let report = committed.report;
+    if !committed.links.is_empty() {
+        venvfs::daemon::remove_copies(venv, &committed.links, &committed.dirs)?;
+    }
     for note in &report.notes {
         eprintln!("note: {note}");
     }

@@ -138,6 +138,8 @@ fn uv_add_run_remove_in_a_mounted_venv_copies_nothing() {
     assert!(shell.status.success(), "{err}");
     assert!(!err.contains("Failed to hardlink"), "{err}");
     assert!(String::from_utf8_lossy(&shell.stdout).contains("mode=symlink"));
+    // once uv is done, the daemon folds its links into layers by itself
+    wait_folded(&p.venv, &["idna", "numpy", "six"]);
 
     // the mount shows regular files with the cache's content
     let module = p.site().join("six.py");
@@ -173,13 +175,10 @@ fn uv_add_run_remove_in_a_mounted_venv_copies_nothing() {
         module.symlink_metadata().unwrap().is_file(),
         "the edit was copied up"
     );
-    assert!(p
-        .site()
-        .join("idna/core.py")
-        .symlink_metadata()
-        .unwrap()
-        .file_type()
-        .is_symlink());
+    assert!(
+        !p.site().join("idna/core.py").exists(),
+        "uv's links were folded into a layer"
+    );
 
     // everything survives a remount; uv remove takes a package away
     let m = Mount::new(&p.venv);
@@ -194,6 +193,28 @@ fn uv_add_run_remove_in_a_mounted_venv_copies_nothing() {
     drop(m);
     assert_eq!(snapshot(&p.cache.join("archive-v0")), cache_before);
     let _ = &p.s;
+}
+
+/// Waits until `venvfs list` shows each of `names` served from a layer (the daemon folds
+/// uv's links a moment after uv made the last one).
+fn wait_folded(venv: &Path, names: &[&str]) {
+    let started = std::time::Instant::now();
+    loop {
+        let out = venvfs().arg("list").arg(venv).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let folded = |name: &str| {
+            text.lines()
+                .any(|l| l.starts_with(&format!("{name}==")) && l.trim_end().ends_with(" layer"))
+        };
+        if names.iter().all(|n| folded(n)) {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "uv's links were not folded after 30 s:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
 }
 
 /// A venv that uv filled with copies through the mount (its default link mode across

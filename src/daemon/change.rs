@@ -62,6 +62,7 @@ pub(super) fn take_changes_live(
     record: &registry::Record,
 ) -> std::io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
+    let overlay_for_watch = std::sync::Arc::clone(overlay);
     let overlay = std::sync::Arc::clone(overlay);
     let record = std::sync::Mutex::new(record.clone());
     // (the mount hides the venv's .venvfs; the daemon's own descriptor reaches it)
@@ -83,7 +84,8 @@ pub(super) fn take_changes_live(
             .expect("the POSIX upper")
             .as_raw_fd()
     ));
-    crate::control::serve(std::process::id(), move |request| {
+    let auto_dir = own_dir.clone();
+    let handle = std::sync::Arc::new(move |request| {
         let started = Instant::now();
         let manifest = Manifest::load(&manifest_file).map_err(|e| e.to_string())?;
         let bytes = |paths: &[PathBuf]| -> Vec<Vec<u8>> {
@@ -135,7 +137,11 @@ pub(super) fn take_changes_live(
             Some(r) => Ok(format!("{} {} {text}", r.files, r.bytes)),
             None => Ok(text),
         }
-    })
+    });
+    // uv's links are folded by the daemon itself once uv is done (see autofold.rs)
+    let take = std::sync::Arc::clone(&handle);
+    super::autofold::start(&overlay_for_watch, auto_dir, move |request| take(request));
+    crate::control::serve(std::process::id(), move |request| handle(request))
 }
 
 /// Removes copies the layers show the same from the venv's own directory (`venvfs adopt`):
@@ -209,4 +215,4 @@ pub fn remove_copies(
 /// The copies a mounted venv's daemon removes per request. It opens those the kernel
 /// holds before removing them (see `Overlay::reload_after`), so this also bounds the
 /// descriptors that opens at once (a common limit is 1,024 per process).
-const REMOVE_BATCH: usize = 200;
+pub(super) const REMOVE_BATCH: usize = 200;

@@ -604,7 +604,9 @@ pub fn remove_at(root: &Path, files: &[PathBuf], dirs: &[PathBuf]) -> Removed {
         let Ok(meta) = path.symlink_metadata() else {
             continue;
         };
-        if !meta.is_file() {
+        // (a copy, or a link into the cache `venvfs fold` folded: either shows the same
+        // bytes as the layer's file)
+        if !meta.is_file() && !meta.is_symlink() {
             continue;
         }
         match std::fs::remove_file(&path) {

@@ -295,9 +295,44 @@ impl<'a> Marks<'a> {
 }
 
 /// Folds what [`plan`] finds in the venv's own directory at `root` (a venv of Python
-/// `python`, X.Y), in one transaction whose commit point is the manifest: any failure
-/// leaves the venv as it was.
+/// `python`, X.Y) of a venv that is not mounted: [`commit_layers`], then the links go. A
+/// failure before the manifest commits leaves the venv as it was; one after, links that
+/// still shadow their layer's files (the same bytes), which the next fold removes.
 pub fn fold(root: &Path, python: &str) -> Result<Report, Error> {
+    let Committed {
+        mut report,
+        links,
+        dirs,
+    } = commit_layers(root, python)?;
+    let removed = super::adopt::remove_at(root, &links, &dirs);
+    report.touched.extend(removed.touched);
+    if !removed.failed.is_empty() {
+        return Err(format!(
+            "the layers are saved, but not every link could be removed: {}",
+            removed.failed.join("; ")
+        )
+        .into());
+    }
+    Ok(report)
+}
+
+/// What [`commit_layers`] did, and what is left to remove.
+#[derive(Debug, Default)]
+pub struct Committed {
+    pub report: Report,
+    /// The links now shadowing their layers' files (venv-relative), to remove.
+    pub links: Vec<PathBuf>,
+    /// The directories that may be left empty by that, deepest first (venv-relative).
+    pub dirs: Vec<PathBuf>,
+}
+
+/// The first step of a fold, in one transaction whose commit point is the manifest: the
+/// layers of what [`plan`] finds join the manifest, the whiteouts they need are written, and
+/// old whiteouts at the links' names go. The links stay: each still shows its cache file,
+/// the same bytes as the layer's file it shadows, so the venv shows the same before and
+/// after. Removing them is the second step: [`super::adopt::remove_at`], done by the daemon
+/// of a mounted venv itself so that no request finds a link gone before the tree knows.
+pub fn commit_layers(root: &Path, python: &str) -> Result<Committed, Error> {
     let layout = &Layout::new(python);
     let path = manifest_path(root);
     let mut manifest = Manifest::load(&path)?;
@@ -307,12 +342,15 @@ pub fn fold(root: &Path, python: &str) -> Result<Report, Error> {
         ..Report::default()
     };
     if plan.folds.is_empty() {
-        return Ok(report);
+        return Ok(Committed {
+            report,
+            ..Committed::default()
+        });
     }
     let mut txn = Txn::begin(root)?;
     let done = (|| -> Result<(), Error> {
         for f in &plan.folds {
-            for rel in f.links.iter().chain(&f.stale_whiteouts) {
+            for rel in &f.stale_whiteouts {
                 txn.remove(&root.join(rel))?;
             }
             for rel in &f.hidden {
@@ -340,18 +378,35 @@ pub fn fold(root: &Path, python: &str) -> Result<Report, Error> {
         .into_iter()
         .filter_map(|p| p.strip_prefix(root).ok().map(Path::to_owned))
         .collect();
-    let (mut links, mut bytes) = (0, 0);
+    let links: Vec<PathBuf> = plan.folds.iter().flat_map(|f| f.links.clone()).collect();
+    // (every directory below site-packages or bin holding a link, deepest first: those
+    // left empty go, the others stay)
+    let keep: Vec<PathBuf> = super::sync::keep_dirs(Path::new(""), layout);
+    let mut dirs: Vec<PathBuf> = links
+        .iter()
+        .flat_map(|l| l.ancestors().skip(1).map(Path::to_owned))
+        .filter(|d| {
+            !keep.contains(d)
+                && keep
+                    .iter()
+                    .any(|k| d.starts_with(k) && !k.as_os_str().is_empty())
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    let (mut n, mut bytes) = (0, 0);
     for f in &plan.folds {
         report.lines.push(format!(
             " ~ {}: {} links folded",
             f.layer.label(),
             f.links.len()
         ));
-        links += f.links.len();
+        n += f.links.len();
         bytes += f.link_bytes;
     }
     report.lines.push(format!(
-        "Folded {links} links of {} {} into layers: {} of links removed",
+        "Folded {n} links of {} {} into layers: {} of links removed",
         plan.folds.len(),
         if plan.folds.len() == 1 {
             "distribution"
@@ -360,7 +415,11 @@ pub fn fold(root: &Path, python: &str) -> Result<Report, Error> {
         },
         crate::inventory::human(bytes)
     ));
-    Ok(report)
+    Ok(Committed {
+        report,
+        links,
+        dirs,
+    })
 }
 
 #[cfg(all(test, unix))]

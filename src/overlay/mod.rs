@@ -80,8 +80,17 @@ impl Default for OverlayConfig {
     }
 }
 
+/// Told of changes made through the mount that its owner acts on later (the Linux daemon
+/// folds uv's links into layers once uv is done).
+pub trait Watch: Send + Sync {
+    /// A link into a read-only source was made (a reference: see `reference.rs`).
+    fn reference_made(&self);
+}
+
 pub struct Overlay {
     tree: RwLock<Tree>,
+    /// Who is told of changes (see [`Watch`]), once set.
+    watch: std::sync::OnceLock<std::sync::Arc<dyn Watch>>,
     upper: Box<dyn Upper>,
     /// Where the manifest is (layer sources named relative to it resolve from there).
     manifest_path: PathBuf,
@@ -123,6 +132,7 @@ impl Overlay {
             source,
         })?;
         Ok(Overlay {
+            watch: std::sync::OnceLock::new(),
             tree: RwLock::new(Tree::new(std::sync::Arc::new(lower))),
             upper,
             manifest_path,
@@ -136,6 +146,11 @@ impl Overlay {
             gid: owner().1,
             cfg,
         })
+    }
+
+    /// Tells `watch` of the changes [`Watch`] names from now on (once per overlay).
+    pub fn set_watch(&self, watch: std::sync::Arc<dyn Watch>) {
+        let _ = self.watch.set(watch);
     }
 
     /// The merged lower tree (for status and benchmarks).

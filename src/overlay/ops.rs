@@ -522,6 +522,10 @@ impl FileSystem for Overlay {
         file.reference = true;
         let ino = tree.push(file);
         tree.insert_child(parent, name, ino)?;
+        drop(tree);
+        if let Some(watch) = self.watch.get() {
+            watch.reference_made();
+        }
         Ok(Entry {
             attr: entry.attr,
             ttl: std::time::Duration::ZERO,

@@ -281,7 +281,9 @@ impl Overlay {
 fn loaded_node(tree: &Tree, path: &[u8]) -> Option<Ino> {
     let mut ino = ROOT;
     for part in path.split(|&b| b == b'/').filter(|p| !p.is_empty()) {
-        ino = tree.child(ino, crate::fsutil::os_str_from_bytes(part)?).ok()??;
+        ino = tree
+            .child(ino, crate::fsutil::os_str_from_bytes(part)?)
+            .ok()??;
     }
     Some(ino)
 }
