@@ -221,6 +221,21 @@ fn a_read_only_or_missing_home_directory_is_no_obstacle() {
             venv.join(".venvfs/interpreter.json").is_file(),
             "{what}: the interpreter's facts are remembered inside the venv"
         );
+        // doctor says so, and what to set
+        let doctor = run(cmd().args(["doctor", "--json"]));
+        let findings: serde_json::Value = serde_json::from_slice(&doctor.stdout)
+            .unwrap_or_else(|e| panic!("{what}: doctor --json: {e}"));
+        let own = findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["check"] == "venvfs-cache")
+            .unwrap_or_else(|| panic!("{what}: no venvfs-cache finding: {findings}"));
+        assert_eq!(own["status"], "warn", "{what}: {own}");
+        assert!(
+            own["fix"].as_str().unwrap().contains("VENVFS_CACHE_DIR"),
+            "{what}: {own}"
+        );
         mount_import_write(&venv, cmd, "six, click");
         // again, now that the facts are remembered
         let out = run(cmd().arg("sync").arg(&venv).arg(&reqs));
@@ -279,6 +294,41 @@ fn two_uv_caches_are_looked_in_in_order() {
         "click from the user's own cache, looked in first: {manifest}"
     );
     mount_import_write(&venv, cmd, "six, click");
+    // a link into the shared cache made through the mount (as uv's symlink link mode makes
+    // them) is a reference: its first write copies it into the venv
+    run_ok(cmd().arg("mount").arg(&venv));
+    let m = Mount::adopt(&venv);
+    let six_source = source_of("six");
+    let six_entry = six_source
+        .trim_start_matches("source = ")
+        .trim_matches('"')
+        .to_owned();
+    let site = venv.join("lib/python3.11/site-packages");
+    assert!(site.is_dir(), "{} is not there", site.display());
+    let link = site.join("linked_six.py");
+    std::os::unix::fs::symlink(Path::new(&six_entry).join("six.py"), &link).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&link)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"\nLINKED = 1\n").unwrap();
+    drop(f);
+    py(
+        &venv,
+        &["-c", "import linked_six; assert linked_six.LINKED == 1"],
+    );
+    run_ok(cmd().arg("umount").arg(&venv));
+    m.forget();
+    assert!(
+        std::fs::symlink_metadata(&link).unwrap().is_file(),
+        "the written reference is the venv's own copy now"
+    );
+    let doctor =
+        String::from_utf8_lossy(&run(cmd().args(["doctor", "--json"])).stdout).into_owned();
+    assert!(
+        doctor.contains(&format!("shared: {}", shared.display())),
+        "doctor names the shared cache: {doctor}"
+    );
 
     // the same with the caches named on the command line, in the other order
     let venv2 = s.path("v2");

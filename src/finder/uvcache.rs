@@ -99,7 +99,10 @@ pub fn own_cache_candidates() -> Vec<PathBuf> {
 /// fails, and what would have been remembered is worked out again next time). `None` when
 /// none is set or exists: nothing is remembered.
 pub fn own_cache_dir() -> Option<PathBuf> {
-    let candidates = own_cache_candidates();
+    pick_own_cache(own_cache_candidates())
+}
+
+fn pick_own_cache(candidates: Vec<PathBuf>) -> Option<PathBuf> {
     if let Some(w) = candidates.iter().find(|d| writable_dir(d)) {
         return Some(w.clone());
     }
@@ -246,4 +249,50 @@ pub fn read_entry(dir: &Path, id: &str) -> Entry {
     entry.name = name;
     entry.version = version;
     entry
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_own_cache_is_the_first_writable_candidate() {
+        let d = tempfile::tempdir().unwrap();
+        // a directory that cannot be made: its parent is a file
+        let file = d.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        let impossible = file.join("venvfs");
+        let second = d.path().join("second/venvfs");
+        let third = d.path().join("third/venvfs");
+        assert_eq!(
+            pick_own_cache(vec![impossible.clone(), second.clone(), third.clone()]),
+            Some(second.clone())
+        );
+        assert!(second.is_dir(), "made when missing");
+        assert!(!third.exists(), "nothing made past the one chosen");
+        assert_eq!(pick_own_cache(vec![impossible.clone()]), None);
+        assert_eq!(pick_own_cache(Vec::new()), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_read_only_own_cache_is_still_read() {
+        if rustix::process::geteuid().is_root() {
+            // (root writes through permission bits; tests/readonly.rs covers read-only
+            // mounts)
+            return;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let ro = d.path().join("ro");
+        std::fs::create_dir(&ro).unwrap();
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let file = d.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        assert_eq!(
+            pick_own_cache(vec![ro.clone(), file.join("x")]),
+            Some(ro.clone())
+        );
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
 }
