@@ -391,7 +391,7 @@ mod tests {
             b"other",
         );
         wheel(dir.path(), "foo_bar-2.0-py3-none-any.whl", b"newer");
-        let sources = Sources::new(&[dir.path().to_owned()], None, None).unwrap();
+        let sources = Sources::new(&[dir.path().to_owned()], &[], None).unwrap();
         let tags = vec![
             "cp311-cp311-manylinux_2_17_x86_64".to_string(),
             "py3-none-any".to_string(),
