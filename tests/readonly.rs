@@ -245,6 +245,25 @@ fn a_read_only_or_missing_home_directory_is_no_obstacle() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // a pin no local source has needs a writable place for the wheel: the error says which
+    // directories were tried and what to set, before any download
+    let more = s.path("more.txt");
+    std::fs::write(&more, pins(&[shared_wheel("six-"), shared_wheel("idna-")])).unwrap();
+    let venv = s.path("v-ro");
+    let manifest_before = layer_sources(&venv);
+    let out = run(bare_venvfs(Some(&home), &cache)
+        .env("VENVFS_OFFLINE", "0")
+        .arg("sync")
+        .arg(&venv)
+        .arg(&more)
+        .args(["--index-url", "http://127.0.0.1:9/simple/"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("VENVFS_CACHE_DIR") && err.contains(&*home.to_string_lossy()),
+        "{err}"
+    );
+    assert_eq!(layer_sources(&venv), manifest_before, "the venv changed");
     drop(ro);
     assert_eq!(
         snapshot(&home),
