@@ -184,6 +184,26 @@ fn a_read_only_uv_cache_is_synced_from_and_served_unchanged() {
         "the index of the read-only cache is kept in venvfs's own directory"
     );
     mount_import_write(&venv, cmd, "six, click");
+
+    // venvfs's own cache directory read-only too ($VENVFS_CACHE_DIR, holding what the run
+    // above remembered): it is read, not written, and another venv syncs and mounts
+    let own = xdg.join("venvfs");
+    let own_before = snapshot(&own);
+    let _own_ro = Bind::read_only(&own);
+    let venv2 = s.path("v2");
+    let cmd2 = || {
+        let mut c = bare_venvfs(None, &cache);
+        c.env("VENVFS_CACHE_DIR", &own);
+        c
+    };
+    run_ok(cmd2().arg("create").arg(&venv2));
+    run_ok(cmd2().arg("sync").arg(&venv2).arg(&reqs));
+    mount_import_write(&venv2, cmd2, "six, click");
+    assert_eq!(
+        snapshot(&own),
+        own_before,
+        "the read-only own cache changed"
+    );
     assert_eq!(snapshot(&cache), before, "the read-only uv cache changed");
 }
 

@@ -273,26 +273,4 @@ mod tests {
         assert_eq!(pick_own_cache(vec![impossible.clone()]), None);
         assert_eq!(pick_own_cache(Vec::new()), None);
     }
-
-    #[cfg(unix)]
-    #[test]
-    fn a_read_only_own_cache_is_still_read() {
-        if rustix::process::geteuid().is_root() {
-            // (root writes through permission bits; tests/readonly.rs covers read-only
-            // mounts)
-            return;
-        }
-        use std::os::unix::fs::PermissionsExt;
-        let d = tempfile::tempdir().unwrap();
-        let ro = d.path().join("ro");
-        std::fs::create_dir(&ro).unwrap();
-        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
-        let file = d.path().join("file");
-        std::fs::write(&file, b"").unwrap();
-        assert_eq!(
-            pick_own_cache(vec![ro.clone(), file.join("x")]),
-            Some(ro.clone())
-        );
-        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
 }
