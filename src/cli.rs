@@ -121,9 +121,11 @@ copies removed; a copy hard-linked elsewhere gives none)."
         /// A directory of `.whl` files to look in (may be repeated).
         #[arg(long = "find-links", short = 'f', value_name = "DIR")]
         find_links: Vec<PathBuf>,
-        /// uv's cache directory [default: $UV_CACHE_DIR, else $XDG_CACHE_HOME/uv, else ~/.cache/uv].
-        #[arg(long, value_name = "DIR")]
-        cache_dir: Option<PathBuf>,
+        /// uv's cache directory (may be repeated: looked in in order) [default: $UV_CACHE_DIR,
+        /// else $XDG_CACHE_HOME/uv, else ~/.cache/uv]; those of $VENVFS_EXTRA_CACHE_DIRS come
+        /// after.
+        #[arg(long = "cache-dir", value_name = "DIR")]
+        cache_dir: Vec<PathBuf>,
         /// Do not look in uv's cache.
         #[arg(long)]
         no_cache: bool,
@@ -269,9 +271,11 @@ pub struct FinderArgs {
     /// A directory of `.whl` files to look in (may be repeated).
     #[arg(long = "find-links", short = 'f', value_name = "DIR")]
     pub find_links: Vec<PathBuf>,
-    /// uv's cache directory [default: $UV_CACHE_DIR, else $XDG_CACHE_HOME/uv, else ~/.cache/uv].
-    #[arg(long, value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
+    /// uv's cache directory (may be repeated: looked in in order) [default: $UV_CACHE_DIR,
+    /// else $XDG_CACHE_HOME/uv, else ~/.cache/uv]; those of $VENVFS_EXTRA_CACHE_DIRS come
+    /// after.
+    #[arg(long = "cache-dir", value_name = "DIR")]
+    pub cache_dir: Vec<PathBuf>,
     /// Do not look in uv's cache.
     #[arg(long)]
     pub no_cache: bool,

@@ -126,14 +126,14 @@ fn key_of(python: &Path) -> Option<String> {
 }
 
 /// The interpreter of a venv that is not mounted. The answer is remembered in venvfs's
-/// cache directory (shared by every venv of the same interpreter), else in the venv's
-/// `.venvfs/`, until the interpreter binary changes.
+/// cache directory (shared by every venv of the same interpreter) when that is writable,
+/// else in the venv's `.venvfs/`, until the interpreter binary changes.
 pub fn of_venv(venv: &Path) -> Result<Interpreter, InterpreterError> {
     let python = python_of(venv);
     let key = key_of(&python).ok_or_else(|| InterpreterError::Missing {
         path: python.clone(),
     })?;
-    let remembered = match crate::finder::uvcache::own_cache_dir() {
+    let remembered = match crate::finder::uvcache::writable_own_cache_dir() {
         Some(dir) => {
             use sha2::Digest;
             let digest = sha2::Sha256::digest(key.as_bytes());

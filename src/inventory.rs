@@ -499,19 +499,19 @@ pub fn restore_command(venv: &Path, pins: &[String], in_cache: bool) -> String {
 }
 
 /// What to do about an inventory, one line each: see [`advice_items`].
-pub fn advice(venv: &Path, inv: &Inventory, uv_cache: Option<&UvCache>) -> Vec<String> {
-    advice_items(venv, inv, uv_cache)
+pub fn advice(venv: &Path, inv: &Inventory, uv_caches: &[UvCache]) -> Vec<String> {
+    advice_items(venv, inv, uv_caches)
         .iter()
         .map(Advice::line)
         .collect()
 }
 
 /// What to do about an inventory: layers whose source is gone and the command that
-/// restores them (`uv_cache` is where `venvfs install` will look), layers uninstalled
+/// restores them (`uv_caches` are where `venvfs install` will look), layers uninstalled
 /// through the mount whose source is gone, and the bytes of copies a layer could serve
 /// (distributions installed through the mount that uv's cache holds).
-pub fn advice_items(venv: &Path, inv: &Inventory, uv_cache: Option<&UvCache>) -> Vec<Advice> {
-    let in_cache = |name: &PackageName, version: &str| in_uv_cache(uv_cache, name, version);
+pub fn advice_items(venv: &Path, inv: &Inventory, uv_caches: &[UvCache]) -> Vec<Advice> {
+    let in_cache = |name: &PackageName, version: &str| in_uv_cache(uv_caches, name, version);
     let venv_s = venv.display();
     let mut items = Vec::new();
     let (needed, dropped): (Vec<&Layer>, Vec<&Layer>) = inv.missing_layers.iter().partition(|l| {
@@ -559,23 +559,26 @@ pub fn advice_items(venv: &Path, inv: &Inventory, uv_cache: Option<&UvCache>) ->
     items
 }
 
-/// uv's cache, opened only when advice about `inv` may find something in it: a layer or
+/// uv's caches, opened only when advice about `inv` may find something in them: a layer or
 /// references whose source is gone, copies a layer could serve.
-pub fn cache_for_advice(inv: &Inventory) -> Option<UvCache> {
+pub fn cache_for_advice(inv: &Inventory) -> Vec<UvCache> {
     let may_use_cache = !inv.missing_layers.is_empty()
         || inv
             .dists
             .iter()
             .any(|d| (d.layer.is_none() && d.copy_bytes > 0) || d.source_missing.is_some());
-    may_use_cache
-        .then(|| crate::finder::uvcache::locate(None))
-        .flatten()
-        .map(|root| UvCache::open(&root))
+    if !may_use_cache {
+        return Vec::new();
+    }
+    crate::finder::uvcache::locate_all(&[])
+        .iter()
+        .map(|root| UvCache::open(root))
+        .collect()
 }
 
-/// Whether uv's cache holds an unpacked wheel of `name` at `version`.
-pub fn in_uv_cache(uv_cache: Option<&UvCache>, name: &PackageName, version: &str) -> bool {
-    uv_cache.is_some_and(|c| {
+/// Whether one of uv's caches holds an unpacked wheel of `name` at `version`.
+pub fn in_uv_cache(uv_caches: &[UvCache], name: &PackageName, version: &str) -> bool {
+    uv_caches.iter().any(|c| {
         c.entries.iter().any(|e| {
             PackageName::new(&e.name) == *name && crate::finder::same_version(&e.version, version)
         })
@@ -814,7 +817,7 @@ mod tests {
                 tags: vec![],
             }],
         };
-        let advice = advice(Path::new("/v"), &inv, Some(&uv));
+        let advice = advice(Path::new("/v"), &inv, std::slice::from_ref(&uv));
         assert_eq!(advice.len(), 3, "{advice:#?}");
         assert!(advice[0].contains("lost==0.5"), "{}", advice[0]);
         assert!(advice[0]

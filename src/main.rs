@@ -148,7 +148,7 @@ fn options(finder: &FinderArgs, file: &venvfs::pins::PinFile) -> Options {
     );
     Options {
         find_links,
-        cache_dir: finder.cache_dir.clone(),
+        cache_dirs: finder.cache_dir.clone(),
         no_cache: finder.no_cache,
         require_hashes: finder.require_hashes,
         keep: Vec::new(),
@@ -241,7 +241,7 @@ fn fold(venv: &Path) -> Result<(), Box<dyn Error>> {
 fn adopt(
     venv: &Path,
     find_links: Vec<PathBuf>,
-    cache_dir: Option<PathBuf>,
+    cache_dirs: Vec<PathBuf>,
     no_cache: bool,
 ) -> Result<(), Box<dyn Error>> {
     use venvfs::install::adopt;
@@ -252,7 +252,7 @@ fn adopt(
             .into_iter()
             .map(|d| std::path::absolute(&d).unwrap_or(d))
             .collect(),
-        cache_dir,
+        cache_dirs,
         no_cache,
     };
     let plan = venvfs::daemon::change(venv, |root| {

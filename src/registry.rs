@@ -1,6 +1,7 @@
 //! Runtime records of running mounts, so `venvfs status` can describe them. One small TOML
-//! file per daemon in `$XDG_RUNTIME_DIR/venvfs` (else `/tmp/venvfs-<uid>`), removed when the
-//! daemon exits; records of dead processes are ignored and cleaned up.
+//! file per daemon in `$XDG_RUNTIME_DIR/venvfs` (else, or when that is not writable,
+//! `/tmp/venvfs-<uid>`), removed when the daemon exits; records of dead processes are
+//! ignored and cleaned up.
 
 use std::path::{Path, PathBuf};
 
@@ -20,9 +21,12 @@ pub struct Record {
     pub mount_flags: Vec<String>,
 }
 
+/// `$XDG_RUNTIME_DIR/venvfs`, else (unset, or not writable) `/tmp/venvfs-<uid>`.
 pub fn dir() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(d) if !d.is_empty() => PathBuf::from(d).join("venvfs"),
+        Some(d) if !d.is_empty() && crate::finder::uvcache::writable_dir(&PathBuf::from(&d)) => {
+            PathBuf::from(d).join("venvfs")
+        }
         _ => std::env::temp_dir().join(format!("venvfs-{}", user())),
     }
 }

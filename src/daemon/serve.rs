@@ -164,7 +164,8 @@ pub(super) fn mount_hint(e: &std::io::Error) -> &'static str {
 
 /// The read-only sources a symlink created in the venv may point into to be kept as a
 /// reference, besides any uv cache the link itself shows (see `Upper::reference_target`):
-/// uv's cache as this process's environment names it (and canonical), and the uv caches
+/// uv's caches as this process's environment names them (its own and those of
+/// `$VENVFS_EXTRA_CACHE_DIRS`, and canonical), and the uv caches
 /// the venv's layers come from (the directory above their `archive-v0`).
 fn reference_roots(manifest: &Manifest) -> Vec<PathBuf> {
     let mut roots: Vec<PathBuf> = Vec::new();
@@ -178,7 +179,7 @@ fn reference_roots(manifest: &Manifest) -> Vec<PathBuf> {
             roots.push(p);
         }
     };
-    if let Some(uv) = crate::finder::uvcache::locate(None) {
+    for uv in crate::finder::uvcache::locate_all(&[]) {
         add(uv);
     }
     for layer in &manifest.layers {

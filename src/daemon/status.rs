@@ -77,7 +77,7 @@ fn distributions(venv: &Path, r: &registry::Record, upper: &Path) {
         println!("  note: {p}");
     }
     let cache = inventory::cache_for_advice(&inv);
-    for line in inventory::advice(venv, &inv, cache.as_ref()) {
+    for line in inventory::advice(venv, &inv, &cache) {
         println!("  {line}");
     }
 }

@@ -91,6 +91,15 @@ pub fn collect(venv: Option<&Path>) -> Vec<Finding> {
     let mut findings = system::fuse_findings(&system::FuseFacts::gather());
     let cache = crate::finder::uvcache::locate(None).map(|p| system::FsFacts::gather(&p));
     findings.push(system::cache_finding(cache.as_ref()));
+    let primary = crate::finder::uvcache::locate(None);
+    for shared in crate::finder::uvcache::locate_all(&[]) {
+        if Some(&shared) != primary.as_ref() {
+            findings.push(system::shared_cache_finding(&system::FsFacts::gather(
+                &shared,
+            )));
+        }
+    }
+    findings.push(system::own_cache_finding());
     if let Some(venv) = venv {
         findings.extend(venv::findings(venv, cache.as_ref()));
     }

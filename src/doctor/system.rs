@@ -220,6 +220,55 @@ fn fill(f: &mut FsFacts) {
 #[cfg(not(unix))]
 fn fill(_f: &mut FsFacts) {}
 
+/// A shared uv cache of `$VENVFS_EXTRA_CACHE_DIRS`, looked in after the user's own.
+pub fn shared_cache_finding(c: &FsFacts) -> Finding {
+    if c.exists {
+        Finding::ok("uv-cache", format!("shared: {}", c.describe()))
+    } else {
+        Finding::warn(
+            "uv-cache",
+            format!(
+                "shared: {} ({}) is not there",
+                c.path.display(),
+                crate::finder::uvcache::EXTRA_CACHES_VAR
+            ),
+            Some(format!(
+                "remove it from {}",
+                crate::finder::uvcache::EXTRA_CACHES_VAR
+            )),
+        )
+    }
+}
+
+/// Where venvfs keeps its own cache (the index of uv's cache, layer listings, interpreter
+/// facts, fetched wheels): a warning when no candidate is writable, since wheels can then
+/// not be fetched (the rest is only slower).
+pub fn own_cache_finding() -> Finding {
+    use crate::finder::uvcache::{own_cache_candidates, writable_own_cache_dir, OWN_CACHE_VAR};
+    match writable_own_cache_dir() {
+        Some(d) => Finding::ok("venvfs-cache", d.display().to_string()),
+        None => {
+            let tried: Vec<String> = own_cache_candidates()
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect();
+            Finding::warn(
+                "venvfs-cache",
+                format!(
+                    "no writable directory ({}): what venvfs remembers goes into each venv's \
+                     .venvfs/ or is worked out again, and wheels cannot be fetched",
+                    if tried.is_empty() {
+                        "neither VENVFS_CACHE_DIR, XDG_CACHE_HOME nor HOME is set".to_owned()
+                    } else {
+                        format!("tried {}", tried.join(", "))
+                    }
+                ),
+                Some(format!("set {OWN_CACHE_VAR} to a writable directory")),
+            )
+        }
+    }
+}
+
 /// Where uv's cache is; only information.
 pub fn cache_finding(cache: Option<&FsFacts>) -> Finding {
     match cache {

@@ -104,10 +104,10 @@ impl VenvFacts {
             let inv = inventory::of_venv(venv).map_err(|e| e.to_string());
             if let Ok(inv) = &inv {
                 let cache = inventory::cache_for_advice(inv);
-                facts.advice = inventory::advice_items(venv, inv, cache.as_ref());
+                facts.advice = inventory::advice_items(venv, inv, &cache);
                 facts.dangling_in_cache = dangling(inv)
                     .iter()
-                    .all(|d| inventory::in_uv_cache(cache.as_ref(), &d.name, &d.version));
+                    .all(|d| inventory::in_uv_cache(&cache, &d.name, &d.version));
             }
             facts.inventory = Some(inv);
         }

@@ -155,9 +155,19 @@ pub fn fetch_all(
     rank: &TagRank,
     require_hashes: bool,
 ) -> Result<Vec<Outcome>, String> {
-    let store = Store::locate().ok_or(
-        "no cache directory to keep fetched wheels in: set XDG_CACHE_HOME or HOME".to_owned(),
-    )?;
+    let store =
+        Store::locate_writable().ok_or_else(|| {
+            let tried: Vec<String> = crate::finder::uvcache::own_cache_candidates()
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect();
+            format!(
+            "no writable cache directory to keep fetched wheels in (tried: {}): set {} to one, \
+             or give the wheels with --find-links",
+            if tried.is_empty() { "none is set".to_owned() } else { tried.join(", ") },
+            crate::finder::uvcache::OWN_CACHE_VAR
+        )
+        })?;
     let http = download::Http::new();
     let started = Instant::now();
     let progress = Progress::new(pins.len());

@@ -34,14 +34,27 @@ pub struct Stored {
 }
 
 impl Store {
-    /// The store in venvfs's cache directory (`$XDG_CACHE_HOME/venvfs/wheels`, else
-    /// `~/.cache/venvfs/wheels`).
+    /// The store in venvfs's cache directory (`$VENVFS_CACHE_DIR/wheels`, else
+    /// `$XDG_CACHE_HOME/venvfs/wheels`, else `~/.cache/venvfs/wheels`), to look in: a
+    /// read-only one is read.
     pub fn locate() -> Option<Store> {
-        let root = crate::finder::uvcache::own_cache_dir()?.join("wheels");
+        Some(Self::at(
+            crate::finder::uvcache::own_cache_dir()?.join("wheels"),
+        ))
+    }
+
+    /// The store to fetch into: in the first of those directories that is writable.
+    pub fn locate_writable() -> Option<Store> {
+        Some(Self::at(
+            crate::finder::uvcache::writable_own_cache_dir()?.join("wheels"),
+        ))
+    }
+
+    fn at(root: PathBuf) -> Store {
         // (absolute: layers are recorded by their source's path)
-        Some(Store {
+        Store {
             root: std::path::absolute(&root).unwrap_or(root),
-        })
+        }
     }
 
     /// Where the wheel of that hash and name is kept.

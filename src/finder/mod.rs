@@ -75,7 +75,8 @@ pub fn metadata_headers(metadata: &[u8]) -> Headers {
 pub struct Sources {
     pub find_links: Vec<Candidate>,
     pub find_links_dirs: Vec<PathBuf>,
-    pub uv_cache: Option<uvcache::UvCache>,
+    /// The uv caches, in the order they are looked in.
+    pub uv_caches: Vec<uvcache::UvCache>,
     /// The wheels of venvfs's store, and where it is.
     pub store: Vec<Candidate>,
     pub store_dir: Option<PathBuf>,
@@ -83,10 +84,10 @@ pub struct Sources {
 
 impl Sources {
     /// Lists the `.whl` files of the `--find-links` directories and of the wheel store, and
-    /// opens the uv cache.
+    /// opens the uv caches.
     pub fn new(
         find_links: &[PathBuf],
-        uv_cache: Option<&Path>,
+        uv_caches: &[PathBuf],
         store: Option<&crate::fetch::Store>,
     ) -> Result<Sources, String> {
         let mut found = Vec::new();
@@ -134,7 +135,10 @@ impl Sources {
         Ok(Sources {
             find_links: found,
             find_links_dirs: find_links.to_vec(),
-            uv_cache: uv_cache.map(uvcache::UvCache::open),
+            uv_caches: uv_caches
+                .iter()
+                .map(|c| uvcache::UvCache::open(c))
+                .collect(),
             store: stored,
             store_dir: store.map(|s| s.root.clone()),
         })
@@ -147,13 +151,15 @@ impl Sources {
             .iter()
             .map(|d| format!("--find-links {}", d.display()))
             .collect();
-        match &self.uv_cache {
-            Some(c) => parts.push(format!(
+        for c in &self.uv_caches {
+            parts.push(format!(
                 "the uv cache at {} ({} unpacked wheels)",
                 c.root.display(),
                 c.entries.len()
-            )),
-            None => parts.push("no uv cache".into()),
+            ));
+        }
+        if self.uv_caches.is_empty() {
+            parts.push("no uv cache".into());
         }
         if let Some(dir) = &self.store_dir {
             parts.push(format!(
@@ -246,7 +252,7 @@ pub fn choose(
         }
     }
     candidates.extend(sources.find_links.iter().filter(|c| matches(c)).cloned());
-    if let Some(cache) = &sources.uv_cache {
+    for cache in &sources.uv_caches {
         candidates.extend(
             cache
                 .entries
@@ -385,7 +391,7 @@ mod tests {
             b"other",
         );
         wheel(dir.path(), "foo_bar-2.0-py3-none-any.whl", b"newer");
-        let sources = Sources::new(&[dir.path().to_owned()], None, None).unwrap();
+        let sources = Sources::new(&[dir.path().to_owned()], &[], None).unwrap();
         let tags = vec![
             "cp311-cp311-manylinux_2_17_x86_64".to_string(),
             "py3-none-any".to_string(),

@@ -36,33 +36,99 @@ pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
     if let Some(p) = explicit {
         return Some(p.to_owned());
     }
-    let var = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(p) = var("UV_CACHE_DIR") {
+    if let Some(p) = env_path("UV_CACHE_DIR") {
         return Some(p);
     }
     if cfg!(windows) {
-        return var("LOCALAPPDATA").map(|d| d.join("uv").join("cache"));
+        return env_path("LOCALAPPDATA").map(|d| d.join("uv").join("cache"));
     }
-    if let Some(p) = var("XDG_CACHE_HOME") {
+    if let Some(p) = env_path("XDG_CACHE_HOME") {
         return Some(p.join("uv"));
     }
-    var("HOME").map(|h| h.join(".cache").join("uv"))
+    env_path("HOME").map(|h| h.join(".cache").join("uv"))
 }
 
-/// venvfs's own cache directory (`$XDG_CACHE_HOME/venvfs`, else `~/.cache/venvfs`).
+/// The variable naming shared uv caches looked up after the user's own (`:`-separated, `;`
+/// on Windows), such as a read-only one a machine's administrator fills.
+pub const EXTRA_CACHES_VAR: &str = "VENVFS_EXTRA_CACHE_DIRS";
+
+/// Every uv cache to look in, in order: the `--cache-dir` directories when given, else the
+/// user's own ([`locate`]); then those of `$VENVFS_EXTRA_CACHE_DIRS`. Each once.
+pub fn locate_all(explicit: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    if explicit.is_empty() {
+        out.extend(locate(None));
+    } else {
+        out.extend(explicit.iter().cloned());
+    }
+    if let Some(extra) = std::env::var_os(EXTRA_CACHES_VAR) {
+        out.extend(std::env::split_paths(&extra).filter(|p| !p.as_os_str().is_empty()));
+    }
+    let mut seen = Vec::new();
+    out.retain(|p| {
+        let key = p.canonicalize().unwrap_or_else(|_| p.clone());
+        let new = !seen.contains(&key);
+        seen.push(key);
+        new
+    });
+    out
+}
+
+fn env_path(k: &str) -> Option<PathBuf> {
+    std::env::var_os(k)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The variable naming venvfs's own cache directory, before the XDG and home defaults.
+pub const OWN_CACHE_VAR: &str = "VENVFS_CACHE_DIR";
+
+/// Where venvfs's own cache directory may be, in order: `$VENVFS_CACHE_DIR`,
+/// `$XDG_CACHE_HOME/venvfs`, `~/.cache/venvfs`.
+pub fn own_cache_candidates() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    out.extend(env_path(OWN_CACHE_VAR));
+    out.extend(env_path("XDG_CACHE_HOME").map(|d| d.join("venvfs")));
+    out.extend(env_path("HOME").map(|h| h.join(".cache").join("venvfs")));
+    out
+}
+
+/// venvfs's own cache directory, for what it only remembers to go faster (the index of uv's
+/// cache, layer listings, interpreter facts): the first of [`own_cache_candidates`] that is
+/// writable (made if missing), else the first that exists, to be read only (writing there
+/// fails, and what would have been remembered is worked out again next time). `None` when
+/// none is set or exists: nothing is remembered.
 pub fn own_cache_dir() -> Option<PathBuf> {
-    let var = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    var("XDG_CACHE_HOME")
-        .map(|d| d.join("venvfs"))
-        .or_else(|| var("HOME").map(|h| h.join(".cache").join("venvfs")))
+    pick_own_cache(own_cache_candidates())
+}
+
+fn pick_own_cache(candidates: Vec<PathBuf>) -> Option<PathBuf> {
+    if let Some(w) = candidates.iter().find(|d| writable_dir(d)) {
+        return Some(w.clone());
+    }
+    candidates.into_iter().find(|d| d.is_dir())
+}
+
+/// The first of [`own_cache_candidates`] that is writable (made if missing), for what must be
+/// kept (fetched wheels).
+pub fn writable_own_cache_dir() -> Option<PathBuf> {
+    own_cache_candidates().into_iter().find(|d| writable_dir(d))
+}
+
+/// Whether files can be made in `dir`, making it if missing. Never writes anything else:
+/// the check is the kernel's (`access(W_OK)`, which also says no on a read-only mount).
+pub fn writable_dir(dir: &Path) -> bool {
+    if std::fs::create_dir_all(dir).is_err() {
+        return false;
+    }
+    #[cfg(unix)]
+    {
+        rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).is_ok()
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(dir).is_ok_and(|m| !m.permissions().readonly())
+    }
 }
 
 /// The unpacked wheels of a uv cache.
@@ -183,4 +249,28 @@ pub fn read_entry(dir: &Path, id: &str) -> Entry {
     entry.name = name;
     entry.version = version;
     entry
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_own_cache_is_the_first_writable_candidate() {
+        let d = tempfile::tempdir().unwrap();
+        // a directory that cannot be made: its parent is a file
+        let file = d.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        let impossible = file.join("venvfs");
+        let second = d.path().join("second/venvfs");
+        let third = d.path().join("third/venvfs");
+        assert_eq!(
+            pick_own_cache(vec![impossible.clone(), second.clone(), third.clone()]),
+            Some(second.clone())
+        );
+        assert!(second.is_dir(), "made when missing");
+        assert!(!third.exists(), "nothing made past the one chosen");
+        assert_eq!(pick_own_cache(vec![impossible.clone()]), None);
+        assert_eq!(pick_own_cache(Vec::new()), None);
+    }
 }

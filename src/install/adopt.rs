@@ -44,8 +44,8 @@ type Error = Box<dyn std::error::Error>;
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub find_links: Vec<PathBuf>,
-    /// uv's cache; None: where uv keeps it by default.
-    pub cache_dir: Option<PathBuf>,
+    /// uv's caches to look in (`--cache-dir`, repeatable); empty: the user's own.
+    pub cache_dirs: Vec<PathBuf>,
     /// Do not look in uv's cache.
     pub no_cache: bool,
 }
@@ -104,16 +104,16 @@ pub fn plan(venv: &Path, root: &Path, opts: &Options) -> Result<Plan, Error> {
     let mut sources: Option<(Sources, TagRank)> = None;
     let mut find = |name: &str, ver: &str, rows: &[RecordRow]| {
         if sources.is_none() {
-            let cache = if opts.no_cache {
-                None
+            let caches = if opts.no_cache {
+                Vec::new()
             } else {
-                finder::uvcache::locate(opts.cache_dir.as_deref())
+                finder::uvcache::locate_all(&opts.cache_dirs)
             };
             let interpreter = crate::interpreter::of_venv(venv)?;
             // (the wheels venvfs fetched before are a source too; adopt fetches nothing)
             let store = crate::fetch::Store::locate();
             sources = Some((
-                Sources::new(&opts.find_links, cache.as_deref(), store.as_ref())?,
+                Sources::new(&opts.find_links, &caches, store.as_ref())?,
                 TagRank::new(&interpreter.tags()),
             ));
         }
@@ -333,7 +333,7 @@ fn choose(
         })
         .cloned()
         .collect();
-    if let Some(cache) = &sources.uv_cache {
+    for cache in &sources.uv_caches {
         candidates.extend(
             cache
                 .entries

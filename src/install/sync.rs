@@ -27,8 +27,8 @@ pub enum Target {
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub find_links: Vec<PathBuf>,
-    /// The uv cache; None: where uv keeps it by default.
-    pub cache_dir: Option<PathBuf>,
+    /// uv's caches to look in (`--cache-dir`, repeatable); empty: the user's own.
+    pub cache_dirs: Vec<PathBuf>,
     /// Do not look in the uv cache.
     pub no_cache: bool,
     /// Refuse wheels whose sha256 cannot be checked against the pins.
@@ -465,18 +465,14 @@ fn resolve(
     version: &str,
 ) -> Result<Vec<Resolved>, Error> {
     let needs_sources = targets.iter().any(|t| matches!(t, Target::Pin(_)));
-    let cache = if opts.no_cache || !needs_sources {
-        None
+    let caches = if opts.no_cache || !needs_sources {
+        Vec::new()
     } else {
-        finder::uvcache::locate(opts.cache_dir.as_deref())
+        finder::uvcache::locate_all(&opts.cache_dirs)
     };
     let store = crate::fetch::Store::locate();
     let sources = if needs_sources {
-        Some(Sources::new(
-            &opts.find_links,
-            cache.as_deref(),
-            store.as_ref(),
-        )?)
+        Some(Sources::new(&opts.find_links, &caches, store.as_ref())?)
     } else {
         None
     };
