@@ -982,8 +982,11 @@ fn real_wheels_six_and_click_read_completely() {
     assert!(cache.stats().memory_bytes <= 256 << 10);
 }
 
+/// Opens numpy's wheel (1,166 entries) repeatedly and prints how long it takes; the figure
+/// is a benchmark's to judge (scripts/bench's mount figure), not a test's, so a loaded
+/// machine does not fail it.
 #[test]
-fn real_wheel_numpy_opens_fast() {
+fn real_wheel_numpy_opens_and_says_how_fast() {
     let Some(wheels) = real_wheels() else { return };
     let Some(path) = real_wheel(&wheels, "numpy-2.4.6-") else {
         return;
@@ -1010,5 +1013,4 @@ fn real_wheel_numpy_opens_fast() {
         WheelArchive::open(&path).unwrap();
     }
     eprintln!("215 numpy opens (250,690 entries): {:?}", started.elapsed());
-    assert!(timings[5] < Duration::from_millis(100), "{timings:?}");
 }
