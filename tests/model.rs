@@ -28,7 +28,7 @@ mod model {
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
-use model::ops::{self, Op, Walk};
+use model::ops::{self, Access, Op, Walk};
 use model::oracle::RealDir;
 use model::reference::Model;
 use model::start::{self, snapshot, Seed, Start, World};
@@ -324,6 +324,48 @@ fn rename_between_hard_links_after_remount() {
                 noreplace: false,
             },
             Op::Stat { path: "lib/a" },
+        ],
+    );
+}
+
+/// Replays a minimal failing sequence found by the runs under Windows rules.
+fn replay_windows(start: Start, ops: &[Op]) {
+    if let Err(e) = run_with(Setup::Windows, &start, ops) {
+        panic!("{e}");
+    }
+}
+
+/// An open directory removed meanwhile (rmdir is immediate in the core; open handles stay
+/// valid) is still a file to its handle: marking it for deletion works, as it does for a
+/// removed file or a removed directory of a lower layer. For a directory of the upper layer
+/// the overlay once lost its attributes with its path and answered "not found".
+#[test]
+fn windows_mark_a_removed_upper_directory() {
+    replay_windows(
+        Start {
+            layers: vec![vec![], vec![]],
+            upper: vec![],
+        },
+        &[
+            Op::Mkdir {
+                path: "lib/d",
+                mode: 0o755,
+            },
+            Op::Open {
+                slot: 1,
+                path: "lib/D",
+                access: Access::Read,
+                truncate: false,
+                share: None,
+                delete: false,
+                delete_on_close: false,
+            },
+            Op::Rmdir { path: "lib/d" },
+            Op::SetDeletePending {
+                slot: 1,
+                delete: true,
+            },
+            Op::Close { slot: 1 },
         ],
     );
 }
