@@ -202,7 +202,7 @@ proptest! {
 
     /// A short pass under Windows rules (over the portable upper, as a Windows mount).
     #[test]
-    fn short_windows(start in start::start(), ops in ops::windows_ops(40)) {
+    fn short_windows(start in start::windows_start(), ops in ops::windows_ops(40)) {
         run_with(Setup::Windows, &start, &ops)?;
     }
 }
@@ -227,7 +227,7 @@ proptest! {
     /// The same under Windows rules.
     #[test]
     #[ignore = "long: run with --ignored, VENVFS_MODEL_CASES sets the number of cases"]
-    fn long_windows(start in start::start(), ops in ops::windows_ops(120)) {
+    fn long_windows(start in start::windows_start(), ops in ops::windows_ops(120)) {
         run_with(Setup::Windows, &start, &ops)?;
     }
 }

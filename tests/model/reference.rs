@@ -80,12 +80,25 @@ pub struct Model {
 
 type Res<T> = Result<T, Errno>;
 
-/// A layer or the upper as a tree, to merge them into the starting state.
+/// A layer or the upper as a tree, to merge them into the starting state. Names are filed
+/// under their keys (see [`Model::key`]) with the spelling they show.
 #[derive(Clone, Debug, Default)]
 struct Layer {
-    children: BTreeMap<String, Entry>,
+    children: BTreeMap<String, (String, Entry)>,
     opaque: bool,
+    /// (keys)
     whiteouts: BTreeSet<String>,
+}
+
+/// How names compare: as they are, or uppercased (Windows rules).
+type KeyFn = fn(&str) -> String;
+
+fn posix_key(name: &str) -> String {
+    name.to_string()
+}
+
+fn windows_key(name: &str) -> String {
+    name.to_ascii_uppercase()
 }
 
 #[derive(Clone, Debug)]
@@ -97,33 +110,35 @@ enum Entry {
 impl Layer {
     /// The directory at `dirs` (made on the way), or `None` if something that is not a
     /// directory is in the way (which hides what a lower layer has below it).
-    fn dir_mut(&mut self, dirs: &[&str]) -> Option<&mut Layer> {
+    fn dir_mut(&mut self, dirs: &[&str], key: KeyFn) -> Option<&mut Layer> {
         let Some((first, rest)) = dirs.split_first() else {
             return Some(self);
         };
-        let child = self
+        let (_, child) = self
             .children
-            .entry(first.to_string())
-            .or_insert_with(|| Entry::Dir(Layer::default()));
+            .entry(key(first))
+            .or_insert_with(|| (first.to_string(), Entry::Dir(Layer::default())));
         match child {
-            Entry::Dir(d) => d.dir_mut(rest),
+            Entry::Dir(d) => d.dir_mut(rest, key),
             Entry::Leaf(_) => None,
         }
     }
 
     /// Adds `seed` at `path` unless the path is taken (the first layer to place an entry
     /// at a path owns it; directories merge).
-    fn add(&mut self, path: &str, seed: &Seed) {
+    fn add(&mut self, path: &str, seed: &Seed, key: KeyFn) {
         let parts: Vec<&str> = path.split('/').collect();
         let (name, dirs) = parts.split_last().unwrap();
-        let Some(dir) = self.dir_mut(dirs) else {
+        let Some(dir) = self.dir_mut(dirs, key) else {
             return;
         };
         let entry = match seed {
             Seed::Dir => Entry::Dir(Layer::default()),
             leaf => Entry::Leaf(leaf.clone()),
         };
-        dir.children.entry(name.to_string()).or_insert(entry);
+        dir.children
+            .entry(key(name))
+            .or_insert((name.to_string(), entry));
     }
 }
 
@@ -132,32 +147,45 @@ impl Model {
     /// hiding lower names (unless the upper has a real entry of that name), opaque
     /// directories hiding all lower content, directories of several layers merged.
     pub fn new(start: &Start) -> Model {
+        Model::build(start, false)
+    }
+
+    /// The same under Windows rules: names of the layers and the upper meet by their keys,
+    /// an entry showing the spelling of the first to place it (the upper, else the topmost
+    /// layer).
+    pub fn windows(start: &Start) -> Model {
+        Model::build(start, true)
+    }
+
+    fn build(start: &Start, windows: bool) -> Model {
+        let key: KeyFn = if windows { windows_key } else { posix_key };
         let mut lower = Layer::default();
         for layer in start.settled_layers() {
             for (path, seed) in &layer {
-                lower.add(&format!("lib/{path}"), seed);
+                lower.add(&format!("lib/{path}"), seed, key);
             }
         }
         let mut upper = Layer::default();
-        upper.add("lib", &Seed::Dir);
+        upper.add("lib", &Seed::Dir, key);
         upper.add(
             "pyvenv.cfg",
             &Seed::File {
                 data: PYVENV_CFG.to_vec(),
                 perm: 0o644,
             },
+            key,
         );
         for (path, seed) in start.settled_upper() {
             let parts: Vec<&str> = path.split('/').collect();
             let (name, dirs) = parts.split_last().unwrap();
             match seed {
-                UpperSeed::Entry(seed) => upper.add(path, &seed),
+                UpperSeed::Entry(seed) => upper.add(path, &seed, key),
                 UpperSeed::Whiteout => {
-                    let dir = upper.dir_mut(dirs).expect("settled");
-                    dir.whiteouts.insert(name.to_string());
+                    let dir = upper.dir_mut(dirs, key).expect("settled");
+                    dir.whiteouts.insert(key(name));
                 }
                 UpperSeed::Opaque => {
-                    let dir = upper.dir_mut(&parts).expect("settled");
+                    let dir = upper.dir_mut(&parts, key).expect("settled");
                     dir.opaque = true;
                 }
             }
@@ -165,20 +193,11 @@ impl Model {
         let mut model = Model {
             nodes: Vec::new(),
             slots: Default::default(),
-            windows: false,
+            windows,
             doomed: BTreeMap::new(),
         };
         model.merge(Some(&upper), Some(&lower));
         model
-    }
-
-    /// The same under Windows rules. (The starting state is spelled in lowercase
-    /// throughout, so it merges as under POSIX rules.)
-    pub fn windows(start: &Start) -> Model {
-        Model {
-            windows: true,
-            ..Model::new(start)
-        }
     }
 
     /// How names are compared: as they are (POSIX) or uppercased (Windows; the pool's
@@ -229,11 +248,11 @@ impl Model {
         let mut children = BTreeMap::new();
         let lower = lower.filter(|_| !upper.is_some_and(|u| u.opaque));
         if let Some(u) = upper {
-            for (name, entry) in &u.children {
+            for (key, (name, entry)) in &u.children {
                 let child = match entry {
                     Entry::Dir(d) => {
-                        let below = match lower.and_then(|l| l.children.get(name)) {
-                            Some(Entry::Dir(l)) => Some(l),
+                        let below = match lower.and_then(|l| l.children.get(key)) {
+                            Some((_, Entry::Dir(l))) => Some(l),
                             _ => None,
                         };
                         self.merge(Some(d), below)
@@ -244,9 +263,9 @@ impl Model {
             }
         }
         if let Some(l) = lower {
-            for (name, entry) in &l.children {
-                let hidden = upper.is_some_and(|u| u.whiteouts.contains(name));
-                if children.contains_key(name) || hidden {
+            for (key, (name, entry)) in &l.children {
+                let hidden = upper.is_some_and(|u| u.whiteouts.contains(key));
+                if upper.is_some_and(|u| u.children.contains_key(key)) || hidden {
                     continue;
                 }
                 let child = match entry {
