@@ -301,9 +301,11 @@ impl Overlay {
         let dst_spelling = tree.spelling(new_parent, new_name).into_owned();
         let src = self.find(tree, parent, name)?;
         let mut dst = tree.child(new_parent, new_name)?;
-        if dst == Some(src) && (parent, name) != (new_parent, new_name) && dst_spelling == name {
+        if dst == Some(src) && parent == new_parent && name != new_name && dst_spelling == name {
             // Another spelling of the same entry (`foo` -> `FOO` under Windows rules):
-            // the entry moves to its new spelling, replacing nothing.
+            // the entry moves to its new spelling, replacing nothing. (Not two hard links
+            // of one file, even of one name in two directories: renaming one over the
+            // other does nothing.)
             dst = None;
         }
         if flags.exchange {
