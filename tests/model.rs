@@ -193,7 +193,7 @@ proptest! {
     /// A short pass over the portable upper (the one a Windows mount uses).
     #[test]
     fn short_portable_upper(start in start::start(), ops in ops::ops(40)) {
-        run_with(Setup::Posix, &start, &ops)?;
+        run_with(Setup::PortableUpper, &start, &ops)?;
     }
 }
 
@@ -221,7 +221,7 @@ proptest! {
     #[test]
     #[ignore = "long: run with --ignored, VENVFS_MODEL_CASES sets the number of cases"]
     fn long_portable_upper(start in start::start(), ops in ops::ops(120)) {
-        run_with(Setup::Posix, &start, &ops)?;
+        run_with(Setup::PortableUpper, &start, &ops)?;
     }
 
     /// The same under Windows rules.
