@@ -9,6 +9,10 @@
 //! `tests/model.proptest-regressions` and replayed first on every run. The minimal sequences
 //! of the bugs found are also kept below as ordinary tests.
 //!
+//! Under Windows rules (as a Windows mount runs the core) the model follows them too: names
+//! compared without regard to case but shown as spelled, share modes, delete on close and
+//! delete pending. The real directory is left out then: it follows POSIX.
+//!
 //! `cargo test --test model` runs a short pass; `scripts/model [CASES]` a long one
 //! (`VENVFS_MODEL_CASES=2000 cargo test --test model -- --ignored long`).
 
@@ -24,12 +28,13 @@ mod model {
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
-use model::ops::{self, Op, Walk};
+use model::ops::{self, Access, Op, Walk};
 use model::oracle::RealDir;
 use model::reference::Model;
 use model::start::{self, snapshot, Seed, Start, World};
 use model::sut::Core;
 use venvfs::overlay::OverlayConfig;
+use venvfs::rules::Rules;
 
 /// Whole trees are compared every this many ops.
 const WALK_EVERY: usize = 8;
@@ -46,14 +51,21 @@ fn differences(expected: &Walk, got: &Walk) -> String {
     out
 }
 
-fn same_trees(model: &Model, real: &RealDir, core: &Core, when: &str) -> Result<(), TestCaseError> {
+fn same_trees(
+    model: &Model,
+    real: Option<&RealDir>,
+    core: &Core,
+    when: &str,
+) -> Result<(), TestCaseError> {
     let expected = model.walk();
-    let on_disk = real.walk();
-    prop_assert!(
-        on_disk == expected,
-        "{when}: a real directory disagrees with the model:\n{}",
-        differences(&expected, &on_disk)
-    );
+    if let Some(real) = real {
+        let on_disk = real.walk();
+        prop_assert!(
+            on_disk == expected,
+            "{when}: a real directory disagrees with the model:\n{}",
+            differences(&expected, &on_disk)
+        );
+    }
     let got = core.walk();
     prop_assert!(
         got == expected,
@@ -70,14 +82,24 @@ enum Setup {
     Posix,
     /// The upper reached by path through `std::fs` only, as a Windows mount reaches it.
     PortableUpper,
+    /// As a Windows mount: Windows rules over the portable upper (the one it uses).
+    Windows,
 }
 
 impl Setup {
     fn config(self) -> OverlayConfig {
         OverlayConfig {
-            portable_upper: matches!(self, Setup::PortableUpper),
+            portable_upper: matches!(self, Setup::PortableUpper | Setup::Windows),
+            rules: match self {
+                Setup::Windows => Rules::windows(),
+                _ => Rules::posix(),
+            },
             ..OverlayConfig::default()
         }
+    }
+
+    fn windows(self) -> bool {
+        matches!(self, Setup::Windows)
     }
 }
 
@@ -103,17 +125,23 @@ fn run_with(setup: Setup, start: &Start, ops: &[Op]) -> Result<(), TestCaseError
         }
         Ok(())
     };
-    let mut model = Model::new(start);
-    let mut real = RealDir::new(&world.real, &model.walk());
+    let mut model = match setup.windows() {
+        true => Model::windows(start),
+        false => Model::new(start),
+    };
+    // (POSIX only: see oracle.rs)
+    let mut real = (!setup.windows()).then(|| RealDir::new(&world.real, &model.walk()));
     let mut core = Core::new(&world.venv, &world.layers, setup.config());
-    same_trees(&model, &real, &core, "at the start")?;
+    same_trees(&model, real.as_ref(), &core, "at the start")?;
     for (i, op) in ops.iter().enumerate() {
         let expected = model.apply(op);
-        let on_disk = real.apply(op);
-        prop_assert!(
-            on_disk == expected,
-            "op {i} {op:?}: a real directory answered {on_disk:?}, the model {expected:?}"
-        );
+        if let Some(real) = real.as_mut() {
+            let on_disk = real.apply(op);
+            prop_assert!(
+                on_disk == expected,
+                "op {i} {op:?}: a real directory answered {on_disk:?}, the model {expected:?}"
+            );
+        }
         let got = core.apply(op);
         prop_assert!(
             got == expected,
@@ -124,10 +152,10 @@ fn run_with(setup: Setup, start: &Start, ops: &[Op]) -> Result<(), TestCaseError
             layers_unchanged(&when)?;
         }
         if matches!(op, Op::Remount) || (i + 1) % WALK_EVERY == 0 {
-            same_trees(&model, &real, &core, &when)?;
+            same_trees(&model, real.as_ref(), &core, &when)?;
         }
     }
-    same_trees(&model, &real, &core, "at the end")?;
+    same_trees(&model, real.as_ref(), &core, "at the end")?;
     layers_unchanged("at the end")
 }
 
@@ -170,6 +198,16 @@ proptest! {
 }
 
 proptest! {
+    #![proptest_config(config(48))]
+
+    /// A short pass under Windows rules (over the portable upper, as a Windows mount).
+    #[test]
+    fn short_windows(start in start::windows_start(), ops in ops::windows_ops(40)) {
+        run_with(Setup::Windows, &start, &ops)?;
+    }
+}
+
+proptest! {
     #![proptest_config(config(long_cases()))]
 
     /// Many more and longer sequences, for a script to run.
@@ -184,6 +222,13 @@ proptest! {
     #[ignore = "long: run with --ignored, VENVFS_MODEL_CASES sets the number of cases"]
     fn long_portable_upper(start in start::start(), ops in ops::ops(120)) {
         run_with(Setup::PortableUpper, &start, &ops)?;
+    }
+
+    /// The same under Windows rules.
+    #[test]
+    #[ignore = "long: run with --ignored, VENVFS_MODEL_CASES sets the number of cases"]
+    fn long_windows(start in start::windows_start(), ops in ops::windows_ops(120)) {
+        run_with(Setup::Windows, &start, &ops)?;
     }
 }
 
@@ -279,6 +324,82 @@ fn rename_between_hard_links_after_remount() {
                 noreplace: false,
             },
             Op::Stat { path: "lib/a" },
+        ],
+    );
+}
+
+/// Replays a minimal failing sequence found by the runs under Windows rules.
+fn replay_windows(start: Start, ops: &[Op]) {
+    if let Err(e) = run_with(Setup::Windows, &start, ops) {
+        panic!("{e}");
+    }
+}
+
+/// An open directory removed meanwhile (rmdir is immediate in the core; open handles stay
+/// valid) is still a file to its handle: marking it for deletion works, as it does for a
+/// removed file or a removed directory of a lower layer. For a directory of the upper layer
+/// the overlay once lost its attributes with its path and answered "not found".
+#[test]
+fn windows_mark_a_removed_upper_directory() {
+    replay_windows(
+        Start {
+            layers: vec![vec![], vec![]],
+            upper: vec![],
+        },
+        &[
+            Op::Mkdir {
+                path: "lib/d",
+                mode: 0o755,
+            },
+            Op::Open {
+                slot: 1,
+                path: "lib/D",
+                access: Access::Read,
+                truncate: false,
+                share: None,
+                delete: false,
+                delete_on_close: false,
+            },
+            Op::Rmdir { path: "lib/d" },
+            Op::SetDeletePending {
+                slot: 1,
+                delete: true,
+            },
+            Op::Close { slot: 1 },
+        ],
+    );
+}
+
+/// Renaming one hard link of a file over another of the same name in another directory
+/// does nothing (POSIX: two names of one file). The overlay took it for a case-only rename
+/// (the same entry found under another spelling, added with the Windows name rules) and
+/// moved the name, so `lib/e/b` was gone, under POSIX rules too.
+#[test]
+fn rename_between_hard_links_of_one_name() {
+    replay(
+        Start {
+            layers: vec![vec![], vec![]],
+            upper: vec![("lib/e", start::UpperSeed::Entry(Seed::Dir))],
+        },
+        &[
+            Op::Mkdir {
+                path: "lib/d",
+                mode: 0o755,
+            },
+            Op::Create {
+                path: "lib/d/b",
+                mode: 0o644,
+            },
+            Op::Link {
+                from: "lib/d/b",
+                to: "lib/e/b",
+            },
+            Op::Rename {
+                from: "lib/e/b",
+                to: "lib/d/b",
+                noreplace: false,
+            },
+            Op::Stat { path: "lib/e/b" },
         ],
     );
 }

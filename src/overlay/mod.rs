@@ -169,10 +169,11 @@ impl Overlay {
             return Ok(match tree.path(ino) {
                 Ok(path) if node.reference => self.reference_attr(&path, ino)?,
                 Ok(path) => self.upper.attr(&path, ino)?,
-                // Unlinked but still held: reached through its pinned open file.
+                // Unlinked but still held: reached through its pinned open file, or (a
+                // directory) by the attributes kept when it was removed.
                 Err(_) => match self.open_files.upper(ino, false) {
                     Some(f) => self.upper.file_attr(&f.file, ino)?,
-                    None => return Err(Error::NotFound),
+                    None => return self.open_files.frozen_attr(ino).ok_or(Error::NotFound),
                 },
             });
         }

@@ -64,7 +64,8 @@ struct Record {
     unlinked: bool,
     desc: Option<Desc>,
     /// The attributes of a file whose layer a live change removed while it was held (the
-    /// lower tree that described it is gone).
+    /// lower tree that described it is gone), or of an upper directory removed while held
+    /// (no descriptor to stat it through).
     frozen: Option<Box<Attr>>,
     /// Under Windows rules, while handles are open or a deletion is pending (boxed: most
     /// records never have one).
@@ -458,7 +459,8 @@ impl OpenFiles {
         Ok(())
     }
 
-    /// The attributes kept for a detached file (see [`OpenFiles::detach`]).
+    /// The attributes kept for a detached file (see [`OpenFiles::detach`]), or for a
+    /// directory removed while held.
     pub fn frozen_attr(&self, ino: Ino) -> Option<Attr> {
         let inner = self.inner.lock();
         inner.records.get(&ino)?.frozen.as_deref().copied()

@@ -271,6 +271,18 @@ impl Overlay {
         }
     }
 
+    /// Upper directory `ino` is about to lose its name (rmdir, or replaced by a rename).
+    /// Open handles keep it a directory to their holders, but unlike a file it has no open
+    /// descriptor to be stat'ed through once its path is gone: while something holds it,
+    /// its attributes are kept as they are now (as for a node a live change detached).
+    fn removing_dir(&self, tree: &Tree, ino: Ino) -> Result<()> {
+        if !tree.get(ino)?.upper || !self.open_files.held(ino) {
+            return Ok(());
+        }
+        let attr = self.attr(tree, ino)?;
+        self.open_files.detach(ino, Some(attr), || Ok(None))
+    }
+
     fn find(&self, tree: &Tree, parent: Ino, name: &OsStr) -> Result<Ino> {
         tree.child(parent, name)?.ok_or(Error::NotFound)
     }
@@ -289,9 +301,11 @@ impl Overlay {
         let dst_spelling = tree.spelling(new_parent, new_name).into_owned();
         let src = self.find(tree, parent, name)?;
         let mut dst = tree.child(new_parent, new_name)?;
-        if dst == Some(src) && (parent, name) != (new_parent, new_name) && dst_spelling == name {
+        if dst == Some(src) && parent == new_parent && name != new_name && dst_spelling == name {
             // Another spelling of the same entry (`foo` -> `FOO` under Windows rules):
-            // the entry moves to its new spelling, replacing nothing.
+            // the entry moves to its new spelling, replacing nothing. (Not two hard links
+            // of one file, even of one name in two directories: renaming one over the
+            // other does nothing.)
             dst = None;
         }
         if flags.exchange {
@@ -371,6 +385,7 @@ impl Overlay {
             // under case-insensitive rules, goes first, as one name holds one entry)
             let old_path = path_with(tree, new_parent, &dst_spelling)?;
             if is_upper && is_dir {
+                self.removing_dir(tree, d)?;
                 self.upper.clear_markers(&old_path)?;
             }
             self.unlinking(tree, d)?;
@@ -568,6 +583,7 @@ impl FileSystem for Overlay {
         let path = tree.path(ino)?;
         self.whiteout_if_needed(&mut tree, parent, name)?;
         if is_upper {
+            self.removing_dir(&tree, ino)?;
             self.upper.clear_markers(&path)?;
             self.upper.rmdir(&path)?;
         }

@@ -28,6 +28,37 @@ pub const PATHS: [&str; 14] = [
     "lib/e/d/a",
 ];
 
+/// The pool of a run under Windows rules: the POSIX pool, other spellings of its names (so
+/// that sequences meet case clashes: a create of `lib/A` beside `lib/a`, a rename of
+/// `lib/d` to `lib/D`, a path through `lib/D` that finds `lib/d`), and two names Windows
+/// refuses (a DOS device name, a trailing dot).
+pub const WINDOWS_PATHS: [&str; 24] = [
+    "lib/a",
+    "lib/b",
+    "lib/c",
+    "lib/d",
+    "lib/e",
+    "lib/d/a",
+    "lib/d/b",
+    "lib/d/c",
+    "lib/d/e",
+    "lib/e/a",
+    "lib/e/b",
+    "lib/e/d",
+    "lib/d/e/a",
+    "lib/e/d/a",
+    "lib/A",
+    "lib/B",
+    "lib/D",
+    "lib/E",
+    "lib/D/b",
+    "lib/d/A",
+    "lib/e/D",
+    "lib/E/D/a",
+    "lib/Aux",
+    "lib/e/b.",
+];
+
 /// Symlink targets. None of them resolves: the pool has no name `nowhere`, so every link
 /// dangles, and following one (as the kernel does for an open, or for a link met in the
 /// middle of a path) always ends in "not found". That keeps symlink resolution out of the
@@ -52,6 +83,22 @@ impl Access {
     pub fn writes(self) -> bool {
         self != Access::Read
     }
+}
+
+/// A Windows share mode: what other opens may do while this one lasts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Share {
+    pub read: bool,
+    pub write: bool,
+    pub delete: bool,
+}
+
+impl Share {
+    pub const ALL: Share = Share {
+        read: true,
+        write: true,
+        delete: true,
+    };
 }
 
 #[derive(Clone, Debug)]
@@ -120,12 +167,18 @@ pub enum Op {
     List {
         path: &'static str,
     },
-    /// Opens `path` into `slot`; if that works, what the slot held is closed.
+    /// Opens `path` into `slot`; if that works, what the slot held is closed. The last three
+    /// fields are generated under Windows rules only: the share mode (`None`: none given,
+    /// as every POSIX open; the core then shares everything), whether the open asks for the
+    /// right to delete, and whether the file is deleted when this handle is closed.
     Open {
         slot: usize,
         path: &'static str,
         access: Access,
         truncate: bool,
+        share: Option<Share>,
+        delete: bool,
+        delete_on_close: bool,
     },
     /// The whole content of the file open in `slot`, read through its handle.
     ReadOpen {
@@ -138,6 +191,12 @@ pub enum Op {
     },
     Close {
         slot: usize,
+    },
+    /// Windows rules: marks the file open in `slot` for deletion at its last close
+    /// (`FileDispositionInformation`), or clears the mark.
+    SetDeletePending {
+        slot: usize,
+        delete: bool,
     },
     /// Drop the filesystem and open a new one on the same venv and layers: what was
     /// written stays, open files are gone.
@@ -157,6 +216,12 @@ pub enum Errno {
     NotPermitted,
     /// EBADF (reading a handle open for writing only, or the reverse).
     BadHandle,
+    /// Windows rules: the open conflicts with the share modes of the file's opens.
+    SharingViolation,
+    /// Windows rules: the file is marked for deletion.
+    DeletePending,
+    /// Windows rules: a name Windows refuses.
+    InvalidName,
     Other(i32),
 }
 
@@ -276,8 +341,8 @@ pub struct Seen {
 /// A whole visible tree: every path below the venv root.
 pub type Walk = std::collections::BTreeMap<String, Seen>;
 
-fn path() -> impl Strategy<Value = &'static str> {
-    prop::sample::select(&PATHS[..])
+fn path_in(pool: &'static [&'static str]) -> impl Strategy<Value = &'static str> {
+    prop::sample::select(pool)
 }
 
 fn data() -> impl Strategy<Value = Vec<u8>> {
@@ -306,8 +371,9 @@ fn access() -> impl Strategy<Value = Access> {
     ]
 }
 
-/// One op; the weights favour the ops that change the tree.
-pub fn op() -> impl Strategy<Value = Op> {
+/// One op naming paths of `pool`; the weights favour the ops that change the tree.
+fn op_in(pool: &'static [&'static str]) -> impl Strategy<Value = Op> {
+    let path = || path_in(pool);
     prop_oneof![
         4 => (path(), file_mode()).prop_map(|(path, mode)| Op::Create { path, mode }),
         4 => (path(), 0..16u64, data(), any::<bool>()).prop_map(|(path, offset, data, by_inode)| Op::Write {
@@ -340,6 +406,9 @@ pub fn op() -> impl Strategy<Value = Op> {
                 // O_TRUNC with O_RDONLY is left unspecified by POSIX
                 truncate: truncate && access.writes(),
                 access,
+                share: None,
+                delete: false,
+                delete_on_close: false,
             }
         }),
         4 => slot().prop_map(|slot| Op::ReadOpen { slot }),
@@ -353,19 +422,81 @@ pub fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// A few ops that make a case random single ops would rarely put together.
-fn scenario() -> impl Strategy<Value = Vec<Op>> {
+/// One op, as a POSIX run generates it.
+pub fn op() -> impl Strategy<Value = Op> {
+    op_in(&PATHS)
+}
+
+/// A share mode: mostly one given (any of the eight), sometimes none.
+fn share() -> impl Strategy<Value = Option<Share>> {
     prop_oneof![
-        // A file kept open across the loss of its last name (unlinked, or replaced by a
-        // rename over it) still reads and writes through the handle.
-        (slot(), path(), path(), any::<bool>(), data()).prop_map(
-            |(slot, path, other, by_rename, data)| vec![
+        4 => (any::<bool>(), any::<bool>(), any::<bool>())
+            .prop_map(|(read, write, delete)| Some(Share { read, write, delete })),
+        1 => Just(None),
+    ]
+}
+
+/// What a Windows open adds to a POSIX one: a share mode, the delete right, delete on
+/// close (which asks for the delete right too, as Windows requires).
+fn windows_open() -> impl Strategy<Value = (Option<Share>, bool, bool)> {
+    (
+        share(),
+        prop::bool::weighted(0.2),
+        prop::bool::weighted(0.25),
+    )
+        .prop_map(|(share, delete, doc)| (share, delete || doc, doc))
+}
+
+/// One op of a run under Windows rules: paths from [`WINDOWS_PATHS`], opens with share
+/// modes and delete on close, and delete-pending marks. No hard links: after a remount the
+/// core knows two links of one file as two inodes (it keeps no record of links across
+/// mounts), each with its own share modes and delete state, where NTFS keeps one per file;
+/// the model would have to copy that limitation to agree.
+pub fn windows_op() -> impl Strategy<Value = Op> {
+    let plain = (op_in(&WINDOWS_PATHS), windows_open())
+        .prop_filter("no hard links under Windows rules", |(op, _)| {
+            !matches!(op, Op::Link { .. })
+        })
+        .prop_map(|(op, (sh, del, doc))| match op {
+            Op::Open {
+                slot,
+                path,
+                access,
+                truncate,
+                ..
+            } => Op::Open {
+                slot,
+                path,
+                access,
+                truncate,
+                share: sh,
+                delete: del,
+                delete_on_close: doc,
+            },
+            op => op,
+        });
+    prop_oneof![
+        20 => plain,
+        2 => (slot(), prop::bool::weighted(0.8))
+            .prop_map(|(slot, delete)| Op::SetDeletePending { slot, delete }),
+    ]
+}
+
+/// A file kept open across the loss of its last name (unlinked, or replaced by a rename
+/// over it) still reads and writes through the handle.
+fn kept_open(pool: &'static [&'static str]) -> impl Strategy<Value = Vec<Op>> {
+    (slot(), path_in(pool), path_in(pool), any::<bool>(), data()).prop_map(
+        |(slot, path, other, by_rename, data)| {
+            vec![
                 Op::Create { path, mode: 0o644 },
                 Op::Open {
                     slot,
                     path,
                     access: Access::ReadWrite,
                     truncate: false,
+                    share: None,
+                    delete: false,
+                    delete_on_close: false,
                 },
                 if by_rename {
                     Op::Rename {
@@ -385,10 +516,15 @@ fn scenario() -> impl Strategy<Value = Vec<Op>> {
                 Op::ReadOpen { slot },
                 Op::Close { slot },
             ]
-        ),
-        // A write through one name of a hard-linked file shows through the other.
-        (path(), path(), 0..8u64, data(), any::<bool>()).prop_map(
-            |(from, to, offset, data, by_inode)| vec![
+        },
+    )
+}
+
+/// A write through one name of a hard-linked file shows through the other.
+fn linked(pool: &'static [&'static str]) -> impl Strategy<Value = Vec<Op>> {
+    (path_in(pool), path_in(pool), 0..8u64, data(), any::<bool>()).prop_map(
+        |(from, to, offset, data, by_inode)| {
+            vec![
                 Op::Create {
                     path: from,
                     mode: 0o644,
@@ -402,8 +538,69 @@ fn scenario() -> impl Strategy<Value = Vec<Op>> {
                 },
                 Op::Read { path: to, by_inode },
             ]
-        ),
-    ]
+        },
+    )
+}
+
+/// A file opened for deletion on close, or marked through a handle, while another handle
+/// (sharing or not) is open: new opens fail until the last handle goes, and the name with
+/// it.
+fn doomed() -> impl Strategy<Value = Vec<Op>> {
+    let pool = &WINDOWS_PATHS;
+    (
+        path_in(pool),
+        path_in(pool),
+        share(),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(path, again, share, by_mark, first_last)| {
+            let open = |slot, delete_on_close| Op::Open {
+                slot,
+                path,
+                access: Access::Read,
+                truncate: false,
+                share: Some(Share::ALL),
+                delete: delete_on_close,
+                delete_on_close,
+            };
+            let mut ops = vec![
+                Op::Create { path, mode: 0o644 },
+                open(0, false),
+                Op::Open {
+                    slot: 1,
+                    path: again,
+                    access: Access::ReadWrite,
+                    truncate: false,
+                    share,
+                    delete: !by_mark,
+                    delete_on_close: !by_mark,
+                },
+            ];
+            if by_mark {
+                ops.push(Op::SetDeletePending {
+                    slot: 1,
+                    delete: true,
+                });
+            }
+            let (first, last) = if first_last { (0, 1) } else { (1, 0) };
+            ops.extend([
+                Op::Close { slot: first },
+                Op::Read {
+                    path: again,
+                    by_inode: false,
+                },
+                Op::Stat { path },
+                Op::Close { slot: last },
+                Op::Stat { path },
+            ]);
+            ops
+        })
+}
+
+/// A few ops that make a case random single ops would rarely put together.
+fn scenario() -> impl Strategy<Value = Vec<Op>> {
+    prop_oneof![kept_open(&PATHS), linked(&PATHS)]
 }
 
 /// Sequences of at most about `max` ops.
@@ -411,6 +608,16 @@ pub fn ops(max: usize) -> impl Strategy<Value = Vec<Op>> {
     let piece = prop_oneof![
         8 => op().prop_map(|op| vec![op]),
         1 => scenario(),
+    ];
+    prop::collection::vec(piece, 1..=max * 2 / 3).prop_map(|pieces| pieces.concat())
+}
+
+/// Sequences of at most about `max` ops of a run under Windows rules.
+pub fn windows_ops(max: usize) -> impl Strategy<Value = Vec<Op>> {
+    let piece = prop_oneof![
+        16 => windows_op().prop_map(|op| vec![op]),
+        1 => kept_open(&WINDOWS_PATHS),
+        1 => doomed(),
     ];
     prop::collection::vec(piece, 1..=max * 2 / 3).prop_map(|pieces| pieces.concat())
 }

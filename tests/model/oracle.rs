@@ -1,6 +1,10 @@
 //! The same ops on a plain directory of the machine's own filesystem, through std::fs: a
 //! check of the model itself. The model and a real directory must agree on every op; where
 //! they do not, the model is wrong, not the overlay.
+//!
+//! POSIX only: the directory is on the machine's own filesystem (ext4 and the like, case
+//! sensitive, with neither share modes nor delete pending), so it has nothing to say about
+//! the Windows rules, and runs under them compare the model with the overlay alone.
 
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
@@ -163,6 +167,7 @@ impl RealDir {
                 path,
                 access,
                 truncate,
+                ..
             } => res(self.open(slot, path, access, truncate)).into(),
             Op::ReadOpen { slot } => match &self.slots[slot] {
                 None => Outcome::NoHandle,
@@ -180,6 +185,7 @@ impl RealDir {
                 None => Outcome::NoHandle,
                 Some(_) => Outcome::Done,
             },
+            Op::SetDeletePending { .. } => unreachable!("generated under Windows rules only"),
             Op::Remount => {
                 self.slots = Default::default();
                 Outcome::Done

@@ -2,10 +2,18 @@
 //! POSIX semantics (as Linux shows them on ext4). Files are nodes in an arena, named by
 //! directory entries, so a hard link is two entries naming one node and a file stays
 //! readable through an open handle after its last name is gone.
+//!
+//! Told so ([`Model::windows`]), it follows the Windows rules of the core instead, as NTFS
+//! shows them: names compared without regard to (ASCII) case but kept as spelled (an entry
+//! shows the spelling it was made or last renamed with), Windows' invalid names refused,
+//! share modes between the open slots, and deletion on close: a file opened with delete
+//! on close, or marked through a handle, refuses new opens and loses its name with its last
+//! handle. Removal by name (unlink, rmdir, rename over) stays immediate, as in the core,
+//! where the Windows adapter sends it only at the last close.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::ops::{Access, Data, Errno, Kind, Meta, Op, Outcome, Seen, Walk, SLOTS};
+use super::ops::{Access, Data, Errno, Kind, Meta, Op, Outcome, Seen, Share, Walk, SLOTS};
 use super::start::{Seed, Start, UpperSeed, DIR_PERM, PYVENV_CFG};
 
 type Id = usize;
@@ -30,22 +38,67 @@ struct Node {
 struct OpenFile {
     node: Id,
     access: Access,
+    /// Windows rules: what the open lets others do, whether it holds the right to delete,
+    /// and whether the file goes when it is closed.
+    share: Share,
+    delete: bool,
+    delete_on_close: bool,
+}
+
+/// What an open asks for, as share modes count it.
+#[derive(Clone, Copy, Debug)]
+struct Wants {
+    read: bool,
+    write: bool,
+    delete: bool,
+}
+
+/// Windows rules: how a file open in the slots is marked for deletion.
+#[derive(Clone, Copy, Debug, Default)]
+struct Doomed {
+    /// Through a handle (`SetDeletePending`); can be cleared again.
+    marked: bool,
+    /// A handle opened with delete on close was closed; cannot be undone.
+    closed_delete_on_close: bool,
+}
+
+impl Doomed {
+    fn pending(self) -> bool {
+        self.marked || self.closed_delete_on_close
+    }
 }
 
 #[derive(Clone, Debug)]
 pub struct Model {
     nodes: Vec<Node>,
     slots: [Option<OpenFile>; SLOTS],
+    /// Windows rules (else POSIX).
+    windows: bool,
+    /// Windows rules: the deletion state of files while the slots hold them.
+    doomed: BTreeMap<Id, Doomed>,
 }
 
 type Res<T> = Result<T, Errno>;
 
-/// A layer or the upper as a tree, to merge them into the starting state.
+/// A layer or the upper as a tree, to merge them into the starting state. Names are filed
+/// under their keys (see [`Model::key`]) with the spelling they show.
 #[derive(Clone, Debug, Default)]
 struct Layer {
-    children: BTreeMap<String, Entry>,
+    children: BTreeMap<String, (String, Entry)>,
     opaque: bool,
+    /// (keys)
     whiteouts: BTreeSet<String>,
+}
+
+/// How names compare: as they are, or uppercased (Windows rules).
+type KeyFn = fn(&str) -> String;
+
+fn posix_key(name: &str) -> String {
+    name.to_string()
+}
+
+fn windows_key(name: &str) -> String {
+    name.to_ascii_uppercase()
 }
 
 #[derive(Clone, Debug)]
@@ -57,33 +110,35 @@ enum Entry {
 impl Layer {
     /// The directory at `dirs` (made on the way), or `None` if something that is not a
     /// directory is in the way (which hides what a lower layer has below it).
-    fn dir_mut(&mut self, dirs: &[&str]) -> Option<&mut Layer> {
+    fn dir_mut(&mut self, dirs: &[&str], key: KeyFn) -> Option<&mut Layer> {
         let Some((first, rest)) = dirs.split_first() else {
             return Some(self);
         };
-        let child = self
+        let (_, child) = self
             .children
-            .entry(first.to_string())
-            .or_insert_with(|| Entry::Dir(Layer::default()));
+            .entry(key(first))
+            .or_insert_with(|| (first.to_string(), Entry::Dir(Layer::default())));
         match child {
-            Entry::Dir(d) => d.dir_mut(rest),
+            Entry::Dir(d) => d.dir_mut(rest, key),
             Entry::Leaf(_) => None,
         }
     }
 
     /// Adds `seed` at `path` unless the path is taken (the first layer to place an entry
     /// at a path owns it; directories merge).
-    fn add(&mut self, path: &str, seed: &Seed) {
+    fn add(&mut self, path: &str, seed: &Seed, key: KeyFn) {
         let parts: Vec<&str> = path.split('/').collect();
         let (name, dirs) = parts.split_last().unwrap();
-        let Some(dir) = self.dir_mut(dirs) else {
+        let Some(dir) = self.dir_mut(dirs, key) else {
             return;
         };
         let entry = match seed {
             Seed::Dir => Entry::Dir(Layer::default()),
             leaf => Entry::Leaf(leaf.clone()),
         };
-        dir.children.entry(name.to_string()).or_insert(entry);
+        dir.children
+            .entry(key(name))
+            .or_insert((name.to_string(), entry));
     }
 }
 
@@ -92,32 +147,45 @@ impl Model {
     /// hiding lower names (unless the upper has a real entry of that name), opaque
     /// directories hiding all lower content, directories of several layers merged.
     pub fn new(start: &Start) -> Model {
+        Model::build(start, false)
+    }
+
+    /// The same under Windows rules: names of the layers and the upper meet by their keys,
+    /// an entry showing the spelling of the first to place it (the upper, else the topmost
+    /// layer).
+    pub fn windows(start: &Start) -> Model {
+        Model::build(start, true)
+    }
+
+    fn build(start: &Start, windows: bool) -> Model {
+        let key: KeyFn = if windows { windows_key } else { posix_key };
         let mut lower = Layer::default();
         for layer in start.settled_layers() {
             for (path, seed) in &layer {
-                lower.add(&format!("lib/{path}"), seed);
+                lower.add(&format!("lib/{path}"), seed, key);
             }
         }
         let mut upper = Layer::default();
-        upper.add("lib", &Seed::Dir);
+        upper.add("lib", &Seed::Dir, key);
         upper.add(
             "pyvenv.cfg",
             &Seed::File {
                 data: PYVENV_CFG.to_vec(),
                 perm: 0o644,
             },
+            key,
         );
         for (path, seed) in start.settled_upper() {
             let parts: Vec<&str> = path.split('/').collect();
             let (name, dirs) = parts.split_last().unwrap();
             match seed {
-                UpperSeed::Entry(seed) => upper.add(path, &seed),
+                UpperSeed::Entry(seed) => upper.add(path, &seed, key),
                 UpperSeed::Whiteout => {
-                    let dir = upper.dir_mut(dirs).expect("settled");
-                    dir.whiteouts.insert(name.to_string());
+                    let dir = upper.dir_mut(dirs, key).expect("settled");
+                    dir.whiteouts.insert(key(name));
                 }
                 UpperSeed::Opaque => {
-                    let dir = upper.dir_mut(&parts).expect("settled");
+                    let dir = upper.dir_mut(&parts, key).expect("settled");
                     dir.opaque = true;
                 }
             }
@@ -125,9 +193,53 @@ impl Model {
         let mut model = Model {
             nodes: Vec::new(),
             slots: Default::default(),
+            windows,
+            doomed: BTreeMap::new(),
         };
         model.merge(Some(&upper), Some(&lower));
         model
+    }
+
+    /// How names are compared: as they are (POSIX) or uppercased (Windows; the pool's
+    /// names are ASCII).
+    fn key(&self, name: &str) -> String {
+        match self.windows {
+            true => name.to_ascii_uppercase(),
+            false => name.to_string(),
+        }
+    }
+
+    /// The entry of `dir` that `name` names: its spelling and node.
+    fn find(&self, dir: Id, name: &str) -> Option<(String, Id)> {
+        let children = self.children(dir);
+        if !self.windows {
+            return children.get(name).map(|&id| (name.to_string(), id));
+        }
+        children
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(n, &id)| (n.clone(), id))
+    }
+
+    /// Windows rules refuse DOS device names (whatever the extension or case), reserved
+    /// characters, and a trailing dot or space.
+    fn check_name(&self, name: &str) -> Res<()> {
+        if !self.windows {
+            return Ok(());
+        }
+        let stem = name.split('.').next().unwrap_or("");
+        let stem = stem.trim_end_matches(' ').to_ascii_uppercase();
+        let numbered = |prefix: &str| {
+            stem.len() == 4 && stem.starts_with(prefix) && matches!(stem.as_bytes()[3], b'1'..=b'9')
+        };
+        let device = matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+            || numbered("COM")
+            || numbered("LPT");
+        let bad_char = name.chars().any(|c| c < ' ' || "<>:\"/\\|?*".contains(c));
+        if device || bad_char || name.ends_with('.') || name.ends_with(' ') {
+            return Err(Errno::InvalidName);
+        }
+        Ok(())
     }
 
     /// Adds the merged directory of `upper` over `lower` and returns its node.
@@ -136,11 +248,11 @@ impl Model {
         let mut children = BTreeMap::new();
         let lower = lower.filter(|_| !upper.is_some_and(|u| u.opaque));
         if let Some(u) = upper {
-            for (name, entry) in &u.children {
+            for (key, (name, entry)) in &u.children {
                 let child = match entry {
                     Entry::Dir(d) => {
-                        let below = match lower.and_then(|l| l.children.get(name)) {
-                            Some(Entry::Dir(l)) => Some(l),
+                        let below = match lower.and_then(|l| l.children.get(key)) {
+                            Some((_, Entry::Dir(l))) => Some(l),
                             _ => None,
                         };
                         self.merge(Some(d), below)
@@ -151,9 +263,9 @@ impl Model {
             }
         }
         if let Some(l) = lower {
-            for (name, entry) in &l.children {
-                let hidden = upper.is_some_and(|u| u.whiteouts.contains(name));
-                if children.contains_key(name) || hidden {
+            for (key, (name, entry)) in &l.children {
+                let hidden = upper.is_some_and(|u| u.whiteouts.contains(key));
+                if upper.is_some_and(|u| u.children.contains_key(key)) || hidden {
                     continue;
                 }
                 let child = match entry {
@@ -206,7 +318,7 @@ impl Model {
         let (name, dirs) = parts.split_last().unwrap();
         let mut at = ROOT;
         for part in dirs {
-            let next = *self.children(at).get(*part).ok_or(Errno::NotFound)?;
+            let (_, next) = self.find(at, part).ok_or(Errno::NotFound)?;
             match self.nodes[next].body {
                 Body::Dir(_) => at = next,
                 Body::File(_) => return Err(Errno::NotDir),
@@ -219,7 +331,9 @@ impl Model {
     /// The entry at `path` itself (a symlink is not followed).
     fn entry(&self, path: &str) -> Res<Id> {
         let (dir, name) = self.parent(path)?;
-        self.children(dir).get(name).copied().ok_or(Errno::NotFound)
+        self.find(dir, name)
+            .map(|(_, id)| id)
+            .ok_or(Errno::NotFound)
     }
 
     /// What `path` leads to, symlinks followed (to nowhere: they all dangle).
@@ -234,7 +348,8 @@ impl Model {
     /// A new entry at `path`, which must not exist yet.
     fn make(&mut self, path: &str, body: Body, perm: u16) -> Res<()> {
         let (dir, name) = self.parent(path)?;
-        if self.children(dir).contains_key(name) {
+        self.check_name(name)?;
+        if self.find(dir, name).is_some() {
             return Err(Errno::Exists);
         }
         let id = self.push(body, perm);
@@ -279,14 +394,24 @@ impl Model {
     fn rename(&mut self, from: &str, to: &str, noreplace: bool) -> Res<()> {
         let (sdir, sname) = self.parent(from)?;
         let (ddir, dname) = self.parent(to)?;
-        let src = *self.children(sdir).get(sname).ok_or(Errno::NotFound)?;
-        let dst = self.children(ddir).get(dname).copied();
+        self.check_name(dname)?;
+        let (sname, src) = self.find(sdir, sname).ok_or(Errno::NotFound)?;
+        let sname = sname.as_str();
+        let found = self.find(ddir, dname);
+        let mut dst = found.as_ref().map(|&(_, id)| id);
+        if self.windows && dst == Some(src) && sname != dname {
+            // another spelling of the entry itself (no hard links under Windows rules): a
+            // case-only rename, which replaces nothing
+            dst = None;
+        }
         if noreplace && dst.is_some() {
             return Err(Errno::Exists);
         }
         // (the paths hold no symlinks here, so an ancestor's path is a prefix)
-        let below =
-            |path: &str, dir: &str| path.strip_prefix(dir).is_some_and(|r| r.starts_with('/'));
+        let below = |path: &str, dir: &str| {
+            let (path, dir) = (self.key(path), self.key(dir));
+            path.strip_prefix(&dir).is_some_and(|r| r.starts_with('/'))
+        };
         if below(to, from) {
             return Err(Errno::Invalid); // a directory into itself
         }
@@ -303,7 +428,9 @@ impl Model {
                 (true, true) if !self.children(d).is_empty() => return Err(Errno::NotEmpty),
                 _ => {}
             }
-            self.drop_name(ddir, dname, d);
+            // (as spelled: under Windows rules one entry is left, spelled anew)
+            let (dspelled, _) = found.expect("found");
+            self.drop_name(ddir, &dspelled, d);
         }
         self.children_mut(sdir).remove(sname);
         self.children_mut(ddir).insert(dname.to_string(), src);
@@ -313,7 +440,8 @@ impl Model {
     fn link(&mut self, from: &str, to: &str) -> Res<()> {
         let src = self.entry(from)?;
         let (ddir, dname) = self.parent(to)?;
-        if self.children(ddir).contains_key(dname) {
+        self.check_name(dname)?;
+        if self.find(ddir, dname).is_some() {
             return Err(Errno::Exists);
         }
         if self.is_dir(src) {
@@ -326,24 +454,24 @@ impl Model {
 
     fn unlink(&mut self, path: &str) -> Res<()> {
         let (dir, name) = self.parent(path)?;
-        let id = *self.children(dir).get(name).ok_or(Errno::NotFound)?;
+        let (name, id) = self.find(dir, name).ok_or(Errno::NotFound)?;
         if self.is_dir(id) {
             return Err(Errno::IsDir);
         }
-        self.drop_name(dir, name, id);
+        self.drop_name(dir, &name, id);
         Ok(())
     }
 
     fn rmdir(&mut self, path: &str) -> Res<()> {
         let (dir, name) = self.parent(path)?;
-        let id = *self.children(dir).get(name).ok_or(Errno::NotFound)?;
+        let (name, id) = self.find(dir, name).ok_or(Errno::NotFound)?;
         if !self.is_dir(id) {
             return Err(Errno::NotDir);
         }
         if !self.children(id).is_empty() {
             return Err(Errno::NotEmpty);
         }
-        self.drop_name(dir, name, id);
+        self.drop_name(dir, &name, id);
         Ok(())
     }
 
@@ -371,15 +499,149 @@ impl Model {
         }
     }
 
-    fn open(&mut self, slot: usize, path: &str, access: Access, truncate: bool) -> Res<()> {
+    /// Opens `path` into `slot` as `op` (an `Op::Open`) says.
+    fn open(&mut self, op: &Op) -> Res<()> {
+        let Op::Open {
+            slot,
+            path,
+            access,
+            truncate,
+            share,
+            delete,
+            delete_on_close,
+        } = *op
+        else {
+            unreachable!("an open")
+        };
         let id = self.follow(path)?;
+        let share = share.unwrap_or(Share::ALL);
+        let delete = delete || delete_on_close;
+        if self.windows {
+            let wants = Wants {
+                read: access.reads(),
+                write: access.writes() || truncate,
+                delete,
+            };
+            // (before the open changes anything)
+            self.check_windows_open(id, wants, share)?;
+            if delete_on_close {
+                self.check_deletable(id)?;
+            }
+        }
         if self.is_dir(id) && access.writes() {
             return Err(Errno::IsDir);
         }
         if truncate {
             self.data_mut(id)?.clear();
         }
-        self.slots[slot] = Some(OpenFile { node: id, access });
+        let new = OpenFile {
+            node: id,
+            access,
+            share,
+            delete,
+            delete_on_close,
+        };
+        if let Some(old) = self.slots[slot].replace(new) {
+            self.release(old);
+        }
+        Ok(())
+    }
+
+    /// Windows rules: whether a new open of `id` asking `wants` and sharing `share` may
+    /// join the opens in the slots. Not while the file is delete pending; not if it wants
+    /// what an open there does not share, or does not share what an open there does.
+    fn check_windows_open(&self, id: Id, wants: Wants, share: Share) -> Res<()> {
+        if self.doomed.get(&id).is_some_and(|d| d.pending()) {
+            return Err(Errno::DeletePending);
+        }
+        for o in self.slots.iter().flatten().filter(|o| o.node == id) {
+            let denied = (wants.read && !o.share.read)
+                || (wants.write && !o.share.write)
+                || (wants.delete && !o.share.delete);
+            let denies = (o.access.reads() && !share.read)
+                || (o.access.writes() && !share.write)
+                || (o.delete && !share.delete);
+            if denied || denies {
+                return Err(Errno::SharingViolation);
+            }
+        }
+        Ok(())
+    }
+
+    /// Windows rules: an open of `path` that lasts one op (`Read` and `Write` by path),
+    /// sharing everything.
+    fn check_brief_open(&self, id: Id, write: bool) -> Res<()> {
+        if !self.windows {
+            return Ok(());
+        }
+        let wants = Wants {
+            read: !write,
+            write,
+            delete: false,
+        };
+        self.check_windows_open(id, wants, Share::ALL)
+    }
+
+    /// Whether `id` may be marked for deletion: not a read-only file (EACCES), not a
+    /// directory that holds anything.
+    fn check_deletable(&self, id: Id) -> Res<()> {
+        if self.nodes[id].perm & 0o222 == 0 {
+            return Err(Errno::Other(libc::EACCES));
+        }
+        match &self.nodes[id].body {
+            Body::Dir(c) if !c.is_empty() => Err(Errno::NotEmpty),
+            _ => Ok(()),
+        }
+    }
+
+    /// The handle `f`, taken out of its slot, is closed. Under Windows rules a handle
+    /// opened with delete on close makes its file delete pending, and the last handle of a
+    /// delete-pending file takes its name with it.
+    fn release(&mut self, f: OpenFile) {
+        if !self.windows {
+            return;
+        }
+        let doomed = self.doomed.entry(f.node).or_default();
+        doomed.closed_delete_on_close |= f.delete_on_close;
+        if self.slots.iter().flatten().any(|o| o.node == f.node) {
+            return;
+        }
+        if self.doomed.remove(&f.node).is_some_and(|d| d.pending()) {
+            self.delete_name_of(f.node);
+        }
+    }
+
+    /// Deletes the name `id` has now, if any (a directory only if it is still empty).
+    fn delete_name_of(&mut self, id: Id) {
+        let mut pending = vec![ROOT];
+        while let Some(dir) = pending.pop() {
+            for (name, &child) in self.children(dir) {
+                if child == id {
+                    let name = name.clone();
+                    if !self.is_dir(id) || self.children(id).is_empty() {
+                        self.drop_name(dir, &name, id);
+                    }
+                    return;
+                }
+                if self.is_dir(child) {
+                    pending.push(child);
+                }
+            }
+        }
+    }
+
+    /// Windows rules: `SetDeletePending` through the handle `f`.
+    fn set_delete_pending(&mut self, f: OpenFile, delete: bool) -> Res<()> {
+        if !self.windows {
+            return Err(Errno::Other(libc::EOPNOTSUPP));
+        }
+        if delete {
+            self.check_deletable(f.node)?;
+            self.doomed.entry(f.node).or_default().marked = true;
+        } else if !f.delete_on_close {
+            // (through a delete-on-close handle, clearing does nothing)
+            self.doomed.entry(f.node).or_default().marked = false;
+        }
         Ok(())
     }
 
@@ -393,12 +655,25 @@ impl Model {
                 path,
                 offset,
                 ref data,
-                ..
+                by_inode,
             } => self
                 .follow(path)
-                .and_then(|id| self.write(id, offset, data))
+                .and_then(|id| {
+                    if !by_inode {
+                        self.check_brief_open(id, true)?;
+                    }
+                    self.write(id, offset, data)
+                })
                 .into(),
-            Op::Read { path, .. } => self.follow(path).and_then(|id| self.data(id)).into(),
+            Op::Read { path, by_inode } => self
+                .follow(path)
+                .and_then(|id| {
+                    if !by_inode {
+                        self.check_brief_open(id, false)?;
+                    }
+                    self.data(id)
+                })
+                .into(),
             Op::Truncate { path, size } => self
                 .follow(path)
                 .and_then(|id| self.data_mut(id).map(|d| d.resize(size as usize, 0)))
@@ -436,12 +711,7 @@ impl Model {
                     _ => Err(Errno::NotDir),
                 })
                 .into(),
-            Op::Open {
-                slot,
-                path,
-                access,
-                truncate,
-            } => self.open(slot, path, access, truncate).into(),
+            Op::Open { .. } => self.open(op).into(),
             Op::ReadOpen { slot } => match self.slots[slot] {
                 None => Outcome::NoHandle,
                 Some(f) if !f.access.reads() => Outcome::Failed(Errno::BadHandle),
@@ -458,10 +728,19 @@ impl Model {
             },
             Op::Close { slot } => match self.slots[slot].take() {
                 None => Outcome::NoHandle,
-                Some(_) => Outcome::Done,
+                Some(f) => {
+                    self.release(f);
+                    Outcome::Done
+                }
+            },
+            Op::SetDeletePending { slot, delete } => match self.slots[slot] {
+                None => Outcome::NoHandle,
+                Some(f) => self.set_delete_pending(f, delete).into(),
             },
             Op::Remount => {
+                // handles go with the filesystem, deleting nothing
                 self.slots = Default::default();
+                self.doomed.clear();
                 Outcome::Done
             }
         }

@@ -235,3 +235,53 @@ pub fn start() -> impl Strategy<Value = Start> {
     let upper = prop::collection::vec((path(), upper_seed), 0..5);
     (layers, upper).prop_map(|(layers, upper)| Start { layers, upper })
 }
+
+/// [`PATHS`] in capitals below `lib/` (where the layers are mapped), in the same order.
+const UPCASED: [&str; 14] = [
+    "lib/A",
+    "lib/B",
+    "lib/C",
+    "lib/D",
+    "lib/E",
+    "lib/D/A",
+    "lib/D/B",
+    "lib/D/C",
+    "lib/D/E",
+    "lib/E/A",
+    "lib/E/B",
+    "lib/E/D",
+    "lib/D/E/A",
+    "lib/E/D/A",
+];
+
+fn upcased(path: &'static str) -> &'static str {
+    let i = PATHS
+        .iter()
+        .position(|p| *p == path)
+        .expect("a path of the pool");
+    UPCASED[i]
+}
+
+/// A starting state for a run under Windows rules: as [`start`], with some layers (and
+/// perhaps the upper) spelled in capitals throughout, so that layers meet each other and
+/// the upper in other spellings: a directory of two layers spelled differently merges,
+/// a whiteout or an entry of the upper hides a lower entry spelled otherwise. (One
+/// spelling within each layer: a layer holding `d` and `D` would be two entries on its
+/// own filesystem and one on Windows.)
+pub fn windows_start() -> impl Strategy<Value = Start> {
+    (start(), [any::<bool>(); 3], any::<bool>()).prop_map(|(mut start, caps, upper_caps)| {
+        for (layer, caps) in start.layers.iter_mut().zip(caps) {
+            if caps {
+                for (path, _) in layer.iter_mut() {
+                    *path = upcased(path);
+                }
+            }
+        }
+        if upper_caps {
+            for (path, _) in start.upper.iter_mut() {
+                *path = upcased(path);
+            }
+        }
+        start
+    })
+}

@@ -14,10 +14,10 @@ use venvfs::manifest::{Layer, Manifest, Mapping};
 use venvfs::overlay::{Overlay, OverlayConfig};
 use venvfs_api::{
     Caller, Entry, Error, Fh, FileKind, FileSystem, Ino, Lookup, OpenRequest, RenameFlags, SetAttr,
-    ROOT,
+    ShareMode, ROOT,
 };
 
-use super::ops::{Access, Data, Errno, Kind, Meta, Op, Outcome, Seen, Walk, SLOTS};
+use super::ops::{Access, Data, Errno, Kind, Meta, Op, Outcome, Seen, Share, Walk, SLOTS};
 
 type Res<T> = Result<T, Errno>;
 
@@ -77,10 +77,10 @@ pub fn errno(e: Error) -> Errno {
         Error::IsDir => Errno::IsDir,
         Error::NotEmpty => Errno::NotEmpty,
         Error::NotPermitted(_) => Errno::NotPermitted,
-        Error::AccessDenied(_) | Error::SharingViolation | Error::DeletePending => {
-            Errno::Other(libc::EACCES)
-        }
-        Error::InvalidName(_) => Errno::Invalid,
+        Error::AccessDenied(_) => Errno::Other(libc::EACCES),
+        Error::SharingViolation => Errno::SharingViolation,
+        Error::DeletePending => Errno::DeletePending,
+        Error::InvalidName(_) => Errno::InvalidName,
         Error::Invalid(_) => Errno::Invalid,
         Error::BadHandle(_) => Errno::BadHandle,
         Error::Os(io) => Errno::from_io(&io),
@@ -281,6 +281,20 @@ pub fn list(fs: &Overlay, path: &str) -> Res<BTreeSet<String>> {
 }
 
 pub fn open(fs: &Overlay, path: &str, access: Access, truncate: bool) -> Res<Handle> {
+    open_as(fs, path, access, truncate, None, false, false)
+}
+
+/// An open with the Windows parts of a request too: a share mode (`None`: none given), the
+/// right to delete, deletion on close.
+pub fn open_as(
+    fs: &Overlay,
+    path: &str,
+    access: Access,
+    truncate: bool,
+    share: Option<Share>,
+    delete: bool,
+    delete_on_close: bool,
+) -> Res<Handle> {
     let ino = follow(fs, path)?;
     let req = OpenRequest {
         access: match access {
@@ -289,6 +303,13 @@ pub fn open(fs: &Overlay, path: &str, access: Access, truncate: bool) -> Res<Han
             Access::ReadWrite => venvfs_api::Access::ReadWrite,
         },
         truncate,
+        share: share.map(|s| ShareMode {
+            read: s.read,
+            write: s.write,
+            delete: s.delete,
+        }),
+        delete,
+        delete_on_close,
         ..OpenRequest::READ
     };
     let fh = fs.open(ino, &req).map_err(errno)?.fh;
@@ -404,7 +425,10 @@ impl Core {
                 path,
                 access,
                 truncate,
-            } => match open(fs, path, access, truncate) {
+                share,
+                delete,
+                delete_on_close,
+            } => match open_as(fs, path, access, truncate, share, delete, delete_on_close) {
                 Ok(h) => {
                     if let Some(old) = self.slots[slot].replace(h) {
                         close(fs, old);
@@ -430,6 +454,15 @@ impl Core {
                 Some(h) => {
                     close(fs, h);
                     Outcome::Done
+                }
+            },
+            Op::SetDeletePending { slot, delete } => match self.slots[slot] {
+                None => Outcome::NoHandle,
+                Some(h) => {
+                    let fh = h.fh.expect("slots hold opened handles");
+                    fs.set_delete_pending(h.ino, fh, delete)
+                        .map_err(errno)
+                        .into()
                 }
             },
             Op::Remount => {
