@@ -240,6 +240,11 @@ impl Upper for PortableUpper {
 
     fn rename(&self, from: &[u8], to: &[u8], noreplace: bool) -> io::Result<()> {
         let (from, to) = (self.full(from), self.full(to));
+        if respelled(&from, &to) {
+            // another spelling of the same entry on a case-insensitive filesystem: `to`
+            // "exists" only as `from` itself
+            return std::fs::rename(from, to);
+        }
         // (the overlay changes the upper only under its tree lock, so looking first is
         // as good as an atomic no-replace here)
         match std::fs::symlink_metadata(&to) {
@@ -307,6 +312,19 @@ impl Upper for PortableUpper {
     fn work(&self) -> &Work {
         &self.work
     }
+}
+
+/// Whether `to` names the entry `from` in another spelling (`foo` -> `FOO` on a
+/// case-insensitive filesystem such as NTFS): one directory, names equal but for case, one
+/// file.
+fn respelled(from: &Path, to: &Path) -> bool {
+    let same_name = match (from.file_name(), to.file_name()) {
+        (Some(a), Some(b)) => {
+            a != b && a.to_string_lossy().to_lowercase() == b.to_string_lossy().to_lowercase()
+        }
+        _ => false,
+    };
+    same_name && from.parent() == to.parent() && same_file::is_same_file(from, to).unwrap_or(false)
 }
 
 fn unsupported(what: &str) -> io::Error {
