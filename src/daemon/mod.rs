@@ -78,6 +78,7 @@ pub fn mount(args: MountArgs) -> CmdResult {
         .into());
     }
     crate::venv::python_version(&venv)?;
+    refuse_hidden_interpreter(&venv)?;
     refuse_while_materialized(&venv)?;
     unmounted::drop_uninstalled(&venv)?;
     // (also for venvs made before the guard existed; the venv is not mounted yet here)
@@ -124,6 +125,15 @@ pub fn open_unmounted(
         eprintln!("healed layer {line} (its uv cache entry was made again)");
     }
     serve::open_overlay(venv, 256, None)
+}
+
+/// A venv whose interpreter the filesystem hides (sshfs's `contain_symlinks`) would mount
+/// and serve files no Python of it can run: refused, naming the cause and its fix.
+pub(super) fn refuse_hidden_interpreter(venv: &Path) -> CmdResult {
+    match crate::doctor::hidden_interpreter(venv) {
+        Some(why) => Err(format!("refusing to mount {}: {why}", venv.display()).into()),
+        None => Ok(()),
+    }
 }
 
 /// `venvfs materialize` holds an exclusive lock of the venv directory while it reads the

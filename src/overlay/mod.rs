@@ -226,6 +226,31 @@ impl Overlay {
         Ok(tree)
     }
 
+    /// Another daemon on the same venv directory (another host, over a shared filesystem)
+    /// made an entry in `parent` since this one loaded it: the upper refused a name that the
+    /// tree in memory has free. Takes `parent`'s names afresh from the upper and the layers
+    /// (as a reload does), so that the other's entry shows from now on instead of staying
+    /// hidden until the next mount.
+    fn take_others_entries(&self, tree: &mut Tree, parent: Ino) -> Result<()> {
+        let lower = std::sync::Arc::clone(&tree.lower);
+        let (mut subdirs, mut forget) = (Vec::new(), Vec::new());
+        self.reconcile(
+            tree,
+            &lower,
+            parent,
+            &std::collections::HashSet::new(),
+            &mut subdirs,
+            &mut forget,
+        )?;
+        if !forget.is_empty() {
+            tracing::info!(
+                "{} names changed by another daemon on the venv directory, taken in",
+                forget.len()
+            );
+        }
+        Ok(())
+    }
+
     /// Whether a lower layer has an entry at `parent/name` that a whiteout must hide once the
     /// name is removed or replaced.
     fn covers_lower(&self, tree: &Tree, parent: Ino, name: &OsStr) -> Result<bool> {
