@@ -421,7 +421,7 @@ fn hosts_share_one_venv_over_sshfs() {
     // the hosts, at once
     let work = root.join("work.py");
     std::fs::write(&work, WORK).unwrap();
-    let options = sshd.sshfs_options("no_contain_symlinks,dir_cache=no");
+    let options = sshd.sshfs_options("no_contain_symlinks");
     let script = format!(
         "{}\"$VENVFS\" mount \"$export_dir/venv\"\n\
          \"$export_dir/venv/bin/python\" {work} \"$HOST\" \"$export_dir/venv\" {sync} {wheels}\n\
@@ -441,12 +441,16 @@ fn hosts_share_one_venv_over_sshfs() {
         })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut children = children;
     while (0..HOSTS).any(|i| !sync.join(format!("ready.{i}")).exists()) {
-        if Instant::now() > deadline {
+        let ended = children
+            .iter_mut()
+            .any(|(_, c)| c.try_wait().unwrap().is_some());
+        if ended || Instant::now() > deadline {
             for (name, _) in &children {
                 eprintln!("{name}: {}", hosts.output(name));
             }
-            panic!("the hosts did not all mount in time");
+            panic!("the hosts did not all mount (in time)");
         }
         std::thread::sleep(Duration::from_millis(20));
     }

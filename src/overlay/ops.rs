@@ -63,7 +63,7 @@ impl Overlay {
             Ok(kind) => kind,
             // (another host made the name meanwhile: it shows from now on)
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                self.take_others_entries(&mut tree, parent)?;
+                self.take_others_entries(&mut tree, parent, name)?;
                 return Err(Error::Exists(name.to_owned()));
             }
             Err(e) => return Err(e.into()),
@@ -658,7 +658,7 @@ impl FileSystem for Overlay {
             // Another host made the name meanwhile: it shows from now on, and an open
             // without O_EXCL opens it, as it would have had this daemon known of it.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                self.take_others_entries(&mut tree, parent)?;
+                self.take_others_entries(&mut tree, parent, name)?;
                 let existing = tree.child(parent, name)?;
                 drop(tree);
                 return match existing {
