@@ -422,11 +422,21 @@ fn hosts_share_one_venv_over_sshfs() {
     let work = root.join("work.py");
     std::fs::write(&work, WORK).unwrap();
     let options = sshd.sshfs_options("no_contain_symlinks");
+    // (`venvfs status` in each namespace names that namespace's own daemon: the registry
+    // of running daemons is the machine's, and holds one for the same path per namespace)
     let script = format!(
-        "{}\"$VENVFS\" mount \"$export_dir/venv\"\n\
+        "{}mounted=$(\"$VENVFS\" mount \"$export_dir/venv\")\n\
+         echo \"$mounted\"\n\
+         pid=$(echo \"$mounted\" | sed -n 's/.*venvfs daemon pid \\([0-9]*\\).*/\\1/p')\n\
+         \"$VENVFS\" status | grep -q \"daemon pid $pid\\$\" || \
+         {{ echo \"status names another daemon than $pid\"; \"$VENVFS\" status; exit 1; }}\n\
          \"$export_dir/venv/bin/python\" {work} \"$HOST\" \"$export_dir/venv\" {sync} {wheels}\n\
          \"$VENVFS\" umount \"$export_dir/venv\"\n\
-         fusermount3 -u \"$export_dir\"\n\
+         n=0; while ! fusermount3 -u \"$export_dir\" 2>/dev/null && [ $n -lt 40 ]; do sleep 0.05; n=$((n+1)); done\n\
+         if grep -q \" $export_dir fuse.sshfs \" /proc/self/mounts; then \
+         for p in /proc/[0-9]*; do ls -l $p/cwd $p/fd 2>/dev/null | grep -q \"$export_dir\" && \
+         echo \"holder: $(cat $p/cmdline | tr '\\0' ' ') $(readlink $p/ns/mnt)\"; done; \
+         echo \"self: $(readlink /proc/self/ns/mnt)\"; exit 1; fi\n\
          trap - EXIT\n",
         sshfs_prelude(&export, &options),
         work = work.display(),

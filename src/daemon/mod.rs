@@ -65,10 +65,7 @@ pub fn mount(args: MountArgs) -> CmdResult {
         );
     }
     if is_mounted(&venv) {
-        let who = registry::list()
-            .into_iter()
-            .find(|r| r.venv == venv)
-            .map(|r| format!(" (pid {})", r.pid));
+        let who = registry::serving(&venv).map(|r| format!(" (pid {})", r.pid));
         return Err(format!(
             "{} is already mounted{}; run `venvfs umount {}` first",
             venv.display(),
@@ -216,7 +213,7 @@ pub fn umount(args: UmountArgs) -> CmdResult {
     if !stale && !is_mounted(&venv) {
         return Err(format!("{} is not mounted by venvfs", venv.display()).into());
     }
-    let daemon = registry::list().into_iter().find(|r| r.venv == venv);
+    let daemon = registry::serving(&venv);
     let unmounted = if args.lazy || stale {
         venvfs_fuse::unmount(&venv, true)
     } else {
@@ -257,10 +254,7 @@ pub fn manifest_of(venv: &Path) -> PathBuf {
 /// None when it is not mounted by a daemon of ours: then the venv directory is its own.
 pub fn own_dir_of(venv: &Path) -> Option<PathBuf> {
     let abs = absolute(venv).unwrap_or_else(|_| venv.to_owned());
-    registry::list()
-        .into_iter()
-        .find(|r| r.venv == abs)
-        .map(|r| upper_path(&r))
+    registry::serving(&abs).map(|r| upper_path(&r))
 }
 
 /// `/proc/<daemon pid>/fd/<upper fd>`: the venv's own directory beneath the mount.

@@ -66,6 +66,7 @@ pub(super) fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
             .into_iter()
             .map(|f| f.to_string_lossy().into_owned())
             .collect(),
+        mount_namespace: registry::mount_namespace(),
     };
     // The log must be opened before the mount hides the venv's .venvfs directory.
     let log = if args.daemon_child {
