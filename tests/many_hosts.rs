@@ -186,13 +186,15 @@ impl Hosts {
         let deadline = Instant::now() + Duration::from_secs(5);
         let outer = mnt_ns("self");
         loop {
-            let ns = mnt_ns(&child.id().to_string());
-            if ns.is_some() && ns != outer {
-                self.namespaces.insert(ns.unwrap());
-                break;
-            }
-            if ns.is_none() || Instant::now() > deadline {
-                break; // (already ended: its output says why)
+            match mnt_ns(&child.id().to_string()) {
+                Some(ns) if Some(&ns) != outer.as_ref() => {
+                    self.namespaces.insert(ns);
+                    break;
+                }
+                // (already ended: its output says why)
+                None => break,
+                Some(_) if Instant::now() > deadline => break,
+                Some(_) => {}
             }
             std::thread::sleep(Duration::from_millis(5));
         }
