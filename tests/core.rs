@@ -799,9 +799,23 @@ fn windows_rules_share_modes_and_delete_pending() {
 /// Two daemons on one venv directory (two hosts sharing it over NFS or sshfs): what one
 /// makes after the other loaded a directory gets in the other's way only as it would on
 /// one host. A name the other made shows once this one tries to make it too; a copy-up
-/// the other made first is the file this one's change lands in.
+/// the other made first is the file this one's change lands in. (Linux's daemons: the
+/// Windows adapter serves no shared venv directory.)
+#[cfg(unix)]
 #[test]
 fn two_daemons_on_one_venv_directory() {
+    fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            }
+            out.push(p);
+        }
+        out
+    }
+
     let f = fixture();
     let (a, b) = (open(&f), open(&f));
     // both look into lib/pkg before either changes anything
@@ -867,16 +881,4 @@ fn two_daemons_on_one_venv_directory() {
     let work = f.venv.join(".venvfs/work");
     let left: Vec<_> = walk(&work).into_iter().filter(|p| p.is_file()).collect();
     assert!(left.is_empty(), "{left:?}");
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        }
-        out.push(p);
-    }
-    out
 }
