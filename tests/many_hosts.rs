@@ -527,6 +527,22 @@ fn hosts_share_one_venv_over_sshfs() {
         .unwrap_or_default();
     assert!(work_dirs.is_empty(), "work directories left: {work_dirs:?}");
     assert_eq!(snapshot(&cache), layers_before, "the layers changed");
+
+    // what cannot be made safe is refused: materialize while a daemon of another host may
+    // serve the venv (its work directory is there) would swap the directory from under it
+    let other = venv.join(".venvfs/work/otherhost.4026531836.42");
+    std::fs::create_dir_all(&other).unwrap();
+    let out = run(venvfs().arg("materialize").arg(&venv));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("otherhost (pid 42)"),
+        "materialize with another host's daemon about: {err}"
+    );
+    std::fs::remove_dir(&other).unwrap();
+    assert!(
+        venv.join(".venvfs/manifest.toml").is_file(),
+        "the venv was left as it was"
+    );
     drop(sshd);
     eprintln!("many hosts: {:.1} s", t0.elapsed().as_secs_f64());
 }
