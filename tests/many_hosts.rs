@@ -298,7 +298,10 @@ except FileNotFoundError:
     pass
 with open(os.path.join(site, "idna", f"host{i}.txt"), "w") as f:
     f.write(f"host{i}\n")
+deadline = time.time() + 60
 while pip is not None or not os.path.exists(os.path.join(sync, "pip.done")):
+    if time.time() > deadline:
+        sys.exit("timed out waiting for pip install in host0")
     for m in ("six", "idna", "certifi", "urllib3"):
         subprocess.run([sys.executable, "-c", f"import {m}"], check=True)
     if pip is not None:
