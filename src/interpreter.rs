@@ -38,6 +38,9 @@ pub enum InterpreterError {
         "{path}: the venv has no Python interpreter there; recreate the venv (`venvfs create`)"
     )]
     Missing { path: PathBuf },
+    /// The filesystem hides the interpreter link (see `doctor::hidden_interpreter`).
+    #[error("{0}")]
+    Hidden(String),
     #[error("cannot run {path}: {why}")]
     Run { path: PathBuf, why: String },
 }
@@ -130,8 +133,11 @@ fn key_of(python: &Path) -> Option<String> {
 /// else in the venv's `.venvfs/`, until the interpreter binary changes.
 pub fn of_venv(venv: &Path) -> Result<Interpreter, InterpreterError> {
     let python = python_of(venv);
-    let key = key_of(&python).ok_or_else(|| InterpreterError::Missing {
-        path: python.clone(),
+    let key = key_of(&python).ok_or_else(|| match crate::doctor::hidden_interpreter(venv) {
+        Some(why) => InterpreterError::Hidden(why),
+        None => InterpreterError::Missing {
+            path: python.clone(),
+        },
     })?;
     let remembered = match crate::finder::uvcache::writable_own_cache_dir() {
         Some(dir) => {

@@ -41,6 +41,42 @@ const OLD: &str = ".venvfs-old-";
 
 type CmdResult<T = ()> = Result<T, Box<dyn Error>>;
 
+/// A venv directory that a daemon elsewhere may serve (another host sharing it over NFS
+/// or sshfs, or a `venvfs run` job in a mount namespace of its own): materialize would
+/// replace the directory from under that mount, which no lock can stop (`flock` does not
+/// reach other hosts on sshfs). Each running daemon keeps a work directory in the venv,
+/// named after its host, pid namespace and pid (`upper/work.rs`), and removes it when it
+/// ends: one of a daemon not known to be gone means it may be serving the venv.
+fn refuse_while_served_elsewhere(venv: &Path) -> CmdResult {
+    use crate::upper::work::Owner;
+    let me = Owner::this();
+    let Ok(entries) = std::fs::read_dir(venv.join(crate::upper::WORK)) else {
+        return Ok(());
+    };
+    let others: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let owner = Owner::parse(&name)?;
+            (!owner.is_gone(&me)).then(|| format!("{} (pid {})", owner.host, owner.pid))
+        })
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{} may be mounted elsewhere, by the venvfs daemon of {}: materialize would replace \
+         the directory from under that mount; unmount it there first (if that daemon is gone \
+         for good, its host down, remove its directory in {}/{})",
+        venv.display(),
+        others.join(", "),
+        venv.display(),
+        crate::upper::WORK
+    )
+    .into())
+}
+
 pub fn materialize(args: &MaterializeArgs) -> CmdResult {
     let started = Instant::now();
     let given =
@@ -78,6 +114,7 @@ pub fn materialize(args: &MaterializeArgs) -> CmdResult {
     let lock = File::open(&venv).map_err(|e| format!("{}: {e}", venv.display()))?;
     rustix::fs::flock(&lock, FlockOperation::NonBlockingLockExclusive)
         .map_err(|_| format!("another `venvfs materialize {}` is running", venv.display()))?;
+    refuse_while_served_elsewhere(&venv)?;
 
     let overlay = crate::daemon::open_unmounted(&venv)?;
     let aside = parent.join(sibling(&name, BUILDING, std::process::id()));

@@ -19,6 +19,31 @@ pub struct Record {
     /// The `venvfs mount` options it was started with.
     #[serde(default)]
     pub mount_flags: Vec<String>,
+    /// The mount namespace the daemon mounted in (`mnt:[…]`): the same venv path may be
+    /// mounted by one daemon in each namespace of a machine (jobs, containers), every one
+    /// of them recorded here. None in records written before it was kept.
+    #[serde(default)]
+    pub mount_namespace: Option<String>,
+}
+
+/// This process's mount namespace, as `/proc/self/ns/mnt` names it.
+pub fn mount_namespace() -> Option<String> {
+    std::fs::read_link("/proc/self/ns/mnt")
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// The running daemon that serves `venv` (an absolute path) as this process sees it: the
+/// one that mounted it in this process's mount namespace. Another namespace's daemon of
+/// the same path (another job's, another container's) is not this one's mount.
+pub fn serving(venv: &Path) -> Option<Record> {
+    let here = mount_namespace();
+    let mut candidates: Vec<Record> = list().into_iter().filter(|r| r.venv == venv).collect();
+    // (records without a namespace only when no record names this one)
+    candidates.sort_by_key(|r| r.mount_namespace.is_none());
+    candidates
+        .into_iter()
+        .find(|r| r.mount_namespace.is_none() || r.mount_namespace == here)
 }
 
 /// `$XDG_RUNTIME_DIR/venvfs`, else (unset, or not writable) `/tmp/venvfs-<uid>`.

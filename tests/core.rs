@@ -795,3 +795,90 @@ fn windows_rules_share_modes_and_delete_pending() {
     fs.release(other, a.fh);
     fs.release(other, b.fh);
 }
+
+/// Two daemons on one venv directory (two hosts sharing it over NFS or sshfs): what one
+/// makes after the other loaded a directory gets in the other's way only as it would on
+/// one host. A name the other made shows once this one tries to make it too; a copy-up
+/// the other made first is the file this one's change lands in. (Linux's daemons: the
+/// Windows adapter serves no shared venv directory.)
+#[cfg(unix)]
+#[test]
+fn two_daemons_on_one_venv_directory() {
+    fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            }
+            out.push(p);
+        }
+        out
+    }
+
+    let f = fixture();
+    let (a, b) = (open(&f), open(&f));
+    // both look into lib/pkg before either changes anything
+    assert_eq!(names(&a, "lib/pkg"), names(&b, "lib/pkg"));
+    let pkg_a = resolve(&a, "lib/pkg").unwrap();
+    let pkg_b = resolve(&b, "lib/pkg").unwrap();
+
+    // `mkdir -p` on both: b's mkdir finds a's directory, which then shows in b
+    a.mkdir(&C, pkg_a, OsStr::new("data"), 0o755).unwrap();
+    assert!(
+        resolve(&b, "lib/pkg/data").is_none(),
+        "b's view is b's until told"
+    );
+    let again = b.mkdir(&C, pkg_b, OsStr::new("data"), 0o755);
+    assert!(again.is_err(), "{again:?}");
+    let data_b = resolve(&b, "lib/pkg/data").expect("a's directory shows in b now");
+    // and b can work in it
+    let (e, o) = b
+        .create(&C, data_b, OsStr::new("from_b"), 0o644, &OpenRequest::READ)
+        .unwrap();
+    b.release(e.attr.ino, o.fh);
+    assert!(f.venv.join("lib/pkg/data/from_b").exists());
+
+    // an open(O_CREAT) of a file a made meanwhile opens a's file; O_EXCL says EEXIST
+    let write = OpenRequest {
+        access: Access::Write,
+        ..OpenRequest::READ
+    };
+    let (e, o) = a
+        .create(&C, pkg_a, OsStr::new("log.txt"), 0o644, &write)
+        .unwrap();
+    a.write(e.attr.ino, Some(o.fh), 0, b"from a").unwrap();
+    a.release(e.attr.ino, o.fh);
+    let exclusive = OpenRequest {
+        exclusive: true,
+        ..OpenRequest::READ
+    };
+    assert!(matches!(
+        b.create(&C, pkg_b, OsStr::new("log.txt"), 0o644, &exclusive),
+        Err(Error::Exists(_))
+    ));
+    let (e, o) = b
+        .create(&C, pkg_b, OsStr::new("log.txt"), 0o644, &OpenRequest::READ)
+        .unwrap();
+    assert_eq!(b.read(e.attr.ino, Some(o.fh), 0, 100).unwrap(), b"from a");
+    b.release(e.attr.ino, o.fh);
+
+    // a copies a layer file up and edits it; b's edit of the same file lands in a's copy
+    let mod_a = resolve(&a, "lib/pkg/mod.py").unwrap();
+    let h = a.open(mod_a, &write).unwrap();
+    a.write(mod_a, Some(h.fh), 0, b"a").unwrap();
+    a.release(mod_a, h.fh);
+    let mod_b = resolve(&b, "lib/pkg/mod.py").unwrap();
+    let h = b.open(mod_b, &write).unwrap();
+    b.write(mod_b, Some(h.fh), 1, b"b").unwrap();
+    b.release(mod_b, h.fh);
+    assert_eq!(
+        std::fs::read_to_string(f.venv.join("lib/pkg/mod.py")).unwrap(),
+        "ab",
+        "b changed a's copy, which a had made first"
+    );
+    // (no temporary file of either left in the work directories)
+    let work = f.venv.join(".venvfs/work");
+    let left: Vec<_> = walk(&work).into_iter().filter(|p| p.is_file()).collect();
+    assert!(left.is_empty(), "{left:?}");
+}

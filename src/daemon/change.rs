@@ -33,7 +33,7 @@ pub fn change<T>(
         let _lock = VenvLock::acquire(&abs, &abs)?;
         return Ok(change(&abs)?.0);
     }
-    let Some(record) = registry::list().into_iter().find(|r| r.venv == abs) else {
+    let Some(record) = registry::serving(&abs) else {
         return Err(format!(
             "{shown} is mounted by another user or session; run the command there, or unmount it there first"
         )
@@ -172,7 +172,7 @@ pub fn remove_copies(
         }
         return Ok((r.files, r.bytes));
     }
-    let Some(record) = registry::list().into_iter().find(|r| r.venv == abs) else {
+    let Some(record) = registry::serving(&abs) else {
         return Err(format!(
             "{shown} is mounted by another user or session; run the command there, or unmount it there first"
         )

@@ -66,10 +66,7 @@ pub fn mount(args: MountArgs) -> CmdResult {
         );
     }
     if is_mounted(&venv) {
-        let who = registry::list()
-            .into_iter()
-            .find(|r| r.venv == venv)
-            .map(|r| format!(" (pid {})", r.pid));
+        let who = registry::serving(&venv).map(|r| format!(" (pid {})", r.pid));
         return Err(format!(
             "{} is already mounted{}; run `venvfs umount {}` first",
             venv.display(),
@@ -79,6 +76,7 @@ pub fn mount(args: MountArgs) -> CmdResult {
         .into());
     }
     crate::venv::python_version(&venv)?;
+    refuse_hidden_interpreter(&venv)?;
     refuse_while_materialized(&venv)?;
     unmounted::drop_uninstalled(&venv)?;
     // (also for venvs made before the guard existed; the venv is not mounted yet here)
@@ -125,6 +123,15 @@ pub fn open_unmounted(
         eprintln!("healed layer {line} (its uv cache entry was made again)");
     }
     serve::open_overlay(venv, 256, None)
+}
+
+/// A venv whose interpreter the filesystem hides (sshfs's `contain_symlinks`) would mount
+/// and serve files no Python of it can run: refused, naming the cause and its fix.
+pub(super) fn refuse_hidden_interpreter(venv: &Path) -> CmdResult {
+    match crate::doctor::hidden_interpreter(venv) {
+        Some(why) => Err(format!("refusing to mount {}: {why}", venv.display()).into()),
+        None => Ok(()),
+    }
 }
 
 /// `venvfs materialize` holds an exclusive lock of the venv directory while it reads the
@@ -207,7 +214,7 @@ pub fn umount(args: UmountArgs) -> CmdResult {
     if !stale && !is_mounted(&venv) {
         return Err(format!("{} is not mounted by venvfs", venv.display()).into());
     }
-    let daemon = registry::list().into_iter().find(|r| r.venv == venv);
+    let daemon = registry::serving(&venv);
     let unmounted = if args.lazy || stale {
         venvfs_fuse::unmount(&venv, true)
     } else {
@@ -248,10 +255,7 @@ pub fn manifest_of(venv: &Path) -> PathBuf {
 /// None when it is not mounted by a daemon of ours: then the venv directory is its own.
 pub fn own_dir_of(venv: &Path) -> Option<PathBuf> {
     let abs = absolute(venv).unwrap_or_else(|_| venv.to_owned());
-    registry::list()
-        .into_iter()
-        .find(|r| r.venv == abs)
-        .map(|r| upper_path(&r))
+    registry::serving(&abs).map(|r| upper_path(&r))
 }
 
 /// `/proc/<daemon pid>/fd/<upper fd>`: the venv's own directory beneath the mount.

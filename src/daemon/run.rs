@@ -26,6 +26,7 @@ use crate::cli::RunArgs;
 pub fn run(args: RunArgs) -> Result<(), Box<dyn Error>> {
     let venv = absolute(&args.venv).map_err(|e| format!("{}: {e}", args.venv.display()))?;
     crate::venv::python_version(&venv)?;
+    super::refuse_hidden_interpreter(&venv)?;
     let code = if is_mounted(&venv) {
         run_command(&args.command)?
     } else {

@@ -32,6 +32,17 @@ pub(super) fn open_overlay(
         cfg.spill_dir = d.to_owned();
     }
     cfg.reference_roots = reference_roots(&manifest);
+    // On a filesystem other hosts mount too, a name may appear beneath the mount without
+    // going through it (another host's daemon made it): the kernel must not remember that
+    // a name is missing, so that once this daemon takes the name in (when the other's
+    // entry gets in the way of one of its own) the kernel asks again.
+    if let Some(fstype) = crate::doctor::shared_filesystem(venv) {
+        tracing::debug!(
+            "{} is on {fstype}: no negative entries cached",
+            venv.display()
+        );
+        cfg.negative_ttl = std::time::Duration::ZERO;
+    }
     // The kernel hands us modes with the caller's umask already applied: ours must not
     // mask them a second time.
     rustix::process::umask(rustix::fs::Mode::empty());
@@ -55,6 +66,7 @@ pub(super) fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
             .into_iter()
             .map(|f| f.to_string_lossy().into_owned())
             .collect(),
+        mount_namespace: registry::mount_namespace(),
     };
     // The log must be opened before the mount hides the venv's .venvfs directory.
     let log = if args.daemon_child {

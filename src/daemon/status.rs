@@ -10,7 +10,6 @@ use crate::inventory::{self, human};
 use crate::registry;
 
 pub fn status(args: &StatusArgs) -> CmdResult {
-    let records = registry::list();
     let mounts = venvfs_fuse::mounts();
     if mounts.is_empty() {
         println!("no venv is mounted by venvfs");
@@ -18,8 +17,9 @@ pub fn status(args: &StatusArgs) -> CmdResult {
     }
     for m in &mounts {
         let stale = venvfs_fuse::is_stale(&m.mountpoint);
-        match records.iter().find(|r| r.venv == m.mountpoint) {
+        match registry::serving(&m.mountpoint) {
             Some(r) if !stale => {
+                let r = &r;
                 let upper = super::upper_path(r);
                 println!("{}", m.mountpoint.display());
                 println!("  daemon pid {}", r.pid);

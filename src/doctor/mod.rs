@@ -19,6 +19,49 @@ use std::process::ExitCode;
 
 use crate::cli::DoctorArgs;
 
+/// Why the venv's interpreter cannot be reached on the filesystem the venv is on, with the
+/// fix, when a filesystem hides it (sshfs's `contain_symlinks`): the doctor's own check, for
+/// the commands that need the interpreter (`sync`, `install`, `mount`, `run`) to refuse with
+/// the cause instead of a misleading "no interpreter". None when the link reads, or fails for
+/// a reason the doctor has no finding for.
+pub fn hidden_interpreter(venv: &Path) -> Option<String> {
+    let python = crate::interpreter::python_of(venv);
+    let read = system::LinkRead::of(&python);
+    if !matches!(read, system::LinkRead::Error(..)) {
+        return None;
+    }
+    let finding = system::python_link_finding(&system::FsFacts::gather(venv), &python, &read)?;
+    (finding.status == Status::Fail).then(|| match finding.fix {
+        Some(fix) => format!("{}; fix: {fix}", finding.detail),
+        None => finding.detail,
+    })
+}
+
+/// The type of the filesystem `dir` is on when it is one that several hosts mount at once
+/// (NFS, Lustre, sshfs, ...): there another daemon may change the venv directory beneath
+/// this one's mount (see "Many hosts on one venv" in the README). None on a local
+/// filesystem, or where the mount table cannot say.
+pub fn shared_filesystem(dir: &Path) -> Option<String> {
+    const SHARED: [&str; 14] = [
+        "nfs",
+        "nfs4",
+        "lustre",
+        "cifs",
+        "smb3",
+        "ceph",
+        "gpfs",
+        "beegfs",
+        "9p",
+        "afs",
+        "fuse.sshfs",
+        "fuse.glusterfs",
+        "fuse.ceph-fuse",
+        "fuse.gcsfuse",
+    ];
+    let fstype = system::FsFacts::gather(dir).fstype?;
+    SHARED.contains(&fstype.as_str()).then_some(fstype)
+}
+
 /// How a finding weighs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Status {

@@ -131,7 +131,7 @@ fn mount_state(venv: &Path) -> MountState {
         return MountState::NotMounted;
     }
     let abs = abs.canonicalize().unwrap_or(abs);
-    match crate::registry::list().into_iter().find(|r| r.venv == abs) {
+    match crate::registry::serving(&abs) {
         Some(r) => MountState::Mounted { pid: r.pid },
         None => MountState::Foreign,
     }

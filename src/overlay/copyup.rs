@@ -32,7 +32,15 @@ impl Overlay {
         })();
         if let Err(e) = result {
             let _ = self.upper.rmdir(&tmp);
-            return Err(e.into());
+            // Another daemon on the venv directory (another host) copied it up first:
+            // theirs is the same directory, already in place.
+            let theirs = matches!(
+                e.kind(),
+                std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::DirectoryNotEmpty
+            );
+            if !theirs {
+                return Err(e.into());
+            }
         }
         tree.get_mut(ino)?.upper = true;
         Ok(())
@@ -82,7 +90,14 @@ impl Overlay {
         })();
         if let Err(e) = result {
             let _ = self.upper.remove_if_present(&tmp);
-            return Err(e);
+            // Another daemon on the venv directory (another host) copied it up first, or
+            // wrote a file of that name: that one is the file from now on, as if this
+            // daemon had copied it up itself (a change made to it here lands in it).
+            let theirs =
+                matches!(&e, Error::Os(io) if io.kind() == std::io::ErrorKind::AlreadyExists);
+            if !theirs {
+                return Err(e);
+            }
         }
         tree.get_mut(ino)?.upper = true;
         self.open_files.copied_up(ino);

@@ -242,6 +242,55 @@ impl Overlay {
         Ok(tree)
     }
 
+    /// Another daemon on the same venv directory (another host, over a shared filesystem)
+    /// made `parent/name` since this one loaded `parent`: the upper refused a name that the
+    /// tree in memory has free. Takes `parent`'s names afresh from the upper and the layers
+    /// (as a reload does), and `name` itself from the upper when the listing does not show
+    /// it yet (a network filesystem may serve a directory's listing from a cache of its
+    /// own, as sshfs does for 20 s), so that the other's entry shows from now on instead of
+    /// staying hidden until the next mount.
+    fn take_others_entries(&self, tree: &mut Tree, parent: Ino, name: &OsStr) -> Result<()> {
+        let lower = std::sync::Arc::clone(&tree.lower);
+        let (mut subdirs, mut forget) = (Vec::new(), Vec::new());
+        self.reconcile(
+            tree,
+            &lower,
+            parent,
+            &std::collections::HashSet::new(),
+            &mut subdirs,
+            &mut forget,
+        )?;
+        if tree.child(parent, name)?.is_none() {
+            let path = path_with(tree, parent, name)?;
+            let Ok(attr) = self.upper.attr(&path, 0) else {
+                return Ok(()); // (gone again meanwhile)
+            };
+            let reference = attr.kind == FileKind::Symlink && self.upper.is_reference(&path);
+            let below = tree.get(parent)?.lower.and_then(|d| lower.child(d, name));
+            let lower_dir = match attr.kind {
+                FileKind::Dir => match self.upper.markers(&path)? {
+                    (_, Some(origin)) => lower.lookup_path(&origin),
+                    (true, None) => None,
+                    (false, None) => below.filter(|&l| lower.node(l).kind == FileKind::Dir),
+                },
+                _ => None,
+            };
+            let kind = if reference { FileKind::File } else { attr.kind };
+            let mut node = tree::Node::new(parent, name, kind, true, lower_dir);
+            node.reference = reference;
+            let ino = tree.push(node);
+            tree.insert_child(parent, name, ino)?;
+            forget.push((parent, name.to_owned()));
+        }
+        if !forget.is_empty() {
+            tracing::info!(
+                "{} names changed by another daemon on the venv directory, taken in",
+                forget.len()
+            );
+        }
+        Ok(())
+    }
+
     /// Whether a lower layer has an entry at `parent/name` that a whiteout must hide once the
     /// name is removed or replaced.
     fn covers_lower(&self, tree: &Tree, parent: Ino, name: &OsStr) -> Result<bool> {

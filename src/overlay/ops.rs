@@ -34,28 +34,39 @@ impl Overlay {
         make: Make<'_>,
     ) -> Result<Entry> {
         let (mut tree, path, covers) = self.prepare_create(parent, name)?;
-        let kind = match make {
-            Make::Dir(mode) if covers => {
-                // A directory made where a lower one was deleted must not show the old content:
-                // build it opaque in the work dir, then move it into place.
-                let tmp = self.upper.temp();
-                self.upper.mkdir(&tmp, mode as u32)?;
-                self.upper.touch(&join(&tmp, OsStr::new(OPAQUE)))?;
-                self.upper.rename(&tmp, &path, true)?;
-                FileKind::Dir
+        let made = (|| -> std::io::Result<FileKind> {
+            Ok(match make {
+                Make::Dir(mode) if covers => {
+                    // A directory made where a lower one was deleted must not show the old
+                    // content: build it opaque in the work dir, then move it into place.
+                    let tmp = self.upper.temp();
+                    self.upper.mkdir(&tmp, mode as u32)?;
+                    self.upper.touch(&join(&tmp, OsStr::new(OPAQUE)))?;
+                    self.upper.rename(&tmp, &path, true)?;
+                    FileKind::Dir
+                }
+                Make::Dir(mode) => {
+                    self.upper.mkdir(&path, mode as u32)?;
+                    FileKind::Dir
+                }
+                Make::Node(kind, perm, rdev) => {
+                    self.upper.mknod(&path, kind, perm, rdev)?;
+                    kind
+                }
+                Make::Symlink(target) => {
+                    self.upper.symlink(target.as_os_str(), &path)?;
+                    FileKind::Symlink
+                }
+            })
+        })();
+        let kind = match made {
+            Ok(kind) => kind,
+            // (another host made the name meanwhile: it shows from now on)
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                self.take_others_entries(&mut tree, parent, name)?;
+                return Err(Error::Exists(name.to_owned()));
             }
-            Make::Dir(mode) => {
-                self.upper.mkdir(&path, mode as u32)?;
-                FileKind::Dir
-            }
-            Make::Node(kind, perm, rdev) => {
-                self.upper.mknod(&path, kind, perm, rdev)?;
-                kind
-            }
-            Make::Symlink(target) => {
-                self.upper.symlink(target.as_os_str(), &path)?;
-                FileKind::Symlink
-            }
+            Err(e) => return Err(e.into()),
         };
         self.finish_create(&mut tree, caller, parent, name, kind, covers)
     }
@@ -662,7 +673,24 @@ impl FileSystem for Overlay {
         // One read-write descriptor serves every opener (the kernel checks the caller's
         // access); no O_APPEND, under which Linux makes every pwrite append: the adapter
         // gives each write its offset.
-        let file = self.upper.create_file(&path, perm)?;
+        let file = match self.upper.create_file(&path, perm) {
+            Ok(file) => file,
+            // Another host made the name meanwhile: it shows from now on, and an open
+            // without O_EXCL opens it, as it would have had this daemon known of it.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                self.take_others_entries(&mut tree, parent, name)?;
+                let existing = tree.child(parent, name)?;
+                drop(tree);
+                return match existing {
+                    Some(ino) if !req.exclusive => {
+                        let opened = self.open(ino, req)?;
+                        Ok((self.getattr(ino)?, opened))
+                    }
+                    _ => Err(Error::Exists(name.to_owned())),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        };
         let entry = self.finish_create(&mut tree, caller, parent, name, FileKind::File, covers)?;
         let file = super::open_files::UpperFile {
             file: std::sync::Arc::new(file),

@@ -150,7 +150,7 @@ impl Overlay {
     /// Brings loaded directory `dir` in line with the upper and the new lower tree. Pushes
     /// the loaded subdirectories still in the view onto `dirs`; returns whether any name
     /// changed.
-    fn reconcile(
+    pub(super) fn reconcile(
         &self,
         tree: &mut Tree,
         old_lower: &LowerTree,

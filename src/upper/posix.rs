@@ -318,6 +318,24 @@ impl Upper for PosixUpper {
                     path(to),
                 )?)
             }
+            // sshfs (libfuse's high-level API) first moves a file it holds open aside
+            // (`.fuse_hidden…`) when a rename replaces it; when another host replaced that
+            // file meanwhile, the rename fails with ENOENT though both names are there.
+            // Tried again while the source is there: each try is a whole rename.
+            Err(rustix::io::Errno::NOENT) if !noreplace => {
+                for _ in 0..10 {
+                    if !self.exists(from) {
+                        break;
+                    }
+                    match rustix::fs::renameat(&self.root, path(from), &self.root, path(to)) {
+                        Err(rustix::io::Errno::NOENT) => {
+                            std::thread::sleep(std::time::Duration::from_millis(5))
+                        }
+                        r => return Ok(r?),
+                    }
+                }
+                Err(io::Error::from_raw_os_error(libc::ENOENT))
+            }
             r => Ok(r?),
         }
     }
