@@ -225,6 +225,19 @@ impl Upper for PortableUpper {
 
     fn unlink(&self, rel: &[u8]) -> io::Result<()> {
         let path = self.full(rel);
+        // Windows keeps the name of a file deleted while open (the overlay keeps such a
+        // file open for its holders) until the last handle closes, where POSIX frees it at
+        // once: the file is moved into the work directory first (opened as std opens files,
+        // sharing delete, it can be), so the name is free again at once
+        #[cfg(windows)]
+        let path = match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_file() => {
+                let aside = self.full(&self.temp());
+                std::fs::rename(&path, &aside)?;
+                aside
+            }
+            _ => path,
+        };
         match std::fs::remove_file(&path) {
             // (a Windows symlink to a directory is removed as a directory)
             Err(e) if cfg!(windows) && std::fs::symlink_metadata(&path)?.is_symlink() => {
@@ -243,7 +256,16 @@ impl Upper for PortableUpper {
         if respelled(&from, &to) {
             // another spelling of the same entry on a case-insensitive filesystem: `to`
             // "exists" only as `from` itself
-            return std::fs::rename(from, to);
+            std::fs::rename(&from, &to)?;
+            if spelled(&to) {
+                return Ok(());
+            }
+            // (NTFS changes the spelling so; a filesystem that kept the old one, as Wine's
+            // does, is given the new one through a name of venvfs's own: not atomic, so only
+            // where the direct way did not do it)
+            let aside = to.with_file_name(format!(".wh..wh..respell.{}", std::process::id()));
+            std::fs::rename(&from, &aside)?;
+            return std::fs::rename(&aside, &to);
         }
         // (the overlay changes the upper only under its tree lock, so looking first is
         // as good as an atomic no-replace here)
@@ -325,6 +347,14 @@ fn respelled(from: &Path, to: &Path) -> bool {
         _ => false,
     };
     same_name && from.parent() == to.parent() && same_file::is_same_file(from, to).unwrap_or(false)
+}
+
+/// Whether `path`'s directory lists it spelled exactly so.
+fn spelled(path: &Path) -> bool {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return true;
+    };
+    std::fs::read_dir(dir).is_ok_and(|entries| entries.flatten().any(|e| e.file_name() == name))
 }
 
 fn unsupported(what: &str) -> io::Error {
