@@ -49,16 +49,7 @@ pub fn remove_copies(
     files: &[PathBuf],
     dirs: &[PathBuf],
 ) -> Result<(usize, u64), Box<dyn Error>> {
-    let r = crate::install::adopt::remove_at(venv, files, dirs);
-    if !r.failed.is_empty() {
-        return Err(format!(
-            "{} copies removed, but not all: {}",
-            r.files,
-            r.failed.join("; ")
-        )
-        .into());
-    }
-    Ok((r.files, r.bytes))
+    Ok(crate::install::adopt::remove_all(venv, files, dirs)?)
 }
 
 /// The manifest in the venv directory (never hidden by a mount here).

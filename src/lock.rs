@@ -20,10 +20,8 @@ const WAIT: Duration = Duration::from_secs(60);
 /// The lock of one venv, released when dropped.
 #[derive(Debug)]
 pub struct VenvLock {
-    path: PathBuf,
-    /// `.venvfs` was made for the lock (a venv venvfs has not changed yet): removed again
-    /// with the lock if the change left nothing in it.
-    made_state_dir: Option<PathBuf>,
+    /// The lock file (none for a venv without venvfs's state yet).
+    path: Option<PathBuf>,
 }
 
 impl VenvLock {
@@ -40,17 +38,12 @@ impl VenvLock {
 
     fn acquire_within(root: &Path, shown: &Path, wait: Duration) -> Result<VenvLock, String> {
         let state_dir = root.join(crate::manifest::STATE_DIR);
-        let made_state_dir = match std::fs::create_dir(&state_dir) {
-            Ok(()) => Some(state_dir.clone()),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => None,
-            Err(e) => {
-                return Err(format!(
-                    "cannot lock {} for a change ({}): {e}",
-                    shown.display(),
-                    state_dir.display()
-                ))
-            }
-        };
+        if !state_dir.is_dir() {
+            // A venv venvfs has not changed yet: nothing to lock in, and making `.venvfs`
+            // for the lock would change the venv even when the change is refused. (Two
+            // first changes of one venv at once are not serialized.)
+            return Ok(VenvLock { path: None });
+        }
         let path = state_dir.join("lock");
         let me = Owner::this();
         let started = Instant::now();
@@ -63,16 +56,10 @@ impl VenvLock {
             {
                 Ok(mut f) => {
                     let _ = writeln!(f, "{}", me.name());
-                    return Ok(VenvLock {
-                        path,
-                        made_state_dir,
-                    });
+                    return Ok(VenvLock { path: Some(path) });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => {
-                    if let Some(d) = &made_state_dir {
-                        let _ = std::fs::remove_dir(d);
-                    }
                     return Err(format!(
                         "cannot lock {} for a change ({}): {e}",
                         shown.display(),
@@ -117,9 +104,8 @@ impl VenvLock {
 
 impl Drop for VenvLock {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-        if let Some(d) = &self.made_state_dir {
-            let _ = std::fs::remove_dir(d); // (only if empty)
+        if let Some(path) = &self.path {
+            let _ = std::fs::remove_file(path);
         }
     }
 }

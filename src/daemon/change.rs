@@ -12,6 +12,19 @@ use crate::manifest::{Manifest, STATE_DIR};
 use crate::overlay::Overlay;
 use crate::registry;
 
+/// `venv` made absolute, refused when its daemon died (a stale mount).
+fn live_venv(venv: &Path) -> Result<PathBuf, Box<dyn Error>> {
+    let abs = absolute(venv).map_err(|e| format!("{}: {e}", venv.display()))?;
+    if venvfs_fuse::is_stale(&abs) {
+        let shown = abs.display();
+        return Err(format!(
+            "{shown}: its venvfs daemon died; run `venvfs mount {shown}` (or `venvfs umount {shown}`) first"
+        )
+        .into());
+    }
+    Ok(abs)
+}
+
 /// Runs `change` on the venv's own directory, mounted or not: `change` gets where that
 /// directory is reached (the venv itself; beneath the mount when mounted) and returns the
 /// venv-relative paths it wrote or removed. A mounted venv then takes the change live
@@ -21,14 +34,8 @@ pub fn change<T>(
     venv: &Path,
     change: impl FnOnce(&Path) -> Result<(T, Vec<PathBuf>), Box<dyn Error>>,
 ) -> Result<T, Box<dyn Error>> {
-    let abs = absolute(venv).map_err(|e| format!("{}: {e}", venv.display()))?;
+    let abs = live_venv(venv)?;
     let shown = abs.display();
-    if venvfs_fuse::is_stale(&abs) {
-        return Err(format!(
-            "{shown}: its venvfs daemon died; run `venvfs mount {shown}` (or `venvfs umount {shown}`) first"
-        )
-        .into());
-    }
     if !is_mounted(&abs) {
         let _lock = VenvLock::acquire(&abs, &abs)?;
         return Ok(change(&abs)?.0);
@@ -152,25 +159,10 @@ pub fn remove_copies(
     files: &[PathBuf],
     dirs: &[PathBuf],
 ) -> Result<(usize, u64), Box<dyn Error>> {
-    let abs = absolute(venv).map_err(|e| format!("{}: {e}", venv.display()))?;
+    let abs = live_venv(venv)?;
     let shown = abs.display();
-    if venvfs_fuse::is_stale(&abs) {
-        return Err(format!(
-            "{shown}: its venvfs daemon died; run `venvfs mount {shown}` (or `venvfs umount {shown}`) first"
-        )
-        .into());
-    }
     if !is_mounted(&abs) {
-        let r = crate::install::adopt::remove_at(&abs, files, dirs);
-        if !r.failed.is_empty() {
-            return Err(format!(
-                "{} copies removed, but not all: {}",
-                r.files,
-                r.failed.join("; ")
-            )
-            .into());
-        }
-        return Ok((r.files, r.bytes));
+        return Ok(crate::install::adopt::remove_all(&abs, files, dirs)?);
     }
     let Some(record) = registry::serving(&abs) else {
         return Err(format!(

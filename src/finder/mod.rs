@@ -83,6 +83,31 @@ pub struct Sources {
 }
 
 impl Sources {
+    /// The unpacked wheels of `name` `version` in the uv caches, in the caches' order.
+    pub fn uv_cache_candidates<'a>(
+        &'a self,
+        name: &'a PackageName,
+        version: &'a str,
+    ) -> impl Iterator<Item = Candidate> + 'a {
+        self.uv_caches.iter().flat_map(move |cache| {
+            cache
+                .entries
+                .iter()
+                .filter(move |e| {
+                    PackageName::new(&e.name) == *name && same_version(&e.version, version)
+                })
+                .map(move |e| Candidate {
+                    path: cache.path_of(e),
+                    filename: None,
+                    name: e.name.clone(),
+                    version: e.version.clone(),
+                    build: e.build.clone(),
+                    tags: e.tags.clone(),
+                    origin: Origin::UvCache,
+                })
+        })
+    }
+
     /// Lists the `.whl` files of the `--find-links` directories and of the wheel store, and
     /// opens the uv caches.
     pub fn new(
@@ -252,25 +277,7 @@ pub fn choose(
         }
     }
     candidates.extend(sources.find_links.iter().filter(|c| matches(c)).cloned());
-    for cache in &sources.uv_caches {
-        candidates.extend(
-            cache
-                .entries
-                .iter()
-                .filter(|e| {
-                    PackageName::new(&e.name) == wanted && same_version(&e.version, &pin.version)
-                })
-                .map(|e| Candidate {
-                    path: cache.path_of(e),
-                    filename: None,
-                    name: e.name.clone(),
-                    version: e.version.clone(),
-                    build: e.build.clone(),
-                    tags: e.tags.clone(),
-                    origin: Origin::UvCache,
-                }),
-        );
-    }
+    candidates.extend(sources.uv_cache_candidates(&wanted, &pin.version));
     candidates.extend(sources.store.iter().filter(|c| matches(c)).cloned());
     if !pin.wheels.is_empty() {
         candidates.retain(|c| locked_match(pin, c).is_some());

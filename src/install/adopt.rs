@@ -333,25 +333,7 @@ fn choose(
         })
         .cloned()
         .collect();
-    for cache in &sources.uv_caches {
-        candidates.extend(
-            cache
-                .entries
-                .iter()
-                .filter(|e| {
-                    PackageName::new(&e.name) == wanted && finder::same_version(&e.version, version)
-                })
-                .map(|e| Candidate {
-                    path: cache.path_of(e),
-                    filename: None,
-                    name: e.name.clone(),
-                    version: e.version.clone(),
-                    build: e.build.clone(),
-                    tags: e.tags.clone(),
-                    origin: Origin::UvCache,
-                }),
-        );
-    }
+    candidates.extend(sources.uv_cache_candidates(&wanted, version));
     let found = candidates.len();
     let mut ranked: Vec<(Origin, usize, Candidate)> = candidates
         .into_iter()
@@ -628,6 +610,24 @@ pub fn remove_at(root: &Path, files: &[PathBuf], dirs: &[PathBuf]) -> Removed {
         }
     }
     out
+}
+
+/// [`remove_at`], failing (after removing what it could) if anything could not be removed;
+/// the files removed and the disk given back.
+pub fn remove_all(
+    root: &Path,
+    files: &[PathBuf],
+    dirs: &[PathBuf],
+) -> Result<(usize, u64), String> {
+    let r = remove_at(root, files, dirs);
+    if !r.failed.is_empty() {
+        return Err(format!(
+            "{} removed, but not all: {}",
+            r.files,
+            r.failed.join("; ")
+        ));
+    }
+    Ok((r.files, r.bytes))
 }
 
 /// [`removals`] and [`remove_at`] on a venv that is not mounted (`root` is the venv).

@@ -304,15 +304,10 @@ pub fn fold(root: &Path, python: &str) -> Result<Report, Error> {
         links,
         dirs,
     } = commit_layers(root, python)?;
-    let removed = super::adopt::remove_at(root, &links, &dirs);
-    report.touched.extend(removed.touched);
-    if !removed.failed.is_empty() {
-        return Err(format!(
-            "the layers are saved, but not every link could be removed: {}",
-            removed.failed.join("; ")
-        )
-        .into());
-    }
+    super::adopt::remove_all(root, &links, &dirs)
+        .map_err(|why| format!("the layers are saved, but links are left: {why}"))?;
+    report.touched.extend(links);
+    report.touched.extend(dirs);
     Ok(report)
 }
 
