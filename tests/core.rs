@@ -386,7 +386,7 @@ fn reload_changes_layers_live() {
     let data = fs.read(only_b, None, 0, 100).unwrap();
     assert_eq!(data, b"only b");
     assert_eq!(fs.getattr(only_b).unwrap().attr.size, 6);
-    fs.unreference(only_b);
+    fs.unreference(only_b, 1);
     assert!(
         fs.read(only_b, None, 0, 100).is_err(),
         "let go with its last holder"
@@ -466,7 +466,7 @@ fn links_into_a_uv_cache_are_references() {
     fs.reference(held);
     fs.unlink(lib, OsStr::new("other.py")).unwrap();
     assert_eq!(fs.read(held, None, 0, 100).unwrap(), b"other\n");
-    fs.unreference(held);
+    fs.unreference(held, 1);
     assert!(resolve(&fs, "lib/other.py").is_none());
     assert_eq!(
         (
@@ -514,7 +514,7 @@ fn a_held_deleted_lower_file_survives_a_reload() {
     fs.reload(&manifest, &[], &Forgets::default()).unwrap();
     assert_eq!(fs.getattr(deep).unwrap().attr.size, 4);
     assert_eq!(fs.read(deep, None, 0, 100).unwrap(), b"deep");
-    fs.unreference(deep);
+    fs.unreference(deep, 1);
     assert!(resolve(&fs, "lib/pkg/sub/deep.py").is_none());
 }
 

@@ -133,12 +133,13 @@ impl Overlay {
             return Ok(());
         }
         let path = tree.path(ino)?;
+        let referenced = node.referenced();
         if node.reference {
             return self
                 .open_files
-                .unlinking(ino, || self.reference_desc(&path, ino));
+                .unlinking(ino, referenced, || self.reference_desc(&path, ino));
         }
-        self.open_files.unlinking(ino, || {
+        self.open_files.unlinking(ino, referenced, || {
             Ok(Desc::Upper(self.open_upper_for_io(&path, false)?))
         })
     }

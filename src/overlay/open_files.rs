@@ -56,8 +56,9 @@ pub enum Desc {
 
 #[derive(Default)]
 struct Record {
-    /// References taken by the backend.
-    refs: u32,
+    /// The backend held the file when it lost its last name (the count itself is kept in
+    /// the tree's node: see `OpenFiles::let_go`).
+    kernel: bool,
     /// Open handles.
     handles: u32,
     /// The file lost its last name.
@@ -100,16 +101,16 @@ struct Handle {
 impl Record {
     /// Whether the descriptor must stay open.
     fn pinned(&self) -> bool {
-        self.handles > 0 || (self.unlinked && self.refs > 0)
+        self.handles > 0 || (self.unlinked && self.kernel)
     }
 
     fn unused(&self) -> bool {
-        self.refs == 0 && self.handles == 0 && self.desc.is_none()
+        !self.kernel && self.handles == 0 && self.desc.is_none()
     }
 
     /// Nothing holds the unlinked file any more: let go of what kept it reachable.
     fn let_go_if_unheld(&mut self) {
-        if self.refs == 0 && self.handles == 0 && self.unlinked {
+        if !self.kernel && self.handles == 0 && self.unlinked {
             self.desc = None;
             self.frozen = None;
         }
@@ -193,17 +194,12 @@ impl Default for OpenFiles {
 }
 
 impl OpenFiles {
-    /// The backend took a reference to `ino`.
-    pub fn reference(&self, ino: Ino) {
-        let mut inner = self.inner.lock();
-        inner.records.entry(ino).or_default().refs += 1;
-    }
-
-    /// The backend dropped a reference to `ino`.
-    pub fn unreference(&self, ino: Ino) {
+    /// The backend's last reference to `ino` is gone (the tree counts them): what an
+    /// unlinked or detached file kept for the backend goes, unless a handle still holds it.
+    pub fn let_go(&self, ino: Ino) {
         let mut inner = self.inner.lock();
         if let Some(r) = inner.records.get_mut(&ino) {
-            r.refs = r.refs.saturating_sub(1);
+            r.kernel = false;
             r.let_go_if_unheld();
         }
         inner.settle(ino);
@@ -388,15 +384,22 @@ impl OpenFiles {
         inner.settle(ino);
     }
 
-    /// File `ino` is about to lose its last name. If anything still holds it, its
+    /// File `ino` is about to lose its last name; `referenced`: the backend holds it. If
+    /// anything still holds it, its
     /// descriptor (`open` gives it when none is open) is pinned until the last holder is
     /// gone; otherwise it is closed.
-    pub fn unlinking(&self, ino: Ino, open: impl FnOnce() -> Result<Desc>) -> Result<()> {
+    pub fn unlinking(
+        &self,
+        ino: Ino,
+        referenced: bool,
+        open: impl FnOnce() -> Result<Desc>,
+    ) -> Result<()> {
         let needs_open = {
             let mut inner = self.inner.lock();
             let r = inner.records.entry(ino).or_default();
             r.unlinked = true;
-            let held = r.refs > 0 || r.handles > 0;
+            r.kernel = referenced;
+            let held = referenced || r.handles > 0;
             if !held {
                 r.desc = None;
             }
@@ -416,25 +419,24 @@ impl OpenFiles {
         Ok(())
     }
 
-    /// Whether a backend reference or a handle holds `ino`.
-    pub fn held(&self, ino: Ino) -> bool {
+    /// Whether a handle holds `ino`.
+    pub fn has_handles(&self, ino: Ino) -> bool {
         let inner = self.inner.lock();
-        inner
-            .records
-            .get(&ino)
-            .is_some_and(|r| r.refs > 0 || r.handles > 0)
+        inner.records.get(&ino).is_some_and(|r| r.handles > 0)
     }
 
-    /// A live change took node `ino` out of the view. If something holds it, it keeps
+    /// A live change took node `ino` out of the view (`referenced`: the backend holds it).
+    /// If something holds it, it keeps
     /// serving: its open descriptor (or the one `open` gives, for a lower file) and `attr`
     /// stay pinned until the last holder lets go; otherwise they are dropped now.
     pub fn detach(
         &self,
         ino: Ino,
+        referenced: bool,
         attr: Option<Attr>,
         open: impl FnOnce() -> Result<Option<Desc>>,
     ) -> Result<()> {
-        if !self.held(ino) {
+        if !referenced && !self.has_handles(ino) {
             let mut inner = self.inner.lock();
             if let Some(r) = inner.records.get_mut(&ino) {
                 r.desc = None;
@@ -451,6 +453,7 @@ impl OpenFiles {
         let mut inner = self.inner.lock();
         let r = inner.records.entry(ino).or_default();
         r.unlinked = true;
+        r.kernel = referenced;
         r.frozen = attr.map(Box::new);
         if desc.is_some() {
             r.desc = desc;
@@ -488,15 +491,15 @@ mod tests {
     #[test]
     fn unlinked_file_stays_open_while_referenced() {
         let reg = OpenFiles::default();
-        reg.reference(7);
         reg.put(7, Desc::Upper(upper_file()));
-        reg.unlinking(7, || unreachable!("already open")).unwrap();
+        reg.unlinking(7, true, || unreachable!("already open"))
+            .unwrap();
         // far more idle files than the bound: the pinned one stays
         for ino in 100..(100 + UPPER_OPEN as u64 * 2) {
             reg.put(ino, Desc::Upper(upper_file()));
         }
         assert!(reg.upper(7, true).is_some());
-        reg.unreference(7);
+        reg.let_go(7);
         assert!(
             reg.upper(7, false).is_none(),
             "closed with its last reference"
@@ -508,7 +511,8 @@ mod tests {
     fn unlinked_file_stays_open_while_a_handle_is() {
         let reg = OpenFiles::default();
         let fh = reg.open(3, Access::ReadWrite, Some(Desc::Upper(upper_file())));
-        reg.unlinking(3, || unreachable!("already open")).unwrap();
+        reg.unlinking(3, false, || unreachable!("already open"))
+            .unwrap();
         assert!(reg.upper(3, false).is_some());
         assert!(reg.check(Some(fh), 3, true).is_ok());
         assert!(
@@ -525,7 +529,7 @@ mod tests {
     fn unheld_unlinked_file_is_closed_at_once() {
         let reg = OpenFiles::default();
         reg.put(5, Desc::Upper(upper_file()));
-        reg.unlinking(5, || unreachable!("not held: nothing to open"))
+        reg.unlinking(5, false, || unreachable!("not held: nothing to open"))
             .unwrap();
         assert!(reg.upper(5, false).is_none());
     }
@@ -534,7 +538,6 @@ mod tests {
     fn idle_descriptors_are_bounded() {
         let reg = OpenFiles::default();
         for ino in 0..(UPPER_OPEN as u64 + 10) {
-            reg.reference(ino);
             reg.put(ino, Desc::Upper(upper_file()));
         }
         assert_eq!(reg.open_descriptors(), UPPER_OPEN);
@@ -543,13 +546,8 @@ mod tests {
             "least recently used closed first"
         );
         assert!(reg.upper(UPPER_OPEN as u64 + 9, false).is_some());
-        // references outlive their descriptors
-        assert!(reg
-            .inner
-            .lock()
-            .records
-            .get(&0)
-            .is_some_and(|r| r.refs == 1));
+        // closed idle descriptors leave no record behind
+        assert!(!reg.inner.lock().records.contains_key(&0));
     }
 
     #[test]

@@ -287,11 +287,18 @@ impl Overlay {
     /// descriptor to be stat'ed through once its path is gone: while something holds it,
     /// its attributes are kept as they are now (as for a node a live change detached).
     fn removing_dir(&self, tree: &Tree, ino: Ino) -> Result<()> {
-        if !tree.get(ino)?.upper || !self.open_files.held(ino) {
+        if !tree.get(ino)?.upper || !self.held(tree, ino)? {
             return Ok(());
         }
         let attr = self.attr(tree, ino)?;
-        self.open_files.detach(ino, Some(attr), || Ok(None))
+        let referenced = tree.get(ino)?.referenced();
+        self.open_files
+            .detach(ino, referenced, Some(attr), || Ok(None))
+    }
+
+    /// Whether a backend reference or a handle holds `ino`.
+    pub(super) fn held(&self, tree: &Tree, ino: Ino) -> Result<bool> {
+        Ok(tree.get(ino)?.referenced() || self.open_files.has_handles(ino))
     }
 
     fn find(&self, tree: &Tree, parent: Ino, name: &OsStr) -> Result<Ino> {
@@ -766,11 +773,29 @@ impl FileSystem for Overlay {
     }
 
     fn reference(&self, ino: Ino) {
-        self.open_files.reference(ino);
+        if let Ok(node) = self.tree.read().get(ino) {
+            node.refs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
-    fn unreference(&self, ino: Ino) {
-        self.open_files.unreference(ino);
+    fn unreference(&self, ino: Ino, count: u64) {
+        let last = {
+            let tree = self.tree.read();
+            let Ok(node) = tree.get(ino) else { return };
+            let sub = |n: u64| Some(n.saturating_sub(count));
+            let before = node
+                .refs
+                .fetch_update(
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                    sub,
+                )
+                .unwrap_or(0);
+            before > 0 && before <= count
+        };
+        if last {
+            self.open_files.let_go(ino);
+        }
     }
 
     fn allocate(&self, ino: Ino, _fh: Option<Fh>, how: Allocate) -> Result<()> {

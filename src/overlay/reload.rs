@@ -83,7 +83,7 @@ impl Overlay {
                     let ino = loaded_node(&tree, path)?;
                     let node = tree.get(ino).ok()?;
                     let upper_file = node.upper && !node.reference && node.kind == FileKind::File;
-                    if !upper_file || !self.open_files.held(ino) {
+                    if !upper_file || !self.held(&tree, ino).unwrap_or(false) {
                         return None;
                     }
                     Some((ino, self.upper.open_ro(path).ok()?))
@@ -124,7 +124,7 @@ impl Overlay {
                 self.detach(&mut tree, &old_lower, ino)?;
             }
             for (ino, file) in held {
-                if self.open_files.held(ino) {
+                if self.held(&tree, ino)? {
                     let file = Arc::new(file);
                     self.open_files.put(
                         ino,
@@ -246,14 +246,16 @@ impl Overlay {
             let lower = node
                 .lower
                 .filter(|_| !node.upper && node.kind == FileKind::File);
+            let referenced = node.referenced();
             // (an upper file the change replaced is gone from disk: only a descriptor of it
             // that is open already keeps it readable, and the registry keeps that one)
-            self.open_files.detach(ino, attr, || match lower {
-                Some(lid) => Ok(Some(Desc::Lower(Arc::new(
-                    self.open_lower(old_lower, lid)?,
-                )))),
-                None => Ok(None),
-            })?;
+            self.open_files
+                .detach(ino, referenced, attr, || match lower {
+                    Some(lid) => Ok(Some(Desc::Lower(Arc::new(
+                        self.open_lower(old_lower, lid)?,
+                    )))),
+                    None => Ok(None),
+                })?;
             let node = tree.get_mut(ino)?;
             if !node.upper {
                 node.lower = None;

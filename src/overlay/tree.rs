@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use foldhash::{HashMap, HashMapExt};
@@ -40,6 +41,9 @@ pub struct Node {
     /// are rare, and a box is a third of an empty Vec in every node).
     #[allow(clippy::box_collection)]
     pub aliases: Option<Box<Vec<Name>>>,
+    /// References the backend holds (see `FileSystem::reference`): kept in the node, the
+    /// one place every node has, rather than a map beside the tree.
+    pub refs: AtomicU64,
 }
 
 /// A name of a node: its parent directory and the name in it.
@@ -68,7 +72,13 @@ impl Node {
             lower,
             dir: None,
             aliases: None,
+            refs: AtomicU64::new(0),
         }
+    }
+
+    /// Whether the backend holds a reference to the node.
+    pub fn referenced(&self) -> bool {
+        self.refs.load(std::sync::atomic::Ordering::Relaxed) > 0
     }
 
     /// A directory's children, once loaded.

@@ -422,13 +422,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// taken with [`FileSystem::reference`] until [`FileSystem::unreference`].
 pub trait FileSystem: Send + Sync + 'static {
     fn lookup(&self, parent: Ino, name: &OsStr) -> Result<Lookup>;
-    /// The kernel may now reach `ino` without a handle (FUSE: the inode's lookup count went
-    /// from 0 to 1). While any such reference is held, the file's data stays reachable even
-    /// if it loses its last name.
+    /// The kernel holds one more reference to `ino`, by which it may reach it without a
+    /// handle (FUSE: each entry handed to the kernel, its lookup count). While any is held,
+    /// the file's data stays reachable even if it loses its last name.
     fn reference(&self, _ino: Ino) {}
-    /// One reference taken with [`FileSystem::reference`] is gone (FUSE: the kernel forgot
-    /// the inode).
-    fn unreference(&self, _ino: Ino) {}
+    /// `count` references taken with [`FileSystem::reference`] are gone (FUSE: the kernel
+    /// forgot the inode `count` times).
+    fn unreference(&self, _ino: Ino, _count: u64) {}
     fn getattr(&self, ino: Ino) -> Result<Entry>;
     fn setattr(&self, caller: &Caller, ino: Ino, set: SetAttr) -> Result<Entry>;
     fn readlink(&self, ino: Ino) -> Result<OsString>;
@@ -533,8 +533,8 @@ impl<T: FileSystem> FileSystem for Arc<T> {
     fn reference(&self, ino: Ino) {
         (**self).reference(ino)
     }
-    fn unreference(&self, ino: Ino) {
-        (**self).unreference(ino)
+    fn unreference(&self, ino: Ino, count: u64) {
+        (**self).unreference(ino, count)
     }
     fn getattr(&self, ino: Ino) -> Result<Entry> {
         (**self).getattr(ino)

@@ -3,11 +3,10 @@
 //! Every handler calls one core method and translates the result; failures go through
 //! [`respond`], which logs them and replies with the errno from [`crate::errno`].
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use fuser::{
@@ -49,10 +48,6 @@ pub struct FuseAdapter<F: FileSystem> {
     /// their releases): the core serves I/O by inode, so opens only cost round trips,
     /// unless passthrough (which needs them) is on.
     skip_opens: bool,
-    /// The kernel's lookup count of each inode it holds (nlookup): FUSE's own reference
-    /// counting, kept here; the core hears only when an inode becomes held
-    /// ([`FileSystem::reference`]) and when it is forgotten ([`FileSystem::unreference`]).
-    lookups: Mutex<HashMap<u64, u64>>,
     stats: Arc<RequestStats>,
 }
 
@@ -66,32 +61,18 @@ impl<F: FileSystem> FuseAdapter<F> {
             passthrough: Passthrough::new(),
             stats: Arc::default(),
             skip_opens: false,
-            lookups: Mutex::default(),
         }
     }
 
-    /// Counts one kernel lookup of the entry's inode (every reply that hands the kernel an
-    /// entry adds one), telling the core when the inode becomes held.
+    /// One kernel lookup of the entry's inode (every reply that hands the kernel an entry
+    /// adds one to its nlookup): a reference, for the core.
     fn looked_up(&self, e: &Entry) {
-        let mut lookups = self.lookups.lock().unwrap_or_else(PoisonError::into_inner);
-        let n = lookups.entry(e.attr.ino).or_insert(0);
-        *n += 1;
-        if *n == 1 {
-            self.fs.reference(e.attr.ino);
-        }
+        self.fs.reference(e.attr.ino);
     }
 
     /// The kernel dropped `nlookup` lookups of `ino`.
     fn forgotten(&self, ino: u64, nlookup: u64) {
-        let mut lookups = self.lookups.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(n) = lookups.get_mut(&ino) else {
-            return;
-        };
-        *n = n.saturating_sub(nlookup);
-        if *n == 0 {
-            lookups.remove(&ino);
-            self.fs.unreference(ino);
-        }
+        self.fs.unreference(ino, nlookup);
     }
 
     /// Replies with an entry, which the kernel then holds.
