@@ -78,14 +78,11 @@ pub fn mount(args: MountArgs) -> CmdResult {
     crate::venv::python_version(&venv)?;
     refuse_hidden_interpreter(&venv)?;
     refuse_while_materialized(&venv)?;
-    unmounted::drop_uninstalled(&venv)?;
     // (also for venvs made before the guard existed; the venv is not mounted yet here)
     crate::venv::write_unmounted_guard(&venv)?;
-    // a uv cache entry pruned and unpacked again under a new id is the same wheel
+    // (layers uninstalled while unmounted, or whose uv cache entry was made again, are
+    // settled by whoever serves: see serve.rs)
     if !args.daemon_child {
-        for line in crate::install::heal::heal_pruned_layers(&venv)? {
-            eprintln!("healed layer {line} (its uv cache entry was made again)");
-        }
         // (a failure is only a note: the venv shows the same either way)
         match crate::install::adopt::finish_interrupted(&venv) {
             Ok(Some(r)) => eprintln!(
@@ -118,11 +115,11 @@ pub fn open_unmounted(
     venv: &Path,
 ) -> Result<std::sync::Arc<crate::overlay::Overlay>, Box<dyn Error>> {
     crate::venv::python_version(venv)?;
-    unmounted::drop_uninstalled(venv)?;
-    for line in crate::install::heal::heal_pruned_layers(venv)? {
-        eprintln!("healed layer {line} (its uv cache entry was made again)");
+    let (manifest, notes) = unmounted::settle_layers(venv)?;
+    for note in notes {
+        eprintln!("{note}");
     }
-    serve::open_overlay(venv, 256, None)
+    serve::open_overlay(venv, &manifest, 256, None)
 }
 
 /// A venv whose interpreter the filesystem hides (sshfs's `contain_symlinks`) would mount

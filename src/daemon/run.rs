@@ -34,7 +34,8 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn Error>> {
         // (before any thread exists: the kernel refuses a new user namespace to a
         // multi-threaded process)
         enter_private_namespace()?;
-        let overlay = open_overlay(&venv, 256, None)?;
+        let manifest = crate::manifest::Manifest::load(&crate::manifest::manifest_path(&venv))?;
+        let overlay = open_overlay(&venv, &manifest, 256, None)?;
         let cfg = MountConfig {
             fsname: format!("venvfs:{}", venv.display()),
             allow_other: false,

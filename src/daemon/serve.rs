@@ -12,18 +12,17 @@ use super::requests::{format_requests, write_requests};
 use super::spawn::{redirect_output, READY};
 use super::{mount_flags, CmdResult};
 use crate::cli::MountArgs;
-use crate::manifest::{manifest_path, Manifest, STATE_DIR};
+use crate::manifest::{Manifest, STATE_DIR};
 use crate::overlay::{Overlay, OverlayConfig};
 use crate::registry;
 
 /// The overlay of `venv` as its manifest describes it, ready to mount.
 pub(super) fn open_overlay(
     venv: &Path,
+    manifest: &Manifest,
     memory_cache_mib: u64,
     spill_dir: Option<&Path>,
 ) -> Result<std::sync::Arc<Overlay>, Box<dyn std::error::Error>> {
-    let manifest_file = manifest_path(venv);
-    let manifest = Manifest::load(&manifest_file)?;
     let mut cfg = OverlayConfig {
         memory_budget: memory_cache_mib << 20,
         ..Default::default()
@@ -31,7 +30,7 @@ pub(super) fn open_overlay(
     if let Some(d) = spill_dir {
         cfg.spill_dir = d.to_owned();
     }
-    cfg.reference_roots = reference_roots(&manifest);
+    cfg.reference_roots = reference_roots(manifest);
     // On a filesystem other hosts mount too, a name may appear beneath the mount without
     // going through it (another host's daemon made it): the kernel must not remember that
     // a name is missing, so that once this daemon takes the name in (when the other's
@@ -46,12 +45,23 @@ pub(super) fn open_overlay(
     // The kernel hands us modes with the caller's umask already applied: ours must not
     // mask them a second time.
     rustix::process::umask(rustix::fs::Mode::empty());
-    Ok(std::sync::Arc::new(Overlay::new(venv, &manifest, cfg)?))
+    Ok(std::sync::Arc::new(Overlay::new(venv, manifest, cfg)?))
 }
 
 pub(super) fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
     let started = Instant::now();
-    let overlay = open_overlay(venv, args.memory_cache_mib, args.spill_dir.as_deref())?;
+    // (the daemon settles the layers, so that a mount reads the manifest once; what it
+    // says goes to stdout, which `venvfs mount` shows until the mount is ready)
+    let (manifest, notes) = super::unmounted::settle_layers(venv)?;
+    for note in notes {
+        println!("{note}");
+    }
+    let overlay = open_overlay(
+        venv,
+        &manifest,
+        args.memory_cache_mib,
+        args.spill_dir.as_deref(),
+    )?;
     let record = registry::Record {
         venv: venv.to_owned(),
         pid: std::process::id(),

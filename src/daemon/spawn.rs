@@ -31,7 +31,14 @@ pub(super) fn spawn_daemon(venv: &Path, args: &MountArgs) -> CmdResult {
         s
     });
     let stdout = BufReader::new(child.stdout.take().expect("piped"));
-    let ready = stdout.lines().map_while(Result::ok).any(|l| l == READY);
+    // (what the daemon says before it is ready are notes for the user)
+    let ready = stdout.lines().map_while(Result::ok).any(|l| {
+        let done = l == READY;
+        if !done {
+            eprintln!("{l}");
+        }
+        done
+    });
     if ready {
         println!(
             "mounted {} (venvfs daemon pid {}); `venvfs umount {}` unmounts",

@@ -16,15 +16,16 @@ use std::path::{Path, PathBuf};
 use super::layout::Layout;
 use super::record::parse_record;
 use crate::finder::uvcache::UvCache;
-use crate::manifest::{manifest_path, Layer, Manifest};
+use crate::manifest::{Layer, Manifest};
 use crate::name::PackageName;
 
 /// Points every missing uv-cache layer of the (unmounted) venv at a re-created entry of the
-/// same wheel, if its cache has one, and saves the manifest. Returns what was healed, as
-/// `name==version: old -> new` lines.
-pub fn heal_pruned_layers(venv: &Path) -> Result<Vec<String>, Box<dyn std::error::Error>> {
-    let path = manifest_path(venv);
-    let mut manifest = Manifest::load(&path)?;
+/// same wheel, if its cache has one, in `manifest` (the caller saves it when anything was
+/// healed). Returns what was healed, as `name==version: old -> new` lines.
+pub fn heal_pruned_layers(
+    venv: &Path,
+    manifest: &mut Manifest,
+) -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let mut caches: HashMap<PathBuf, UvCache> = HashMap::new();
     let mut healed = Vec::new();
     let mut layout = None;
@@ -66,9 +67,6 @@ pub fn heal_pruned_layers(venv: &Path) -> Result<Vec<String>, Box<dyn std::error
             ));
             layer.source = new;
         }
-    }
-    if !healed.is_empty() {
-        manifest.save(&path)?;
     }
     Ok(healed)
 }
