@@ -22,6 +22,11 @@ const WAIT: Duration = Duration::from_secs(60);
 pub struct VenvLock {
     /// The lock file (none for a venv without venvfs's state yet).
     path: Option<PathBuf>,
+    /// `.venvfs`'s modification time before the lock file was made, and right after: when
+    /// nothing else in `.venvfs` changed meanwhile (a change refused, or one that wrote
+    /// nothing there), the first is put back as the lock goes, so that taking the lock
+    /// leaves no trace.
+    times: Option<(std::time::SystemTime, std::time::SystemTime)>,
 }
 
 impl VenvLock {
@@ -42,13 +47,18 @@ impl VenvLock {
             // A venv venvfs has not changed yet: nothing to lock in, and making `.venvfs`
             // for the lock would change the venv even when the change is refused. (Two
             // first changes of one venv at once are not serialized.)
-            return Ok(VenvLock { path: None });
+            return Ok(VenvLock {
+                path: None,
+                times: None,
+            });
         }
         let path = state_dir.join("lock");
         let me = Owner::this();
+        let mtime = |d: &Path| std::fs::metadata(d).and_then(|m| m.modified()).ok();
         let started = Instant::now();
         let mut told = false;
         loop {
+            let before = mtime(&state_dir);
             match std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -56,7 +66,11 @@ impl VenvLock {
             {
                 Ok(mut f) => {
                     let _ = writeln!(f, "{}", me.name());
-                    return Ok(VenvLock { path: Some(path) });
+                    let times = before.zip(mtime(&state_dir));
+                    return Ok(VenvLock {
+                        path: Some(path),
+                        times,
+                    });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => {
@@ -104,9 +118,18 @@ impl VenvLock {
 
 impl Drop for VenvLock {
     fn drop(&mut self) {
-        if let Some(path) = &self.path {
-            let _ = std::fs::remove_file(path);
+        let Some(path) = &self.path else { return };
+        let dir = path.parent().expect("in .venvfs");
+        let untouched = self.times.filter(|&(_, with_lock)| {
+            std::fs::metadata(dir).and_then(|m| m.modified()).ok() == Some(with_lock)
+        });
+        let _ = std::fs::remove_file(path);
+        #[cfg(unix)]
+        if let Some((before, _)) = untouched {
+            let _ = std::fs::File::open(dir).and_then(|d| d.set_modified(before));
         }
+        #[cfg(not(unix))]
+        let _ = untouched;
     }
 }
 
@@ -118,6 +141,23 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir(d.path().join(crate::manifest::STATE_DIR)).unwrap();
         d
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn a_lock_taken_and_let_go_leaves_no_trace() {
+        let d = venv();
+        let state = d.path().join(crate::manifest::STATE_DIR);
+        let old = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        std::fs::File::open(&state).unwrap().set_modified(old).unwrap();
+        drop(VenvLock::acquire(d.path(), d.path()).unwrap());
+        assert_eq!(std::fs::metadata(&state).unwrap().modified().unwrap(), old);
+        // a change that wrote into .venvfs keeps its time
+        let lock = VenvLock::acquire(d.path(), d.path()).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(state.join("manifest.toml"), b"x").unwrap();
+        drop(lock);
+        assert_ne!(std::fs::metadata(&state).unwrap().modified().unwrap(), old);
     }
 
     #[test]
