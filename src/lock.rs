@@ -149,7 +149,10 @@ mod tests {
         let d = venv();
         let state = d.path().join(crate::manifest::STATE_DIR);
         let old = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        std::fs::File::open(&state).unwrap().set_modified(old).unwrap();
+        std::fs::File::open(&state)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         drop(VenvLock::acquire(d.path(), d.path()).unwrap());
         assert_eq!(std::fs::metadata(&state).unwrap().modified().unwrap(), old);
         // a change that wrote into .venvfs keeps its time
