@@ -126,23 +126,7 @@ impl Setup {
     /// The same wheels installed by `uv pip install --link-mode=copy`.
     fn uv_reference(&self) -> PathBuf {
         let reference = self.s.path("uv-venv");
-        uv_venv(&reference);
-        run_ok(
-            uv().args([
-                "pip",
-                "install",
-                "-q",
-                "--link-mode=copy",
-                "--no-deps",
-                "--no-index",
-            ])
-            .arg("--python")
-            .arg(reference.join("bin/python"))
-            .arg("--find-links")
-            .arg(&self.house)
-            .arg("-r")
-            .arg(&self.reqs),
-        );
+        uv_copy_venv(&reference, &self.house, &self.reqs);
         reference
     }
 }

@@ -39,23 +39,7 @@ fn sync_matches_uv_file_for_file_and_pip_and_uv_work_through_the_mount() {
     std::fs::write(&reqs, format!("# pinned\n{}", pins(&wheels))).unwrap();
 
     let reference = s.path("uv-venv");
-    uv_venv(&reference);
-    run_ok(
-        uv().args([
-            "pip",
-            "install",
-            "-q",
-            "--link-mode=copy",
-            "--no-deps",
-            "--no-index",
-        ])
-        .arg("--python")
-        .arg(reference.join("bin/python"))
-        .arg("--find-links")
-        .arg(&house)
-        .arg("-r")
-        .arg(&reqs),
-    );
+    uv_copy_venv(&reference, &house, &reqs);
     let ours = s.path("venvfs-venv");
     uv_venv(&ours);
     let out = run_ok(

@@ -529,6 +529,28 @@ pub fn uv_venv(path: &Path) {
     run_ok(uv().args(["venv", "-q", "--python", "3.11"]).arg(path));
 }
 
+/// A venv at `path` with the pins of `reqs` installed from the wheelhouse `house` by
+/// `uv pip install --link-mode=copy`: what venvfs's venvs are compared with.
+pub fn uv_copy_venv(path: &Path, house: &Path, reqs: &Path) {
+    uv_venv(path);
+    run_ok(
+        uv().args([
+            "pip",
+            "install",
+            "-q",
+            "--link-mode=copy",
+            "--no-deps",
+            "--no-index",
+        ])
+        .arg("--python")
+        .arg(path.join("bin/python"))
+        .arg("--find-links")
+        .arg(house)
+        .arg("-r")
+        .arg(reqs),
+    );
+}
+
 /// Fills the uv cache `cache` the way users do, by installing the pins of `reqs` from the
 /// wheelhouse `house` into the venv `fill` with uv once.
 pub fn fill_uv_cache(fill: &Path, house: &Path, reqs: &Path, cache: &Path) -> String {
