@@ -39,6 +39,29 @@ pub enum Command {
     /// where the kernel allows user namespaces and /dev/fuse is open to the user. A venv
     /// already mounted is used as it is.
     Run(RunArgs),
+    /// Compile the bytecode of every module a venv's layers hold into the shared bytecode
+    /// store, ahead of the first import, so that no venv using those layers (a container,
+    /// a cluster node, a fresh venv) compiles them again.
+    #[command(
+        long_about = "Compile the bytecode of every module a venv's layers hold into the \
+shared bytecode store, ahead of the first import, so that no venv using those layers (a \
+container, a cluster node, a fresh venv) compiles them again.\n\n\
+A mounted venv shows the `.pyc` files of its layers' modules from a store outside the \
+venv, one copy per layer and Python version, shared by every venv that uses the same \
+layers: the first import anywhere compiles a module, every later one reads it. The store \
+written is $VENVFS_BYTECODE_STORE, else `bytecode/` in venvfs's cache directory \
+(~/.cache/venvfs); stores in $VENVFS_BYTECODE_STORES (separated like PATH) are read too, \
+so one prepared next to a shared read-only cache serves every user. \
+VENVFS_SHARED_BYTECODE=0 keeps bytecode in each venv instead.\n\n\
+Python checks each `.pyc` as it always does (the module's modification time and size in \
+its header); venvfs also never shows one that does not match the module the venv shows, \
+so a stale or foreign `.pyc` is compiled again, not served. Modules you edited get their \
+own `.pyc` in the venv, as before. PYTHONDONTWRITEBYTECODE and PYTHONPYCACHEPREFIX keep \
+their meaning.\n\n\
+The venv is compiled through its mount (a private one, as `venvfs run` makes, when it is \
+not mounted), by the venv's own Python, several processes at once, with a progress bar."
+    )]
+    Compile(CompileArgs),
     /// List the distributions a venv holds, as Python sees them, and where each one's files
     /// come from: a layer, references (symlinks into uv's cache), or copies in the venv's
     /// own directory (installed through the mount by pip or uv).
@@ -236,6 +259,20 @@ pub struct RunArgs {
     /// The command and its arguments (after `--`).
     #[arg(required = true, last = true)]
     pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    /// The venv directory, mounted or not.
+    pub venv: PathBuf,
+    /// The store to write, instead of the default one (for a store prepared ahead and
+    /// shared read-only: point $VENVFS_BYTECODE_STORES at it). The venv must not be
+    /// mounted then.
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Processes compiling at once [default: the number of CPUs].
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -30,6 +30,20 @@ pub struct Interpreter {
     pub key: String,
     pub markers: Markers,
     pub tag_facts: TagFacts,
+    /// How it names and stamps bytecode (absent in facts remembered by older versions,
+    /// which are then asked again).
+    #[serde(default)]
+    pub bytecode: Option<BytecodeFacts>,
+}
+
+/// What a `.pyc` of this interpreter looks like: `sys.implementation.cache_tag` (the
+/// `cpython-311` in `__pycache__/mod.cpython-311.pyc`) and `importlib.util.MAGIC_NUMBER`
+/// (its first four bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BytecodeFacts {
+    pub cache_tag: String,
+    /// The magic number, as hex.
+    pub magic: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +87,10 @@ if sys.platform.startswith("linux") and glibc is None:
             if line.startswith("Version "):
                 musl = ver(line.split()[1])
 impl = sys.implementation
+from importlib._bootstrap_external import MAGIC_NUMBER
 print(json.dumps({
+    "bytecode": {"cache_tag": impl.cache_tag, "magic": MAGIC_NUMBER.hex()}
+        if impl.cache_tag else None,
     "markers": {
         "implementation_name": impl.name,
         "implementation_version": fmt(impl.version),
@@ -152,7 +169,7 @@ pub fn of_venv(venv: &Path) -> Result<Interpreter, InterpreterError> {
     };
     if let Ok(text) = std::fs::read_to_string(&remembered) {
         if let Ok(i) = serde_json::from_str::<Interpreter>(&text) {
-            if i.key == key {
+            if i.key == key && i.bytecode.is_some() {
                 return Ok(i);
             }
         }
@@ -188,6 +205,7 @@ pub fn query(python: &Path) -> Result<Interpreter, InterpreterError> {
     struct Answer {
         markers: Markers,
         tag_facts: TagFacts,
+        bytecode: Option<BytecodeFacts>,
     }
     let a: Answer = serde_json::from_slice(&out.stdout)
         .map_err(|e| run_err(format!("unexpected answer: {e}")))?;
@@ -195,6 +213,7 @@ pub fn query(python: &Path) -> Result<Interpreter, InterpreterError> {
         key: String::new(),
         markers: a.markers,
         tag_facts: a.tag_facts,
+        bytecode: a.bytecode,
     })
 }
 

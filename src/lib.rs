@@ -12,6 +12,7 @@
 //! is a stand-in whose mount commands say that no backend is built.
 
 pub mod activate;
+pub mod bytecode;
 pub mod cli;
 #[cfg(target_os = "linux")]
 pub mod control;
@@ -38,6 +39,7 @@ pub mod name;
 pub mod overlay;
 pub mod parallel;
 pub mod pins;
+pub mod progress;
 pub mod registry;
 pub mod rules;
 pub mod tags;

@@ -65,6 +65,8 @@ pub struct LowerTree {
     pub labels: Vec<String>,
     /// Each layer's source (what a lower file's identity is relative to).
     pub origins: Vec<std::path::PathBuf>,
+    /// Each layer's key in the bytecode stores (see [`crate::bytecode::layer_key`]).
+    pub keys: Vec<String>,
     /// How names compare: which entries of different layers are one.
     names: NameRules,
 }
@@ -84,6 +86,7 @@ impl LowerTree {
             layers: Vec::new(),
             labels: Vec::new(),
             origins: Vec::new(),
+            keys: Vec::new(),
             names,
         };
         tree.nodes.push(dir_node(
@@ -119,6 +122,7 @@ impl LowerTree {
             tree.layers.push(source);
             tree.labels.push(layer.label());
             tree.origins.push(layer.source.clone());
+            tree.keys.push(crate::bytecode::layer_key(&layer.source));
             Ok(())
         })?;
         Ok(tree)
@@ -136,6 +140,7 @@ impl LowerTree {
             layers: Vec::new(),
             labels: Vec::new(),
             origins: Vec::new(),
+            keys: Vec::new(),
             names: NameRules::Posix,
         }
     }

@@ -37,6 +37,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
         Command::Umount(args) => venvfs::daemon::umount(args),
         Command::Status(args) => venvfs::daemon::status(&args),
         Command::Run(args) => venvfs::daemon::run(args),
+        Command::Compile(args) => venvfs::bytecode::compile::compile(&args),
         Command::List(args) => list(&args),
         Command::Create { venv, python } => create(&venv, &python),
         Command::Sync { venv, file, finder } => sync(&venv, &file, &finder),

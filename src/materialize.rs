@@ -28,6 +28,8 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
+use crate::progress::Progress;
+
 use rustix::fs::{AtFlags, FlockOperation, RenameFlags, Timespec, Timestamps, CWD};
 use venvfs_api::{Attr, FileKind, FileSystem, Ino, ROOT};
 
@@ -414,7 +416,7 @@ fn build(fs: &Overlay, venv: &Path, aside: &Path, mode: LinkMode) -> CmdResult<S
         .filter(|i| i.attr.kind == FileKind::File)
         .map(|i| i.attr.size)
         .sum();
-    let progress = Progress::new(total);
+    let progress = Progress::bytes(total, "Materializing");
     let mut stats = Stats::default();
     std::fs::DirBuilder::new()
         .mode(0o700)
@@ -465,7 +467,7 @@ fn build(fs: &Overlay, venv: &Path, aside: &Path, mode: LinkMode) -> CmdResult<S
                 }
                 stats.files += 1;
                 stats.bytes += item.attr.size;
-                progress.add(item.attr.size);
+                progress.inc(item.attr.size);
             }
             FileKind::Fifo | FileKind::CharDevice | FileKind::BlockDevice => {
                 let kind = match item.attr.kind {
@@ -725,50 +727,6 @@ fn remove_tree(path: &Path) -> std::io::Result<()> {
         }
     }
     std::fs::remove_dir_all(path)
-}
-
-/// A progress bar of bytes on a terminal, shown once the work has taken a moment.
-struct Progress {
-    bar: indicatif::ProgressBar,
-    started: Instant,
-    shown: std::cell::Cell<bool>,
-}
-
-impl Progress {
-    fn new(total: u64) -> Progress {
-        let bar = indicatif::ProgressBar::with_draw_target(
-            Some(total),
-            indicatif::ProgressDrawTarget::hidden(),
-        );
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {elapsed}",
-        ) {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        bar.set_message("Materializing");
-        Progress {
-            bar,
-            started: Instant::now(),
-            shown: std::cell::Cell::new(false),
-        }
-    }
-
-    fn add(&self, bytes: u64) {
-        use std::io::IsTerminal;
-        if !self.shown.get()
-            && self.started.elapsed() > std::time::Duration::from_millis(200)
-            && std::io::stderr().is_terminal()
-        {
-            self.shown.set(true);
-            self.bar
-                .set_draw_target(indicatif::ProgressDrawTarget::stderr());
-        }
-        self.bar.inc(bytes);
-    }
-
-    fn finish(&self) {
-        self.bar.finish_and_clear();
-    }
 }
 
 #[cfg(test)]

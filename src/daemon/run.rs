@@ -42,7 +42,7 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn Error>> {
             threads: 4,
             passthrough: false,
         };
-        let mounted = venvfs_fuse::mount(overlay, &venv, &cfg)
+        let mounted = venvfs_fuse::mount(std::sync::Arc::clone(&overlay), &venv, &cfg)
             .map_err(|e| format!("cannot mount {}: {e}{}", venv.display(), mount_hint(&e)))?;
         let unmounter = mounted.unmounter();
         let serving = std::thread::spawn(move || mounted.run());
@@ -51,6 +51,7 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn Error>> {
             tracing::warn!("cannot unmount {}: {e}", venv.display());
         }
         let _ = serving.join();
+        overlay.remove_bytecode_temps();
         code?
     };
     std::process::exit(code)

@@ -31,6 +31,7 @@ pub(super) fn open_overlay(
         cfg.spill_dir = d.to_owned();
     }
     cfg.reference_roots = reference_roots(manifest);
+    cfg.bytecode = bytecode_stores(venv);
     // On a filesystem other hosts mount too, a name may appear beneath the mount without
     // going through it (another host's daemon made it): the kernel must not remember that
     // a name is missing, so that once this daemon takes the name in (when the other's
@@ -161,6 +162,7 @@ pub(super) fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
     let stats = mounted.stats();
     let result = mounted.run();
     registry::remove(record.pid);
+    overlay.remove_bytecode_temps();
     if let Err(e) = overlay.upper().remove_work() {
         tracing::warn!("cannot remove the daemon's work directory: {e}");
     }
@@ -170,6 +172,26 @@ pub(super) fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
         format_requests(&stats.snapshot())
     );
     Ok(result?)
+}
+
+/// Where the venv's `.pyc` files of layer modules are shared (see `crate::bytecode`),
+/// from the facts of its interpreter; `None` (each venv keeps its own, as without venvfs)
+/// when turned off, or when neither the facts nor a store can be had.
+fn bytecode_stores(venv: &Path) -> Option<std::sync::Arc<crate::bytecode::Stores>> {
+    let facts = match crate::interpreter::of_venv(venv) {
+        Ok(i) => i.bytecode?,
+        Err(e) => {
+            tracing::info!("bytecode kept in the venv: {e}");
+            return None;
+        }
+    };
+    let stores = crate::bytecode::Stores::locate(&facts)?;
+    tracing::debug!(
+        "bytecode shared: written to {:?}, read from {:?}",
+        stores.write,
+        stores.read
+    );
+    Some(std::sync::Arc::new(stores))
 }
 
 pub(super) fn mount_hint(e: &std::io::Error) -> &'static str {

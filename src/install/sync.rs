@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::progress::Progress;
+
 use super::apply::{self, Planned};
 use super::layout::Layout;
 use super::txn::Txn;
@@ -151,14 +153,14 @@ pub fn apply(
     let resolved = resolve(targets, opts, &rank, &supported, &version)?;
 
     // Plan what is new; read only metadata, write nothing yet.
-    let progress = Progress::new(resolved.len() as u64, "reading wheel metadata");
+    let progress = Progress::counting(resolved.len() as u64, "reading wheel metadata");
     let mut unchanged: Vec<Layer> = Vec::new();
     let mut todo: Vec<&Resolved> = Vec::new();
     for r in &resolved {
         let existing = manifest.layers.iter().find(|l| l.source == r.source);
         match existing.filter(|l| intact(root, l, &layout)) {
             Some(l) => {
-                progress.tick();
+                progress.inc(1);
                 unchanged.push(l.clone());
             }
             None => todo.push(r),
@@ -167,7 +169,7 @@ pub fn apply(
     // Reading metadata is mostly waiting on directory listings: a few threads overlap it.
     let plans = crate::parallel::map(&todo, |r| {
         let plan = apply::plan(&r.source, &venv, &version, r.from_path);
-        progress.tick();
+        progress.inc(1);
         plan
     });
     let mut planned: Vec<Planned> = Vec::with_capacity(plans.len());
@@ -697,47 +699,4 @@ fn summarize_tags(tags: &[String]) -> String {
         ));
     }
     s
-}
-
-/// A progress bar on a terminal, shown only once the work has taken a moment.
-struct Progress {
-    bar: indicatif::ProgressBar,
-    started: Instant,
-    shown: std::sync::atomic::AtomicBool,
-}
-
-impl Progress {
-    fn new(len: u64, what: &'static str) -> Progress {
-        let bar = indicatif::ProgressBar::with_draw_target(
-            Some(len),
-            indicatif::ProgressDrawTarget::hidden(),
-        );
-        if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}") {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        bar.set_message(what);
-        Progress {
-            bar,
-            started: Instant::now(),
-            shown: std::sync::atomic::AtomicBool::new(false),
-        }
-    }
-
-    fn tick(&self) {
-        use std::io::IsTerminal;
-        use std::sync::atomic::Ordering;
-        if !self.shown.load(Ordering::Relaxed)
-            && self.started.elapsed() > Duration::from_millis(200)
-            && std::io::stderr().is_terminal()
-            && !self.shown.swap(true, Ordering::Relaxed)
-        {
-            self.bar
-                .set_draw_target(indicatif::ProgressDrawTarget::stderr());
-        }
-        self.bar.inc(1);
-    }
-
-    fn finish(&self) {
-        self.bar.finish_and_clear();
-    }
 }

@@ -18,7 +18,12 @@ impl Overlay {
             return Ok(());
         }
         let parent = node.parent;
-        let lid = node.lower.ok_or(Error::NotFound)?;
+        // (a `__pycache__` of no layer: as its parent's lower directory)
+        let lid = match node.lower {
+            None if node.bytecode => tree.get(parent)?.lower,
+            lid => lid,
+        };
+        let lid = lid.ok_or(Error::NotFound)?;
         self.copy_up_dir(tree, parent)?;
         let path = tree.path(ino)?;
         let lower = std::sync::Arc::clone(&tree.lower);
@@ -26,7 +31,7 @@ impl Overlay {
         let tmp = self.upper.temp();
         self.upper.mkdir(&tmp, 0o700)?;
         let result = (|| {
-            self.upper.chmod(&tmp, l.perm as u32)?;
+            self.upper.chmod(&tmp, l.perm.max(0o700) as u32)?;
             self.upper.set_mtime(&tmp, l.mtime)?;
             self.upper.rename(&tmp, &path, true)
         })();
@@ -58,6 +63,14 @@ impl Overlay {
         }
         if node.kind == FileKind::Dir {
             return self.copy_up_dir(tree, ino);
+        }
+        if node.bytecode {
+            // (a file this daemon is writing for the store stays there while written)
+            let own = tree.backings.get(&ino).is_some_and(|b| b.stored.is_none());
+            return match own && with_data {
+                true => Ok(()),
+                false => self.bytecode_to_upper(tree, ino),
+            };
         }
         let parent = node.parent;
         let lid = node.lower.ok_or(Error::NotFound)?;
@@ -134,6 +147,7 @@ impl Overlay {
 
     /// Copies up whatever kind of node `ino` is.
     pub(super) fn copy_up(&self, tree: &mut Tree, ino: Ino) -> Result<()> {
+        self.bytecode_to_upper(tree, ino)?;
         self.copy_up_file(tree, ino, true)
     }
 }

@@ -40,6 +40,9 @@ fn listing(tree: &Tree, ino: Ino) -> Result<Listing> {
     let children = node.children().ok_or(venvfs_api::Error::NotDir)?;
     let mut entries = Vec::with_capacity(children.len() + 2);
     for (key, &child) in children {
+        if !tree.pycache_listed(child) {
+            continue;
+        }
         entries.push(DirEntry {
             ino: child,
             name: tree.shown_name(child, ino, key).to_os_string(),

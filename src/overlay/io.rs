@@ -24,6 +24,8 @@ impl Overlay {
             Upper,
             Lower(Arc<LowerTree>, u32),
             Reference(Vec<u8>),
+            /// A `.pyc` of a bytecode store (see `bytecode.rs`).
+            Bytecode,
             /// Only what the registry keeps (a file detached while held).
             Kept,
         }
@@ -37,6 +39,7 @@ impl Overlay {
             // a live change removed, or a reference that lost its name, from the content
             // the registry kept for it.
             match node.lower {
+                _ if node.bytecode && !node.upper => From::Bytecode,
                 _ if node.reference => match tree.path(ino) {
                     Ok(path) => From::Reference(path),
                     Err(_) => From::Kept,
@@ -47,7 +50,7 @@ impl Overlay {
             }
         };
         let content = match from {
-            From::Upper => {
+            From::Upper | From::Bytecode => {
                 let file = self.upper_file(ino, false)?.file;
                 return Ok(read_file_at(&file, offset, size as usize)?);
             }
@@ -87,6 +90,10 @@ impl Overlay {
     pub(super) fn upper_file_in(&self, tree: &Tree, ino: Ino, write: bool) -> Result<UpperFile> {
         if let Some(f) = self.open_files.upper(ino, write) {
             return Ok(f);
+        }
+        let node = tree.get(ino)?;
+        if node.bytecode && !node.upper {
+            return self.bytecode_file(tree, ino, write);
         }
         // (an unlinked file has no path: it is reachable only while the registry pins it)
         let f = self.open_upper_for_io(&tree.path(ino)?, write)?;

@@ -2,6 +2,7 @@
 //! on it (lookup, read, write, create, rename, unlink, ...), in plain Rust types. The kernel
 //! adapters in `platform/` drive it through [`venvfs_api::FileSystem`].
 
+mod bytecode;
 mod copyup;
 mod dirlist;
 mod io;
@@ -61,6 +62,9 @@ pub struct OverlayConfig {
     /// The filesystem rules the mount follows: POSIX (the Linux mount), or Windows
     /// (case-insensitive names, share modes, delete pending; see [`crate::rules`]).
     pub rules: Rules,
+    /// Where the `.pyc` files of the layers' modules are shared with other venvs (see
+    /// `overlay/bytecode.rs`); `None`: each venv keeps its own.
+    pub bytecode: Option<std::sync::Arc<crate::bytecode::Stores>>,
 }
 
 impl Default for OverlayConfig {
@@ -76,6 +80,7 @@ impl Default for OverlayConfig {
             upper_dir: None,
             portable_upper: false,
             rules: Rules::posix(),
+            bytecode: None,
         }
     }
 }
@@ -133,7 +138,7 @@ impl Overlay {
         })?;
         Ok(Overlay {
             watch: std::sync::OnceLock::new(),
-            tree: RwLock::new(Tree::new(std::sync::Arc::new(lower))),
+            tree: RwLock::new(Tree::new(std::sync::Arc::new(lower), cfg.bytecode.clone())),
             upper,
             manifest_path,
             members: MemberCache::new(
@@ -165,6 +170,9 @@ impl Overlay {
     /// Attributes of a node: the upper file's own `stat`, or the lower entry's recorded ones.
     fn attr(&self, tree: &Tree, ino: Ino) -> Result<Attr> {
         let node = tree.get(ino)?;
+        if node.bytecode && !node.upper {
+            return self.bytecode_attr(tree, ino);
+        }
         if node.upper {
             return Ok(match tree.path(ino) {
                 Ok(path) if node.reference => self.reference_attr(&path, ino)?,

@@ -344,6 +344,15 @@ impl Overlay {
         if dst == Some(src) {
             return Ok(());
         }
+        let s = tree.get(src)?;
+        if s.bytecode && !s.upper && s.kind != FileKind::Dir {
+            let dst_is_dir = dst.map(|d| tree.get(d).map(|n| n.kind == FileKind::Dir));
+            if dst_is_dir.transpose()? != Some(true)
+                && self.rename_bytecode(tree, src, (parent, name), new_parent, new_name, dst)?
+            {
+                return Ok(());
+            }
+        }
         let src_kind = tree.get(src)?.kind;
         if let Some(d) = dst {
             // Two names of one upper file that the tree knows as two nodes (hard links
@@ -362,11 +371,8 @@ impl Overlay {
             match (src_kind == FileKind::Dir, dst_kind == FileKind::Dir) {
                 (true, false) => return Err(Error::NotDir),
                 (false, true) => return Err(Error::IsDir),
-                (true, true) => {
-                    tree.load(d, &*self.upper)?;
-                    if !tree.get(d)?.children().is_some_and(|c| c.is_empty()) {
-                        return Err(Error::NotEmpty);
-                    }
+                (true, true) if !self.empty_for_removal(tree, d)? => {
+                    return Err(Error::NotEmpty);
                 }
                 _ => {}
             }
@@ -466,12 +472,23 @@ impl FileSystem for Overlay {
         if name.len() > super::NAME_MAX {
             return Err(Error::NameTooLong);
         }
-        self.with_loaded(parent, |tree| match tree.child(parent, name)? {
-            Some(ino) => Ok(Lookup::Found(self.entry(tree, ino)?)),
+        let found = self.with_loaded(parent, |tree| match tree.child(parent, name)? {
+            Some(ino) => Ok(Some(Lookup::Found(self.entry(tree, ino)?))),
+            None => Ok(None),
+        })?;
+        if let Some(found) = found {
+            return Ok(found);
+        }
+        if let Some(bytecode) = self.lookup_bytecode(parent, name)? {
+            return Ok(bytecode);
+        }
+        match self.with_loaded(parent, |tree| tree.child(parent, name))? {
+            // (made by a bytecode lookup meanwhile)
+            Some(ino) => Ok(Lookup::Found(self.getattr(ino)?)),
             None => Ok(Lookup::Missing {
                 ttl: self.cfg.negative_ttl,
             }),
-        })
+        }
     }
 
     fn getattr(&self, ino: Ino) -> Result<Entry> {
@@ -482,6 +499,22 @@ impl FileSystem for Overlay {
     fn setattr(&self, caller: &Caller, ino: Ino, set: SetAttr) -> Result<Entry> {
         let _ = caller;
         let mut tree = self.tree.write();
+        let node = tree.get(ino)?;
+        if node.bytecode && !node.upper {
+            let own = tree.backings.get(&ino).is_some_and(|b| b.stored.is_none());
+            let only_size = set.mode.is_none()
+                && set.uid.is_none()
+                && set.gid.is_none()
+                && set.atime.is_none()
+                && set.mtime.is_none();
+            if own && only_size {
+                if let Some(size) = set.size {
+                    self.bytecode_file(&tree, ino, true)?.file.set_len(size)?;
+                }
+                return self.entry(&tree, ino);
+            }
+            self.bytecode_to_upper(&mut tree, ino)?;
+        }
         let node = tree.get(ino)?;
         if !node.upper || node.reference {
             let keep_data = set.size != Some(0);
@@ -574,6 +607,11 @@ impl FileSystem for Overlay {
             return Err(Error::IsDir);
         }
         let is_upper = node.upper;
+        if node.bytecode && !is_upper {
+            self.unlink_bytecode(&mut tree, ino)?;
+            tree.remove_name(ino, parent, name)?;
+            return Ok(());
+        }
         let path = path_with(&tree, parent, name)?;
         self.whiteout_if_needed(&mut tree, parent, name)?;
         if is_upper {
@@ -592,12 +630,10 @@ impl FileSystem for Overlay {
         if tree.get(ino)?.kind != FileKind::Dir {
             return Err(Error::NotDir);
         }
-        tree.load(ino, &*self.upper)?;
-        let node = tree.get(ino)?;
-        if !node.children().is_some_and(|c| c.is_empty()) {
+        if !self.empty_for_removal(&mut tree, ino)? {
             return Err(Error::NotEmpty);
         }
-        let is_upper = node.upper;
+        let is_upper = tree.get(ino)?.upper;
         let path = tree.path(ino)?;
         self.whiteout_if_needed(&mut tree, parent, name)?;
         if is_upper {
@@ -675,6 +711,9 @@ impl FileSystem for Overlay {
                 let opened = self.open(ino, req)?;
                 return Ok((self.getattr(ino)?, opened));
             }
+        }
+        if let Some(made) = self.create_bytecode(caller, parent, name, req)? {
+            return Ok(made);
         }
         let (mut tree, path, covers) = self.prepare_create(parent, name)?;
         // One read-write descriptor serves every opener (the kernel checks the caller's

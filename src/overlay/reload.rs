@@ -189,9 +189,10 @@ impl Overlay {
                 self.detach(tree, old_lower, ino)?;
                 tree.remove_name(ino, dir, name)?;
             }
-            let child = tree.push(want.node(dir));
-            tree.insert_child(dir, name, child)?;
-            forget.push((dir, name.clone()));
+            let name = name.clone();
+            let child = tree.push_want(dir, want);
+            tree.insert_child(dir, &name, child)?;
+            forget.push((dir, name));
             changed = true;
         }
         for ((name, ino), kept) in old.into_iter().zip(kept) {
@@ -215,8 +216,12 @@ impl Overlay {
         touched: &HashSet<&[u8]>,
     ) -> Result<bool> {
         let node = tree.get(ino)?;
-        if node.kind != want.kind {
+        if node.kind != want.kind || node.bytecode != want.bytecode {
             return Ok(false);
+        }
+        if want.bytecode && !want.upper && want.kind == FileKind::File {
+            let now = tree.backings.get(&ino).map(|b| &b.path);
+            return Ok(now == want.stored.as_ref().map(|b| &b.path));
         }
         if want.kind == FileKind::Dir {
             return Ok(true);

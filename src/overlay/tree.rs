@@ -31,6 +31,10 @@ pub struct Node {
     pub reference: bool,
     /// Removed from the tree (kept so open handles and the kernel's references stay valid).
     pub unlinked: bool,
+    /// A `__pycache__` directory of a directory with lower modules, whose `.pyc` files
+    /// the bytecode stores hold; or (not upper) a `.pyc` file of such a store, shown from
+    /// there (see `overlay/bytecode.rs`).
+    pub bytecode: bool,
     /// Files: the lower file shown while the node is not in the upper layer.
     /// Directories: the lower directory whose entries merge into this one (none when the
     /// directory is opaque; the original one when it was renamed).
@@ -69,6 +73,7 @@ impl Node {
             upper,
             reference: false,
             unlinked: false,
+            bytecode: false,
             lower,
             dir: None,
             aliases: None,
@@ -92,6 +97,10 @@ pub struct Tree {
     nodes: Vec<Node>,
     /// The lower layers merged (replaced as a whole by a live change of the layers).
     pub lower: Arc<LowerTree>,
+    /// Where `.pyc` files of the layers' modules are shared (see `overlay/bytecode.rs`).
+    pub bytecode: Option<Arc<crate::bytecode::Stores>>,
+    /// The files behind the bytecode nodes that are not in the upper layer.
+    pub backings: HashMap<Ino, super::bytecode::Backing>,
 }
 
 /// One entry of a directory's merged view.
@@ -104,24 +113,53 @@ pub struct Want {
     pub reference: bool,
     /// The lower node it shows or merges (see [`Node::lower`]).
     pub lower: Option<u32>,
+    /// See [`Node::bytecode`]; a stored `.pyc` comes with its file.
+    pub bytecode: bool,
+    pub stored: Option<super::bytecode::Backing>,
 }
 
 impl Want {
+    /// An entry of the upper layer or of the lower tree.
+    pub fn new(name: OsString, kind: FileKind, upper: bool, lower: Option<u32>) -> Want {
+        Want {
+            name,
+            kind,
+            upper,
+            reference: false,
+            lower,
+            bytecode: false,
+            stored: None,
+        }
+    }
+
     /// A node for this entry in directory `parent`.
     pub fn node(&self, parent: Ino) -> Node {
         let mut node = Node::new(parent, &self.name, self.kind, self.upper, self.lower);
         node.reference = self.reference;
+        node.bytecode = self.bytecode;
         node
     }
 }
 
 impl Tree {
-    pub fn new(lower: Arc<LowerTree>) -> Tree {
+    pub fn new(lower: Arc<LowerTree>, bytecode: Option<Arc<crate::bytecode::Stores>>) -> Tree {
         let root = Node::new(ROOT, OsStr::new(""), FileKind::Dir, true, Some(LOWER_ROOT));
         Tree {
             nodes: vec![root],
             lower,
+            bytecode,
+            backings: HashMap::new(),
         }
+    }
+
+    /// Adds a node for `want`, an entry of directory `parent` (not yet linked into its
+    /// children).
+    pub fn push_want(&mut self, parent: Ino, want: Want) -> Ino {
+        let ino = self.push(want.node(parent));
+        if let Some(b) = want.stored {
+            self.backings.insert(ino, b);
+        }
+        ino
     }
 
     pub fn get(&self, ino: Ino) -> Result<&Node> {
@@ -279,11 +317,8 @@ impl Tree {
         let mut children = HashMap::with_capacity(wanted.len());
         let names = self.names();
         for want in wanted {
-            let child = self.push(want.node(ino));
-            let key = match names.key(&want.name) {
-                Cow::Borrowed(_) => want.name.into_boxed_os_str(),
-                Cow::Owned(k) => k.into_boxed_os_str(),
-            };
+            let key: Box<OsStr> = names.key(&want.name).into();
+            let child = self.push_want(ino, want);
             children.insert(key, child);
         }
         self.get_mut(ino)?.dir = Some(Box::new(Dir {
@@ -324,28 +359,26 @@ impl Tree {
                     None
                 };
                 hidden.insert(names.key(&name).into_owned());
-                wanted.push(Want {
-                    name,
-                    kind,
-                    upper: true,
-                    reference,
-                    lower: child_lower,
-                });
+                let mut want = Want::new(name, kind, true, child_lower);
+                want.reference = reference;
+                wanted.push(want);
             }
             hidden.extend(listing.whiteouts.iter().map(|w| names.key(w).into_owned()));
         }
+        let mut modules = false;
         if let Some(d) = lower_dir {
             for (name, lid) in lower.children(d) {
+                modules |= name.as_encoded_bytes().ends_with(b".py");
                 if !hidden.contains(&*names.key(name)) {
-                    wanted.push(Want {
-                        name: name.to_os_string(),
-                        kind: lower.node(lid).kind,
-                        upper: false,
-                        reference: false,
-                        lower: Some(lid),
-                    });
+                    let kind = lower.node(lid).kind;
+                    wanted.push(Want::new(name.to_os_string(), kind, false, Some(lid)));
                 }
             }
+        }
+        if node.bytecode {
+            self.stored_wants(ino, &hidden, &mut wanted)?;
+        } else if modules && self.bytecode.is_some() {
+            self.pycache_want(&hidden, &mut wanted);
         }
         Ok(wanted)
     }

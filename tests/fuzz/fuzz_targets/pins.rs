@@ -38,6 +38,7 @@ fn env() -> pep508_rs::MarkerEnvironment {
             mac_version: None,
             machine: s("x86_64"),
         },
+        bytecode: None,
     }
     .marker_env()
     .expect("a valid environment")

@@ -1,0 +1,461 @@
+//! Bytecode compiled once for every venv: the `.pyc` files of a read-only layer's modules
+//! live in a store outside the venvs, one copy per (layer, Python cache tag), and every
+//! venv that uses the layer shows them in its `__pycache__` directories (see
+//! `overlay/bytecode.rs` for how the mount shows and takes them).
+//!
+//! Why this is safe: Python validates a `.pyc` by the modification time and size of its
+//! source recorded in the `.pyc`'s header, and a file of a read-only layer has the same
+//! bytes, time and size in every venv that uses the layer. The store is keyed by the
+//! layer's source path and the venv-relative path of the directory, and the cache tag is
+//! in the file's name, as Python names it (`mod.cpython-311.pyc`).
+//!
+//! Rules the store keeps:
+//! - a `.pyc` is shown only when its header matches the source the venv shows (magic of
+//!   the venv's interpreter, timestamp-based, the source's mtime and size): a stale or
+//!   foreign one is never served, whoever put it there;
+//! - a stored `.pyc` never changes once in place: it is written under a temporary name and
+//!   linked to its name only if that name is free (two venvs compiling the same module at
+//!   once both succeed; the first one's file stays). A mount that already showed a file
+//!   checks, when it opens it, that it is still the same file;
+//! - several stores may be read (one prepared ahead next to a shared cache, read-only);
+//!   one, venvfs's own cache directory's, is written.
+
+pub mod compile;
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+/// The variable that names further stores to read, prepared ahead (`venvfs compile
+/// --store DIR`), separated like `PATH`.
+pub const STORES_VAR: &str = "VENVFS_BYTECODE_STORES";
+/// The variable that names the store to write, instead of `bytecode/` in venvfs's cache
+/// directory.
+pub const STORE_VAR: &str = "VENVFS_BYTECODE_STORE";
+/// Set to `0` to show and keep bytecode per venv, as without venvfs.
+pub const ENABLE_VAR: &str = "VENVFS_SHARED_BYTECODE";
+/// The temporary names the store's writers use start with this.
+const TEMP_PREFIX: &str = ".venvfs-tmp.";
+
+/// The stores a mount reads and writes, and what a valid `.pyc` of its interpreter is.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    /// Read in order: the first that has a valid `.pyc` serves it.
+    pub read: Vec<PathBuf>,
+    /// Where new `.pyc` files go (also the first of `read`), if anywhere.
+    pub write: Option<PathBuf>,
+    /// `sys.implementation.cache_tag`, such as `cpython-311`.
+    pub cache_tag: String,
+    /// The first four bytes of a `.pyc` of this interpreter.
+    pub magic: [u8; 4],
+    /// Names temporary files of this process apart from any other's.
+    temp_id: String,
+    next: std::sync::Arc<AtomicU64>,
+}
+
+impl Stores {
+    pub fn new(
+        write: Option<PathBuf>,
+        extra: Vec<PathBuf>,
+        cache_tag: &str,
+        magic: [u8; 4],
+    ) -> Stores {
+        let mut read: Vec<PathBuf> = write.iter().cloned().collect();
+        read.extend(extra.into_iter().filter(|d| Some(d) != write.as_ref()));
+        Stores {
+            read,
+            write,
+            cache_tag: cache_tag.to_owned(),
+            magic,
+            temp_id: crate::upper::work::Owner::this().name(),
+            next: Default::default(),
+        }
+    }
+
+    /// The stores of venvfs's cache directory (written when writable) and of
+    /// `$VENVFS_BYTECODE_STORES` (read), for an interpreter with these facts; `None` when
+    /// shared bytecode is turned off or no store can be found.
+    pub fn locate(facts: &crate::interpreter::BytecodeFacts) -> Option<Stores> {
+        if std::env::var_os(ENABLE_VAR).is_some_and(|v| v == "0") {
+            return None;
+        }
+        let magic = parse_magic(&facts.magic)?;
+        let write = match std::env::var_os(STORE_VAR).filter(|v| !v.is_empty()) {
+            Some(dir) => {
+                let dir = std::path::absolute(PathBuf::from(dir)).ok()?;
+                crate::finder::uvcache::writable_dir(&dir).then_some(dir)
+            }
+            None => crate::finder::uvcache::writable_own_cache_dir().map(|d| d.join("bytecode")),
+        };
+        let mut read: Vec<PathBuf> = Vec::new();
+        if write.is_none() {
+            read.extend(crate::finder::uvcache::own_cache_dir().map(|d| d.join("bytecode")));
+        }
+        if let Some(v) = std::env::var_os(STORES_VAR) {
+            read.extend(std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()));
+        }
+        if write.is_none() && read.is_empty() {
+            return None;
+        }
+        Some(Stores::new(write, read, &facts.cache_tag, magic))
+    }
+
+    /// Where the `.pyc` files of the layer keyed `layer_key` for the venv directory `dir`
+    /// (venv-relative) are, in store `store`.
+    pub fn dir_in(store: &Path, layer_key: &str, dir: &[u8]) -> PathBuf {
+        let mut p = store.join(layer_key);
+        if !dir.is_empty() {
+            p.push(crate::fsutil::os_str_from_bytes(dir).unwrap_or(OsStr::new("?")));
+        }
+        p.push("__pycache__");
+        p
+    }
+
+    /// The first stored `.pyc` named `name` for that layer and directory whose header
+    /// matches `source`.
+    pub fn find(
+        &self,
+        layer_key: &str,
+        dir: &[u8],
+        name: &OsStr,
+        source: &Source,
+    ) -> Option<Stored> {
+        self.read.iter().find_map(|store| {
+            let path = Self::dir_in(store, layer_key, dir).join(name);
+            Stored::check(&path, self.magic, source).ok()
+        })
+    }
+
+    /// Every valid `.pyc` stored for that layer and directory, as (name, stored), the first
+    /// store's first; `sources` gives the source a name's `.pyc` must match.
+    pub fn list(
+        &self,
+        layer_key: &str,
+        dir: &[u8],
+        sources: impl Fn(&OsStr) -> Option<Source>,
+    ) -> Vec<(std::ffi::OsString, Stored)> {
+        let mut out: Vec<(std::ffi::OsString, Stored)> = Vec::new();
+        for store in &self.read {
+            let at = Self::dir_in(store, layer_key, dir);
+            let Ok(entries) = std::fs::read_dir(&at) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name();
+                if out.iter().any(|(n, _)| *n == name) {
+                    continue;
+                }
+                let Some(source) = self.source_name(&name).and_then(|s| sources(&s)) else {
+                    continue;
+                };
+                if let Ok(stored) = Stored::check(&at.join(&name), self.magic, &source) {
+                    out.push((name, stored));
+                }
+            }
+        }
+        out
+    }
+
+    /// The source file name (`mod.py`) whose bytecode `name` is, if `name` is a `.pyc` of
+    /// this interpreter as Python names it (`mod.cpython-311.pyc`, `mod.cpython-311.opt-1.pyc`).
+    pub fn source_name(&self, name: &OsStr) -> Option<std::ffi::OsString> {
+        let name = name.to_str()?;
+        let rest = name.strip_suffix(".pyc")?;
+        let rest = rest
+            .strip_suffix(".opt-1")
+            .or_else(|| rest.strip_suffix(".opt-2"))
+            .unwrap_or(rest);
+        let stem = rest.strip_suffix(&self.cache_tag)?.strip_suffix('.')?;
+        (!stem.is_empty()).then(|| format!("{stem}.py").into())
+    }
+
+    /// The `.pyc` name a temporary name Python writes (`mod.cpython-311.pyc.140234`) is for.
+    pub fn final_name<'a>(&self, name: &'a OsStr) -> Option<&'a str> {
+        let name = name.to_str()?;
+        let (final_name, suffix) = name.rsplit_once('.')?;
+        let ok = !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit());
+        (ok && self.source_name(OsStr::new(final_name)).is_some()).then_some(final_name)
+    }
+
+    /// Makes a new file for a `.pyc` of that layer and directory in the written store,
+    /// under a temporary name of this process's own.
+    pub fn create_temp(&self, layer_key: &str, dir: &[u8]) -> std::io::Result<(File, PathBuf)> {
+        let store = self.write.as_ref().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::ReadOnlyFilesystem, "no writable store")
+        })?;
+        let at = Self::dir_in(store, layer_key, dir);
+        std::fs::create_dir_all(&at)?;
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let path = at.join(format!("{TEMP_PREFIX}{}.{n}", self.temp_id));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        Ok((file, path))
+    }
+
+    /// Puts the written `.pyc` at `temp` in place as `name` if it is a valid `.pyc` of
+    /// `source` and the name is free, or holds a file no mount would show (stale,
+    /// foreign, corrupt). `Ok(Some(path))`: in place, `temp` is gone; `Ok(None)`: another
+    /// writer's valid file has the name already (`temp` stays); `Err`: not a valid `.pyc`
+    /// of that source (`temp` stays).
+    pub fn publish(
+        &self,
+        temp: &Path,
+        name: &OsStr,
+        source: &Source,
+    ) -> Result<Option<Stored>, Invalid> {
+        let stored = Stored::check(temp, self.magic, source)?;
+        let path = temp.with_file_name(name);
+        match std::fs::hard_link(temp, &path) {
+            Ok(()) => {
+                let _ = std::fs::remove_file(temp);
+                Ok(Some(Stored { path, ..stored }))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if Stored::check(&path, self.magic, source).is_ok() {
+                    return Ok(None);
+                }
+                // (no mount shows the file there: replacing it changes nothing shown)
+                std::fs::rename(temp, &path)?;
+                Ok(Some(Stored { path, ..stored }))
+            }
+            Err(e) => Err(Invalid::Io(e)),
+        }
+    }
+
+    /// Whether `path` is in the written store (and so may be removed).
+    pub fn writes(&self, path: &Path) -> bool {
+        self.write.as_ref().is_some_and(|w| path.starts_with(w))
+    }
+}
+
+/// The key of a layer in a store: its source's absolute path, hashed (the same layer used
+/// by two venvs has one key).
+pub fn layer_key(source: &Path) -> String {
+    use sha2::Digest;
+    let abs = std::path::absolute(source).unwrap_or_else(|_| source.to_owned());
+    let digest = sha2::Sha256::digest(abs.as_os_str().as_encoded_bytes());
+    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What a `.pyc` must match: its source as the venv shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source {
+    pub mtime: SystemTime,
+    pub size: u64,
+}
+
+/// A stored `.pyc` found valid: where, and which file it was (so that a later open can
+/// tell it is still the same one).
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub path: PathBuf,
+    pub meta: std::fs::Metadata,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Invalid {
+    #[error("not a .pyc of this interpreter (magic number)")]
+    Magic,
+    #[error("a hash-based .pyc (only timestamp-based ones are shared)")]
+    HashBased,
+    #[error("written for another version of its source (mtime or size)")]
+    Stale,
+    #[error("no code object after the header")]
+    Body,
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl Stored {
+    /// Checks the `.pyc` at `path` against the interpreter's magic and its source.
+    pub fn check(path: &Path, magic: [u8; 4], source: &Source) -> Result<Stored, Invalid> {
+        let mut file = File::open(path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(Invalid::Body);
+        }
+        let mut head = [0u8; 17];
+        file.read_exact(&mut head).map_err(|_| Invalid::Body)?;
+        check_header(&head, magic, source)?;
+        Ok(Stored {
+            path: path.to_owned(),
+            meta,
+        })
+    }
+
+    /// Whether `file` is still the file this was found as.
+    pub fn is(&self, file: &File) -> bool {
+        file.metadata().is_ok_and(|m| same_file(&m, &self.meta))
+    }
+}
+
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino() && a.len() == b.len()
+}
+
+#[cfg(not(unix))]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    a.len() == b.len() && a.modified().ok() == b.modified().ok()
+}
+
+/// Python's own checks of a timestamp-based `.pyc` (`importlib._bootstrap_external.
+/// _classify_pyc` and `_validate_timestamp_pyc`), and that a code object follows.
+fn check_header(head: &[u8; 17], magic: [u8; 4], source: &Source) -> Result<(), Invalid> {
+    let word = |i: usize| u32::from_le_bytes(head[i..i + 4].try_into().expect("4 bytes"));
+    if head[..4] != magic {
+        return Err(Invalid::Magic);
+    }
+    if word(4) != 0 {
+        return Err(Invalid::HashBased);
+    }
+    let mtime = source
+        .mtime
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if word(8) != mtime as u32 || word(12) != source.size as u32 {
+        return Err(Invalid::Stale);
+    }
+    // marshal's TYPE_CODE ('c'), with or without FLAG_REF
+    if head[16] & 0x7f != b'c' {
+        return Err(Invalid::Body);
+    }
+    Ok(())
+}
+
+fn parse_magic(hex: &str) -> Option<[u8; 4]> {
+    if hex.len() != 8 {
+        return None;
+    }
+    let mut out = [0u8; 4];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Whether `name` is a temporary file of a store writer that is gone (kill -9): such files
+/// may be removed.
+pub fn is_abandoned_temp(name: &OsStr) -> bool {
+    let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TEMP_PREFIX)) else {
+        return false;
+    };
+    let id = rest.rsplit_once('.').map_or(rest, |(id, _)| id);
+    let me = crate::upper::work::Owner::this();
+    crate::upper::work::Owner::parse(id).is_some_and(|o| o != me && o.is_gone(&me))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAGIC: [u8; 4] = [0xa7, 0x0d, 0x0d, 0x0a];
+
+    fn stores(dir: &Path) -> Stores {
+        Stores::new(Some(dir.to_owned()), Vec::new(), "cpython-311", MAGIC)
+    }
+
+    fn pyc(source: &Source, flags: u32) -> Vec<u8> {
+        let secs = source
+            .mtime
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as u32;
+        let mut v = MAGIC.to_vec();
+        v.extend(flags.to_le_bytes());
+        v.extend(secs.to_le_bytes());
+        v.extend((source.size as u32).to_le_bytes());
+        v.extend(b"\xe3rest of a code object");
+        v
+    }
+
+    fn source() -> Source {
+        Source {
+            mtime: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
+            size: 1234,
+        }
+    }
+
+    #[test]
+    fn names_python_gives_bytecode() {
+        let s = stores(Path::new("/x"));
+        let src = |n: &str| {
+            s.source_name(OsStr::new(n))
+                .map(|s| s.into_string().unwrap())
+        };
+        assert_eq!(src("mod.cpython-311.pyc").as_deref(), Some("mod.py"));
+        assert_eq!(src("mod.cpython-311.opt-2.pyc").as_deref(), Some("mod.py"));
+        assert_eq!(src("a.b.cpython-311.pyc").as_deref(), Some("a.b.py"));
+        assert_eq!(src("mod.cpython-312.pyc"), None);
+        assert_eq!(src("mod.pyc"), None);
+        assert_eq!(src(".cpython-311.pyc"), None);
+        let fin = |n: &'static str| s.final_name(OsStr::new(n));
+        assert_eq!(
+            fin("mod.cpython-311.pyc.140234"),
+            Some("mod.cpython-311.pyc")
+        );
+        assert_eq!(fin("mod.cpython-311.pyc"), None);
+        assert_eq!(fin("mod.cpython-311.pyc.tmp"), None);
+    }
+
+    #[test]
+    fn only_valid_pycs_are_published_and_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = stores(dir.path());
+        let src = source();
+        let write = |bytes: &[u8]| {
+            let (mut f, path) = s.create_temp("k", b"lib/pkg").unwrap();
+            std::io::Write::write_all(&mut f, bytes).unwrap();
+            path
+        };
+        let name = OsStr::new("m.cpython-311.pyc");
+        // stale, hash-based, foreign, cut short: refused, temp kept for the caller
+        let stale = Source { size: 1, ..src };
+        for bad in [
+            pyc(&stale, 0),
+            pyc(&src, 1),
+            [&[0u8; 4][..], &pyc(&src, 0)[4..]].concat(),
+            pyc(&src, 0)[..12].to_vec(),
+        ] {
+            let t = write(&bad);
+            assert!(s.publish(&t, name, &src).is_err());
+            assert!(t.exists());
+        }
+        assert!(s.find("k", b"lib/pkg", name, &src).is_none());
+        let t = write(&pyc(&src, 0));
+        let stored = s.publish(&t, name, &src).unwrap().unwrap();
+        assert!(!t.exists());
+        assert_eq!(
+            stored.path,
+            Stores::dir_in(dir.path(), "k", b"lib/pkg").join(name)
+        );
+        // a second writer keeps its own file; the first one's stays in place
+        let t2 = write(&pyc(&src, 0));
+        assert!(s.publish(&t2, name, &src).unwrap().is_none());
+        assert!(s.find("k", b"lib/pkg", name, &src).is_some());
+        assert!(s.find("k", b"lib/pkg", name, &stale).is_none());
+        let listed = s.list("k", b"lib/pkg", |n| (n == "m.py").then_some(src));
+        assert_eq!(listed.len(), 1);
+        // a store file that is changed in place is not the file found before
+        let f = File::open(&stored.path).unwrap();
+        assert!(stored.is(&f));
+        std::fs::remove_file(&stored.path).unwrap();
+        std::fs::write(&stored.path, b"x").unwrap();
+        assert!(!stored.is(&File::open(&stored.path).unwrap()));
+    }
+
+    #[test]
+    fn magic_numbers_parse() {
+        assert_eq!(parse_magic("a70d0d0a"), Some(MAGIC));
+        assert_eq!(parse_magic("a70d0d"), None);
+        assert_eq!(parse_magic("zz0d0d0a"), None);
+    }
+}

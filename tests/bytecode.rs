@@ -1,0 +1,305 @@
+//! Bytecode compiled once for every venv: `.pyc` files of the layers' modules go to a store
+//! outside the venvs, and every venv using the same layers reads them from there.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+/// The modules the tests import, from three wheels served in place and one unpacked.
+const IMPORT: &str = "import six, idna, urllib3, certifi";
+
+struct Setup {
+    s: Scratch,
+    store: PathBuf,
+    wheels: Vec<PathBuf>,
+    unpacked: PathBuf,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let s = Scratch::new();
+        let store = s.path("venvfs-cache");
+        let wheels: Vec<PathBuf> = ["six-", "idna-", "urllib3-"]
+            .iter()
+            .map(|p| shared_wheel(p))
+            .collect();
+        let unpacked = s.path("certifi-unpacked");
+        unpack(&shared_wheel("certifi-"), &unpacked);
+        Setup {
+            s,
+            store,
+            wheels,
+            unpacked,
+        }
+    }
+
+    /// A venv at `name` with the setup's layers (the scratch venv for "venv").
+    fn venv(&self, name: &str) -> PathBuf {
+        let venv = self.s.path(name);
+        if !venv.exists() {
+            run_ok(
+                Command::new("python3")
+                    .args(["-m", "venv", "--without-pip"])
+                    .arg(&venv),
+            );
+        }
+        run_ok(venvfs().arg("install").arg(&venv).args(&self.wheels));
+        run_ok(
+            venvfs()
+                .args(["layer", "add"])
+                .arg(&venv)
+                .arg(&self.unpacked),
+        );
+        venv
+    }
+
+    fn venvfs(&self) -> Command {
+        let mut c = venvfs();
+        c.env("VENVFS_CACHE_DIR", &self.store);
+        c
+    }
+
+    fn mount(&self, venv: &Path) -> Mount {
+        run_ok(self.venvfs().arg("mount").arg(venv));
+        Mount::adopt(venv)
+    }
+
+    /// Every file of the layers, to prove they were not changed.
+    fn layers(&self) -> Vec<BTreeMap<PathBuf, (u32, u64, i64, u64)>> {
+        let mut all: Vec<_> = self.wheels.iter().map(|w| snapshot(w)).collect();
+        all.push(snapshot(&self.unpacked));
+        all
+    }
+
+    /// The `.pyc` files of the store (its temporary files too), with their inode numbers.
+    fn stored(&self) -> BTreeMap<PathBuf, u64> {
+        use std::os::unix::fs::MetadataExt;
+        let root = self.store.join("bytecode");
+        entries_below(&root)
+            .into_iter()
+            .filter(|(p, t)| t.is_file() && p.to_string_lossy().contains(".pyc") || is_temp(p))
+            .map(|(p, _)| {
+                let ino = std::fs::metadata(root.join(&p)).unwrap().ino();
+                (p, ino)
+            })
+            .collect()
+    }
+}
+
+fn is_temp(p: &Path) -> bool {
+    p.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with(".venvfs-tmp"))
+}
+
+/// Runs the venv's Python with bytecode written and read as by default, verbose about
+/// imports; returns its stderr.
+fn import(venv: &Path, code: &str) -> String {
+    let out = run(Command::new(venv.join("bin/python"))
+        .args(["-v", "-c", code])
+        .env_remove("PYTHONDONTWRITEBYTECODE")
+        .env_remove("PYTHONPYCACHEPREFIX")
+        .env_remove("PYTHONPATH"));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "{code} failed in {}: {err}",
+        venv.display()
+    );
+    err
+}
+
+/// The `.pyc` files of the venv's site-packages that Python's verbose import says it used.
+fn pycs_used(err: &str, venv: &Path) -> Vec<String> {
+    let site = venv.join("lib").display().to_string();
+    err.lines()
+        .filter(|l| l.contains(" matches ") && l.contains(&site))
+        .map(|l| l.to_owned())
+        .collect()
+}
+
+/// `.pyc` files in the venv's own directory (unmounted).
+fn own_pycs(venv: &Path) -> Vec<PathBuf> {
+    entries_below(venv)
+        .into_iter()
+        .filter(|(p, _)| p.extension().is_some_and(|e| e == "pyc"))
+        .map(|(p, _)| p)
+        .collect()
+}
+
+#[test]
+fn a_second_venv_reads_the_bytecode_the_first_compiled() {
+    let t = Setup::new();
+    let before = t.layers();
+    let one = t.venv("venv");
+    let two = t.venv("venv2");
+
+    // the first venv compiles: into the store, not into its own directory
+    let m1 = t.mount(&one);
+    let err = import(&one, IMPORT);
+    assert!(pycs_used(&err, &one).is_empty(), "nothing to read yet");
+    let stored = t.stored();
+    assert!(
+        stored.len() > 20,
+        "the store holds the compiled modules: {stored:?}"
+    );
+    assert!(
+        !stored.keys().any(|p| is_temp(p)),
+        "no temporary files left: {stored:?}"
+    );
+    let site = one.join("lib/python3.11/site-packages");
+    assert!(site.join("__pycache__/six.cpython-311.pyc").is_file());
+    assert!(site.join("idna/__pycache__/core.cpython-311.pyc").is_file());
+    // the second import reads them
+    let again = import(&one, IMPORT);
+    assert!(pycs_used(&again, &one).len() > 20, "{again}");
+    m1.unmount();
+    assert_eq!(
+        own_pycs(&one),
+        Vec::<PathBuf>::new(),
+        "the first venv keeps no .pyc"
+    );
+
+    // the second venv writes nothing and reads the first one's
+    let m2 = t.mount(&two);
+    let err = import(&two, IMPORT);
+    let used = pycs_used(&err, &two);
+    assert!(
+        used.len() >= stored.len(),
+        "every module read from the store: {used:?}"
+    );
+    assert_eq!(t.stored(), stored, "the store is unchanged");
+
+    // a module the venv changed gets its own .pyc, in the venv
+    let six = two.join("lib/python3.11/site-packages/six.py");
+    let mut text = std::fs::read_to_string(&six).unwrap();
+    text.push_str("\nEDITED = True\n");
+    std::fs::write(&six, text).unwrap();
+    let err = import(&two, "import six; assert six.EDITED");
+    assert!(!err.contains("six.cpython-311.pyc matches"), "{err}");
+    let err = import(&two, "import six; assert six.EDITED");
+    assert!(
+        err.contains("six.cpython-311.pyc matches"),
+        "its own .pyc is read: {err}"
+    );
+    assert_eq!(t.stored(), stored, "the store keeps the layer's .pyc");
+    m2.unmount();
+    let own = own_pycs(&two);
+    assert_eq!(
+        own,
+        vec![two.join("lib/python3.11/site-packages/__pycache__/six.cpython-311.pyc")]
+    );
+    assert_eq!(t.layers(), before, "the layers changed");
+}
+
+#[test]
+fn a_stale_or_corrupt_pyc_in_the_store_is_never_served() {
+    let t = Setup::new();
+    let before = t.layers();
+    let venv = t.venv("venv");
+    let m = t.mount(&venv);
+    import(&venv, IMPORT);
+    m.unmount();
+    let root = t.store.join("bytecode");
+    let find = |suffix: &str| {
+        t.stored()
+            .into_keys()
+            .find(|p| p.to_string_lossy().ends_with(suffix))
+            .map(|p| root.join(p))
+            .unwrap_or_else(|| panic!("no {suffix} in the store"))
+    };
+    // stale: another source's timestamp; corrupt: no code object after the header
+    let core = find("idna/__pycache__/core.cpython-311.pyc");
+    let mut bytes = std::fs::read(&core).unwrap();
+    bytes[8] ^= 0xff;
+    std::fs::write(&core, &bytes).unwrap();
+    let six = find("/__pycache__/six.cpython-311.pyc");
+    let mut bytes = std::fs::read(&six).unwrap();
+    bytes.truncate(16);
+    bytes.extend(b"garbage");
+    std::fs::write(&six, &bytes).unwrap();
+    // a foreign one: another interpreter's magic number
+    let idna = find("idna/__pycache__/__init__.cpython-311.pyc");
+    let mut bytes = std::fs::read(&idna).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&idna, &bytes).unwrap();
+
+    let m = t.mount(&venv);
+    let err = import(&venv, IMPORT);
+    let used = pycs_used(&err, &venv).join("\n");
+    let checked = [
+        "idna/__pycache__/core.cpython-311.pyc",
+        "site-packages/__pycache__/six.cpython-311.pyc",
+        "idna/__pycache__/__init__.cpython-311.pyc",
+    ];
+    for bad in checked {
+        assert!(!used.contains(bad), "{bad} was served: {used}");
+    }
+    // compiled again, and put in place of the bad ones
+    let err = import(&venv, IMPORT);
+    let used = pycs_used(&err, &venv).join("\n");
+    for good in checked {
+        assert!(used.contains(good), "{good} not read: {used}");
+    }
+    m.unmount();
+    assert_eq!(own_pycs(&venv), Vec::<PathBuf>::new());
+    assert_eq!(t.layers(), before, "the layers changed");
+}
+
+#[test]
+fn sixteen_processes_in_four_venvs_import_while_the_store_fills() {
+    let t = Setup::new();
+    let before = t.layers();
+    let venvs: Vec<PathBuf> = (0..4).map(|i| t.venv(&format!("v{i}"))).collect();
+    let mounts: Vec<Mount> = venvs.iter().map(|v| t.mount(v)).collect();
+    let code = format!("{IMPORT}; import idna.codec, idna.uts46data, urllib3.util.ssltransport");
+    let children: Vec<_> = (0..16)
+        .map(|i| {
+            Command::new(venvs[i % 4].join("bin/python"))
+                .args(["-c", &code])
+                .env_remove("PYTHONDONTWRITEBYTECODE")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // afterwards every venv reads every module from the store
+    let stored = t.stored();
+    for v in &venvs {
+        let err = import(v, &code);
+        let site = v.join("lib").display().to_string();
+        let compiled: Vec<&str> = err
+            .lines()
+            .filter(|l| l.starts_with("# code object from") && l.contains(&site))
+            .filter(|l| !l.contains("__pycache__"))
+            .collect();
+        assert!(
+            compiled.is_empty(),
+            "compiled again in {}: {compiled:?}",
+            v.display()
+        );
+        assert!(pycs_used(&err, v).len() > 20);
+    }
+    drop(mounts);
+    assert!(
+        !t.stored().keys().any(|p| is_temp(p)),
+        "temporary files left in the store"
+    );
+    assert!(stored.len() > 20);
+    for v in &venvs {
+        assert_eq!(own_pycs(v), Vec::<PathBuf>::new(), "{}", v.display());
+    }
+    assert_eq!(t.layers(), before, "the layers changed");
+}
