@@ -188,27 +188,53 @@ fn writes_go_to_the_upper_layer_and_survive_remount() {
 }
 
 #[test]
-fn python_writes_bytecode_into_the_upper_layer() {
+fn python_writes_bytecode_of_layer_modules_to_the_shared_store_or_else_the_upper_layer() {
     let s = Scratch::new();
     let six = shared_wheel("six-");
-    let m = s.mount_with(&[&six]);
-    let out = run(Command::new(s.venv.join("bin/python"))
-        .args(["-c", "import six, sys; print(six.__cached__)"])
-        .env_remove("PYTHONDONTWRITEBYTECODE"));
-    assert!(out.status.success());
-    let cached = String::from_utf8(out.stdout).unwrap();
-    assert!(Path::new(cached.trim()).exists(), "{cached}");
-    m.unmount();
-    // without the mount, the .pyc is in the venv's own directory, the wheel untouched
-    assert!(
-        s.venv
-            .join(SITE)
-            .join("__pycache__")
-            .read_dir()
-            .unwrap()
-            .count()
-            >= 1
+    s.add_layers(&[&six]);
+    let store = s.path("cache");
+    let import = || {
+        let out = run(Command::new(s.venv.join("bin/python"))
+            .args(["-c", "import six, sys; print(six.__cached__)"])
+            .env_remove("PYTHONDONTWRITEBYTECODE"));
+        assert!(out.status.success());
+        let cached = String::from_utf8(out.stdout).unwrap();
+        assert!(Path::new(cached.trim()).exists(), "{cached}");
+    };
+    let pycache = s.venv.join(SITE).join("__pycache__");
+    // shared: in the store, not in the venv
+    run_ok(
+        venvfs()
+            .env("VENVFS_CACHE_DIR", &store)
+            .arg("mount")
+            .arg(&s.venv),
     );
+    let m = Mount::adopt(&s.venv);
+    import();
+    m.unmount();
+    assert!(
+        !pycache.exists(),
+        "the .pyc went to the venv's own directory"
+    );
+    let stored = entries_below(&store.join("bytecode"));
+    assert!(
+        stored
+            .iter()
+            .any(|(p, _)| p.ends_with("__pycache__/six.cpython-311.pyc")),
+        "{stored:?}"
+    );
+    // turned off: the venv's own directory, as without venvfs; the wheel untouched
+    run_ok(
+        venvfs()
+            .env("VENVFS_CACHE_DIR", &store)
+            .env("VENVFS_SHARED_BYTECODE", "0")
+            .arg("mount")
+            .arg(&s.venv),
+    );
+    let m = Mount::adopt(&s.venv);
+    import();
+    m.unmount();
+    assert!(pycache.read_dir().unwrap().count() >= 1);
     assert!(!s.venv.join(SITE).join("six.py").exists());
 }
 
