@@ -39,7 +39,9 @@ pub mod overlay;
 pub mod parallel;
 pub mod pins;
 pub mod registry;
-pub mod rules;
+/// The rules a mount follows (POSIX or Windows), in a crate of their own so that the Dokan
+/// adapter applies the same ones the core does.
+pub use venvfs_rules as rules;
 pub mod tags;
 pub mod upper;
 pub mod upper_format;
