@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::time::Duration;
 
 use dokan::{FileSystemMountError, FileSystemMounter, MountFlags, MountOptions};
 use venvfs_api::FileSystem;
@@ -49,6 +50,10 @@ pub fn serve<F: FileSystem>(
     let options = MountOptions {
         // names are compared by the core under Windows rules; Dokan passes them as typed
         flags: MountFlags::empty(),
+        // Dokan unmounts a volume whose request outlives this: the first read of a big
+        // compressed wheel member decompresses all of it, which can take longer than
+        // Dokan's default 15 s on a slow disk
+        timeout: Duration::from_secs(120),
         ..MountOptions::default()
     };
     dokan::init();
