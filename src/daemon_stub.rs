@@ -1,4 +1,4 @@
-//! Where no mounting backend is built yet (the Windows one, on Dokan, is planned): the
+//! Where no mounting backend is built (neither Linux nor Windows): the
 //! daemon's commands with the same signatures. Mounting fails with a clear error, and
 //! since nothing can be mounted, every venv counts as unmounted, so `create`, `sync`,
 //! `install`, `uninstall` and `layer` work on the venv directory directly.
@@ -11,7 +11,7 @@ use crate::cli::{MountArgs, StatusArgs, UmountArgs};
 type CmdResult = Result<(), Box<dyn Error>>;
 
 const NO_BACKEND: &str =
-    "mounting needs the Linux FUSE backend; the Windows (Dokan) backend is not built yet";
+    "mounting needs the Linux FUSE backend or the Windows Dokan backend; this build has neither";
 
 pub fn mount(_args: MountArgs) -> CmdResult {
     Err(NO_BACKEND.into())

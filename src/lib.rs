@@ -5,11 +5,12 @@
 //! [`overlay`] implements the filesystem operations over both. Kernel adapters live in
 //! `platform/` and only translate.
 //!
-//! Only Linux can mount so far (FUSE). Everything else builds on every platform: the
-//! overlay core with the upper behind a trait (a POSIX one working from a directory
-//! descriptor, and a portable one working by path through `std::fs`, which a Windows mount
-//! would use), the commands that change an unmounted venv, and [`daemon`], which elsewhere
-//! is a stand-in whose mount commands say that no backend is built.
+//! Linux mounts with FUSE, Windows with Dokan (`daemon_windows/`, over the portable upper
+//! and the Windows rules). Everything else builds on every platform: the overlay core with
+//! the upper behind a trait (a POSIX one working from a directory descriptor, and a
+//! portable one working by path through `std::fs`, which the Windows mount uses), the
+//! commands that change an unmounted venv, and [`daemon`], which on other platforms is a
+//! stand-in whose mount commands say that no backend is built.
 
 pub mod activate;
 pub mod bytecode;
@@ -18,7 +19,10 @@ pub mod cli;
 pub mod control;
 #[cfg(target_os = "linux")]
 pub mod daemon;
-#[cfg(not(target_os = "linux"))]
+#[cfg(windows)]
+#[path = "daemon_windows/mod.rs"]
+pub mod daemon;
+#[cfg(not(any(target_os = "linux", windows)))]
 #[path = "daemon_stub.rs"]
 pub mod daemon;
 pub mod doctor;
@@ -35,13 +39,16 @@ pub mod lower;
 pub mod manifest;
 #[cfg(target_os = "linux")]
 pub mod materialize;
+pub mod mount_aside;
 pub mod name;
 pub mod overlay;
 pub mod parallel;
 pub mod pins;
 pub mod progress;
 pub mod registry;
-pub mod rules;
+/// The rules a mount follows (POSIX or Windows), in a crate of their own so that the Dokan
+/// adapter applies the same ones the core does.
+pub use venvfs_rules as rules;
 pub mod tags;
 pub mod upper;
 pub mod upper_format;

@@ -1,5 +1,9 @@
 //! The filesystem rules a mount follows, chosen per mount: POSIX for the Linux (FUSE) mount,
-//! Windows for the planned Dokan mount.
+//! Windows for the Dokan mount.
+//!
+//! A crate of its own (the core re-exports it as `venvfs::rules`) because both the core and
+//! the Dokan adapter (`venvfs-dokan`, which the core's Windows build depends on) apply them:
+//! the core its share modes, names and delete pending; the adapter the disposition table.
 //!
 //! Why this is ordinary code: a Windows mount must behave like NTFS where programs can tell
 //! the difference, that is case-insensitive but case-preserving names ([`names`]), the create
