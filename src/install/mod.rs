@@ -7,6 +7,7 @@ pub mod entry_points;
 pub mod fold;
 pub mod generated;
 pub mod heal;
+pub mod launcher;
 pub mod layout;
 pub mod record;
 pub mod script;
