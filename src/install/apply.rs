@@ -7,8 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::generated::{self, DataScript, Generated, WheelInstall};
-use super::layout::Layout;
+use super::generated::{self, DataScript, Generated, VenvOs, WheelInstall};
+use super::launcher::Launchers;
+use super::layout::{Layout, OsName};
 use super::txn::Txn;
 use super::InstallError;
 use crate::layer::wheel::{MemberCache, MemberKind, WheelArchive};
@@ -230,11 +231,26 @@ pub fn plan(
         .collect();
     let direct_url =
         (from_path && !source.is_dir()).then(|| generated::direct_url_for_wheel_file(source));
+    // (Windows: read from the base interpreter's pip only for a wheel that may need them)
+    let launchers = match OsName::current() {
+        OsName::Nt if entry_points.is_some() => Some(super::launcher::for_venv(venv).map_err(
+            |e| InstallError::Generate {
+                path: source.to_owned(),
+                why: e.to_string(),
+            },
+        )?),
+        OsName::Nt => Some(Launchers {
+            console: Vec::new(),
+            gui: Vec::new(),
+        }),
+        OsName::Posix => None,
+    };
     let install = WheelInstall {
         dist_info_prefix: &prefix,
         name: &layer.name,
         python_version: version,
         venv,
+        os: launchers.as_ref().map_or(VenvOs::Posix, VenvOs::Windows),
         wheel: &wheel,
         record: &record,
         entry_points: entry_points.as_deref(),

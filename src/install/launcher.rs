@@ -37,6 +37,10 @@ pub struct Launchers {
 pub enum LauncherError {
     #[error("Windows platform {0:?} has no pip launcher (x86, x64 and ARM64 only)")]
     UnsupportedPlatform(String),
+    #[error("{0}: no `home` key, so the venv's base interpreter is unknown; recreate the venv (`venvfs create`)")]
+    NoHome(PathBuf),
+    #[error("{0}: not a Windows executable of a known architecture")]
+    NotAnExe(PathBuf),
     #[error("cannot read pip's script launcher {path}: {source}\n  entry points on Windows are wrapped in the launchers of the base interpreter's pip: install pip there (`python -m ensurepip`)")]
     Read {
         path: PathBuf,
@@ -77,6 +81,52 @@ impl Launchers {
         } else {
             &self.console
         }
+    }
+}
+
+/// The launchers for the Windows venv `venv`: those of the pip of its base interpreter (the
+/// `home` of its `pyvenv.cfg`), for the architecture of that interpreter's `python.exe`.
+pub fn for_venv(venv: &Path) -> Result<Launchers, LauncherError> {
+    let cfg = venv.join("pyvenv.cfg");
+    let text = std::fs::read_to_string(&cfg).map_err(|source| LauncherError::Read {
+        path: cfg.clone(),
+        source,
+    })?;
+    let home = pyvenv_value(&text, "home").ok_or(LauncherError::NoHome(cfg))?;
+    let home = Path::new(home);
+    let python = home.join("python.exe");
+    let exe = std::fs::read(&python).map_err(|source| LauncherError::Read {
+        path: python.clone(),
+        source,
+    })?;
+    let platform = pe_platform(&exe).ok_or(LauncherError::NotAnExe(python))?;
+    Launchers::read(&distlib_dir(home), platform)
+}
+
+/// The value of `key` in a `pyvenv.cfg` (`key = value` lines).
+pub fn pyvenv_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines().find_map(|line| {
+        let (k, v) = line.split_once('=')?;
+        (k.trim() == key).then(|| v.trim())
+    })
+}
+
+/// The `sysconfig.get_platform()` of a Windows executable, from the machine field of its PE
+/// header: `win-amd64`, `win-arm64` or `win32`.
+pub fn pe_platform(exe: &[u8]) -> Option<&'static str> {
+    let at = |i: usize, n: usize| exe.get(i..i + n);
+    if at(0, 2)? != b"MZ" {
+        return None;
+    }
+    let pe = u32::from_le_bytes(at(0x3c, 4)?.try_into().ok()?) as usize;
+    if at(pe, 4)? != b"PE\0\0" {
+        return None;
+    }
+    match u16::from_le_bytes(at(pe + 4, 2)?.try_into().ok()?) {
+        0x8664 => Some("win-amd64"),
+        0xaa64 => Some("win-arm64"),
+        0x014c => Some("win32"),
+        _ => None,
     }
 }
 
@@ -281,6 +331,51 @@ mod tests {
         assert!(Launchers::file_names("linux-x86_64").is_err());
         let dir = distlib_dir(Path::new("home"));
         assert!(dir.ends_with("Lib/site-packages/pip/_vendor/distlib"));
+    }
+
+    /// The first bytes of a PE file for `machine`: the `MZ` stub pointing at a `PE` header.
+    fn pe(machine: u16) -> Vec<u8> {
+        let mut exe = b"MZ".to_vec();
+        exe.resize(0x3c, 0);
+        exe.extend_from_slice(&0x40u32.to_le_bytes());
+        exe.extend_from_slice(b"PE\0\0");
+        exe.extend_from_slice(&machine.to_le_bytes());
+        exe
+    }
+
+    #[test]
+    fn platform_of_an_exe() {
+        assert_eq!(pe_platform(&pe(0x8664)), Some("win-amd64"));
+        assert_eq!(pe_platform(&pe(0xaa64)), Some("win-arm64"));
+        assert_eq!(pe_platform(&pe(0x14c)), Some("win32"));
+        assert_eq!(pe_platform(&pe(0x1234)), None);
+        assert_eq!(pe_platform(b"\x7fELF"), None);
+        assert_eq!(pe_platform(&pe(0x8664)[..0x44]), None);
+    }
+
+    #[test]
+    fn launchers_of_a_venv() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("Python312");
+        let distlib = distlib_dir(&home);
+        std::fs::create_dir_all(&distlib).unwrap();
+        std::fs::write(home.join("python.exe"), pe(0xaa64)).unwrap();
+        std::fs::write(distlib.join("t64-arm.exe"), b"t").unwrap();
+        std::fs::write(distlib.join("w64-arm.exe"), b"w").unwrap();
+        let venv = dir.path().join("venv");
+        std::fs::create_dir(&venv).unwrap();
+        let cfg = format!(
+            "home = {}\ninclude-system-site-packages = false\nversion = 3.12.4\n",
+            home.display()
+        );
+        std::fs::write(venv.join("pyvenv.cfg"), cfg).unwrap();
+        let l = for_venv(&venv).unwrap();
+        assert_eq!(
+            (l.console.as_slice(), l.gui.as_slice()),
+            (&b"t"[..], &b"w"[..])
+        );
+        std::fs::write(venv.join("pyvenv.cfg"), "version = 3.12.4\n").unwrap();
+        assert!(matches!(for_venv(&venv), Err(LauncherError::NoHome(_))));
     }
 
     #[test]

@@ -169,7 +169,10 @@ impl Layout {
     /// written into Windows scripts and launchers are tested on Linux too).
     pub fn absolute(&self, venv: &std::path::Path, rel: &str) -> String {
         match self.os_name {
-            OsName::Posix => venv.join(rel).to_string_lossy().into_owned(),
+            OsName::Posix => {
+                let root = venv.to_string_lossy();
+                format!("{}/{rel}", root.trim_end_matches('/'))
+            }
             OsName::Nt => {
                 let root = venv.to_string_lossy().replace('/', "\\");
                 let root = root.trim_end_matches('\\');
@@ -198,7 +201,12 @@ mod tests {
 
     #[test]
     fn posix_venv() {
-        let l = Layout::new("3.11");
+        let l = Layout::for_os(OsName::Posix, "3.11");
+        if cfg!(unix) {
+            assert_eq!(Layout::new("3.11"), l);
+        } else {
+            assert_eq!(Layout::new("3.11"), Layout::for_os(OsName::Nt, "3.11"));
+        }
         assert_eq!(l.os_name.as_str(), "posix");
         assert_eq!(l.site_packages(), "lib/python3.11/site-packages");
         assert_eq!(l.script("pip"), "bin/pip");
