@@ -231,7 +231,8 @@ fn plan(w: &WheelInstall, mut rows: Vec<RecordRow>) -> Result<Plan, GeneratedErr
         .ok_or_else(|| GeneratedError::PythonVersion(w.python_version.to_owned()))?;
     let layout = Layout::for_os(w.os.os_name(), w.python_version);
     let site = layout.site_packages();
-    let python = w.venv.join(layout.python());
+    // (spelled for the venv's OS, not the host's: the same bytes wherever this runs)
+    let python = std::path::PathBuf::from(layout.absolute(w.venv, &layout.python()));
     let python_nt = |gui| layout.absolute(w.venv, &layout.script_python(gui));
     let rel = |target: &str| relative_path(site, target);
 
@@ -491,8 +492,6 @@ fn check_wheel_version(text: &str) -> Result<(), GeneratedError> {
 }
 
 #[cfg(test)]
-// (the comparisons with uv are Unix-only, see below; their fixtures stay for every platform)
-#[cfg_attr(not(unix), allow(dead_code, unused_imports))]
 mod tests {
     use super::*;
     use sha2::{Digest, Sha256};
@@ -683,9 +682,8 @@ tinypure.py,sha256=mHUu4o1UhL3CgU-3CttqCy-zH2qbjueugf0vyc8wCzs,4
         }
     }
 
-    // The expected files are what uv writes on Linux: a POSIX venv (`bin/`, shebang lines).
-    // Windows venvs (`Scripts\`, .exe launchers) are not made yet.
-    #[cfg(unix)]
+    // The expected files are what uv writes on Linux: a POSIX venv (`bin/`, shebang lines);
+    // Windows venvs are in `windows.rs`. Both are checked on every host.
     #[test]
     fn tiny_wheel_like_uv() {
         let members = tiny_members();
@@ -1017,9 +1015,8 @@ tinypure.py,sha256=mHUu4o1UhL3CgU-3CttqCy-zH2qbjueugf0vyc8wCzs,4
         Some((record, g))
     }
 
-    // The expected files are what uv writes on Linux: a POSIX venv (`bin/`, shebang lines).
-    // Windows venvs (`Scripts\`, .exe launchers) are not made yet.
-    #[cfg(unix)]
+    // The expected files are what uv writes on Linux: a POSIX venv (`bin/`, shebang lines);
+    // Windows venvs are in `windows.rs`. Both are checked on every host.
     #[test]
     fn pip_like_uv() {
         let Some((record, g)) = real_wheel("pip-26.3-py3-none-any.whl") else {
@@ -1064,9 +1061,8 @@ pip-26.3.dist-info/uv_cache.json,sha256=waAYtpPMzTenM1ceqCU_LpgY4VxeHr1VZXB5Hnm8
         assert!(g.hidden.is_empty());
     }
 
-    // The expected files are what uv writes on Linux: a POSIX venv (`bin/`, shebang lines).
-    // Windows venvs (`Scripts\`, .exe launchers) are not made yet.
-    #[cfg(unix)]
+    // The expected files are what uv writes on Linux: a POSIX venv (`bin/`, shebang lines);
+    // Windows venvs are in `windows.rs`. Both are checked on every host.
     #[test]
     fn numpy_and_ipykernel_like_uv() {
         // SHA-256 of the RECORD files uv wrote.
