@@ -378,6 +378,58 @@ mod tests {
         assert!(matches!(for_venv(&venv), Err(LauncherError::NoHome(_))));
     }
 
+    /// pip's real console launcher runs what [`launcher_exe`] writes: the interpreter of the
+    /// shebang, given the `.exe` itself and the arguments, and its exit status comes back.
+    /// Windows only (the Windows check runs it under Wine). The "interpreter" is this test
+    /// executable, whose [`launcher_child`] test writes the arguments it was given.
+    #[cfg(windows)]
+    #[test]
+    fn pips_launcher_runs_it() {
+        use std::io::Read;
+        let dir = match crate::test_wheels::test_wheels_dir() {
+            Ok(dir) => dir,
+            Err(e) => return eprintln!("skipped: {e}"),
+        };
+        let Ok(wheel) = std::fs::File::open(dir.join("pip-26.3-py3-none-any.whl")) else {
+            return eprintln!("skipped: no pip wheel in {}", dir.display());
+        };
+        let mut zip = zip::ZipArchive::new(wheel).unwrap();
+        let mut t64 = Vec::new();
+        zip.by_name("pip/_vendor/distlib/t64.exe")
+            .unwrap()
+            .read_to_end(&mut t64)
+            .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let (probe, out) = (tmp.path().join("probe.exe"), tmp.path().join("args.txt"));
+        let me = std::env::current_exe().unwrap();
+        std::fs::write(
+            &probe,
+            launcher_exe(&t64, &me.to_string_lossy(), "unused\n"),
+        )
+        .unwrap();
+        let child = "install::launcher::tests::launcher_child";
+        let status = std::process::Command::new(&probe)
+            .args(["--exact", child])
+            .env("VENVFS_LAUNCHER_CHILD", &out)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{status}");
+        let args = std::fs::read_to_string(&out).unwrap();
+        let args: Vec<&str> = args.lines().collect();
+        assert!(args[1].ends_with("probe.exe"), "{args:?}");
+        assert_eq!(args[2..], ["--exact", child]);
+    }
+
+    /// The interpreter [`pips_launcher_runs_it`] starts through the launcher: with
+    /// `VENVFS_LAUNCHER_CHILD` set, it writes its arguments there (else it does nothing).
+    #[test]
+    fn launcher_child() {
+        if let Some(out) = std::env::var_os("VENVFS_LAUNCHER_CHILD") {
+            let args: Vec<String> = std::env::args().collect();
+            std::fs::write(out, args.join("\n")).unwrap();
+        }
+    }
+
     #[test]
     fn reads_pips_launchers() {
         let dir = tempfile::tempdir().unwrap();
