@@ -85,7 +85,8 @@ impl Launchers {
 }
 
 /// The launchers for the Windows venv `venv`: those of the pip of its base interpreter (the
-/// `home` of its `pyvenv.cfg`), for the architecture of that interpreter's `python.exe`.
+/// `home` of its `pyvenv.cfg`), else those of a pip installed in the venv itself, for the
+/// architecture of the base interpreter's `python.exe`.
 pub fn for_venv(venv: &Path) -> Result<Launchers, LauncherError> {
     let cfg = venv.join("pyvenv.cfg");
     let text = std::fs::read_to_string(&cfg).map_err(|source| LauncherError::Read {
@@ -101,6 +102,7 @@ pub fn for_venv(venv: &Path) -> Result<Launchers, LauncherError> {
     })?;
     let platform = pe_platform(&exe).ok_or(LauncherError::NotAnExe(python))?;
     Launchers::read(&distlib_dir(home), platform)
+        .or_else(|base| Launchers::read(&distlib_dir(venv), platform).map_err(|_| base))
 }
 
 /// The value of `key` in a `pyvenv.cfg` (`key = value` lines).
