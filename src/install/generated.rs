@@ -72,7 +72,8 @@ pub struct WheelInstall<'a> {
     pub name: &'a str,
     /// The venv's Python version, `X.Y`.
     pub python_version: &'a str,
-    /// The venv's absolute path, as uv would see it; its `bin/python` goes in shebangs.
+    /// The venv's absolute path, as uv would see it; its `bin/python` (`Scripts\python.exe`)
+    /// goes in shebangs and launchers.
     pub venv: &'a Path,
     /// The venv's OS family: where files go and what launchers look like.
     pub os: VenvOs<'a>,
