@@ -13,11 +13,14 @@
 //!
 //! Why pip's launchers and not uv's: uv's trampolines keep the interpreter path and the
 //! archive in PE resources written by Windows' `UpdateResourceW`, which only Windows can
-//! produce, and uv's trampoline binaries come from a `no_std` nightly MSVC build that cannot be
-//! made here. distlib's format is plain bytes appended to the launcher, generated and checked
-//! on any system, and its launchers come with every Windows Python that has pip (`ensurepip`
-//! bundles it), so nothing binary enters this repository: the launcher is read at install time
-//! from the base interpreter's pip ([`distlib_dir`]).
+//! produce, so those bytes could neither be generated nor checked on Linux; and a launcher
+//! crate of our own would mean a second Windows-only build (uv's is `no_std`, nightly, MSVC)
+//! and a binary for every architecture to ship and keep signed. distlib's format is plain
+//! bytes appended to the launcher, generated and checked on any system, and its launchers
+//! come with every Windows Python that has pip (`ensurepip` bundles it), so nothing binary
+//! enters this repository: they are read at install time from the base interpreter's pip,
+//! else from a pip installed in the venv ([`for_venv`]). What differs from uv is only the
+//! launcher executable; `__main__.py`, `Scripts\` names and RECORD rows are uv's.
 //!
 //! The bytes are what distlib's `ScriptMaker._write_script` writes on Windows with
 //! `SOURCE_DATE_EPOCH=315532800` (1980-01-01, the zip epoch: a launcher's bytes, and so the
