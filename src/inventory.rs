@@ -613,6 +613,7 @@ pub fn human(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::install::layout::OsName;
     use crate::manifest::Mapping;
 
     const SITE: &str = "lib/python3.11/site-packages";
@@ -753,7 +754,7 @@ mod tests {
             ],
             ..Manifest::default()
         };
-        let layout = Layout::new("3.11");
+        let layout = Layout::for_os(OsName::Posix, "3.11");
         let inv = take(&Sources {
             view: Some(&view),
             own: &own,
@@ -867,7 +868,7 @@ mod tests {
         let inv = take(&Sources {
             view: None,
             own: &own,
-            layout: &Layout::new("3.11"),
+            layout: &Layout::for_os(OsName::Posix, "3.11"),
             manifest: &manifest,
         });
         let want = [

@@ -71,15 +71,19 @@ fn materialize(_args: &venvfs::cli::MaterializeArgs) -> Result<(), Box<dyn Error
 }
 
 fn create(venv: &Path, python: &str) -> Result<(), Box<dyn Error>> {
-    let interpreter = if python.chars().all(|c| c.is_ascii_digit() || c == '.') {
-        format!("python{python}")
-    } else {
-        python.to_owned()
-    };
+    let (program, leading) =
+        venvfs::venv::interpreter_command(python, venvfs::install::layout::OsName::current());
+    let interpreter = [&program]
+        .into_iter()
+        .chain(&leading)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
     if venvfs::daemon::venv_is_mounted(venv) {
         return Err(format!("{} is mounted; unmount it first", venv.display()).into());
     }
-    let status = std::process::Command::new(&interpreter)
+    let status = std::process::Command::new(&program)
+        .args(&leading)
         .args(["-m", "venv", "--without-pip"])
         .arg(venv)
         .status()

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::install::layout::Layout;
+use crate::install::layout::{Layout, OsName};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VenvError {
@@ -59,6 +59,18 @@ pub fn python_version(venv: &Path) -> Result<String, VenvError> {
     }
 }
 
+/// The program and leading arguments that run the interpreter `python` on `os`: a path or
+/// command name as it is; a version `X.Y` as `pythonX.Y` on POSIX, and on Windows (where no
+/// `pythonX.Y` is on PATH) through the Python launcher, `py -X.Y`.
+pub fn interpreter_command(python: &str, os: OsName) -> (String, Vec<String>) {
+    let is_version = !python.is_empty() && python.chars().all(|c| c.is_ascii_digit() || c == '.');
+    match (is_version, os) {
+        (true, OsName::Posix) => (format!("python{python}"), Vec::new()),
+        (true, OsName::Nt) => ("py".into(), vec![format!("-{python}")]),
+        (false, _) => (python.to_owned(), Vec::new()),
+    }
+}
+
 /// A `.pth` file kept in the venv's own site-packages: Python runs it at startup, so a venv
 /// whose mount is missing says so in one line instead of failing later with an ImportError.
 /// The mount hides it, so it only ever runs when the venv is not mounted.
@@ -86,4 +98,39 @@ pub fn write_unmounted_guard(venv: &Path) -> Result<(), VenvError> {
     }
     crate::fsutil::write_atomic(&path, line.as_bytes(), 0o644)
         .map_err(|source| VenvError::Read { path, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interpreter_commands() {
+        let cmd = |p, os| interpreter_command(p, os);
+        assert_eq!(cmd("3.12", OsName::Posix), ("python3.12".into(), vec![]));
+        assert_eq!(cmd("3.12", OsName::Nt), ("py".into(), vec!["-3.12".into()]));
+        assert_eq!(cmd("3", OsName::Nt), ("py".into(), vec!["-3".into()]));
+        for os in [OsName::Posix, OsName::Nt] {
+            assert_eq!(
+                cmd("/usr/bin/python3", os),
+                ("/usr/bin/python3".into(), vec![])
+            );
+            assert_eq!(
+                cmd(r"C:\Py\python.exe", os),
+                (r"C:\Py\python.exe".into(), vec![])
+            );
+        }
+    }
+
+    #[test]
+    fn version_from_a_windows_venvs_cfg() {
+        // What `python -m venv` writes on Windows (3.11+), and what uv writes.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("pyvenv.cfg"),
+            "home = C:\\Python311\ninclude-system-site-packages = false\nversion = 3.11.9\nexecutable = C:\\Python311\\python.exe\ncommand = C:\\Python311\\python.exe -m venv C:\\v\n",
+        )
+        .unwrap();
+        assert_eq!(python_version(dir.path()).unwrap(), "3.11");
+    }
 }

@@ -7,8 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::generated::{self, DataScript, Generated, WheelInstall};
-use super::layout::Layout;
+use super::generated::{self, DataScript, Generated, VenvOs, WheelInstall};
+use super::launcher::Launchers;
+use super::layout::{Layout, OsName};
 use super::txn::Txn;
 use super::InstallError;
 use crate::layer::wheel::{MemberCache, MemberKind, WheelArchive};
@@ -230,11 +231,26 @@ pub fn plan(
         .collect();
     let direct_url =
         (from_path && !source.is_dir()).then(|| generated::direct_url_for_wheel_file(source));
+    // (Windows: read from the base interpreter's pip only for a wheel that may need them)
+    let launchers = match OsName::current() {
+        OsName::Nt if entry_points.is_some() => Some(super::launcher::for_venv(venv).map_err(
+            |e| InstallError::Generate {
+                path: source.to_owned(),
+                why: e.to_string(),
+            },
+        )?),
+        OsName::Nt => Some(Launchers {
+            console: Vec::new(),
+            gui: Vec::new(),
+        }),
+        OsName::Posix => None,
+    };
     let install = WheelInstall {
         dist_info_prefix: &prefix,
         name: &layer.name,
         python_version: version,
         venv,
+        os: launchers.as_ref().map_or(VenvOs::Posix, VenvOs::Windows),
         wheel: &wheel,
         record: &record,
         entry_points: entry_points.as_deref(),
@@ -643,6 +659,63 @@ mod tests {
     }
 
     const SITE: &str = "lib/python3.11/site-packages";
+
+    /// Planning pip's wheel for a venv of this host: on Windows its launchers are `.exe`
+    /// files made of the base interpreter's pip launchers (the Windows check runs this
+    /// under Wine); elsewhere shebang scripts in `bin/`.
+    #[test]
+    fn plan_makes_the_hosts_launchers() {
+        use crate::install::launcher::{distlib_dir, parse_launcher_exe};
+        let wheel = match crate::test_wheels::test_wheels_dir() {
+            Ok(dir) => dir.join("pip-26.3-py3-none-any.whl"),
+            Err(e) => return eprintln!("skipped: {e}"),
+        };
+        if !wheel.is_file() {
+            return eprintln!("skipped: {} is not there", wheel.display());
+        }
+        let t = tempfile::tempdir().unwrap();
+        let (home, venv) = (t.path().join("Python311"), t.path().join("venv"));
+        // A base interpreter: an x64 `python.exe` header and pip's launchers (stand-ins).
+        let mut exe = b"MZ".to_vec();
+        exe.resize(0x3c, 0);
+        exe.extend_from_slice(&0x40u32.to_le_bytes());
+        exe.extend_from_slice(b"PE\0\0\x64\x86");
+        touch(&home.join("python.exe"));
+        std::fs::write(home.join("python.exe"), exe).unwrap();
+        let distlib = distlib_dir(&home);
+        std::fs::create_dir_all(&distlib).unwrap();
+        std::fs::write(distlib.join("t64.exe"), b"MZ console").unwrap();
+        std::fs::write(distlib.join("w64.exe"), b"MZ gui").unwrap();
+        std::fs::create_dir_all(&venv).unwrap();
+        let cfg = format!("home = {}\nversion = 3.11.9\n", home.display());
+        std::fs::write(venv.join("pyvenv.cfg"), cfg).unwrap();
+
+        let p = plan(&wheel, &venv, "3.11", true).unwrap();
+        let file = |path: &str| {
+            let found = p.generated.files.iter().find(|(f, _, _)| f == path);
+            found.map(|(_, content, _)| content.as_slice())
+        };
+        if cfg!(windows) {
+            let pip = parse_launcher_exe(file("Scripts/pip3.11.exe").unwrap()).unwrap();
+            assert_eq!(pip.launcher, b"MZ console");
+            assert!(
+                pip.python.ends_with(r"venv\Scripts\python.exe"),
+                "{}",
+                pip.python
+            );
+            assert!(file("Lib/site-packages/pip-26.3.dist-info/RECORD").is_some());
+            assert!(p
+                .destinations
+                .iter()
+                .any(|d| d == "Lib/site-packages/pip/__init__.py"));
+        } else {
+            assert!(file("bin/pip3.11").unwrap().starts_with(b"#!/"));
+            assert!(p
+                .destinations
+                .iter()
+                .any(|d| d == &format!("{SITE}/pip/__init__.py")));
+        }
+    }
 
     #[test]
     fn whiteouts_of_a_new_layer_are_removed() {

@@ -8,15 +8,24 @@
 //! Everything here is a pure function of the wheel's metadata files and the venv's path.
 //! Modes are those uv gives under the usual umask 022: 0o755 for what it writes in `bin/`,
 //! 0o644 for the rest.
+//!
+//! A Windows venv ([`VenvOs::Windows`]) gets the same files in its own scheme
+//! (`Scripts\`, `Lib\site-packages`): entry points become `NAME.exe` launchers (pip's
+//! launcher executable with uv's script appended, see `launcher.rs`) and `#!python` lines
+//! name `Scripts\python.exe` (or `pythonw.exe`) and end in `\r\n`, as uv writes them there.
 
 use std::path::Path;
 
 use super::entry_points::{
     parse_entry_points, reserved_script_name, with_versioned_pip, EntryPointError,
 };
-use super::layout::{DataKind, Layout};
+use super::launcher::{launcher_exe, Launchers};
+use super::layout::{DataKind, Layout, OsName};
 use super::record::{hash_row, parse_record, write_record, RecordError, RecordRow};
-use super::script::{launcher_script, rewrite_script_shebang, script_replaced_by_entry_point};
+use super::script::{
+    launcher_script, launcher_script_with, rewrite_script_shebang, rewrite_script_shebang_nt,
+    script_replaced_by_entry_point, shebang_nt,
+};
 use crate::manifest::join_rel;
 use crate::name::PackageName;
 
@@ -36,6 +45,23 @@ pub struct DataScript<'a> {
     pub mode: u32,
 }
 
+/// The OS family of the venv (its [`Layout`]), and on Windows the launcher executables its
+/// entry points are wrapped in.
+#[derive(Debug, Clone, Copy)]
+pub enum VenvOs<'a> {
+    Posix,
+    Windows(&'a Launchers),
+}
+
+impl VenvOs<'_> {
+    pub fn os_name(&self) -> OsName {
+        match self {
+            VenvOs::Posix => OsName::Posix,
+            VenvOs::Windows(_) => OsName::Nt,
+        }
+    }
+}
+
 /// What the generated files of one wheel depend on.
 #[derive(Debug, Clone, Copy)]
 pub struct WheelInstall<'a> {
@@ -46,8 +72,11 @@ pub struct WheelInstall<'a> {
     pub name: &'a str,
     /// The venv's Python version, `X.Y`.
     pub python_version: &'a str,
-    /// The venv's absolute path, as uv would see it; its `bin/python` goes in shebangs.
+    /// The venv's absolute path, as uv would see it; its `bin/python` (`Scripts\python.exe`)
+    /// goes in shebangs and launchers.
     pub venv: &'a Path,
+    /// The venv's OS family: where files go and what launchers look like.
+    pub os: VenvOs<'a>,
     /// The wheel's `.dist-info/WHEEL`.
     pub wheel: &'a str,
     /// The wheel's `.dist-info/RECORD`.
@@ -201,9 +230,11 @@ fn plan(w: &WheelInstall, mut rows: Vec<RecordRow>) -> Result<Plan, GeneratedErr
         .filter(|(major, _)| major.parse::<u8>().is_ok())
         .and_then(|(_, minor)| minor.parse::<u8>().ok())
         .ok_or_else(|| GeneratedError::PythonVersion(w.python_version.to_owned()))?;
-    let layout = Layout::new(w.python_version);
+    let layout = Layout::for_os(w.os.os_name(), w.python_version);
     let site = layout.site_packages();
-    let python = w.venv.join(layout.python());
+    // (spelled for the venv's OS, not the host's: the same bytes wherever this runs)
+    let python = std::path::PathBuf::from(layout.absolute(w.venv, &layout.python()));
+    let python_nt = |gui| layout.absolute(w.venv, &layout.script_python(gui));
     let rel = |target: &str| relative_path(site, target);
 
     if let Some(members) = w.members {
@@ -218,10 +249,19 @@ fn plan(w: &WheelInstall, mut rows: Vec<RecordRow>) -> Result<Plan, GeneratedErr
     let mut files = Vec::new();
     let mut hidden = Vec::new();
     let mut added = Vec::new();
+    let mut launcher_paths = Vec::new();
     for ep in &launchers {
-        let target = layout.script(&ep.name);
-        let content = launcher_script(ep, &python).into_bytes();
+        let target = layout.entry_point(&ep.name);
+        let content = match w.os {
+            VenvOs::Posix => launcher_script(ep, &python).into_bytes(),
+            VenvOs::Windows(exes) => {
+                let python = python_nt(ep.gui);
+                let script = launcher_script_with(ep, &shebang_nt(&python));
+                launcher_exe(exes.for_script(ep.gui), &python, &script)
+            }
+        };
         added.push(hash_row(&rel(&target), &content));
+        launcher_paths.push(target.clone());
         push_file(&mut files, target, content, SCRIPT_MODE);
     }
 
@@ -254,7 +294,7 @@ fn plan(w: &WheelInstall, mut rows: Vec<RecordRow>) -> Result<Plan, GeneratedErr
                 check_bin_name(&path, sub)?;
                 scripts_seen.push(sub.to_owned());
                 if script_replaced_by_entry_point(sub, &launchers) {
-                    if !launchers.iter().any(|ep| ep.name == sub) {
+                    if !launcher_paths.contains(&layout.script(sub)) {
                         hidden.push(layout.script(sub));
                     }
                     continue;
@@ -265,11 +305,19 @@ fn plan(w: &WheelInstall, mut rows: Vec<RecordRow>) -> Result<Plan, GeneratedErr
                     .find(|s| s.name == sub)
                     .ok_or_else(|| GeneratedError::MissingScript { path: path.clone() })?;
                 let target = layout.script(sub);
-                if let Some(content) = rewrite_script_shebang(script.content, &python) {
+                let rewritten = match w.os {
+                    VenvOs::Posix => rewrite_script_shebang(script.content, &python),
+                    VenvOs::Windows(_) => rewrite_script_shebang_nt(
+                        script.content,
+                        &python_nt(false),
+                        &python_nt(true),
+                    ),
+                };
+                if let Some(content) = rewritten {
                     let hashed = hash_row("", &content);
                     (row.hash, row.size) = (hashed.hash, hashed.size);
                     push_file(&mut files, target.clone(), content, SCRIPT_MODE);
-                } else if script.mode & 0o111 != 0o111 {
+                } else if w.os.os_name() == OsName::Posix && script.mode & 0o111 != 0o111 {
                     push_file(
                         &mut files,
                         target.clone(),
@@ -445,12 +493,12 @@ fn check_wheel_version(text: &str) -> Result<(), GeneratedError> {
 }
 
 #[cfg(test)]
-// (the comparisons with uv are Unix-only, see below; their fixtures stay for every platform)
-#[cfg_attr(not(unix), allow(dead_code, unused_imports))]
 mod tests {
     use super::*;
     use sha2::{Digest, Sha256};
     use std::collections::BTreeSet;
+
+    mod windows;
 
     #[test]
     fn helpers() {
@@ -626,7 +674,7 @@ tinypure.py,sha256=mHUu4o1UhL3CgU-3CttqCy-zH2qbjueugf0vyc8wCzs,4
             }
             let want = hash_row(&relative_path(site, path), content);
             assert!(rows.contains(&want), "{path}: no row {want:?}");
-            let expected_mode = if path.starts_with("bin/") {
+            let expected_mode = if path.starts_with("bin/") || path.starts_with("Scripts/") {
                 0o755
             } else {
                 0o644
@@ -635,9 +683,8 @@ tinypure.py,sha256=mHUu4o1UhL3CgU-3CttqCy-zH2qbjueugf0vyc8wCzs,4
         }
     }
 
-    // The expected files are what uv writes on Linux: a POSIX venv (`bin/`, shebang lines).
-    // Windows venvs (`Scripts\`, .exe launchers) are not made yet.
-    #[cfg(unix)]
+    // The expected files are what uv writes on Linux: a POSIX venv (`bin/`, shebang lines);
+    // Windows venvs are in `windows.rs`. Both are checked on every host.
     #[test]
     fn tiny_wheel_like_uv() {
         let members = tiny_members();
@@ -663,6 +710,7 @@ tinypure.py,sha256=mHUu4o1UhL3CgU-3CttqCy-zH2qbjueugf0vyc8wCzs,4
             name: "Tiny_Pkg",
             python_version: "3.11",
             venv: Path::new("/tmp/y"),
+            os: VenvOs::Posix,
             wheel: TINY_WHEEL,
             record: TINY_RECORD,
             entry_points: Some(TINY_ENTRY_POINTS),
@@ -764,6 +812,7 @@ tinypure.py,sha256=mHUu4o1UhL3CgU-3CttqCy-zH2qbjueugf0vyc8wCzs,4
                 name: "p",
                 python_version: "3.12",
                 venv: Path::new("/v"),
+                os: VenvOs::Posix,
                 wheel,
                 record,
                 entry_points: None,
@@ -844,6 +893,7 @@ tinypure.py,sha256=mHUu4o1UhL3CgU-3CttqCy-zH2qbjueugf0vyc8wCzs,4
             name: "p",
             python_version: "3.12",
             venv: Path::new("/v"),
+            os: VenvOs::Posix,
             wheel: "Wheel-Version: 1.0\n",
             record: "",
             entry_points: None,
@@ -942,6 +992,7 @@ tinypure.py,sha256=mHUu4o1UhL3CgU-3CttqCy-zH2qbjueugf0vyc8wCzs,4
             name: prefix.split('-').next().unwrap(),
             python_version: "3.11",
             venv: Path::new("/tmp/z"),
+            os: VenvOs::Posix,
             wheel: &wheel,
             record: &record,
             entry_points: entry_points.as_deref(),
@@ -965,9 +1016,8 @@ tinypure.py,sha256=mHUu4o1UhL3CgU-3CttqCy-zH2qbjueugf0vyc8wCzs,4
         Some((record, g))
     }
 
-    // The expected files are what uv writes on Linux: a POSIX venv (`bin/`, shebang lines).
-    // Windows venvs (`Scripts\`, .exe launchers) are not made yet.
-    #[cfg(unix)]
+    // The expected files are what uv writes on Linux: a POSIX venv (`bin/`, shebang lines);
+    // Windows venvs are in `windows.rs`. Both are checked on every host.
     #[test]
     fn pip_like_uv() {
         let Some((record, g)) = real_wheel("pip-26.3-py3-none-any.whl") else {
@@ -1012,9 +1062,8 @@ pip-26.3.dist-info/uv_cache.json,sha256=waAYtpPMzTenM1ceqCU_LpgY4VxeHr1VZXB5Hnm8
         assert!(g.hidden.is_empty());
     }
 
-    // The expected files are what uv writes on Linux: a POSIX venv (`bin/`, shebang lines).
-    // Windows venvs (`Scripts\`, .exe launchers) are not made yet.
-    #[cfg(unix)]
+    // The expected files are what uv writes on Linux: a POSIX venv (`bin/`, shebang lines);
+    // Windows venvs are in `windows.rs`. Both are checked on every host.
     #[test]
     fn numpy_and_ipykernel_like_uv() {
         // SHA-256 of the RECORD files uv wrote.

@@ -11,6 +11,8 @@ use crate::name::PackageName;
 pub enum OsName {
     /// `lib/pythonX.Y/site-packages`, `bin`.
     Posix,
+    /// Windows: `Lib/site-packages`, `Scripts`, interpreters and launchers ending in `.exe`.
+    Nt,
 }
 
 impl OsName {
@@ -18,6 +20,16 @@ impl OsName {
     pub fn as_str(self) -> &'static str {
         match self {
             OsName::Posix => "posix",
+            OsName::Nt => "nt",
+        }
+    }
+
+    /// The family of the system venvfs is built for.
+    pub fn current() -> OsName {
+        if cfg!(windows) {
+            OsName::Nt
+        } else {
+            OsName::Posix
         }
     }
 }
@@ -25,15 +37,16 @@ impl OsName {
 /// The venv-relative directories (`/`-separated, "" is the venv root) of an install scheme.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scheme {
-    /// Pure-Python modules: `lib/pythonX.Y/site-packages`.
+    /// Pure-Python modules: `lib/pythonX.Y/site-packages` (`Lib/site-packages` on Windows).
     pub purelib: String,
     /// Modules with compiled code: the same directory in a venv.
     pub platlib: String,
-    /// Scripts and console-script launchers: `bin`.
+    /// Scripts and console-script launchers: `bin` (`Scripts` on Windows).
     pub scripts: String,
     /// Data files: the venv root.
     pub data: String,
-    /// C headers: `include/site/pythonX.Y`, in a directory of the distribution's name.
+    /// C headers: `include/site/pythonX.Y`, in a directory of the distribution's name (on
+    /// Windows too: uv takes it from neither `sysconfig` nor the venv module).
     pub include: String,
 }
 
@@ -84,7 +97,7 @@ impl DataKind {
 impl Layout {
     /// The layout of a venv of Python `version` (`X.Y`) on this system.
     pub fn new(version: &str) -> Layout {
-        Layout::for_os(OsName::Posix, version)
+        Layout::for_os(OsName::current(), version)
     }
 
     /// The layout of a venv of Python `version` (`X.Y`) on `os_name`.
@@ -100,11 +113,19 @@ impl Layout {
                     include: format!("include/site/python{version}"),
                 }
             }
+            // `sysconfig`'s `nt_venv` scheme (what `python -m venv` lays out on Windows).
+            OsName::Nt => Scheme {
+                purelib: "Lib/site-packages".into(),
+                platlib: "Lib/site-packages".into(),
+                scripts: "Scripts".into(),
+                data: String::new(),
+                include: format!("include/site/python{version}"),
+            },
         };
         Layout { scheme, os_name }
     }
 
-    /// Where the venv's modules are: `lib/pythonX.Y/site-packages`.
+    /// Where the venv's modules are: `lib/pythonX.Y/site-packages` (`Lib/site-packages`).
     pub fn site_packages(&self) -> &str {
         &self.scheme.purelib
     }
@@ -114,9 +135,50 @@ impl Layout {
         join_rel(&self.scheme.scripts, name)
     }
 
-    /// The venv's interpreter: `bin/python`.
+    /// Where the launcher of the entry point `name` goes: `bin/NAME`; on Windows
+    /// `Scripts/NAME.exe`, a `.py` suffix of the name dropped (as uv and pip do).
+    pub fn entry_point(&self, name: &str) -> String {
+        match self.os_name {
+            OsName::Posix => self.script(name),
+            OsName::Nt => {
+                let stem = name.strip_suffix(".py").unwrap_or(name);
+                self.script(&format!("{stem}.exe"))
+            }
+        }
+    }
+
+    /// The venv's interpreter: `bin/python` (`Scripts/python.exe`).
     pub fn python(&self) -> String {
-        self.script("python")
+        match self.os_name {
+            OsName::Posix => self.script("python"),
+            OsName::Nt => self.script("python.exe"),
+        }
+    }
+
+    /// The interpreter a script runs with: [`Layout::python`], except that a GUI script on
+    /// Windows runs with `Scripts/pythonw.exe` (no console window).
+    pub fn script_python(&self, gui: bool) -> String {
+        match self.os_name {
+            OsName::Nt if gui => self.script("pythonw.exe"),
+            _ => self.python(),
+        }
+    }
+
+    /// `rel` (venv-relative, `/`-separated) under the venv `venv`, spelled as the venv's OS
+    /// spells paths: with backslashes on Windows, whatever system this runs on (the paths
+    /// written into Windows scripts and launchers are tested on Linux too).
+    pub fn absolute(&self, venv: &std::path::Path, rel: &str) -> String {
+        match self.os_name {
+            OsName::Posix => {
+                let root = venv.to_string_lossy();
+                format!("{}/{rel}", root.trim_end_matches('/'))
+            }
+            OsName::Nt => {
+                let root = venv.to_string_lossy().replace('/', "\\");
+                let root = root.trim_end_matches('\\');
+                format!("{root}\\{}", rel.replace('/', "\\"))
+            }
+        }
     }
 
     /// Where the `.data/<kind>` directory of distribution `name` goes (uv names the headers'
@@ -139,7 +201,12 @@ mod tests {
 
     #[test]
     fn posix_venv() {
-        let l = Layout::new("3.11");
+        let l = Layout::for_os(OsName::Posix, "3.11");
+        if cfg!(unix) {
+            assert_eq!(Layout::new("3.11"), l);
+        } else {
+            assert_eq!(Layout::new("3.11"), Layout::for_os(OsName::Nt, "3.11"));
+        }
         assert_eq!(l.os_name.as_str(), "posix");
         assert_eq!(l.site_packages(), "lib/python3.11/site-packages");
         assert_eq!(l.script("pip"), "bin/pip");
@@ -151,6 +218,39 @@ mod tests {
         assert_eq!(dir(DataKind::Scripts), "bin");
         assert_eq!(dir(DataKind::Headers), "include/site/python3.11/tiny-pkg");
         assert_eq!(dir(DataKind::Data), "");
+    }
+
+    #[test]
+    fn windows_venv() {
+        let l = Layout::for_os(OsName::Nt, "3.12");
+        assert_eq!(l.os_name.as_str(), "nt");
+        assert_eq!(l.site_packages(), "Lib/site-packages");
+        assert_eq!(l.python(), "Scripts/python.exe");
+        assert_eq!(l.script_python(false), "Scripts/python.exe");
+        assert_eq!(l.script_python(true), "Scripts/pythonw.exe");
+        assert_eq!(l.script("activate.bat"), "Scripts/activate.bat");
+        assert_eq!(l.entry_point("black"), "Scripts/black.exe");
+        assert_eq!(l.entry_point("tool.py"), "Scripts/tool.exe");
+        assert_eq!(l.entry_point("tool.pyw"), "Scripts/tool.pyw.exe");
+        let name = PackageName::new("Tiny_Pkg");
+        let dir = |kind| l.data_dir(kind, &name);
+        assert_eq!(dir(DataKind::Purelib), "Lib/site-packages");
+        assert_eq!(dir(DataKind::Platlib), "Lib/site-packages");
+        assert_eq!(dir(DataKind::Scripts), "Scripts");
+        assert_eq!(dir(DataKind::Headers), "include/site/python3.12/tiny-pkg");
+        assert_eq!(dir(DataKind::Data), "");
+        let venv = std::path::Path::new(r"C:\Users\me\proj/.venv\");
+        assert_eq!(
+            l.absolute(venv, &l.python()),
+            r"C:\Users\me\proj\.venv\Scripts\python.exe"
+        );
+        let posix = Layout::for_os(OsName::Posix, "3.12");
+        assert_eq!(posix.entry_point("tool.py"), "bin/tool.py");
+        assert_eq!(posix.script_python(true), "bin/python");
+        assert_eq!(
+            posix.absolute(std::path::Path::new("/v"), &posix.python()),
+            "/v/bin/python"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod entry_points;
 pub mod fold;
 pub mod generated;
 pub mod heal;
+pub mod launcher;
 pub mod layout;
 pub mod record;
 pub mod script;
@@ -98,8 +99,13 @@ pub fn wheel_layer(source: &Path, version: &str) -> Result<Layer, InstallError> 
 
 /// [`wheel_layer`] of a source whose dist-info prefix is known.
 pub fn layer_for(source: &Path, prefix: &str, version: &str) -> Layer {
+    layer_in(source, prefix, &Layout::new(version))
+}
+
+/// [`layer_for`] a venv of the layout `layout`: the wheel's top level in site-packages,
+/// each `.data/<kind>` where the scheme puts it.
+pub fn layer_in(source: &Path, prefix: &str, layout: &Layout) -> Layer {
     let (name, ver) = prefix.split_once('-').unwrap_or((prefix, ""));
-    let layout = Layout::new(version);
     let package = PackageName::new(name);
     let data = format!("{prefix}.data");
     let to = |from: String, to: String| Mapping {
@@ -127,5 +133,53 @@ pub fn layer_for(source: &Path, prefix: &str, version: &str) -> Layer {
         version: ver.to_owned(),
         map,
         installed: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::layout::OsName;
+    use super::*;
+
+    #[test]
+    fn data_spread_to_the_windows_scheme() {
+        let layer = layer_in(
+            Path::new("w.whl"),
+            "Tiny_Pkg-1.0",
+            &Layout::for_os(OsName::Nt, "3.12"),
+        );
+        let map: Vec<(&str, Option<&str>, bool)> = layer
+            .map
+            .iter()
+            .map(|m| (m.from.as_str(), m.to.as_deref(), m.skip))
+            .collect();
+        assert_eq!(
+            map,
+            [
+                ("", Some("Lib/site-packages"), false),
+                ("Tiny_Pkg-1.0.data", None, true),
+                (
+                    "Tiny_Pkg-1.0.data/purelib",
+                    Some("Lib/site-packages"),
+                    false
+                ),
+                (
+                    "Tiny_Pkg-1.0.data/platlib",
+                    Some("Lib/site-packages"),
+                    false
+                ),
+                ("Tiny_Pkg-1.0.data/scripts", Some("Scripts"), false),
+                (
+                    "Tiny_Pkg-1.0.data/headers",
+                    Some("include/site/python3.12/tiny-pkg"),
+                    false
+                ),
+                ("Tiny_Pkg-1.0.data/data", Some(""), false),
+            ]
+        );
+        assert_eq!(
+            (layer.name.as_str(), layer.version.as_str()),
+            ("Tiny_Pkg", "1.0")
+        );
     }
 }

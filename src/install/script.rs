@@ -1,5 +1,7 @@
 //! The contents uv writes into a venv's `bin/`: launcher scripts for entry points, and
 //! `.data/scripts` files whose `#!python` shebang is pointed at the venv's interpreter.
+//! On Windows (`Scripts\`) the launcher script is the `__main__.py` of an `.exe` launcher
+//! (see `launcher.rs`), and shebangs name `python.exe` or `pythonw.exe` as they are.
 
 use std::path::Path;
 
@@ -25,7 +27,17 @@ pub fn shebang(python: &Path) -> String {
 ///
 /// This is distlib's template without its `import re`, byte for byte what uv writes.
 pub fn launcher_script(ep: &EntryPoint, python: &Path) -> String {
-    let shebang = shebang(python);
+    launcher_script_with(ep, &shebang(python))
+}
+
+/// The shebang uv writes on Windows: the interpreter's path as it is, spaces and all (the
+/// launcher, not a kernel, reads it).
+pub fn shebang_nt(python: &str) -> String {
+    format!("#!{python}")
+}
+
+/// [`launcher_script`] under the shebang line `shebang` (without line break).
+pub fn launcher_script_with(ep: &EntryPoint, shebang: &str) -> String {
     let module = &ep.module;
     let import = ep.import_name();
     let function = &ep.function;
@@ -49,16 +61,35 @@ pub fn launcher_script(ep: &EntryPoint, python: &Path) -> String {
 /// or `\r` (or the end of the file), and the rest is kept byte for byte. `None` when the
 /// file does not start with `#!python` and is installed unchanged.
 pub fn rewrite_script_shebang(content: &[u8], python: &Path) -> Option<Vec<u8>> {
+    let (_, rest) = split_python_shebang(content)?;
+    let mut out = shebang(python).into_bytes();
+    out.push(b'\n');
+    out.extend_from_slice(rest);
+    Some(out)
+}
+
+/// [`rewrite_script_shebang`] as uv does it on Windows: the new first line is
+/// `#!PYTHON\r\n`, where PYTHON is `pythonw` (the venv's `pythonw.exe`) when the old line
+/// starts with `#!pythonw` (a GUI script), else `python`.
+pub fn rewrite_script_shebang_nt(content: &[u8], python: &str, pythonw: &str) -> Option<Vec<u8>> {
+    let (gui, rest) = split_python_shebang(content)?;
+    let mut out = shebang_nt(if gui { pythonw } else { python }).into_bytes();
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(rest);
+    Some(out)
+}
+
+/// For content starting with `#!python`: whether the next byte is `w` (`#!pythonw`), and
+/// what follows the first line.
+fn split_python_shebang(content: &[u8]) -> Option<(bool, &[u8])> {
     let rest = content.strip_prefix(b"#!python")?;
+    let gui = rest.first() == Some(&b'w');
     let rest = match rest.iter().position(|&b| b == b'\n' || b == b'\r') {
         None => &[][..],
         Some(i) if rest[i..].starts_with(b"\r\n") => &rest[i + 2..],
         Some(i) => &rest[i + 1..],
     };
-    let mut out = shebang(python).into_bytes();
-    out.push(b'\n');
-    out.extend_from_slice(rest);
-    Some(out)
+    Some((gui, rest))
 }
 
 /// Whether uv leaves the `.data/scripts` file `name` uninstalled because an entry point
@@ -164,6 +195,30 @@ if __name__ == "__main__":
         assert_eq!(r(b"#!/bin/sh\necho\n"), None);
         assert_eq!(r(b"#! python\n"), None);
         assert_eq!(r(b"#!/usr/bin/env python\n"), None);
+    }
+
+    #[test]
+    fn windows_shebangs() {
+        let (py, pyw) = (r"C:\v e\Scripts\python.exe", r"C:\v e\Scripts\pythonw.exe");
+        let r = |c: &[u8]| rewrite_script_shebang_nt(c, py, pyw);
+        assert_eq!(
+            r(b"#!python\nprint('hello')\n").unwrap(),
+            b"#!C:\\v e\\Scripts\\python.exe\r\nprint('hello')\n"
+        );
+        assert_eq!(
+            r(b"#!pythonw -u\r\nprint('hellow')\n").unwrap(),
+            b"#!C:\\v e\\Scripts\\pythonw.exe\r\nprint('hellow')\n"
+        );
+        assert_eq!(
+            r(b"#!python").unwrap(),
+            b"#!C:\\v e\\Scripts\\python.exe\r\n"
+        );
+        assert_eq!(r(b"#!/bin/sh\n"), None);
+        let s = launcher_script_with(&ep("pip", "pip._internal.cli.main", "cli"), &shebang_nt(py));
+        assert_eq!(
+            s,
+            UV_PIP_LAUNCHER.replace("#!/tmp/x/bin/python", r"#!C:\v e\Scripts\python.exe")
+        );
     }
 
     #[test]

@@ -7,7 +7,9 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use venvfs::install::generated::{generate, installed_record, DataScript, WheelInstall};
+use venvfs::install::generated::{
+    generate, installed_record, DataScript, VenvOs, WheelInstall,
+};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -38,6 +40,7 @@ fuzz_target!(|data: &[u8]| {
             name: "fuzz",
             python_version: "3.11",
             venv: Path::new("/fuzz/venv"),
+            os: VenvOs::Posix,
             wheel,
             record,
             entry_points,
