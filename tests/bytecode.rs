@@ -79,6 +79,9 @@ impl Setup {
     fn stored(&self) -> BTreeMap<PathBuf, u64> {
         use std::os::unix::fs::MetadataExt;
         let root = self.store.join("bytecode");
+        if !root.exists() {
+            return BTreeMap::new();
+        }
         entries_below(&root)
             .into_iter()
             .filter(|(p, t)| t.is_file() && p.to_string_lossy().contains(".pyc") || is_temp(p))
@@ -302,4 +305,67 @@ fn sixteen_processes_in_four_venvs_import_while_the_store_fills() {
         assert_eq!(own_pycs(v), Vec::<PathBuf>::new(), "{}", v.display());
     }
     assert_eq!(t.layers(), before, "the layers changed");
+}
+
+#[test]
+fn a_store_compiled_ahead_serves_every_venv_read_only() {
+    let t = Setup::new();
+    let before = t.layers();
+    let venv = t.venv("venv");
+    // compiled ahead into a store of its own (the venv is not mounted: a mount of its own
+    // for the compile, gone afterwards)
+    let shared = t.s.path("shared-store");
+    let out = run_ok(
+        t.venvfs()
+            .arg("compile")
+            .arg("--store")
+            .arg(&shared)
+            .arg(&venv),
+    );
+    assert!(out.starts_with("Compiled "), "{out}");
+    assert!(!is_mounted(&venv), "the compile's mount is gone");
+    let compiled: Vec<_> = entries_below(&shared)
+        .into_iter()
+        .filter(|(p, _)| p.extension().is_some_and(|e| e == "pyc"))
+        .collect();
+    assert!(compiled.len() > 50, "{out}: {compiled:?}");
+    assert!(compiled.iter().all(|(p, _)| !is_temp(p)));
+    // a venv reading that store (and writing its own elsewhere) compiles nothing
+    run_ok(
+        t.venvfs()
+            .env("VENVFS_BYTECODE_STORES", &shared)
+            .arg("mount")
+            .arg(&venv),
+    );
+    let m = Mount::adopt(&venv);
+    let err = import(&venv, IMPORT);
+    let site = venv.join("lib").display().to_string();
+    let compiled_now: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("# code object from") && l.contains(&site))
+        .filter(|l| !l.contains("__pycache__"))
+        .collect();
+    assert!(
+        compiled_now.is_empty(),
+        "compiled at import: {compiled_now:?}"
+    );
+    assert!(pycs_used(&err, &venv).len() > 20);
+    assert!(
+        t.stored().is_empty(),
+        "nothing written to the venv's own store"
+    );
+    // compiling a mounted venv goes through its mount, into its store; a second compile
+    // finds everything compiled
+    let out = run_ok(t.venvfs().arg("compile").arg(&venv));
+    assert!(out.contains("Compiled 0 modules"), "{out}");
+    m.unmount();
+    assert_eq!(own_pycs(&venv), Vec::<PathBuf>::new());
+    assert_eq!(t.layers(), before, "the layers changed");
+}
+
+fn is_mounted(path: &Path) -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.contains(&format!(" {} ", path.display())))
 }
