@@ -305,8 +305,9 @@ pub struct DoctorArgs {
 /// Where `sync` and `install` look for wheels, and where they fetch the missing ones.
 #[derive(Debug, Args, Clone, Default)]
 pub struct FinderArgs {
-    /// A directory of `.whl` files to look in (may be repeated).
-    #[arg(long = "find-links", short = 'f', value_name = "DIR")]
+    /// A directory of `.whl` files to look in, or the http(s) URL of a page of links to
+    /// wheels, asked before the index (may be repeated).
+    #[arg(long = "find-links", short = 'f', value_name = "DIR|URL")]
     pub find_links: Vec<PathBuf>,
     /// uv's cache directory (may be repeated: looked in in order) [default: $UV_CACHE_DIR,
     /// else $XDG_CACHE_HOME/uv, else ~/.cache/uv]; those of $VENVFS_EXTRA_CACHE_DIRS come
