@@ -193,7 +193,8 @@ or left stale by one that died, layers whose source is gone from the cache, wher
 distributions come from (layers, references into uv's cache, copies a layer could serve), \
 the filesystem it is on and whether uv would hardlink its cache into it or copy every file, \
 whether uv is told to link packages (UV_LINK_MODE=symlink, a pyproject.toml link-mode), and \
-an sshfs that hides the venv's absolute bin/python link.\n\n\
+an sshfs that hides the venv's absolute interpreter link (bin/python, or the python3.X it \
+points to).\n\n\
 Each line is ok (information), warn (works, or is a state you chose, but costs something: \
 an unmounted venvfs venv, copies) or fail (broken), and says the command that fixes it. \
 Exits 1 when anything fails, 0 otherwise."
