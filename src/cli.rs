@@ -193,7 +193,8 @@ or left stale by one that died, layers whose source is gone from the cache, wher
 distributions come from (layers, references into uv's cache, copies a layer could serve), \
 the filesystem it is on and whether uv would hardlink its cache into it or copy every file, \
 whether uv is told to link packages (UV_LINK_MODE=symlink, a pyproject.toml link-mode), and \
-an sshfs that hides the venv's absolute bin/python link.\n\n\
+an sshfs that hides the venv's absolute interpreter link (bin/python, or the python3.X it \
+points to).\n\n\
 Each line is ok (information), warn (works, or is a state you chose, but costs something: \
 an unmounted venvfs venv, copies) or fail (broken), and says the command that fixes it. \
 Exits 1 when anything fails, 0 otherwise."
@@ -305,8 +306,9 @@ pub struct DoctorArgs {
 /// Where `sync` and `install` look for wheels, and where they fetch the missing ones.
 #[derive(Debug, Args, Clone, Default)]
 pub struct FinderArgs {
-    /// A directory of `.whl` files to look in (may be repeated).
-    #[arg(long = "find-links", short = 'f', value_name = "DIR")]
+    /// A directory of `.whl` files to look in, or the http(s) URL of a page of links to
+    /// wheels, asked before the index (may be repeated).
+    #[arg(long = "find-links", short = 'f', value_name = "DIR|URL")]
     pub find_links: Vec<PathBuf>,
     /// uv's cache directory (may be repeated: looked in in order) [default: $UV_CACHE_DIR,
     /// else $XDG_CACHE_HOME/uv, else ~/.cache/uv]; those of $VENVFS_EXTRA_CACHE_DIRS come

@@ -133,15 +133,20 @@ fn list(args: &ListArgs) -> Result<(), Box<dyn Error>> {
 /// The options of `sync` and `install`; `file` is what the pin file adds (its `-f`
 /// directories and index options).
 fn options(finder: &FinderArgs, file: &venvfs::pins::PinFile) -> Options {
-    let extra_find_links = file.find_links.clone();
-    // (absolute: layers from them are recorded by path, and read by the daemon too)
-    let find_links = finder
-        .find_links
-        .iter()
-        .cloned()
-        .chain(extra_find_links)
-        .map(|d| std::path::absolute(&d).unwrap_or(d))
-        .collect();
+    let mut logins = venvfs::fetch::auth::Logins::new();
+    let mut find_links = Vec::new();
+    let mut pages = Vec::new();
+    let mut bad_page = None;
+    for d in finder.find_links.iter().chain(&file.find_links) {
+        match d.to_str().filter(|s| venvfs::fetch::is_page_url(s)) {
+            Some(url) => match venvfs::fetch::find_links_url(url, &mut logins) {
+                Ok(u) => pages.push(u),
+                Err(e) => bad_page = Some(e),
+            },
+            // (absolute: layers from them are recorded by path, and read by the daemon too)
+            None => find_links.push(std::path::absolute(d).unwrap_or_else(|_| d.clone())),
+        }
+    }
     let indexes = venvfs::fetch::indexes(
         finder.index_url.as_deref(),
         &finder.extra_index_url,
@@ -150,6 +155,7 @@ fn options(finder: &FinderArgs, file: &venvfs::pins::PinFile) -> Options {
             extra: &file.extra_index_urls,
             no_index: file.no_index,
         },
+        &mut logins,
     );
     Options {
         find_links,
@@ -159,7 +165,13 @@ fn options(finder: &FinderArgs, file: &venvfs::pins::PinFile) -> Options {
         keep: Vec::new(),
         fetch: venvfs::fetch::Settings {
             offline: finder.offline,
-            indexes,
+            // (a bad find-links URL is reported when fetching, as a bad index is)
+            indexes: match bad_page {
+                Some(e) => Err(e),
+                None => indexes,
+            },
+            find_links: pages,
+            logins,
         },
     }
 }

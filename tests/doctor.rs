@@ -1,5 +1,6 @@
-//! `venvfs doctor VENV` on real venvs: healthy and mounted, unmounted, and with a layer
-//! whose source was deleted; `--json` for scripts.
+//! `venvfs doctor VENV` on real venvs: healthy and mounted, unmounted, with a layer whose
+//! source was deleted, and on sshfs with its default `contain_symlinks` (which hides the
+//! venv's interpreter link) and without it; `--json` for scripts.
 
 mod common;
 
@@ -81,4 +82,89 @@ fn doctor_tells_healthy_unmounted_and_broken_venvs_apart() {
             .contains(&format!("venvfs install {} six==1.17.0", s.venv.display())),
         "{layers}"
     );
+}
+
+/// A venv on sshfs (an sshd of the test's own on 127.0.0.1, mounted in a mount namespace
+/// of its own, so nothing shows outside it and the mount ends with the script): with
+/// Debian's default `contain_symlinks` the venv's bin/python cannot be read, and doctor
+/// says so and how to remount; with `no_contain_symlinks` the link is fine.
+#[test]
+fn doctor_finds_sshfs_hiding_the_interpreter_link() {
+    use common::sshd::{require, Sshd};
+    for program in ["sshfs", "sshd", "ssh-keygen", "unshare", "fusermount3"] {
+        require(program);
+    }
+    let s = Scratch::new();
+    let root = s.path("sshfs-test");
+    let export = root.join("export");
+    std::fs::create_dir_all(&export).unwrap();
+    let export = export.canonicalize().unwrap();
+    run_ok(venvfs().arg("create").arg(export.join("venv")));
+    let sshd = Sshd::start(&root.join("ssh"));
+    let mnt = root.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    // (each mount is undone when the script ends, however it ends)
+    let script = format!(
+        "set -u\nmnt={mnt}\n\
+         trap 'fusermount3 -u \"$mnt\" 2>/dev/null || umount -l \"$mnt\" 2>/dev/null || true' EXIT\n\
+         for run in 'hidden {default}' 'open {open}'; do\n\
+           set -- $run\n\
+           sshfs -o \"$2\" root@127.0.0.1:{export} \"$mnt\" || exit 2\n\
+           grep -q \" $mnt fuse.sshfs \" /proc/self/mounts || exit 3\n\
+           \"$VENVFS\" doctor \"$mnt/venv\" --json > {out}/$1.json\n\
+           echo $? > {out}/$1.code\n\
+           fusermount3 -u \"$mnt\" || exit 4\n\
+         done\n",
+        mnt = mnt.display(),
+        out = root.display(),
+        export = export.display(),
+        default = sshd.sshfs_options(""),
+        open = sshd.sshfs_options("no_contain_symlinks"),
+    );
+    let mut cmd = std::process::Command::new(require("unshare"));
+    cmd.args(["-m", "--propagation", "private", "sh", "-c", &script]);
+    let base = venvfs();
+    for (k, v) in base.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.env("VENVFS", env!("CARGO_BIN_EXE_venvfs"));
+    let out = run(&mut cmd);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(sshd);
+    let report = |name: &str| {
+        let json = std::fs::read_to_string(root.join(format!("{name}.json"))).unwrap();
+        let code = std::fs::read_to_string(root.join(format!("{name}.code"))).unwrap();
+        let findings: Vec<serde_json::Value> = serde_json::from_str(&json)
+            .unwrap_or_else(|e| panic!("doctor --json is not JSON ({e}):\n{json}"));
+        (findings, code.trim().to_owned())
+    };
+    let runs = [report("hidden"), report("open")];
+    let (hidden, code) = &runs[0];
+    assert_eq!(code, "1", "{hidden:#?}");
+    let link = finding(hidden, "python-link");
+    assert_eq!(link["status"], "fail", "{link}");
+    assert!(
+        link["detail"]
+            .as_str()
+            .unwrap()
+            .contains("contain_symlinks"),
+        "{link}"
+    );
+    let fix = link["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("sshfs -o no_contain_symlinks")
+            && fix.contains(&format!("root@127.0.0.1:{}", export.display()))
+            && fix.contains(&mnt.display().to_string()),
+        "{fix}"
+    );
+    let (open, _) = &runs[1];
+    assert_eq!(finding(open, "python-link")["status"], "ok", "{open:#?}");
 }

@@ -2,14 +2,15 @@
 //! (tests/common/index_server.rs) out of the shared real wheels, never the internet: a
 //! pylock.toml's URLs, requirements pins looked up on the index (JSON and HTML), a wrong
 //! hash, a connection cut and a server gone mid-download, two fetches of one wheel at once,
-//! and `--offline`. Each test has a venvfs cache directory (and so a wheel store) of its own.
+//! `--offline`, an index that needs a login (in its URL, or in a netrc file), and
+//! `--find-links` pages. Each test has a venvfs cache directory (and so a wheel store) of its own.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::index_server::IndexServer;
+use common::index_server::{IndexServer, LOGIN};
 use common::*;
 
 /// venvfs allowed to fetch, with its cache (and wheel store) in `xdg`, and no index, proxy
@@ -19,7 +20,9 @@ fn fetching(xdg: &Path) -> Command {
     cmd.env_remove("VENVFS_OFFLINE")
         .env("XDG_CACHE_HOME", xdg)
         .env_remove("UV_INDEX_URL")
-        .env_remove("PIP_INDEX_URL");
+        .env_remove("PIP_INDEX_URL")
+        // no login from the user's own ~/.netrc
+        .env("NETRC", xdg.join("no-netrc"));
     for proxy in [
         "http_proxy",
         "HTTP_PROXY",
@@ -494,4 +497,176 @@ fn offline_never_reaches_the_network() {
     assert!(server.requests().is_empty(), "{:?}", server.requests());
     assert!(stored(&xdg).is_empty());
     assert_eq!(contents(&s.venv), before, "the venv changed");
+}
+
+/// The sync's output, which must not show the password anywhere.
+fn no_password(out: &Output, password: &str) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains(password), "the password was printed: {text}");
+    text
+}
+
+#[test]
+fn an_index_login_in_the_url_is_sent_and_never_printed() {
+    let s = Scratch::new();
+    let xdg = s.path("xdg");
+    let sources = wheels(&["six-", "idna-"]);
+    let server = IndexServer::start(&sources);
+    let reqs = s.path("requirements.txt");
+    std::fs::write(&reqs, "six==1.17.0\nidna==3.20\n").unwrap();
+    // a wrong password: refused, and the message says so without showing it
+    let out = run(fetching(&xdg)
+        .arg("sync")
+        .arg(&s.venv)
+        .arg(&reqs)
+        .arg("--no-cache")
+        .arg("--index-url")
+        .arg(server.private_index_url(Some((LOGIN.0, "wrong-pw-123")))));
+    assert!(!out.status.success());
+    let text = no_password(&out, "wrong-pw-123");
+    assert!(
+        text.contains("HTTP 401") && text.contains("login"),
+        "{text}"
+    );
+    assert!(stored(&xdg).is_empty());
+    // the right one: pages and files are fetched with it (RUST_LOG on: no log line shows it)
+    let out = run(fetching(&xdg)
+        .env("RUST_LOG", "debug")
+        .arg("sync")
+        .arg(&s.venv)
+        .arg(&reqs)
+        .arg("--no-cache")
+        .arg("--index-url")
+        .arg(server.private_index_url(Some(LOGIN))));
+    let text = no_password(&out, LOGIN.1);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Installed 2 packages"), "{text}");
+    assert_eq!(stored(&xdg).len(), 2);
+    assert_store_matches(&stored(&xdg), &sources);
+    assert_eq!(
+        server.count("/private/files/six-1.17.0-py2.py3-none-any.whl"),
+        1
+    );
+    // every request after the refused ones carried the login
+    let logins = server.logins();
+    assert!(
+        logins.iter().rev().take(4).all(|l| l.is_some()),
+        "{logins:?}"
+    );
+}
+
+#[test]
+fn an_index_login_comes_from_netrc() {
+    let s = Scratch::new();
+    let xdg = s.path("xdg");
+    let sources = wheels(&["six-"]);
+    let server = IndexServer::start(&sources);
+    let reqs = s.path("requirements.txt");
+    std::fs::write(&reqs, "six==1.17.0\n").unwrap();
+    let netrc = s.path("netrc");
+    std::fs::write(
+        &netrc,
+        format!(
+            "machine example.org login x password y\nmachine 127.0.0.1\n  login {}\n  password {}\n",
+            LOGIN.0, LOGIN.1
+        ),
+    )
+    .unwrap();
+    // UV_INDEX_URL names the index, without a login
+    let out = run(fetching(&xdg)
+        .env("NETRC", &netrc)
+        .env("UV_INDEX_URL", server.private_index_url(None))
+        .arg("sync")
+        .arg(&s.venv)
+        .arg(&reqs)
+        .arg("--no-cache"));
+    let text = no_password(&out, LOGIN.1);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(stored(&xdg).len(), 1);
+    // without the netrc file: a 401, which says where a login goes
+    let other = s.path("other");
+    run_ok(venvfs().arg("create").arg(&other));
+    let out = run(fetching(&s.path("xdg2"))
+        .env("UV_INDEX_URL", server.private_index_url(None))
+        .arg("sync")
+        .arg(&other)
+        .arg(&reqs)
+        .arg("--no-cache"));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("~/.netrc"), "{}", stderr(&out));
+}
+
+#[test]
+fn find_links_pages_are_read_before_the_index() {
+    let s = Scratch::new();
+    let xdg = s.path("xdg");
+    let sources = wheels(&["six-", "idna-", "markupsafe-"]);
+    let server = IndexServer::start(&sources);
+    let reqs = s.path("requirements.txt");
+    std::fs::write(&reqs, "six==1.17.0\nidna==3.20\nMarkupSafe==3.0.4\n").unwrap();
+    // on the command line, with an index that is not there: never asked
+    let out = run(fetching(&xdg)
+        .arg("sync")
+        .arg(&s.venv)
+        .arg(&reqs)
+        .arg("--no-cache")
+        .arg("--find-links")
+        .arg(server.flat_url())
+        .arg("--index-url")
+        .arg("http://127.0.0.1:9/simple/"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stored(&xdg).len(), 3);
+    assert_store_matches(&stored(&xdg), &sources);
+    // the page is read once for all the pins
+    assert_eq!(server.count("/flat/"), 1, "{:?}", server.requests());
+    assert!(!server.requests().iter().any(|r| r.contains("/simple/")));
+    {
+        let _m = s.mount();
+        s.python_ok("import six, idna, markupsafe._speedups");
+    }
+
+    // a requirements file's own `-f URL`, behind a login given in the URL
+    let xdg2 = s.path("xdg2");
+    let other = s.path("other");
+    run_ok(venvfs().arg("create").arg(&other));
+    let private_flat = server
+        .private_index_url(Some(LOGIN))
+        .replace("/simple/", "/flat/");
+    std::fs::write(&reqs, format!("-f {private_flat}\nsix==1.17.0\n")).unwrap();
+    let out = run(fetching(&xdg2)
+        .arg("sync")
+        .arg(&other)
+        .arg(&reqs)
+        .arg("--no-cache")
+        .arg("--index-url")
+        .arg("http://127.0.0.1:9/simple/"));
+    let text = no_password(&out, LOGIN.1);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(stored(&xdg2).len(), 1);
+    assert_eq!(
+        server.count("/private/files/six-1.17.0-py2.py3-none-any.whl"),
+        1
+    );
+
+    // a pin the page does not have falls through to the index, and the message names both
+    std::fs::write(&reqs, "click==8.5.1\n").unwrap();
+    let out = run(fetching(&xdg2)
+        .arg("sync")
+        .arg(&other)
+        .arg(&reqs)
+        .arg("--no-cache")
+        .arg("--find-links")
+        .arg(server.flat_url())
+        .arg("--index-url")
+        .arg(server.index_url()));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&server.flat_url()) && err.contains(&server.index_url()),
+        "{err}"
+    );
 }

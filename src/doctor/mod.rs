@@ -25,8 +25,7 @@ use crate::cli::DoctorArgs;
 /// the cause instead of a misleading "no interpreter". None when the link reads, or fails for
 /// a reason the doctor has no finding for.
 pub fn hidden_interpreter(venv: &Path) -> Option<String> {
-    let python = crate::interpreter::python_of(venv);
-    let read = system::LinkRead::of(&python);
+    let (python, read) = system::LinkRead::follow(&crate::interpreter::python_of(venv));
     if !matches!(read, system::LinkRead::Error(..)) {
         return None;
     }

@@ -355,6 +355,24 @@ impl LinkRead {
             Err(e) => LinkRead::Error(e.raw_os_error().unwrap_or(0), e.to_string()),
         }
     }
+
+    /// Follows `path`'s relative links (a venv's `bin/python` is often `python3.11`, itself
+    /// the absolute link to the base interpreter, as `venvfs create` and `python -m venv`
+    /// make them) to the first link whose target is absolute or that cannot be read: that
+    /// link and what reading it gave. A chain longer than a few links stops where it is.
+    pub fn follow(path: &Path) -> (PathBuf, LinkRead) {
+        let mut at = path.to_owned();
+        for _ in 0..8 {
+            match LinkRead::of(&at) {
+                LinkRead::Target(t) if t.is_relative() => {
+                    at = at.parent().unwrap_or(Path::new("")).join(t);
+                }
+                read => return (at, read),
+            }
+        }
+        let read = LinkRead::of(&at);
+        (at, read)
+    }
 }
 
 #[cfg(unix)]
@@ -504,6 +522,23 @@ mod tests {
             .detail,
             "/c is not there yet: the first uv install fills it"
         );
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn relative_links_are_followed_to_the_absolute_one() {
+        let d = tempfile::tempdir().unwrap();
+        let bin = d.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        std::os::unix::fs::symlink("/usr/bin/python3.11", bin.join("python3.11")).unwrap();
+        std::os::unix::fs::symlink("python3.11", bin.join("python3")).unwrap();
+        std::os::unix::fs::symlink("python3", bin.join("python")).unwrap();
+        let (at, read) = LinkRead::follow(&bin.join("python"));
+        assert_eq!(at, bin.join("python3.11"));
+        assert_eq!(read, LinkRead::Target("/usr/bin/python3.11".into()));
+        // a loop stops
+        std::os::unix::fs::symlink("loop", bin.join("loop")).unwrap();
+        assert_eq!(LinkRead::follow(&bin.join("loop")).0, bin.join("loop"));
     }
 
     #[test]

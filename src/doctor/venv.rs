@@ -64,12 +64,8 @@ pub fn findings(venv: &Path, cache: Option<&FsFacts>) -> Vec<Finding> {
     if facts.mount != MountState::Stale {
         out.push(system::venv_place_finding(&place));
         out.push(system::link_finding(cache, &place));
-        let python = venv.join("bin").join("python");
-        out.extend(system::python_link_finding(
-            &place,
-            &python,
-            &LinkRead::of(&python),
-        ));
+        let (python, read) = LinkRead::follow(&venv.join("bin").join("python"));
+        out.extend(system::python_link_finding(&place, &python, &read));
     }
     out
 }

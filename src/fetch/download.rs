@@ -21,6 +21,9 @@ const PAGE_LIMIT: u64 = 64 << 20;
 
 pub struct Http {
     agent: ureq::Agent,
+    logins: super::auth::Logins,
+    /// find-links pages read so far (one page serves every pin)
+    flat_pages: std::sync::Mutex<std::collections::HashMap<Url, Result<Page, String>>>,
 }
 
 /// Why a request failed: worth another try, or not.
@@ -38,6 +41,7 @@ impl Failure {
 }
 
 /// A page that was found, or not (404 or 410: the index has no such project).
+#[derive(Clone)]
 pub enum Page {
     Found {
         content_type: String,
@@ -50,12 +54,13 @@ pub enum Page {
 
 impl Default for Http {
     fn default() -> Self {
-        Self::new()
+        Self::new(super::auth::Logins::new())
     }
 }
 
 impl Http {
-    pub fn new() -> Http {
+    /// A client that sends `logins` to the origins they are for.
+    pub fn new(logins: super::auth::Logins) -> Http {
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .user_agent(concat!("venvfs/", env!("CARGO_PKG_VERSION")))
@@ -66,19 +71,42 @@ impl Http {
             .build();
         Http {
             agent: config.into(),
+            logins,
+            flat_pages: Default::default(),
+        }
+    }
+
+    /// A GET of `url` (whose login, if it has one, goes into a header, not the request
+    /// line), with the login known for its origin.
+    fn get(&self, url: &Url) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        let req = self.agent.get(super::auth::strip(url).as_str());
+        match self.logins.for_url(url) {
+            Some(login) => req.header("Authorization", login.header()),
+            None => req,
         }
     }
 
     /// GETs an index page.
     pub fn page(&self, url: &Url) -> Result<Page, String> {
-        retrying(url, || self.try_page(url))
+        retrying(&super::auth::strip(url), || self.try_page(url))
+    }
+
+    /// GETs a find-links page once per run: later calls get the first answer.
+    pub fn flat_page(&self, url: &Url) -> Result<Page, String> {
+        let mut pages = self.flat_pages.lock().unwrap_or_else(|e| e.into_inner());
+        // (held while reading: the other threads want this same page)
+        pages
+            .entry(url.clone())
+            .or_insert_with(|| self.page(url))
+            .clone()
     }
 
     fn try_page(&self, url: &Url) -> Result<Page, Failure> {
         use ureq::ResponseExt;
-        let mut resp = self
-            .agent
-            .get(url.as_str())
+        let req = self.get(url);
+        // (messages name the URL without its login)
+        let url = &super::auth::strip(url);
+        let mut resp = req
             .header("Accept", super::index::ACCEPT)
             .call()
             .map_err(|e| classify(url, e))?;
@@ -116,7 +144,7 @@ impl Http {
         out: &mut std::fs::File,
         progress: &dyn Fn(i64),
     ) -> Result<String, String> {
-        retrying(url, || {
+        retrying(&super::auth::strip(url), || {
             out.set_len(0)
                 .and_then(|()| out.rewind())
                 .map_err(|e| Failure::Permanent(format!("cannot write the download: {e}")))?;
@@ -139,11 +167,10 @@ impl Http {
         progress: &mut dyn FnMut(u64),
     ) -> Result<String, Failure> {
         use sha2::Digest;
-        let resp = self
-            .agent
-            .get(url.as_str())
-            .call()
-            .map_err(|e| classify(url, e))?;
+        let req = self.get(url);
+        // (messages name the URL without its login)
+        let url = &super::auth::strip(url);
+        let resp = req.call().map_err(|e| classify(url, e))?;
         status_ok(url, resp.status().as_u16())?;
         let announced: Option<u64> = resp
             .headers()
@@ -207,6 +234,11 @@ fn status_ok(url: &Url, status: u16) -> Result<(), Failure> {
         200..=299 => Ok(()),
         408 | 429 | 500..=599 => Err(Failure::Transient(format!(
             "{url}: the server answered HTTP {status}"
+        ))),
+        401 | 403 => Err(Failure::Permanent(format!(
+            "{url}: the server answered HTTP {status}: it needs a login that venvfs has not \
+             (give it in the URL, https://USER:PASSWORD@host/..., or in ~/.netrc) or refuses \
+             the one sent"
         ))),
         _ => Err(Failure::Permanent(format!(
             "{url}: the server answered HTTP {status}"

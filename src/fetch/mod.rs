@@ -5,7 +5,9 @@
 //! Where a wheel comes from:
 //! - a `pylock.toml` entry names its wheels with a URL and sha256: the one whose tags this
 //!   interpreter prefers is downloaded and checked against that hash;
-//! - a requirements pin (or `install NAME==VERSION`) is looked up on the package index: the
+//! - a requirements pin (or `install NAME==VERSION`) is looked up on the `--find-links`
+//!   pages given by http(s) URL (flat HTML pages of links to wheel files, as pip and uv
+//!   read them), then on the package index: the
 //!   project page of the Simple API ([`index`]: PEP 691 JSON, PEP 503 HTML as fallback),
 //!   and the wheel of that version whose tags the interpreter prefers is taken. The indexes
 //!   are asked in order and the first that has a fitting wheel wins (as uv's default
@@ -16,10 +18,14 @@
 //! known file at one URL, which a plain HTTPS GET gets, and only a `.whl` file can be served
 //! in place as a layer, while uv would unpack it into its own cache.
 //!
+//! Indexes and pages that need a login get it as HTTP basic auth, from their URL or
+//! `~/.netrc` ([`auth`]); no URL venvfs prints or logs carries it.
+//!
 //! Downloads run in parallel, are retried on transient errors ([`download`]), and are
 //! checked against the pinned sha256 (else the index's) before they are kept. Nothing is
 //! fetched with `--offline`.
 
+pub mod auth;
 pub mod download;
 pub mod index;
 pub mod store;
@@ -52,6 +58,10 @@ pub struct Settings {
     /// are unusable: reported only when an index is needed, so that a bad `PIP_INDEX_URL`
     /// does not stop a sync whose wheels are all at hand.
     pub indexes: Result<Vec<Url>, String>,
+    /// `--find-links` pages (http or https URLs), asked before the indexes.
+    pub find_links: Vec<Url>,
+    /// The logins taken out of those URLs, and netrc's.
+    pub logins: auth::Logins,
 }
 
 impl Default for Settings {
@@ -59,7 +69,34 @@ impl Default for Settings {
         Settings {
             offline: false,
             indexes: Ok(Vec::new()),
+            find_links: Vec::new(),
+            logins: auth::Logins::new(),
         }
+    }
+}
+
+/// Whether a `--find-links` value is a URL of a page rather than a directory.
+pub fn is_page_url(s: &str) -> bool {
+    let lower = s.trim_start().to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
+}
+
+/// A find-links page's URL, its login taken into `logins`.
+pub fn find_links_url(s: &str, logins: &mut auth::Logins) -> Result<Url, String> {
+    Url::parse(s.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+        .map(|u| logins.take_from(&u))
+        .ok_or_else(|| format!("--find-links: `{}` is not an http or https URL", masked(s)))
+}
+
+/// A configured URL for a message: its login masked (or the whole value, if it cannot be
+/// read as a URL and may hold one).
+fn masked(s: &str) -> String {
+    match Url::parse(s.trim()) {
+        Ok(u) => auth::display(&u),
+        Err(_) if s.contains('@') => "(a value with `@`, not shown)".to_owned(),
+        Err(_) => s.to_owned(),
     }
 }
 
@@ -75,11 +112,13 @@ pub struct FileIndexes<'a> {
 /// The indexes, in order: the main one (`--index-url`, else the pin file's `--index-url`,
 /// else `$UV_INDEX_URL`, else `$PIP_INDEX_URL`, else PyPI), then the extra ones
 /// (`--extra-index-url`, then the pin file's). None when the pin file says `--no-index` and
-/// the command line names no index. Refuses what is not an http(s) URL.
+/// the command line names no index. Refuses what is not an http(s) URL. A user and
+/// password in a URL go into `logins` and out of the URL.
 pub fn indexes(
     index_url: Option<&str>,
     extra: &[String],
     file: &FileIndexes,
+    logins: &mut auth::Logins,
 ) -> Result<Vec<Url>, String> {
     if file.no_index && index_url.is_none() && extra.is_empty() {
         return Ok(Vec::new());
@@ -112,14 +151,9 @@ pub fn indexes(
     ) {
         let url = Url::parse(u.trim())
             .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .ok_or_else(|| format!("{from}: `{u}` is not an http or https URL"))?;
-        if !url.username().is_empty() || url.password().is_some() {
-            // (they would be printed in messages, and are not sent either)
-            return Err(format!(
-                "{from}: index URLs with a user or password are not supported; name an index that needs no login"
-            ));
-        }
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+            .ok_or_else(|| format!("{from}: `{}` is not an http or https URL", masked(u)))?;
+        let url = logins.take_from(&url);
         if !out.contains(&url) {
             out.push(url);
         }
@@ -168,7 +202,7 @@ pub fn fetch_all(
             crate::finder::uvcache::OWN_CACHE_VAR
         )
         })?;
-    let http = download::Http::new();
+    let http = download::Http::new(settings.logins.clone());
     let started = Instant::now();
     let progress = Progress::new(pins.len());
     let next = AtomicUsize::new(0);
@@ -281,11 +315,32 @@ fn plan(
         return plan_locked(pin, rank);
     }
     let name = PackageName::new(&pin.name);
+    let mut seen = Vec::new();
+    let mut unreadable = Vec::new();
+    for page_url in &settings.find_links {
+        let page = match http.flat_page(page_url) {
+            Ok(download::Page::Found {
+                content_type,
+                body,
+                url,
+            }) => index::parse(&content_type, &body, &url),
+            Ok(download::Page::Missing) => Err(format!("{page_url}: not found (HTTP 404)")),
+            Err(e) => Err(e),
+        };
+        // (a page that cannot be read is passed over, as pip does: the index may have it)
+        match page {
+            Ok(files) => {
+                if let Some(f) = best_file(files, pin, &name, rank, &mut seen) {
+                    return planned(pin, f);
+                }
+            }
+            Err(e) => unreadable.push(format!("--find-links {e}")),
+        }
+    }
     let indexes = settings
         .indexes
         .as_ref()
         .map_err(|e| Outcome::Failed(e.clone()))?;
-    let mut seen = Vec::new();
     for index in indexes {
         let page_url = index::project_url(index, &name).map_err(Outcome::Failed)?;
         let page = http
@@ -300,42 +355,16 @@ fn plan(
             continue;
         };
         let files = index::parse(&content_type, &body, &url).map_err(Outcome::Failed)?;
-        let mut best: Option<(usize, index::IndexFile)> = None;
-        for f in files {
-            let Some(w) = WheelFilename::parse(&f.filename) else {
-                continue;
-            };
-            if PackageName::new(&w.name) != name
-                || !crate::finder::same_version(&w.version, &pin.version)
-            {
-                continue;
-            }
-            // a pin's --hash options name the files it accepts
-            if !pin.hashes.is_empty() && f.sha256.as_ref().is_some_and(|h| !pin.hashes.contains(h))
-            {
-                continue;
-            }
-            match rank.rank(&w.tags) {
-                Some(r) if best.as_ref().is_none_or(|(b, _)| r < *b) => best = Some((r, f)),
-                Some(_) => {}
-                None => seen.push(f.filename),
-            }
-        }
-        if let Some((_, f)) = best {
-            let (expected, expected_from) = if !pin.hashes.is_empty() {
-                (pin.hashes.clone(), "the pin")
-            } else {
-                (f.sha256.into_iter().collect(), "the index")
-            };
-            return Ok(Planned {
-                filename: safe_filename(&f.filename)?,
-                url: f.url,
-                expected,
-                expected_from,
-            });
+        if let Some(f) = best_file(files, pin, &name, rank, &mut seen) {
+            return planned(pin, f);
         }
     }
-    let asked: Vec<String> = indexes.iter().map(Url::to_string).collect();
+    let asked: Vec<String> = settings
+        .find_links
+        .iter()
+        .chain(indexes)
+        .map(Url::to_string)
+        .collect();
     let mut why = format!(
         "no wheel of {} {} for this interpreter on {}",
         pin.name,
@@ -346,6 +375,9 @@ fn plan(
             asked.join(", ")
         }
     );
+    if !unreadable.is_empty() {
+        why.push_str(&format!("; unreadable: {}", unreadable.join("; ")));
+    }
     if !seen.is_empty() {
         why.push_str(&format!(
             "; there for other interpreters or platforms: {}",
@@ -353,6 +385,54 @@ fn plan(
         ));
     }
     Err(Outcome::Unavailable(why))
+}
+
+/// The file of a page that is the pinned version, accepted by the pin's hashes, with the
+/// tags the interpreter prefers most; the names of wheels of that version for other
+/// interpreters go into `seen`.
+fn best_file(
+    files: Vec<index::IndexFile>,
+    pin: &Pin,
+    name: &PackageName,
+    rank: &TagRank,
+    seen: &mut Vec<String>,
+) -> Option<index::IndexFile> {
+    let mut best: Option<(usize, index::IndexFile)> = None;
+    for f in files {
+        let Some(w) = WheelFilename::parse(&f.filename) else {
+            continue;
+        };
+        if PackageName::new(&w.name) != *name
+            || !crate::finder::same_version(&w.version, &pin.version)
+        {
+            continue;
+        }
+        // a pin's --hash options name the files it accepts
+        if !pin.hashes.is_empty() && f.sha256.as_ref().is_some_and(|h| !pin.hashes.contains(h)) {
+            continue;
+        }
+        match rank.rank(&w.tags) {
+            Some(r) if best.as_ref().is_none_or(|(b, _)| r < *b) => best = Some((r, f)),
+            Some(_) => {}
+            None => seen.push(f.filename),
+        }
+    }
+    best.map(|(_, f)| f)
+}
+
+/// The download of a file a page listed, checked against the pin's hashes, else the page's.
+fn planned(pin: &Pin, f: index::IndexFile) -> Result<Planned, Outcome> {
+    let (expected, expected_from) = if !pin.hashes.is_empty() {
+        (pin.hashes.clone(), "the pin")
+    } else {
+        (f.sha256.into_iter().collect(), "the index")
+    };
+    Ok(Planned {
+        filename: safe_filename(&f.filename)?,
+        url: f.url,
+        expected,
+        expected_from,
+    })
 }
 
 /// The lock's wheel with a URL whose tags the interpreter prefers.
@@ -464,10 +544,12 @@ mod tests {
             extra: &file_extra,
             no_index: false,
         };
+        let mut logins = auth::Logins::default();
         let got = indexes(
             Some("https://a.example/simple"),
             &["https://b.example/simple/".into()],
             &file,
+            &mut logins,
         )
         .unwrap();
         assert_eq!(
@@ -482,7 +564,7 @@ mod tests {
             index_url: Some("http://f.example/simple/"),
             ..Default::default()
         };
-        let got = indexes(None, &[], &file).unwrap();
+        let got = indexes(None, &[], &file, &mut logins).unwrap();
         assert_eq!(urls(got), ["http://f.example/simple/"]);
         // --no-index in the file: none, unless the command line names one
         let file = FileIndexes {
@@ -490,17 +572,28 @@ mod tests {
             extra: &file_extra,
             no_index: true,
         };
-        assert!(indexes(None, &[], &file).unwrap().is_empty());
-        let got = indexes(Some("https://a.example/s/"), &[], &file).unwrap();
+        assert!(indexes(None, &[], &file, &mut logins).unwrap().is_empty());
+        let got = indexes(Some("https://a.example/s/"), &[], &file, &mut logins).unwrap();
         assert_eq!(urls(got), ["https://a.example/s/"]);
         let none = FileIndexes::default();
-        let e = indexes(Some("ftp://x/"), &[], &none).unwrap_err();
+        let e = indexes(Some("ftp://x/"), &[], &none, &mut logins).unwrap_err();
         assert!(e.contains("--index-url") && e.contains("ftp://x/"), "{e}");
-        let e = indexes(None, &["https://u:secret@x/simple/".into()], &none).unwrap_err();
+        let e = indexes(Some("ftp://u:secret@x/"), &[], &none, &mut logins).unwrap_err();
         assert!(
-            e.contains("--extra-index-url") && !e.contains("secret"),
+            e.contains("ftp://u:****@x/") && !e.contains("secret"),
             "{e}"
         );
+        // a login leaves the URL for `logins`
+        let got = indexes(
+            None,
+            &["https://u:secret@x.example/simple/".into()],
+            &none,
+            &mut logins,
+        )
+        .unwrap();
+        assert_eq!(urls(got)[1], "https://x.example/simple/");
+        let login = logins.for_url(&Url::parse("https://x.example/f/a.whl").unwrap());
+        assert_eq!(login.map(|l| l.password), Some("secret".to_owned()));
     }
 
     #[test]

@@ -66,7 +66,12 @@ fn parse_into(
                 }
                 "-f" | "--find-links" => {
                     let v = value()?;
-                    let dir = super::file_url_path(&v).unwrap_or_else(|| base.join(&v));
+                    let dir = if crate::fetch::is_page_url(&v) {
+                        // a page of links, read when fetching
+                        PathBuf::from(v.trim())
+                    } else {
+                        super::file_url_path(&v).unwrap_or_else(|| base.join(&v))
+                    };
                     out.find_links.push(dir);
                 }
                 "-e" | "--editable" => {

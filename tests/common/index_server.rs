@@ -3,6 +3,10 @@
 //! its own, stopped when dropped. Switches make it misbehave the ways a real index or
 //! network does: corrupt bytes, a connection cut in the middle of a body, the whole server
 //! going away in the middle of a download, slow bodies; it counts the requests it gets.
+//!
+//! Under `/private/` the same index and files need the login [`LOGIN`] (HTTP basic auth;
+//! 401 otherwise), and `/flat/` (or `/private/flat/`) is a flat page of links to every
+//! wheel, as `--find-links` URLs name.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -23,6 +27,9 @@ pub struct Served {
     pub sha256: String,
 }
 
+/// The user and password `/private/` asks for.
+pub const LOGIN: (&str, &str) = ("tester", "s3cret-pw");
+
 #[derive(Default)]
 pub struct Switches {
     /// Serve the HTML form even to a client asking for JSON.
@@ -41,6 +48,8 @@ struct Shared {
     wheels: Vec<Served>,
     switches: Switches,
     requests: Mutex<Vec<String>>,
+    /// the Authorization header of each request (None: there was none), in order
+    logins: Mutex<Vec<Option<String>>>,
     stopping: AtomicBool,
     addr: SocketAddr,
 }
@@ -94,6 +103,7 @@ impl IndexServer {
             wheels,
             switches: Switches::default(),
             requests: Mutex::new(Vec::new()),
+            logins: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
             addr: listener.local_addr().unwrap(),
         });
@@ -138,6 +148,22 @@ impl IndexServer {
     /// The paths requested so far, in order.
     pub fn requests(&self) -> Vec<String> {
         self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// `http://127.0.0.1:PORT/private/simple/`, with `user:password@` when `login`.
+    pub fn private_index_url(&self, login: Option<(&str, &str)>) -> String {
+        let at = login.map(|(u, p)| format!("{u}:{p}@")).unwrap_or_default();
+        format!("http://{at}{}/private/simple/", self.shared.addr)
+    }
+
+    /// `http://127.0.0.1:PORT/flat/`: one page of links to every wheel.
+    pub fn flat_url(&self) -> String {
+        format!("http://{}/flat/", self.shared.addr)
+    }
+
+    /// The Authorization header of each request so far (None where there was none).
+    pub fn logins(&self) -> Vec<Option<String>> {
+        self.shared.logins.lock().unwrap().clone()
     }
 
     /// How many requests asked for this path's suffix.
@@ -194,7 +220,44 @@ fn serve(s: &Shared, mut conn: TcpStream) -> std::io::Result<()> {
         return Ok(());
     }
     s.requests.lock().unwrap().push(path.clone());
+    let login = headers.get("authorization").cloned();
+    s.logins.lock().unwrap().push(login.clone());
+    let (prefix, path) = match path.strip_prefix("/private") {
+        Some(rest) => {
+            use base64::Engine;
+            let wanted = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:{}", LOGIN.0, LOGIN.1))
+            );
+            if login.as_deref() != Some(wanted.as_str()) {
+                return respond(
+                    &mut conn,
+                    "401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"test\"",
+                    "text/plain",
+                    b"login needed",
+                );
+            }
+            ("/private", rest.to_owned())
+        }
+        None => ("", path),
+    };
     let sw = &s.switches;
+    if path == "/flat/" || path == "/flat" {
+        let links: String = s
+            .wheels
+            .iter()
+            .map(|w| {
+                format!(
+                    "<a href=\"../files/{f}#sha256={h}\">{f}</a><br/>\n",
+                    f = w.filename,
+                    h = w.sha256
+                )
+            })
+            .collect();
+        let body = format!("<!DOCTYPE html><html><body>\n{links}</body></html>\n");
+        return respond(&mut conn, "200 OK", "text/html", body.as_bytes());
+    }
     if let Some(project) = path
         .strip_prefix("/simple/")
         .map(|p| p.trim_end_matches('/'))
@@ -232,7 +295,7 @@ fn serve(s: &Shared, mut conn: TcpStream) -> std::io::Result<()> {
             .iter()
             .map(|w| {
                 format!(
-                    "<a href=\"/files/{f}#sha256={h}\">{f}</a><br/>\n",
+                    "<a href=\"{prefix}/files/{f}#sha256={h}\">{f}</a><br/>\n",
                     f = w.filename,
                     h = w.sha256
                 )

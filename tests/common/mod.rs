@@ -46,6 +46,7 @@ pub fn run(cmd: &mut Command) -> Output {
 }
 
 pub mod index_server;
+pub mod sshd;
 mod wheels_dir;
 pub use wheels_dir::test_wheels_dir;
 
