@@ -143,8 +143,14 @@ impl Stores {
             let Ok(entries) = std::fs::read_dir(&at) else {
                 continue;
             };
+            let written = self.write.as_ref() == Some(store);
             for e in entries.flatten() {
                 let name = e.file_name();
+                if written && is_abandoned_temp(&name) {
+                    // (left by a daemon killed while writing it)
+                    let _ = std::fs::remove_file(at.join(&name));
+                    continue;
+                }
                 if out.iter().any(|(n, _)| *n == name) {
                     continue;
                 }
@@ -450,6 +456,24 @@ mod tests {
         std::fs::remove_file(&stored.path).unwrap();
         std::fs::write(&stored.path, b"x").unwrap();
         assert!(!stored.is(&File::open(&stored.path).unwrap()));
+    }
+
+    #[test]
+    fn temporary_files_of_gone_writers_are_told_apart() {
+        let me = crate::upper::work::Owner::this();
+        let gone = crate::upper::work::Owner {
+            pid: 4_000_000_000,
+            ..me.clone()
+        };
+        let name = |o: &crate::upper::work::Owner| format!("{TEMP_PREFIX}{}.7", o.name());
+        assert!(is_abandoned_temp(OsStr::new(&name(&gone))));
+        assert!(!is_abandoned_temp(OsStr::new(&name(&me))));
+        let elsewhere = crate::upper::work::Owner {
+            host: "another-host".into(),
+            ..gone
+        };
+        assert!(!is_abandoned_temp(OsStr::new(&name(&elsewhere))));
+        assert!(!is_abandoned_temp(OsStr::new("m.cpython-311.pyc")));
     }
 
     #[test]

@@ -245,6 +245,10 @@ impl Overlay {
             attr.perm = 0o755;
             return Ok(attr);
         }
+        // (a stored file never changes: its attributes are those it was checked with)
+        if let Some(meta) = tree.backings.get(&ino).and_then(|b| b.stored.as_ref()) {
+            return Ok(crate::upper::portable::attr_from_metadata(ino, meta));
+        }
         let file = self.bytecode_file(tree, ino, false)?;
         self.upper.file_attr(&file.file, ino).map_err(Into::into)
     }

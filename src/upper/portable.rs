@@ -460,7 +460,7 @@ fn kind_of(t: std::fs::FileType) -> FileKind {
     }
 }
 
-fn attr_from_metadata(ino: Ino, m: &Metadata) -> Attr {
+pub(crate) fn attr_from_metadata(ino: Ino, m: &Metadata) -> Attr {
     let mtime = m.modified().unwrap_or(SystemTime::UNIX_EPOCH);
     let kind = kind_of(m.file_type());
     #[cfg(unix)]
