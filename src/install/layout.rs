@@ -24,6 +24,14 @@ impl OsName {
         }
     }
 
+    /// Where a venv of this family keeps its scripts and interpreter: `bin` (`Scripts`).
+    pub fn scripts_dir(self) -> &'static str {
+        match self {
+            OsName::Posix => "bin",
+            OsName::Nt => "Scripts",
+        }
+    }
+
     /// The family of the system venvfs is built for.
     pub fn current() -> OsName {
         if cfg!(windows) {
@@ -108,7 +116,7 @@ impl Layout {
                 Scheme {
                     purelib: site.clone(),
                     platlib: site,
-                    scripts: "bin".into(),
+                    scripts: OsName::Posix.scripts_dir().into(),
                     data: String::new(),
                     include: format!("include/site/python{version}"),
                 }
@@ -117,7 +125,7 @@ impl Layout {
             OsName::Nt => Scheme {
                 purelib: "Lib/site-packages".into(),
                 platlib: "Lib/site-packages".into(),
-                scripts: "Scripts".into(),
+                scripts: OsName::Nt.scripts_dir().into(),
                 data: String::new(),
                 include: format!("include/site/python{version}"),
             },
