@@ -315,9 +315,25 @@ fn line_start(text: &str, prefix: &str) -> Option<usize> {
         .find(|&i| text[i..].starts_with(prefix))
 }
 
-/// The venv's scripts directory, as this system's venvs lay it out (`bin`, `Scripts`).
+/// The venv's scripts directory, as its layout has it (`bin`, `Scripts`; see
+/// [`OsName::of_venv`]).
 pub fn scripts_dir(root: &Path) -> PathBuf {
-    root.join(OsName::current().scripts_dir())
+    root.join(OsName::of_venv(root).scripts_dir())
+}
+
+/// The activation script a venv of `os` is known by, in its scripts directory: bash's
+/// `activate`, cmd's `activate.bat` on Windows.
+pub fn main_script(os: OsName) -> &'static str {
+    match os {
+        OsName::Posix => POSIX.script,
+        OsName::Nt => CMD.script,
+    }
+}
+
+/// Whether the activation script `text` sets uv's symlink link mode (as venvfs makes it,
+/// or by a line of the user's own).
+pub fn sets_link_mode(text: &str) -> bool {
+    text.contains(MARK) || text.contains("UV_LINK_MODE=symlink")
 }
 
 /// The names of the scripts venvfs may change, in the scripts directory.
@@ -355,14 +371,11 @@ pub fn unset_link_mode(root: &Path) -> io::Result<Vec<&'static str>> {
 }
 
 /// Makes the venv's activation scripts (see the module docs) set uv's link mode. Returns
-/// whether it changed the main one (`bin/activate`; `Scripts\activate.bat` on Windows).
+/// whether it changed the main one ([`main_script`]).
 /// Call it on a venv that is not mounted, or with `root` beneath the mount.
 pub fn set_link_mode(root: &Path) -> io::Result<bool> {
     let dir = scripts_dir(root);
-    let main = match OsName::current() {
-        OsName::Posix => POSIX.script,
-        OsName::Nt => CMD.script,
-    };
+    let main = main_script(OsName::of_venv(root));
     let mut changed_main = false;
     for shell in &SHELLS {
         let changed = shell.rewrite(&dir, Shell::patch, true)?;

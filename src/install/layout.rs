@@ -32,6 +32,20 @@ impl OsName {
         }
     }
 
+    /// The family whose layout the venv at `venv` has: Windows's if it has
+    /// `Scripts/python.exe` and no `bin` (a venv made on Windows, looked at from anywhere),
+    /// POSIX's if it has `bin`; this system's if it has neither yet.
+    pub fn of_venv(venv: &std::path::Path) -> OsName {
+        let has = |rel: &str| std::fs::symlink_metadata(venv.join(rel)).is_ok();
+        if has("Scripts/python.exe") && !has("bin") {
+            OsName::Nt
+        } else if has("bin") {
+            OsName::Posix
+        } else {
+            OsName::current()
+        }
+    }
+
     /// The family of the system venvfs is built for.
     pub fn current() -> OsName {
         if cfg!(windows) {
