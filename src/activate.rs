@@ -27,6 +27,9 @@ const MARK: &str = "_VENVFS_LINK_MODE_SET";
 struct Shell {
     /// The script activation runs, in the scripts directory.
     script: &'static str,
+    /// Another spelling of its name, used where `script` is missing (uv writes
+    /// `activate.ps1`; on Windows the two are one name anyway).
+    alias: Option<&'static str>,
     /// The script `deactivate` runs: `script` itself, which defines a `deactivate`
     /// function, or a script of its own (cmd's `deactivate.bat`).
     deactivate_script: &'static str,
@@ -45,6 +48,7 @@ struct Shell {
 /// bash and zsh (`activate`).
 const POSIX: Shell = Shell {
     script: "activate",
+    alias: None,
     deactivate_script: "activate",
     deactivate: "deactivate () {",
     restore: r#"    # venvfs: put back the uv link mode the shell had before activation
@@ -74,6 +78,7 @@ export UV_LINK_MODE
 /// fish (`activate.fish`).
 const FISH: Shell = Shell {
     script: "activate.fish",
+    alias: None,
     deactivate_script: "activate.fish",
     deactivate: "function deactivate",
     restore: r#"    # venvfs: put back the uv link mode the shell had before activation
@@ -104,6 +109,7 @@ set -gx UV_LINK_MODE symlink
 /// bash's does, so a second activation restores before it saves again.
 const POWERSHELL: Shell = Shell {
     script: "Activate.ps1",
+    alias: Some("activate.ps1"),
     deactivate_script: "Activate.ps1",
     deactivate: "function global:deactivate",
     restore: r#"    # venvfs: put back the uv link mode the shell had before activation
@@ -135,6 +141,7 @@ $env:UV_LINK_MODE = "symlink"
 /// empty variables: restoring an unset one and an empty one are the same.)
 const CMD: Shell = Shell {
     script: "activate.bat",
+    alias: None,
     deactivate_script: "deactivate.bat",
     deactivate: "",
     restore: "@rem venvfs: put back the uv link mode the shell had before activation\r\n\
@@ -250,14 +257,18 @@ impl Shell {
         }
     }
 
-    /// The shell's scripts in the scripts directory `dir`: activation's, then
-    /// deactivation's if it has its own.
-    fn paths(&self, dir: &Path) -> Vec<PathBuf> {
-        let mut paths = vec![dir.join(self.script)];
+    /// The names of the shell's scripts in the scripts directory `dir`: activation's (as
+    /// spelled there), then deactivation's if it has its own.
+    fn names(&self, dir: &Path) -> Vec<&'static str> {
+        let script = match self.alias {
+            Some(alias) if !dir.join(self.script).exists() && dir.join(alias).exists() => alias,
+            _ => self.script,
+        };
+        let mut names = vec![script];
         if self.deactivate_script != self.script {
-            paths.push(dir.join(self.deactivate_script));
+            names.push(self.deactivate_script);
         }
-        paths
+        names
     }
 
     /// Rewrites the shell's scripts in `dir` with `change`, keeping their modes; the
@@ -271,7 +282,8 @@ impl Shell {
         change: impl Fn(&Shell, &[String]) -> Option<Vec<String>>,
         restore_first: bool,
     ) -> io::Result<Vec<&'static str>> {
-        let paths = self.paths(dir);
+        let names = self.names(dir);
+        let paths: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
         let mut texts = Vec::new();
         for script in &paths {
             match std::fs::symlink_metadata(script) {
@@ -285,7 +297,6 @@ impl Shell {
         let Some(changed) = change(self, &texts) else {
             return Ok(Vec::new());
         };
-        let names = [self.script, self.deactivate_script];
         let mut order: Vec<usize> = (0..paths.len()).collect();
         if restore_first {
             order.reverse();
@@ -337,10 +348,11 @@ pub fn sets_link_mode(text: &str) -> bool {
 }
 
 /// The names of the scripts venvfs may change, in the scripts directory.
-pub const SCRIPTS: [&str; 5] = [
+pub const SCRIPTS: [&str; 6] = [
     "activate",
     "activate.fish",
     "Activate.ps1",
+    "activate.ps1",
     "activate.bat",
     "deactivate.bat",
 ];
@@ -533,7 +545,7 @@ mod tests {
         assert!(!set_link_mode(root.path()).unwrap(), "already set");
         let mut changed = unset_link_mode(root.path()).unwrap();
         changed.sort();
-        let mut all = SCRIPTS.to_vec();
+        let mut all: Vec<_> = originals.iter().map(|(name, _)| *name).collect();
         all.sort();
         assert_eq!(changed, all);
         for (name, text) in originals {
