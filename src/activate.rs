@@ -5,35 +5,51 @@
 //! "symlink"` in the project's uv configuration). In a mounted venvfs venv such a symlink
 //! becomes a reference (see `overlay/reference.rs`): nothing is copied and the cache is
 //! never written. So a venv that venvfs creates or mounts sets the variable while it is
-//! activated: its `bin/activate` (bash and zsh, as written by `python -m venv` and by uv)
-//! and `bin/activate.fish` export `UV_LINK_MODE=symlink`, and `deactivate` puts back
-//! whatever the shell had before, so the setting does not leak into other venvs used from
-//! the same shell. (csh's `deactivate` is a one-line alias, Nushell's an overlay: those
-//! scripts are left as they are.) A project's own configuration is never edited: venvfs
-//! prints the line to add instead.
+//! activated, and `deactivate` puts back whatever the shell had before, so the setting
+//! does not leak into other venvs used from the same shell. One mechanism, in each shell's
+//! syntax ([`Shell`]), for the scripts `python -m venv` and uv write into the scripts
+//! directory (`bin/`, `Scripts\` on Windows): `activate` (bash and zsh; Git Bash on
+//! Windows), `activate.fish`, `Activate.ps1` (PowerShell; uv spells it `activate.ps1`),
+//! and cmd's `activate.bat` with its `deactivate.bat`. (csh's `deactivate` is a one-line
+//! alias, Nushell's an overlay: those scripts are left as they are.) A project's own
+//! configuration is never edited: venvfs prints the line to add instead.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use crate::install::layout::OsName;
 
 /// Set in the shell while the venv's activation sets `UV_LINK_MODE` (so that `deactivate`
 /// only undoes what activation did); also how an already patched script is recognized.
 const MARK: &str = "_VENVFS_LINK_MODE_SET";
 
-/// One shell's activation script and what venvfs adds to it.
+/// One shell's activation and what venvfs adds to it.
 struct Shell {
-    /// The script's name in `bin/`.
+    /// The script activation runs, in the scripts directory.
     script: &'static str,
-    /// How the script's `deactivate` function starts (the restore goes after that line).
+    /// Another spelling of its name, used where `script` is missing (uv writes
+    /// `activate.ps1`; on Windows the two are one name anyway).
+    alias: Option<&'static str>,
+    /// The script `deactivate` runs: `script` itself, which defines a `deactivate`
+    /// function, or a script of its own (cmd's `deactivate.bat`).
+    deactivate_script: &'static str,
+    /// How the line starts after which `deactivate` gets the restore (the function's first
+    /// line); empty: at the top of the script (cmd's `deactivate.bat`).
     deactivate: &'static str,
     /// What `deactivate` runs first: restore `UV_LINK_MODE` as it was before activation.
     restore: &'static str,
     /// What activation runs last.
     set: &'static str,
+    /// How a line starts that the set goes before, if the script has one (PowerShell's
+    /// signature block, which must stay last); else the set goes at the end.
+    set_before: Option<&'static str>,
 }
 
-/// bash and zsh (`bin/activate`).
+/// bash and zsh (`activate`).
 const POSIX: Shell = Shell {
     script: "activate",
+    alias: None,
+    deactivate_script: "activate",
     deactivate: "deactivate () {",
     restore: r#"    # venvfs: put back the uv link mode the shell had before activation
     if [ -n "${_VENVFS_LINK_MODE_SET:-}" ] ; then
@@ -56,11 +72,14 @@ _VENVFS_LINK_MODE_SET=1
 UV_LINK_MODE=symlink
 export UV_LINK_MODE
 "#,
+    set_before: None,
 };
 
-/// fish (`bin/activate.fish`).
+/// fish (`activate.fish`).
 const FISH: Shell = Shell {
     script: "activate.fish",
+    alias: None,
+    deactivate_script: "activate.fish",
     deactivate: "function deactivate",
     restore: r#"    # venvfs: put back the uv link mode the shell had before activation
     if set -q _VENVFS_LINK_MODE_SET
@@ -82,59 +101,261 @@ end
 set -g _VENVFS_LINK_MODE_SET 1
 set -gx UV_LINK_MODE symlink
 "#,
+    set_before: None,
 };
 
-const SHELLS: [Shell; 2] = [POSIX, FISH];
+/// PowerShell (`Activate.ps1`; the name is matched without regard to case on Windows, and
+/// uv writes `activate.ps1`). Its activation runs `deactivate -nondestructive` first, as
+/// bash's does, so a second activation restores before it saves again.
+const POWERSHELL: Shell = Shell {
+    script: "Activate.ps1",
+    alias: Some("activate.ps1"),
+    deactivate_script: "Activate.ps1",
+    deactivate: "function global:deactivate",
+    restore: r#"    # venvfs: put back the uv link mode the shell had before activation
+    if (Test-Path -Path Env:_VENVFS_LINK_MODE_SET) {
+        if (Test-Path -Path Env:_VENVFS_OLD_UV_LINK_MODE) {
+            $env:UV_LINK_MODE = $env:_VENVFS_OLD_UV_LINK_MODE
+            Remove-Item -Path Env:_VENVFS_OLD_UV_LINK_MODE
+        }
+        else {
+            Remove-Item -Path Env:UV_LINK_MODE -ErrorAction SilentlyContinue
+        }
+        Remove-Item -Path Env:_VENVFS_LINK_MODE_SET
+    }
+"#,
+    set: r#"
+# venvfs: uv links packages into this venv as references instead of copying them
+if (Test-Path -Path Env:UV_LINK_MODE) {
+    $env:_VENVFS_OLD_UV_LINK_MODE = $env:UV_LINK_MODE
+}
+$env:_VENVFS_LINK_MODE_SET = "1"
+$env:UV_LINK_MODE = "symlink"
+"#,
+    set_before: Some("# SIG # Begin signature block"),
+};
+
+/// cmd (`activate.bat`, `deactivate.bat`). Its activation does not deactivate first, so
+/// the shell's own value is saved only by the first activation. `deactivate.bat` gets the
+/// restore at its top, each line `@`-prefixed (newer ones have no `@echo off`). (cmd has no
+/// empty variables: restoring an unset one and an empty one are the same.)
+const CMD: Shell = Shell {
+    script: "activate.bat",
+    alias: None,
+    deactivate_script: "deactivate.bat",
+    deactivate: "",
+    restore: "@rem venvfs: put back the uv link mode the shell had before activation\r\n\
+@if defined _VENVFS_LINK_MODE_SET (\r\n\
+    @set \"UV_LINK_MODE=%_VENVFS_OLD_UV_LINK_MODE%\"\r\n\
+    @set _VENVFS_OLD_UV_LINK_MODE=\r\n\
+    @set _VENVFS_LINK_MODE_SET=\r\n\
+)\r\n",
+    set:
+        "\r\nrem venvfs: uv links packages into this venv as references instead of copying them\r\n\
+if not defined _VENVFS_LINK_MODE_SET set \"_VENVFS_OLD_UV_LINK_MODE=%UV_LINK_MODE%\"\r\n\
+set _VENVFS_LINK_MODE_SET=1\r\n\
+set UV_LINK_MODE=symlink\r\n",
+    set_before: None,
+};
+
+const SHELLS: [Shell; 4] = [POSIX, FISH, POWERSHELL, CMD];
+
+/// The line ending a script uses (cmd's are CRLF as `python -m venv` writes them).
+fn newline(text: &str) -> &'static str {
+    if text.contains("\r\n") {
+        "\r\n"
+    } else {
+        "\n"
+    }
+}
 
 impl Shell {
-    /// `text` setting uv's link mode; `None` when it already does, or has no `deactivate`
-    /// function to undo it in (a script venvfs does not know).
+    /// `text` (the deactivate script) with the restore as the first thing `deactivate`
+    /// runs; `None` if it has no `deactivate` line (a script venvfs does not know).
+    fn add_restore(&self, text: &str) -> Option<String> {
+        if self.deactivate.is_empty() {
+            return Some([self.restore, text].concat());
+        }
+        let start = line_start(text, self.deactivate)?;
+        let at = start + text[start..].find('\n')? + 1;
+        Some([&text[..at], self.restore, &text[at..]].concat())
+    }
+
+    /// `text` (the activation script) with the set as the last thing it runs.
+    fn add_set(&self, text: &str) -> String {
+        if let Some(at) = self.set_before.and_then(|b| line_start(text, b)) {
+            return [&text[..at], self.set.trim_start(), "\n", &text[at..]].concat();
+        }
+        let mut out = text.to_owned();
+        if !out.ends_with('\n') {
+            out.push_str(newline(text));
+        }
+        out.push_str(self.set);
+        out
+    }
+
+    fn remove_restore(&self, text: &str) -> String {
+        text.replacen(self.restore, "", 1)
+    }
+
+    fn remove_set(&self, text: &str) -> String {
+        if let Some(t) = text.strip_suffix(self.set) {
+            return t.to_owned();
+        }
+        let inserted = [self.set.trim_start(), "\n"].concat();
+        match text.contains(&inserted) {
+            true => text.replacen(&inserted, "", 1),
+            false => text.replacen(self.set, "", 1),
+        }
+    }
+
+    /// A one-script shell's `text` setting uv's link mode; `None` when it already does, or
+    /// has no `deactivate` function to undo it in.
     fn with_link_mode(&self, text: &str) -> Option<String> {
         if text.contains(MARK) {
             return None;
         }
-        let start = text.find(self.deactivate)?;
-        let at = start + text[start..].find('\n')? + 1;
-        let mut out = String::with_capacity(text.len() + self.restore.len() + self.set.len());
-        out.push_str(&text[..at]);
-        out.push_str(self.restore);
-        out.push_str(&text[at..]);
-        if !out.ends_with('\n') {
-            out.push('\n');
-        }
-        out.push_str(self.set);
-        Some(out)
+        Some(self.add_set(&self.add_restore(text)?))
     }
 
-    /// `text` without what [`Shell::with_link_mode`] added; `None` when it has none.
+    /// A one-script shell's `text` without what [`Shell::with_link_mode`] added; `None`
+    /// when it has none.
     fn without_link_mode(&self, text: &str) -> Option<String> {
         if !text.contains(MARK) {
             return None;
         }
-        let out = text.replacen(self.restore, "", 1);
-        Some(out.strip_suffix(self.set).unwrap_or(&out).to_owned())
+        Some(self.remove_set(&self.remove_restore(text)))
     }
 
-    /// Rewrites `root/bin/<script>` with `change`, keeping its mode; whether it changed.
-    fn rewrite(&self, root: &Path, change: impl Fn(&str) -> Option<String>) -> io::Result<bool> {
-        let script = root.join("bin").join(self.script);
-        match std::fs::symlink_metadata(&script) {
-            Ok(m) if m.is_file() => {}
-            Ok(_) => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e),
-        }
-        let text = std::fs::read_to_string(&script)?;
-        match change(&text) {
-            Some(changed) => {
-                let mode = file_mode(&script);
-                crate::fsutil::write_atomic(&script, changed.as_bytes(), mode)?;
-                Ok(true)
+    /// The activation and deactivation scripts (`texts`, in that order; one for a
+    /// one-script shell) setting uv's link mode; `None` when they already do, or
+    /// deactivation has nowhere to undo it.
+    fn patch(&self, texts: &[String]) -> Option<Vec<String>> {
+        match texts {
+            [one] => Some(vec![self.with_link_mode(one)?]),
+            [act, deact] => {
+                if act.contains(MARK) || deact.contains(MARK) {
+                    return None;
+                }
+                Some(vec![self.add_set(act), self.add_restore(deact)?])
             }
-            None => Ok(false),
+            _ => None,
         }
     }
+
+    /// What [`Shell::patch`] added, taken out again; `None` when there is none.
+    fn unpatch(&self, texts: &[String]) -> Option<Vec<String>> {
+        match texts {
+            [one] => Some(vec![self.without_link_mode(one)?]),
+            [act, deact] => {
+                if !act.contains(MARK) && !deact.contains(MARK) {
+                    return None;
+                }
+                Some(vec![self.remove_set(act), self.remove_restore(deact)])
+            }
+            _ => None,
+        }
+    }
+
+    /// The names of the shell's scripts in the scripts directory `dir`: activation's (as
+    /// spelled there), then deactivation's if it has its own.
+    fn names(&self, dir: &Path) -> Vec<&'static str> {
+        let script = match self.alias {
+            Some(alias) if !dir.join(self.script).exists() && dir.join(alias).exists() => alias,
+            _ => self.script,
+        };
+        let mut names = vec![script];
+        if self.deactivate_script != self.script {
+            names.push(self.deactivate_script);
+        }
+        names
+    }
+
+    /// Rewrites the shell's scripts in `dir` with `change`, keeping their modes; the
+    /// scripts it changed. A shell with a script missing is left alone. Deactivation's
+    /// own script is written before activation's when patching, after it when unpatching
+    /// (`change` says which: `restore_first`), so activation never sets what deactivation
+    /// would not restore.
+    fn rewrite(
+        &self,
+        dir: &Path,
+        change: impl Fn(&Shell, &[String]) -> Option<Vec<String>>,
+        restore_first: bool,
+    ) -> io::Result<Vec<&'static str>> {
+        let names = self.names(dir);
+        let paths: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
+        let mut texts = Vec::new();
+        for script in &paths {
+            match std::fs::symlink_metadata(script) {
+                Ok(m) if m.is_file() => {}
+                Ok(_) => return Ok(Vec::new()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            }
+            texts.push(std::fs::read_to_string(script)?);
+        }
+        let Some(changed) = change(self, &texts) else {
+            return Ok(Vec::new());
+        };
+        let mut order: Vec<usize> = (0..paths.len()).collect();
+        if restore_first {
+            order.reverse();
+        }
+        let mut written = Vec::new();
+        for i in order {
+            if changed[i] != texts[i] {
+                crate::fsutil::write_atomic(
+                    &paths[i],
+                    changed[i].as_bytes(),
+                    file_mode(&paths[i]),
+                )?;
+                written.push(names[i]);
+            }
+        }
+        Ok(written)
+    }
 }
+
+/// How far into `text` the first line starting with `prefix` starts.
+fn line_start(text: &str, prefix: &str) -> Option<usize> {
+    if text.starts_with(prefix) {
+        return Some(0);
+    }
+    text.match_indices('\n')
+        .map(|(i, _)| i + 1)
+        .find(|&i| text[i..].starts_with(prefix))
+}
+
+/// The venv's scripts directory, as its layout has it (`bin`, `Scripts`; see
+/// [`OsName::of_venv`]).
+pub fn scripts_dir(root: &Path) -> PathBuf {
+    root.join(OsName::of_venv(root).scripts_dir())
+}
+
+/// The activation script a venv of `os` is known by, in its scripts directory: bash's
+/// `activate`, cmd's `activate.bat` on Windows.
+pub fn main_script(os: OsName) -> &'static str {
+    match os {
+        OsName::Posix => POSIX.script,
+        OsName::Nt => CMD.script,
+    }
+}
+
+/// Whether the activation script `text` sets uv's symlink link mode (as venvfs makes it,
+/// or by a line of the user's own).
+pub fn sets_link_mode(text: &str) -> bool {
+    text.contains(MARK) || text.contains("UV_LINK_MODE=symlink")
+}
+
+/// The names of the scripts venvfs may change, in the scripts directory.
+pub const SCRIPTS: [&str; 6] = [
+    "activate",
+    "activate.fish",
+    "Activate.ps1",
+    "activate.ps1",
+    "activate.bat",
+    "deactivate.bat",
+];
 
 /// Makes the bash/zsh activation script `text` set uv's link mode; `None` when it already
 /// does, or has no `deactivate` function to undo it in (a script venvfs does not know).
@@ -151,27 +372,28 @@ pub fn without_link_mode(text: &str) -> Option<String> {
 /// Takes out of every activation script what [`set_link_mode`] added, for a venv that
 /// stops being a venvfs venv (`venvfs materialize`): in a plain venv, uv's symlink mode
 /// would link every file into uv's cache, and an edit through such a link would change the
-/// cache. Returns the scripts it changed (`bin/`-relative names).
+/// cache. Returns the scripts it changed (names in the scripts directory).
 pub fn unset_link_mode(root: &Path) -> io::Result<Vec<&'static str>> {
+    let dir = scripts_dir(root);
     let mut changed = Vec::new();
     for shell in &SHELLS {
-        if shell.rewrite(root, |t| shell.without_link_mode(t))? {
-            changed.push(shell.script);
-        }
+        changed.extend(shell.rewrite(&dir, Shell::unpatch, false)?);
     }
     Ok(changed)
 }
 
-/// Makes the venv's activation scripts (`bin/activate`, `bin/activate.fish`) set uv's link
-/// mode (see the module docs). Returns whether it changed `bin/activate`. Call it on a venv
-/// that is not mounted, or with `root` beneath the mount.
+/// Makes the venv's activation scripts (see the module docs) set uv's link mode. Returns
+/// whether it changed the main one ([`main_script`]).
+/// Call it on a venv that is not mounted, or with `root` beneath the mount.
 pub fn set_link_mode(root: &Path) -> io::Result<bool> {
-    let mut posix = false;
+    let dir = scripts_dir(root);
+    let main = main_script(OsName::of_venv(root));
+    let mut changed_main = false;
     for shell in &SHELLS {
-        let changed = shell.rewrite(root, |t| shell.with_link_mode(t))?;
-        posix |= changed && shell.script == POSIX.script;
+        let changed = shell.rewrite(&dir, Shell::patch, true)?;
+        changed_main |= changed.contains(&main);
     }
-    Ok(posix)
+    Ok(changed_main)
 }
 
 #[cfg(unix)]
@@ -254,6 +476,116 @@ mod tests {
         };
         assert_eq!(run("unset UV_LINK_MODE"), "in=symlink\nout=unset\n");
         assert_eq!(run("export UV_LINK_MODE=copy"), "in=symlink\nout=copy\n");
+    }
+
+    const PS1: &str = "function global:deactivate ([switch]$NonDestructive) {\n    Remove-Item -Path env:VIRTUAL_ENV\n}\n\ndeactivate -nondestructive\n$env:VIRTUAL_ENV = $VenvDir\n\n# SIG # Begin signature block\n# MIIe\n# SIG # End signature block\n";
+    const ACTIVATE_BAT: &str = "@echo off\r\n\r\nset \"VIRTUAL_ENV=C:\\v\"\r\n\r\n:END\r\n";
+    const DEACTIVATE_BAT: &str = "@if defined _OLD_VIRTUAL_PROMPT (\r\n    @set \"PROMPT=%_OLD_VIRTUAL_PROMPT%\"\r\n)\r\n@set VIRTUAL_ENV=\r\n\r\n:END\r\n";
+
+    /// PowerShell: the restore first in `deactivate`, the set before the signature block
+    /// (which must stay last), and unpatching gives the script back.
+    #[test]
+    fn powershell_patch() {
+        let patched = POWERSHELL.with_link_mode(PS1).expect("patched");
+        assert!(patched
+            .starts_with("function global:deactivate ([switch]$NonDestructive) {\n    # venvfs"));
+        let set = patched.find("$env:UV_LINK_MODE = \"symlink\"").unwrap();
+        let sig = patched.find("# SIG # Begin signature block").unwrap();
+        assert!(patched.find("$env:VIRTUAL_ENV = $VenvDir").unwrap() < set && set < sig);
+        assert!(patched.ends_with("# SIG # End signature block\n"));
+        assert_eq!(POWERSHELL.with_link_mode(&patched), None, "already set");
+        assert_eq!(POWERSHELL.without_link_mode(&patched).as_deref(), Some(PS1));
+        // uv's has no signature: the set goes at the end
+        let unsigned = "function global:deactivate {\n}\n";
+        let patched = POWERSHELL.with_link_mode(unsigned).unwrap();
+        assert!(patched.ends_with("$env:UV_LINK_MODE = \"symlink\"\n"));
+        assert_eq!(
+            POWERSHELL.without_link_mode(&patched).as_deref(),
+            Some(unsigned)
+        );
+    }
+
+    /// cmd: the set at the end of `activate.bat`, the restore at the top of
+    /// `deactivate.bat`, both undone by unpatching.
+    #[test]
+    fn cmd_patch() {
+        let texts = [ACTIVATE_BAT.to_owned(), DEACTIVATE_BAT.to_owned()];
+        let patched = CMD.patch(&texts).expect("patched");
+        assert!(patched[0].starts_with(ACTIVATE_BAT));
+        assert!(patched[0].ends_with("set UV_LINK_MODE=symlink\r\n"));
+        assert!(patched[1].starts_with("@rem venvfs"));
+        assert!(patched[1].ends_with(DEACTIVATE_BAT));
+        assert_eq!(CMD.patch(&patched), None, "already set");
+        assert_eq!(CMD.unpatch(&patched), Some(texts.to_vec()));
+        assert_eq!(CMD.unpatch(&texts), None, "nothing to undo");
+    }
+
+    /// Every shell's scripts in the scripts directory of this system's venvs: patched
+    /// once, the main one reported, and unpatched back to what they were.
+    #[test]
+    fn scripts_directory_round_trip() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = scripts_dir(root.path());
+        std::fs::create_dir_all(&dir).unwrap();
+        let originals = [
+            ("activate", VENV_ACTIVATE),
+            ("activate.fish", "function deactivate -d 'Exit'\nend\n"),
+            ("Activate.ps1", PS1),
+            ("activate.bat", ACTIVATE_BAT),
+            ("deactivate.bat", DEACTIVATE_BAT),
+        ];
+        for (name, text) in originals {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        assert!(set_link_mode(root.path()).unwrap());
+        for (name, _) in originals {
+            let text = std::fs::read_to_string(dir.join(name)).unwrap();
+            assert!(text.contains(MARK), "{name}");
+        }
+        assert!(!set_link_mode(root.path()).unwrap(), "already set");
+        let mut changed = unset_link_mode(root.path()).unwrap();
+        changed.sort();
+        let mut all: Vec<_> = originals.iter().map(|(name, _)| *name).collect();
+        all.sort();
+        assert_eq!(changed, all);
+        for (name, text) in originals {
+            assert_eq!(
+                std::fs::read_to_string(dir.join(name)).unwrap(),
+                text,
+                "{name}"
+            );
+        }
+    }
+
+    /// Runs the patched cmd scripts in cmd (Windows; under Wine in scripts/windows-check):
+    /// activation sets the mode, deactivation restores the shell's own.
+    #[test]
+    #[cfg(windows)]
+    fn cmd_sets_and_restores_the_link_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let texts = [ACTIVATE_BAT.to_owned(), DEACTIVATE_BAT.to_owned()];
+        let patched = CMD.patch(&texts).unwrap();
+        std::fs::write(dir.path().join("activate.bat"), &patched[0]).unwrap();
+        std::fs::write(dir.path().join("deactivate.bat"), &patched[1]).unwrap();
+        let run = |before: &str| {
+            let driver = dir.path().join("driver.bat");
+            std::fs::write(
+                &driver,
+                format!(
+                    "@echo off\r\n{before}\r\ncall \"{0}\\activate.bat\"\r\necho in=%UV_LINK_MODE%\r\ncall \"{0}\\deactivate.bat\"\r\necho out=%UV_LINK_MODE%\r\n",
+                    dir.path().display()
+                ),
+            )
+            .unwrap();
+            let out = std::process::Command::new("cmd")
+                .arg("/c")
+                .arg(&driver)
+                .output()
+                .expect("cmd runs");
+            String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n")
+        };
+        assert_eq!(run("set UV_LINK_MODE="), "in=symlink\nout=\n");
+        assert_eq!(run("set UV_LINK_MODE=copy"), "in=symlink\nout=copy\n");
     }
 
     /// Runs the patched fish script in fish, when fish is installed (the bash test above

@@ -98,8 +98,10 @@ fn create(venv: &Path, python: &str) -> Result<(), Box<dyn Error>> {
         .into());
     }
     let version = venvfs::venv::python_version(venv)?;
-    venvfs::activate::set_link_mode(venv)
-        .map_err(|e| format!("{}/bin/activate: {e}", venv.display()))?;
+    venvfs::activate::set_link_mode(venv).map_err(|e| {
+        let dir = venvfs::activate::scripts_dir(venv);
+        format!("{}: {e}", dir.display())
+    })?;
     println!(
         "Created {} (Python {version}); fill it with `venvfs sync {} pylock.toml` (or \
          requirements.txt), or `venvfs install {} WHEEL...`",

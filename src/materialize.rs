@@ -688,18 +688,19 @@ fn set_times(path: &Path, t: SystemTime, link: bool) -> std::io::Result<()> {
 /// Takes out of the activation scripts the uv link mode venvfs made them set (see
 /// [`crate::activate::unset_link_mode`]), keeping each script's mode and time.
 fn unset_link_mode(root: &Path) -> CmdResult {
-    let times: Vec<_> = ["activate", "activate.fish"]
+    let dir = crate::activate::scripts_dir(root);
+    let times: Vec<_> = crate::activate::SCRIPTS
         .iter()
         .filter_map(|s| {
-            let p = root.join("bin").join(s);
+            let p = dir.join(s);
             Some((
                 p.clone(),
                 std::fs::symlink_metadata(&p).ok()?.modified().ok()?,
             ))
         })
         .collect();
-    let changed = crate::activate::unset_link_mode(root)
-        .map_err(|e| format!("{}: {e}", root.join("bin").display()))?;
+    let changed =
+        crate::activate::unset_link_mode(root).map_err(|e| format!("{}: {e}", dir.display()))?;
     for (script, mtime) in times {
         if changed.iter().any(|c| script.ends_with(c)) {
             set_times(&script, mtime, false)?;

@@ -76,28 +76,47 @@ pub fn interpreter_command(python: &str, os: OsName) -> (String, Vec<String>) {
 /// The mount hides it, so it only ever runs when the venv is not mounted.
 pub const UNMOUNTED_GUARD: &str = "_venvfs_unmounted.pth";
 
-/// Writes (or refreshes) the guard of an unmounted venv.
+/// Writes (or refreshes) the guard of an unmounted venv, in the site-packages of the venv's
+/// layout (`Lib\\site-packages` on Windows).
 pub fn write_unmounted_guard(venv: &Path) -> Result<(), VenvError> {
     let version = python_version(venv)?;
-    let path = venv
-        .join(Layout::new(&version).site_packages())
-        .join(UNMOUNTED_GUARD);
     let shown = venv.canonicalize().unwrap_or_else(|_| venv.to_owned());
-    let message = format!(
-        "error: {} is a venvfs venv and is not mounted: run `venvfs mount {}`",
-        shown.display(),
-        shown.display()
-    );
-    // os._exit: a SystemExit raised while `site` runs ends in a fatal-error traceback.
-    let line = format!(
-        "import os, sys; sys.stderr.write({message:?} + chr(10)); sys.stderr.flush(); os._exit(1)\n"
-    );
+    let (rel, line) = unmounted_guard(&Layout::new(&version), &shown_path(&shown));
+    let path = venv.join(rel);
     // unchanged: leave it be (a mount that is refused must not touch the venv)
     if std::fs::read(&path).is_ok_and(|old| old == line.as_bytes()) {
         return Ok(());
     }
     crate::fsutil::write_atomic(&path, line.as_bytes(), 0o644)
         .map_err(|source| VenvError::Read { path, source })
+}
+
+/// The guard of the venv shown as `venv` on `layout`: where it goes (venv-relative) and
+/// its one line of Python.
+pub fn unmounted_guard(layout: &Layout, venv: &str) -> (String, String) {
+    let rel = format!("{}/{UNMOUNTED_GUARD}", layout.site_packages());
+    let message =
+        format!("error: {venv} is a venvfs venv and is not mounted: run `venvfs mount {venv}`");
+    // os._exit: a SystemExit raised while `site` runs ends in a fatal-error traceback.
+    // ({:?} spells the string with the escapes a Python string literal reads back.)
+    let line = format!(
+        "import os, sys; sys.stderr.write({message:?} + chr(10)); sys.stderr.flush(); os._exit(1)\n"
+    );
+    (rel, line)
+}
+
+/// A path as a user types it: Windows's canonical paths are verbatim (`\\?\C:\v`,
+/// `\\?\UNC\host\share\v`), which no message should show; they lose the prefix
+/// (`C:\v`, `\\host\share\v`). Other paths are shown as they are.
+pub fn shown_path(path: &Path) -> String {
+    let s = path.display().to_string();
+    if let Some(unc) = s.strip_prefix(r"\\?\UNC\") {
+        return format!(r"\\{unc}");
+    }
+    match s.strip_prefix(r"\\?\") {
+        Some(rest) if rest.as_bytes().get(1) == Some(&b':') => rest.to_owned(),
+        _ => s,
+    }
 }
 
 #[cfg(test)]
@@ -120,6 +139,47 @@ mod tests {
                 (r"C:\Py\python.exe".into(), vec![])
             );
         }
+    }
+
+    #[test]
+    fn guard_of_a_windows_venv() {
+        let (rel, line) = unmounted_guard(&Layout::for_os(OsName::Nt, "3.12"), r"C:\v\.venv");
+        assert_eq!(rel, "Lib/site-packages/_venvfs_unmounted.pth");
+        assert_eq!(
+            line,
+            r#"import os, sys; sys.stderr.write("error: C:\\v\\.venv is a venvfs venv and is not mounted: run `venvfs mount C:\\v\\.venv`" + chr(10)); sys.stderr.flush(); os._exit(1)"#
+                .to_owned()
+                + "\n"
+        );
+        let (rel, _) = unmounted_guard(&Layout::for_os(OsName::Posix, "3.12"), "/v/.venv");
+        assert_eq!(rel, "lib/python3.12/site-packages/_venvfs_unmounted.pth");
+    }
+
+    #[test]
+    fn verbatim_paths_are_not_shown() {
+        let shown = |p: &str| shown_path(Path::new(p));
+        assert_eq!(shown(r"\\?\C:\Users\me\.venv"), r"C:\Users\me\.venv");
+        assert_eq!(shown(r"\\?\UNC\host\share\.venv"), r"\\host\share\.venv");
+        assert_eq!(shown(r"\\?\Volume{x}\v"), r"\\?\Volume{x}\v");
+        assert_eq!(shown("/home/me/.venv"), "/home/me/.venv");
+    }
+
+    /// Where the guard lands on this system, and that it names the venv as it is typed.
+    #[test]
+    fn guard_is_written_where_this_systems_python_looks() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pyvenv.cfg"), "version = 3.12.1\n").unwrap();
+        let layout = Layout::new("3.12");
+        std::fs::create_dir_all(dir.path().join(layout.site_packages())).unwrap();
+        write_unmounted_guard(dir.path()).unwrap();
+        let text = std::fs::read_to_string(
+            dir.path()
+                .join(layout.site_packages())
+                .join(UNMOUNTED_GUARD),
+        )
+        .unwrap();
+        assert!(!text.contains(r"\\\\?"), "{text}");
+        assert!(text.contains("venvfs mount"), "{text}");
     }
 
     #[test]

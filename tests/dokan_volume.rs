@@ -337,6 +337,8 @@ fn directories_listing_and_renames() {
         )
         .unwrap();
         assert!(d.new_file_created && d.handle.is_dir());
+        // FlushFileBuffers on a directory handle (the core syncs files only)
+        v.flush(&d.handle).unwrap();
         close(&v, d.handle, false);
         assert_eq!(listing(&v, "\\Lib", "*"), [".", "..", "Data", "pkg"]);
         assert_eq!(listing(&v, "\\", "*"), ["Lib"], "no dots at the root");

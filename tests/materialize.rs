@@ -19,7 +19,14 @@ const SITE: &str = "lib/python3.11/site-packages";
 /// A venvfs venv synced from wheels of which some are served from uv's cache (unpacked
 /// layers) and the others, with the demo wheel, from `.whl` files.
 /// The activation scripts venvfs makes set uv's link mode.
-const ACTIVATE: [&str; 2] = ["bin/activate", "bin/activate.fish"];
+/// The activation scripts uv writes (on every system) that venvfs makes set the link mode.
+const ACTIVATE: [&str; 5] = [
+    "bin/activate",
+    "bin/activate.fish",
+    "bin/activate.ps1",
+    "bin/activate.bat",
+    "bin/deactivate.bat",
+];
 
 struct Setup {
     s: Scratch,
@@ -31,7 +38,7 @@ struct Setup {
     reqs: PathBuf,
     wheels: Vec<PathBuf>,
     /// [`ACTIVATE`] as uv wrote them, before venvfs touched them.
-    activate: [Vec<u8>; 2],
+    activate: [Vec<u8>; 5],
 }
 
 fn setup(from_cache: &[&str], from_whl: &[&str]) -> Setup {
@@ -99,7 +106,7 @@ fn make_venvfs_venv(
     reqs: &Path,
     whl: &Path,
     cache: &Path,
-) -> [Vec<u8>; 2] {
+) -> [Vec<u8>; 5] {
     uv_venv(venv);
     let activate = ACTIVATE.map(|a| std::fs::read(venv.join(a)).unwrap());
     run_ok(

@@ -57,6 +57,14 @@ pub fn mount(args: MountArgs) -> CmdResult {
     crate::venv::python_version(&venv)?;
     // (refreshed while unmounted: the mount hides it)
     crate::venv::write_unmounted_guard(&venv)?;
+    // activation sets uv's symlink link mode (on Linux the daemon does it through the
+    // mount; here the venv is still its own directory)
+    if let Err(e) = crate::activate::set_link_mode(&venv) {
+        tracing::warn!(
+            "cannot set uv's link mode in {}\\Scripts: {e}",
+            venv.display()
+        );
+    }
     if args.foreground || args.daemon_child {
         serve::serve(&venv, &args)
     } else {

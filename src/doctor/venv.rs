@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::system::{self, FsFacts, LinkRead};
 use super::{plural, Finding, Status};
+use crate::install::layout::{Layout, OsName};
 use crate::inventory::{self, Advice, AdviceKind, Inventory, Origin};
 
 /// Whether and how the venv is mounted (only Linux mounts; elsewhere it is `Unsupported`).
@@ -40,7 +41,10 @@ pub struct VenvFacts {
     pub advice: Vec<Advice>,
     /// Whether uv's cache holds every distribution whose references dangle.
     pub dangling_in_cache: bool,
-    /// Whether `bin/activate` sets `UV_LINK_MODE=symlink`; None without one.
+    /// The layout family of the venv (`bin/python` or `Scripts\python.exe`).
+    pub os: OsName,
+    /// Whether the main activation script (`bin/activate`, `Scripts\activate.bat`) sets
+    /// `UV_LINK_MODE=symlink`; None without one.
     pub activation_links: Option<bool>,
     /// `activate::project_hint`: a uv project above the venv sets no link mode.
     pub project_hint: Option<String>,
@@ -64,7 +68,9 @@ pub fn findings(venv: &Path, cache: Option<&FsFacts>) -> Vec<Finding> {
     if facts.mount != MountState::Stale {
         out.push(system::venv_place_finding(&place));
         out.push(system::link_finding(cache, &place));
-        let (python, read) = LinkRead::follow(&venv.join("bin").join("python"));
+        let version = crate::venv::python_version(venv).unwrap_or_default();
+        let python = venv.join(Layout::for_os(facts.os, &version).python());
+        let (python, read) = LinkRead::follow(&python);
         out.extend(system::python_link_finding(&place, &python, &read));
     }
     out
@@ -81,6 +87,7 @@ impl VenvFacts {
             inventory: None,
             advice: Vec::new(),
             dangling_in_cache: false,
+            os: OsName::of_venv(venv),
             activation_links: None,
             project_hint: None,
         };
@@ -107,9 +114,11 @@ impl VenvFacts {
             }
             facts.inventory = Some(inv);
         }
-        facts.activation_links = std::fs::read_to_string(venv.join("bin").join("activate"))
+        let script =
+            crate::activate::scripts_dir(venv).join(crate::activate::main_script(facts.os));
+        facts.activation_links = std::fs::read_to_string(script)
             .ok()
-            .map(|t| t.contains("UV_LINK_MODE=symlink"));
+            .map(|t| crate::activate::sets_link_mode(&t));
         facts.project_hint = crate::activate::project_hint(venv);
         facts
     }
@@ -219,24 +228,34 @@ pub fn decide(f: &VenvFacts) -> Vec<Finding> {
         )),
         Some(Ok(inv)) => out.extend(inventory_findings(f, inv)),
     }
+    let script = match f.os {
+        OsName::Posix => format!("bin/{}", crate::activate::main_script(f.os)),
+        OsName::Nt => format!("Scripts\\{}", crate::activate::main_script(f.os)),
+    };
+    let set_it = match f.os {
+        OsName::Posix => "export UV_LINK_MODE=symlink",
+        OsName::Nt => "set UV_LINK_MODE=symlink",
+    };
     out.push(match f.activation_links {
         Some(true) => Finding::ok(
             "uv-link-mode",
-            "bin/activate sets UV_LINK_MODE=symlink while the venv is active",
+            format!("{script} sets UV_LINK_MODE=symlink while the venv is active"),
         ),
         Some(false) => Finding::warn(
             "uv-link-mode",
-            "bin/activate does not set UV_LINK_MODE=symlink: uv copies packages into the \
-             venv (venvfs mount sets it in the activation script)",
+            format!(
+                "{script} does not set UV_LINK_MODE=symlink: uv copies packages into the \
+                 venv (venvfs mount sets it in the activation scripts)"
+            ),
             Some(match f.mount {
                 MountState::NotMounted => mount_cmd,
-                _ => "export UV_LINK_MODE=symlink".into(),
+                _ => set_it.into(),
             }),
         ),
         None => Finding::warn(
             "uv-link-mode",
-            "no bin/activate: nothing tells uv to link packages rather than copy them",
-            Some("export UV_LINK_MODE=symlink".into()),
+            format!("no {script}: nothing tells uv to link packages rather than copy them"),
+            Some(set_it.into()),
         ),
     });
     if let Some(hint) = &f.project_hint {
@@ -370,9 +389,49 @@ mod tests {
             inventory: Some(Ok(Inventory::default())),
             advice: Vec::new(),
             dangling_in_cache: false,
+            os: OsName::Posix,
             activation_links: Some(true),
             project_hint: None,
         }
+    }
+
+    /// A venv made on Windows: the findings name its `Scripts\activate.bat` and say how
+    /// cmd sets the variable.
+    #[test]
+    fn a_windows_venvs_activation() {
+        let f = decide(&VenvFacts {
+            os: OsName::Nt,
+            activation_links: None,
+            ..facts(MountState::Mounted { pid: 7 })
+        });
+        let link = f.iter().find(|f| f.check == "uv-link-mode").unwrap();
+        assert_eq!(
+            link.detail,
+            "no Scripts\\activate.bat: nothing tells uv to link packages rather than copy them"
+        );
+        assert_eq!(link.fix.as_deref(), Some("set UV_LINK_MODE=symlink"));
+    }
+
+    /// The layout is read off the venv: `Scripts\python.exe` without `bin` is Windows's.
+    #[test]
+    fn layout_of_a_venv_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(OsName::of_venv(dir.path()), OsName::current());
+        std::fs::create_dir(dir.path().join("Scripts")).unwrap();
+        std::fs::write(dir.path().join("Scripts/python.exe"), "").unwrap();
+        assert_eq!(OsName::of_venv(dir.path()), OsName::Nt);
+        std::fs::write(
+            dir.path().join("Scripts/activate.bat"),
+            "set UV_LINK_MODE=symlink\r\n",
+        )
+        .unwrap();
+        let script =
+            crate::activate::scripts_dir(dir.path()).join(crate::activate::main_script(OsName::Nt));
+        assert!(crate::activate::sets_link_mode(
+            &std::fs::read_to_string(script).unwrap()
+        ));
+        std::fs::create_dir(dir.path().join("bin")).unwrap();
+        assert_eq!(OsName::of_venv(dir.path()), OsName::Posix);
     }
 
     fn summary(f: &[Finding]) -> Vec<(&str, Status)> {

@@ -24,6 +24,28 @@ impl OsName {
         }
     }
 
+    /// Where a venv of this family keeps its scripts and interpreter: `bin` (`Scripts`).
+    pub fn scripts_dir(self) -> &'static str {
+        match self {
+            OsName::Posix => "bin",
+            OsName::Nt => "Scripts",
+        }
+    }
+
+    /// The family whose layout the venv at `venv` has: Windows's if it has
+    /// `Scripts/python.exe` and no `bin` (a venv made on Windows, looked at from anywhere),
+    /// POSIX's if it has `bin`; this system's if it has neither yet.
+    pub fn of_venv(venv: &std::path::Path) -> OsName {
+        let has = |rel: &str| std::fs::symlink_metadata(venv.join(rel)).is_ok();
+        if has("Scripts/python.exe") && !has("bin") {
+            OsName::Nt
+        } else if has("bin") {
+            OsName::Posix
+        } else {
+            OsName::current()
+        }
+    }
+
     /// The family of the system venvfs is built for.
     pub fn current() -> OsName {
         if cfg!(windows) {
@@ -108,7 +130,7 @@ impl Layout {
                 Scheme {
                     purelib: site.clone(),
                     platlib: site,
-                    scripts: "bin".into(),
+                    scripts: OsName::Posix.scripts_dir().into(),
                     data: String::new(),
                     include: format!("include/site/python{version}"),
                 }
@@ -117,7 +139,7 @@ impl Layout {
             OsName::Nt => Scheme {
                 purelib: "Lib/site-packages".into(),
                 platlib: "Lib/site-packages".into(),
-                scripts: "Scripts".into(),
+                scripts: OsName::Nt.scripts_dir().into(),
                 data: String::new(),
                 include: format!("include/site/python{version}"),
             },

@@ -198,9 +198,45 @@ pub enum Op {
         slot: usize,
         delete: bool,
     },
+    /// `utimensat(path, [t, t])` (Windows: `SetFileTime`): the access and modification
+    /// times of what `path` leads to become `TIMES[time]`; with `crtime`, the creation time
+    /// is given too, as Windows gives it (the core keeps no creation time it is given, so
+    /// nothing compares it). Only the modification time is compared (reads move the access
+    /// time as the filesystem's `relatime` likes).
+    SetTimes {
+        path: &'static str,
+        time: usize,
+        crtime: bool,
+    },
+    /// `fsync` (Windows: `FlushFileBuffers`) through the handle in `slot`: succeeds and
+    /// changes nothing visible.
+    Fsync {
+        slot: usize,
+    },
+    /// `fstat` (Windows: `GetFileInformationByHandle`) of the handle in `slot`.
+    StatOpen {
+        slot: usize,
+    },
+    /// `statfs` (Windows: `GetDiskFreeSpaceEx`): succeeds, with free space no more than the
+    /// total, and changes nothing.
+    Statfs,
     /// Drop the filesystem and open a new one on the same venv and layers: what was
     /// written stays, open files are gone.
     Remount,
+}
+
+/// The times `SetTimes` sets: whole seconds and fractions (multiples of 100 ns, what NTFS
+/// keeps), since 1970.
+pub const TIMES: [(u64, u32); 3] = [
+    (1_000_000_000, 0),
+    (1_600_000_000, 500_000_000),
+    (2_000_000_000, 100),
+];
+
+/// `TIMES[i]` as a time.
+pub fn time(i: usize) -> std::time::SystemTime {
+    let (secs, nanos) = TIMES[i];
+    std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos)
 }
 
 /// Error kinds, as errno classes: what a caller can tell apart.
@@ -262,6 +298,20 @@ pub struct Meta {
     pub perm: u16,
     /// Files only: how many names the file has.
     pub nlink: Option<u32>,
+    /// Files and directories: the modification time. The model knows it only where a
+    /// `SetTimes` set it and nothing has changed it since; where it does not (`None`), the
+    /// time the others report is not compared (see [`Outcome::masked_like`]).
+    pub mtime: Option<std::time::SystemTime>,
+}
+
+impl Meta {
+    /// This, without the modification time where `expected` (the model's) has none.
+    pub fn masked_like(mut self, expected: &Meta) -> Meta {
+        if expected.mtime.is_none() {
+            self.mtime = None;
+        }
+        self
+    }
 }
 
 /// What an op answers.
@@ -275,6 +325,29 @@ pub enum Outcome {
     Names(BTreeSet<String>),
     /// The op names an empty slot: nothing was asked of the filesystem.
     NoHandle,
+}
+
+impl Outcome {
+    /// This answer, without what the model's answer `expected` does not know (see
+    /// [`Meta::mtime`]), so that the two compare on what the model knows.
+    pub fn masked_like(self, expected: &Outcome) -> Outcome {
+        match (self, expected) {
+            (Outcome::Stat(m), Outcome::Stat(e)) => Outcome::Stat(m.masked_like(e)),
+            (o, _) => o,
+        }
+    }
+}
+
+/// `got`, without the modification times the model's walk `expected` does not know.
+pub fn walk_masked_like(got: Walk, expected: &Walk) -> Walk {
+    got.into_iter()
+        .map(|(path, mut seen)| {
+            if let Some(e) = expected.get(&path) {
+                seen.meta = seen.meta.masked_like(&e.meta);
+            }
+            (path, seen)
+        })
+        .collect()
 }
 
 impl<T> From<Result<T, Errno>> for Outcome
@@ -418,6 +491,11 @@ fn op_in(pool: &'static [&'static str]) -> impl Strategy<Value = Op> {
             data
         }),
         1 => slot().prop_map(|slot| Op::Close { slot }),
+        3 => (path(), 0..TIMES.len(), any::<bool>())
+            .prop_map(|(path, time, crtime)| Op::SetTimes { path, time, crtime }),
+        1 => slot().prop_map(|slot| Op::Fsync { slot }),
+        2 => slot().prop_map(|slot| Op::StatOpen { slot }),
+        1 => Just(Op::Statfs),
         2 => Just(Op::Remount),
     ]
 }

@@ -51,6 +51,7 @@ fn meta_of(m: &std::fs::Metadata) -> Meta {
         size: (kind != Kind::Dir).then_some(m.len()),
         perm: (m.mode() & 0o7777) as u16,
         nlink: (kind == Kind::File).then_some(m.nlink() as u32),
+        mtime: (kind != Kind::Symlink).then(|| m.modified().unwrap()),
     }
 }
 
@@ -185,6 +186,22 @@ impl RealDir {
                 None => Outcome::NoHandle,
                 Some(_) => Outcome::Done,
             },
+            Op::SetTimes { path, time, .. } => {
+                let t = super::ops::time(time);
+                let times = std::fs::FileTimes::new().set_accessed(t).set_modified(t);
+                res(File::open(self.path(path)).and_then(|f| f.set_times(times))).into()
+            }
+            Op::Fsync { slot } => match &self.slots[slot] {
+                None => Outcome::NoHandle,
+                Some(f) => res(f.sync_all()).into(),
+            },
+            Op::StatOpen { slot } => match &self.slots[slot] {
+                None => Outcome::NoHandle,
+                Some(f) => res(f.metadata()).map(|m| meta_of(&m)).into(),
+            },
+            Op::Statfs => res(rustix::fs::statvfs(&self.root).map_err(io::Error::from))
+                .map(drop)
+                .into(),
             Op::SetDeletePending { .. } => unreachable!("generated under Windows rules only"),
             Op::Remount => {
                 self.slots = Default::default();

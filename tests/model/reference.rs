@@ -12,6 +12,7 @@
 //! where the Windows adapter sends it only at the last close.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::SystemTime;
 
 use super::ops::{Access, Data, Errno, Kind, Meta, Op, Outcome, Seen, Share, Walk, SLOTS};
 use super::start::{Seed, Start, UpperSeed, DIR_PERM, PYVENV_CFG};
@@ -32,6 +33,11 @@ struct Node {
     perm: u16,
     /// Names of a file or symlink (directories are never counted).
     nlink: u32,
+    /// The modification time a `SetTimes` gave it, until anything may have changed it
+    /// since: a change of a file's content, of a directory's entries, or a copy-up into a
+    /// directory (which the overlay makes for ops on entries below it). `None`: unknown,
+    /// and not compared.
+    mtime: Option<SystemTime>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -289,7 +295,12 @@ impl Model {
 
     fn push(&mut self, body: Body, perm: u16) -> Id {
         let nlink = if matches!(body, Body::Dir(_)) { 0 } else { 1 };
-        self.nodes.push(Node { body, perm, nlink });
+        self.nodes.push(Node {
+            body,
+            perm,
+            nlink,
+            mtime: None,
+        });
         self.nodes.len() - 1
     }
 
@@ -365,7 +376,11 @@ impl Model {
         }
     }
 
+    /// The content of file `id`, to change (so its modification time is no longer known).
     fn data_mut(&mut self, id: Id) -> Res<&mut Vec<u8>> {
+        if !self.is_dir(id) {
+            self.nodes[id].mtime = None;
+        }
         match &mut self.nodes[id].body {
             Body::File(data) => Ok(data),
             Body::Dir(_) => Err(Errno::IsDir),
@@ -483,18 +498,21 @@ impl Model {
                 size: None,
                 perm: node.perm,
                 nlink: None,
+                mtime: node.mtime,
             },
             Body::File(data) => Meta {
                 kind: Kind::File,
                 size: Some(data.len() as u64),
                 perm: node.perm,
                 nlink: Some(node.nlink),
+                mtime: node.mtime,
             },
             Body::Symlink(t) => Meta {
                 kind: Kind::Symlink,
                 size: Some(t.len() as u64),
                 perm: node.perm,
                 nlink: None,
+                mtime: None,
             },
         }
     }
@@ -613,6 +631,7 @@ impl Model {
 
     /// Deletes the name `id` has now, if any (a directory only if it is still empty).
     fn delete_name_of(&mut self, id: Id) {
+        self.forget_times_above_node(id);
         let mut pending = vec![ROOT];
         while let Some(dir) = pending.pop() {
             for (name, &child) in self.children(dir) {
@@ -645,8 +664,106 @@ impl Model {
         Ok(())
     }
 
+    /// The directories above `path` (the root and each one on the way that exists) forget
+    /// their modification times: the op may change their entries or copy an entry up into
+    /// them, whether or not it succeeds.
+    fn forget_times_above(&mut self, path: &str) {
+        let parts: Vec<&str> = path.split('/').collect();
+        let mut at = ROOT;
+        self.nodes[ROOT].mtime = None;
+        for part in &parts[..parts.len() - 1] {
+            match self.find(at, part) {
+                Some((_, next)) if self.is_dir(next) => {
+                    at = next;
+                    self.nodes[at].mtime = None;
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Every directory on a path to `id` forgets its modification time (a write through a
+    /// handle copies the file up into its directory).
+    fn forget_times_above_node(&mut self, id: Id) {
+        let mut above = Vec::new();
+        self.dirs_above(ROOT, id, &mut Vec::new(), &mut above);
+        for dir in above {
+            self.nodes[dir].mtime = None;
+        }
+    }
+
+    fn dirs_above(&self, dir: Id, id: Id, chain: &mut Vec<Id>, out: &mut Vec<Id>) {
+        chain.push(dir);
+        for &child in self.children(dir).values() {
+            if child == id {
+                out.extend(chain.iter().copied());
+            }
+            if self.is_dir(child) {
+                self.dirs_above(child, id, chain, out);
+            }
+        }
+        chain.pop();
+    }
+
+    /// `id` and everything below it forget their modification times (a directory moved
+    /// by a rename may be copied up with its content).
+    fn forget_times_below(&mut self, id: Id) {
+        self.nodes[id].mtime = None;
+        if self.is_dir(id) {
+            let children: Vec<Id> = self.children(id).values().copied().collect();
+            for child in children {
+                self.forget_times_below(child);
+            }
+        }
+    }
+
+    /// What an op may change besides what it says: the modification times of the
+    /// directories above the paths it names (and, for a rename, of what it moves).
+    fn forget_times(&mut self, op: &Op) {
+        match *op {
+            Op::Create { path, .. }
+            | Op::Write { path, .. }
+            | Op::Truncate { path, .. }
+            | Op::Chmod { path, .. }
+            | Op::SetTimes { path, .. }
+            | Op::Unlink { path }
+            | Op::Mkdir { path, .. }
+            | Op::Rmdir { path }
+            | Op::Symlink { path, .. }
+            | Op::Open { path, .. } => self.forget_times_above(path),
+            Op::Rename { from, to, .. } => {
+                if let Ok(id) = self.entry(from) {
+                    self.forget_times_below(id);
+                }
+                self.forget_times_above(from);
+                self.forget_times_above(to);
+            }
+            Op::Link { from, to } => {
+                self.forget_times_above(from);
+                self.forget_times_above(to);
+            }
+            Op::WriteOpen { slot, .. } => {
+                if let Some(f) = self.slots[slot] {
+                    self.forget_times_above_node(f.node);
+                }
+            }
+            Op::Read { .. }
+            | Op::Readlink { .. }
+            | Op::Stat { .. }
+            | Op::List { .. }
+            | Op::ReadOpen { .. }
+            | Op::Close { .. }
+            | Op::SetDeletePending { .. }
+            | Op::Fsync { .. }
+            | Op::StatOpen { .. }
+            | Op::Statfs
+            | Op::Remount => {}
+        }
+    }
+
     /// Applies `op` and answers what a POSIX filesystem would.
     pub fn apply(&mut self, op: &Op) -> Outcome {
+        self.forget_times(op);
         match *op {
             Op::Create { path, mode } => {
                 self.make(path, Body::File(Vec::new()), mode as u16).into()
@@ -737,6 +854,20 @@ impl Model {
                 None => Outcome::NoHandle,
                 Some(f) => self.set_delete_pending(f, delete).into(),
             },
+            Op::SetTimes { path, time, .. } => self
+                .follow(path)
+                .map(|id| self.nodes[id].mtime = Some(super::ops::time(time)))
+                .into(),
+            // (flushing changes nothing anyone can see)
+            Op::Fsync { slot } => match self.slots[slot] {
+                None => Outcome::NoHandle,
+                Some(_) => Outcome::Done,
+            },
+            Op::StatOpen { slot } => match self.slots[slot] {
+                None => Outcome::NoHandle,
+                Some(f) => self.meta(f.node).into(),
+            },
+            Op::Statfs => Outcome::Done,
             Op::Remount => {
                 // handles go with the filesystem, deleting nothing
                 self.slots = Default::default();

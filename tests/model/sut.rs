@@ -14,7 +14,7 @@ use venvfs::manifest::{Layer, Manifest, Mapping};
 use venvfs::overlay::{Overlay, OverlayConfig};
 use venvfs_api::{
     Caller, Entry, Error, Fh, FileKind, FileSystem, Ino, Lookup, OpenRequest, RenameFlags, SetAttr,
-    ShareMode, ROOT,
+    SetTime, ShareMode, ROOT,
 };
 
 use super::ops::{Access, Data, Errno, Kind, Meta, Op, Outcome, Seen, Share, Walk, SLOTS};
@@ -110,6 +110,7 @@ fn meta(e: &Entry) -> Meta {
         size: (kind != Kind::Dir).then_some(e.attr.size),
         perm: e.attr.perm,
         nlink: (kind == Kind::File).then_some(e.attr.nlink),
+        mtime: (kind != Kind::Symlink).then_some(e.attr.mtime),
     }
 }
 
@@ -208,6 +209,38 @@ pub fn chmod(fs: &Overlay, path: &str, mode: u32) -> Res<()> {
         ..Default::default()
     };
     setattr(fs, path, set)
+}
+
+/// Both times, and with `crtime` the creation time, as Dokan's `set_file_time` asks
+/// (`info::set_times` in the adapter: the three given, no "now").
+pub fn set_times(fs: &Overlay, path: &str, time: usize, crtime: bool) -> Res<()> {
+    let t = super::ops::time(time);
+    let set = SetAttr {
+        atime: Some(SetTime::At(t)),
+        mtime: Some(SetTime::At(t)),
+        crtime: crtime.then_some(t),
+        ..Default::default()
+    };
+    setattr(fs, path, set)
+}
+
+/// A flush of an open file, as both adapters send it: a directory's never reaches the core
+/// (FUSE's fsyncdir and Dokan's flush of a directory handle answer without it).
+pub fn fsync(fs: &Overlay, h: Handle) -> Res<()> {
+    if fs.getattr(h.ino).map_err(errno)?.attr.kind == FileKind::Dir {
+        return Ok(());
+    }
+    fs.fsync(h.ino, h.fh, false).map_err(errno)
+}
+
+/// The usage figures: asked for, checked for sense, and otherwise dropped.
+pub fn statfs(fs: &Overlay) -> Res<()> {
+    let st = fs.statfs().map_err(errno)?;
+    assert!(
+        st.bfree <= st.blocks && st.bavail <= st.blocks,
+        "statfs: more free than there is: {st:?}"
+    );
+    Ok(())
 }
 
 pub fn rename(fs: &Overlay, from: &str, to: &str, noreplace: bool) -> Res<()> {
@@ -313,6 +346,9 @@ pub fn open_as(
         ..OpenRequest::READ
     };
     let fh = fs.open(ino, &req).map_err(errno)?.fh;
+    // as the Dokan adapter holds the inode from `create_file` to `close_file` (and the
+    // kernel holds what it looked up)
+    fs.reference(ino);
     Ok(Handle { ino, fh: Some(fh) })
 }
 
@@ -326,9 +362,12 @@ pub fn write_handle(fs: &Overlay, h: Handle, offset: u64, data: &[u8]) -> Res<()
     Ok(())
 }
 
+/// Closes an open: its handle released, then its reference dropped (Dokan's `cleanup`,
+/// then `close_file`).
 pub fn close(fs: &Overlay, h: Handle) {
     if let Some(fh) = h.fh {
         fs.release(h.ino, fh);
+        fs.unreference(h.ino, 1);
     }
 }
 
@@ -465,6 +504,16 @@ impl Core {
                         .into()
                 }
             },
+            Op::SetTimes { path, time, crtime } => set_times(fs, path, time, crtime).into(),
+            Op::Fsync { slot } => match self.slots[slot] {
+                None => Outcome::NoHandle,
+                Some(h) => fsync(fs, h).into(),
+            },
+            Op::StatOpen { slot } => match self.slots[slot] {
+                None => Outcome::NoHandle,
+                Some(h) => fs.getattr(h.ino).map(|e| meta(&e)).map_err(errno).into(),
+            },
+            Op::Statfs => statfs(fs).into(),
             Op::Remount => {
                 // the daemon goes away with its open files; a new one starts on the venv
                 self.slots = [None; SLOTS];
