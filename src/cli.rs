@@ -46,6 +46,9 @@ pub enum Command {
         long_about = "Compile the bytecode of every module a venv's layers hold into the \
 shared bytecode store, ahead of the first import, so that no venv using those layers (a \
 container, a cluster node, a fresh venv) compiles them again.\n\n\
+Given layer sources instead of a venv (`.whl` files, unpacked wheels, uv cache \
+directories), compiles them for --python as any venv of that Python using them would \
+(through venvs of its own made and removed on the way).\n\n\
 A mounted venv shows the `.pyc` files of its layers' modules from a store outside the \
 venv, one copy per layer and Python version, shared by every venv that uses the same \
 layers: the first import anywhere compiles a module, every later one reads it. The store \
@@ -264,8 +267,15 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct CompileArgs {
-    /// The venv directory, mounted or not.
-    pub venv: PathBuf,
+    /// A venv directory (mounted or not); or layer sources to compile without a venv:
+    /// `.whl` files, unpacked wheels, and uv cache directories (every unpacked wheel in
+    /// them).
+    #[arg(required = true, value_name = "VENV|SOURCES")]
+    pub targets: Vec<PathBuf>,
+    /// The interpreter to compile SOURCES for: a path, or a version such as 3.11 (the
+    /// `.pyc` of a venv are its own Python's).
+    #[arg(long, short = 'p', default_value = "python3")]
+    pub python: String,
     /// The store to write, instead of the default one (for a store prepared ahead and
     /// shared read-only: point $VENVFS_BYTECODE_STORES at it). The venv must not be
     /// mounted then.

@@ -369,3 +369,43 @@ fn is_mounted(path: &Path) -> bool {
         .lines()
         .any(|l| l.contains(&format!(" {} ", path.display())))
 }
+
+#[test]
+fn sources_compile_without_a_venv_for_every_venv_using_them() {
+    let t = Setup::new();
+    let before = t.layers();
+    // the wheels and the unpacked one, compiled for this Python with no venv of the user's
+    let shared = t.s.path("shared-store");
+    let out = run_ok(
+        t.venvfs()
+            .arg("compile")
+            .arg("--store")
+            .arg(&shared)
+            .args(&t.wheels)
+            .arg(&t.unpacked),
+    );
+    assert!(out.contains("Compiled "), "{out}");
+    // a venv made afterwards from the same sources reads them all
+    let venv = t.venv("venv");
+    run_ok(
+        t.venvfs()
+            .env("VENVFS_BYTECODE_STORES", &shared)
+            .arg("mount")
+            .arg(&venv),
+    );
+    let m = Mount::adopt(&venv);
+    let err = import(&venv, IMPORT);
+    let site = venv.join("lib").display().to_string();
+    let compiled: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("# code object from") && l.contains(&site))
+        .filter(|l| !l.contains("__pycache__"))
+        .collect();
+    assert!(compiled.is_empty(), "compiled at import: {compiled:?}");
+    m.unmount();
+    // a source that is none of those is refused, naming it
+    let out = run(t.venvfs().arg("compile").arg(t.s.path("nothing-here")));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing-here"));
+    assert_eq!(t.layers(), before, "the layers changed");
+}

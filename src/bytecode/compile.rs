@@ -9,6 +9,7 @@
 
 use std::error::Error;
 use std::io::BufRead;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::cli::CompileArgs;
@@ -40,17 +41,134 @@ with multiprocessing.Pool(int(sys.argv[1])) as pool:
 "#;
 
 pub fn compile(args: &CompileArgs) -> Result<(), Box<dyn Error>> {
-    let venv = std::path::absolute(&args.venv)?;
-    crate::venv::python_version(&venv)?;
-    let started = std::time::Instant::now();
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .max(1);
-    let python = crate::interpreter::python_of(&venv);
-    let mounted = crate::daemon::venv_is_mounted(&venv);
+    match args.targets.as_slice() {
+        [venv] if venv.join("pyvenv.cfg").is_file() => {
+            compile_venv(&std::path::absolute(venv)?, args.store.as_deref(), jobs)
+        }
+        sources => compile_sources(sources, &args.python, args.store.as_deref(), jobs),
+    }
+}
+
+/// Compiles layer sources without a venv of the user's: in venvs made for it (each
+/// holding at most one version of a distribution), removed afterwards.
+fn compile_sources(
+    targets: &[PathBuf],
+    python: &str,
+    store: Option<&Path>,
+    jobs: usize,
+) -> Result<(), Box<dyn Error>> {
+    let mut sources = Vec::new();
+    for t in targets {
+        sources.extend(expand(t)?);
+    }
+    if sources.is_empty() {
+        return Err("no wheel found in the sources given".into());
+    }
+    let python = if python.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        format!("python{python}")
+    } else {
+        python.to_owned()
+    };
+    let scratch = tempfile::Builder::new()
+        .prefix("venvfs-compile-")
+        .tempdir()?;
+    let venv_of = |i: usize| scratch.path().join(format!("v{i}"));
+    make_venv(&python, &venv_of(0))?;
+    let version = crate::venv::python_version(&venv_of(0))?;
+    // one venv per set of distributions of distinct names
+    let mut groups: Vec<crate::manifest::Manifest> = Vec::new();
+    for source in sources {
+        let layer = match crate::install::wheel_layer(&source, &version) {
+            Ok(l) => l,
+            Err(e) => {
+                println!("skipped {}: {e}", source.display());
+                continue;
+            }
+        };
+        let name = layer.package_name();
+        match groups
+            .iter_mut()
+            .find(|m| m.layers.iter().all(|l| l.package_name() != name))
+        {
+            Some(m) => m.layers.push(layer),
+            None => groups.push(crate::manifest::Manifest {
+                layers: vec![layer],
+                ..Default::default()
+            }),
+        }
+    }
+    for (i, manifest) in groups.iter().enumerate() {
+        let venv = venv_of(i);
+        if !venv.exists() {
+            make_venv(&python, &venv)?;
+        }
+        manifest.save(&crate::manifest::manifest_path(&venv))?;
+        compile_venv(&venv, store, jobs)?;
+    }
+    Ok(())
+}
+
+/// The wheels a source names: a `.whl` file, an unpacked wheel (a directory holding a
+/// `.dist-info`), or a uv cache (every unpacked wheel of its `archive-v0`).
+fn expand(source: &Path) -> Result<Vec<PathBuf>, Box<dyn Error>> {
+    let abs = source
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", source.display()))?;
+    let has_dist_info = |d: &Path| {
+        std::fs::read_dir(d).is_ok_and(|rd| {
+            rd.flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".dist-info"))
+        })
+    };
+    if abs.is_file() || has_dist_info(&abs) {
+        return Ok(vec![abs]);
+    }
+    let archive = abs.join("archive-v0");
+    if archive.is_dir() {
+        let mut out: Vec<PathBuf> = std::fs::read_dir(&archive)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir() && has_dist_info(p))
+            .collect();
+        out.sort();
+        return Ok(out);
+    }
+    Err(format!(
+        "{}: not a venv, a wheel, an unpacked wheel or a uv cache directory",
+        source.display()
+    )
+    .into())
+}
+
+fn make_venv(python: &str, venv: &Path) -> Result<(), Box<dyn Error>> {
+    let out = Command::new(python)
+        .args(["-m", "venv", "--without-pip"])
+        .arg(venv)
+        .output()
+        .map_err(|e| format!("cannot run {python}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{python} -m venv failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Compiles the modules of venv `venv` through its mount (a private one when it is not
+/// mounted), into `store` if given.
+fn compile_venv(venv: &Path, store: Option<&Path>, jobs: usize) -> Result<(), Box<dyn Error>> {
+    crate::venv::python_version(venv)?;
+    let started = std::time::Instant::now();
+    let python = crate::interpreter::python_of(venv);
+    let mounted = crate::daemon::venv_is_mounted(venv);
     let mut cmd = if mounted {
-        if args.store.is_some() {
+        if store.is_some() {
             return Err(format!(
                 "{} is mounted, and its mount writes its own store; unmount it to compile into --store",
                 venv.display()
@@ -61,7 +179,7 @@ pub fn compile(args: &CompileArgs) -> Result<(), Box<dyn Error>> {
     } else {
         // a mount of its own, gone when the compile is
         let mut c = Command::new(std::env::current_exe()?);
-        c.arg("run").arg(&venv).arg("--").arg(&python);
+        c.arg("run").arg(venv).arg("--").arg(&python);
         c
     };
     cmd.args(["-c", SCRIPT, &jobs.to_string()])
@@ -69,7 +187,7 @@ pub fn compile(args: &CompileArgs) -> Result<(), Box<dyn Error>> {
         .env_remove("PYTHONPYCACHEPREFIX")
         .env_remove("PYTHONPATH")
         .stdout(Stdio::piped());
-    if let Some(store) = &args.store {
+    if let Some(store) = store {
         std::fs::create_dir_all(store)
             .map_err(|e| format!("cannot make the store {}: {e}", store.display()))?;
         cmd.env(super::STORE_VAR, std::path::absolute(store)?);
@@ -99,7 +217,7 @@ pub fn compile(args: &CompileArgs) -> Result<(), Box<dyn Error>> {
     if !status.success() {
         return Err(format!("compiling {} failed ({status})", venv.display()).into());
     }
-    let store = match &args.store {
+    let store = match store {
         Some(s) => s.display().to_string(),
         None => "the shared store".to_owned(),
     };
