@@ -122,6 +122,32 @@ fn uninstalled_then_linked_again_by_uv_folds_again() {
     assert_eq!(snapshot(&cache.join("archive-v0")), cache_before);
 }
 
+/// A directory of a linked package deleted before the fold (with its content) stays
+/// deleted: the fold hides it whole, not file by file, which would leave it showing, empty.
+#[test]
+fn a_directory_deleted_before_the_fold_does_not_show_empty() {
+    let (s, cache, m) = uv_linked_venv(&["urllib3"]);
+    let cache_before = snapshot(&cache.join("archive-v0"));
+    let contrib = s.venv.join("lib/python3.11/site-packages/urllib3/contrib");
+    assert!(contrib.join("socks.py").exists());
+    std::fs::remove_dir_all(&contrib).unwrap();
+    let out = run_ok(venvfs().arg("fold").arg(&s.venv));
+    assert!(out.contains(" ~ urllib3=="), "{out}");
+    assert!(
+        !contrib.exists(),
+        "{:?}",
+        std::fs::read_dir(&contrib).map(|d| d.count())
+    );
+    s.python_ok("import urllib3, urllib3.util");
+    m.unmount();
+    assert_eq!(links_into(&s.venv, &cache), Vec::<PathBuf>::new());
+    let m = s.mount();
+    assert!(!contrib.exists());
+    s.python_ok("import urllib3, urllib3.util");
+    m.unmount();
+    assert_eq!(snapshot(&cache.join("archive-v0")), cache_before);
+}
+
 /// `venvfs install` folds the links uv left, once its own change is made.
 #[test]
 fn install_folds_the_links_uv_left() {

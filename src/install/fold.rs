@@ -328,6 +328,49 @@ pub fn fold(root: &Path, python: &str) -> Result<Report, Error> {
     Ok(report)
 }
 
+/// Whether the directory of venv-relative `rel` is in the venv's own directory.
+fn parent_exists(root: &Path, rel: &Path) -> bool {
+    root.join(rel.parent().unwrap_or(Path::new("")))
+        .symlink_metadata()
+        .is_ok()
+}
+
+/// The whiteouts that hide the files `hidden` (venv-relative), by directory where they
+/// can: a file whose directory the venv's own tree no longer has (uv or the user deleted
+/// the directory with its content) is hidden by a whiteout of the topmost such directory,
+/// so that the directory does not show up empty once the layer's files in it are hidden;
+/// unless a layer that stays (in `staying`) has that directory too: it showed before the
+/// fold, and still does, with the folded layer's files whited out one by one.
+fn whiteouts_for(
+    root: &Path,
+    hidden: &[PathBuf],
+    staying: &crate::lower::LowerTree,
+) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for file in hidden {
+        let mut top = None;
+        let mut dir = file.parent().unwrap_or(Path::new(""));
+        while !dir.as_os_str().is_empty() && root.join(dir).symlink_metadata().is_err() {
+            top = Some(dir);
+            dir = dir.parent().unwrap_or(Path::new(""));
+        }
+        let shown_by_others = |d: &Path| {
+            staying
+                .lookup_path(d.as_os_str().as_encoded_bytes())
+                .is_some()
+        };
+        let rel = match top {
+            Some(top) if !shown_by_others(top) => top.to_owned(),
+            _ => file.clone(),
+        };
+        if seen.insert(rel.clone()) {
+            out.push(rel);
+        }
+    }
+    out
+}
+
 /// What makes opaque directories plain again without changing what they show.
 #[derive(Debug, Default)]
 struct PlainAgain {
@@ -421,6 +464,23 @@ pub fn commit_layers(root: &Path, python: &str) -> Result<Committed, Error> {
             ..Committed::default()
         });
     }
+    let hidden: Vec<PathBuf> = plan.folds.iter().flat_map(|f| f.hidden.clone()).collect();
+    let hidden = if hidden.iter().any(|h| !parent_exists(root, h)) {
+        // (the layers that stay: what shows in a directory the venv's own lost)
+        let mut staying = manifest.clone();
+        staying.layers.retain(|l| {
+            l.name.is_empty()
+                || !plan
+                    .folds
+                    .iter()
+                    .any(|f| f.layer.package_name() == l.package_name())
+        });
+        let lower =
+            crate::lower::LowerTree::build(&staying, &path, venvfs_rules::Rules::posix().names())?;
+        whiteouts_for(root, &hidden, &lower)
+    } else {
+        hidden
+    };
     // on top, in the order found, replacing other versions (and a layer of the same
     // version uv uninstalled and linked again) as `layer add` does
     for f in plan.folds.iter().rev() {
@@ -450,9 +510,9 @@ pub fn commit_layers(root: &Path, python: &str) -> Result<Committed, Error> {
             for rel in &f.stale_whiteouts {
                 txn.remove(&root.join(rel))?;
             }
-            for rel in &f.hidden {
-                super::apply::write_whiteout(&mut txn, &root.join(rel))?;
-            }
+        }
+        for rel in &hidden {
+            super::apply::write_whiteout(&mut txn, &root.join(rel))?;
         }
         txn.sync()?;
         manifest.save(&path)?;
