@@ -500,9 +500,6 @@ pub fn commit_layers(root: &Path, python: &str) -> Result<Committed, Error> {
     };
     let mut txn = Txn::begin(root)?;
     let done = (|| -> Result<(), Error> {
-        for marker in &unhide.markers {
-            txn.remove(&root.join(marker))?;
-        }
         for rel in &unhide.whiteouts {
             super::apply::write_whiteout(&mut txn, &root.join(rel))?;
         }
@@ -527,6 +524,15 @@ pub fn commit_layers(root: &Path, python: &str) -> Result<Committed, Error> {
         .into_iter()
         .filter_map(|p| p.strip_prefix(root).ok().map(Path::to_owned))
         .collect();
+    // The opaque markers go after the commit point, as the links do: until then an
+    // opaque directory shows its links, as before; once the layer is listed and the
+    // whiteouts are written, the directory shows the same made plain. (Killed in
+    // between, the next fold finds the links under it and does it again.)
+    for marker in unhide.markers {
+        std::fs::remove_file(root.join(&marker))
+            .map_err(|e| format!("the layers are saved, but {}: {e}", marker.display()))?;
+        report.touched.push(marker);
+    }
     let links: Vec<PathBuf> = plan.folds.iter().flat_map(|f| f.links.clone()).collect();
     // (every directory below site-packages or bin holding a link, deepest first: those
     // left empty go, the others stay)
