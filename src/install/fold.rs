@@ -750,6 +750,39 @@ mod tests {
     }
 
     #[test]
+    fn a_deleted_directory_is_hidden_whole_unless_a_staying_layer_has_it() {
+        // pkg/sub/ was deleted from the venv with its file (no link left in it)
+        let f = fixture();
+        put(&f.entry.join("pkg/sub/z.py"), "z");
+        fold(&f.venv, "3.11").unwrap();
+        let pkg = f.venv.join(SITE).join("pkg");
+        assert!(pkg.join(".wh.sub").exists());
+        assert!(!pkg.join("sub").exists(), "no directory made for whiteouts");
+
+        // another layer, which stays, shows pkg/sub/ too: its files still show
+        let f = fixture();
+        put(&f.entry.join("pkg/sub/z.py"), "z");
+        let other = f.cache.join("archive-v0/Id2");
+        for file in [
+            "pkg/sub/y.py",
+            "other-1.0.dist-info/METADATA",
+            "other-1.0.dist-info/WHEEL",
+            "other-1.0.dist-info/RECORD",
+        ] {
+            put(&other.join(file), file);
+        }
+        let mut m = Manifest::default();
+        m.layers
+            .push(crate::install::layer_for(&other, "other-1.0", "3.11"));
+        m.save(&manifest_path(&f.venv)).unwrap();
+        fold(&f.venv, "3.11").unwrap();
+        let pkg = f.venv.join(SITE).join("pkg");
+        assert!(!pkg.join(".wh.sub").exists());
+        assert!(pkg.join("sub/.wh.z.py").exists());
+        assert_eq!(manifest(&f).layers.len(), 2);
+    }
+
+    #[test]
     fn a_stale_whiteout_at_a_link_goes_with_it() {
         let f = fixture();
         let stale = f.venv.join(SITE).join("pkg/.wh.__init__.py");
