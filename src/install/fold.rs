@@ -328,6 +328,16 @@ pub fn fold(root: &Path, python: &str) -> Result<Report, Error> {
     Ok(report)
 }
 
+/// How the layers' names compare, as the mount on this host compares them (the fold reads
+/// the venv's own directory on the host that mounts it).
+fn layer_names() -> venvfs_rules::NameRules {
+    if cfg!(windows) {
+        venvfs_rules::Rules::windows().names()
+    } else {
+        venvfs_rules::Rules::posix().names()
+    }
+}
+
 /// Whether the directory of venv-relative `rel` is in the venv's own directory.
 fn parent_exists(root: &Path, rel: &Path) -> bool {
     root.join(rel.parent().unwrap_or(Path::new("")))
@@ -399,8 +409,9 @@ fn plain_again(
             continue;
         }
         let mut own: std::collections::HashSet<OsString> = std::collections::HashSet::new();
-        for e in std::fs::read_dir(root.join(&dir))? {
-            let e = e?;
+        let at = |e: std::io::Error| format!("{}: {e}", root.join(&dir).display());
+        for e in std::fs::read_dir(root.join(&dir)).map_err(at)? {
+            let e = e.map_err(at)?;
             let name = e.file_name();
             match crate::upper_format::classify(&name) {
                 EntryName::Opaque => {
@@ -416,7 +427,7 @@ fn plain_again(
                 }
                 EntryName::Entry => {}
             }
-            if e.file_type()?.is_dir() {
+            if e.file_type().map_err(at)?.is_dir() {
                 todo.push(dir.join(&name));
             }
             own.insert(name);
@@ -475,8 +486,7 @@ pub fn commit_layers(root: &Path, python: &str) -> Result<Committed, Error> {
                     .iter()
                     .any(|f| f.layer.package_name() == l.package_name())
         });
-        let lower =
-            crate::lower::LowerTree::build(&staying, &path, venvfs_rules::Rules::posix().names())?;
+        let lower = crate::lower::LowerTree::build(&staying, &path, layer_names())?;
         whiteouts_for(root, &hidden, &lower)
     } else {
         hidden
@@ -494,8 +504,7 @@ pub fn commit_layers(root: &Path, python: &str) -> Result<Committed, Error> {
     let unhide = if opaque.is_empty() {
         PlainAgain::default()
     } else {
-        let lower =
-            crate::lower::LowerTree::build(&manifest, &path, venvfs_rules::Rules::posix().names())?;
+        let lower = crate::lower::LowerTree::build(&manifest, &path, layer_names())?;
         plain_again(root, &lower, &opaque)?
     };
     let mut txn = Txn::begin(root)?;
