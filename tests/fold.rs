@@ -81,6 +81,73 @@ fn fold_turns_uv_links_into_layers_live() {
     assert_eq!(snapshot(&cache.join("archive-v0")), cache_before);
 }
 
+/// uv uninstalls a folded distribution through the mount (whiteouts for its files, its
+/// directories removed) and links the same version again (its directories made anew,
+/// opaque over the layer): the fold replaces the layer and makes those directories plain,
+/// so no link stays and the venv shows what it showed.
+#[test]
+fn uninstalled_then_linked_again_by_uv_folds_again() {
+    let (s, cache, m) = uv_linked_venv(&["six", "idna"]);
+    let wheels = shared_wheel("six-").parent().unwrap().to_owned();
+    run_ok(venvfs().arg("fold").arg(&s.venv));
+    let before = s.python_ok("import idna, os; print(idna.__version__, sorted(os.listdir(os.path.dirname(idna.__file__))))");
+    let cache_before = snapshot(&cache.join("archive-v0"));
+
+    uv_pip(&s.venv, &cache, &["uninstall", "-q", "idna"], &wheels);
+    uv_pip(
+        &s.venv,
+        &cache,
+        &["install", "-q", "--link-mode=symlink", "idna"],
+        &wheels,
+    );
+    run_ok(venvfs().arg("fold").arg(&s.venv));
+    let listed = run_ok(venvfs().arg("list").arg(&s.venv));
+    let line = listed.lines().find(|l| l.contains("idna==")).unwrap();
+    assert!(line.trim_end().ends_with("layer"), "{listed}");
+    assert_eq!(
+        s.python_ok("import idna, os; print(idna.__version__, sorted(os.listdir(os.path.dirname(idna.__file__))))"),
+        before
+    );
+    m.unmount();
+
+    assert_eq!(links_into(&s.venv, &cache), Vec::<PathBuf>::new());
+    let manifest = std::fs::read_to_string(s.venv.join(".venvfs/manifest.toml")).unwrap();
+    assert_eq!(manifest.matches("name = \"idna\"").count(), 1, "{manifest}");
+    let m = s.mount();
+    assert_eq!(
+        s.python_ok("import idna, os; print(idna.__version__, sorted(os.listdir(os.path.dirname(idna.__file__))))"),
+        before
+    );
+    m.unmount();
+    assert_eq!(snapshot(&cache.join("archive-v0")), cache_before);
+}
+
+/// A directory of a linked package deleted before the fold (with its content) stays
+/// deleted: the fold hides it whole, not file by file, which would leave it showing, empty.
+#[test]
+fn a_directory_deleted_before_the_fold_does_not_show_empty() {
+    let (s, cache, m) = uv_linked_venv(&["urllib3"]);
+    let cache_before = snapshot(&cache.join("archive-v0"));
+    let contrib = s.venv.join("lib/python3.11/site-packages/urllib3/contrib");
+    assert!(contrib.join("socks.py").exists());
+    std::fs::remove_dir_all(&contrib).unwrap();
+    let out = run_ok(venvfs().arg("fold").arg(&s.venv));
+    assert!(out.contains(" ~ urllib3=="), "{out}");
+    assert!(
+        !contrib.exists(),
+        "{:?}",
+        std::fs::read_dir(&contrib).map(|d| d.count())
+    );
+    s.python_ok("import urllib3, urllib3.util");
+    m.unmount();
+    assert_eq!(links_into(&s.venv, &cache), Vec::<PathBuf>::new());
+    let m = s.mount();
+    assert!(!contrib.exists());
+    s.python_ok("import urllib3, urllib3.util");
+    m.unmount();
+    assert_eq!(snapshot(&cache.join("archive-v0")), cache_before);
+}
+
 /// `venvfs install` folds the links uv left, once its own change is made.
 #[test]
 fn install_folds_the_links_uv_left() {

@@ -19,8 +19,7 @@ use super::layout::Layout;
 use super::txn::Txn;
 use crate::inventory::{cache_entry, is_uv_cache_file, venv_relative};
 use crate::manifest::{manifest_path, Layer, Manifest};
-use crate::name::PackageName;
-use crate::upper_format::{whiteout_name, OPAQUE, REDIRECT};
+use crate::upper_format::{whiteout_name, EntryName, OPAQUE, REDIRECT};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -36,6 +35,11 @@ pub struct Fold {
     pub stale_whiteouts: Vec<PathBuf>,
     /// Files of the wheel with no link, to hide (venv-relative; the whiteout goes next to).
     pub hidden: Vec<PathBuf>,
+    /// Opaque directories above links (venv-relative): uv removed a directory a layer
+    /// showed (uninstalling through the mount) and made it again (installing the same
+    /// package again), so the layers' content there is hidden, the new layer's too. The
+    /// fold makes them plain again, with a whiteout for each name of the layers it hid.
+    pub opaque: Vec<PathBuf>,
     /// The disk space the links take.
     pub link_bytes: u64,
 }
@@ -84,13 +88,13 @@ pub(super) fn own_dist_infos(site: &Path) -> Vec<String> {
 
 /// Finds the distributions of the venv's own directory (at `root`, a venv of Python
 /// `python`, X.Y) that can be folded.
-pub fn plan(root: &Path, python: &str, manifest: &Manifest) -> Plan {
+pub fn plan(root: &Path, python: &str) -> Plan {
     let layout = &Layout::new(python);
     let mut out = Plan::default();
     let site = Path::new(layout.site_packages());
     let mut marks = Marks::new(root);
     for dist_info in own_dist_infos(&root.join(site)) {
-        match plan_one(root, python, layout, &dist_info, manifest, &mut marks) {
+        match plan_one(root, python, layout, &dist_info, &mut marks) {
             Ok(Some(f)) => out.folds.push(f),
             Ok(None) => {}
             Err(why) => out.notes.push(format!(
@@ -107,7 +111,6 @@ fn plan_one(
     python: &str,
     layout: &Layout,
     dist_info: &str,
-    manifest: &Manifest,
     marks: &mut Marks,
 ) -> Result<Option<Fold>, String> {
     let site = Path::new(layout.site_packages());
@@ -155,20 +158,10 @@ fn plan_one(
         return Ok(None);
     };
     let prefix = dist_info.trim_end_matches(".dist-info");
-    let (name, version) = prefix.split_once('-').unwrap_or((prefix, ""));
-    let package = PackageName::new(name);
-    if manifest
-        .layers
-        .iter()
-        .any(|l| l.package_name() == package && crate::finder::same_version(&l.version, version))
-    {
-        // (uninstalled through the mount and installed again: its layer is still listed,
-        // hidden by whiteouts, and would not show through them)
-        return Err(format!(
-            "{name}=={version} is already a layer of the manifest; its {} links stay",
-            links.len()
-        ));
-    }
+    // (a layer of the same package may be listed: uv uninstalled it through the mount,
+    // which hid its files behind whiteouts and opaque directories, and linked it again;
+    // the fold replaces that layer, as `layer add` replaces another version, and makes
+    // the opaque directories plain, so the layer shows through them)
     // (CACHE/archive-v0/ID: the cache is two levels up)
     let cache = entry.parent().and_then(Path::parent).unwrap_or(&entry);
     if !cache.join("CACHEDIR.TAG").is_file() {
@@ -197,6 +190,7 @@ fn plan_one(
         links: Vec::with_capacity(links.len()),
         stale_whiteouts: Vec::new(),
         hidden: Vec::new(),
+        opaque: Vec::new(),
         link_bytes: 0,
     };
     for (rel, target, bytes) in links {
@@ -218,11 +212,17 @@ fn plan_one(
                 }
             ));
         }
-        if marks.hidden_below(rel.parent().unwrap_or(Path::new(""))) {
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        if marks.blocked_below(parent) {
             return Err(format!(
                 "a directory above {} hides or redirects the layers' content",
                 rel.display()
             ));
+        }
+        for dir in parent.ancestors().filter(|d| marks.is_opaque(d)) {
+            if !fold.opaque.iter().any(|o| o == dir) {
+                fold.opaque.push(dir.to_owned());
+            }
         }
         let stale = rel.with_file_name(whiteout_name(rel.file_name().unwrap_or_default()));
         if root.join(&stale).symlink_metadata().is_ok() {
@@ -276,6 +276,23 @@ impl<'a> Marks<'a> {
         }
     }
 
+    /// Whether directory `dir` (venv-relative) is opaque.
+    pub(super) fn is_opaque(&self, dir: &Path) -> bool {
+        !dir.as_os_str().is_empty() && self.root.join(dir).join(OPAQUE).symlink_metadata().is_ok()
+    }
+
+    /// Whether layer content below `dir` is hidden for good: `dir` or a directory above it
+    /// is whited out or redirected (an opaque directory a fold can make plain again).
+    pub(super) fn blocked_below(&self, dir: &Path) -> bool {
+        dir.ancestors()
+            .filter(|d| !d.as_os_str().is_empty())
+            .any(|d| {
+                let exists = |p: PathBuf| self.root.join(p).symlink_metadata().is_ok();
+                exists(d.with_file_name(whiteout_name(d.file_name().unwrap_or_default())))
+                    || exists(d.join(REDIRECT))
+            })
+    }
+
     pub(super) fn hidden_below(&mut self, dir: &Path) -> bool {
         if dir.as_os_str().is_empty() {
             return false;
@@ -311,6 +328,122 @@ pub fn fold(root: &Path, python: &str) -> Result<Report, Error> {
     Ok(report)
 }
 
+/// How the layers' names compare, as the mount on this host compares them (the fold reads
+/// the venv's own directory on the host that mounts it).
+fn layer_names() -> venvfs_rules::NameRules {
+    if cfg!(windows) {
+        venvfs_rules::Rules::windows().names()
+    } else {
+        venvfs_rules::Rules::posix().names()
+    }
+}
+
+/// Whether the directory of venv-relative `rel` is in the venv's own directory.
+fn parent_exists(root: &Path, rel: &Path) -> bool {
+    root.join(rel.parent().unwrap_or(Path::new("")))
+        .symlink_metadata()
+        .is_ok()
+}
+
+/// The whiteouts that hide the files `hidden` (venv-relative), by directory where they
+/// can: a file whose directory the venv's own tree no longer has (uv or the user deleted
+/// the directory with its content) is hidden by a whiteout of the topmost such directory,
+/// so that the directory does not show up empty once the layer's files in it are hidden;
+/// unless a layer that stays (in `staying`) has that directory too: it showed before the
+/// fold, and still does, with the folded layer's files whited out one by one.
+fn whiteouts_for(
+    root: &Path,
+    hidden: &[PathBuf],
+    staying: &crate::lower::LowerTree,
+) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for file in hidden {
+        let mut top = None;
+        let mut dir = file.parent().unwrap_or(Path::new(""));
+        while !dir.as_os_str().is_empty() && root.join(dir).symlink_metadata().is_err() {
+            top = Some(dir);
+            dir = dir.parent().unwrap_or(Path::new(""));
+        }
+        let shown_by_others = |d: &Path| {
+            staying
+                .lookup_path(d.as_os_str().as_encoded_bytes())
+                .is_some()
+        };
+        let rel = match top {
+            Some(top) if !shown_by_others(top) => top.to_owned(),
+            _ => file.clone(),
+        };
+        if seen.insert(rel.clone()) {
+            out.push(rel);
+        }
+    }
+    out
+}
+
+/// What makes opaque directories plain again without changing what they show.
+#[derive(Debug, Default)]
+struct PlainAgain {
+    /// Opaque markers to remove (venv-relative).
+    markers: Vec<PathBuf>,
+    /// Whiteouts to write (venv-relative names they hide).
+    whiteouts: Vec<PathBuf>,
+}
+
+/// For each opaque directory in `opaque` and every directory of the venv's own below it:
+/// a whiteout for each name the layers of `lower` hold there that the venv's own
+/// directory does not (an opaque directory shows only its own entries; once plain, it
+/// shows the layers' too unless whited out), and its opaque markers, to remove. Refused
+/// when a redirect lies below (a renamed directory: its own rules).
+fn plain_again(
+    root: &Path,
+    lower: &crate::lower::LowerTree,
+    opaque: &[&PathBuf],
+) -> Result<PlainAgain, Error> {
+    use std::ffi::OsString;
+    let mut out = PlainAgain::default();
+    let mut seen = std::collections::HashSet::new();
+    let mut todo: Vec<PathBuf> = opaque.iter().map(|d| d.to_path_buf()).collect();
+    while let Some(dir) = todo.pop() {
+        if !seen.insert(dir.clone()) {
+            continue;
+        }
+        let mut own: std::collections::HashSet<OsString> = std::collections::HashSet::new();
+        let at = |e: std::io::Error| format!("{}: {e}", root.join(&dir).display());
+        for e in std::fs::read_dir(root.join(&dir)).map_err(at)? {
+            let e = e.map_err(at)?;
+            let name = e.file_name();
+            match crate::upper_format::classify(&name) {
+                EntryName::Opaque => {
+                    out.markers.push(dir.join(OPAQUE));
+                    continue;
+                }
+                EntryName::Redirect => {
+                    return Err(format!("{} is a renamed directory", dir.display()).into())
+                }
+                EntryName::Whiteout(hidden) => {
+                    own.insert(hidden.to_owned());
+                    continue;
+                }
+                EntryName::Entry => {}
+            }
+            if e.file_type().map_err(at)?.is_dir() {
+                todo.push(dir.join(&name));
+            }
+            own.insert(name);
+        }
+        let Some(id) = lower.lookup_path(dir.as_os_str().as_encoded_bytes()) else {
+            continue;
+        };
+        for (name, _) in lower.children(id) {
+            if !own.contains(name) {
+                out.whiteouts.push(dir.join(name));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// What [`commit_layers`] did, and what is left to remove.
 #[derive(Debug, Default)]
 pub struct Committed {
@@ -331,7 +464,7 @@ pub fn commit_layers(root: &Path, python: &str) -> Result<Committed, Error> {
     let layout = &Layout::new(python);
     let path = manifest_path(root);
     let mut manifest = Manifest::load(&path)?;
-    let plan = plan(root, python, &manifest);
+    let plan = plan(root, python);
     let mut report = Report {
         notes: plan.notes,
         ..Report::default()
@@ -342,25 +475,52 @@ pub fn commit_layers(root: &Path, python: &str) -> Result<Committed, Error> {
             ..Committed::default()
         });
     }
+    let hidden: Vec<PathBuf> = plan.folds.iter().flat_map(|f| f.hidden.clone()).collect();
+    let hidden = if hidden.iter().any(|h| !parent_exists(root, h)) {
+        // (the layers that stay: what shows in a directory the venv's own lost)
+        let mut staying = manifest.clone();
+        staying.layers.retain(|l| {
+            l.name.is_empty()
+                || !plan
+                    .folds
+                    .iter()
+                    .any(|f| f.layer.package_name() == l.package_name())
+        });
+        let lower = crate::lower::LowerTree::build(&staying, &path, layer_names())?;
+        whiteouts_for(root, &hidden, &lower)
+    } else {
+        hidden
+    };
+    // on top, in the order found, replacing other versions (and a layer of the same
+    // version uv uninstalled and linked again) as `layer add` does
+    for f in plan.folds.iter().rev() {
+        let package = f.layer.package_name();
+        manifest
+            .layers
+            .retain(|l| l.name.is_empty() || l.package_name() != package);
+        manifest.layers.insert(0, f.layer.clone());
+    }
+    let opaque: Vec<&PathBuf> = plan.folds.iter().flat_map(|f| &f.opaque).collect();
+    let unhide = if opaque.is_empty() {
+        PlainAgain::default()
+    } else {
+        let lower = crate::lower::LowerTree::build(&manifest, &path, layer_names())?;
+        plain_again(root, &lower, &opaque)?
+    };
     let mut txn = Txn::begin(root)?;
     let done = (|| -> Result<(), Error> {
+        for rel in &unhide.whiteouts {
+            super::apply::write_whiteout(&mut txn, &root.join(rel))?;
+        }
         for f in &plan.folds {
             for rel in &f.stale_whiteouts {
                 txn.remove(&root.join(rel))?;
             }
-            for rel in &f.hidden {
-                super::apply::write_whiteout(&mut txn, &root.join(rel))?;
-            }
+        }
+        for rel in &hidden {
+            super::apply::write_whiteout(&mut txn, &root.join(rel))?;
         }
         txn.sync()?;
-        // on top, in the order found, replacing other versions as `layer add` does
-        for f in plan.folds.iter().rev() {
-            let package = f.layer.package_name();
-            manifest
-                .layers
-                .retain(|l| l.name.is_empty() || l.package_name() != package);
-            manifest.layers.insert(0, f.layer.clone());
-        }
         manifest.save(&path)?;
         Ok(())
     })();
@@ -373,6 +533,15 @@ pub fn commit_layers(root: &Path, python: &str) -> Result<Committed, Error> {
         .into_iter()
         .filter_map(|p| p.strip_prefix(root).ok().map(Path::to_owned))
         .collect();
+    // The opaque markers go after the commit point, as the links do: until then an
+    // opaque directory shows its links, as before; once the layer is listed and the
+    // whiteouts are written, the directory shows the same made plain. (Killed in
+    // between, the next fold finds the links under it and does it again.)
+    for marker in unhide.markers {
+        std::fs::remove_file(root.join(&marker))
+            .map_err(|e| format!("the layers are saved, but {}: {e}", marker.display()))?;
+        report.touched.push(marker);
+    }
     let links: Vec<PathBuf> = plan.folds.iter().flat_map(|f| f.links.clone()).collect();
     // (every directory below site-packages or bin holding a link, deepest first: those
     // left empty go, the others stay)
@@ -490,7 +659,7 @@ mod tests {
     fn fold_makes_a_layer_removes_links_and_hides_what_was_deleted() {
         let f = fixture();
         assert!(has_references(&f.venv, &Layout::new("3.11")));
-        let p = plan(&f.venv, "3.11", &manifest(&f));
+        let p = plan(&f.venv, "3.11");
         assert!(p.notes.is_empty(), "{:?}", p.notes);
         let [one] = p.folds.as_slice() else {
             panic!("{p:?}")
@@ -541,14 +710,14 @@ mod tests {
         let link = f.venv.join(SITE).join("pkg/__init__.py");
         std::fs::remove_file(&link).unwrap();
         symlink(f.entry.join("pkg/mod.py"), &link).unwrap();
-        let p = plan(&f.venv, "3.11", &manifest(&f));
+        let p = plan(&f.venv, "3.11");
         assert!(p.folds.is_empty());
         assert!(p.notes[0].contains("would show at"), "{:?}", p.notes);
 
         // a cache without CACHEDIR.TAG
         let f = fixture();
         std::fs::remove_file(f.cache.join("CACHEDIR.TAG")).unwrap();
-        let p = plan(&f.venv, "3.11", &manifest(&f));
+        let p = plan(&f.venv, "3.11");
         assert!(p.folds.is_empty() && p.notes[0].contains("CACHEDIR.TAG"));
 
         // links into two entries
@@ -558,25 +727,68 @@ mod tests {
         let wheel = f.venv.join(SITE).join("pkg-1.0.dist-info/WHEEL");
         std::fs::remove_file(&wheel).unwrap();
         symlink(&other, &wheel).unwrap();
-        let p = plan(&f.venv, "3.11", &manifest(&f));
+        let p = plan(&f.venv, "3.11");
         assert!(p.folds.is_empty() && p.notes[0].contains("two cache entries"));
 
-        // an opaque directory above a link would hide the layer's file
+        // a redirected directory above a link would show other content
         let f = fixture();
-        put(&f.venv.join(SITE).join("pkg").join(OPAQUE), "");
-        let p = plan(&f.venv, "3.11", &manifest(&f));
+        put(&f.venv.join(SITE).join("pkg").join(REDIRECT), "");
+        let p = plan(&f.venv, "3.11");
         assert!(p.folds.is_empty() && p.notes[0].contains("hides"), "{p:?}");
     }
 
     #[test]
-    fn a_distribution_already_a_layer_is_left_alone_and_said() {
+    fn uninstalled_and_linked_again_replaces_its_layer_and_opens_opaque_dirs() {
+        // uv uninstalled the layer `pkg` through the mount (its directory went: a
+        // whiteout, then an opaque directory when uv made it again) and linked it again
         let f = fixture();
         let mut m = Manifest::default();
         m.layers
             .push(crate::install::layer_for(&f.entry, "pkg-1.0", "3.11"));
-        let p = plan(&f.venv, "3.11", &m);
-        assert!(p.folds.is_empty(), "{p:?}");
-        assert!(p.notes[0].contains("already a layer"), "{p:?}");
+        m.save(&manifest_path(&f.venv)).unwrap();
+        let pkg = f.venv.join(SITE).join("pkg");
+        put(&pkg.join(OPAQUE), "");
+        fold(&f.venv, "3.11").unwrap();
+        let m = manifest(&f);
+        assert_eq!(m.layers.len(), 1, "{m:?}");
+        assert!(!pkg.join(OPAQUE).exists(), "the directory is plain again");
+        assert!(!pkg.join("__init__.py").exists(), "the link went");
+        // (pkg/mod.py did not show in the opaque directory: it stays hidden)
+        assert!(pkg.join(".wh.mod.py").exists());
+        assert!(!pkg.join(".wh.__init__.py").exists());
+    }
+
+    #[test]
+    fn a_deleted_directory_is_hidden_whole_unless_a_staying_layer_has_it() {
+        // pkg/sub/ was deleted from the venv with its file (no link left in it)
+        let f = fixture();
+        put(&f.entry.join("pkg/sub/z.py"), "z");
+        fold(&f.venv, "3.11").unwrap();
+        let pkg = f.venv.join(SITE).join("pkg");
+        assert!(pkg.join(".wh.sub").exists());
+        assert!(!pkg.join("sub").exists(), "no directory made for whiteouts");
+
+        // another layer, which stays, shows pkg/sub/ too: its files still show
+        let f = fixture();
+        put(&f.entry.join("pkg/sub/z.py"), "z");
+        let other = f.cache.join("archive-v0/Id2");
+        for file in [
+            "pkg/sub/y.py",
+            "other-1.0.dist-info/METADATA",
+            "other-1.0.dist-info/WHEEL",
+            "other-1.0.dist-info/RECORD",
+        ] {
+            put(&other.join(file), file);
+        }
+        let mut m = Manifest::default();
+        m.layers
+            .push(crate::install::layer_for(&other, "other-1.0", "3.11"));
+        m.save(&manifest_path(&f.venv)).unwrap();
+        fold(&f.venv, "3.11").unwrap();
+        let pkg = f.venv.join(SITE).join("pkg");
+        assert!(!pkg.join(".wh.sub").exists());
+        assert!(pkg.join("sub/.wh.z.py").exists());
+        assert_eq!(manifest(&f).layers.len(), 2);
     }
 
     #[test]

@@ -575,15 +575,18 @@ impl FileSystem for Overlay {
     }
 
     fn symlink(&self, caller: &Caller, parent: Ino, name: &OsStr, target: &Path) -> Result<Entry> {
-        let entry = self.make_entry(caller, parent, name, Make::Symlink(target))?;
         // A link to a file of a read-only source becomes a reference (see reference.rs):
         // the kernel gets the link it asked for, not to be cached, and the name a second
-        // node, the file it shows.
-        let mut tree = self.tree.write();
-        let path = tree.path(entry.attr.ino)?;
-        if !self.upper.is_reference(&path) {
+        // node, the file it shows. Whether it is one is told by the target the request
+        // carries, before the tree is locked: uv makes thousands of links in a row, from
+        // several threads, and each would otherwise stat its target into the cache (and
+        // read the link back) while every other request waits for the tree.
+        let reference = self.upper.references().target(target).is_some();
+        let entry = self.make_entry(caller, parent, name, Make::Symlink(target))?;
+        if !reference {
             return Ok(entry);
         }
+        let mut tree = self.tree.write();
         let mut file = Node::new(parent, name, FileKind::File, true, None);
         file.reference = true;
         let ino = tree.push(file);
