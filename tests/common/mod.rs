@@ -373,7 +373,9 @@ pub fn contents(venv: &Path) -> BTreeMap<String, (Vec<u8>, u32)> {
                 }
                 continue;
             }
+            // (activation scripts: venvfs sets uv's link mode in them, PowerShell's too)
             let skip = rel.starts_with("bin/activate")
+                || rel == "bin/Activate.ps1"
                 || rel.starts_with("bin/python")
                 || [
                     "pyvenv.cfg",
