@@ -5,6 +5,7 @@
 mod common;
 
 use std::path::Path;
+use std::process::Command;
 
 use common::*;
 
@@ -50,6 +51,26 @@ fn doctor_tells_healthy_unmounted_and_broken_venvs_apart() {
     assert_eq!(finding(&findings, "layers")["status"], "ok");
     assert_eq!(finding(&findings, "uv-link-mode")["status"], "ok");
     m.unmount();
+
+    // a stale mount (its daemon killed): exit 1, said with the command that mends it
+    let m = s.mount();
+    let pid = m.daemon_pid();
+    run_ok(Command::new("kill").args(["-9", &pid.to_string()]));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (code, findings) = doctor_json(&s.venv);
+    let mount = finding(&findings, "mount");
+    assert_eq!(code, 1, "{findings:#?}");
+    assert_eq!(mount["status"], "fail");
+    assert!(mount["detail"].as_str().unwrap().contains("stale"), "{mount}");
+    assert_eq!(
+        mount["fix"].as_str(),
+        Some(format!("venvfs mount {}", s.venv.display()).as_str())
+    );
+    // and the fix works
+    let _m = s.mount();
+    assert_eq!(doctor_json(&s.venv).0, 0);
+    drop(_m);
+    m.forget();
 
     // unmounted: a state, not a fault (exit 0), said with the command that mounts it
     let (code, findings) = doctor_json(&s.venv);
