@@ -61,7 +61,10 @@ fn doctor_tells_healthy_unmounted_and_broken_venvs_apart() {
     let mount = finding(&findings, "mount");
     assert_eq!(code, 1, "{findings:#?}");
     assert_eq!(mount["status"], "fail");
-    assert!(mount["detail"].as_str().unwrap().contains("stale"), "{mount}");
+    assert!(
+        mount["detail"].as_str().unwrap().contains("stale"),
+        "{mount}"
+    );
     assert_eq!(
         mount["fix"].as_str(),
         Some(format!("venvfs mount {}", s.venv.display()).as_str())
