@@ -124,6 +124,17 @@ fn pycs_used(err: &str, venv: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The venv's modules Python's verbose import says it compiled from source (not read
+/// from a `.pyc`).
+fn compiled_from_source(err: &str, venv: &Path) -> Vec<String> {
+    let site = venv.join("lib").display().to_string();
+    err.lines()
+        .filter(|l| l.starts_with("# code object from") && l.contains(&site))
+        .filter(|l| !l.contains("__pycache__"))
+        .map(|l| l.to_owned())
+        .collect()
+}
+
 /// `.pyc` files in the venv's own directory (unmounted).
 fn own_pycs(venv: &Path) -> Vec<PathBuf> {
     entries_below(venv)
@@ -282,12 +293,7 @@ fn sixteen_processes_in_four_venvs_import_while_the_store_fills() {
     let stored = t.stored();
     for v in &venvs {
         let err = import(v, &code);
-        let site = v.join("lib").display().to_string();
-        let compiled: Vec<&str> = err
-            .lines()
-            .filter(|l| l.starts_with("# code object from") && l.contains(&site))
-            .filter(|l| !l.contains("__pycache__"))
-            .collect();
+        let compiled = compiled_from_source(&err, v);
         assert!(
             compiled.is_empty(),
             "compiled again in {}: {compiled:?}",
@@ -339,12 +345,7 @@ fn a_store_compiled_ahead_serves_every_venv_read_only() {
     );
     let m = Mount::adopt(&venv);
     let err = import(&venv, IMPORT);
-    let site = venv.join("lib").display().to_string();
-    let compiled_now: Vec<&str> = err
-        .lines()
-        .filter(|l| l.starts_with("# code object from") && l.contains(&site))
-        .filter(|l| !l.contains("__pycache__"))
-        .collect();
+    let compiled_now = compiled_from_source(&err, &venv);
     assert!(
         compiled_now.is_empty(),
         "compiled at import: {compiled_now:?}"
@@ -395,12 +396,7 @@ fn sources_compile_without_a_venv_for_every_venv_using_them() {
     );
     let m = Mount::adopt(&venv);
     let err = import(&venv, IMPORT);
-    let site = venv.join("lib").display().to_string();
-    let compiled: Vec<&str> = err
-        .lines()
-        .filter(|l| l.starts_with("# code object from") && l.contains(&site))
-        .filter(|l| !l.contains("__pycache__"))
-        .collect();
+    let compiled = compiled_from_source(&err, &venv);
     assert!(compiled.is_empty(), "compiled at import: {compiled:?}");
     m.unmount();
     // a source that is none of those is refused, naming it
