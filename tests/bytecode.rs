@@ -68,6 +68,17 @@ impl Setup {
         Mount::adopt(venv)
     }
 
+    /// Mounts `venv` reading the bytecode store `store` too (its own store stays written).
+    fn mount_reading(&self, venv: &Path, store: &Path) -> Mount {
+        run_ok(
+            self.venvfs()
+                .env("VENVFS_BYTECODE_STORES", store)
+                .arg("mount")
+                .arg(venv),
+        );
+        Mount::adopt(venv)
+    }
+
     /// Every file of the layers, to prove they were not changed.
     fn layers(&self) -> Vec<BTreeMap<PathBuf, (u32, u64, i64, u64)>> {
         let mut all: Vec<_> = self.wheels.iter().map(|w| snapshot(w)).collect();
@@ -337,13 +348,7 @@ fn a_store_compiled_ahead_serves_every_venv_read_only() {
     assert!(compiled.len() > 50, "{out}: {compiled:?}");
     assert!(compiled.iter().all(|(p, _)| !is_temp(p)));
     // a venv reading that store (and writing its own elsewhere) compiles nothing
-    run_ok(
-        t.venvfs()
-            .env("VENVFS_BYTECODE_STORES", &shared)
-            .arg("mount")
-            .arg(&venv),
-    );
-    let m = Mount::adopt(&venv);
+    let m = t.mount_reading(&venv, &shared);
     let err = import(&venv, IMPORT);
     let compiled_now = compiled_from_source(&err, &venv);
     assert!(
@@ -388,13 +393,7 @@ fn sources_compile_without_a_venv_for_every_venv_using_them() {
     assert!(out.contains("Compiled "), "{out}");
     // a venv made afterwards from the same sources reads them all
     let venv = t.venv("venv");
-    run_ok(
-        t.venvfs()
-            .env("VENVFS_BYTECODE_STORES", &shared)
-            .arg("mount")
-            .arg(&venv),
-    );
-    let m = Mount::adopt(&venv);
+    let m = t.mount_reading(&venv, &shared);
     let err = import(&venv, IMPORT);
     let compiled = compiled_from_source(&err, &venv);
     assert!(compiled.is_empty(), "compiled at import: {compiled:?}");
