@@ -4,6 +4,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -77,6 +78,41 @@ impl Setup {
                 .arg(venv),
         );
         Mount::adopt(venv)
+    }
+
+    /// Asserts that `pycache` shows at least `at_least` `.pyc` files, each a link to a
+    /// file of the store.
+    fn assert_links(&self, pycache: &Path, at_least: usize) {
+        let store = self.store.join("bytecode");
+        let mut n = 0;
+        for e in std::fs::read_dir(pycache).unwrap() {
+            let e = e.unwrap();
+            let target = std::fs::read_link(e.path())
+                .unwrap_or_else(|err| panic!("{} is not a link: {err}", e.path().display()));
+            assert!(target.starts_with(&store), "{}", target.display());
+            assert_eq!(target.file_name(), Some(e.file_name().as_os_str()));
+            assert!(e.file_type().unwrap().is_symlink());
+            n += 1;
+        }
+        assert!(n >= at_least, "{} holds {n} links", pycache.display());
+    }
+
+    /// How many requests of `kind` the daemon of mounted `venv` has served.
+    fn requests(&self, venv: &Path, kind: &str) -> u64 {
+        let out = run_ok(self.venvfs().args(["status", "--requests"]));
+        // (a line per venv, its details indented under it)
+        let mut mine = false;
+        for l in out.lines() {
+            if !l.starts_with(' ') {
+                mine = l.trim() == venv.display().to_string();
+                continue;
+            }
+            let mut w = l.split_whitespace();
+            if mine && w.next() == Some(kind) {
+                return w.next().unwrap().parse().unwrap();
+            }
+        }
+        0
     }
 
     /// Every file of the layers, to prove they were not changed.
@@ -178,10 +214,25 @@ fn a_second_venv_reads_the_bytecode_the_first_compiled() {
     let site = one.join("lib/python3.11/site-packages");
     assert!(site.join("__pycache__/six.cpython-311.pyc").is_file());
     assert!(site.join("idna/__pycache__/core.cpython-311.pyc").is_file());
-    // the second import reads them
+    // each shows as a link to the stored file (at once, in the venv that wrote it)
+    t.assert_links(&site.join("idna/__pycache__"), 5);
+    // the second import reads them, without one request to the daemon per module
+    let ioctls = t.requests(&one, "ioctl");
     let again = import(&one, IMPORT);
     assert!(pycs_used(&again, &one).len() > 20, "{again}");
+    let more = t.requests(&one, "ioctl") - ioctls;
+    assert!(more <= 3, "{more} ioctls reached the daemon");
     m1.unmount();
+    // others may read the store, only its owner may write it
+    for (rel, kind) in entries_below(&t.store.join("bytecode")) {
+        let mode = std::fs::metadata(t.store.join("bytecode").join(&rel))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        let want = if kind.is_dir() { 0o755 } else { 0o644 };
+        assert_eq!(mode, want, "{} has mode {mode:o}", rel.display());
+    }
     assert_eq!(
         own_pycs(&one),
         Vec::<PathBuf>::new(),
@@ -197,6 +248,7 @@ fn a_second_venv_reads_the_bytecode_the_first_compiled() {
         "every module read from the store: {used:?}"
     );
     assert_eq!(t.stored(), stored, "the store is unchanged");
+    t.assert_links(&two.join("lib/python3.11/site-packages/idna/__pycache__"), 5);
 
     // a module the venv changed gets its own .pyc, in the venv
     let six = two.join("lib/python3.11/site-packages/six.py");
@@ -211,12 +263,47 @@ fn a_second_venv_reads_the_bytecode_the_first_compiled() {
         "its own .pyc is read: {err}"
     );
     assert_eq!(t.stored(), stored, "the store keeps the layer's .pyc");
+    // a link moved away stays the link it showed as; the store keeps its file
+    let link = two.join("lib/python3.11/site-packages/idna/__pycache__/core.cpython-311.pyc");
+    let target = std::fs::read_link(&link).unwrap();
+    std::fs::rename(&link, two.join("moved")).unwrap();
+    assert_eq!(std::fs::read_link(two.join("moved")).unwrap(), target);
+    // (the name shows the store's file again: what a store holds is what the venv shows)
+    assert_eq!(std::fs::read_link(&link).unwrap(), target);
+    assert_eq!(t.stored(), stored);
     m2.unmount();
+    assert_eq!(std::fs::read_link(two.join("moved")).unwrap(), target);
     let own = own_pycs(&two);
     assert_eq!(
         own,
         vec![two.join("lib/python3.11/site-packages/__pycache__/six.cpython-311.pyc")]
     );
+    assert_eq!(t.layers(), before, "the layers changed");
+}
+
+#[test]
+fn with_links_off_the_stored_pyc_show_as_files() {
+    let t = Setup::new();
+    let before = t.layers();
+    let venv = t.venv("venv");
+    run_ok(
+        t.venvfs()
+            .env("VENVFS_BYTECODE_LINKS", "0")
+            .arg("mount")
+            .arg(&venv),
+    );
+    let m = Mount::adopt(&venv);
+    import(&venv, IMPORT);
+    let err = import(&venv, IMPORT);
+    assert!(pycs_used(&err, &venv).len() > 20, "{err}");
+    let pycache = venv.join("lib/python3.11/site-packages/idna/__pycache__");
+    for e in std::fs::read_dir(&pycache).unwrap() {
+        let e = e.unwrap();
+        assert!(e.file_type().unwrap().is_file(), "{}", e.path().display());
+    }
+    assert!(t.stored().len() > 20);
+    m.unmount();
+    assert_eq!(own_pycs(&venv), Vec::<PathBuf>::new());
     assert_eq!(t.layers(), before, "the layers changed");
 }
 

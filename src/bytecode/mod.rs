@@ -95,7 +95,12 @@ impl Stores {
             read.extend(crate::finder::uvcache::own_cache_dir().map(|d| d.join("bytecode")));
         }
         if let Some(v) = std::env::var_os(STORES_VAR) {
-            read.extend(std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()));
+            // (absolute: a mount may show a stored file as a link to it)
+            read.extend(
+                std::env::split_paths(&v)
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .filter_map(|p| std::path::absolute(p).ok()),
+            );
         }
         if write.is_none() && read.is_empty() {
             return None;
@@ -193,14 +198,22 @@ impl Stores {
             std::io::Error::new(std::io::ErrorKind::ReadOnlyFilesystem, "no writable store")
         })?;
         let at = Self::dir_in(store, layer_key, dir);
-        std::fs::create_dir_all(&at)?;
+        let mut dirs = std::fs::DirBuilder::new();
+        dirs.recursive(true);
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create_new(true);
+        // Others read a store (a venv may show its files as links to them), only its owner
+        // writes: explicit modes, as the daemon runs with umask 0.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+            dirs.mode(0o755);
+            options.mode(0o644);
+        }
+        dirs.create(&at)?;
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let path = at.join(format!("{TEMP_PREFIX}{}.{n}", self.temp_id));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
+        let file = options.open(&path)?;
         Ok((file, path))
     }
 

@@ -32,6 +32,11 @@ pub(super) fn open_overlay(
     }
     cfg.reference_roots = reference_roots(manifest);
     cfg.bytecode = bytecode_stores(venv);
+    // The stored `.pyc` files are shown as links to them: Python then opens and reads the
+    // store's own file, so the `isatty` ioctl of every open (which the kernel forwards to a
+    // FUSE filesystem whatever it answers) and the reads never reach the daemon, and every
+    // venv shares one page cache of them. `VENVFS_BYTECODE_LINKS=0` shows them as files.
+    cfg.bytecode_links = std::env::var_os("VENVFS_BYTECODE_LINKS").is_none_or(|v| v != "0");
     // On a filesystem other hosts mount too, a name may appear beneath the mount without
     // going through it (another host's daemon made it): the kernel must not remember that
     // a name is missing, so that once this daemon takes the name in (when the other's

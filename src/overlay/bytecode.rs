@@ -92,16 +92,32 @@ impl Tree {
                 if hidden.contains(&*names.key(&name)) {
                     continue;
                 }
-                let mut want = Want::new(name, FileKind::File, false, None);
-                want.bytecode = true;
-                want.stored = Some(Backing {
-                    path: stored.path,
-                    stored: Some(stored.meta),
-                });
-                wanted.push(want);
+                wanted.push(self.stored_want(name, stored));
             }
         }
         Ok(())
+    }
+
+    /// The entry of `.pyc` file `stored` of a store, named `name`: the file, or a link to
+    /// it (see [`Tree::bytecode_links`]).
+    fn stored_want(&self, name: OsString, stored: crate::bytecode::Stored) -> Want {
+        let kind = match self.bytecode_links {
+            true => FileKind::Symlink,
+            false => FileKind::File,
+        };
+        let mut want = Want::new(name, kind, false, None);
+        want.bytecode = true;
+        want.stored = Some(Backing {
+            path: stored.path,
+            stored: Some(stored.meta),
+        });
+        want
+    }
+
+    /// The target of bytecode link `ino`: the stored file's path.
+    pub(super) fn bytecode_target(&self, ino: Ino) -> Option<&std::path::Path> {
+        let b = self.backings.get(&ino)?;
+        b.stored.as_ref().map(|_| b.path.as_path())
     }
 
     /// The layers that hold modules of loaded directory `dir`.
@@ -202,12 +218,7 @@ impl Overlay {
                 // (made meanwhile, by another lookup)
                 return Ok(None);
             }
-            let mut want = Want::new(name.into(), FileKind::File, false, None);
-            want.bytecode = true;
-            want.stored = Some(Backing {
-                path: stored.path,
-                stored: Some(stored.meta),
-            });
+            let want = tree.stored_want(name.into(), stored);
             let ino = tree.push_want(parent, want);
             tree.insert_child(parent, name, ino)?;
             return Ok(Some(Lookup::Found(self.entry(&tree, ino)?)));
@@ -246,8 +257,17 @@ impl Overlay {
             return Ok(attr);
         }
         // (a stored file never changes: its attributes are those it was checked with)
-        if let Some(meta) = tree.backings.get(&ino).and_then(|b| b.stored.as_ref()) {
-            return Ok(crate::upper::portable::attr_from_metadata(ino, meta));
+        if let Some(b) = tree.backings.get(&ino).filter(|b| b.stored.is_some()) {
+            let meta = b.stored.as_ref().expect("stored");
+            let mut attr = crate::upper::portable::attr_from_metadata(ino, meta);
+            if node.kind == FileKind::Symlink {
+                attr.kind = FileKind::Symlink;
+                attr.size = b.path.as_os_str().len() as u64;
+                attr.blocks = 0;
+                attr.perm = 0o777;
+                attr.nlink = 1;
+            }
+            return Ok(attr);
         }
         let file = self.bytecode_file(tree, ino, false)?;
         self.upper.file_attr(&file.file, ino).map_err(Into::into)
@@ -393,6 +413,10 @@ impl Overlay {
             self.bytecode_to_upper(tree, src)?;
             return Ok(false);
         };
+        let stored = backing.stored.clone().map(|meta| crate::bytecode::Stored {
+            path: backing.path.clone(),
+            meta,
+        });
         tree.backings.insert(src, backing);
         if let Some(d) = dst {
             let dn = tree.get(d)?;
@@ -403,7 +427,18 @@ impl Overlay {
             }
             tree.remove_name(d, new_parent, new_name)?;
         }
-        tree.move_name(src, from, (new_parent, new_name))?;
+        match stored {
+            // The name shows a link to the stored file; the file written stays what the
+            // kernel knows by the name until it looks the name up again, which it does at
+            // its next use of it (such a file's entry has a zero TTL: `Overlay::entry`).
+            Some(stored) if tree.bytecode_links => {
+                tree.remove_name(src, from.0, from.1)?;
+                let want = tree.stored_want(new_name.into(), stored);
+                let link = tree.push_want(new_parent, want);
+                tree.insert_child(new_parent, new_name, link)?;
+            }
+            _ => tree.move_name(src, from, (new_parent, new_name))?,
+        }
         Ok(true)
     }
 
@@ -415,8 +450,19 @@ impl Overlay {
             return Ok(());
         }
         let parent = node.parent;
+        let link = node.kind == FileKind::Symlink;
         self.copy_up_dir(tree, parent)?;
         let path = tree.path(ino)?;
+        if link {
+            // (a link stays the link it was shown as)
+            let target = tree.bytecode_target(ino).ok_or(Error::NotFound)?;
+            self.upper.symlink(target.as_os_str(), &path)?;
+            tree.backings.remove(&ino);
+            let node = tree.get_mut(ino)?;
+            node.upper = true;
+            node.bytecode = false;
+            return Ok(());
+        }
         let source = self.bytecode_file(tree, ino, false)?;
         let attr = self.upper.file_attr(&source.file, ino)?;
         let tmp = self.upper.temp();

@@ -65,6 +65,10 @@ pub struct OverlayConfig {
     /// Where the `.pyc` files of the layers' modules are shared with other venvs (see
     /// `overlay/bytecode.rs`); `None`: each venv keeps its own.
     pub bytecode: Option<std::sync::Arc<crate::bytecode::Stores>>,
+    /// Show the `.pyc` files found in the stores as symbolic links to them, rather than as
+    /// files served through the mount: a program that opens one then reads the store's own
+    /// file, with no request reaching the daemon (see `overlay/bytecode.rs`).
+    pub bytecode_links: bool,
 }
 
 impl Default for OverlayConfig {
@@ -81,6 +85,7 @@ impl Default for OverlayConfig {
             portable_upper: false,
             rules: Rules::posix(),
             bytecode: None,
+            bytecode_links: false,
         }
     }
 }
@@ -138,7 +143,11 @@ impl Overlay {
         })?;
         Ok(Overlay {
             watch: std::sync::OnceLock::new(),
-            tree: RwLock::new(Tree::new(std::sync::Arc::new(lower), cfg.bytecode.clone())),
+            tree: RwLock::new(Tree::new(
+                std::sync::Arc::new(lower),
+                cfg.bytecode.clone(),
+                cfg.bytecode_links,
+            )),
             upper,
             manifest_path,
             members: MemberCache::new(
@@ -220,8 +229,13 @@ impl Overlay {
 
     fn entry(&self, tree: &Tree, ino: Ino) -> Result<Entry> {
         let attr = self.attr(tree, ino)?;
-        let ttl = if tree.get(ino)?.upper {
+        let node = tree.get(ino)?;
+        let ttl = if node.upper {
             self.cfg.upper_ttl
+        } else if node.bytecode && node.kind == FileKind::File && tree.bytecode_links {
+            // (a `.pyc` written through the mount: once stored, its name shows a link to
+            // the stored file, which the kernel must look the name up again to find)
+            Duration::ZERO
         } else {
             self.cfg.lower_ttl
         };

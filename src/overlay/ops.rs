@@ -548,6 +548,10 @@ impl FileSystem for Overlay {
         if node.upper {
             return Ok(self.upper.readlink(&tree.path(ino)?)?);
         }
+        if node.bytecode {
+            let target = tree.bytecode_target(ino).ok_or(Error::NotFound)?;
+            return Ok(target.as_os_str().to_owned());
+        }
         let lid = node.lower.ok_or(Error::NotFound)?;
         let target = tree
             .lower

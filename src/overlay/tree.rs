@@ -99,6 +99,8 @@ pub struct Tree {
     pub lower: Arc<LowerTree>,
     /// Where `.pyc` files of the layers' modules are shared (see `overlay/bytecode.rs`).
     pub bytecode: Option<Arc<crate::bytecode::Stores>>,
+    /// Stored `.pyc` files are shown as links to them (see `OverlayConfig::bytecode_links`).
+    pub bytecode_links: bool,
     /// The files behind the bytecode nodes that are not in the upper layer.
     pub backings: HashMap<Ino, super::bytecode::Backing>,
 }
@@ -142,12 +144,17 @@ impl Want {
 }
 
 impl Tree {
-    pub fn new(lower: Arc<LowerTree>, bytecode: Option<Arc<crate::bytecode::Stores>>) -> Tree {
+    pub fn new(
+        lower: Arc<LowerTree>,
+        bytecode: Option<Arc<crate::bytecode::Stores>>,
+        bytecode_links: bool,
+    ) -> Tree {
         let root = Node::new(ROOT, OsStr::new(""), FileKind::Dir, true, Some(LOWER_ROOT));
         Tree {
             nodes: vec![root],
             lower,
             bytecode,
+            bytecode_links,
             backings: HashMap::new(),
         }
     }
