@@ -248,7 +248,10 @@ fn a_second_venv_reads_the_bytecode_the_first_compiled() {
         "every module read from the store: {used:?}"
     );
     assert_eq!(t.stored(), stored, "the store is unchanged");
-    t.assert_links(&two.join("lib/python3.11/site-packages/idna/__pycache__"), 5);
+    t.assert_links(
+        &two.join("lib/python3.11/site-packages/idna/__pycache__"),
+        5,
+    );
 
     // a module the venv changed gets its own .pyc, in the venv
     let six = two.join("lib/python3.11/site-packages/six.py");
@@ -304,6 +307,33 @@ fn with_links_off_the_stored_pyc_show_as_files() {
     assert!(t.stored().len() > 20);
     m.unmount();
     assert_eq!(own_pycs(&venv), Vec::<PathBuf>::new());
+    assert_eq!(t.layers(), before, "the layers changed");
+}
+
+#[test]
+fn a_materialized_venv_holds_the_stored_pyc_as_files() {
+    let t = Setup::new();
+    let before = t.layers();
+    let venv = t.venv("venv");
+    let m = t.mount(&venv);
+    import(&venv, IMPORT);
+    m.unmount();
+    let stored = t.stored();
+    run_ok(t.venvfs().arg("materialize").arg(&venv));
+    let pyc = venv.join("lib/python3.11/site-packages/idna/__pycache__/core.cpython-311.pyc");
+    let meta = std::fs::symlink_metadata(&pyc).unwrap();
+    assert!(meta.is_file(), "a file, not a link into the store");
+    let (rel, _) = stored
+        .iter()
+        .find(|(p, _)| p.ends_with("idna/__pycache__/core.cpython-311.pyc"))
+        .unwrap();
+    let in_store = std::fs::read(t.store.join("bytecode").join(rel)).unwrap();
+    assert_eq!(std::fs::read(&pyc).unwrap(), in_store);
+    // the plain venv reads its own .pyc, compiling nothing
+    let err = import(&venv, IMPORT);
+    assert!(pycs_used(&err, &venv).len() > 20, "{err}");
+    assert_eq!(compiled_from_source(&err, &venv), Vec::<String>::new());
+    assert_eq!(t.stored(), stored);
     assert_eq!(t.layers(), before, "the layers changed");
 }
 

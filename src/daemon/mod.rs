@@ -119,7 +119,7 @@ pub fn open_unmounted(
     for note in notes {
         eprintln!("{note}");
     }
-    serve::open_overlay(venv, &manifest, 256, None)
+    serve::open_overlay(venv, &manifest, 256, None, false)
 }
 
 /// A venv whose interpreter the filesystem hides (sshfs's `contain_symlinks`) would mount

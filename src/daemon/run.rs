@@ -35,7 +35,7 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn Error>> {
         // multi-threaded process)
         enter_private_namespace()?;
         let manifest = crate::manifest::Manifest::load(&crate::manifest::manifest_path(&venv))?;
-        let overlay = open_overlay(&venv, &manifest, 256, None)?;
+        let overlay = open_overlay(&venv, &manifest, 256, None, true)?;
         let cfg = MountConfig {
             fsname: format!("venvfs:{}", venv.display()),
             allow_other: false,

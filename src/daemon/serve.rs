@@ -16,12 +16,14 @@ use crate::manifest::{Manifest, STATE_DIR};
 use crate::overlay::{Overlay, OverlayConfig};
 use crate::registry;
 
-/// The overlay of `venv` as its manifest describes it, ready to mount.
+/// The overlay of `venv` as its manifest describes it, ready to mount (`for_kernel`: a
+/// kernel mount serves it; else venvfs reads it itself).
 pub(super) fn open_overlay(
     venv: &Path,
     manifest: &Manifest,
     memory_cache_mib: u64,
     spill_dir: Option<&Path>,
+    for_kernel: bool,
 ) -> Result<std::sync::Arc<Overlay>, Box<dyn std::error::Error>> {
     let mut cfg = OverlayConfig {
         memory_budget: memory_cache_mib << 20,
@@ -32,11 +34,13 @@ pub(super) fn open_overlay(
     }
     cfg.reference_roots = reference_roots(manifest);
     cfg.bytecode = bytecode_stores(venv);
-    // The stored `.pyc` files are shown as links to them: Python then opens and reads the
-    // store's own file, so the `isatty` ioctl of every open (which the kernel forwards to a
-    // FUSE filesystem whatever it answers) and the reads never reach the daemon, and every
-    // venv shares one page cache of them. `VENVFS_BYTECODE_LINKS=0` shows them as files.
-    cfg.bytecode_links = std::env::var_os("VENVFS_BYTECODE_LINKS").is_none_or(|v| v != "0");
+    // To the kernel, the stored `.pyc` files are shown as links to them: Python then opens
+    // and reads the store's own file, so the `isatty` ioctl of every open (which the kernel
+    // forwards to a FUSE filesystem whatever it answers) and the reads never reach the
+    // daemon, and every venv shares one page cache of them. `VENVFS_BYTECODE_LINKS=0` shows
+    // them as files. (What venvfs reads itself, `materialize`, gets the files.)
+    cfg.bytecode_links =
+        for_kernel && std::env::var_os("VENVFS_BYTECODE_LINKS").is_none_or(|v| v != "0");
     // On a filesystem other hosts mount too, a name may appear beneath the mount without
     // going through it (another host's daemon made it): the kernel must not remember that
     // a name is missing, so that once this daemon takes the name in (when the other's
@@ -67,6 +71,7 @@ pub(super) fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
         &manifest,
         args.memory_cache_mib,
         args.spill_dir.as_deref(),
+        true,
     )?;
     let record = registry::Record {
         venv: venv.to_owned(),

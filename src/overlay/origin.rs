@@ -16,8 +16,8 @@ pub enum Origin {
     /// The venv's own file, at this venv-relative path.
     Upper(Rel),
     /// A read-only file outside the venv with exactly the content shown: a file of an
-    /// unpacked-wheel layer, or the cache file a reference (a symlink of uv's symlink link
-    /// mode) points to.
+    /// unpacked-wheel layer, the cache file a reference (a symlink of uv's symlink link
+    /// mode) points to, or a `.pyc` of a bytecode store.
     ReadOnly(PathBuf),
     /// A member of a `.whl` layer: there is no file of it to link or clone; only the
     /// overlay's `read` gives its bytes.
@@ -42,6 +42,11 @@ impl Overlay {
         }
         if node.upper {
             return Ok(Origin::Upper(path));
+        }
+        if node.bytecode {
+            // a `.pyc` of a bytecode store (which never changes a file it holds)
+            let backing = tree.backings.get(&ino).ok_or(Error::NotFound)?;
+            return Ok(Origin::ReadOnly(backing.path.clone()));
         }
         let lid = node.lower.ok_or(Error::NotFound)?;
         let l = tree.lower.node(lid);
