@@ -166,3 +166,39 @@ fn install_folds_the_links_uv_left() {
     m.unmount();
     assert_eq!(links_into(&s.venv, &cache), Vec::<PathBuf>::new());
 }
+
+/// `venvfs sync` of pins that name a package uv linked: the package becomes a layer (here of
+/// the wheel file, not of uv's cache entry), and its links go, so none is left to shadow it.
+#[test]
+fn sync_makes_a_linked_pin_a_layer_and_its_links_go() {
+    let (s, cache, m) = uv_linked_venv(&["six"]);
+    let cache_before = snapshot(&cache.join("archive-v0"));
+    let wheels = shared_wheel("six-").parent().unwrap().to_owned();
+    let pins = s.path("requirements.txt");
+    std::fs::write(&pins, "six==1.17.0\nidna==3.20\n").unwrap();
+    let out = run_ok(
+        venvfs()
+            .arg("sync")
+            .arg(&s.venv)
+            .arg(&pins)
+            .arg("--find-links")
+            .arg(&wheels)
+            .arg("--no-cache"),
+    );
+    assert!(out.contains("idna==3.20"), "{out}");
+    let listed = run_ok(venvfs().arg("list").arg(&s.venv));
+    for name in ["six==1.17.0", "idna==3.20"] {
+        let line = listed
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name} in {listed}"));
+        assert!(line.trim_end().ends_with("layer"), "{listed}");
+    }
+    assert_eq!(
+        s.python_ok("import six, idna; print(six.__version__, idna.__version__)"),
+        "1.17.0 3.20"
+    );
+    m.unmount();
+    assert_eq!(links_into(&s.venv, &cache), Vec::<PathBuf>::new());
+    assert_eq!(snapshot(&cache.join("archive-v0")), cache_before);
+}
