@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use common::*;
@@ -50,6 +51,7 @@ fn run_mounts_for_one_command_and_leaves_nothing() {
     // exit codes, and death by a signal, come back
     assert_eq!(run(&["sh", "-c", "exit 3"]).0, Some(3));
     assert_eq!(run(&["sh", "-c", "kill -9 $$"]).0, Some(137));
+    assert_no_work_directory(&s.venv);
 
     // venvfs killed: the command goes too, and no mount is left
     let marker = s.path("still-running");
@@ -89,4 +91,16 @@ fn run_unstartable(venv: &std::path::Path) -> String {
         .unwrap();
     assert!(!out.status.success());
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Every daemon that served the venv removed its work directory when it ended.
+fn assert_no_work_directory(venv: &Path) {
+    let work = venv.join(".venvfs/work");
+    if work.exists() {
+        let left: Vec<_> = std::fs::read_dir(&work).unwrap().flatten().collect();
+        assert!(
+            left.is_empty(),
+            "a daemon left its work directory: {left:?}"
+        );
+    }
 }
