@@ -189,16 +189,24 @@ fn as_user(cmd: &Command) -> Command {
     wrapped
 }
 
-/// `cmd` run as the unprivileged user in a mount namespace of its own (private), where
-/// `fuse_node` is bind-mounted over /dev/fuse: the machine's /dev/fuse is not touched.
-fn as_user_with_fuse(fuse_node: &Path, cmd: &Command) -> Command {
+/// `cmd` run as the unprivileged user in a mount namespace of its own (private), where a
+/// FUSE device node (10, 229) of `mode`, root's, is bind-mounted over /dev/fuse: the
+/// machine's /dev/fuse is not touched. The node is made in a tmpfs mounted on `dir` in that
+/// namespace only (a tmpfs /tmp is often `nodev`, where a node cannot be opened), so
+/// nothing of it is left when the namespace ends.
+fn as_user_with_fuse(dir: &Path, mode: u32, cmd: &Command) -> Command {
     let inner = as_user(cmd);
     let mut wrapped = Command::new("unshare");
     wrapped
         .args(["-m", "--propagation", "private", "sh", "-c"])
-        .arg("set -e; mount --bind \"$1\" /dev/fuse; shift; exec \"$@\"")
+        .arg(
+            "set -e; mount -t tmpfs -o mode=0755 venvfs-test-dev \"$1\"; \
+             mknod -m \"$2\" \"$1/fuse\" c 10 229; mount --bind \"$1/fuse\" /dev/fuse; \
+             shift 2; exec \"$@\"",
+        )
         .arg("sh")
-        .arg(fuse_node)
+        .arg(dir)
+        .arg(format!("{mode:o}"))
         .arg(inner.get_program())
         .args(inner.get_args());
     for (k, v) in inner.get_envs() {
@@ -217,17 +225,6 @@ fn give_to_user(root: &Path) {
         std::os::unix::fs::lchown(&p, Some(USER), Some(USER)).unwrap();
     }
     std::os::unix::fs::lchown(root, Some(USER), Some(USER)).unwrap();
-}
-
-/// A character device node of FUSE (10, 229) with `mode`, owned by root.
-fn fuse_node(path: &Path, mode: u32) {
-    run_ok(
-        Command::new("mknod")
-            .arg("-m")
-            .arg(format!("{mode:o}"))
-            .arg(path)
-            .args(["c", "10", "229"]),
-    );
 }
 
 #[test]
@@ -274,8 +271,8 @@ fn run_as_an_unprivileged_user_mounts_in_a_user_namespace() {
 
     // /dev/fuse open to the user (0666): the command runs in the mounted venv, as root of a
     // user namespace that is the user outside it, and its exit code comes back
-    let open_fuse = s.path("fuse-0666");
-    fuse_node(&open_fuse, 0o666);
+    let dev = s.path("dev");
+    std::fs::create_dir(&dev).unwrap();
     let python = venv.join("bin/python");
     let code = format!(
         "import six, os, sys; print(six.__version__, os.path.ismount({:?}), \
@@ -290,7 +287,7 @@ fn run_as_an_unprivileged_user_mounts_in_a_user_namespace() {
         "-c".as_ref(),
         code.as_ref(),
     ]);
-    let out = run(&mut as_user_with_fuse(&open_fuse, &run_cmd));
+    let out = run(&mut as_user_with_fuse(&dev, 0o666, &run_cmd));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(7), "venvfs run failed: {stderr}");
     assert_eq!(
@@ -309,8 +306,6 @@ fn run_as_an_unprivileged_user_mounts_in_a_user_namespace() {
 
     // /dev/fuse closed to the user (0600, root's, as some distributions have it): an error
     // that names /dev/fuse and what to do, and the command is not run
-    let closed_fuse = s.path("fuse-0600");
-    fuse_node(&closed_fuse, 0o600);
     let marker = s.path("home/ran");
     let touch = user_venvfs(&[
         "run".as_ref(),
@@ -319,7 +314,7 @@ fn run_as_an_unprivileged_user_mounts_in_a_user_namespace() {
         "touch".as_ref(),
         marker.as_os_str(),
     ]);
-    let out = run(&mut as_user_with_fuse(&closed_fuse, &touch));
+    let out = run(&mut as_user_with_fuse(&dev, 0o600, &touch));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "venvfs run succeeded: {stderr}");
     assert!(
