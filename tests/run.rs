@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -50,6 +52,7 @@ fn run_mounts_for_one_command_and_leaves_nothing() {
     // exit codes, and death by a signal, come back
     assert_eq!(run(&["sh", "-c", "exit 3"]).0, Some(3));
     assert_eq!(run(&["sh", "-c", "kill -9 $$"]).0, Some(137));
+    assert_no_work_directory(&s.venv);
 
     // venvfs killed: the command goes too, and no mount is left
     let marker = s.path("still-running");
@@ -89,4 +92,236 @@ fn run_unstartable(venv: &std::path::Path) -> String {
         .unwrap();
     assert!(!out.status.success());
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Every daemon that served the venv removed its work directory when it ended.
+fn assert_no_work_directory(venv: &Path) {
+    let work = venv.join(".venvfs/work");
+    if work.exists() {
+        let left: Vec<_> = std::fs::read_dir(&work).unwrap().flatten().collect();
+        assert!(
+            left.is_empty(),
+            "a daemon left its work directory: {left:?}"
+        );
+    }
+}
+
+/// The unprivileged user the tests below run `venvfs` as (`nobody` on Debian).
+const USER: u32 = 65534;
+
+/// Fails loudly, saying why, when this kernel does not give an unprivileged user a user
+/// namespace: the unprivileged path of `venvfs run` cannot be tested then, and a test that
+/// passed without testing it would say something false.
+fn require_unprivileged_user_namespaces() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test runs as root: it makes a /dev/fuse node and drops to uid {USER} itself"
+    );
+    let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_owned());
+    let max = read("/proc/sys/user/max_user_namespaces");
+    assert!(
+        max.as_deref() != Some("0"),
+        "user namespaces are off (/proc/sys/user/max_user_namespaces is 0): \
+         `sysctl user.max_user_namespaces=15000` to test venvfs run unprivileged"
+    );
+    let clone = read("/proc/sys/kernel/unprivileged_userns_clone");
+    assert!(
+        clone.as_deref() != Some("0"),
+        "this kernel refuses user namespaces to unprivileged users \
+         (kernel.unprivileged_userns_clone is 0): `sysctl kernel.unprivileged_userns_clone=1`"
+    );
+    let apparmor = read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
+    assert!(
+        apparmor.as_deref() != Some("1"),
+        "AppArmor refuses user namespaces to unprivileged users \
+         (kernel.apparmor_restrict_unprivileged_userns is 1)"
+    );
+    // and what the sysctls do not tell (a seccomp filter, a container's policy): try it
+    let out = run(&mut as_user(
+        Command::new("unshare").args(["-U", "-r", "true"]),
+    ));
+    assert!(
+        out.status.success(),
+        "uid {USER} cannot make a user namespace here: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A Python interpreter the unprivileged user can run: python3 on PATH, else the system's.
+fn user_python() -> std::path::PathBuf {
+    let on_path = Command::new("sh")
+        .args(["-c", "command -v python3"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let candidates = on_path
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .chain([std::path::PathBuf::from("/usr/bin/python3")]);
+    for python in candidates {
+        // (venvfs resolves the venv's interpreter link, so the user must see the whole path)
+        let runs = |cmd: &mut Command| run(&mut as_user(cmd)).status.success();
+        if runs(Command::new("realpath").arg(&python))
+            && runs(Command::new(&python).args(["-c", "pass"]))
+        {
+            return python;
+        }
+    }
+    panic!("no python3 that uid {USER} can run (on PATH, or /usr/bin/python3)")
+}
+
+/// `cmd` run as the unprivileged user, with no supplementary groups or capabilities.
+fn as_user(cmd: &Command) -> Command {
+    let mut wrapped = Command::new("setpriv");
+    wrapped
+        .arg(format!("--reuid={USER}"))
+        .arg(format!("--regid={USER}"))
+        .args(["--clear-groups", "--inh-caps=-all", "--"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => wrapped.env(k, v),
+            None => wrapped.env_remove(k),
+        };
+    }
+    wrapped
+}
+
+/// `cmd` run as the unprivileged user in a mount namespace of its own (private), where a
+/// FUSE device node (10, 229) of `mode`, root's, is bind-mounted over /dev/fuse: the
+/// machine's /dev/fuse is not touched. The node is made in a tmpfs mounted on `dir` in that
+/// namespace only (a tmpfs /tmp is often `nodev`, where a node cannot be opened), so
+/// nothing of it is left when the namespace ends.
+fn as_user_with_fuse(dir: &Path, mode: u32, cmd: &Command) -> Command {
+    let inner = as_user(cmd);
+    let mut wrapped = Command::new("unshare");
+    wrapped
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(
+            "set -e; mount -t tmpfs -o mode=0755 venvfs-test-dev \"$1\"; \
+             mknod -m \"$2\" \"$1/fuse\" c 10 229; mount --bind \"$1/fuse\" /dev/fuse; \
+             shift 2; exec \"$@\"",
+        )
+        .arg("sh")
+        .arg(dir)
+        .arg(format!("{mode:o}"))
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => wrapped.env(k, v),
+            None => wrapped.env_remove(k),
+        };
+    }
+    wrapped
+}
+
+/// Gives `root` and everything below it (symlinks themselves, not their targets) to the
+/// unprivileged user.
+fn give_to_user(root: &Path) {
+    for (p, _) in entries_below(root) {
+        std::os::unix::fs::lchown(&p, Some(USER), Some(USER)).unwrap();
+    }
+    std::os::unix::fs::lchown(root, Some(USER), Some(USER)).unwrap();
+}
+
+#[test]
+fn run_as_an_unprivileged_user_mounts_in_a_user_namespace() {
+    require_unprivileged_user_namespaces();
+    let s = Scratch::new();
+    // a venv of a Python the user can run (a Python under root's home is not theirs to)
+    let base = user_python();
+    let venv = s.path("user-venv");
+    run_ok(
+        Command::new(&base)
+            .args(["-m", "venv", "--without-pip"])
+            .arg(&venv),
+    );
+    // everything the user's venvfs reads or writes is the user's: the venv, the wheel (a
+    // copy: the shared one stays as it is), venvfs's cache, the home directory, and venvfs
+    // itself (a copy: the build directory need not be open to that user)
+    let wheel = s.path(shared_wheel("six-").file_name().unwrap().to_str().unwrap());
+    std::fs::copy(shared_wheel("six-"), &wheel).unwrap();
+    let bin = s.path("venvfs");
+    std::fs::copy(env!("CARGO_BIN_EXE_venvfs"), &bin).unwrap();
+    std::fs::create_dir(s.path("home")).unwrap();
+    give_to_user(s.dir.path());
+    let before = snapshot(&wheel);
+    let user_venvfs = |args: &[&std::ffi::OsStr]| {
+        let mut cmd = venvfs();
+        cmd.env("XDG_CACHE_HOME", s.path("home/.cache"))
+            .env("HOME", s.path("home"));
+        let mut with_bin = Command::new(&bin);
+        with_bin.args(args);
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => with_bin.env(k, v),
+                None => with_bin.env_remove(k),
+            };
+        }
+        with_bin
+    };
+    run_ok(&mut as_user(&user_venvfs(&[
+        "install".as_ref(),
+        venv.as_os_str(),
+        wheel.as_os_str(),
+    ])));
+
+    // /dev/fuse open to the user (0666): the command runs in the mounted venv, as root of a
+    // user namespace that is the user outside it, and its exit code comes back
+    let dev = s.path("dev");
+    std::fs::create_dir(&dev).unwrap();
+    let python = venv.join("bin/python");
+    let code = format!(
+        "import six, os, sys; print(six.__version__, os.path.ismount({:?}), \
+         os.getuid(), open('/proc/self/uid_map').read().split()); sys.exit(7)",
+        venv.display().to_string()
+    );
+    let run_cmd = user_venvfs(&[
+        "run".as_ref(),
+        venv.as_os_str(),
+        "--".as_ref(),
+        python.as_os_str(),
+        "-c".as_ref(),
+        code.as_ref(),
+    ]);
+    let out = run(&mut as_user_with_fuse(&dev, 0o666, &run_cmd));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "venvfs run failed: {stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("1.17.0 True 0 ['0', '{USER}', '1']"),
+        "{stderr}"
+    );
+    assert!(!mounted_here(&venv), "a mount of the venv is left");
+    assert!(
+        !std::fs::read_to_string("/proc/mounts")
+            .unwrap()
+            .contains(&venv.display().to_string()),
+        "a mount of the venv is left"
+    );
+    assert_no_work_directory(&venv);
+
+    // /dev/fuse closed to the user (0600, root's, as some distributions have it): an error
+    // that names /dev/fuse and what to do, and the command is not run
+    let marker = s.path("home/ran");
+    let touch = user_venvfs(&[
+        "run".as_ref(),
+        venv.as_os_str(),
+        "--".as_ref(),
+        "touch".as_ref(),
+        marker.as_os_str(),
+    ]);
+    let out = run(&mut as_user_with_fuse(&dev, 0o600, &touch));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "venvfs run succeeded: {stderr}");
+    assert!(
+        stderr.contains("/dev/fuse") && stderr.contains("chmod 0666"),
+        "the error does not say what to do about /dev/fuse: {stderr}"
+    );
+    assert!(!marker.exists(), "the command ran without its venv");
+    assert!(!mounted_here(&venv));
+    assert_eq!(snapshot(&wheel), before, "the wheel changed");
 }

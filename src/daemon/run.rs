@@ -52,6 +52,10 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn Error>> {
         }
         let _ = serving.join();
         overlay.remove_bytecode_temps();
+        // (as `venvfs mount`'s daemon does when it ends: no other daemon would ever clear it)
+        if let Err(e) = overlay.upper().remove_work() {
+            tracing::warn!("cannot remove the daemon's work directory: {e}");
+        }
         code?
     };
     std::process::exit(code)
