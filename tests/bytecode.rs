@@ -337,6 +337,82 @@ fn a_materialized_venv_holds_the_stored_pyc_as_files() {
     assert_eq!(t.layers(), before, "the layers changed");
 }
 
+/// A store on a network filesystem (sshfs here, an sshd of the test's own on 127.0.0.1,
+/// mounted in a mount namespace of its own) is shown as files through the mount, not as
+/// links: a link would send every open of a `.pyc` to the server.
+#[test]
+fn a_store_on_a_network_filesystem_shows_as_files() {
+    use common::sshd::{require, Sshd};
+    for program in ["sshfs", "sshd", "ssh-keygen", "unshare", "fusermount3"] {
+        require(program);
+    }
+    let t = Setup::new();
+    let before = t.layers();
+    let venv = t.venv("venv");
+    let root = t.s.path("sshfs-test");
+    let export = root.join("export");
+    std::fs::create_dir_all(&export).unwrap();
+    let export = export.canonicalize().unwrap();
+    let sshd = Sshd::start(&root.join("ssh"));
+    let mnt = root.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let pycache = venv.join("lib/python3.11/site-packages/idna/__pycache__");
+    // (each mount is undone when the script ends, however it ends)
+    let script = format!(
+        "set -u\nmnt={mnt}\nvenv={venv}\n\
+         trap '\"$VENVFS\" umount \"$venv\" >/dev/null 2>&1; \
+         fusermount3 -u \"$mnt\" 2>/dev/null || umount -l \"$mnt\" 2>/dev/null || true' EXIT\n\
+         sshfs -o {options} root@127.0.0.1:{export} \"$mnt\" || exit 2\n\
+         grep -q \" $mnt fuse.sshfs \" /proc/self/mounts || exit 3\n\
+         VENVFS_BYTECODE_STORE=\"$mnt/store\" \"$VENVFS\" mount \"$venv\" || exit 4\n\
+         for i in 1 2; do \"$venv/bin/python\" -c '{import}' || exit 5; done\n\
+         find {pycache} -type l | wc -l > {out}/links\n\
+         find {pycache} -type f | wc -l > {out}/files\n",
+        mnt = mnt.display(),
+        venv = venv.display(),
+        export = export.display(),
+        options = sshd.sshfs_options("no_contain_symlinks"),
+        import = IMPORT,
+        pycache = pycache.display(),
+        out = root.display(),
+    );
+    let mut cmd = Command::new(require("unshare"));
+    cmd.args(["-m", "--propagation", "private", "sh", "-c", &script]);
+    let base = t.venvfs();
+    for (k, v) in base.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.env("VENVFS", env!("CARGO_BIN_EXE_venvfs"))
+        .env_remove("PYTHONDONTWRITEBYTECODE");
+    let out = run(&mut cmd);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(sshd);
+    let count = |name: &str| -> usize {
+        let text = std::fs::read_to_string(root.join(name)).unwrap();
+        text.trim().parse().unwrap()
+    };
+    assert_eq!(count("links"), 0, "no link into a store on sshfs");
+    assert!(count("files") >= 5, "the store's .pyc show as files");
+    let stored = entries_below(&export.join("store"))
+        .into_iter()
+        .filter(|(p, _)| p.extension().is_some_and(|e| e == "pyc"))
+        .count();
+    assert!(
+        stored > 20,
+        "Python wrote into the store on sshfs: {stored}"
+    );
+    assert_eq!(own_pycs(&venv), Vec::<PathBuf>::new());
+    assert_eq!(t.layers(), before, "the layers changed");
+}
+
 #[test]
 fn a_stale_or_corrupt_pyc_in_the_store_is_never_served() {
     let t = Setup::new();

@@ -39,8 +39,9 @@ pub(super) fn open_overlay(
     // forwards to a FUSE filesystem whatever it answers) and the reads never reach the
     // daemon, and every venv shares one page cache of them. `VENVFS_BYTECODE_LINKS=0` shows
     // them as files. (What venvfs reads itself, `materialize`, gets the files.)
-    cfg.bytecode_links =
-        for_kernel && std::env::var_os("VENVFS_BYTECODE_LINKS").is_none_or(|v| v != "0");
+    cfg.bytecode_links = for_kernel
+        && std::env::var_os("VENVFS_BYTECODE_LINKS").is_none_or(|v| v != "0")
+        && cfg.bytecode.as_deref().is_some_and(stores_are_local);
     // On a filesystem other hosts mount too, a name may appear beneath the mount without
     // going through it (another host's daemon made it): the kernel must not remember that
     // a name is missing, so that once this daemon takes the name in (when the other's
@@ -202,6 +203,23 @@ fn bytecode_stores(venv: &Path) -> Option<std::sync::Arc<crate::bytecode::Stores
         stores.read
     );
     Some(std::sync::Arc::new(stores))
+}
+
+/// Whether every bytecode store is on a local filesystem. On a network filesystem (a store
+/// shared by the nodes of a cluster) a link would send each open of a `.pyc` to the
+/// server; served through the mount, its content stays in the mount's page cache.
+fn stores_are_local(stores: &crate::bytecode::Stores) -> bool {
+    stores.write.iter().chain(&stores.read).all(|store| {
+        // (a store is made when first written: its nearest existing directory tells)
+        let existing = store.ancestors().find(|p| p.exists()).unwrap_or(store);
+        match crate::doctor::shared_filesystem(existing) {
+            Some(fstype) => {
+                tracing::debug!("{} is on {fstype}: .pyc shown as files", store.display());
+                false
+            }
+            None => true,
+        }
+    })
 }
 
 pub(super) fn mount_hint(e: &std::io::Error) -> &'static str {
