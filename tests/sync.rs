@@ -244,10 +244,10 @@ assert jinja2.Template('{{ x }}!').render(x=1) == '1!'",
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with("generated-"))
         .collect();
-    assert_eq!(
-        archives.len(),
-        1,
-        "one generated layer is left: {archives:?}"
+    // (the one the manifest names, and the one before, which a mount elsewhere may read)
+    assert!(
+        (1..=2).contains(&archives.len()),
+        "generated layers left: {archives:?}"
     );
     let after: Vec<_> = wheels.iter().map(|w| snapshot(w)).collect();
     assert_eq!(before, after, "a wheel changed");
@@ -604,7 +604,7 @@ fn a_pruned_cache_entry_made_again_heals_at_mount() {
 /// generated layer that exists, which holds the RECORD of every distribution it installed
 /// (the archive is written before the manifest that names it, the commit point), and the
 /// next sync finishes the job: the venv then shows exactly the pins, with their launchers,
-/// and one generated layer is left.
+/// and the generated layers of killed syncs are gone.
 #[test]
 fn a_sync_killed_at_any_moment_leaves_a_consistent_venv() {
     let s = Scratch::new();
@@ -689,5 +689,5 @@ for l in m.get("layer", []):
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with("generated-"))
         .count();
-    assert_eq!(archives, 1);
+    assert!((1..=2).contains(&archives), "{archives} generated layers");
 }

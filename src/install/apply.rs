@@ -409,6 +409,21 @@ pub fn remove_generated(
         layer.version
     );
     generated.remove_below(&dist_rel);
+    // (the generated layer's files go even where the own directory hides them, as `pip
+    // uninstall` through the mount leaves it: the RECORD read below is then not there)
+    if let Some(text) = view
+        .generated()
+        .and_then(|g| g.read(&format!("{dist_rel}/RECORD")).ok())
+    {
+        for row in super::record::parse_record(&String::from_utf8_lossy(&text)).unwrap_or_default()
+        {
+            if let Some(rel) = confined(venv, &site, Path::new(&row.path))
+                .and_then(|path| venv_relative(venv, &path))
+            {
+                generated.remove(&rel);
+            }
+        }
+    }
     let record_path = venv.join(&dist_rel).join("RECORD");
     let text = match view.read(&format!("{dist_rel}/RECORD")) {
         Ok(t) => String::from_utf8_lossy(&t).into_owned(),

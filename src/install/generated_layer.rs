@@ -8,10 +8,12 @@
 //! manifest that names it replaces the old manifest: that replacement stays the change's
 //! one commit point. A crash before it leaves the old manifest naming the old archive,
 //! which is still there; a crash after it leaves the new one naming the new archive. Either
-//! way an archive no manifest names may be left over, and the next change removes it. A
-//! mount keeps the old archive open until it takes the new manifest, so removing it after
-//! the commit takes nothing from under a running program (an unlinked file stays readable
-//! through the descriptors open on it).
+//! way an archive no manifest names may be left over, and the next change removes it. The
+//! archive the manifest named before a change is kept until the change after: a mount
+//! keeps it open until it takes the new manifest (and an unlinked file stays readable
+//! through the descriptors open on it, on a local disk), but a daemon on another host
+//! sharing the venv is not told of the change, and over NFS it could no longer read a
+//! file another host removed. So a venv holds one archive, or two after a change.
 //!
 //! Members are stored, not deflated (they are small, and stored ones are served in place),
 //! sorted by path, with their unix mode and modification time (Info-ZIP's extended
@@ -175,10 +177,16 @@ pub struct Staged {
 }
 
 impl Staged {
-    /// After the manifest naming the new archive was saved: removes the old archive, and
-    /// any other one no manifest names (left by a change that was killed).
+    /// After the manifest naming the new archive was saved: removes the archives other
+    /// than that one and the one it replaces (those of earlier changes, and those left by
+    /// a change that was killed).
     pub fn finish(self, state_dir: &Path) {
-        remove_unnamed(state_dir, self.keep.as_deref().and_then(Path::file_name));
+        let keep: Vec<&std::ffi::OsStr> = [self.keep.as_deref(), self.old.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter_map(Path::file_name)
+            .collect();
+        remove_unnamed(state_dir, &keep);
     }
 
     /// When the manifest could not be saved: removes the new archive.
@@ -189,16 +197,16 @@ impl Staged {
     }
 }
 
-/// Removes the generated archives in `state_dir` other than `keep`. (Best effort: Windows
-/// refuses to remove one a mount still has open; the next change tries again.)
-pub fn remove_unnamed(state_dir: &Path, keep: Option<&std::ffi::OsStr>) {
+/// Removes the generated archives in `state_dir` other than those in `keep`. (Best effort:
+/// what cannot be removed now, the next change tries again.)
+pub fn remove_unnamed(state_dir: &Path, keep: &[&std::ffi::OsStr]) {
     let Ok(entries) = std::fs::read_dir(state_dir) else {
         return;
     };
     for e in entries.flatten() {
         let name = e.file_name();
         let s = name.to_string_lossy();
-        if s.starts_with(PREFIX) && s.ends_with(SUFFIX) && Some(name.as_os_str()) != keep {
+        if s.starts_with(PREFIX) && s.ends_with(SUFFIX) && !keep.contains(&name.as_os_str()) {
             let _ = std::fs::remove_file(e.path());
         }
     }
@@ -345,7 +353,7 @@ mod tests {
     }
 
     #[test]
-    fn a_change_writes_a_new_archive_and_finish_removes_the_old() {
+    fn a_change_writes_a_new_archive_and_finish_keeps_it_and_the_one_before() {
         let t = tempfile::tempdir().unwrap();
         let state = t.path();
         let mut manifest = Manifest::default();
@@ -376,8 +384,7 @@ mod tests {
         let second = manifest.generated.clone().unwrap();
         assert_ne!(first, second);
         staged.finish(state);
-        drop(g);
-        assert!(!state.join(&first).exists(), "the old archive is gone");
+        assert!(state.join(&first).exists(), "the one before is kept");
         let g = GeneratedLayer::open(&state.join(&second)).unwrap();
         let left: Vec<&str> = g.files().map(|(p, _, _)| p).collect();
         assert_eq!(left, ["s/b-1.dist-info/RECORD"]);
@@ -393,12 +400,24 @@ mod tests {
         assert!(!state.join(&third).exists());
         assert!(state.join(&second).exists());
 
-        // emptied: no generated layer
+        // emptied: no generated layer; the one before is kept, the older one goes
         let mut c = Change::from(Some(&g)).unwrap();
         c.remove_below("s/b-1.dist-info");
         c.stage(state, &mut manifest).unwrap().finish(state);
         assert_eq!(manifest.generated, None);
         drop(g);
+        assert!(
+            !state.join(&first).exists(),
+            "the one before the one before is gone"
+        );
+        let left: Vec<_> = std::fs::read_dir(state).unwrap().flatten().collect();
+        assert_eq!(left.len(), 1);
+        Staged {
+            new: None,
+            old: None,
+            keep: None,
+        }
+        .finish(state);
         assert_eq!(std::fs::read_dir(state).unwrap().count(), 0);
     }
 
