@@ -385,6 +385,8 @@ mod tests {
         assert_ne!(first, second);
         staged.finish(state);
         assert!(state.join(&first).exists(), "the one before is kept");
+        // (closed: Windows does not remove a file that is open)
+        drop(g);
         let g = GeneratedLayer::open(&state.join(&second)).unwrap();
         let left: Vec<&str> = g.files().map(|(p, _, _)| p).collect();
         assert_eq!(left, ["s/b-1.dist-info/RECORD"]);
