@@ -691,3 +691,80 @@ for l in m.get("layer", []):
         .count();
     assert!((1..=2).contains(&archives), "{archives} generated layers");
 }
+
+/// A venv installed before the generated layer (its generated files are files of its own,
+/// its manifest of format version 1) keeps working, and the next sync moves what
+/// installing wrote into the generated layer, but for a file the user edited, which
+/// stays and shadows it.
+#[test]
+fn a_venv_from_before_the_generated_layer_moves_into_it_at_the_next_sync() {
+    let s = Scratch::new();
+    let (house, wheels) = wheelhouse(&s, &["six-", "wheel-", "click-"]);
+    let reqs = s.path("reqs.txt");
+    std::fs::write(&reqs, pins(&wheels)).unwrap();
+    let sync = || {
+        run_ok(
+            venvfs()
+                .arg("sync")
+                .arg(&s.venv)
+                .arg(&reqs)
+                .args(["--no-cache", "-f"])
+                .arg(&house),
+        )
+    };
+    sync();
+    // as an older venvfs left it: the generated files unpacked into the own directory
+    let unpack = r#"
+import tomllib, zipfile, os, re, sys
+v = sys.argv[1]
+path = os.path.join(v, ".venvfs", "manifest.toml")
+m = tomllib.load(open(path, "rb"))
+archive = os.path.join(v, ".venvfs", m["generated"])
+z = zipfile.ZipFile(archive)
+for i in z.infolist():
+    p = os.path.join(v, i.filename)
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    open(p, "wb").write(z.read(i))
+    os.chmod(p, (i.external_attr >> 16) & 0o7777)
+z.close()
+os.remove(archive)
+text = re.sub(r"^generated = .*\n", "", open(path).read(), flags=re.M)
+open(path, "w").write(text.replace("version = 2", "version = 1"))
+"#;
+    run_ok(Command::new("python3").args(["-c", unpack]).arg(&s.venv));
+    let site = s.venv.join("lib/python3.11/site-packages");
+    assert!(site.join("six-1.17.0.dist-info/RECORD").is_file());
+    let launcher = s.venv.join("bin/wheel");
+    let mut edited = std::fs::read_to_string(&launcher).unwrap();
+    edited.push_str("# edited\n");
+    std::fs::write(&launcher, &edited).unwrap();
+    let m = s.mount();
+    let shown = |s: &Scratch| {
+        s.python_ok(
+            "import importlib.metadata as m\nprint(sorted((d.metadata['Name'], len(d.files)) for d in m.distributions()))",
+        )
+    };
+    let before = shown(&s);
+    assert_eq!(
+        run_ok(Command::new(&launcher).arg("version")).trim(),
+        "wheel 0.48.0"
+    );
+    drop(m);
+
+    let out = sync();
+    assert!(out.starts_with("Audited 4 packages"), "{out}");
+    assert!(
+        !site.join("six-1.17.0.dist-info").exists() && !s.venv.join("bin/demo_pkg-main").exists(),
+        "the generated files moved into the generated layer"
+    );
+    assert_eq!(std::fs::read_to_string(&launcher).unwrap(), edited);
+    let m = s.mount();
+    assert_eq!(shown(&s), before);
+    assert!(site.join("six-1.17.0.dist-info/RECORD").is_file());
+    assert_eq!(std::fs::read_to_string(&launcher).unwrap(), edited);
+    assert_eq!(
+        run_ok(&mut Command::new(s.venv.join("bin/demo_pkg-main"))).trim(),
+        "main 42"
+    );
+    drop(m);
+}

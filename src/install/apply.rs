@@ -379,6 +379,45 @@ pub fn write(
     Ok(())
 }
 
+/// Moves the generated files of an installed wheel that a venv from before the generated
+/// layer keeps as its own files into the generated layer `layer` is making, where the own
+/// file is exactly what installing writes (content and mode); an own file that differs
+/// (edited) stays, and shadows the layer's. Returns the files moved.
+pub fn migrate(
+    txn: &mut Txn,
+    venv: &Path,
+    generated: &Generated,
+    layer: &mut super::generated_layer::Change,
+) -> std::io::Result<usize> {
+    let mut moved = 0;
+    for (rel, content, mode) in &generated.files {
+        let path = venv.join(rel);
+        let Ok(meta) = path.symlink_metadata() else {
+            continue;
+        };
+        if !meta.is_file() || meta.len() != content.len() as u64 || !same_mode(&meta, *mode) {
+            continue;
+        }
+        if std::fs::read(&path)? == *content && txn.remove(&path)? {
+            layer.add_file(rel, content, *mode);
+            moved += 1;
+        }
+    }
+    Ok(moved)
+}
+
+#[cfg(unix)]
+fn same_mode(meta: &std::fs::Metadata, mode: u32) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o7777 == mode
+}
+
+/// (Windows files have no mode bits to compare.)
+#[cfg(not(unix))]
+fn same_mode(_meta: &std::fs::Metadata, _mode: u32) -> bool {
+    true
+}
+
 /// Writes the whiteout that hides the layer entry at `path` (`DIR/.wh.NAME`).
 pub fn write_whiteout(txn: &mut Txn, path: &Path) -> std::io::Result<()> {
     let name = path

@@ -102,18 +102,22 @@ impl Change {
 
     /// Adds the files generated for one wheel (replacing any at the same paths).
     pub fn add(&mut self, generated: &Generated) {
-        let now = unix_seconds(SystemTime::now());
         for (rel, content, mode) in &generated.files {
-            self.files.insert(
-                rel.clone(),
-                File {
-                    content: content.clone(),
-                    mode: *mode,
-                    mtime: now,
-                },
-            );
-            self.changed = true;
+            self.add_file(rel, content, *mode);
         }
+    }
+
+    /// Adds one file (replacing any at the same path).
+    pub fn add_file(&mut self, rel: &str, content: &[u8], mode: u32) {
+        self.files.insert(
+            rel.to_owned(),
+            File {
+                content: content.to_vec(),
+                mode,
+                mtime: unix_seconds(SystemTime::now()),
+            },
+        );
+        self.changed = true;
     }
 
     /// Writes the layer as a new archive in `state_dir` (durably) and names it in

@@ -199,6 +199,27 @@ pub fn apply(
     }
     progress.finish();
     check_unique(planned.iter().map(|p| &p.layer).chain(&unchanged))?;
+    // A venv installed before the generated layer keeps what installing wrote as files of
+    // its own: those of its unchanged distributions move into the generated layer where
+    // they are what installing writes now (an edited one stays, and shadows it).
+    let old_style: Vec<&Resolved> = resolved
+        .iter()
+        .filter(|r| {
+            unchanged.iter().any(|l| {
+                let record = record_rel(l, &layout);
+                l.source == r.source
+                    && l.installed
+                    && root.join(&record).is_file()
+                    && !view.generated().is_some_and(|g| g.contains(&record))
+            })
+        })
+        .collect();
+    let migrations: Vec<Planned> = crate::parallel::map(&old_style, |r| {
+        apply::plan(&r.source, &venv, &version, r.from_path)
+    })
+    .into_iter()
+    .filter_map(Result::ok)
+    .collect();
 
     let staying = |l: &Layer| {
         unchanged.contains(l)
@@ -234,6 +255,9 @@ pub fn apply(
     let changed = (|| -> Result<(), Error> {
         for l in &removed {
             apply::remove_generated(&mut txn, &view, root, l, &layout, &mut generated)?;
+        }
+        for m in &migrations {
+            apply::migrate(&mut txn, root, &m.generated, &mut generated)?;
         }
         let mut whiteouts = apply::Whiteouts::default();
         for p in &planned {
@@ -467,12 +491,17 @@ fn installed_through_the_mount(venv: &Path, layout: &Layout, layers: &[&Layer]) 
 /// show (`shows`: whether it shows a file at a venv-relative path) means it was uninstalled
 /// (or taken apart) through the mount, by pip or uv, and must be installed again.
 fn intact(shows: impl Fn(&str) -> bool, l: &Layer, layout: &Layout) -> bool {
-    shows(&format!(
+    shows(&record_rel(l, layout))
+}
+
+/// The venv-relative path of the RECORD installing `l` writes.
+fn record_rel(l: &Layer, layout: &Layout) -> String {
+    format!(
         "{}/{}-{}.dist-info/RECORD",
         layout.site_packages(),
         l.name,
         l.version
-    ))
+    )
 }
 
 fn label(l: &Layer) -> String {
