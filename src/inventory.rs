@@ -173,9 +173,20 @@ pub fn take(sources: &Sources) -> Inventory {
         Some(view) => shown_dist_infos(&view.join(site)),
         None => unmounted_dist_infos(&own_site, sources.manifest),
     };
+    // (unmounted, what installing wrote is read from the generated layer)
+    let generated = match sources.view {
+        Some(_) => None,
+        None => crate::layer::generated::GeneratedLayer::of(
+            sources.manifest,
+            &crate::manifest::manifest_path(sources.own),
+        )
+        .ok()
+        .flatten(),
+    };
+    let view = crate::layer::generated::OwnView::with(sources.own, generated);
     let mut dists: Vec<Dist> = dist_infos
         .into_iter()
-        .map(|d| describe(sources, site, &d))
+        .map(|d| describe(sources, &view, site, &d))
         .collect();
     dists.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
     let missing_layers = sources
@@ -243,9 +254,11 @@ fn layer_dist_info(l: &Layer) -> String {
 }
 
 /// Reads a `.dist-info` file as the venv shows it: through the mount, or unmounted, from
-/// the own directory and then the layer's directory source.
+/// the own directory over the generated layer (`own`), and then the layer's directory
+/// source.
 fn read_dist_file(
     sources: &Sources,
+    own: &crate::layer::generated::OwnView,
     site: &Path,
     dist_info: &str,
     file: &str,
@@ -254,7 +267,11 @@ fn read_dist_file(
     if let Some(view) = sources.view {
         return std::fs::read(view.join(rel));
     }
-    match std::fs::read(sources.own.join(&rel)) {
+    let rel_str: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    match own.read(&rel_str.join("/")) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let layer = sources
                 .manifest
@@ -281,14 +298,19 @@ struct Tally {
     dangling: Option<PathBuf>,
 }
 
-fn describe(sources: &Sources, site: &Path, dist_info: &str) -> Dist {
+fn describe(
+    sources: &Sources,
+    own: &crate::layer::generated::OwnView,
+    site: &Path,
+    dist_info: &str,
+) -> Dist {
     let mut problems = Vec::new();
     let shown = |file: &str| site.join(dist_info).join(file).display().to_string();
     let (dir_name, dir_version) = dist_info
         .trim_end_matches(".dist-info")
         .split_once('-')
         .unwrap_or((dist_info.trim_end_matches(".dist-info"), ""));
-    let (name, version) = match read_dist_file(sources, site, dist_info, "METADATA") {
+    let (name, version) = match read_dist_file(sources, own, site, dist_info, "METADATA") {
         Ok(bytes) => {
             let h = crate::finder::metadata_headers(&bytes);
             match (h.name, h.version) {
@@ -316,7 +338,7 @@ fn describe(sources: &Sources, site: &Path, dist_info: &str) -> Dist {
             l.package_name() == name && crate::finder::same_version(&l.version, &version)
         });
     let mut tally = Tally::default();
-    match read_dist_file(sources, site, dist_info, "RECORD") {
+    match read_dist_file(sources, own, site, dist_info, "RECORD") {
         Ok(bytes) => match crate::install::record::parse_record(&String::from_utf8_lossy(&bytes)) {
             Ok(rows) => {
                 for row in rows {

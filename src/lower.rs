@@ -106,25 +106,38 @@ impl LowerTree {
         };
         // Listing a layer is mostly waiting on the filesystem: a few threads list layers
         // ahead while this one merges them, in the manifest's order.
-        crate::parallel::for_each_in_order(&manifest.layers, open, |i, opened| {
-            let (source, entries, layer_mtime) = opened?;
-            let layer = &manifest.layers[i];
-            let mut last_dir = None;
-            let mut dest: Vec<&str> = Vec::new();
-            for entry in &entries {
-                if let Some((to, rest)) = layer.destination_parts(&entry.rel) {
-                    dest.clear();
-                    let parts = to.split('/').chain(rest.split('/'));
-                    dest.extend(parts.filter(|p| !p.is_empty()));
-                    last_dir = tree.insert(&dest, entry, i as u32, layer_mtime, last_dir);
+        // The generated layer first: under the venv's own files, above every wheel.
+        let generated = manifest
+            .generated_path(manifest_path)
+            .map(crate::layer::generated::layer);
+        let layers: Vec<&crate::manifest::Layer> =
+            generated.iter().chain(&manifest.layers).collect();
+        crate::parallel::for_each_in_order(
+            &layers,
+            |l| open(l),
+            |i, opened| {
+                let (source, entries, layer_mtime) = opened?;
+                let layer = layers[i];
+                let mut last_dir = None;
+                let mut dest: Vec<&str> = Vec::new();
+                for entry in &entries {
+                    if let Some((to, rest)) = layer.destination_parts(&entry.rel) {
+                        dest.clear();
+                        let parts = to.split('/').chain(rest.split('/'));
+                        dest.extend(parts.filter(|p| !p.is_empty()));
+                        last_dir = tree.insert(&dest, entry, i as u32, layer_mtime, last_dir);
+                    }
                 }
-            }
-            tree.layers.push(source);
-            tree.labels.push(layer.label());
-            tree.origins.push(layer.source.clone());
-            tree.keys.push(crate::bytecode::layer_key(&layer.source));
-            Ok(())
-        })?;
+                tree.layers.push(source);
+                tree.labels.push(match generated.is_some() && i == 0 {
+                    true => crate::layer::generated::LABEL.to_owned(),
+                    false => layer.label(),
+                });
+                tree.origins.push(layer.source.clone());
+                tree.keys.push(crate::bytecode::layer_key(&layer.source));
+                Ok(())
+            },
+        )?;
         Ok(tree)
     }
 
@@ -143,6 +156,16 @@ impl LowerTree {
             keys: Vec::new(),
             names: NameRules::Posix,
         }
+    }
+
+    /// The labels of the manifest's `[[layer]]`s, without the generated layer's (what
+    /// `status` counts as the venv's layers).
+    pub fn layer_labels(&self) -> Vec<String> {
+        let generated = self
+            .labels
+            .first()
+            .is_some_and(|l| l == crate::layer::generated::LABEL);
+        self.labels[generated as usize..].to_vec()
     }
 
     /// How this tree compares names.

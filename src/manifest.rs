@@ -19,6 +19,13 @@
 //! ```
 //! A file of the layer goes where the mapping with the longest matching `from` prefix sends
 //! it; a `skip` mapping hides what is below it.
+//!
+//! `generated = "generated-<hash>.zip"` (format version 2) names the venv's generated layer:
+//! one archive in [`STATE_DIR`] holding the files installing wrote for all of the venv's
+//! wheels (launchers, RECORD, INSTALLER, ...) at their venv paths, shown above every
+//! `[[layer]]` and under the venv's own files (see `layer/generated.rs`). It is named by
+//! its content and never rewritten in place: a change writes a new archive, and replacing
+//! the manifest that names it is the change's commit point, as for the layers.
 
 use std::path::{Path, PathBuf};
 
@@ -26,8 +33,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::name::PackageName;
 
-/// The manifest format this build reads and writes.
+/// The manifest format this build writes for a venv without a generated layer (as every
+/// venvfs before the generated layer wrote it).
 pub const FORMAT_VERSION: u32 = 1;
+/// The format of a manifest that names a generated layer: a venvfs that does not know the
+/// field must refuse such a venv, not show it without its launchers and RECORD files.
+pub const FORMAT_VERSION_GENERATED: u32 = 2;
 /// The venvfs state directory inside a venv (hidden from the mounted view).
 pub const STATE_DIR: &str = ".venvfs";
 /// The manifest's file name inside [`STATE_DIR`].
@@ -42,7 +53,7 @@ pub enum ManifestError {
     },
     #[error("{path} is not a valid venvfs manifest: {why}\n  fix or remove the file, then run the command again")]
     Parse { path: PathBuf, why: String },
-    #[error("{path} has format version {found}, but this venvfs reads version {FORMAT_VERSION}: upgrade venvfs")]
+    #[error("{path} has format version {found}, but this venvfs reads versions {FORMAT_VERSION} and {FORMAT_VERSION_GENERATED}: upgrade venvfs")]
     Version { path: PathBuf, found: u32 },
     #[error("cannot write {path}: {source}")]
     Write {
@@ -85,6 +96,9 @@ pub struct Layer {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub version: u32,
+    /// The generated layer's file name in [`STATE_DIR`], if the venv has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated: Option<String>,
     #[serde(default, rename = "layer")]
     pub layers: Vec<Layer>,
 }
@@ -93,6 +107,7 @@ impl Default for Manifest {
     fn default() -> Self {
         Manifest {
             version: FORMAT_VERSION,
+            generated: None,
             layers: Vec::new(),
         }
     }
@@ -101,6 +116,15 @@ impl Default for Manifest {
 /// Where a venv's manifest is.
 pub fn manifest_path(venv: &Path) -> PathBuf {
     venv.join(STATE_DIR).join(MANIFEST_FILE)
+}
+
+impl Manifest {
+    /// The generated layer's archive, for the manifest at `manifest_path` (which may be
+    /// reached beneath a mount), if the venv has one.
+    pub fn generated_path(&self, manifest_path: &Path) -> Option<PathBuf> {
+        let name = self.generated.as_ref()?;
+        Some(manifest_path.parent()?.join(name))
+    }
 }
 
 impl Manifest {
@@ -115,7 +139,7 @@ impl Manifest {
         };
         let v: VersionOnly = toml::from_str(text).map_err(parse_err)?;
         match v.version {
-            Some(FORMAT_VERSION) => {}
+            Some(FORMAT_VERSION | FORMAT_VERSION_GENERATED) => {}
             Some(found) => {
                 return Err(ManifestError::Version {
                     path: path.to_owned(),
@@ -150,6 +174,13 @@ impl Manifest {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if let Some(name) = &self.generated {
+            if check_rel(name).is_err() || name.is_empty() || name.contains('/') {
+                return Err(format!(
+                    "generated {name:?} must be a file name in {STATE_DIR}"
+                ));
+            }
+        }
         for (i, layer) in self.layers.iter().enumerate() {
             if !layer.source.is_absolute() {
                 return Err(format!(
@@ -183,7 +214,15 @@ impl Manifest {
             "# venvfs manifest: the read-only layers of this venv, top first.\n\
              # Written by venvfs; see its README for the format.\n",
         );
-        out.push_str(&toml::to_string(self).expect("a manifest always serializes"));
+        let versioned = Manifest {
+            version: if self.generated.is_some() {
+                FORMAT_VERSION_GENERATED
+            } else {
+                FORMAT_VERSION
+            },
+            ..self.clone()
+        };
+        out.push_str(&toml::to_string(&versioned).expect("a manifest always serializes"));
         out
     }
 
@@ -346,16 +385,28 @@ mod tests {
     fn round_trip() {
         let m = Manifest {
             version: 1,
+            generated: None,
             layers: vec![wheel_layer()],
         };
         let text = m.to_toml();
         assert_eq!(Manifest::parse(&text, Path::new("m.toml")).unwrap(), m);
+        // a generated layer makes it version 2, which an older venvfs refuses
+        let g = Manifest {
+            version: 2,
+            generated: Some("generated-0123.zip".into()),
+            ..m
+        };
+        let text = g.to_toml();
+        assert!(text.contains("version = 2"), "{text}");
+        assert_eq!(Manifest::parse(&text, Path::new("m.toml")).unwrap(), g);
+        let bad = text.replace("generated-0123.zip", "../x.zip");
+        assert!(Manifest::parse(&bad, Path::new("m.toml")).is_err());
     }
 
     #[test]
     fn bad_manifests_name_the_file_and_reason() {
         let p = Path::new("/v/.venvfs/manifest.toml");
-        let e = Manifest::parse("version = 2", p).unwrap_err().to_string();
+        let e = Manifest::parse("version = 3", p).unwrap_err().to_string();
         assert!(
             e.contains("/v/.venvfs/manifest.toml") && e.contains("upgrade"),
             "{e}"

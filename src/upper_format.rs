@@ -58,6 +58,36 @@ pub fn classify(name: &OsStr) -> EntryName<'_> {
     }
 }
 
+/// Whether the venv's own directory at `root` hides the lower entry at venv-relative
+/// `rel` ('/'-separated): a whiteout of it or of a directory above it, an opaque directory
+/// above it, or an own file where a directory above it would be.
+pub fn hides(root: &std::path::Path, rel: &str) -> bool {
+    let mut dir = root.to_owned();
+    let mut parts = rel.split('/').filter(|p| !p.is_empty()).peekable();
+    while let Some(part) = parts.next() {
+        if dir
+            .join(whiteout_name(part.as_ref()))
+            .symlink_metadata()
+            .is_ok()
+        {
+            return true;
+        }
+        if parts.peek().is_none() {
+            return false;
+        }
+        dir.push(part);
+        match dir.symlink_metadata() {
+            Err(_) => return false, // (nothing of the own below: nothing hides)
+            Ok(m) if !m.is_dir() => return true,
+            Ok(_) => {}
+        }
+        if dir.join(OPAQUE).symlink_metadata().is_ok() {
+            return true;
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,6 +48,7 @@ fn fixture() -> Fixture {
     write(&venv.join("pyvenv.cfg"), "version = 3.11.7\n");
     let manifest = Manifest {
         version: 1,
+        generated: None,
         layers: vec![layer(&a), layer(&b)],
     };
     Fixture {
@@ -533,6 +534,7 @@ fn windows_fixture() -> Fixture {
     std::fs::create_dir_all(venv.join("lib")).unwrap();
     let manifest = Manifest {
         version: 1,
+        generated: None,
         layers: vec![layer(&a), layer(&b)],
     };
     Fixture {

@@ -45,6 +45,7 @@ fn fixture() -> Fixture {
     std::fs::create_dir_all(venv.join("Lib")).unwrap();
     let manifest = Manifest {
         version: 1,
+        generated: None,
         layers: vec![Layer {
             source: a,
             name: String::new(),

@@ -180,6 +180,34 @@ fn install_into_a_mounted_venv_shows_at_once_and_a_broken_wheel_changes_nothing(
     );
     assert!(!s.python("import six").status.success());
     assert_eq!(m.daemon_pid(), pid);
+    // a wheel with an entry point: its launcher and RECORD (the generated layer's) show at
+    // once, an edit of the launcher copies up, and an uninstall takes both away at once
+    let site = s.venv.join("lib/python3.11/site-packages");
+    run_ok(
+        venvfs()
+            .arg("install")
+            .arg(&s.venv)
+            .arg(shared_wheel("wheel-")),
+    );
+    let launcher = s.venv.join("bin/wheel");
+    let record = site.join("wheel-0.48.0.dist-info/RECORD");
+    assert!(record.is_file(), "RECORD shows at once");
+    assert_eq!(
+        run_ok(Command::new(&launcher).arg("version")).trim(),
+        "wheel 0.48.0"
+    );
+    let mut text = std::fs::read_to_string(&launcher).unwrap();
+    text.push_str("# edited\n");
+    std::fs::write(&launcher, &text).unwrap();
+    assert_eq!(std::fs::read_to_string(&launcher).unwrap(), text);
+    run_ok(venvfs().arg("uninstall").arg(&s.venv).arg("wheel"));
+    assert!(!launcher.exists(), "the launcher is gone at once");
+    assert!(!record.exists() && !site.join("wheel-0.48.0.dist-info").exists());
+    assert_eq!(m.daemon_pid(), pid);
+    drop(m);
+    // unmounted: nothing of it is left in the venv's own directory
+    assert!(!s.venv.join("bin/wheel").exists());
+    assert!(!site.join("wheel-0.48.0.dist-info").exists());
 }
 
 #[test]

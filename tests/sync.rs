@@ -42,6 +42,7 @@ fn sync_matches_uv_file_for_file_and_pip_and_uv_work_through_the_mount() {
     uv_copy_venv(&reference, &house, &reqs);
     let ours = s.path("venvfs-venv");
     uv_venv(&ours);
+    let fresh_inodes = inodes(&ours);
     let out = run_ok(
         venvfs()
             .arg("sync")
@@ -62,6 +63,19 @@ fn sync_matches_uv_file_for_file_and_pip_and_uv_work_through_the_mount() {
     // nothing was copied: only small generated files are in the venv's own directory
     let own = dir_size(&ours);
     assert!(own < 2 << 20, "the venv's own directory holds {own} bytes");
+    // and not even those as files of their own: they are one generated layer, so the
+    // venv's own directory holds no .dist-info and no launcher, and its inodes do not grow
+    // with the packages: `.venvfs/` with the manifest and the generated layer, and the
+    // unmounted-venv guard, whatever the number of wheels (issue 15: at most 1% of the
+    // inodes of uv's copy for the 37-package set)
+    assert_own_dir_holds_no_generated_files(&ours);
+    let (own_inodes, copy_inodes) = (inodes(&ours), inodes(&reference));
+    eprintln!("inodes: fresh venv {fresh_inodes}, synced {own_inodes}, uv's copy {copy_inodes}");
+    assert!(
+        own_inodes <= fresh_inodes + 4,
+        "syncing {} wheels took the venv's own directory from {fresh_inodes} to {own_inodes} inodes",
+        wheels.len()
+    );
     let m = Mount::new(&ours);
 
     let compared = assert_same_files(&ours, &reference, "after sync");
@@ -165,9 +179,33 @@ assert jinja2.Template('{{ x }}!').render(x=1) == '1!'",
         );
     }
     assert_same_files(&ours, &reference, "after pip and uv install");
+    // a generated launcher and RECORD edited through the mount are copied up, as any
+    // lower file, and stay edited across a remount (the same edit in the reference)
+    let launcher = "bin/demo_pkg-main";
+    let record = "lib/python3.11/site-packages/six-1.17.0.dist-info/RECORD";
+    for v in [&ours, &reference] {
+        for rel in [launcher, record] {
+            let mut text = std::fs::read_to_string(v.join(rel)).unwrap();
+            text.push_str("# edited\n");
+            std::fs::write(v.join(rel), text).unwrap();
+        }
+    }
     m.unmount();
+    for rel in [launcher, record] {
+        assert!(
+            std::fs::read_to_string(ours.join(rel))
+                .unwrap()
+                .ends_with("# edited\n"),
+            "{rel} is copied up into the venv's own directory"
+        );
+    }
     let m = Mount::new(&ours);
     assert_same_files(&ours, &reference, "after a remount");
+    assert_eq!(
+        run_ok(&mut Command::new(ours.join(launcher))).trim(),
+        "main 42",
+        "the edited launcher runs"
+    );
     assert_eq!(
         run_ok(&mut Command::new(ours.join("bin/extra_uv-main"))).trim(),
         "main 42"
@@ -194,8 +232,56 @@ assert jinja2.Template('{{ x }}!').render(x=1) == '1!'",
         "sync removed what uv added"
     );
     drop(m);
+    assert!(
+        std::fs::read_to_string(ours.join(launcher))
+            .unwrap()
+            .ends_with("# edited\n"),
+        "sync leaves an edited launcher of an unchanged distribution alone"
+    );
+    let archives: Vec<_> = std::fs::read_dir(ours.join(".venvfs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("generated-"))
+        .collect();
+    // (the one the manifest names, and the one before, which a mount elsewhere may read)
+    assert!(
+        (1..=2).contains(&archives.len()),
+        "generated layers left: {archives:?}"
+    );
     let after: Vec<_> = wheels.iter().map(|w| snapshot(w)).collect();
     assert_eq!(before, after, "a wheel changed");
+}
+
+/// Inodes below (and of) `dir`: what a venv costs an inode quota.
+fn inodes(dir: &Path) -> usize {
+    entries_below(dir).len() + 1
+}
+
+/// The venv's own directory (unmounted) holds no `.dist-info` directory and no launcher:
+/// installing put them into the generated layer. (`bin/` keeps the venv's interpreter
+/// links and activation scripts.)
+fn assert_own_dir_holds_no_generated_files(venv: &Path) {
+    for (p, _) in entries_below(venv) {
+        let rel = p.strip_prefix(venv).unwrap_or(&p);
+        let name = rel.file_name().unwrap_or_default().to_string_lossy();
+        assert!(
+            !name.ends_with(".dist-info"),
+            "{} is in the venv's own directory",
+            rel.display()
+        );
+        if rel.parent() == Some(Path::new("bin")) {
+            assert!(
+                name.starts_with("python")
+                    || name.starts_with("activate")
+                    || name.starts_with("Activate")
+                    || name.starts_with("deactivate")
+                    || name.starts_with("pydoc"),
+                "{} is in the venv's own directory",
+                rel.display()
+            );
+        }
+    }
 }
 
 fn dir_size(dir: &Path) -> u64 {
@@ -512,4 +598,173 @@ fn a_pruned_cache_entry_made_again_heals_at_mount() {
         err.contains("six==1.17.0") && err.contains("uv pip install"),
         "{err}"
     );
+}
+
+/// A sync killed at any moment (kill -9) leaves the venv consistent: its manifest names a
+/// generated layer that exists, which holds the RECORD of every distribution it installed
+/// (the archive is written before the manifest that names it, the commit point), and the
+/// next sync finishes the job: the venv then shows exactly the pins, with their launchers,
+/// and the generated layers of killed syncs are gone.
+#[test]
+fn a_sync_killed_at_any_moment_leaves_a_consistent_venv() {
+    let s = Scratch::new();
+    let (house, wheels) = wheelhouse(&s, &["pip-", "six-", "click-", "wheel-", "setuptools-"]);
+    let (a, b) = (s.path("a.txt"), s.path("b.txt"));
+    // a: pip six click demo; b: six wheel setuptools demo (each change removes and adds)
+    std::fs::write(
+        &a,
+        pins(&[&wheels[0], &wheels[1], &wheels[2], &wheels[5]].map(|w| w.to_path_buf())),
+    )
+    .unwrap();
+    std::fs::write(
+        &b,
+        pins(&[&wheels[1], &wheels[3], &wheels[4], &wheels[5]].map(|w| w.to_path_buf())),
+    )
+    .unwrap();
+    let check = r#"
+import sys, tomllib, zipfile, os
+venv = sys.argv[1]
+path = os.path.join(venv, ".venvfs", "manifest.toml")
+if not os.path.exists(path):
+    sys.exit(0)
+m = tomllib.load(open(path, "rb"))
+names = set()
+if "generated" in m:
+    names = set(zipfile.ZipFile(os.path.join(venv, ".venvfs", m["generated"])).namelist())
+for l in m.get("layer", []):
+    record = f"lib/python3.11/site-packages/{l['name']}-{l['version']}.dist-info/RECORD"
+    assert record in names or os.path.isfile(os.path.join(venv, record)), f"{record} missing"
+"#;
+    let mut seed: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    for round in 0..16 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let delay = std::time::Duration::from_micros((seed >> 33) % 60_000);
+        let file = if round % 2 == 0 { &a } else { &b };
+        let mut child = venvfs()
+            .arg("sync")
+            .arg(&s.venv)
+            .arg(file)
+            .args(["--no-cache", "--offline", "-f"])
+            .arg(&house)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let _ = child.wait();
+        let out = run(Command::new("python3").args(["-c", check]).arg(&s.venv));
+        assert!(
+            out.status.success(),
+            "after a kill {delay:?} into a sync: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    run_ok(
+        venvfs()
+            .arg("sync")
+            .arg(&s.venv)
+            .arg(&b)
+            .args(["--no-cache", "--offline", "-f"])
+            .arg(&house),
+    );
+    let _m = s.mount();
+    let listed = s.python_ok(
+        "import importlib.metadata as m\nprint(sorted(d.metadata['Name'] for d in m.distributions()))",
+    );
+    assert_eq!(listed, "['demo_pkg', 'setuptools', 'six', 'wheel']");
+    assert_eq!(
+        run_ok(Command::new(s.venv.join("bin/wheel")).arg("version")).trim(),
+        "wheel 0.48.0"
+    );
+    assert!(!s.venv.join("bin/pip").exists());
+    drop(_m);
+    let archives = std::fs::read_dir(s.venv.join(".venvfs"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("generated-"))
+        .count();
+    assert!((1..=2).contains(&archives), "{archives} generated layers");
+}
+
+/// A venv installed before the generated layer (its generated files are files of its own,
+/// its manifest of format version 1) keeps working, and the next sync moves what
+/// installing wrote into the generated layer, but for a file the user edited, which
+/// stays and shadows it.
+#[test]
+fn a_venv_from_before_the_generated_layer_moves_into_it_at_the_next_sync() {
+    let s = Scratch::new();
+    let (house, wheels) = wheelhouse(&s, &["six-", "wheel-", "click-"]);
+    let reqs = s.path("reqs.txt");
+    std::fs::write(&reqs, pins(&wheels)).unwrap();
+    let sync = || {
+        run_ok(
+            venvfs()
+                .arg("sync")
+                .arg(&s.venv)
+                .arg(&reqs)
+                .args(["--no-cache", "-f"])
+                .arg(&house),
+        )
+    };
+    sync();
+    // as an older venvfs left it: the generated files unpacked into the own directory
+    let unpack = r#"
+import tomllib, zipfile, os, re, sys
+v = sys.argv[1]
+path = os.path.join(v, ".venvfs", "manifest.toml")
+m = tomllib.load(open(path, "rb"))
+archive = os.path.join(v, ".venvfs", m["generated"])
+z = zipfile.ZipFile(archive)
+for i in z.infolist():
+    p = os.path.join(v, i.filename)
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    open(p, "wb").write(z.read(i))
+    os.chmod(p, (i.external_attr >> 16) & 0o7777)
+z.close()
+os.remove(archive)
+text = re.sub(r"^generated = .*\n", "", open(path).read(), flags=re.M)
+open(path, "w").write(text.replace("version = 2", "version = 1"))
+"#;
+    run_ok(Command::new("python3").args(["-c", unpack]).arg(&s.venv));
+    let site = s.venv.join("lib/python3.11/site-packages");
+    assert!(site.join("six-1.17.0.dist-info/RECORD").is_file());
+    let launcher = s.venv.join("bin/wheel");
+    let mut edited = std::fs::read_to_string(&launcher).unwrap();
+    edited.push_str("# edited\n");
+    std::fs::write(&launcher, &edited).unwrap();
+    let m = s.mount();
+    let shown = |s: &Scratch| {
+        s.python_ok(
+            "import importlib.metadata as m\nprint(sorted((d.metadata['Name'], len(d.files)) for d in m.distributions()))",
+        )
+    };
+    let before = shown(&s);
+    assert_eq!(
+        run_ok(Command::new(&launcher).arg("version")).trim(),
+        "wheel 0.48.0"
+    );
+    drop(m);
+
+    let out = sync();
+    assert!(out.starts_with("Audited 4 packages"), "{out}");
+    assert!(
+        !site.join("six-1.17.0.dist-info").exists() && !s.venv.join("bin/demo_pkg-main").exists(),
+        "the generated files moved into the generated layer"
+    );
+    assert_eq!(std::fs::read_to_string(&launcher).unwrap(), edited);
+    let m = s.mount();
+    assert_eq!(shown(&s), before);
+    assert!(site.join("six-1.17.0.dist-info/RECORD").is_file());
+    assert_eq!(std::fs::read_to_string(&launcher).unwrap(), edited);
+    assert_eq!(
+        run_ok(&mut Command::new(s.venv.join("bin/demo_pkg-main"))).trim(),
+        "main 42"
+    );
+    drop(m);
 }

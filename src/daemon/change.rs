@@ -122,7 +122,7 @@ pub(super) fn take_changes_live(
         let done = done.map_err(|e| e.to_string())?;
         let lower = overlay.lower();
         let mut record = record.lock().unwrap_or_else(|e| e.into_inner());
-        record.layers = lower.labels.clone();
+        record.layers = lower.layer_labels();
         record.lower_entries = lower.len();
         if let Err(e) = registry::write(&record) {
             tracing::warn!("cannot record the mount's new layers for `venvfs status`: {e}");

@@ -252,7 +252,11 @@ pub fn manifest_of(venv: &Path) -> PathBuf {
 /// None when it is not mounted by a daemon of ours: then the venv directory is its own.
 pub fn own_dir_of(venv: &Path) -> Option<PathBuf> {
     let abs = absolute(venv).unwrap_or_else(|_| venv.to_owned());
-    registry::serving(&abs).map(|r| upper_path(&r))
+    // (a daemon just unmounted may not have removed its record yet: the venv directory
+    // is then its own, not a view of the layers)
+    registry::serving(&abs)
+        .filter(|_| is_mounted(&abs))
+        .map(|r| upper_path(&r))
 }
 
 /// `/proc/<daemon pid>/fd/<upper fd>`: the venv's own directory beneath the mount.

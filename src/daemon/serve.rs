@@ -82,7 +82,7 @@ pub(super) fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
             .dir_fd()
             .expect("the POSIX upper")
             .as_raw_fd(),
-        layers: overlay.lower().labels.clone(),
+        layers: overlay.lower().layer_labels(),
         lower_entries: overlay.lower().len(),
         mount_flags: mount_flags(args)
             .into_iter()

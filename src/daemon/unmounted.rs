@@ -22,9 +22,11 @@ pub(super) fn drop_uninstalled(
     manifest: &mut Manifest,
 ) -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let layout = Layout::new(&crate::venv::python_version(venv)?);
+    // (what installing wrote is in the generated layer, which uv and pip do not see)
+    let generated = crate::layer::generated::GeneratedLayer::of(manifest, &manifest_path(venv))?;
     let (gone, kept): (Vec<Layer>, Vec<Layer>) = std::mem::take(&mut manifest.layers)
         .into_iter()
-        .partition(|l| l.installed && uninstalled_unmounted(venv, l, &layout));
+        .partition(|l| l.installed && uninstalled_unmounted(venv, generated.as_ref(), l, &layout));
     manifest.layers = kept;
     Ok(gone
         .iter()
@@ -61,16 +63,24 @@ pub(super) fn settle_layers(
     Ok((manifest, notes))
 }
 
-/// Whether the RECORD that installing `l` wrote is gone from the venv's own directory,
+/// Whether the RECORD that installing `l` wrote is gone from the venv's own directory
+/// (and its generated layer: uv and pip cannot see, so cannot remove, the RECORD there),
 /// and not through the mount (which leaves a whiteout or an opaque directory in its way).
-fn uninstalled_unmounted(venv: &Path, l: &Layer, layout: &Layout) -> bool {
+fn uninstalled_unmounted(
+    venv: &Path,
+    generated: Option<&crate::layer::generated::GeneratedLayer>,
+    l: &Layer,
+    layout: &Layout,
+) -> bool {
     let record = format!(
         "{}/{}-{}.dist-info/RECORD",
         layout.site_packages(),
         l.name,
         l.version
     );
-    !venv.join(&record).exists() && !removed_through_mount(venv, &record)
+    !venv.join(&record).exists()
+        && !generated.is_some_and(|g| g.contains(&record))
+        && !removed_through_mount(venv, &record)
 }
 
 /// Whether the venv path `rel` (or a directory above it) was removed through the mount.

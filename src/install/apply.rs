@@ -12,6 +12,7 @@ use super::launcher::Launchers;
 use super::layout::{Layout, OsName};
 use super::txn::Txn;
 use super::InstallError;
+use crate::layer::generated::OwnView;
 use crate::layer::wheel::{MemberCache, MemberKind, WheelArchive};
 use crate::manifest::Layer;
 use crate::upper_format::{self, EntryName};
@@ -358,16 +359,63 @@ fn check_record(
     Ok(())
 }
 
-/// Writes generated files into the (unmounted) venv directory, and the whiteouts that hide
-/// layer files an installer would not install.
-pub fn write(txn: &mut Txn, venv: &Path, generated: &Generated) -> std::io::Result<()> {
-    for (rel, content, mode) in &generated.files {
-        txn.write(&venv.join(rel), content, *mode)?;
+/// Puts a wheel's generated files into the generated layer `layer` is making (an own file
+/// at one of their paths, which would shadow it, goes: installing replaces it), and writes
+/// into the (unmounted) venv directory the whiteouts that hide layer files an installer
+/// would not install.
+pub fn write(
+    txn: &mut Txn,
+    venv: &Path,
+    generated: &Generated,
+    layer: &mut super::generated_layer::Change,
+) -> std::io::Result<()> {
+    for (rel, _, _) in &generated.files {
+        txn.remove(&venv.join(rel))?;
     }
+    layer.add(generated);
     for rel in &generated.hidden {
         write_whiteout(txn, &venv.join(rel))?;
     }
     Ok(())
+}
+
+/// Moves the generated files of an installed wheel that a venv from before the generated
+/// layer keeps as its own files into the generated layer `layer` is making, where the own
+/// file is exactly what installing writes (content and mode); an own file that differs
+/// (edited) stays, and shadows the layer's. Returns the files moved.
+pub fn migrate(
+    txn: &mut Txn,
+    venv: &Path,
+    generated: &Generated,
+    layer: &mut super::generated_layer::Change,
+) -> std::io::Result<usize> {
+    let mut moved = 0;
+    for (rel, content, mode) in &generated.files {
+        let path = venv.join(rel);
+        let Ok(meta) = path.symlink_metadata() else {
+            continue;
+        };
+        if !meta.is_file() || meta.len() != content.len() as u64 || !same_mode(&meta, *mode) {
+            continue;
+        }
+        if std::fs::read(&path)? == *content && txn.remove(&path)? {
+            layer.add_file(rel, content, *mode);
+            moved += 1;
+        }
+    }
+    Ok(moved)
+}
+
+#[cfg(unix)]
+fn same_mode(meta: &std::fs::Metadata, mode: u32) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o7777 == mode
+}
+
+/// (Windows files have no mode bits to compare.)
+#[cfg(not(unix))]
+fn same_mode(_meta: &std::fs::Metadata, _mode: u32) -> bool {
+    true
 }
 
 /// Writes the whiteout that hides the layer entry at `path` (`DIR/.wh.NAME`).
@@ -379,20 +427,45 @@ pub fn write_whiteout(txn: &mut Txn, path: &Path) -> std::io::Result<()> {
     txn.write(&path.with_file_name(name), b"", 0o644)
 }
 
-/// Removes from an unmounted venv's own directory what installing a wheel wrote there (the
-/// files its installed RECORD lists, with their bytecode) and any edits made to its files.
-/// The layer itself is dropped by the caller; [`Txn::commit`] prunes emptied directories.
+/// Removes what installing a wheel wrote (the files its installed RECORD lists, as `view`
+/// shows it) from an unmounted venv's own directory, with their bytecode and any edits
+/// made to its files, and from the generated layer `generated` is making (with the rest of
+/// its `.dist-info`). The layer itself is dropped by the caller; [`Txn::commit`] prunes
+/// emptied directories.
 pub fn remove_generated(
     txn: &mut Txn,
+    view: &OwnView,
     venv: &Path,
     layer: &Layer,
     layout: &Layout,
+    generated: &mut super::generated_layer::Change,
 ) -> Result<usize, InstallError> {
     let site = venv.join(layout.site_packages());
-    let dist = site.join(format!("{}-{}.dist-info", layer.name, layer.version));
-    let record_path = dist.join("RECORD");
-    let text = match std::fs::read_to_string(&record_path) {
-        Ok(t) => t,
+    let dist_rel = format!(
+        "{}/{}-{}.dist-info",
+        layout.site_packages(),
+        layer.name,
+        layer.version
+    );
+    generated.remove_below(&dist_rel);
+    // (the generated layer's files go even where the own directory hides them, as `pip
+    // uninstall` through the mount leaves it: the RECORD read below is then not there)
+    if let Some(text) = view
+        .generated()
+        .and_then(|g| g.read(&format!("{dist_rel}/RECORD")).ok())
+    {
+        for row in super::record::parse_record(&String::from_utf8_lossy(&text)).unwrap_or_default()
+        {
+            if let Some(rel) = confined(venv, &site, Path::new(&row.path))
+                .and_then(|path| venv_relative(venv, &path))
+            {
+                generated.remove(&rel);
+            }
+        }
+    }
+    let record_path = venv.join(&dist_rel).join("RECORD");
+    let text = match view.read(&format!("{dist_rel}/RECORD")) {
+        Ok(t) => String::from_utf8_lossy(&t).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => {
             return Err(InstallError::Read {
@@ -412,6 +485,9 @@ pub fn remove_generated(
         let Some(path) = confined(venv, &site, rel) else {
             continue;
         };
+        if let Some(rel) = venv_relative(venv, &path) {
+            generated.remove(&rel);
+        }
         let mut targets = vec![path.clone()];
         if path.extension().is_some_and(|x| x == "py") {
             targets.extend(bytecode_of(&path));
@@ -562,6 +638,17 @@ impl Whiteouts {
             d = d.rsplit_once('/').map_or("", |(up, _)| up);
         }
     }
+}
+
+/// `path` below `venv` as a '/'-separated venv-relative path.
+fn venv_relative(venv: &Path, path: &Path) -> Option<String> {
+    let parts: Option<Vec<&str>> = path
+        .strip_prefix(venv)
+        .ok()?
+        .components()
+        .map(|c| c.as_os_str().to_str())
+        .collect();
+    Some(parts?.join("/"))
 }
 
 /// `site/rel` with `..` resolved lexically, if it stays inside the venv.

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use super::layout::Layout;
 use super::record::parse_record;
 use crate::finder::uvcache::UvCache;
+use crate::layer::generated::OwnView;
 use crate::manifest::{Layer, Manifest};
 use crate::name::PackageName;
 
@@ -29,6 +30,13 @@ pub fn heal_pruned_layers(
     let mut caches: HashMap<PathBuf, UvCache> = HashMap::new();
     let mut healed = Vec::new();
     let mut layout = None;
+    // (the installed RECORDs are in the generated layer, or for a venv installed before it,
+    // in the own directory)
+    let generated = manifest
+        .generated_path(&crate::manifest::manifest_path(venv))
+        .filter(|_| manifest.layers.iter().any(|l| !l.source.exists()))
+        .and_then(|p| crate::layer::generated::GeneratedLayer::open(&p).ok());
+    let view = OwnView::with(venv, generated);
     for layer in &mut manifest.layers {
         if layer.source.exists() {
             continue;
@@ -45,7 +53,7 @@ pub fn heal_pruned_layers(
             Some(l) => l,
             None => layout.insert(Layout::new(&crate::venv::python_version(venv)?)),
         };
-        let Some(installed) = installed_rows(venv, layout, layer) else {
+        let Some(installed) = installed_rows(&view, layout, layer) else {
             continue;
         };
         let cache = caches
@@ -71,14 +79,19 @@ pub fn heal_pruned_layers(
     Ok(healed)
 }
 
-/// The (path, hash) rows of the RECORD installing `layer` wrote into the venv's own
-/// directory, if it is there.
-fn installed_rows(venv: &Path, layout: &Layout, layer: &Layer) -> Option<HashMap<String, String>> {
-    let record = venv
-        .join(layout.site_packages())
-        .join(format!("{}-{}.dist-info", layer.name, layer.version))
-        .join("RECORD");
-    let text = std::fs::read_to_string(record).ok()?;
+/// The (path, hash) rows of the RECORD installing `layer` wrote, if the venv shows it.
+fn installed_rows(
+    view: &OwnView,
+    layout: &Layout,
+    layer: &Layer,
+) -> Option<HashMap<String, String>> {
+    let record = format!(
+        "{}/{}-{}.dist-info/RECORD",
+        layout.site_packages(),
+        layer.name,
+        layer.version
+    );
+    let text = String::from_utf8(view.read(&record).ok()?).ok()?;
     let rows = parse_record(&text).ok()?;
     Some(
         rows.into_iter()

@@ -6,6 +6,7 @@ pub mod apply;
 pub mod entry_points;
 pub mod fold;
 pub mod generated;
+pub mod generated_layer;
 pub mod heal;
 pub mod launcher;
 pub mod layout;

@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 use crate::progress::Progress;
 
 use super::apply::{self, Planned};
+use super::generated_layer;
 use super::layout::Layout;
 use super::txn::Txn;
 use crate::finder::{self, Problem, Sources};
+use crate::layer::generated::OwnView;
 use crate::manifest::{manifest_path, Layer, Manifest};
 use crate::name::PackageName;
 use crate::pins::Pin;
@@ -151,6 +153,8 @@ pub fn apply(
     let rank = TagRank::new(&supported);
 
     let resolved = resolve(targets, opts, &rank, &supported, &version)?;
+    // what the venv shows of the files installing generated: its own over its generated layer
+    let view = OwnView::new(root, &manifest)?;
 
     // Plan what is new; read only metadata, write nothing yet.
     let progress = Progress::counting(resolved.len() as u64, "reading wheel metadata");
@@ -158,7 +162,7 @@ pub fn apply(
     let mut todo: Vec<&Resolved> = Vec::new();
     for r in &resolved {
         let existing = manifest.layers.iter().find(|l| l.source == r.source);
-        match existing.filter(|l| intact(root, l, &layout)) {
+        match existing.filter(|l| intact(|rel| view.is_file(rel), l, &layout)) {
             Some(l) => {
                 progress.inc(1);
                 unchanged.push(l.clone());
@@ -195,6 +199,27 @@ pub fn apply(
     }
     progress.finish();
     check_unique(planned.iter().map(|p| &p.layer).chain(&unchanged))?;
+    // A venv installed before the generated layer keeps what installing wrote as files of
+    // its own: those of its unchanged distributions move into the generated layer where
+    // they are what installing writes now (an edited one stays, and shadows it).
+    let old_style: Vec<&Resolved> = resolved
+        .iter()
+        .filter(|r| {
+            unchanged.iter().any(|l| {
+                let record = record_rel(l, &layout);
+                l.source == r.source
+                    && l.installed
+                    && root.join(&record).is_file()
+                    && !view.generated().is_some_and(|g| g.contains(&record))
+            })
+        })
+        .collect();
+    let migrations: Vec<Planned> = crate::parallel::map(&old_style, |r| {
+        apply::plan(&r.source, &venv, &version, r.from_path)
+    })
+    .into_iter()
+    .filter_map(Result::ok)
+    .collect();
 
     let staying = |l: &Layer| {
         unchanged.contains(l)
@@ -226,17 +251,29 @@ pub fn apply(
 
     let mut txn = Txn::begin(root)?;
     let mut copies_dropped = (0, 0);
+    let mut generated = generated_layer::Change::from(view.generated())?;
     let changed = (|| -> Result<(), Error> {
         for l in &removed {
-            apply::remove_generated(&mut txn, root, l, &layout)?;
+            apply::remove_generated(&mut txn, &view, root, l, &layout, &mut generated)?;
+        }
+        for m in &migrations {
+            apply::migrate(&mut txn, root, &m.generated, &mut generated)?;
         }
         let mut whiteouts = apply::Whiteouts::default();
         for p in &planned {
             let (files, bytes) = apply::drop_copies(&mut txn, root, p)?;
             copies_dropped.0 += files;
             copies_dropped.1 += bytes;
-            whiteouts.clear(&mut txn, root, &p.destinations)?;
-            apply::write(&mut txn, root, &p.generated)
+            // (the generated files show from under the own directory now: its markers
+            // must not hide them either)
+            let shown: Vec<String> = p
+                .destinations
+                .iter()
+                .cloned()
+                .chain(p.generated.files.iter().map(|(rel, _, _)| rel.clone()))
+                .collect();
+            whiteouts.clear(&mut txn, root, &shown)?;
+            apply::write(&mut txn, root, &p.generated, &mut generated)
                 .map_err(|e| format!("writing into {}: {e}", venv.display()))?;
         }
         txn.sync()?;
@@ -246,6 +283,7 @@ pub fn apply(
         txn.rollback();
         return Err(format!("{e}\n  nothing was changed").into());
     }
+    drop(view);
     let mut layers: Vec<Layer> = planned.iter().map(|p| p.layer.clone()).collect();
     match mode {
         Mode::Sync => {
@@ -262,11 +300,7 @@ pub fn apply(
         Mode::Install => layers.extend(manifest.layers.iter().filter(|l| staying(l)).cloned()),
     }
     manifest.layers = layers;
-    if let Err(e) = manifest.save(&manifest_file) {
-        txn.rollback();
-        return Err(e.into());
-    }
-    let touched = txn.commit_touched(&keep_dirs(root, &layout));
+    let touched = commit(txn, generated, &mut manifest, root, &layout)?;
     crate::venv::write_unmounted_guard(root)?;
     Ok(Report {
         installed: planned.iter().map(|p| label(&p.layer)).collect(),
@@ -276,6 +310,38 @@ pub fn apply(
         touched: relative(root, touched),
         copies_dropped,
     })
+}
+
+/// Commits a change: writes its generated layer (durably), saves the manifest that names
+/// it (the commit point), then drops what the transaction moved aside and the generated
+/// layer it replaced. On failure nothing is changed. Returns the paths the transaction
+/// touched.
+fn commit(
+    txn: Txn,
+    generated: generated_layer::Change,
+    manifest: &mut Manifest,
+    root: &Path,
+    layout: &Layout,
+) -> Result<Vec<PathBuf>, Error> {
+    let state_dir = root.join(crate::manifest::STATE_DIR);
+    let staged = match generated.stage(&state_dir, manifest) {
+        Ok(staged) => staged,
+        Err(e) => {
+            txn.rollback();
+            return Err(format!(
+                "writing the generated layer into {}: {e}\n  nothing was changed",
+                state_dir.display()
+            )
+            .into());
+        }
+    };
+    if let Err(e) = manifest.save(&manifest_path(root)) {
+        staged.discard();
+        txn.rollback();
+        return Err(e.into());
+    }
+    staged.finish(&state_dir);
+    Ok(txn.commit_touched(&keep_dirs(root, layout)))
 }
 
 /// `paths` relative to `root`.
@@ -313,7 +379,7 @@ pub fn up_to_date(
         manifest
             .layers
             .iter()
-            .any(|l| l.source == r.source && intact(&venv, l, &layout))
+            .any(|l| l.source == r.source && intact(|rel| venv.join(rel).is_file(), l, &layout))
     });
     if !all_current {
         return Ok(None);
@@ -363,22 +429,24 @@ pub fn uninstall(venv: &Path, root: &Path, names: &[String]) -> Result<Report, E
             })?;
         chosen.push(layer.clone());
     }
+    let view = OwnView::new(root, &manifest)?;
+    let mut generated = generated_layer::Change::from(view.generated())?;
     let mut txn = Txn::begin(root)?;
     for layer in &chosen {
-        if let Err(e) = apply::remove_generated(&mut txn, root, layer, &layout) {
+        if let Err(e) =
+            apply::remove_generated(&mut txn, &view, root, layer, &layout, &mut generated)
+        {
             txn.rollback();
             return Err(format!("{e}\n  nothing was changed").into());
         }
     }
+    drop(view);
     manifest.layers.retain(|l| !chosen.contains(l));
-    if let Err(e) = txn.sync().map_err(Error::from).and_then(|()| {
-        manifest.save(&manifest_file)?;
-        Ok(())
-    }) {
+    if let Err(e) = txn.sync() {
         txn.rollback();
-        return Err(e);
+        return Err(e.into());
     }
-    let touched = txn.commit_touched(&keep_dirs(root, &layout));
+    let touched = commit(txn, generated, &mut manifest, root, &layout)?;
     Ok(Report {
         removed: chosen.iter().map(label).collect(),
         elapsed: started.elapsed(),
@@ -418,14 +486,22 @@ fn installed_through_the_mount(venv: &Path, layout: &Layout, layers: &[&Layer]) 
     found
 }
 
-/// Whether an installed layer is still whole: installing writes its RECORD into the venv's
-/// own directory, so a missing one means it was uninstalled (or taken apart) through the
-/// mount, by pip or uv, and must be installed again.
-fn intact(venv: &Path, l: &Layer, layout: &Layout) -> bool {
-    venv.join(layout.site_packages())
-        .join(format!("{}-{}.dist-info", l.name, l.version))
-        .join("RECORD")
-        .is_file()
+/// Whether an installed layer is still whole: installing writes its RECORD (into the
+/// generated layer; before it, into the venv's own directory), so one the venv does not
+/// show (`shows`: whether it shows a file at a venv-relative path) means it was uninstalled
+/// (or taken apart) through the mount, by pip or uv, and must be installed again.
+fn intact(shows: impl Fn(&str) -> bool, l: &Layer, layout: &Layout) -> bool {
+    shows(&record_rel(l, layout))
+}
+
+/// The venv-relative path of the RECORD installing `l` writes.
+fn record_rel(l: &Layer, layout: &Layout) -> String {
+    format!(
+        "{}/{}-{}.dist-info/RECORD",
+        layout.site_packages(),
+        l.name,
+        l.version
+    )
 }
 
 fn label(l: &Layer) -> String {

@@ -5,6 +5,7 @@
 //! which is what lets the kernel cache them aggressively.
 
 pub mod dir;
+pub mod generated;
 pub mod listing;
 pub mod wheel;
 

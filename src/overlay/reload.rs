@@ -69,7 +69,7 @@ impl Overlay {
     ) -> Result<Reloaded, super::OpenError> {
         let new_lower = Arc::new(LowerTree::build(
             manifest,
-            &self.manifest_path,
+            &self.manifest_behind_mount(),
             self.cfg.rules.names(),
         )?);
         let mut forget_names: Vec<(Ino, OsString)> = Vec::new();
@@ -280,6 +280,22 @@ impl Overlay {
             return None; // (its own open file answers)
         }
         Some(self.lower_attr(old_lower, node.lower?, ino))
+    }
+}
+
+impl Overlay {
+    /// Where the manifest is reached without going through the mount: the generated layer
+    /// a change wrote is next to it, in the `.venvfs` that the mount (covering the venv
+    /// directory itself on Linux) hides.
+    fn manifest_behind_mount(&self) -> std::path::PathBuf {
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = self.upper.dir_fd() {
+            use std::os::fd::AsRawFd;
+            return std::path::PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+                .join(crate::manifest::STATE_DIR)
+                .join(crate::manifest::MANIFEST_FILE);
+        }
+        self.manifest_path.clone()
     }
 }
 

@@ -64,6 +64,7 @@ pub fn mount(venv: &Path, layers: &[PathBuf], cfg: OverlayConfig) -> Overlay {
     };
     let manifest = Manifest {
         version: 1,
+        generated: None,
         layers: layers.iter().map(layer).collect(),
     };
     Overlay::new(venv, &manifest, cfg).expect("overlay opens")
