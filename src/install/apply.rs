@@ -283,9 +283,11 @@ pub fn plan(
 /// Copies of a layer's files in the venv's own directory (what uv's or pip's copy through
 /// the mount leaves) hide the layer for good: each file at `root/dest` whose bytes equal
 /// the layer's own (same size, same sha256 as its RECORD says) is moved out of the way, so
-/// the layer shows it again. Only a wheel whose `.dist-info` is in the venv's own directory
-/// is looked at (uv and pip always write one); an edited file, a reference or a link stays.
-/// Returns the files and bytes dropped.
+/// the layer shows it again; so is a link whose target has those bytes (a reference uv's
+/// symlink link mode made into its cache: the same file, shown by the layer now). Only a
+/// wheel whose `.dist-info` is in the venv's own directory is looked at (uv and pip always
+/// write one); an edited file, and a link to anything else, stay. Returns the files and
+/// bytes dropped.
 pub fn drop_copies(txn: &mut Txn, root: &Path, p: &Planned) -> std::io::Result<(usize, u64)> {
     let dist = p.destinations.iter().find_map(|d| {
         d.split_once(".dist-info/")
@@ -299,6 +301,13 @@ pub fn drop_copies(txn: &mut Txn, root: &Path, p: &Planned) -> std::io::Result<(
         let path = root.join(dest);
         let Ok(meta) = path.symlink_metadata() else {
             continue;
+        };
+        let meta = match meta.is_symlink() {
+            true => match std::fs::metadata(&path) {
+                Ok(target) => target,
+                Err(_) => continue,
+            },
+            false => meta,
         };
         if !meta.is_file() || size.is_some_and(|n| n != meta.len()) {
             continue;

@@ -198,7 +198,12 @@ impl Overlay {
             // a file of a layer that a live change removed, still held open
             return self.open_files.frozen_attr(ino).ok_or(Error::NotFound);
         };
-        Ok(self.lower_attr(&tree.lower, lid, ino))
+        let mut attr = self.lower_attr(&tree.lower, lid, ino);
+        if node.unlinked {
+            // (a layer's file the venv removed while it was open: no name links to it)
+            attr.nlink = 0;
+        }
+        Ok(attr)
     }
 
     /// The attributes of lower node `lid` of `lower`, as node `ino`.
