@@ -202,3 +202,48 @@ fn sync_makes_a_linked_pin_a_layer_and_its_links_go() {
     assert_eq!(links_into(&s.venv, &cache), Vec::<PathBuf>::new());
     assert_eq!(snapshot(&cache.join("archive-v0")), cache_before);
 }
+
+/// A program that mapped a file uv linked (Python maps a `.so` it imports) keeps reading its
+/// bytes when the fold takes the link away live, even once the kernel must read the mapped
+/// pages again (their page cache dropped).
+#[test]
+fn a_mapped_link_keeps_its_bytes_when_folded() {
+    use std::io::{BufRead, BufReader, Write};
+    let (s, cache, m) = uv_linked_venv(&["six"]);
+    let six = s.venv.join("lib/python3.11/site-packages/six.py");
+    assert!(std::fs::symlink_metadata(&six).unwrap().is_symlink() || m.daemon_pid() > 0);
+    let script = r#"
+import hashlib, mmap, sys
+with open(sys.argv[1], "rb") as f:
+    m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+print(hashlib.sha256(m[:]).hexdigest(), flush=True)
+sys.stdin.readline()
+m.madvise(mmap.MADV_DONTNEED)
+print(hashlib.sha256(m[:]).hexdigest(), flush=True)
+"#;
+    let mut py = std::process::Command::new(s.venv.join("bin/python"))
+        .args(["-c", script])
+        .arg(&six)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(py.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let folded = run_ok(venvfs().arg("fold").arg(&s.venv));
+    assert!(folded.contains(" ~ six=="), "{folded}");
+    // the mapped pages must be read again, from the daemon
+    std::fs::write("/proc/sys/vm/drop_caches", "1").unwrap();
+    writeln!(py.stdin.take().unwrap()).unwrap();
+    let mut second = String::new();
+    out.read_line(&mut second).unwrap();
+    let status = py.wait().unwrap();
+    assert!(
+        status.success(),
+        "the mapped file could not be read: {status:?}"
+    );
+    assert_eq!(second, first);
+    m.unmount();
+    assert_eq!(links_into(&s.venv, &cache), Vec::<PathBuf>::new());
+}

@@ -77,16 +77,24 @@ impl Overlay {
         let mut done = Reloaded::default();
         {
             let mut tree = self.tree.write();
-            let held: Vec<(Ino, std::fs::File)> = removing
+            // (a reference, a link into uv's cache, keeps the cache file it showed)
+            let held: Vec<(Ino, Desc)> = removing
                 .iter()
                 .filter_map(|path| {
                     let ino = loaded_node(&tree, path)?;
                     let node = tree.get(ino).ok()?;
-                    let upper_file = node.upper && !node.reference && node.kind == FileKind::File;
+                    let upper_file = node.upper && node.kind == FileKind::File;
                     if !upper_file || !self.held(&tree, ino).unwrap_or(false) {
                         return None;
                     }
-                    Some((ino, self.upper.open_ro(path).ok()?))
+                    let desc = match node.reference {
+                        true => self.reference_desc(path, ino).ok()?,
+                        false => Desc::Upper(super::open_files::UpperFile {
+                            file: Arc::new(self.upper.open_ro(path).ok()?),
+                            writable: false,
+                        }),
+                    };
+                    Some((ino, desc))
                 })
                 .collect();
             let touched = change();
@@ -123,16 +131,9 @@ impl Overlay {
             for ino in gone {
                 self.detach(&mut tree, &old_lower, ino)?;
             }
-            for (ino, file) in held {
+            for (ino, desc) in held {
                 if self.held(&tree, ino)? {
-                    let file = Arc::new(file);
-                    self.open_files.put(
-                        ino,
-                        Desc::Upper(super::open_files::UpperFile {
-                            file,
-                            writable: false,
-                        }),
-                    );
+                    self.open_files.put(ino, desc);
                 }
             }
         }
