@@ -17,6 +17,19 @@ use crate::upper::work::Owner;
 /// How long a command waits for another change of the same venv to finish.
 const WAIT: Duration = Duration::from_secs(60);
 
+/// How old an empty lock file must be to be taken as left by a command killed while it
+/// made it.
+const EMPTY_GRACE: Duration = Duration::from_secs(2);
+
+/// Whether the file at `path` was last modified more than `age` ago.
+fn made_before(path: &Path, age: Duration) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|e| e > age)
+}
+
 /// The lock of one venv, released when dropped.
 #[derive(Debug)]
 pub struct VenvLock {
@@ -82,6 +95,12 @@ impl VenvLock {
                 }
             }
             let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            if holder.is_empty() && made_before(&path, EMPTY_GRACE) {
+                // (its maker was killed between making it and naming itself in it, which it
+                // does at once: an empty lock this old has no holder)
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
             let owner = Owner::parse(holder.trim());
             if owner
                 .as_ref()
@@ -161,6 +180,27 @@ mod tests {
         std::fs::write(state.join("manifest.toml"), b"x").unwrap();
         drop(lock);
         assert_ne!(std::fs::metadata(&state).unwrap().modified().unwrap(), old);
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn an_empty_lock_left_by_a_killed_maker_is_taken_over_once_old() {
+        let d = venv();
+        let lock_file = d.path().join(".venvfs").join("lock");
+        std::fs::write(&lock_file, b"").unwrap();
+        // (just made: its maker may be naming itself in it now)
+        let err = VenvLock::acquire_within(d.path(), d.path(), Duration::from_millis(150));
+        assert!(err.is_err());
+        let old = std::time::SystemTime::now() - EMPTY_GRACE * 2;
+        std::fs::File::options()
+            .write(true)
+            .open(&lock_file)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let lock = VenvLock::acquire_within(d.path(), d.path(), Duration::ZERO).unwrap();
+        assert!(!std::fs::read_to_string(&lock_file).unwrap().is_empty());
+        drop(lock);
     }
 
     #[test]

@@ -69,6 +69,16 @@ impl Setup {
         Mount::adopt(venv)
     }
 
+    /// A venv at `name` whose modules were imported once through its mount (compiled into
+    /// the store), left unmounted.
+    fn compiled(&self, name: &str) -> PathBuf {
+        let venv = self.venv(name);
+        let m = self.mount(&venv);
+        import(&venv, IMPORT);
+        m.unmount();
+        venv
+    }
+
     /// Mounts `venv` reading the bytecode store `store` too (its own store stays written).
     fn mount_reading(&self, venv: &Path, store: &Path) -> Mount {
         run_ok(
@@ -314,10 +324,7 @@ fn with_links_off_the_stored_pyc_show_as_files() {
 fn a_materialized_venv_holds_the_stored_pyc_as_files() {
     let t = Setup::new();
     let before = t.layers();
-    let venv = t.venv("venv");
-    let m = t.mount(&venv);
-    import(&venv, IMPORT);
-    m.unmount();
+    let venv = t.compiled("venv");
     let stored = t.stored();
     run_ok(t.venvfs().arg("materialize").arg(&venv));
     let pyc = venv.join("lib/python3.11/site-packages/idna/__pycache__/core.cpython-311.pyc");
@@ -417,10 +424,7 @@ fn a_store_on_a_network_filesystem_shows_as_files() {
 fn a_stale_or_corrupt_pyc_in_the_store_is_never_served() {
     let t = Setup::new();
     let before = t.layers();
-    let venv = t.venv("venv");
-    let m = t.mount(&venv);
-    import(&venv, IMPORT);
-    m.unmount();
+    let venv = t.compiled("venv");
     let root = t.store.join("bytecode");
     let find = |suffix: &str| {
         t.stored()

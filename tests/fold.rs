@@ -17,6 +17,19 @@ fn links_into(dir: &Path, cache: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Asserts that `venvfs list` shows each distribution named (a prefix of its line) as a
+/// layer.
+fn assert_layers(venv: &Path, names: &[&str]) {
+    let listed = run_ok(venvfs().arg("list").arg(venv));
+    for name in names {
+        let line = listed
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name} in {listed}"));
+        assert!(line.trim_end().ends_with("layer"), "{listed}");
+    }
+}
+
 /// A mounted scratch venv into which uv installed `packages` through the mount with its
 /// symlink link mode, offline (`--no-index --find-links` the test wheels), with a cache of
 /// the test's own: the venv, the cache and the mount.
@@ -51,14 +64,7 @@ fn fold_turns_uv_links_into_layers_live() {
         s.python_ok("import six, idna; print(six.__version__, idna.__version__)"),
         before
     );
-    let listed = run_ok(venvfs().arg("list").arg(&s.venv));
-    for name in ["six==", "idna=="] {
-        let line = listed
-            .lines()
-            .find(|l| l.contains(name))
-            .unwrap_or_else(|| panic!("{name} in {listed}"));
-        assert!(line.trim_end().ends_with("layer"), "{listed}");
-    }
+    assert_layers(&s.venv, &["six==", "idna=="]);
     // nothing left to do
     let again = run_ok(venvfs().arg("fold").arg(&s.venv));
     assert_eq!(again.trim(), "Nothing to fold");
@@ -186,14 +192,7 @@ fn sync_makes_a_linked_pin_a_layer_and_its_links_go() {
             .arg("--no-cache"),
     );
     assert!(out.contains("idna==3.20"), "{out}");
-    let listed = run_ok(venvfs().arg("list").arg(&s.venv));
-    for name in ["six==1.17.0", "idna==3.20"] {
-        let line = listed
-            .lines()
-            .find(|l| l.contains(name))
-            .unwrap_or_else(|| panic!("{name} in {listed}"));
-        assert!(line.trim_end().ends_with("layer"), "{listed}");
-    }
+    assert_layers(&s.venv, &["six==1.17.0", "idna==3.20"]);
     assert_eq!(
         s.python_ok("import six, idna; print(six.__version__, idna.__version__)"),
         "1.17.0 3.20"
