@@ -670,3 +670,151 @@ fn find_links_pages_are_read_before_the_index() {
         "{err}"
     );
 }
+
+/// An HTTPS server on 127.0.0.1 whose certificate a CA of the test's own signed (as a
+/// proxy that re-signs TLS does): fetching from it fails without that CA, names the cause,
+/// and succeeds once `SSL_CERT_FILE` names a bundle holding it, as it does for uv and curl.
+/// A bundle that cannot be read is an error naming it.
+#[test]
+fn ssl_cert_file_names_the_authorities_https_trusts() {
+    let s = Scratch::new();
+    let xdg = s.path("xdg");
+    let certs = s.path("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(&certs)
+            .output()
+            .expect("openssl (apt-get install openssl) makes the test's certificates");
+        assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-subj",
+        "/CN=venvfs test CA",
+        "-days",
+        "2",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        certs.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    // the wheels and their directory listing (a --find-links page), over HTTPS
+    let files = s.path("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let six = shared_wheel("six-");
+    std::fs::copy(&six, files.join(six.file_name().unwrap())).unwrap();
+    let server = r#"
+import functools, http.server, ssl, sys
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", server])
+        .arg(&files)
+        .arg(certs.join("srv.pem"))
+        .arg(certs.join("srv.key"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut port = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut port,
+    )
+    .unwrap();
+    let _server = Kill(child);
+    let url = format!("https://127.0.0.1:{}/", port.trim());
+    let reqs = s.path("requirements.txt");
+    std::fs::write(&reqs, "six==1.17.0\n").unwrap();
+    let sync = |cert: Option<&Path>| {
+        let mut cmd = fetching(&xdg);
+        cmd.arg("sync")
+            .arg(&s.venv)
+            .arg(&reqs)
+            .arg("--no-cache")
+            .args([
+                "--find-links",
+                &url,
+                "--index-url",
+                "http://127.0.0.1:9/simple/",
+            ])
+            .env_remove("SSL_CERT_DIR");
+        match cert {
+            Some(c) => cmd.env("SSL_CERT_FILE", c),
+            None => cmd.env_remove("SSL_CERT_FILE"),
+        };
+        run(&mut cmd)
+    };
+    // the built-in roots do not know the test's CA
+    let out = sync(None);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("certificate"), "{}", stderr(&out));
+    assert!(stored(&xdg).is_empty());
+    // a bundle that is not there
+    let out = sync(Some(&s.path("no-such.pem")));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("SSL_CERT_FILE") && stderr(&out).contains("no-such.pem"),
+        "{}",
+        stderr(&out)
+    );
+    // the bundle holding it
+    let out = sync(Some(&certs.join("ca.pem")));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_store_matches(&stored(&xdg), std::slice::from_ref(&six));
+    let _m = s.mount();
+    s.python_ok("import six");
+}

@@ -1,6 +1,7 @@
 //! HTTP for fetching: index pages and wheel files, over a blocking client (ureq, with rustls
 //! and the Mozilla roots compiled in, so no system TLS library or certificate store is
-//! needed; `HTTPS_PROXY`/`NO_PROXY` are honoured).
+//! needed; `SSL_CERT_FILE`/`SSL_CERT_DIR` replace the roots, see `tls.rs`;
+//! `HTTPS_PROXY`/`NO_PROXY` are honoured).
 //!
 //! Transient failures are retried a few times with a growing pause: a connection that cannot
 //! be made or breaks, a timeout, a body shorter than announced, and 408, 429 and 5xx answers.
@@ -52,16 +53,15 @@ pub enum Page {
     Missing,
 }
 
-impl Default for Http {
-    fn default() -> Self {
-        Self::new(super::auth::Logins::new())
-    }
-}
-
 impl Http {
-    /// A client that sends `logins` to the origins they are for.
-    pub fn new(logins: super::auth::Logins) -> Http {
-        let config = ureq::Agent::config_builder()
+    /// A client that sends `logins` to the origins they are for, trusting the certificate
+    /// authorities of [`super::tls`].
+    pub fn new(logins: super::auth::Logins) -> Result<Http, String> {
+        let mut config = ureq::Agent::config_builder();
+        if let Some(tls) = super::tls::config()? {
+            config = config.tls_config(tls);
+        }
+        let config = config
             .http_status_as_error(false)
             .user_agent(concat!("venvfs/", env!("CARGO_PKG_VERSION")))
             .timeout_connect(Some(Duration::from_secs(15)))
@@ -69,11 +69,11 @@ impl Http {
             // a server that stops sending is a broken connection, retried
             .timeout_per_read(Some(Duration::from_secs(60)))
             .build();
-        Http {
+        Ok(Http {
             agent: config.into(),
             logins,
             flat_pages: Default::default(),
-        }
+        })
     }
 
     /// A GET of `url` (whose login, if it has one, goes into a header, not the request

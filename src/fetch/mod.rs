@@ -29,6 +29,7 @@ pub mod auth;
 pub mod download;
 pub mod index;
 pub mod store;
+mod tls;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -202,7 +203,7 @@ pub fn fetch_all(
             crate::finder::uvcache::OWN_CACHE_VAR
         )
         })?;
-    let http = download::Http::new(settings.logins.clone());
+    let http = download::Http::new(settings.logins.clone())?;
     let started = Instant::now();
     let progress = Progress::new(pins.len());
     let next = AtomicUsize::new(0);
@@ -343,9 +344,14 @@ fn plan(
         .map_err(|e| Outcome::Failed(e.clone()))?;
     for index in indexes {
         let page_url = index::project_url(index, &name).map_err(Outcome::Failed)?;
-        let page = http
-            .page(&page_url)
-            .map_err(|e| Outcome::Failed(format!("the index {index} cannot be read: {e}")))?;
+        let page = http.page(&page_url).map_err(|e| {
+            // (and why the --find-links pages passed over were: one cause may explain both)
+            let mut why = format!("the index {index} cannot be read: {e}");
+            if !unreadable.is_empty() {
+                why.push_str(&format!("; unreadable: {}", unreadable.join("; ")));
+            }
+            Outcome::Failed(why)
+        })?;
         let download::Page::Found {
             content_type,
             body,
