@@ -10,8 +10,8 @@
 //! syntax ([`Shell`]), for the scripts `python -m venv` and uv write into the scripts
 //! directory (`bin/`, `Scripts\` on Windows): `activate` (bash and zsh; Git Bash on
 //! Windows), `activate.fish`, `Activate.ps1` (PowerShell; uv spells it `activate.ps1`),
-//! and cmd's `activate.bat` with its `deactivate.bat`. (csh's `deactivate` is a one-line
-//! alias, Nushell's an overlay: those scripts are left as they are.) A project's own
+//! `activate.csh` (csh, tcsh: its `deactivate` is a one-line alias), and cmd's
+//! `activate.bat` with its `deactivate.bat`. (Nushell's `activate.nu` is left as it is.) A project's own
 //! configuration is never edited: venvfs prints the line to add instead.
 
 use std::io;
@@ -43,6 +43,9 @@ struct Shell {
     /// How a line starts that the set goes before, if the script has one (PowerShell's
     /// signature block, which must stay last); else the set goes at the end.
     set_before: Option<&'static str>,
+    /// The restore goes right after `deactivate` on its line, not on the next line (csh's
+    /// `deactivate` is a one-line alias).
+    restore_inline: bool,
 }
 
 /// bash and zsh (`activate`).
@@ -73,6 +76,7 @@ UV_LINK_MODE=symlink
 export UV_LINK_MODE
 "#,
     set_before: None,
+    restore_inline: false,
 };
 
 /// fish (`activate.fish`).
@@ -102,6 +106,7 @@ set -g _VENVFS_LINK_MODE_SET 1
 set -gx UV_LINK_MODE symlink
 "#,
     set_before: None,
+    restore_inline: false,
 };
 
 /// PowerShell (`Activate.ps1`; the name is matched without regard to case on Windows, and
@@ -133,6 +138,7 @@ $env:_VENVFS_LINK_MODE_SET = "1"
 $env:UV_LINK_MODE = "symlink"
 "#,
     set_before: Some("# SIG # Begin signature block"),
+    restore_inline: false,
 };
 
 /// cmd (`activate.bat`, `deactivate.bat`). Its activation does not deactivate first, so
@@ -156,9 +162,31 @@ if not defined _VENVFS_LINK_MODE_SET set \"_VENVFS_OLD_UV_LINK_MODE=%UV_LINK_MOD
 set _VENVFS_LINK_MODE_SET=1\r\n\
 set UV_LINK_MODE=symlink\r\n",
     set_before: None,
+    restore_inline: false,
 };
 
-const SHELLS: [Shell; 4] = [POSIX, FISH, POWERSHELL, CMD];
+/// csh and tcsh (`activate.csh`), whose `deactivate` is an alias on one line: the restore
+/// goes at its start, in the alias's own `test ... && ...` style (its quotes keep the
+/// variables for when it runs).
+const CSH: Shell = Shell {
+    script: "activate.csh",
+    alias: None,
+    deactivate_script: "activate.csh",
+    deactivate: "alias deactivate '",
+    restore: r#"test $?_VENVFS_LINK_MODE_SET != 0 && unsetenv UV_LINK_MODE && unset _VENVFS_LINK_MODE_SET; test $?_VENVFS_OLD_UV_LINK_MODE != 0 && setenv UV_LINK_MODE "$_VENVFS_OLD_UV_LINK_MODE:q" && unset _VENVFS_OLD_UV_LINK_MODE; "#,
+    set: r#"
+# venvfs: uv links packages into this venv as references instead of copying them
+if ( $?UV_LINK_MODE ) then
+    set _VENVFS_OLD_UV_LINK_MODE="$UV_LINK_MODE:q"
+endif
+set _VENVFS_LINK_MODE_SET=1
+setenv UV_LINK_MODE symlink
+"#,
+    set_before: None,
+    restore_inline: true,
+};
+
+const SHELLS: [Shell; 5] = [POSIX, FISH, CSH, POWERSHELL, CMD];
 
 /// The line ending a script uses (cmd's are CRLF as `python -m venv` writes them).
 fn newline(text: &str) -> &'static str {
@@ -177,7 +205,10 @@ impl Shell {
             return Some([self.restore, text].concat());
         }
         let start = line_start(text, self.deactivate)?;
-        let at = start + text[start..].find('\n')? + 1;
+        let at = match self.restore_inline {
+            true => start + self.deactivate.len(),
+            false => start + text[start..].find('\n')? + 1,
+        };
         Some([&text[..at], self.restore, &text[at..]].concat())
     }
 
@@ -476,6 +507,46 @@ mod tests {
         };
         assert_eq!(run("unset UV_LINK_MODE"), "in=symlink\nout=unset\n");
         assert_eq!(run("export UV_LINK_MODE=copy"), "in=symlink\nout=copy\n");
+    }
+
+    /// uv's `activate.csh`, shortened (the alias line as uv and `python -m venv` write it).
+    const ACTIVATE_CSH: &str = "set newline='\\\n'\n\nalias deactivate 'test $?_OLD_VIRTUAL_PATH != 0 && setenv PATH \"$_OLD_VIRTUAL_PATH:q\" && unset _OLD_VIRTUAL_PATH; rehash; unsetenv VIRTUAL_ENV; test \"\\!:*\" != \"nondestructive\" && unalias deactivate'\n\ndeactivate nondestructive\n\nsetenv VIRTUAL_ENV '/v'\n\nset _OLD_VIRTUAL_PATH=\"$PATH:q\"\nsetenv PATH \"$VIRTUAL_ENV:q/bin:$PATH:q\"\n\nrehash\n";
+
+    /// Runs the patched script in tcsh: activation sets the mode, deactivation restores what
+    /// the shell had (unset, or a value of its own), and activating twice still restores.
+    #[test]
+    #[cfg(unix)]
+    fn csh_sets_and_restores_the_link_mode() {
+        let patched = CSH.with_link_mode(ACTIVATE_CSH).expect("patched");
+        assert_eq!(CSH.with_link_mode(&patched), None, "already set");
+        assert_eq!(
+            CSH.without_link_mode(&patched).as_deref(),
+            Some(ACTIVATE_CSH)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("activate.csh");
+        std::fs::write(&script, patched).unwrap();
+        let run = |before: &str, times: usize| {
+            // (one command a line: csh expands aliases when it reads a line, so `deactivate`
+            // on the line that sources the script would not be the alias yet)
+            let source = vec![format!("source {}", script.display()); times].join("\n");
+            let code = format!(
+                "{before}\n{source}\necho \"in=$UV_LINK_MODE\"\ndeactivate\nif ($?UV_LINK_MODE) then\necho \"out=$UV_LINK_MODE\"\nelse\necho out=unset\nendif"
+            );
+            let out = std::process::Command::new("tcsh")
+                .args(["-f", "-c", &code])
+                .output()
+                .expect("tcsh runs the test (apt-get install tcsh)");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        };
+        assert_eq!(run("unsetenv UV_LINK_MODE", 1), "in=symlink\nout=unset\n");
+        assert_eq!(run("setenv UV_LINK_MODE copy", 1), "in=symlink\nout=copy\n");
+        assert_eq!(run("setenv UV_LINK_MODE copy", 2), "in=symlink\nout=copy\n");
     }
 
     const PS1: &str = "function global:deactivate ([switch]$NonDestructive) {\n    Remove-Item -Path env:VIRTUAL_ENV\n}\n\ndeactivate -nondestructive\n$env:VIRTUAL_ENV = $VenvDir\n\n# SIG # Begin signature block\n# MIIe\n# SIG # End signature block\n";

@@ -20,9 +20,10 @@ const SITE: &str = "lib/python3.11/site-packages";
 /// layers) and the others, with the demo wheel, from `.whl` files.
 /// The activation scripts venvfs makes set uv's link mode.
 /// The activation scripts uv writes (on every system) that venvfs makes set the link mode.
-const ACTIVATE: [&str; 5] = [
+const ACTIVATE: [&str; 6] = [
     "bin/activate",
     "bin/activate.fish",
+    "bin/activate.csh",
     "bin/activate.ps1",
     "bin/activate.bat",
     "bin/deactivate.bat",
@@ -38,7 +39,7 @@ struct Setup {
     reqs: PathBuf,
     wheels: Vec<PathBuf>,
     /// [`ACTIVATE`] as uv wrote them, before venvfs touched them.
-    activate: [Vec<u8>; 5],
+    activate: [Vec<u8>; ACTIVATE.len()],
 }
 
 fn setup(from_cache: &[&str], from_whl: &[&str]) -> Setup {
@@ -106,7 +107,7 @@ fn make_venvfs_venv(
     reqs: &Path,
     whl: &Path,
     cache: &Path,
-) -> [Vec<u8>; 5] {
+) -> [Vec<u8>; ACTIVATE.len()] {
     uv_venv(venv);
     let activate = ACTIVATE.map(|a| std::fs::read(venv.join(a)).unwrap());
     run_ok(
