@@ -17,6 +17,29 @@ pub enum VenvError {
     NoVersion(PathBuf),
 }
 
+/// Where the wheels `python -m venv` installs pip (and setuptools) from may be, for the venv
+/// at `venv` of Python `version` (X.Y): the base interpreter's `ensurepip/_bundled`
+/// (its `home` in pyvenv.cfg is its `bin`), and Debian's `/usr/share/python-wheels`.
+/// Only those that exist.
+pub fn bundled_wheel_dirs(venv: &Path, version: &str) -> Vec<PathBuf> {
+    let home = std::fs::read_to_string(venv.join("pyvenv.cfg"))
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == "home").then(|| PathBuf::from(v.trim()))
+            })
+        });
+    let mut dirs = Vec::new();
+    if let Some(prefix) = home.as_deref().and_then(Path::parent) {
+        dirs.push(prefix.join(format!("lib/python{version}/ensurepip/_bundled")));
+        dirs.push(prefix.join("Lib/ensurepip/_bundled"));
+    }
+    dirs.push(PathBuf::from("/usr/share/python-wheels"));
+    dirs.retain(|d| d.is_dir());
+    dirs
+}
+
 /// The `X.Y` Python version of a venv, from pyvenv.cfg (`version_info` as uv writes it,
 /// `version` as the venv module does), else from its single `lib/pythonX.Y` directory.
 pub fn python_version(venv: &Path) -> Result<String, VenvError> {

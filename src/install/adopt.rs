@@ -112,8 +112,11 @@ pub fn plan(venv: &Path, root: &Path, opts: &Options) -> Result<Plan, Error> {
             let interpreter = crate::interpreter::of_venv(venv)?;
             // (the wheels venvfs fetched before are a source too; adopt fetches nothing)
             let store = crate::fetch::Store::locate();
+            // (and the wheels `python -m venv` installed pip and setuptools from)
+            let mut dirs = opts.find_links.clone();
+            dirs.extend(crate::venv::bundled_wheel_dirs(venv, &version));
             sources = Some((
-                Sources::new(&opts.find_links, &caches, store.as_ref())?,
+                Sources::new(&dirs, &caches, store.as_ref())?,
                 TagRank::new(&interpreter.tags()),
             ));
         }
