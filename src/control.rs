@@ -31,7 +31,7 @@ pub enum Request {
 
 /// Where daemon `pid` listens.
 pub fn socket_path(pid: u32) -> PathBuf {
-    crate::registry::dir().join(format!("{pid}.sock"))
+    crate::registry::socket_file(pid)
 }
 
 /// Listens for requests on behalf of daemon `pid` and answers each with `handle`, on a

@@ -24,6 +24,18 @@ pub struct Record {
     /// of them recorded here. None in records written before it was kept.
     #[serde(default)]
     pub mount_namespace: Option<String>,
+    /// The daemon's pid namespace (`pid:[…]`): its pid means nothing in another one (a
+    /// container's, a `unshare --pid` job's) sharing this directory, where it must neither
+    /// be listed nor taken for dead. None in records written before it was kept.
+    #[serde(default)]
+    pub pid_namespace: Option<String>,
+}
+
+/// This process's pid namespace, as `/proc/self/ns/pid` names it.
+pub fn pid_namespace() -> Option<String> {
+    std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
 }
 
 /// This process's mount namespace, as `/proc/self/ns/mnt` names it.
@@ -73,6 +85,11 @@ fn file_for(pid: u32) -> PathBuf {
     dir().join(format!("{pid}.toml"))
 }
 
+/// Where daemon `pid` listens for control requests (the socket is made by `control.rs`).
+pub fn socket_file(pid: u32) -> PathBuf {
+    dir().join(format!("{pid}.sock"))
+}
+
 /// Where a daemon writes its request counts when sent SIGUSR1 (`venvfs status --requests`).
 pub fn requests_file(pid: u32) -> PathBuf {
     dir().join(format!("{pid}.requests"))
@@ -106,6 +123,7 @@ pub fn list() -> Vec<Record> {
     let Ok(entries) = std::fs::read_dir(dir()) else {
         return Vec::new();
     };
+    let here = pid_namespace();
     let mut out = Vec::new();
     for e in entries.flatten() {
         let path = e.path();
@@ -118,9 +136,15 @@ pub fn list() -> Vec<Record> {
         else {
             continue;
         };
+        if rec.pid_namespace.is_some() && rec.pid_namespace != here {
+            continue; // (another pid namespace's daemon: alive or not, this one cannot tell)
+        }
         if alive(rec.pid) {
             out.push(rec);
         } else {
+            // (and what the dead daemon left: its control socket and request counts)
+            let _ = std::fs::remove_file(socket_file(rec.pid));
+            let _ = std::fs::remove_file(requests_file(rec.pid));
             let _ = std::fs::remove_file(&path);
         }
     }

@@ -349,6 +349,20 @@ fn missing_layer_makes_mount_refuse_and_name_it() {
     assert!(!venvfs_mounted(&s.venv));
 }
 
+#[test]
+fn mounting_a_venv_that_is_not_there_says_how_to_make_one() {
+    let s = Scratch::new();
+    let missing = s.path("no-venv-here");
+    let out = run(venvfs().arg("mount").arg(&missing));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("there is no venv at") && err.contains("uv venv"),
+        "{err}"
+    );
+    assert!(!missing.exists(), "nothing is made");
+}
+
 fn venvfs_mounted(venv: &Path) -> bool {
     fs::read_to_string("/proc/self/mountinfo")
         .unwrap()

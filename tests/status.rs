@@ -195,6 +195,9 @@ fn list_and_status_show_what_uv_sees() {
     // unmounted, the venv directory and its manifest tell the same
     let unmounted = venvfs_list(&s.venv);
     assert_eq!(versions(&unmounted), uv_sees);
+    // (read from the layers' `.whl` files: no METADATA is missing)
+    let out = run(venvfs().arg("list").arg(&s.venv));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "unmounted list");
     assert_eq!(
         origins(&unmounted),
         origins(&venvfs_list_mounted_again(&s.venv))
@@ -211,4 +214,35 @@ fn venvfs_list_mounted_again(venv: &Path) -> BTreeMap<String, (String, String)> 
     let listed = venvfs_list(venv);
     m.unmount();
     listed
+}
+
+/// `venvfs status` run in another pid namespace that shares the runtime directory (a
+/// container, an `unshare --pid` job: the 8-node figure's nodes) neither lists the host's
+/// daemons nor takes them for dead, whose pids mean nothing there: it deleted their
+/// records, and the host's `status` then called its own mount another session's.
+#[test]
+fn another_pid_namespace_leaves_the_daemons_records_alone() {
+    let s = Scratch::new();
+    run_ok(
+        venvfs()
+            .arg("install")
+            .arg(&s.venv)
+            .arg(shared_wheel("six-")),
+    );
+    let m = s.mount();
+    let pid = m.daemon_pid();
+    let host = venvfs();
+    let mut inside = std::process::Command::new("unshare");
+    inside
+        .args(["--pid", "--fork", "--mount-proc"])
+        .arg(host.get_program())
+        .arg("status");
+    let out = run_ok(with_env_of(&mut inside, &host));
+    assert!(
+        !out.contains(&s.venv.display().to_string()) || !out.contains(&format!("pid {pid}")),
+        "another pid namespace lists the host's daemon by a pid it cannot see: {out}"
+    );
+    assert_eq!(m.daemon_pid(), pid, "the host still knows its daemon");
+    let status = run_ok(venvfs().arg("status").arg(&s.venv));
+    assert!(status.contains(&format!("daemon pid {pid}")), "{status}");
 }

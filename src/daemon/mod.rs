@@ -52,7 +52,13 @@ pub fn venv_is_mounted(venv: &Path) -> bool {
 }
 
 pub fn mount(args: MountArgs) -> CmdResult {
-    let venv = absolute(&args.venv).map_err(|e| format!("{}: {e}", args.venv.display()))?;
+    let venv = absolute(&args.venv).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!(
+            "there is no venv at {shown}: make one first (`uv venv {shown}`, `venvfs create {shown}` or `python3 -m venv {shown}`), then mount it",
+            shown = args.venv.display()
+        ),
+        _ => format!("{}: {e}", args.venv.display()),
+    })?;
     if venvfs_fuse::is_stale(&venv) {
         venvfs_fuse::unmount(&venv, true).map_err(|e| {
             format!(

@@ -10,7 +10,18 @@ use crate::inventory::{self, human};
 use crate::registry;
 
 pub fn status(args: &StatusArgs) -> CmdResult {
-    let mounts = venvfs_fuse::mounts();
+    let mut mounts = venvfs_fuse::mounts();
+    if let Some(venv) = &args.venv {
+        let abs = super::absolute(venv).map_err(|e| format!("{}: {e}", venv.display()))?;
+        mounts.retain(|m| m.mountpoint == abs);
+        if mounts.is_empty() {
+            let shown = abs.display();
+            return Err(format!(
+                "{shown} is not mounted: `venvfs mount {shown}` mounts it; `venvfs list {shown}` shows what it holds"
+            )
+            .into());
+        }
+    }
     if mounts.is_empty() {
         println!("no venv is mounted by venvfs");
         return Ok(());

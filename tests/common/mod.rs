@@ -26,6 +26,18 @@ pub fn venvfs() -> Command {
     cmd
 }
 
+/// Gives `cmd` the environment changes `from` makes (a command that runs venvfs by another
+/// program, such as `unshare`, with what [`venvfs`] sets).
+pub fn with_env_of<'a>(cmd: &'a mut Command, from: &Command) -> &'a mut Command {
+    for (k, v) in from.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd
+}
+
 /// Runs a command, panicking with its output if it fails.
 pub fn run_ok(cmd: &mut Command) -> String {
     let out = cmd
@@ -153,6 +165,15 @@ impl Mount {
     /// Mounts with extra `venvfs mount` options (such as `--allow-other`).
     pub fn with_args(venv: &Path, args: &[&str]) -> Mount {
         run_ok(venvfs().arg("mount").args(args).arg(venv));
+        Mount {
+            venv: venv.to_owned(),
+            active: true,
+        }
+    }
+
+    /// Mounts with variables in the environment of `venvfs mount` (and so of its daemon).
+    pub fn with_env(venv: &Path, vars: &[(&str, &str)]) -> Mount {
+        run_ok(venvfs().arg("mount").arg(venv).envs(vars.iter().copied()));
         Mount {
             venv: venv.to_owned(),
             active: true,
