@@ -123,7 +123,8 @@ not mounted), by the venv's own Python, several processes at once, with a progre
         long_about = "Turn a venv that uv or pip filled with copies (uv's copy link \
 mode, pip) into a venvfs venv, and give back the disk the copies take.\n\n\
 Each installed distribution (a .dist-info with a RECORD in the venv's site-packages) for \
-which uv's cache or a --find-links directory has the same wheel (same name and version, a \
+which uv's cache, a --find-links directory, or the wheels `python -m venv` installs pip and \
+setuptools from (the interpreter's ensurepip) has the same wheel (same name and version, a \
 tag this interpreter accepts; among several, the one whose RECORD agrees most with the \
 installed one) becomes a layer of that wheel, and each copy whose bytes and mode equal the layer's file is removed. What \
 differs stays in the venv's own directory and keeps showing: files you edited, and what \
@@ -225,7 +226,8 @@ pub struct MountArgs {
     /// spares (Python opens a file per imported module).
     #[arg(long)]
     pub passthrough: bool,
-    /// Memory for decompressed `.whl` members, in MiB.
+    /// Memory for decompressed `.whl` members, and as much again for what was read of
+    /// layer files and stored `.pyc` files on a network filesystem, in MiB.
     #[arg(long, default_value_t = 256)]
     pub memory_cache_mib: u64,
     /// Where large `.whl` members are decompressed to (default: the system temp dir).
@@ -288,6 +290,9 @@ pub struct CompileArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// Only this venv (with none: every venv venvfs has mounted). Exits non-zero when it is
+    /// not mounted.
+    pub venv: Option<PathBuf>,
     /// Also show how many requests of each kind each daemon has served since it mounted
     /// (what reached the daemon: the kernel answers the rest from its caches).
     #[arg(long)]

@@ -49,6 +49,15 @@ fn run_mounts_for_one_command_and_leaves_nothing() {
         !mounted_here(&s.venv),
         "the mount stays in its own namespace"
     );
+    // with the venv activated, as `uv run` has it: `python` is the venv's
+    let (status, out) = run(&[
+        "python",
+        "-c",
+        "import six, sys, os; print(sys.prefix == os.environ['VIRTUAL_ENV'])",
+    ]);
+    assert_eq!((status, out.trim()), (Some(0), "True"));
+    let (_, out) = run(&["sh", "-c", "command -v python"]);
+    assert_eq!(out.trim(), python.to_str().unwrap());
     // exit codes, and death by a signal, come back
     assert_eq!(run(&["sh", "-c", "exit 3"]).0, Some(3));
     assert_eq!(run(&["sh", "-c", "kill -9 $$"]).0, Some(137));

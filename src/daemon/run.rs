@@ -6,6 +6,7 @@
 //! command in it. No other process sees the mount, and when the last process in the
 //! namespace is gone the kernel drops it: nothing is left behind, whether the command ends,
 //! is killed, or venvfs itself is killed (the command is then ended too: its venv is gone).
+//! The command runs with the venv activated (`python` is the venv's, as in `uv run`).
 //! The command's exit code is venvfs's; a command killed by a signal gives 128 + the signal,
 //! as a shell reports it. SIGTERM and SIGHUP sent to venvfs are passed on to the command;
 //! a terminal's Ctrl-C reaches the command directly.
@@ -28,7 +29,7 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn Error>> {
     crate::venv::python_version(&venv)?;
     super::refuse_hidden_interpreter(&venv)?;
     let code = if is_mounted(&venv) {
-        run_command(&args.command)?
+        run_command(&venv, &args.command)?
     } else {
         super::refuse_while_materialized(&venv)?;
         // (before any thread exists: the kernel refuses a new user namespace to a
@@ -46,7 +47,7 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn Error>> {
             .map_err(|e| format!("cannot mount {}: {e}{}", venv.display(), mount_hint(&e)))?;
         let unmounter = mounted.unmounter();
         let serving = std::thread::spawn(move || mounted.run());
-        let code = run_command(&args.command);
+        let code = run_command(&venv, &args.command);
         if let Err(e) = unmounter.clone().unmount(true) {
             tracing::warn!("cannot unmount {}: {e}", venv.display());
         }
@@ -61,11 +62,22 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn Error>> {
     std::process::exit(code)
 }
 
-/// Runs the command to its end and returns its exit code (128 + signal when killed).
-fn run_command(command: &[std::ffi::OsString]) -> Result<i32, Box<dyn Error>> {
+/// Runs the command to its end, in the venv as its activation would have it (as `uv run`
+/// does: `python` and the venv's scripts found first on `PATH`, `VIRTUAL_ENV` set, uv told
+/// to link), and returns its exit code (128 + signal when killed).
+fn run_command(
+    venv: &std::path::Path,
+    command: &[std::ffi::OsString],
+) -> Result<i32, Box<dyn Error>> {
     let (program, rest) = command.split_first().ok_or("no command given after `--`")?;
     let mut cmd = Command::new(program);
     cmd.args(rest);
+    for (var, value) in activated(venv) {
+        match value {
+            Some(v) => cmd.env(var, v),
+            None => cmd.env_remove(var),
+        };
+    }
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     unsafe {
         cmd.pre_exec(|| {
@@ -102,6 +114,24 @@ fn run_command(command: &[std::ffi::OsString]) -> Result<i32, Box<dyn Error>> {
         (None, Some(sig)) => 128 + sig,
         _ => 1,
     })
+}
+
+/// What activating `venv` changes in the environment (`None`: unset). A changed `PATH` is
+/// also where the command itself is looked for.
+fn activated(venv: &std::path::Path) -> Vec<(&'static str, Option<std::ffi::OsString>)> {
+    let bin = venv.join("bin");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&path)))
+        .unwrap_or(path);
+    let mut vars = vec![
+        ("PATH", Some(path)),
+        ("VIRTUAL_ENV", Some(venv.as_os_str().to_owned())),
+        ("PYTHONHOME", None),
+    ];
+    if std::env::var_os("UV_LINK_MODE").is_none() {
+        vars.push(("UV_LINK_MODE", Some("symlink".into())));
+    }
+    vars
 }
 
 /// Moves this process into a mount namespace of its own, with every mount private to it
