@@ -254,8 +254,8 @@ fn layer_dist_info(l: &Layer) -> String {
 }
 
 /// Reads a `.dist-info` file as the venv shows it: through the mount, or unmounted, from
-/// the own directory over the generated layer (`own`), and then the layer's directory
-/// source.
+/// the own directory over the generated layer (`own`), and then the layer's source (a
+/// directory, or a `.whl` file).
 fn read_dist_file(
     sources: &Sources,
     own: &crate::layer::generated::OwnView,
@@ -277,9 +277,14 @@ fn read_dist_file(
                 .manifest
                 .layers
                 .iter()
-                .find(|l| layer_dist_info(l) == dist_info && l.source.is_dir());
+                .find(|l| layer_dist_info(l) == dist_info);
             match layer {
-                Some(l) => std::fs::read(l.source.join(dist_info).join(file)),
+                Some(l) if l.source.is_dir() => std::fs::read(l.source.join(dist_info).join(file)),
+                Some(l) => crate::install::apply::read_source_file(
+                    &l.source,
+                    &format!("{dist_info}/{file}"),
+                )
+                .map_err(std::io::Error::other),
                 None => Err(e),
             }
         }
@@ -496,7 +501,7 @@ impl Advice {
                 "source missing (the cache entry was removed): {what}; restore with `{command}`"
             ),
             AdviceKind::UninstalledSourceMissing => format!(
-                "source missing for layers uninstalled through the mount: {what}; `{command}` drops them"
+                "source missing for layers uninstalled through the mount: {what}; the next mount drops them, `{command}` does now"
             ),
             AdviceKind::Servable => format!(
                 "{what} of the venv's own directory are copies a layer could serve: `{command}`"

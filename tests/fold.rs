@@ -37,7 +37,9 @@ fn uv_linked_venv(packages: &[&str]) -> (Scratch, PathBuf, Mount) {
     let s = Scratch::new();
     let wheels = shared_wheel("six-").parent().unwrap().to_owned();
     let cache = s.path("uv-cache");
-    let m = s.mount();
+    // (the daemon would fold by itself 2 s after uv's last link, before or during the
+    // test's own fold on a loaded machine)
+    let m = Mount::with_env(&s.venv, &[("VENVFS_FOLD_AFTER", "0")]);
     let mut args = vec!["install", "-q", "--link-mode=symlink"];
     args.extend(packages);
     uv_pip(&s.venv, &cache, &args, &wheels);
@@ -128,6 +130,70 @@ fn uninstalled_then_linked_again_by_uv_folds_again() {
     assert_eq!(snapshot(&cache.join("archive-v0")), cache_before);
 }
 
+/// uv uninstalls a folded distribution through the mount and its cache entry is cleaned
+/// away (`uv cache clean`): the next fold, of another package uv linked, still folds (the
+/// uninstalled layer, which shows nothing and cannot be read, leaves the manifest), and so
+/// does the next mount.
+#[test]
+fn a_layer_uninstalled_and_cleaned_from_the_cache_does_not_stop_the_fold() {
+    let (s, cache, m) = uv_linked_venv(&["six", "idna"]);
+    let wheels = shared_wheel("six-").parent().unwrap().to_owned();
+    run_ok(venvfs().arg("fold").arg(&s.venv));
+    uv_pip(&s.venv, &cache, &["uninstall", "-q", "six"], &wheels);
+    // (the mount hides the manifest: `layer list` reads it)
+    let layers = run_ok(venvfs().args(["layer", "list"]).arg(&s.venv));
+    let six_entry = layers
+        .lines()
+        .find_map(|l| l.strip_prefix("six==")?.split_once('\t'))
+        .map(|(_, path)| PathBuf::from(path))
+        .expect("six's layer is an entry of uv's cache");
+    assert!(six_entry.starts_with(&cache), "{layers}");
+    std::fs::remove_dir_all(&six_entry).unwrap();
+    uv_pip(
+        &s.venv,
+        &cache,
+        &["install", "-q", "--link-mode=symlink", "click"],
+        &wheels,
+    );
+    // (uv unpacked click into it: from here on, venvfs only reads it)
+    let cache_before = snapshot(&cache.join("archive-v0"));
+    let folded = run_ok(venvfs().arg("fold").arg(&s.venv));
+    assert!(folded.contains(" ~ click=="), "{folded}");
+    s.python_ok("import idna, click");
+    assert!(
+        !s.python("import six").status.success(),
+        "six stays uninstalled"
+    );
+    m.unmount();
+    assert_eq!(links_into(&s.venv, &cache), Vec::<PathBuf>::new());
+    let m = s.mount();
+    s.python_ok("import idna, click");
+    assert_layers(&s.venv, &["idna==", "click=="]);
+    m.unmount();
+    assert_eq!(snapshot(&cache.join("archive-v0")), cache_before);
+}
+
+/// Links already in the venv when it is mounted (uv ran while it was not, or the daemon
+/// that saw them did not fold) are folded by the new daemon once the mount is quiet.
+#[test]
+fn links_found_at_mount_are_folded_by_the_daemon() {
+    let (s, cache, m) = uv_linked_venv(&["six"]);
+    m.unmount();
+    assert_ne!(links_into(&s.venv, &cache), Vec::<PathBuf>::new());
+    let cache_before = snapshot(&cache.join("archive-v0"));
+    let m = s.mount();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !run_ok(venvfs().arg("list").arg(&s.venv)).contains("layer") {
+        assert!(std::time::Instant::now() < deadline, "not folded in 30 s");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_layers(&s.venv, &["six=="]);
+    s.python_ok("import six");
+    m.unmount();
+    assert_eq!(links_into(&s.venv, &cache), Vec::<PathBuf>::new());
+    assert_eq!(snapshot(&cache.join("archive-v0")), cache_before);
+}
+
 /// A directory of a linked package deleted before the fold (with its content) stays
 /// deleted: the fold hides it whole, not file by file, which would leave it showing, empty.
 #[test]
@@ -212,13 +278,21 @@ fn a_mapped_link_keeps_its_bytes_when_folded() {
     let six = s.venv.join("lib/python3.11/site-packages/six.py");
     assert!(std::fs::symlink_metadata(&six).unwrap().is_symlink() || m.daemon_pid() > 0);
     let script = r#"
-import hashlib, mmap, sys
-with open(sys.argv[1], "rb") as f:
-    m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+import ctypes, hashlib, mmap, os, sys
+f = open(sys.argv[1], "rb")
+m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
 print(hashlib.sha256(m[:]).hexdigest(), flush=True)
 sys.stdin.readline()
 m.madvise(mmap.MADV_DONTNEED)
 print(hashlib.sha256(m[:]).hexdigest(), flush=True)
+# its attributes, asked of the daemon (AT_EMPTY_PATH | AT_STATX_FORCE_SYNC: not the
+# kernel's cached ones): the size of the file it showed
+libc = ctypes.CDLL(None, use_errno=True)
+buf = ctypes.create_string_buffer(256)
+if libc.statx(f.fileno(), b"", 0x1000 | 0x2000, 0x7FF, buf) != 0:
+    print("statx:", os.strerror(ctypes.get_errno()), flush=True)
+else:
+    print("size", int.from_bytes(buf.raw[40:48], "little"), flush=True)
 "#;
     let mut py = std::process::Command::new(s.venv.join("bin/python"))
         .args(["-c", script])
@@ -237,12 +311,20 @@ print(hashlib.sha256(m[:]).hexdigest(), flush=True)
     writeln!(py.stdin.take().unwrap()).unwrap();
     let mut second = String::new();
     out.read_line(&mut second).unwrap();
+    let mut size = String::new();
+    out.read_line(&mut size).unwrap();
     let status = py.wait().unwrap();
     assert!(
         status.success(),
         "the mapped file could not be read: {status:?}"
     );
     assert_eq!(second, first);
+    let shown = std::fs::metadata(&six).unwrap().len();
+    assert_eq!(
+        size.trim(),
+        format!("size {shown}"),
+        "a held, folded link's attributes"
+    );
     m.unmount();
     assert_eq!(links_into(&s.venv, &cache), Vec::<PathBuf>::new());
 }

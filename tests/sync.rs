@@ -537,14 +537,13 @@ fn syncing_a_mounted_venv_shows_the_change_at_once_and_leaves_a_current_one_alon
     assert_eq!(m.daemon_pid(), pid);
 }
 
-/// `uv cache clean six` and a re-download unpack six again under a new archive id: the next
-/// mount finds the same wheel there (same RECORD) and serves it; with no such entry, the
-/// mount refuses and names the package and how to restore it.
-#[test]
-fn a_pruned_cache_entry_made_again_heals_at_mount() {
-    let s = Scratch::new();
+/// A venv `venvfs sync` filled with six and click from a uv cache of the test's own: the
+/// cache, the venv, and six's entry in the cache.
+fn six_and_click_from_uv_cache(
+    s: &Scratch,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
     let cache = s.path("uv-cache");
-    let (house, wheels) = wheelhouse(&s, &["six-", "click-"]);
+    let (house, wheels) = wheelhouse(s, &["six-", "click-"]);
     let reqs = s.path("r.txt");
     std::fs::write(&reqs, pins(&wheels)).unwrap();
     let fill = s.path("fill");
@@ -567,6 +566,16 @@ fn a_pruned_cache_entry_made_again_heals_at_mount() {
         .map(|e| e.path())
         .find(|p| manifest.contains(&p.display().to_string()) && p.join("six.py").exists())
         .expect("six's layer is an entry of uv's cache");
+    (cache, venv, six_entry)
+}
+
+/// `uv cache clean six` and a re-download unpack six again under a new archive id: the next
+/// mount finds the same wheel there (same RECORD) and serves it; with no such entry, the
+/// mount refuses and names the package and how to restore it.
+#[test]
+fn a_pruned_cache_entry_made_again_heals_at_mount() {
+    let s = Scratch::new();
+    let (cache, venv, six_entry) = six_and_click_from_uv_cache(&s);
     // pruned, and unpacked again under a new id
     let again = cache.join("archive-v0/made-again-id");
     std::fs::rename(&six_entry, &again).unwrap();
@@ -597,6 +606,44 @@ fn a_pruned_cache_entry_made_again_heals_at_mount() {
     assert!(
         err.contains("six==1.17.0") && err.contains("uv pip install"),
         "{err}"
+    );
+}
+
+/// A distribution uninstalled through the mount (`uv pip uninstall`, `uv remove`) leaves its
+/// layer hidden under whiteouts; once its cache entry is gone too (`uv cache clean`), the
+/// next mount drops that layer instead of refusing to mount for a package nobody uses.
+#[test]
+fn a_layer_uninstalled_through_the_mount_needs_no_cache_entry() {
+    let s = Scratch::new();
+    let (cache, venv, six_entry) = six_and_click_from_uv_cache(&s);
+    let m = Mount::new(&venv);
+    run_ok(
+        uv().args(["pip", "uninstall", "--python"])
+            .arg(venv.join("bin/python"))
+            .arg("six"),
+    );
+    m.unmount();
+    // the cache entry cleaned away (as `uv cache clean six` does)
+    std::fs::remove_dir_all(&six_entry).unwrap();
+    let cache_before = snapshot(&cache.join("archive-v0"));
+    let m = Mount::new(&venv);
+    py(&venv, &["-c", "import click"]);
+    let out = Command::new(venv.join("bin/python"))
+        .args(["-c", "import six"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "six stays uninstalled");
+    let listed = run_ok(venvfs().arg("layer").arg("list").arg(&venv));
+    assert!(!listed.contains("six"), "{listed}");
+    assert!(listed.contains("click"), "{listed}");
+    let status = run_ok(venvfs().arg("status").arg(&venv));
+    assert!(status.contains("click"), "{status}");
+    assert!(!status.contains("source missing"), "{status}");
+    m.unmount();
+    assert_eq!(
+        snapshot(&cache.join("archive-v0")),
+        cache_before,
+        "uv's cache changed"
     );
 }
 

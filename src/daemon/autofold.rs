@@ -6,6 +6,9 @@
 //! the venv's own directory (behind the mount, through its own descriptor) and takes the
 //! change live, as `venvfs fold` would through the control socket.
 //!
+//! Links already there when the venv is mounted are folded the same way, once the mount
+//! has been quiet as long.
+//!
 //! A command changing the venv at that moment holds the venv's lock: the fold waits for the
 //! next quiet moment. Fold itself only folds a distribution whose every link points into one
 //! cache entry, so links of a distribution uv is still installing are left for later.
@@ -22,8 +25,27 @@ use crate::control::Request;
 use crate::lock::VenvLock;
 use crate::overlay::{Overlay, Watch};
 
-/// How long no link is made before the daemon folds.
+/// How long no link is made before the daemon folds, unless `VENVFS_FOLD_AFTER` says.
 const QUIET: Duration = Duration::from_secs(2);
+
+/// How long no link is made before the daemon folds: `VENVFS_FOLD_AFTER` seconds, else
+/// [`QUIET`]; `None` (`VENVFS_FOLD_AFTER=0`): the daemon leaves uv's links for `venvfs fold`,
+/// `sync` or `install` (to look at them as uv made them, or in tests that fold themselves).
+fn quiet() -> Option<Duration> {
+    let Some(value) = std::env::var_os("VENVFS_FOLD_AFTER") else {
+        return Some(QUIET);
+    };
+    match value.to_str().and_then(|v| v.trim().parse::<f64>().ok()) {
+        Some(0.0) => None,
+        Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
+        _ => {
+            tracing::warn!(
+                "VENVFS_FOLD_AFTER={value:?} is no number of seconds: folding after {QUIET:?}"
+            );
+            Some(QUIET)
+        }
+    }
+}
 
 /// What the overlay tells: when links were last made.
 struct Links {
@@ -46,14 +68,23 @@ pub(super) fn start(
     own_dir: PathBuf,
     take_live: impl Fn(Request) -> Result<String, String> + Send + 'static,
 ) {
+    let Some(quiet) = quiet() else {
+        tracing::info!("VENVFS_FOLD_AFTER=0: uv's links are left for `venvfs fold`");
+        return;
+    };
+    // Links left from before this mount (uv ran unmounted, or a fold failed) are folded
+    // too, once the mount has been quiet as long.
+    let left = crate::venv::python_version(&own_dir).is_ok_and(|v| {
+        crate::install::fold::has_references(&own_dir, &crate::install::layout::Layout::new(&v))
+    });
     let links = Arc::new(Links {
-        made: AtomicBool::new(false),
+        made: AtomicBool::new(left),
         last: Mutex::new(Instant::now()),
     });
     overlay.set_watch(Arc::clone(&links) as Arc<dyn Watch>);
     std::thread::spawn(move || loop {
-        std::thread::sleep(QUIET / 4);
-        if !links.made.load(Ordering::Acquire) || links.last.lock().elapsed() < QUIET {
+        std::thread::sleep(quiet / 4);
+        if !links.made.load(Ordering::Acquire) || links.last.lock().elapsed() < quiet {
             continue;
         }
         links.made.store(false, Ordering::Release);

@@ -24,20 +24,28 @@ pub(super) fn drop_uninstalled(
     let layout = Layout::new(&crate::venv::python_version(venv)?);
     // (what installing wrote is in the generated layer, which uv and pip do not see)
     let generated = crate::layer::generated::GeneratedLayer::of(manifest, &manifest_path(venv))?;
-    let (gone, kept): (Vec<Layer>, Vec<Layer>) = std::mem::take(&mut manifest.layers)
-        .into_iter()
-        .partition(|l| l.installed && uninstalled_unmounted(venv, generated.as_ref(), l, &layout));
-    manifest.layers = kept;
-    Ok(gone
-        .iter()
-        .map(|l| {
-            format!(
+    let mut notes = Vec::new();
+    manifest.layers.retain(|l| {
+        if !l.installed {
+            return true;
+        }
+        // (nothing of it shows, and its cache entry may be gone by now, `uv cache clean`:
+        // that must not keep the venv from mounting)
+        if layout.uninstalled_through_mount(venv, l) {
+            tracing::info!("{}: uninstalled through the mount: its layer is dropped", l.label());
+            return false;
+        }
+        if uninstalled_unmounted(venv, generated.as_ref(), l, &layout) {
+            notes.push(format!(
                 "venvfs: {} was uninstalled from {} while it was not mounted (its RECORD is gone): its layer is dropped",
                 l.label(),
                 venv.display()
-            )
-        })
-        .collect())
+            ));
+            return false;
+        }
+        true
+    });
+    Ok(notes)
 }
 
 /// What `venvfs mount` (and `materialize`) do to an unmounted venv's layers first, with one
@@ -50,9 +58,10 @@ pub(super) fn settle_layers(
 ) -> Result<(Manifest, Vec<String>), Box<dyn std::error::Error>> {
     let path = manifest_path(venv);
     let mut manifest = Manifest::load(&path)?;
+    let layers = manifest.layers.len();
     let mut notes = drop_uninstalled(venv, &mut manifest)?;
     let healed = crate::install::heal::heal_pruned_layers(venv, &mut manifest)?;
-    if !notes.is_empty() || !healed.is_empty() {
+    if manifest.layers.len() != layers || !healed.is_empty() {
         manifest.save(&path)?;
     }
     notes.extend(

@@ -54,6 +54,20 @@ impl SourceFiles {
     }
 }
 
+/// File `rel` of a wheel source (an unpacked wheel or a `.whl`), its name compared without
+/// regard to ASCII case (a wheel may spell its `.dist-info` as its project does).
+pub fn read_source_file(source: &Path, rel: &str) -> Result<Vec<u8>, InstallError> {
+    let files = source_files(source)?;
+    let name = files
+        .members
+        .iter()
+        .map(|(p, _)| p.as_str())
+        .find(|p| p.eq_ignore_ascii_case(rel))
+        .unwrap_or(rel)
+        .to_owned();
+    (files.read)(&name)
+}
+
 /// Opens a wheel source once: its file list, and a reader of its files.
 pub(super) fn source_files(source: &Path) -> Result<SourceFiles, InstallError> {
     let read_err = |path: PathBuf| {

@@ -464,6 +464,12 @@ pub fn commit_layers(root: &Path, python: &str) -> Result<Committed, Error> {
     let layout = &Layout::new(python);
     let path = manifest_path(root);
     let mut manifest = Manifest::load(&path)?;
+    // Layers uninstalled through the mount whose cache entry is gone since (`uv cache
+    // clean`) show nothing and cannot be read: no tree of the layers could be built with
+    // them, so they go now (the next mount drops every uninstalled layer).
+    manifest.layers.retain(|l| {
+        !(l.installed && !l.source.exists() && layout.uninstalled_through_mount(root, l))
+    });
     let plan = plan(root, python);
     let mut report = Report {
         notes: plan.notes,

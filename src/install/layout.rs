@@ -3,7 +3,7 @@
 //! One description, built once from the venv's Python version, for the layers' mappings,
 //! the files an installer generates and the commands that look into a venv.
 
-use crate::manifest::join_rel;
+use crate::manifest::{join_rel, Layer};
 use crate::name::PackageName;
 
 /// The operating system family whose venv layout applies (Python's `os.name`).
@@ -150,6 +150,20 @@ impl Layout {
     /// Where the venv's modules are: `lib/pythonX.Y/site-packages` (`Lib/site-packages`).
     pub fn site_packages(&self) -> &str {
         &self.scheme.purelib
+    }
+
+    /// Whether the distribution of `layer` was uninstalled through the mount (by uv, pip
+    /// or `rm`): the venv's own directory at `root` hides its RECORD (a whiteout of it or
+    /// of its `.dist-info`, or an opaque directory made in their place), so nothing of the
+    /// layer shows that the user did not remove.
+    pub fn uninstalled_through_mount(&self, root: &std::path::Path, layer: &Layer) -> bool {
+        let record = format!(
+            "{}/{}-{}.dist-info/RECORD",
+            self.site_packages(),
+            layer.name,
+            layer.version
+        );
+        crate::upper_format::hides(root, &record)
     }
 
     /// Where the script or launcher `name` goes: `bin/NAME`.

@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use venvfs_api::{Attr, Ino, Result};
+use venvfs_api::{Attr, Error, Ino, Result};
 
 use super::open_files::Desc;
 use super::Overlay;
@@ -30,6 +30,20 @@ impl Overlay {
     pub(super) fn reference_attr(&self, path: &[u8], ino: Ino) -> Result<Attr> {
         let mut attr = self.upper.reference_attr(path, ino)?;
         attr.nlink = 1;
+        attr.uid = self.uid;
+        attr.gid = self.gid;
+        Ok(attr)
+    }
+
+    /// The attributes of reference `ino` once it has no name (unlinked, or folded into a
+    /// layer while the kernel held it): those of the cache file the registry keeps for it.
+    pub(super) fn kept_reference_attr(&self, ino: Ino) -> Result<Attr> {
+        let content = self.open_files.lower(ino, || Err(Error::NotFound))?;
+        let Content::File(file) = &*content else {
+            return Err(Error::NotFound);
+        };
+        let mut attr = self.upper.file_attr(file, ino)?;
+        attr.nlink = 0;
         attr.uid = self.uid;
         attr.gid = self.gid;
         Ok(attr)
