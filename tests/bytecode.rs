@@ -385,13 +385,7 @@ fn a_store_on_a_network_filesystem_shows_as_files() {
     );
     let mut cmd = Command::new(require("unshare"));
     cmd.args(["-m", "--propagation", "private", "sh", "-c", &script]);
-    let base = t.venvfs();
-    for (k, v) in base.get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
+    with_env_of(&mut cmd, &t.venvfs());
     cmd.env("VENVFS", env!("CARGO_BIN_EXE_venvfs"))
         .env_remove("PYTHONDONTWRITEBYTECODE");
     let out = run(&mut cmd);
@@ -417,6 +411,117 @@ fn a_store_on_a_network_filesystem_shows_as_files() {
         "Python wrote into the store on sshfs: {stored}"
     );
     assert_eq!(own_pycs(&venv), Vec::<PathBuf>::new());
+    assert_eq!(t.layers(), before, "the layers changed");
+}
+
+/// Layers and store on a network filesystem (sshfs, with an `sftp-server` of the test's
+/// own logging every request it answers, and no sshfs cache of names and attributes, as
+/// once it expired). The first import compiles certifi into the store; the kernel drops
+/// the pages read (from the mount and from sshfs, as reclaim does on an idle node); the
+/// second reads the stored `.pyc` and a layer's data file through the daemon, and finds
+/// no `.pyc` of six (never written: `PYTHONDONTWRITEBYTECODE`); the pages are dropped
+/// again; the third sends no request to the server: what the daemon read comes from its
+/// memory, and the store's miss is not asked for again right away.
+#[test]
+fn a_warm_import_from_a_network_filesystem_asks_the_server_nothing() {
+    use common::sshd::{require, Sshd};
+    for program in ["sshfs", "sshd", "ssh-keygen", "unshare", "fusermount3"] {
+        require(program);
+    }
+    let t = Setup::new();
+    let before = t.layers();
+    let venv = t.s.path("venv");
+    run_ok(
+        Command::new("python3")
+            .args(["-m", "venv", "--without-pip"])
+            .arg(&venv),
+    );
+    let root = t.s.path("sshfs-test");
+    let export = root.join("export");
+    for (name, wheel) in [("certifi", "certifi-"), ("six", "six-")] {
+        unpack(&shared_wheel(wheel), &export.join("layers").join(name));
+    }
+    let export = export.canonicalize().unwrap();
+    let layers_before = snapshot(&export.join("layers"));
+    let log = root.join("sftp.log");
+    let sshd = Sshd::start_logging(&root.join("ssh"), &log);
+    let mnt = root.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    // (drops the page cache of every file below the directories it is given)
+    let drop_pages = "import os, sys\n\
+        for top in sys.argv[1:]:\n\
+        \x20   for d, _, names in os.walk(top):\n\
+        \x20       for n in names:\n\
+        \x20           p = os.path.join(d, n)\n\
+        \x20           if os.path.islink(p): continue\n\
+        \x20           fd = os.open(p, os.O_RDONLY)\n\
+        \x20           os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)\n\
+        \x20           os.close(fd)\n";
+    // (each mount is undone when the script ends, however it ends)
+    let script = format!(
+        "set -u\nmnt={mnt}\nvenv={venv}\npy=\"$venv/bin/python\"\n\
+         trap '\"$VENVFS\" umount \"$venv\" >/dev/null 2>&1; \
+         fusermount3 -u \"$mnt\" 2>/dev/null || umount -l \"$mnt\" 2>/dev/null || true' EXIT\n\
+         sshfs -o {options} root@127.0.0.1:{export} \"$mnt\" || exit 2\n\
+         grep -q \" $mnt fuse.sshfs \" /proc/self/mounts || exit 3\n\
+         \"$VENVFS\" layer add \"$venv\" \"$mnt/layers/certifi\" \"$mnt/layers/six\" || exit 4\n\
+         VENVFS_BYTECODE_STORE=\"$mnt/store\" \"$VENVFS\" mount \"$venv\" || exit 5\n\
+         \"$py\" -c 'import certifi; open(certifi.where()).read()' || exit 6\n\
+         python3 -c \"$DROP\" \"$venv/lib\" \"$mnt\" || exit 7\n\
+         PYTHONDONTWRITEBYTECODE=1 \"$py\" -c \"$IMPORT\" || exit 8\n\
+         python3 -c \"$DROP\" \"$venv/lib\" \"$mnt\" || exit 9\n\
+         wc -c < {log} > {out}/mark\n\
+         PYTHONDONTWRITEBYTECODE=1 \"$py\" -c \"$IMPORT\" || exit 10\n\
+         sleep 0.5\n\
+         wc -c < {log} > {out}/end\n",
+        mnt = mnt.display(),
+        venv = venv.display(),
+        export = export.display(),
+        options = sshd.sshfs_options("no_contain_symlinks,dir_cache=no"),
+        log = log.display(),
+        out = root.display(),
+    );
+    let mut cmd = Command::new(require("unshare"));
+    cmd.args(["-m", "--propagation", "private", "sh", "-c", &script]);
+    with_env_of(&mut cmd, &t.venvfs());
+    cmd.env("VENVFS", env!("CARGO_BIN_EXE_venvfs"))
+        .env("DROP", drop_pages)
+        .env(
+            "IMPORT",
+            "import certifi, six; open(certifi.where()).read()",
+        )
+        .env_remove("PYTHONDONTWRITEBYTECODE")
+        .env_remove("PYTHONPYCACHEPREFIX")
+        .env_remove("PYTHONPATH");
+    let out = run(&mut cmd);
+    drop(sshd);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let offset = |name: &str| -> usize {
+        let text = std::fs::read_to_string(root.join(name)).unwrap();
+        text.trim().parse().unwrap()
+    };
+    let logged = std::fs::read(&log).unwrap();
+    let last = String::from_utf8_lossy(&logged[offset("mark")..offset("end")]).into_owned();
+    let asked: Vec<&str> = last
+        .lines()
+        .filter(|l| {
+            ["store", "layers"]
+                .iter()
+                .any(|d| l.contains(&format!("\"{}/{d}", export.display())))
+        })
+        .collect();
+    assert_eq!(asked, Vec::<&str>::new(), "requests to the server");
+    // (and the first imports did reach it: the log is the server's)
+    let first = String::from_utf8_lossy(&logged[..offset("mark")]).into_owned();
+    assert!(first.contains(&format!("\"{}/store/", export.display())));
+    assert!(first.contains("cacert.pem"));
+    assert_eq!(own_pycs(&venv), Vec::<PathBuf>::new());
+    assert_eq!(snapshot(&export.join("layers")), layers_before);
     assert_eq!(t.layers(), before, "the layers changed");
 }
 

@@ -21,6 +21,7 @@
 //!   one, venvfs's own cache directory's, is written.
 
 pub mod compile;
+pub mod misses;
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -54,6 +55,9 @@ pub struct Stores {
     /// Names temporary files of this process apart from any other's.
     temp_id: String,
     next: std::sync::Arc<AtomicU64>,
+    /// Names found without a valid `.pyc`, when they are remembered (stores on a network
+    /// filesystem: see `misses.rs`).
+    misses: Option<std::sync::Arc<misses::Misses>>,
 }
 
 impl Stores {
@@ -72,7 +76,13 @@ impl Stores {
             magic,
             temp_id: crate::upper::work::Owner::this().name(),
             next: Default::default(),
+            misses: None,
         }
+    }
+
+    /// Remembers for a while the names found without a valid `.pyc` (see `misses.rs`).
+    pub fn remember_misses(&mut self) {
+        self.misses = Some(Default::default());
     }
 
     /// The stores of venvfs's cache directory (written when writable) and of
@@ -128,10 +138,19 @@ impl Stores {
         name: &OsStr,
         source: &Source,
     ) -> Option<Stored> {
-        self.read.iter().find_map(|store| {
+        let first = self.read.first()?;
+        let key = Self::dir_in(first, layer_key, dir).join(name);
+        if self.misses.as_ref().is_some_and(|m| m.known(&key, source)) {
+            return None;
+        }
+        let found = self.read.iter().find_map(|store| {
             let path = Self::dir_in(store, layer_key, dir).join(name);
             Stored::check(&path, self.magic, source).ok()
-        })
+        });
+        if let (None, Some(m)) = (&found, &self.misses) {
+            m.remember(&key, source);
+        }
+        found
     }
 
     /// Every valid `.pyc` stored for that layer and directory, as (name, stored), the first
@@ -263,7 +282,7 @@ pub fn layer_key(source: &Path) -> String {
 }
 
 /// What a `.pyc` must match: its source as the venv shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Source {
     pub mtime: SystemTime,
     pub size: u64,

@@ -27,21 +27,27 @@ pub(super) fn open_overlay(
 ) -> Result<std::sync::Arc<Overlay>, Box<dyn std::error::Error>> {
     let mut cfg = OverlayConfig {
         memory_budget: memory_cache_mib << 20,
+        remote_read_budget: memory_cache_mib << 20,
         ..Default::default()
     };
     if let Some(d) = spill_dir {
         cfg.spill_dir = d.to_owned();
     }
     cfg.reference_roots = reference_roots(manifest);
-    cfg.bytecode = bytecode_stores(venv);
+    let mut stores = bytecode_stores(venv);
+    let local = stores.as_ref().is_some_and(stores_are_local);
+    if let Some(stores) = stores.as_mut().filter(|_| !local) {
+        // (each check of a name there is a request to the server: see bytecode/misses.rs)
+        stores.remember_misses();
+    }
+    cfg.bytecode = stores.map(std::sync::Arc::new);
     // To the kernel, the stored `.pyc` files are shown as links to them: Python then opens
     // and reads the store's own file, so the `isatty` ioctl of every open (which the kernel
     // forwards to a FUSE filesystem whatever it answers) and the reads never reach the
     // daemon, and every venv shares one page cache of them. `VENVFS_BYTECODE_LINKS=0` shows
     // them as files. (What venvfs reads itself, `materialize`, gets the files.)
-    cfg.bytecode_links = for_kernel
-        && std::env::var_os("VENVFS_BYTECODE_LINKS").is_none_or(|v| v != "0")
-        && cfg.bytecode.as_deref().is_some_and(stores_are_local);
+    cfg.bytecode_links =
+        for_kernel && std::env::var_os("VENVFS_BYTECODE_LINKS").is_none_or(|v| v != "0") && local;
     // On a filesystem other hosts mount too, a name may appear beneath the mount without
     // going through it (another host's daemon made it): the kernel must not remember that
     // a name is missing, so that once this daemon takes the name in (when the other's
@@ -89,6 +95,7 @@ pub(super) fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
             .map(|f| f.to_string_lossy().into_owned())
             .collect(),
         mount_namespace: registry::mount_namespace(),
+        pid_namespace: registry::pid_namespace(),
     };
     // The log must be opened before the mount hides the venv's .venvfs directory.
     let log = if args.daemon_child {
@@ -188,7 +195,7 @@ pub(super) fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
 /// Where the venv's `.pyc` files of layer modules are shared (see `crate::bytecode`),
 /// from the facts of its interpreter; `None` (each venv keeps its own, as without venvfs)
 /// when turned off, or when neither the facts nor a store can be had.
-fn bytecode_stores(venv: &Path) -> Option<std::sync::Arc<crate::bytecode::Stores>> {
+fn bytecode_stores(venv: &Path) -> Option<crate::bytecode::Stores> {
     let facts = match crate::interpreter::of_venv(venv) {
         Ok(i) => i.bytecode?,
         Err(e) => {
@@ -202,7 +209,7 @@ fn bytecode_stores(venv: &Path) -> Option<std::sync::Arc<crate::bytecode::Stores
         stores.write,
         stores.read
     );
-    Some(std::sync::Arc::new(stores))
+    Some(stores)
 }
 
 /// Whether every bytecode store is on a local filesystem. On a network filesystem (a store

@@ -11,7 +11,8 @@
 //!   checked against the module (magic, timestamp, size) before they are shown. A name
 //!   the directory does not hold yet is looked for in the stores on each lookup (the
 //!   kernel is told not to remember that it is missing): a `.pyc` another venv compiled
-//!   meanwhile shows at once.
+//!   meanwhile shows at once (from a store on a network filesystem, within a minute:
+//!   `bytecode/misses.rs`).
 //! - Python writes a `.pyc` as `<name>.<number>` and renames it to `<name>`: such a file,
 //!   for a module of a layer, is made in the written store under a temporary name of
 //!   the daemon's own, and the rename puts it in place there if it is a valid `.pyc` of

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use venvfs_api::{Error, FileKind, Ino, Result};
 
 use super::open_files::{Desc, UpperFile};
+use super::remote_reads::FileKey;
 use super::tree::Tree;
 use super::Overlay;
-use crate::layer::{open_content, read_file_at, Content};
+use crate::layer::{open_content, read_file_at, Content, Source};
 use crate::lower::LowerTree;
 
 /// Lower files at least this big are handed to the kernel for passthrough when the mount
@@ -19,13 +20,19 @@ pub const PASSTHROUGH_MIN: u64 = 256 << 10;
 impl Overlay {
     /// Reads a file through the inode's own open file: the upper one, or the lower content.
     pub(super) fn read_by_inode(&self, ino: Ino, offset: u64, size: u32) -> Result<Vec<u8>> {
+        self.read_by_inode_once(ino, offset, size, true)
+    }
+
+    /// [`Overlay::read_by_inode`]; `retry`: once more if a reference lost its link meanwhile.
+    fn read_by_inode_once(&self, ino: Ino, offset: u64, size: u32, retry: bool) -> Result<Vec<u8>> {
         /// Where a node's content comes from.
         enum From {
             Upper,
             Lower(Arc<LowerTree>, u32),
             Reference(Vec<u8>),
-            /// A `.pyc` of a bytecode store (see `bytecode.rs`).
-            Bytecode,
+            /// A `.pyc` of a bytecode store (see `bytecode.rs`), and its identity when
+            /// what is read of it is kept in memory.
+            Bytecode(Option<FileKey>),
             /// Only what the registry keeps (a file detached while held).
             Kept,
         }
@@ -39,7 +46,7 @@ impl Overlay {
             // a live change removed, or a reference that lost its name, from the content
             // the registry kept for it.
             match node.lower {
-                _ if node.bytecode && !node.upper => From::Bytecode,
+                _ if node.bytecode && !node.upper => From::Bytecode(self.stored_key(&tree, ino)),
                 _ if node.reference => match tree.path(ino) {
                     Ok(path) => From::Reference(path),
                     Err(_) => From::Kept,
@@ -50,15 +57,70 @@ impl Overlay {
             }
         };
         let content = match from {
-            From::Upper | From::Bytecode => {
+            From::Bytecode(Some(key)) => {
+                return self
+                    .remote_reads
+                    .read(&key, offset, size as usize, |at, n| {
+                        let file = self.upper_file(ino, false)?.file;
+                        Ok(read_file_at(&file, at, n)?)
+                    });
+            }
+            From::Upper | From::Bytecode(None) => {
                 let file = self.upper_file(ino, false)?.file;
                 return Ok(read_file_at(&file, offset, size as usize)?);
             }
-            From::Lower(tree, lid) => self.lower_content(&tree, ino, lid)?,
-            From::Reference(path) => self.reference_content(&path, ino)?,
+            From::Lower(tree, lid) => match self.remote_key(&tree, lid) {
+                Some(key) => {
+                    return self
+                        .remote_reads
+                        .read(&key, offset, size as usize, |at, n| {
+                            Ok(self.lower_content(&tree, ino, lid)?.read_at(at, n)?)
+                        });
+                }
+                None => self.lower_content(&tree, ino, lid)?,
+            },
+            From::Reference(path) => match self.reference_content(&path, ino) {
+                Ok(content) => content,
+                // The link went after the tree was read (a fold took the layer's file in
+                // its place, or an unlink): the node is detached by now, and the registry
+                // keeps the cache file it showed if the kernel holds it. A read that fails
+                // here is a SIGBUS in a process that mapped the file.
+                Err(_) if retry => return self.read_by_inode_once(ino, offset, size, false),
+                Err(e) => return Err(e),
+            },
             From::Kept => self.open_files.lower(ino, || Err(Error::NotFound))?,
         };
         Ok(content.read_at(offset, size as usize)?)
+    }
+
+    /// The identity of lower node `lid`'s file when what is read of it is kept in memory
+    /// (a file of a directory layer on a network filesystem: see `remote_reads.rs`).
+    fn remote_key(&self, lower: &LowerTree, lid: u32) -> Option<FileKey> {
+        let l = lower.node(lid);
+        match &lower.layers[l.layer as usize] {
+            Source::Dir { root } if l.member.is_none() && self.remote_reads.keeps(root) => {
+                Some(FileKey {
+                    path: root.join(&*l.src),
+                    size: l.size,
+                    mtime: l.mtime,
+                    ino: 0,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The identity of the stored `.pyc` behind bytecode node `ino` when what is read of
+    /// it is kept in memory (its store is on a network filesystem). A file this daemon is
+    /// still writing is not a stored one.
+    fn stored_key(&self, tree: &Tree, ino: Ino) -> Option<FileKey> {
+        let backing = tree.backings.get(&ino)?;
+        let meta = backing.stored.as_ref()?;
+        let stores = self.cfg.bytecode.as_deref()?;
+        let store = stores.read.iter().find(|s| backing.path.starts_with(s))?;
+        self.remote_reads
+            .keeps(store)
+            .then(|| FileKey::of(&backing.path, meta))
     }
 
     /// The open lower content of node `ino` (lower node `lid` of `lower`).

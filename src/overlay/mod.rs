@@ -11,6 +11,7 @@ mod ops;
 mod origin;
 mod reference;
 mod reload;
+mod remote_reads;
 mod tree;
 
 pub use origin::Origin;
@@ -45,6 +46,9 @@ pub struct OverlayConfig {
     pub negative_ttl: Duration,
     /// Bytes of decompressed wheel members kept in memory.
     pub memory_budget: u64,
+    /// Bytes of files on a network filesystem (directory layers, bytecode stores) kept in
+    /// memory once read (see `overlay/remote_reads.rs`); 0: none.
+    pub remote_read_budget: u64,
     /// Members larger than this are decompressed to a file in `spill_dir` instead.
     pub spill_threshold: u64,
     pub spill_dir: PathBuf,
@@ -78,6 +82,7 @@ impl Default for OverlayConfig {
             upper_ttl: Duration::from_secs(24 * 3600),
             negative_ttl: Duration::from_secs(24 * 3600),
             memory_budget: 256 << 20,
+            remote_read_budget: 256 << 20,
             spill_threshold: 4 << 20,
             spill_dir: std::env::temp_dir(),
             reference_roots: Vec::new(),
@@ -105,6 +110,7 @@ pub struct Overlay {
     /// Where the manifest is (layer sources named relative to it resolve from there).
     manifest_path: PathBuf,
     members: MemberCache,
+    remote_reads: remote_reads::RemoteReads,
     open_files: OpenFiles,
     uid: u32,
     gid: u32,
@@ -141,6 +147,11 @@ impl Overlay {
             path: upper_dir.to_owned(),
             source,
         })?;
+        let remote_reads = remote_reads::RemoteReads::new(cfg.remote_read_budget);
+        // (asked now rather than at a first read, which may come in any later import)
+        for store in cfg.bytecode.iter().flat_map(|s| &s.read) {
+            remote_reads.keeps(store);
+        }
         Ok(Overlay {
             watch: std::sync::OnceLock::new(),
             tree: RwLock::new(Tree::new(
@@ -155,6 +166,7 @@ impl Overlay {
                 cfg.spill_threshold,
                 cfg.spill_dir.clone(),
             ),
+            remote_reads,
             open_files: OpenFiles::default(),
             uid: owner().0,
             gid: owner().1,
@@ -186,6 +198,7 @@ impl Overlay {
             return Ok(match tree.path(ino) {
                 Ok(path) if node.reference => self.reference_attr(&path, ino)?,
                 Ok(path) => self.upper.attr(&path, ino)?,
+                Err(_) if node.reference => self.kept_reference_attr(ino)?,
                 // Unlinked but still held: reached through its pinned open file, or (a
                 // directory) by the attributes kept when it was removed.
                 Err(_) => match self.open_files.upper(ino, false) {

@@ -38,6 +38,35 @@ pub struct Sshd {
 
 impl Sshd {
     pub fn start(dir: &Path) -> Sshd {
+        Sshd::start_with("internal-sftp", dir)
+    }
+
+    /// An sshd whose SFTP server (OpenSSH's `sftp-server`, not the internal one) appends
+    /// every request it answers, with the path it names, to `log`.
+    pub fn start_logging(dir: &Path, log: &Path) -> Sshd {
+        let server = [
+            "/usr/lib/openssh/sftp-server",
+            "/usr/libexec/openssh/sftp-server",
+        ]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("no sftp-server (Debian: apt-get install openssh-sftp-server)");
+        std::fs::create_dir_all(dir).unwrap();
+        let script = dir.join("sftp-logged");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nexec {server} -e -l DEBUG3 2>>'{}'\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        Sshd::start_with(&script.display().to_string(), dir)
+    }
+
+    fn start_with(subsystem: &str, dir: &Path) -> Sshd {
         let sshd = require("sshd");
         let keygen = require("ssh-keygen");
         std::fs::create_dir_all(dir).unwrap();
@@ -64,7 +93,7 @@ impl Sshd {
                  AuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\n\
                  PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
                  KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
-                 Subsystem sftp internal-sftp\n",
+                 Subsystem sftp {subsystem}\n",
                 d = dir.display()
             ),
         )
