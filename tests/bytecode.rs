@@ -109,20 +109,7 @@ impl Setup {
 
     /// How many requests of `kind` the daemon of mounted `venv` has served.
     fn requests(&self, venv: &Path, kind: &str) -> u64 {
-        let out = run_ok(self.venvfs().args(["status", "--requests"]));
-        // (a line per venv, its details indented under it)
-        let mut mine = false;
-        for l in out.lines() {
-            if !l.starts_with(' ') {
-                mine = l.trim() == venv.display().to_string();
-                continue;
-            }
-            let mut w = l.split_whitespace();
-            if mine && w.next() == Some(kind) {
-                return w.next().unwrap().parse().unwrap();
-            }
-        }
-        0
+        served(&mut self.venvfs(), venv, kind)
     }
 
     /// Every file of the layers, to prove they were not changed.

@@ -643,3 +643,64 @@ fn a_full_upper_disk_gives_enospc_and_loses_nothing() {
     );
     assert_eq!(before, snapshot(&numpy));
 }
+
+/// A large shared object's pages are pushed to the kernel's page cache as soon as it is
+/// looked up (by a thread of the daemon), so that the `dlopen` of a first import finds them
+/// there instead of faulting each readahead window in through the daemon; what is pushed
+/// is its bytes, and a write after it is read back. Other files are not pushed. (Whether
+/// the pages are still resident when read is the kernel's business: this machine's
+/// proactive reclaim may already have taken pages nobody touched, so the test counts the
+/// pushes rather than the resident pages.)
+#[test]
+fn a_large_shared_object_is_pushed_to_the_page_cache_when_looked_up() {
+    for unpacked in [false, true] {
+        let s = Scratch::new();
+        let big: Vec<u8> = (0..3_000_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+            .collect();
+        let so = "fast/_ext.cpython-311-x86_64-linux-gnu.so";
+        let whl = build_wheel(
+            s.dir.path(),
+            "fast",
+            "1.0",
+            &[
+                ("fast/__init__.py", b"", true),
+                (so, &big, false),
+                ("fast/data.bin", &big, false),
+            ],
+        );
+        let layer = if unpacked {
+            let dir = s.path("cache/fast");
+            unpack(&whl, &dir);
+            dir
+        } else {
+            whl
+        };
+        let before = snapshot(&layer);
+        let m = s.mount_with(&[&layer]);
+        let pushes = || served(&mut venvfs(), &s.venv, "notify_store");
+        let (so, data) = (site(&s, so), site(&s, "fast/data.bin"));
+        fs::metadata(&data).unwrap();
+        fs::metadata(&so).unwrap();
+        // 3 chunks of at most 1 MiB
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while pushes() < 3 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        fs::metadata(&so).unwrap();
+        assert_eq!(pushes(), 3, "pushes of the .so alone (unpacked={unpacked})");
+        assert_eq!(fs::read(&so).unwrap(), big, "unpacked={unpacked}");
+        assert_eq!(fs::read(&data).unwrap(), big);
+        // a write through the mount (a copy-up) reads back, in the page cache too
+        let mut f = fs::OpenOptions::new().write(true).open(&so).unwrap();
+        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(2_500_000)).unwrap();
+        f.write_all(b"edited").unwrap();
+        drop(f);
+        let mut want = big.clone();
+        want[2_500_000..2_500_006].copy_from_slice(b"edited");
+        assert_eq!(fs::read(&so).unwrap(), want, "unpacked={unpacked}");
+        m.unmount();
+        assert_eq!(before, snapshot(&layer), "unpacked={unpacked}");
+    }
+}

@@ -118,6 +118,9 @@ pub(super) fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
     let mounted = venvfs_fuse::mount(std::sync::Arc::clone(&overlay), venv, &mount_cfg)
         .map_err(|e| format!("cannot mount {}: {e}{}", venv.display(), mount_hint(&e)))?;
     let took = started.elapsed();
+    if !args.passthrough {
+        overlay.start_prefetch(mounted.kernel_cache());
+    }
     if let Err(e) = take_changes_live(&overlay, mounted.kernel_cache(), &record) {
         tracing::warn!(
             "cannot listen for live changes ({e}): `venvfs sync`/`install` will ask to remount"

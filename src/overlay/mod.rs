@@ -9,6 +9,7 @@ mod io;
 mod open_files;
 mod ops;
 mod origin;
+mod prefetch;
 mod reference;
 mod reload;
 mod remote_reads;
@@ -111,6 +112,7 @@ pub struct Overlay {
     manifest_path: PathBuf,
     members: MemberCache,
     remote_reads: remote_reads::RemoteReads,
+    prefetch: prefetch::Prefetch,
     open_files: OpenFiles,
     uid: u32,
     gid: u32,
@@ -167,6 +169,7 @@ impl Overlay {
                 cfg.spill_dir.clone(),
             ),
             remote_reads,
+            prefetch: prefetch::Prefetch::default(),
             open_files: OpenFiles::default(),
             uid: owner().0,
             gid: owner().1,

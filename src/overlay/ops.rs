@@ -477,6 +477,9 @@ impl FileSystem for Overlay {
             None => Ok(None),
         })?;
         if let Some(found) = found {
+            if let Lookup::Found(e) = &found {
+                self.prefetch_found(name, &e.attr);
+            }
             return Ok(found);
         }
         if let Some(bytecode) = self.lookup_bytecode(parent, name)? {

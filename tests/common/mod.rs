@@ -64,6 +64,25 @@ pub use wheels_dir::test_wheels_dir;
 
 /// The real PyPI wheel whose file name starts with `prefix`, from the test wheels'
 /// directory (`test_wheels_dir`).
+/// How many requests of `kind` the daemon of mounted `venv` has served, as `status
+/// --requests` (run by `venvfs`, with its environment) tells.
+pub fn served(venvfs: &mut Command, venv: &Path, kind: &str) -> u64 {
+    let out = run_ok(venvfs.args(["status", "--requests"]));
+    // (a line per venv, its details indented under it)
+    let mut mine = false;
+    for l in out.lines() {
+        if !l.starts_with(' ') {
+            mine = l.trim() == venv.display().to_string();
+            continue;
+        }
+        let mut w = l.split_whitespace();
+        if mine && w.next() == Some(kind) {
+            return w.next().unwrap().parse().unwrap();
+        }
+    }
+    0
+}
+
 pub fn shared_wheel(prefix: &str) -> PathBuf {
     let dir = test_wheels_dir().unwrap_or_else(|e| panic!("{e}"));
     let entries = std::fs::read_dir(&dir)

@@ -514,6 +514,12 @@ pub trait KernelCache: Send + Sync {
     fn invalidate_entry(&self, parent: Ino, name: &OsStr);
     /// Forget the attributes and cached content (pages, a directory's listing) of `ino`.
     fn invalidate_inode(&self, ino: Ino);
+    /// Put `data`, the content of `ino` at `offset`, into the kernel's page cache ahead of
+    /// a read (FUSE: a store notification). False when the kernel took none of it (it does
+    /// not know the inode, or the backend has no such cache).
+    fn store(&self, _ino: Ino, _offset: u64, _data: &[u8]) -> bool {
+        false
+    }
 }
 
 /// A kernel cache that remembers nothing (no mount, or a backend without one).

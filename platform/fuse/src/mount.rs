@@ -200,7 +200,7 @@ impl<F: FileSystem> Mounted<F> {
     /// core whose content changes live. Take it before [`Mounted::run`].
     pub fn kernel_cache(&self) -> Arc<dyn KernelCache> {
         let session = self.session.as_ref().expect("taken before run");
-        Arc::new(Notifications(session.notifier()))
+        Arc::new(Notifications(session.notifier(), Arc::clone(&self.stats)))
     }
 
     /// Where the filesystem is mounted (canonical path).
@@ -265,7 +265,7 @@ fn connected(fd: std::os::fd::BorrowedFd<'_>) -> bool {
 }
 
 /// [`KernelCache`] through FUSE notifications.
-struct Notifications(Notifier);
+struct Notifications(Notifier, Arc<RequestStats>);
 
 impl KernelCache for Notifications {
     fn invalidate_entry(&self, parent: Ino, name: &std::ffi::OsStr) {
@@ -282,6 +282,22 @@ impl KernelCache for Notifications {
         if let Err(e) = self.0.inval_inode(INodeNo(ino), 0, 0) {
             if e.raw_os_error() != Some(libc::ENOENT) {
                 tracing::debug!("cannot invalidate inode {ino}: {e}");
+            }
+        }
+    }
+
+    fn store(&self, ino: Ino, offset: u64, data: &[u8]) -> bool {
+        match self.0.store(INodeNo(ino), offset, data) {
+            Ok(()) => {
+                self.1.count(crate::stats::Op::NotifyStore);
+                true
+            }
+            Err(e) => {
+                // ENOENT: the kernel has forgotten the inode
+                if e.raw_os_error() != Some(libc::ENOENT) {
+                    tracing::debug!("cannot store pages of inode {ino}: {e}");
+                }
+                false
             }
         }
     }

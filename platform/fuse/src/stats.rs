@@ -1,5 +1,7 @@
 //! Counts of the requests the kernel sent, by kind: what a workload costs in round trips to
-//! the daemon (whatever the kernel answers from its own caches never shows up here).
+//! the daemon (whatever the kernel answers from its own caches never shows up here); and
+//! of the pages the daemon pushed to the kernel unasked (`notify_store`, a notification of
+//! up to 1 MiB each).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -55,6 +57,7 @@ ops! {
     Ioctl => "ioctl",
     Fallocate => "fallocate",
     Readdirplus => "readdirplus",
+    NotifyStore => "notify_store",
 }
 
 /// Request counters, shared between the adapter's worker threads and whoever reports them.
