@@ -101,6 +101,6 @@ mod tests {
         s.count(Op::Lookup);
         s.count(Op::Readdirplus);
         assert_eq!(s.snapshot(), vec![("lookup", 2), ("readdirplus", 1)]);
-        assert_eq!(Op::ALL.len(), Op::Readdirplus as usize + 1);
+        assert_eq!(Op::ALL.len(), Op::NotifyStore as usize + 1);
     }
 }
