@@ -844,6 +844,7 @@ impl FileSystem for Overlay {
         };
         if last {
             self.open_files.let_go(ino);
+            self.prefetch_forgotten(ino);
         }
     }
 

@@ -27,7 +27,8 @@ const QUEUE: usize = 256;
 #[derive(Default)]
 pub(super) struct Prefetch {
     queue: OnceLock<SyncSender<(Ino, u64)>>,
-    /// Inodes queued once already (a file is pushed once per mount).
+    /// Inodes queued while the kernel holds them (a file is pushed once per kernel inode:
+    /// again after the kernel forgot it).
     seen: Mutex<HashSet<Ino>>,
 }
 
@@ -61,6 +62,14 @@ impl Overlay {
             return;
         }
         if let Err(TrySendError::Full((ino, _))) = queue.try_send((attr.ino, attr.size)) {
+            self.prefetch.seen.lock().remove(&ino);
+        }
+    }
+
+    /// The kernel let go of `ino`, and its pages with it (a dropped cache, memory
+    /// pressure): its next lookup pushes it again.
+    pub(super) fn prefetch_forgotten(&self, ino: Ino) {
+        if self.prefetch.queue.get().is_some() {
             self.prefetch.seen.lock().remove(&ino);
         }
     }
