@@ -302,17 +302,17 @@ impl Shell {
         names
     }
 
-    /// Rewrites the shell's scripts in `dir` with `change`, keeping their modes; the
-    /// scripts it changed. A shell with a script missing is left alone. Deactivation's
-    /// own script is written before activation's when patching, after it when unpatching
-    /// (`change` says which: `restore_first`), so activation never sets what deactivation
-    /// would not restore.
+    /// What rewriting the shell's scripts in `dir` with `change` writes, keeping their
+    /// modes, in the order to write it. A shell with a script missing is left alone.
+    /// Deactivation's own script is written before activation's when patching, after it
+    /// when unpatching (`change` says which: `restore_first`), so activation never sets
+    /// what deactivation would not restore.
     fn rewrite(
         &self,
         dir: &Path,
         change: impl Fn(&Shell, &[String]) -> Option<Vec<String>>,
         restore_first: bool,
-    ) -> io::Result<Vec<&'static str>> {
+    ) -> io::Result<Vec<Rewrite>> {
         let names = self.names(dir);
         let paths: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
         let mut texts = Vec::new();
@@ -332,19 +332,46 @@ impl Shell {
         if restore_first {
             order.reverse();
         }
-        let mut written = Vec::new();
-        for i in order {
-            if changed[i] != texts[i] {
-                crate::fsutil::write_atomic(
-                    &paths[i],
-                    changed[i].as_bytes(),
-                    file_mode(&paths[i]),
-                )?;
-                written.push(names[i]);
-            }
-        }
-        Ok(written)
+        Ok(order
+            .into_iter()
+            .filter(|&i| changed[i] != texts[i])
+            .map(|i| Rewrite {
+                name: names[i],
+                mode: file_mode(&paths[i]),
+                path: paths[i].clone(),
+                text: changed[i].clone(),
+            })
+            .collect())
     }
+}
+
+/// A script to write (see [`Shell::rewrite`]).
+struct Rewrite {
+    name: &'static str,
+    path: PathBuf,
+    text: String,
+    mode: u32,
+}
+
+/// Writes what every shell's [`Shell::rewrite`] with `change` plans, all scripts at once
+/// (one flush to disk for all, instead of one per script: through a mount each is a round
+/// trip and a journal commit); the names of the scripts written.
+fn rewrite_all(
+    root: &Path,
+    change: impl Fn(&Shell, &[String]) -> Option<Vec<String>> + Copy,
+    restore_first: bool,
+) -> io::Result<Vec<&'static str>> {
+    let dir = scripts_dir(root);
+    let mut all = Vec::new();
+    for shell in &SHELLS {
+        all.extend(shell.rewrite(&dir, change, restore_first)?);
+    }
+    let files: Vec<(&Path, &[u8], u32)> = all
+        .iter()
+        .map(|r| (r.path.as_path(), r.text.as_bytes(), r.mode))
+        .collect();
+    crate::fsutil::write_all_atomic(&files)?;
+    Ok(all.iter().map(|r| r.name).collect())
 }
 
 /// How far into `text` the first line starting with `prefix` starts.
@@ -405,26 +432,15 @@ pub fn without_link_mode(text: &str) -> Option<String> {
 /// would link every file into uv's cache, and an edit through such a link would change the
 /// cache. Returns the scripts it changed (names in the scripts directory).
 pub fn unset_link_mode(root: &Path) -> io::Result<Vec<&'static str>> {
-    let dir = scripts_dir(root);
-    let mut changed = Vec::new();
-    for shell in &SHELLS {
-        changed.extend(shell.rewrite(&dir, Shell::unpatch, false)?);
-    }
-    Ok(changed)
+    rewrite_all(root, Shell::unpatch, false)
 }
 
 /// Makes the venv's activation scripts (see the module docs) set uv's link mode. Returns
 /// whether it changed the main one ([`main_script`]).
 /// Call it on a venv that is not mounted, or with `root` beneath the mount.
 pub fn set_link_mode(root: &Path) -> io::Result<bool> {
-    let dir = scripts_dir(root);
     let main = main_script(OsName::of_venv(root));
-    let mut changed_main = false;
-    for shell in &SHELLS {
-        let changed = shell.rewrite(&dir, Shell::patch, true)?;
-        changed_main |= changed.contains(&main);
-    }
-    Ok(changed_main)
+    Ok(rewrite_all(root, Shell::patch, true)?.contains(&main))
 }
 
 #[cfg(unix)]

@@ -15,11 +15,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// given `mode`, fsynced and renamed over it, so readers and crashes see the old file or
 /// the new one. Creates missing parent directories.
 pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> std::io::Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = dir.join(format!(".venvfs-{}-{n}.tmp", std::process::id()));
+    let tmp = temp_beside(path);
     let result = (|| {
         let mut f = create_new(&tmp, mode)?;
         f.write_all(content)?;
@@ -34,6 +32,56 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> std::io::Result<(
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// [`write_atomic`] of several files (path, content, mode) at once: every temporary file
+/// is written before any is flushed, so that one flush to disk carries all of them (the
+/// later ones find nothing left to write), then renamed over its file in the order given.
+/// A failure before the renames leaves every file as it was; one during them, the files
+/// before it replaced.
+pub fn write_all_atomic(files: &[(&Path, &[u8], u32)]) -> std::io::Result<()> {
+    let mut temps = Vec::new();
+    let result = (|| {
+        let mut open = Vec::new();
+        for &(path, content, mode) in files {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            std::fs::create_dir_all(dir)?;
+            let tmp = temp_beside(path);
+            let mut f = create_new(&tmp, mode)?;
+            temps.push(tmp);
+            f.write_all(content)?;
+            set_mode(&f, mode)?;
+            open.push(f);
+        }
+        for f in open {
+            f.sync_data()?;
+        }
+        for (tmp, &(path, ..)) in temps.iter().zip(files) {
+            std::fs::rename(tmp, path)?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        for tmp in &temps {
+            let _ = std::fs::remove_file(tmp);
+        }
+        return result;
+    }
+    // make the renames durable (best effort: not every filesystem allows it)
+    let mut dirs: Vec<&Path> = files.iter().filter_map(|f| f.0.parent()).collect();
+    dirs.dedup();
+    for dir in dirs {
+        let _ = sync_dir(dir);
+    }
+    Ok(())
+}
+
+/// A temporary name beside `path`, unique in this process.
+fn temp_beside(path: &Path) -> std::path::PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    dir.join(format!(".venvfs-{}-{n}.tmp", std::process::id()))
 }
 
 /// Creates a new file for writing (failing if `path` exists), with permission bits `mode`
@@ -222,6 +270,31 @@ mod tests {
             }
             assert_eq!(time_parts(system_time(s, n as i64)), (s, n), "{s} {n}");
         }
+    }
+
+    #[test]
+    fn write_all_atomic_replaces_all_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, "old a").unwrap();
+        write_all_atomic(&[(&a, b"new a", 0o644), (&b, b"new b", 0o755)]).unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), b"new a");
+        assert_eq!(std::fs::read(&b).unwrap(), b"new b");
+        #[cfg(unix)]
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&b).unwrap().permissions())
+                & 0o777,
+            0o755
+        );
+        // the second cannot be made (its parent is a file): the first stays as it was
+        let bad = a.join("x");
+        assert!(write_all_atomic(&[(&b, b"newer b", 0o644), (&bad, b"x", 0o644)]).is_err());
+        assert_eq!(std::fs::read(&b).unwrap(), b"new b");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "no temp file left"
+        );
     }
 
     #[test]

@@ -107,6 +107,16 @@ impl Setup {
         assert!(n >= at_least, "{} holds {n} links", pycache.display());
     }
 
+    /// `sh -c script` in a mount namespace of its own (its mounts are gone with it), with
+    /// this setup's environment and `$VENVFS` the venvfs under test.
+    fn in_own_mount_namespace(&self, script: &str) -> Command {
+        let mut cmd = Command::new(common::sshd::require("unshare"));
+        cmd.args(["-m", "--propagation", "private", "sh", "-c", script]);
+        with_env_of(&mut cmd, &self.venvfs());
+        cmd.env("VENVFS", env!("CARGO_BIN_EXE_venvfs"));
+        cmd
+    }
+
     /// How many requests of `kind` the daemon of mounted `venv` has served.
     fn requests(&self, venv: &Path, kind: &str) -> u64 {
         served(&mut self.venvfs(), venv, kind)
@@ -331,16 +341,21 @@ fn a_materialized_venv_holds_the_stored_pyc_as_files() {
     assert_eq!(t.layers(), before, "the layers changed");
 }
 
+/// A setup for a test over sshfs (whose tools it needs).
+fn setup_for_sshfs() -> Setup {
+    for program in ["sshfs", "sshd", "ssh-keygen", "unshare", "fusermount3"] {
+        common::sshd::require(program);
+    }
+    Setup::new()
+}
+
 /// A store on a network filesystem (sshfs here, an sshd of the test's own on 127.0.0.1,
 /// mounted in a mount namespace of its own) is shown as files through the mount, not as
 /// links: a link would send every open of a `.pyc` to the server.
 #[test]
 fn a_store_on_a_network_filesystem_shows_as_files() {
-    use common::sshd::{require, Sshd};
-    for program in ["sshfs", "sshd", "ssh-keygen", "unshare", "fusermount3"] {
-        require(program);
-    }
-    let t = Setup::new();
+    use common::sshd::Sshd;
+    let t = setup_for_sshfs();
     let before = t.layers();
     let venv = t.venv("venv");
     let root = t.s.path("sshfs-test");
@@ -370,11 +385,8 @@ fn a_store_on_a_network_filesystem_shows_as_files() {
         pycache = pycache.display(),
         out = root.display(),
     );
-    let mut cmd = Command::new(require("unshare"));
-    cmd.args(["-m", "--propagation", "private", "sh", "-c", &script]);
-    with_env_of(&mut cmd, &t.venvfs());
-    cmd.env("VENVFS", env!("CARGO_BIN_EXE_venvfs"))
-        .env_remove("PYTHONDONTWRITEBYTECODE");
+    let mut cmd = t.in_own_mount_namespace(&script);
+    cmd.env_remove("PYTHONDONTWRITEBYTECODE");
     let out = run(&mut cmd);
     assert!(
         out.status.success(),
@@ -411,11 +423,8 @@ fn a_store_on_a_network_filesystem_shows_as_files() {
 /// memory, and the store's miss is not asked for again right away.
 #[test]
 fn a_warm_import_from_a_network_filesystem_asks_the_server_nothing() {
-    use common::sshd::{require, Sshd};
-    for program in ["sshfs", "sshd", "ssh-keygen", "unshare", "fusermount3"] {
-        require(program);
-    }
-    let t = Setup::new();
+    use common::sshd::Sshd;
+    let t = setup_for_sshfs();
     let before = t.layers();
     let venv = t.s.path("venv");
     run_ok(
@@ -468,11 +477,8 @@ fn a_warm_import_from_a_network_filesystem_asks_the_server_nothing() {
         log = log.display(),
         out = root.display(),
     );
-    let mut cmd = Command::new(require("unshare"));
-    cmd.args(["-m", "--propagation", "private", "sh", "-c", &script]);
-    with_env_of(&mut cmd, &t.venvfs());
-    cmd.env("VENVFS", env!("CARGO_BIN_EXE_venvfs"))
-        .env("DROP", drop_pages)
+    let mut cmd = t.in_own_mount_namespace(&script);
+    cmd.env("DROP", drop_pages)
         .env(
             "IMPORT",
             "import certifi, six; open(certifi.where()).read()",
