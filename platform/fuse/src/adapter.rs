@@ -7,7 +7,6 @@ use std::ffi::OsStr;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use fuser::{
     AccessFlags, BackingId, Errno, FileHandle, FopenFlags, Generation, INodeNo, InitFlags,
@@ -126,16 +125,6 @@ impl<F: FileSystem> FuseAdapter<F> {
 
     /// The entry for "." or ".." in readdirplus: current attributes, zero TTL, no lookup
     /// count (the kernel does not link these two names).
-    fn dot_entry(&self, e: &venvfs_api::DirEntry) -> Entry {
-        match self.fs.getattr(e.ino) {
-            Ok(entry) => Entry {
-                attr: entry.attr,
-                ttl: Duration::ZERO,
-            },
-            Err(_) => listing_entry(e),
-        }
-    }
-
     /// The entry for a listed name in readdirplus. `Ok(None)` when the name vanished since
     /// the listing.
     fn plus_entry(&self, dir: u64, name: &OsStr) -> Result<Option<Entry>> {
@@ -588,7 +577,12 @@ impl<F: FileSystem> fuser::Filesystem for FuseAdapter<F> {
         let mut added = 0;
         for e in &entries {
             let (entry, counted) = if is_dot(&e.name) {
-                (self.dot_entry(e), false)
+                // (the kernel takes nothing but the name, inode and type of "." and ".."
+                // from readdirplus — fs/fuse/readdir.c, fuse_direntplus_link — so their
+                // attributes are not asked for: for a directory of the venv's own, that
+                // would be a stat of the upper layer, a request to the server when the
+                // venv is on a network filesystem)
+                (listing_entry(e), false)
             } else {
                 match self.plus_entry(ino.0, &e.name) {
                     Ok(Some(entry)) => (entry, true),
