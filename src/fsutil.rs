@@ -272,6 +272,18 @@ mod tests {
         }
     }
 
+    /// `path` has permission bits `mode` (where there are permission bits).
+    fn assert_mode(path: &Path, mode: u32) {
+        #[cfg(unix)]
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(
+                &std::fs::metadata(path).unwrap().permissions()
+            ) & 0o777,
+            mode
+        );
+        let _ = (path, mode);
+    }
+
     #[test]
     fn write_all_atomic_replaces_all_or_none() {
         let dir = tempfile::tempdir().unwrap();
@@ -280,12 +292,7 @@ mod tests {
         write_all_atomic(&[(&a, b"new a", 0o644), (&b, b"new b", 0o755)]).unwrap();
         assert_eq!(std::fs::read(&a).unwrap(), b"new a");
         assert_eq!(std::fs::read(&b).unwrap(), b"new b");
-        #[cfg(unix)]
-        assert_eq!(
-            std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&b).unwrap().permissions())
-                & 0o777,
-            0o755
-        );
+        assert_mode(&b, 0o755);
         // the second cannot be made (its parent is a file): the first stays as it was
         let bad = a.join("x");
         assert!(write_all_atomic(&[(&b, b"newer b", 0o644), (&bad, b"x", 0o644)]).is_err());
@@ -304,12 +311,7 @@ mod tests {
         write_atomic(&p, b"one", 0o600).unwrap();
         write_atomic(&p, b"two", 0o755).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
-        #[cfg(unix)]
-        assert_eq!(
-            std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&p).unwrap().permissions())
-                & 0o777,
-            0o755
-        );
+        assert_mode(&p, 0o755);
         assert_eq!(
             std::fs::read_dir(p.parent().unwrap()).unwrap().count(),
             1,
