@@ -123,8 +123,6 @@ impl<F: FileSystem> FuseAdapter<F> {
         }
     }
 
-    /// The entry for "." or ".." in readdirplus: current attributes, zero TTL, no lookup
-    /// count (the kernel does not link these two names).
     /// The entry for a listed name in readdirplus. `Ok(None)` when the name vanished since
     /// the listing.
     fn plus_entry(&self, dir: u64, name: &OsStr) -> Result<Option<Entry>> {
