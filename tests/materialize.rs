@@ -188,6 +188,12 @@ fn edit(venv: &Path, numpy: bool) {
 fn view(venv: &Path) -> BTreeMap<PathBuf, (u32, i64, i64, Vec<u8>)> {
     let mut out = BTreeMap::new();
     for (p, t) in entries_below(venv) {
+        if p.iter().any(|c| c == "__pycache__") {
+            // (bytecode: a mount may show a `__pycache__` as a link to the store's
+            // directory, where the materialized venv has the directory; see
+            // a_materialized_venv_holds_the_stored_pyc_as_files)
+            continue;
+        }
         let m = std::fs::symlink_metadata(&p).unwrap();
         let data = if t.is_file() {
             std::fs::read(&p).unwrap()

@@ -13,10 +13,12 @@
 //! - a `.pyc` is shown only when its header matches the source the venv shows (magic of
 //!   the venv's interpreter, timestamp-based, the source's mtime and size): a stale or
 //!   foreign one is never served, whoever put it there;
-//! - a stored `.pyc` never changes once in place: it is written under a temporary name and
-//!   linked to its name only if that name is free (two venvs compiling the same module at
-//!   once both succeed; the first one's file stays). A mount that already showed a file
-//!   checks, when it opens it, that it is still the same file;
+//! - a stored `.pyc` never changes in place: the daemon writes it under a temporary name
+//!   and links it to its name only if that name is free (two venvs compiling the same
+//!   module at once both succeed; the first one's file stays); Python, writing through a
+//!   `__pycache__` shown as a link to a store directory, replaces a file whole by rename.
+//!   A mount that already showed a file checks, when it opens it, that it is still the
+//!   same file;
 //! - several stores may be read (one prepared ahead next to a shared cache, read-only);
 //!   one, venvfs's own cache directory's, is written.
 
@@ -217,23 +219,47 @@ impl Stores {
             std::io::Error::new(std::io::ErrorKind::ReadOnlyFilesystem, "no writable store")
         })?;
         let at = Self::dir_in(store, layer_key, dir);
-        let mut dirs = std::fs::DirBuilder::new();
-        dirs.recursive(true);
+        make_store_dir(&at)?;
         let mut options = std::fs::OpenOptions::new();
         options.read(true).write(true).create_new(true);
-        // Others read a store (a venv may show its files as links to them), only its owner
-        // writes: explicit modes, as the daemon runs with umask 0.
         #[cfg(unix)]
         {
-            use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-            dirs.mode(0o755);
+            use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o644);
         }
-        dirs.create(&at)?;
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let path = at.join(format!("{TEMP_PREFIX}{}.{n}", self.temp_id));
         let file = options.open(&path)?;
         Ok((file, path))
+    }
+
+    /// Makes directory `at` of the written store, for a `__pycache__` a mount shows as a
+    /// link to it (Python writes there itself, atomically), and removes from it what
+    /// Python must not find there: every `.pyc` of this interpreter, of a module `sources`
+    /// knows, that does not match it (stale or foreign ones Python would pass over itself;
+    /// a corrupt one would fail the import), and temporary files of a daemon killed while
+    /// writing them. The next import compiles what was removed again.
+    pub fn prepare_dir(
+        &self,
+        at: &Path,
+        sources: impl Fn(&OsStr) -> Option<Source>,
+    ) -> std::io::Result<()> {
+        make_store_dir(at)?;
+        for e in std::fs::read_dir(at)?.flatten() {
+            let name = e.file_name();
+            let bad = is_abandoned_temp(&name)
+                || self
+                    .source_name(&name)
+                    .and_then(|s| sources(&s))
+                    .is_some_and(|source| {
+                        Stored::check(&at.join(&name), self.magic, &source).is_err()
+                    });
+            if bad {
+                tracing::debug!("removed {:?} from the bytecode store", at.join(&name));
+                let _ = std::fs::remove_file(at.join(&name));
+            }
+        }
+        Ok(())
     }
 
     /// Puts the written `.pyc` at `temp` in place as `name` if it is a valid `.pyc` of
@@ -270,6 +296,20 @@ impl Stores {
     pub fn writes(&self, path: &Path) -> bool {
         self.write.as_ref().is_some_and(|w| path.starts_with(w))
     }
+}
+
+/// Makes directory `at` of a store and its parents. Others read a store (a venv may show
+/// its files as links to them), only its owner writes: explicit modes, as the daemon runs
+/// with umask 0.
+fn make_store_dir(at: &Path) -> std::io::Result<()> {
+    let mut dirs = std::fs::DirBuilder::new();
+    dirs.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        dirs.mode(0o755);
+    }
+    dirs.create(at)
 }
 
 /// The key of a layer in a store: its source's absolute path, hashed (the same layer used

@@ -118,6 +118,7 @@ pub(super) fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
     let mounted = venvfs_fuse::mount(std::sync::Arc::clone(&overlay), venv, &mount_cfg)
         .map_err(|e| format!("cannot mount {}: {e}{}", venv.display(), mount_hint(&e)))?;
     let took = started.elapsed();
+    overlay.set_kernel_cache(mounted.kernel_cache());
     if !args.passthrough {
         overlay.start_prefetch(mounted.kernel_cache());
     }

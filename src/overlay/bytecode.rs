@@ -21,6 +21,14 @@
 //!   its size must not change under it) and is removed at unmount.
 //! - Anything else (a module the venv changed, a file of another name, a hash-based
 //!   `.pyc`, a change to a stored file) goes to the venv's own directory, as it did before.
+//! - Where stored files show as links, a `__pycache__` whose directory is not in the upper
+//!   layer and has modules of one layer only is itself a link to the written store's
+//!   directory for them (when that store is the only one): Python finds, checks and
+//!   writes the `.pyc` files there, and a fresh mount answers a lookup and a link read per
+//!   directory instead of per module. Before the kernel first goes through such a link
+//!   the daemon makes the directory and removes from it what does not match the modules
+//!   (Python would fail an import on a corrupt `.pyc`). When the directory goes into the
+//!   upper layer (a module of it changes), the link becomes a bytecode directory node.
 
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
@@ -46,15 +54,20 @@ pub struct Backing {
 }
 
 impl Tree {
-    /// Adds the `__pycache__` of a directory with lower modules to its entries `wanted`
-    /// (`hidden`: the keys of its upper entries and whiteouts): marks the upper one, or
-    /// adds one of no layer.
+    /// Adds the `__pycache__` of directory `ino`, which has lower modules, to its entries
+    /// `wanted` (`hidden`: the keys of its upper entries and whiteouts): marks the upper
+    /// one, or adds one of no layer: a link to the store's directory for it where one can
+    /// be (see [`Tree::pycache_link`]), else a bytecode directory.
     pub(super) fn pycache_want(
         &self,
+        ino: Ino,
         hidden: &std::collections::HashSet<OsString>,
         wanted: &mut Vec<Want>,
     ) {
         let names = self.names();
+        let upper_modules = wanted
+            .iter()
+            .any(|w| w.upper && w.name.as_encoded_bytes().ends_with(b".py"));
         let pycache = OsStr::new(PYCACHE);
         if let Some(w) = wanted.iter_mut().find(|w| names.eq(&w.name, pycache)) {
             // (the venv's own: it merges the stored ones; a layer's own is left alone)
@@ -64,9 +77,40 @@ impl Tree {
         if hidden.contains(&*names.key(pycache)) {
             return; // (a whiteout)
         }
-        let mut want = Want::new(pycache.into(), FileKind::Dir, false, None);
+        let mut want = match self.pycache_link(ino).filter(|_| !upper_modules) {
+            Some(dir) => {
+                let mut want = Want::new(pycache.into(), FileKind::Symlink, false, None);
+                want.link_dir = Some(dir);
+                want
+            }
+            None => Want::new(pycache.into(), FileKind::Dir, false, None),
+        };
         want.bytecode = true;
         wanted.push(want);
+    }
+
+    /// The directory of the written store that the `__pycache__` of directory `ino` can
+    /// be a link to (when the venv has no module of its own there: see
+    /// [`Tree::pycache_want`]): when stored files are shown as links, the written store is
+    /// the only one (a link shows one directory), and the directory's modules all come
+    /// from one layer. Python then finds, validates
+    /// and writes the `.pyc` files there itself, with no request reaching the daemon, and
+    /// a fresh mount pays a lookup and a link read per directory instead of per module.
+    fn pycache_link(&self, ino: Ino) -> Option<PathBuf> {
+        let stores = self.bytecode.as_deref()?;
+        let write = stores.write.as_ref()?;
+        if !self.bytecode_links || stores.read.len() != 1 {
+            return None;
+        }
+        let [layer] = self.module_layers(ino)[..] else {
+            return None;
+        };
+        let path = self.path(ino).ok()?;
+        Some(Stores::dir_in(
+            write,
+            &self.lower.keys[layer as usize],
+            &path,
+        ))
     }
 
     /// Adds to the entries `wanted` of bytecode directory `ino` the stored `.pyc` files
@@ -115,8 +159,12 @@ impl Tree {
         want
     }
 
-    /// The target of bytecode link `ino`: the stored file's path.
+    /// The target of bytecode link `ino`: the stored file's path, or the store's directory
+    /// a `__pycache__` link shows.
     pub(super) fn bytecode_target(&self, ino: Ino) -> Option<&std::path::Path> {
+        if let Some(dir) = self.pycache_links.get(&ino) {
+            return Some(dir);
+        }
         let b = self.backings.get(&ino)?;
         b.stored.as_ref().map(|_| b.path.as_path())
     }
@@ -159,6 +207,10 @@ impl Tree {
         let Ok(node) = self.get(ino) else {
             return false;
         };
+        if let Some(dir) = self.pycache_links.get(&ino) {
+            // (as a `__pycache__` appears natively: once Python wrote into it)
+            return std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
+        }
         if !node.bytecode || node.upper || node.kind != FileKind::Dir {
             return true;
         }
@@ -246,7 +298,8 @@ impl Overlay {
     /// The attributes of bytecode node `ino` that is not in the upper layer.
     pub(super) fn bytecode_attr(&self, tree: &Tree, ino: Ino) -> Result<Attr> {
         let node = tree.get(ino)?;
-        if node.kind == FileKind::Dir {
+        let link_dir = tree.pycache_links.get(&ino);
+        if node.kind == FileKind::Dir || link_dir.is_some() {
             // as its parent's lower directory
             let parent = tree.get(node.parent)?;
             let mut attr = match parent.lower {
@@ -255,6 +308,13 @@ impl Overlay {
             };
             attr.ino = ino;
             attr.perm = 0o755;
+            if let Some(dir) = link_dir {
+                attr.kind = FileKind::Symlink;
+                attr.size = dir.as_os_str().len() as u64;
+                attr.blocks = 0;
+                attr.perm = 0o777;
+                attr.nlink = 1;
+            }
             return Ok(attr);
         }
         // (a stored file never changes: its attributes are those it was checked with)
@@ -452,11 +512,18 @@ impl Overlay {
         }
         let parent = node.parent;
         let link = node.kind == FileKind::Symlink;
-        self.copy_up_dir(tree, parent)?;
-        let path = tree.path(ino)?;
         if link {
-            // (a link stays the link it was shown as)
-            let target = tree.bytecode_target(ino).ok_or(Error::NotFound)?;
+            // (a link stays the link it was shown as; a `__pycache__` link is no longer
+            // one once it is the venv's own, so its directory's copy-up leaves it alone)
+            let target = tree.bytecode_target(ino).ok_or(Error::NotFound)?.to_owned();
+            let dir_link = tree.pycache_links.remove(&ino);
+            if let Err(e) = self.copy_up_dir(tree, parent) {
+                if let Some(d) = dir_link {
+                    tree.pycache_links.insert(ino, d);
+                }
+                return Err(e);
+            }
+            let path = tree.path(ino)?;
             self.upper.symlink(target.as_os_str(), &path)?;
             tree.backings.remove(&ino);
             let node = tree.get_mut(ino)?;
@@ -464,6 +531,8 @@ impl Overlay {
             node.bytecode = false;
             return Ok(());
         }
+        self.copy_up_dir(tree, parent)?;
+        let path = tree.path(ino)?;
         let source = self.bytecode_file(tree, ino, false)?;
         let attr = self.upper.file_attr(&source.file, ino)?;
         let tmp = self.upper.temp();
@@ -491,10 +560,65 @@ impl Overlay {
         Ok(())
     }
 
+    /// Makes the store's directory that `__pycache__` link `ino` shows, once per mount,
+    /// and takes out of it what Python must not find there (see
+    /// [`Stores::prepare_dir`]): the kernel reads a link before it goes through it.
+    pub(super) fn check_pycache_dir(&self, tree: &Tree, ino: Ino) {
+        let (Some(stores), Some(at)) = (self.stores(), tree.pycache_links.get(&ino)) else {
+            return;
+        };
+        // (held while checking: a second reader must not go through to a missing directory)
+        let mut checked = tree.pycache_checked.lock();
+        if !checked.insert(ino) {
+            return;
+        }
+        let Ok(dir) = tree.get(ino).map(|n| n.parent) else {
+            return;
+        };
+        let sources = |src: &OsStr| tree.lower_source(dir, src).map(|(_, s)| s);
+        if let Err(e) = stores.prepare_dir(at, sources) {
+            tracing::warn!("cannot prepare {} for bytecode: {e}", at.display());
+        }
+    }
+
+    /// `dir/name` is now an entry of the upper layer (made, copied up, renamed or linked
+    /// there): when it is a module, a `__pycache__` of `dir` shown as a link into the
+    /// store becomes a bytecode directory, so that the module gets a `.pyc` of its own in
+    /// the venv (through the link, Python would write it into the store). The kernel is
+    /// told to forget the link, from a thread of its own: the request under way may hold
+    /// the directory's lock. (A module removed needs nothing: nothing imports it.)
+    pub(super) fn module_changed(&self, tree: &mut Tree, dir: Ino, name: &OsStr) -> Result<()> {
+        if tree.pycache_links.is_empty() || !name.as_encoded_bytes().ends_with(b".py") {
+            return Ok(());
+        }
+        let pycache = OsStr::new(PYCACHE);
+        if tree.get(dir)?.children().is_none() {
+            return Ok(()); // (not loaded: nothing of it shown yet)
+        }
+        let Some(link) = tree.child(dir, pycache)? else {
+            return Ok(());
+        };
+        if !tree.pycache_links.contains_key(&link) {
+            return Ok(());
+        }
+        tree.remove_name(link, dir, pycache)?;
+        let mut want = Want::new(pycache.into(), FileKind::Dir, false, None);
+        want.bytecode = true;
+        let ino = tree.push_want(dir, want);
+        tree.insert_child(dir, pycache, ino)?;
+        if let Some(cache) = self.kernel.get().cloned() {
+            std::thread::spawn(move || cache.invalidate_entry(dir, OsStr::new(PYCACHE)));
+        }
+        Ok(())
+    }
+
     /// Removes bytecode file `ino` (not in the upper layer): a file this daemon made, or
     /// one of the written store (a `.pyc` is derived data: the next import makes it
     /// again). One of a store only read cannot be removed.
     pub(super) fn unlink_bytecode(&self, tree: &mut Tree, ino: Ino) -> Result<()> {
+        if tree.pycache_links.contains_key(&ino) {
+            return Ok(()); // (only the link: the store's directory serves other venvs)
+        }
         let backing = tree.backings.get(&ino).ok_or(Error::NotFound)?;
         let removable =
             backing.stored.is_none() || self.stores().is_some_and(|s| s.writes(&backing.path));
@@ -521,6 +645,12 @@ impl Overlay {
             .map(|c| c.values().copied().collect())
             .unwrap_or_default();
         for child in children {
+            if let Some(dir) = tree.pycache_links.get(&child) {
+                if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
+                    return Ok(false);
+                }
+                continue;
+            }
             let n = tree.get(child)?;
             if !(n.bytecode && !n.upper && n.kind == FileKind::Dir) {
                 return Ok(false);

@@ -114,7 +114,8 @@ impl Overlay {
         }
         tree.get_mut(ino)?.upper = true;
         self.open_files.copied_up(ino);
-        Ok(())
+        let name = tree.get(ino)?.name.clone();
+        self.module_changed(tree, parent, &name)
     }
 
     /// Replaces reference `ino` (an upper symlink into a read-only source) by a regular

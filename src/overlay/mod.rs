@@ -113,6 +113,8 @@ pub struct Overlay {
     members: MemberCache,
     remote_reads: remote_reads::RemoteReads,
     prefetch: prefetch::Prefetch,
+    /// The kernel's caches of the mount, once mounted (see [`Overlay::set_kernel_cache`]).
+    kernel: std::sync::OnceLock<std::sync::Arc<dyn venvfs_api::KernelCache>>,
     open_files: OpenFiles,
     uid: u32,
     gid: u32,
@@ -170,6 +172,7 @@ impl Overlay {
             ),
             remote_reads,
             prefetch: prefetch::Prefetch::default(),
+            kernel: Default::default(),
             open_files: OpenFiles::default(),
             uid: owner().0,
             gid: owner().1,
@@ -180,6 +183,12 @@ impl Overlay {
     /// Tells `watch` of the changes [`Watch`] names from now on (once per overlay).
     pub fn set_watch(&self, watch: std::sync::Arc<dyn Watch>) {
         let _ = self.watch.set(watch);
+    }
+
+    /// Gives the overlay the kernel's caches of its mount, for the few changes it makes of
+    /// its own accord that the kernel must hear of (see `overlay/bytecode.rs`).
+    pub fn set_kernel_cache(&self, cache: std::sync::Arc<dyn venvfs_api::KernelCache>) {
+        let _ = self.kernel.set(cache);
     }
 
     /// The merged lower tree (for status and benchmarks).

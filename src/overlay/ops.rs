@@ -113,6 +113,7 @@ impl Overlay {
         }
         let ino = tree.push(node);
         tree.insert_child(parent, name, ino)?;
+        self.module_changed(tree, parent, name)?;
         self.entry(tree, ino)
     }
 
@@ -432,7 +433,8 @@ impl Overlay {
         if let Some(d) = dst {
             tree.remove_name(d, new_parent, new_name)?;
         }
-        tree.move_name(src, (parent, name), (new_parent, new_name))
+        tree.move_name(src, (parent, name), (new_parent, new_name))?;
+        self.module_changed(tree, new_parent, new_name)
     }
 
     /// Resolves a node to its upper path for a change, copying it up first.
@@ -553,6 +555,7 @@ impl FileSystem for Overlay {
         }
         if node.bytecode {
             let target = tree.bytecode_target(ino).ok_or(Error::NotFound)?;
+            self.check_pycache_dir(&tree, ino);
             return Ok(target.as_os_str().to_owned());
         }
         let lid = node.lower.ok_or(Error::NotFound)?;
@@ -693,6 +696,7 @@ impl FileSystem for Overlay {
         }
         // Both names are one inode, to the kernel as on disk.
         tree.add_name(ino, new_parent, new_name)?;
+        self.module_changed(&mut tree, new_parent, new_name)?;
         self.entry(&tree, ino)
     }
 

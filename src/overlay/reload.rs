@@ -224,6 +224,9 @@ impl Overlay {
             let now = tree.backings.get(&ino).map(|b| &b.path);
             return Ok(now == want.stored.as_ref().map(|b| &b.path));
         }
+        if want.link_dir.is_some() {
+            return Ok(tree.pycache_links.get(&ino) == want.link_dir.as_ref());
+        }
         if want.kind == FileKind::Dir {
             return Ok(true);
         }

@@ -103,6 +103,11 @@ pub struct Tree {
     pub bytecode_links: bool,
     /// The files behind the bytecode nodes that are not in the upper layer.
     pub backings: HashMap<Ino, super::bytecode::Backing>,
+    /// `__pycache__` nodes shown as links to a directory of the written store, with that
+    /// directory (see `overlay/bytecode.rs`).
+    pub pycache_links: HashMap<Ino, std::path::PathBuf>,
+    /// Those of them whose store directory was made and checked in this mount.
+    pub pycache_checked: parking_lot::Mutex<HashSet<Ino>>,
 }
 
 /// One entry of a directory's merged view.
@@ -118,6 +123,8 @@ pub struct Want {
     /// See [`Node::bytecode`]; a stored `.pyc` comes with its file.
     pub bytecode: bool,
     pub stored: Option<super::bytecode::Backing>,
+    /// A `__pycache__` shown as a link to this directory of the written store.
+    pub link_dir: Option<std::path::PathBuf>,
 }
 
 impl Want {
@@ -131,6 +138,7 @@ impl Want {
             lower,
             bytecode: false,
             stored: None,
+            link_dir: None,
         }
     }
 
@@ -156,6 +164,8 @@ impl Tree {
             bytecode,
             bytecode_links,
             backings: HashMap::new(),
+            pycache_links: HashMap::new(),
+            pycache_checked: Default::default(),
         }
     }
 
@@ -165,6 +175,9 @@ impl Tree {
         let ino = self.push(want.node(parent));
         if let Some(b) = want.stored {
             self.backings.insert(ino, b);
+        }
+        if let Some(d) = want.link_dir {
+            self.pycache_links.insert(ino, d);
         }
         ino
     }
@@ -385,7 +398,7 @@ impl Tree {
         if node.bytecode {
             self.stored_wants(ino, &hidden, &mut wanted)?;
         } else if modules && self.bytecode.is_some() {
-            self.pycache_want(&hidden, &mut wanted);
+            self.pycache_want(ino, &hidden, &mut wanted);
         }
         Ok(wanted)
     }

@@ -407,8 +407,12 @@ pub fn contents(venv: &Path) -> BTreeMap<String, (Vec<u8>, u32)> {
             let rel = p.strip_prefix(venv).unwrap().to_string_lossy().into_owned();
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
             let meta = std::fs::symlink_metadata(&p).unwrap();
+            if name == "__pycache__" {
+                // (bytecode: a directory, or a link to a store's directory in a mount)
+                continue;
+            }
             if meta.is_dir() {
-                if name != "__pycache__" && name != ".venvfs" {
+                if name != ".venvfs" {
                     stack.push(p);
                 }
                 continue;
