@@ -372,6 +372,31 @@ fn with_links_off_the_stored_pyc_show_as_files() {
 }
 
 #[test]
+fn a_mount_others_use_shows_each_stored_pyc_and_writes_the_store_itself() {
+    // (its other users may not write the store: Python must not write it through a
+    // `__pycache__` link, the daemon does, for all of them)
+    let t = Setup::new();
+    let before = t.layers();
+    let venv = t.venv("venv");
+    run_ok(t.venvfs().arg("mount").arg("--allow-other").arg(&venv));
+    let m = Mount::adopt(&venv);
+    import(&venv, IMPORT);
+    let pycache = venv.join("lib/python3.11/site-packages/idna/__pycache__");
+    assert!(
+        std::fs::symlink_metadata(&pycache).unwrap().is_dir(),
+        "{} is not a directory",
+        pycache.display()
+    );
+    t.assert_links(&pycache, 5);
+    let err = import(&venv, IMPORT);
+    assert!(pycs_used(&err, &venv).len() > 20, "{err}");
+    assert!(t.stored().len() > 20);
+    m.unmount();
+    assert_eq!(own_pycs(&venv), Vec::<PathBuf>::new());
+    assert_eq!(t.layers(), before, "the layers changed");
+}
+
+#[test]
 fn a_materialized_venv_holds_the_stored_pyc_as_files() {
     let t = Setup::new();
     let before = t.layers();

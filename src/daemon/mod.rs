@@ -125,7 +125,7 @@ pub fn open_unmounted(
     for note in notes {
         eprintln!("{note}");
     }
-    serve::open_overlay(venv, &manifest, 256, None, false)
+    serve::open_overlay(venv, &manifest, 256, None, false, false)
 }
 
 /// A venv whose interpreter the filesystem hides (sshfs's `contain_symlinks`) would mount

@@ -36,7 +36,7 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn Error>> {
         // multi-threaded process)
         enter_private_namespace()?;
         let manifest = crate::manifest::Manifest::load(&crate::manifest::manifest_path(&venv))?;
-        let overlay = open_overlay(&venv, &manifest, 256, None, true)?;
+        let overlay = open_overlay(&venv, &manifest, 256, None, true, false)?;
         let cfg = MountConfig {
             fsname: format!("venvfs:{}", venv.display()),
             allow_other: false,

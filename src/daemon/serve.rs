@@ -24,6 +24,7 @@ pub(super) fn open_overlay(
     memory_cache_mib: u64,
     spill_dir: Option<&Path>,
     for_kernel: bool,
+    others: bool,
 ) -> Result<std::sync::Arc<Overlay>, Box<dyn std::error::Error>> {
     let mut cfg = OverlayConfig {
         memory_budget: memory_cache_mib << 20,
@@ -48,6 +49,9 @@ pub(super) fn open_overlay(
     // them as files. (What venvfs reads itself, `materialize`, gets the files.)
     cfg.bytecode_links =
         for_kernel && std::env::var_os("VENVFS_BYTECODE_LINKS").is_none_or(|v| v != "0") && local;
+    // A whole `__pycache__` too, where it can be: Python then writes the store itself,
+    // which other users of a mount (`--allow-other`) may not.
+    cfg.pycache_links = !others;
     // On a filesystem other hosts mount too, a name may appear beneath the mount without
     // going through it (another host's daemon made it): the kernel must not remember that
     // a name is missing, so that once this daemon takes the name in (when the other's
@@ -79,6 +83,7 @@ pub(super) fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
         args.memory_cache_mib,
         args.spill_dir.as_deref(),
         true,
+        args.allow_other,
     )?;
     let record = registry::Record {
         venv: venv.to_owned(),

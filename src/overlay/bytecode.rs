@@ -91,15 +91,15 @@ impl Tree {
 
     /// The directory of the written store that the `__pycache__` of directory `ino` can
     /// be a link to (when the venv has no module of its own there: see
-    /// [`Tree::pycache_want`]): when stored files are shown as links, the written store is
-    /// the only one (a link shows one directory), and the directory's modules all come
-    /// from one layer. Python then finds, validates
+    /// [`Tree::pycache_want`]): when the mount shows such links (its users may write the
+    /// store), the written store is the only one (a link shows one directory), and the
+    /// directory's modules all come from one layer. Python then finds, validates
     /// and writes the `.pyc` files there itself, with no request reaching the daemon, and
     /// a fresh mount pays a lookup and a link read per directory instead of per module.
     fn pycache_link(&self, ino: Ino) -> Option<PathBuf> {
         let stores = self.bytecode.as_deref()?;
         let write = stores.write.as_ref()?;
-        if !self.bytecode_links || stores.read.len() != 1 {
+        if !self.pycache_links_on || stores.read.len() != 1 {
             return None;
         }
         let [layer] = self.module_layers(ino)[..] else {

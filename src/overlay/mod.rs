@@ -74,6 +74,10 @@ pub struct OverlayConfig {
     /// files served through the mount: a program that opens one then reads the store's own
     /// file, with no request reaching the daemon (see `overlay/bytecode.rs`).
     pub bytecode_links: bool,
+    /// With `bytecode_links`, also show a whole `__pycache__` as a link to the store's
+    /// directory where it can be (see `overlay/bytecode.rs`): Python then writes the store
+    /// itself, so only when the mount's users are its owner, who may write it.
+    pub pycache_links: bool,
 }
 
 impl Default for OverlayConfig {
@@ -92,6 +96,7 @@ impl Default for OverlayConfig {
             rules: Rules::posix(),
             bytecode: None,
             bytecode_links: false,
+            pycache_links: false,
         }
     }
 }
@@ -162,6 +167,7 @@ impl Overlay {
                 std::sync::Arc::new(lower),
                 cfg.bytecode.clone(),
                 cfg.bytecode_links,
+                cfg.bytecode_links && cfg.pycache_links,
             )),
             upper,
             manifest_path,

@@ -101,6 +101,9 @@ pub struct Tree {
     pub bytecode: Option<Arc<crate::bytecode::Stores>>,
     /// Stored `.pyc` files are shown as links to them (see `OverlayConfig::bytecode_links`).
     pub bytecode_links: bool,
+    /// So are whole `__pycache__` directories where they can be (see
+    /// `OverlayConfig::pycache_links`).
+    pub pycache_links_on: bool,
     /// The files behind the bytecode nodes that are not in the upper layer.
     pub backings: HashMap<Ino, super::bytecode::Backing>,
     /// `__pycache__` nodes shown as links to a directory of the written store, with that
@@ -156,6 +159,7 @@ impl Tree {
         lower: Arc<LowerTree>,
         bytecode: Option<Arc<crate::bytecode::Stores>>,
         bytecode_links: bool,
+        pycache_links_on: bool,
     ) -> Tree {
         let root = Node::new(ROOT, OsStr::new(""), FileKind::Dir, true, Some(LOWER_ROOT));
         Tree {
@@ -163,6 +167,7 @@ impl Tree {
             lower,
             bytecode,
             bytecode_links,
+            pycache_links_on,
             backings: HashMap::new(),
             pycache_links: HashMap::new(),
             pycache_checked: Default::default(),
