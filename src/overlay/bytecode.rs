@@ -21,14 +21,14 @@
 //!   its size must not change under it) and is removed at unmount.
 //! - Anything else (a module the venv changed, a file of another name, a hash-based
 //!   `.pyc`, a change to a stored file) goes to the venv's own directory, as it did before.
-//! - Where stored files show as links, a `__pycache__` whose directory is not in the upper
-//!   layer and has modules of one layer only is itself a link to the written store's
+//! - Where stored files show as links, a `__pycache__` whose directory has modules of one
+//!   layer only, and none of the venv's own, is itself a link to the written store's
 //!   directory for them (when that store is the only one): Python finds, checks and
 //!   writes the `.pyc` files there, and a fresh mount answers a lookup and a link read per
 //!   directory instead of per module. Before the kernel first goes through such a link
 //!   the daemon makes the directory and removes from it what does not match the modules
-//!   (Python would fail an import on a corrupt `.pyc`). When the directory goes into the
-//!   upper layer (a module of it changes), the link becomes a bytecode directory node.
+//!   (Python would fail an import on a corrupt `.pyc`). When a module of the venv's own
+//!   appears there, the link becomes a bytecode directory node.
 
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
@@ -512,27 +512,19 @@ impl Overlay {
         }
         let parent = node.parent;
         let link = node.kind == FileKind::Symlink;
+        self.copy_up_dir(tree, parent)?;
+        let path = tree.path(ino)?;
         if link {
-            // (a link stays the link it was shown as; a `__pycache__` link is no longer
-            // one once it is the venv's own, so its directory's copy-up leaves it alone)
-            let target = tree.bytecode_target(ino).ok_or(Error::NotFound)?.to_owned();
-            let dir_link = tree.pycache_links.remove(&ino);
-            if let Err(e) = self.copy_up_dir(tree, parent) {
-                if let Some(d) = dir_link {
-                    tree.pycache_links.insert(ino, d);
-                }
-                return Err(e);
-            }
-            let path = tree.path(ino)?;
+            // (a link stays the link it was shown as)
+            let target = tree.bytecode_target(ino).ok_or(Error::NotFound)?;
             self.upper.symlink(target.as_os_str(), &path)?;
             tree.backings.remove(&ino);
+            tree.pycache_links.remove(&ino);
             let node = tree.get_mut(ino)?;
             node.upper = true;
             node.bytecode = false;
             return Ok(());
         }
-        self.copy_up_dir(tree, parent)?;
-        let path = tree.path(ino)?;
         let source = self.bytecode_file(tree, ino, false)?;
         let attr = self.upper.file_attr(&source.file, ino)?;
         let tmp = self.upper.temp();
