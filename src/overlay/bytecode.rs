@@ -309,11 +309,7 @@ impl Overlay {
             attr.ino = ino;
             attr.perm = 0o755;
             if let Some(dir) = link_dir {
-                attr.kind = FileKind::Symlink;
-                attr.size = dir.as_os_str().len() as u64;
-                attr.blocks = 0;
-                attr.perm = 0o777;
-                attr.nlink = 1;
+                as_link_to(&mut attr, dir);
             }
             return Ok(attr);
         }
@@ -322,11 +318,7 @@ impl Overlay {
             let meta = b.stored.as_ref().expect("stored");
             let mut attr = crate::upper::portable::attr_from_metadata(ino, meta);
             if node.kind == FileKind::Symlink {
-                attr.kind = FileKind::Symlink;
-                attr.size = b.path.as_os_str().len() as u64;
-                attr.blocks = 0;
-                attr.perm = 0o777;
-                attr.nlink = 1;
+                as_link_to(&mut attr, &b.path);
             }
             return Ok(attr);
         }
@@ -665,4 +657,14 @@ impl Overlay {
             }
         }
     }
+}
+
+/// Makes `attr` those of a symbolic link to `target` (a bytecode link: to a stored file, or
+/// to a store's directory).
+fn as_link_to(attr: &mut Attr, target: &std::path::Path) {
+    attr.kind = FileKind::Symlink;
+    attr.size = target.as_os_str().len() as u64;
+    attr.blocks = 0;
+    attr.perm = 0o777;
+    attr.nlink = 1;
 }
