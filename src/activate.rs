@@ -526,6 +526,7 @@ mod tests {
     }
 
     /// uv's `activate.csh`, shortened (the alias line as uv and `python -m venv` write it).
+    #[cfg(unix)]
     const ACTIVATE_CSH: &str = "set newline='\\\n'\n\nalias deactivate 'test $?_OLD_VIRTUAL_PATH != 0 && setenv PATH \"$_OLD_VIRTUAL_PATH:q\" && unset _OLD_VIRTUAL_PATH; rehash; unsetenv VIRTUAL_ENV; test \"\\!:*\" != \"nondestructive\" && unalias deactivate'\n\ndeactivate nondestructive\n\nsetenv VIRTUAL_ENV '/v'\n\nset _OLD_VIRTUAL_PATH=\"$PATH:q\"\nsetenv PATH \"$VIRTUAL_ENV:q/bin:$PATH:q\"\n\nrehash\n";
 
     /// Runs the patched script in tcsh: activation sets the mode, deactivation restores what
