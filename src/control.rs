@@ -40,10 +40,8 @@ pub fn serve(
     pid: u32,
     handle: impl Fn(Request) -> Result<String, String> + Send + 'static,
 ) -> std::io::Result<()> {
+    crate::registry::own_dir()?;
     let path = socket_path(pid);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)?;
     // (the daemon runs with umask 0: the socket is its user's alone)

@@ -68,10 +68,87 @@ pub fn dir() -> PathBuf {
     }
 }
 
-/// Who runs this, for a runtime directory of their own: the uid.
+/// The runtime directory ([`dir`]), made if it is not there: this user's alone (0700).
+/// Commands act on what its records say (which daemon serves a venv, which descriptor
+/// reaches its own directory), so one that another user owns is refused, and one others
+/// may write (as a venvfs before 2026-12 made it, 0777) is made this user's alone again.
+pub fn own_dir() -> std::io::Result<PathBuf> {
+    let dir = dir();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(&dir)?;
+    check_owned(&dir)?;
+    Ok(dir)
+}
+
+/// [`dir`], if it is there and this user's (see [`own_dir`]).
+fn existing_dir() -> Option<PathBuf> {
+    let dir = dir();
+    match check_owned(&dir) {
+        Ok(()) => Some(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            tracing::warn!("{e}");
+            None
+        }
+    }
+}
+
+#[cfg(unix)]
+fn check_owned(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::symlink_metadata(dir)?;
+    let me = rustix::process::getuid().as_raw();
+    if !meta.is_dir() || meta.uid() != me {
+        return Err(std::io::Error::other(format!(
+            "{} is not a directory of yours (owner uid {}, yours {me}): venvfs keeps its records \
+             of running mounts there, and will not use another's; remove it, or set \
+             XDG_RUNTIME_DIR to a directory of your own",
+            dir.display(),
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_owned(dir: &Path) -> std::io::Result<()> {
+    std::fs::metadata(dir).map(|_| ())
+}
+
+/// Who runs this, for a runtime directory of their own: the uid, as the machine knows it.
+/// In a user namespace (an unprivileged `venvfs run`), where the user is root, that is the
+/// uid it maps to outside: `/tmp/venvfs-0` is root's.
 #[cfg(unix)]
 fn user() -> String {
-    rustix::process::getuid().as_raw().to_string()
+    let uid = rustix::process::getuid().as_raw();
+    let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    outside_uid(uid, &map).unwrap_or(uid).to_string()
+}
+
+/// `uid` of this user namespace as its parent's, by the lines of its `uid_map` (`inside
+/// outside count`).
+#[cfg(unix)]
+fn outside_uid(uid: u32, uid_map: &str) -> Option<u32> {
+    uid_map.lines().find_map(|line| {
+        let mut n = line.split_whitespace().map(|n| n.parse::<u64>().ok());
+        let (inside, outside, count) = (n.next()??, n.next()??, n.next()??);
+        let uid = u64::from(uid);
+        (inside <= uid && uid < inside + count)
+            .then(|| u32::try_from(outside + (uid - inside)).ok())
+            .flatten()
+    })
 }
 
 /// Who runs this, for a runtime directory of their own: the user name (the temporary
@@ -97,6 +174,7 @@ pub fn requests_file(pid: u32) -> PathBuf {
 
 pub fn write(record: &Record) -> std::io::Result<()> {
     let text = toml::to_string(record).map_err(std::io::Error::other)?;
+    own_dir()?;
     crate::fsutil::write_atomic(&file_for(record.pid), text.as_bytes(), 0o600)
 }
 
@@ -120,7 +198,7 @@ pub fn alive(pid: u32) -> bool {
 
 /// Records of daemons that are still running.
 pub fn list() -> Vec<Record> {
-    let Ok(entries) = std::fs::read_dir(dir()) else {
+    let Some(Ok(entries)) = existing_dir().map(std::fs::read_dir) else {
         return Vec::new();
     };
     let here = pid_namespace();
@@ -182,4 +260,20 @@ fn allocated(m: &std::fs::Metadata) -> u64 {
 #[cfg(not(unix))]
 fn allocated(m: &std::fs::Metadata) -> u64 {
     m.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_uid_is_named_as_outside_its_user_namespace() {
+        let identity = "         0          0 4294967295\n";
+        assert_eq!(outside_uid(1000, identity), Some(1000));
+        assert_eq!(outside_uid(0, "0 1002 1\n"), Some(1002));
+        assert_eq!(outside_uid(5, "0 1002 1\n"), None);
+        assert_eq!(outside_uid(7, "0 100000 65536\n"), Some(100007));
+        assert_eq!(outside_uid(7, ""), None);
+    }
 }
