@@ -334,3 +334,75 @@ fn run_as_an_unprivileged_user_mounts_in_a_user_namespace() {
     assert!(!mounted_here(&venv));
     assert_eq!(snapshot(&wheel), before, "the wheel changed");
 }
+
+/// The command of `venvfs run` is an ordinary process of its caller's: it keeps the
+/// caller's umask (the daemon's own is 0, which would make everything it writes writable
+/// by all), started inside the venv it sees the mounted venv there, and `venvfs install`
+/// and `status` from within it reach the run's own daemon, whose runtime directory is its
+/// user's alone.
+#[test]
+fn the_command_of_run_keeps_its_umask_and_directory_and_reaches_its_daemon() {
+    let s = Scratch::new();
+    let six = shared_wheel("six-");
+    let click = shared_wheel("click-");
+    let before = (snapshot(&six), snapshot(&click));
+    run_ok(venvfs().arg("install").arg(&s.venv).arg(&six));
+    let site = s.venv.join("lib/python3.11/site-packages");
+    let made = s.venv.join("made-in-run");
+    let script = format!(
+        "umask; touch {made}; mkdir {made}.d; cat six.py | head -c 9; echo; \
+         {bin} install {venv} {click} >/dev/null && python -c 'import click; print(click.__name__)' \
+         && {bin} status {venv} >/dev/null && echo status-ok",
+        made = made.display(),
+        bin = env!("CARGO_BIN_EXE_venvfs"),
+        venv = s.venv.display(),
+        click = click.display(),
+    );
+    let runner = format!(
+        "umask 027 && exec {} run {} -- sh -c \"$0\"",
+        env!("CARGO_BIN_EXE_venvfs"),
+        s.venv.display()
+    );
+    let cmd = venvfs();
+    let out = Command::new("sh")
+        .args(["-c", &runner, &script])
+        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .current_dir(&site)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}\n{err}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.first(), Some(&"0027"), "the caller's umask: {text}");
+    assert_eq!(
+        lines.get(1),
+        Some(&"# Copyrig"),
+        "six.py read in the mounted site-packages: {text}"
+    );
+    assert_eq!(
+        lines.get(2),
+        Some(&"click"),
+        "a live install within the run: {text}\n{err}"
+    );
+    assert_eq!(lines.get(3), Some(&"status-ok"), "{text}\n{err}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&made), 0o640, "a file the command made");
+    assert_eq!(
+        mode(&made.with_extension("d")),
+        0o750,
+        "a directory the command made"
+    );
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        let uid = run_ok(Command::new("id").arg("-u"));
+        let dir = std::env::temp_dir().join(format!("venvfs-{}", uid.trim()));
+        assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+    }
+    assert!(!mounted_here(&s.venv));
+    assert_eq!(
+        (snapshot(&six), snapshot(&click)),
+        before,
+        "a wheel changed"
+    );
+}

@@ -45,9 +45,14 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn Error>> {
         };
         let mounted = venvfs_fuse::mount(std::sync::Arc::clone(&overlay), &venv, &cfg)
             .map_err(|e| format!("cannot mount {}: {e}{}", venv.display(), mount_hint(&e)))?;
+        // (recorded, and listening for changes, as `venvfs mount`'s daemon is: `venvfs
+        // install`, `status` and uv's links work from within the command too)
+        let record = super::serve::record_of(&venv, &overlay, Vec::new());
+        super::serve::attach(&overlay, mounted.kernel_cache(), false, &record);
         let unmounter = mounted.unmounter();
         let serving = std::thread::spawn(move || mounted.run());
         let code = run_command(&venv, &args.command);
+        crate::registry::remove(record.pid);
         if let Err(e) = unmounter.clone().unmount(true) {
             tracing::warn!("cannot unmount {}: {e}", venv.display());
         }
@@ -72,19 +77,28 @@ fn run_command(
     let (program, rest) = command.split_first().ok_or("no command given after `--`")?;
     let mut cmd = Command::new(program);
     cmd.args(rest);
+    // The working directory by its path again: started inside the venv, this process's
+    // directory is the one the mount now covers, and the command must see the mount's.
+    if let Ok(cwd) = std::env::current_dir() {
+        cmd.current_dir(cwd);
+    }
     for (var, value) in activated(venv) {
         match value {
             Some(v) => cmd.env(var, v),
             None => cmd.env_remove(var),
         };
     }
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    // (the daemon's own umask is 0, which the command must not inherit: it would make
+    // every file it writes, in the venv or anywhere, writable by all)
+    let umask = super::serve::CALLERS_UMASK.get().copied().unwrap_or(0o022);
+    // SAFETY: prctl and umask are async-signal-safe and touch no memory of the parent.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             // the command goes when venvfs does (its venv would be gone)
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
+            libc::umask(umask as libc::mode_t);
             Ok(())
         });
     }

@@ -65,9 +65,14 @@ pub(super) fn open_overlay(
     }
     // The kernel hands us modes with the caller's umask already applied: ours must not
     // mask them a second time.
-    rustix::process::umask(rustix::fs::Mode::empty());
+    let callers = rustix::process::umask(rustix::fs::Mode::empty());
+    let _ = CALLERS_UMASK.set(callers.bits());
     Ok(std::sync::Arc::new(Overlay::new(venv, manifest, cfg)?))
 }
+
+/// The umask the daemon was started with, before it set its own to 0: what a command
+/// `venvfs run` starts gets back.
+pub(super) static CALLERS_UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
 
 pub(super) fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
     let started = Instant::now();
@@ -85,32 +90,20 @@ pub(super) fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
         true,
         args.allow_other,
     )?;
-    let record = registry::Record {
-        venv: venv.to_owned(),
-        pid: std::process::id(),
-        upper_fd: overlay
-            .upper()
-            .dir_fd()
-            .expect("the POSIX upper")
-            .as_raw_fd(),
-        layers: overlay.lower().layer_labels(),
-        lower_entries: overlay.lower().len(),
-        mount_flags: mount_flags(args)
-            .into_iter()
-            .map(|f| f.to_string_lossy().into_owned())
-            .collect(),
-        mount_namespace: registry::mount_namespace(),
-        pid_namespace: registry::pid_namespace(),
-    };
+    let record = record_of(venv, &overlay, mount_flags(args));
     // The log must be opened before the mount hides the venv's .venvfs directory.
     let log = if args.daemon_child {
         let path = venv.join(STATE_DIR).join("mount.log");
-        Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)?,
-        )
+        // (the daemon's umask is 0 by now: the mode is said; one an older venvfs made 0666
+        // is made the user's alone too)
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)?;
+        log.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        Some(log)
     } else {
         None
     };
@@ -123,15 +116,7 @@ pub(super) fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
     let mounted = venvfs_fuse::mount(std::sync::Arc::clone(&overlay), venv, &mount_cfg)
         .map_err(|e| format!("cannot mount {}: {e}{}", venv.display(), mount_hint(&e)))?;
     let took = started.elapsed();
-    overlay.set_kernel_cache(mounted.kernel_cache());
-    if !args.passthrough {
-        overlay.start_prefetch(mounted.kernel_cache());
-    }
-    if let Err(e) = take_changes_live(&overlay, mounted.kernel_cache(), &record) {
-        tracing::warn!(
-            "cannot listen for live changes ({e}): `venvfs sync`/`install` will ask to remount"
-        );
-    }
+    attach(&overlay, mounted.kernel_cache(), args.passthrough, &record);
     let unmounter = mounted.unmounter();
     let stats = mounted.stats();
     let mut signals = signal_hook::iterator::Signals::new([
@@ -162,9 +147,6 @@ pub(super) fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
             }
         }
     });
-    if let Err(e) = registry::write(&record) {
-        tracing::warn!("cannot record the mount for `venvfs status`: {e}");
-    }
     if let Some(log) = &log {
         println!("{READY}");
         redirect_output(log)?;
@@ -199,6 +181,56 @@ pub(super) fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
         format_requests(&stats.snapshot())
     );
     Ok(result?)
+}
+
+/// The runtime record of a daemon of this process serving `overlay` at `venv`.
+pub(super) fn record_of(
+    venv: &Path,
+    overlay: &Overlay,
+    mount_flags: Vec<std::ffi::OsString>,
+) -> registry::Record {
+    registry::Record {
+        venv: venv.to_owned(),
+        pid: std::process::id(),
+        upper_fd: overlay
+            .upper()
+            .dir_fd()
+            .expect("the POSIX upper")
+            .as_raw_fd(),
+        layers: overlay.lower().layer_labels(),
+        lower_entries: overlay.lower().len(),
+        mount_flags: mount_flags
+            .into_iter()
+            .map(|f| f.to_string_lossy().into_owned())
+            .collect(),
+        mount_namespace: registry::mount_namespace(),
+        pid_namespace: registry::pid_namespace(),
+    }
+}
+
+/// What a daemon does once its mount is up, `venvfs mount`'s and `venvfs run`'s alike: the
+/// overlay gets the kernel's cache to tell of changes, shared objects are pushed ahead
+/// (not with passthrough, where the kernel reads the files itself), live changes are
+/// listened for, and the mount is recorded for `venvfs status` and for the commands
+/// that change a mounted venv.
+pub(super) fn attach(
+    overlay: &std::sync::Arc<Overlay>,
+    cache: std::sync::Arc<dyn venvfs_api::KernelCache>,
+    passthrough: bool,
+    record: &registry::Record,
+) {
+    overlay.set_kernel_cache(std::sync::Arc::clone(&cache));
+    if !passthrough {
+        overlay.start_prefetch(std::sync::Arc::clone(&cache));
+    }
+    if let Err(e) = take_changes_live(overlay, cache, record) {
+        tracing::warn!(
+            "cannot listen for live changes ({e}): `venvfs sync`/`install` will ask to remount"
+        );
+    }
+    if let Err(e) = registry::write(record) {
+        tracing::warn!("cannot record the mount for `venvfs status`: {e}");
+    }
 }
 
 /// Where the venv's `.pyc` files of layer modules are shared (see `crate::bytecode`),
