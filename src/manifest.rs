@@ -226,6 +226,18 @@ impl Manifest {
         out
     }
 
+    /// The manifest without the layers whose source is gone, and those layers: a cache
+    /// entry removed while the venv is mounted (`uv cache clean`, `uv cache prune`). A
+    /// mounted venv shows the others (see `daemon/sources.rs`); a source that cannot be
+    /// looked at for another reason counts as there, so that its error is seen.
+    pub fn split_gone(self) -> (Manifest, Vec<Layer>) {
+        let (layers, gone) = self
+            .layers
+            .into_iter()
+            .partition(|l| !source_gone(&l.source));
+        (Manifest { layers, ..self }, gone)
+    }
+
     /// Replaces the manifest at `path` atomically.
     pub fn save(&self, path: &Path) -> Result<(), ManifestError> {
         crate::fsutil::write_atomic(path, self.to_toml().as_bytes(), 0o644).map_err(|source| {
@@ -235,6 +247,11 @@ impl Manifest {
             }
         })
     }
+}
+
+/// Whether a layer's source is gone (not merely unreadable).
+pub fn source_gone(source: &Path) -> bool {
+    matches!(std::fs::metadata(source), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
 }
 
 /// A venv-relative or layer-relative path: '/'-separated, no empty, "." or ".." parts.

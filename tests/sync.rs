@@ -609,6 +609,68 @@ fn a_pruned_cache_entry_made_again_heals_at_mount() {
     );
 }
 
+/// `uv cache clean six` while the venv is mounted: within seconds the mount stops showing
+/// six (an import then finds no module, instead of failing on files the daemon can no
+/// longer read: EIO, or SIGBUS in an extension's `dlopen`), click still imports, `venvfs
+/// status` names what is missing, a live install still works (the layers are built without
+/// the gone one), and once the entry is back six shows again.
+#[test]
+fn a_cache_entry_removed_while_mounted_stops_showing_until_it_is_back() {
+    let s = Scratch::new();
+    let (cache, venv, six_entry) = six_and_click_from_uv_cache(&s);
+    // (each entry: the test's own renames change archive-v0's mtime)
+    let entries = || -> Vec<_> {
+        let mut all: Vec<_> = std::fs::read_dir(cache.join("archive-v0"))
+            .unwrap()
+            .flatten()
+            .map(|e| snapshot(&e.path()))
+            .collect();
+        all.sort_by_key(|m| format!("{m:?}"));
+        all
+    };
+    let cache_before = entries();
+    let idna = shared_wheel("idna-");
+    let idna_before = snapshot(&idna);
+    let m = Mount::new(&venv);
+    py(&venv, &["-c", "import six, click"]);
+    let site = venv.join("lib/python3.11/site-packages");
+    let shows_six = || site.join("six.py").exists();
+    let within = |what: &str, want: bool| {
+        let start = std::time::Instant::now();
+        while shows_six() != want {
+            assert!(start.elapsed().as_secs() < 10, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let aside = s.path("six-entry-aside");
+    std::fs::rename(&six_entry, &aside).unwrap();
+    within("six still shows 10 s after its cache entry went", false);
+    let out = Command::new(venv.join("bin/python"))
+        .args(["-c", "import six"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ModuleNotFoundError"), "{err}");
+    py(&venv, &["-c", "import click"]);
+    let status = run_ok(venvfs().arg("status").arg(&venv));
+    assert!(
+        status.contains("source missing") && status.contains("six==1.17.0"),
+        "{status}"
+    );
+    run_ok(venvfs().arg("install").arg(&venv).arg(&idna));
+    py(&venv, &["-c", "import idna, click"]);
+    // back (a restore by hand, or a backup): shown again
+    std::fs::rename(&aside, &six_entry).unwrap();
+    within(
+        "six does not show again 10 s after its cache entry came back",
+        true,
+    );
+    py(&venv, &["-c", "import six, click, idna"]);
+    m.unmount();
+    assert_eq!(entries(), cache_before, "uv's cache changed");
+    assert_eq!(snapshot(&idna), idna_before, "the wheel changed");
+}
+
 /// A distribution uninstalled through the mount (`uv pip uninstall`, `uv remove`) leaves its
 /// layer hidden under whiteouts; once its cache entry is gone too (`uv cache clean`), the
 /// next mount drops that layer instead of refusing to mount for a package nobody uses.

@@ -95,6 +95,15 @@ pub(super) fn take_changes_live(
     let handle = std::sync::Arc::new(move |request| {
         let started = Instant::now();
         let manifest = Manifest::load(&manifest_file).map_err(|e| e.to_string())?;
+        // (a layer whose cache entry was removed meanwhile is not shown: see sources.rs)
+        let (manifest, gone) = manifest.split_gone();
+        for l in &gone {
+            tracing::warn!(
+                "layer {}: its source {} is gone (a cache entry removed while mounted): not shown                  until it is back; `venvfs status` says how to restore it",
+                l.label(),
+                l.source.display()
+            );
+        }
         let bytes = |paths: &[PathBuf]| -> Vec<Vec<u8>> {
             paths
                 .iter()
@@ -148,6 +157,9 @@ pub(super) fn take_changes_live(
     // uv's links are folded by the daemon itself once uv is done (see autofold.rs)
     let take = std::sync::Arc::clone(&handle);
     super::autofold::start(&overlay_for_watch, auto_dir, move |request| take(request));
+    // a layer's source removed while mounted stops showing (see sources.rs)
+    let take = std::sync::Arc::clone(&handle);
+    super::sources::watch(overlay_for_watch, move |request| take(request));
     crate::control::serve(std::process::id(), move |request| handle(request))
 }
 

@@ -14,6 +14,7 @@ mod change;
 mod requests;
 mod run;
 mod serve;
+mod sources;
 mod spawn;
 mod status;
 mod unmounted;

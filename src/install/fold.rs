@@ -492,7 +492,8 @@ pub fn commit_layers(root: &Path, python: &str) -> Result<Committed, Error> {
                     .iter()
                     .any(|f| f.layer.package_name() == l.package_name())
         });
-        let lower = crate::lower::LowerTree::build(&staying, &path, layer_names())?;
+        // (a layer whose cache entry went meanwhile shows nothing: see daemon/sources.rs)
+        let lower = crate::lower::LowerTree::build(&staying.split_gone().0, &path, layer_names())?;
         whiteouts_for(root, &hidden, &lower)
     } else {
         hidden
@@ -510,7 +511,8 @@ pub fn commit_layers(root: &Path, python: &str) -> Result<Committed, Error> {
     let unhide = if opaque.is_empty() {
         PlainAgain::default()
     } else {
-        let lower = crate::lower::LowerTree::build(&manifest, &path, layer_names())?;
+        let shown = manifest.clone().split_gone().0;
+        let lower = crate::lower::LowerTree::build(&shown, &path, layer_names())?;
         plain_again(root, &lower, &opaque)?
     };
     let mut txn = Txn::begin(root)?;
