@@ -379,6 +379,34 @@ pub enum LayerCommand {
     },
 }
 
+impl Command {
+    /// The venv a command works on, for commands that need it readable as it is (not
+    /// `mount`, `umount`, `status` and `doctor`, which deal with a dead mount themselves).
+    pub fn venv(&self) -> Option<&std::path::Path> {
+        match self {
+            Command::Run(a) => Some(&a.venv),
+            Command::List(a) => Some(&a.venv),
+            Command::Materialize(a) => Some(&a.venv),
+            Command::Sync { venv, .. }
+            | Command::Install { venv, .. }
+            | Command::Uninstall { venv, .. }
+            | Command::Fold { venv }
+            | Command::Adopt { venv, .. } => Some(venv),
+            Command::Layer(
+                LayerCommand::Add { venv, .. }
+                | LayerCommand::List { venv }
+                | LayerCommand::Remove { venv, .. },
+            ) => Some(venv),
+            Command::Compile(a) => a.targets.first().map(PathBuf::as_path),
+            Command::Mount(_)
+            | Command::Umount(_)
+            | Command::Status(_)
+            | Command::Doctor(_)
+            | Command::Create { .. } => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,11 @@ pub fn run(_args: crate::cli::RunArgs) -> CmdResult {
 }
 
 /// Never mounted: nothing here can mount.
+/// Whether `venv` is a mount left by a daemon that died: never (nothing mounts here).
+pub fn is_stale(_venv: &Path) -> bool {
+    false
+}
+
 pub fn venv_is_mounted(_venv: &Path) -> bool {
     false
 }

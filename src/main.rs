@@ -22,8 +22,20 @@ fn main() -> ExitCode {
     if let Command::Doctor(args) = &cli.command {
         return venvfs::doctor::main(args);
     }
+    let venv = cli.command.venv().map(Path::to_owned);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // (whatever read failed first, this is what happened, and the one thing to do)
+        Err(_) if venv.as_deref().is_some_and(venvfs::daemon::is_stale) => {
+            let shown = venv.unwrap_or_default();
+            let shown = shown.display();
+            eprintln!(
+                "error: {shown}: its venvfs daemon died and left the mount behind\n  \
+                 run `venvfs mount {shown}` to mount it again (or `venvfs umount {shown}` to \
+                 leave it unmounted)"
+            );
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

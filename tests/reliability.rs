@@ -708,6 +708,16 @@ fn kill_9_during_writes_leaves_old_or_new_state_every_time() {
         // has cached still shows; anything that needs the daemon fails)
         let stale = fs::write(s.venv.join("probe-after-kill"), "").unwrap_err();
         assert_eq!(stale.raw_os_error(), Some(libc::ENOTCONN), "{stale}");
+        if round == 0 {
+            // a command on the dead mount says what happened and what to run
+            let out = venvfs().arg("list").arg(&s.venv).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success());
+            assert!(
+                err.contains("daemon died") && err.contains("venvfs mount"),
+                "{err}"
+            );
+        }
         let m = s.mount();
         dead.forget();
         for (t, j) in journals.iter().enumerate() {

@@ -29,6 +29,12 @@ fn absolute(venv: &Path) -> Result<PathBuf, Box<dyn Error>> {
 
 /// Whether the venv is mounted: its content is aside (a daemon serves it, or died; `mount`
 /// and `umount` tell the two apart).
+/// Whether `venv` is a mount left by a daemon that died: never here (a Dokan volume goes
+/// with its process).
+pub fn is_stale(_venv: &Path) -> bool {
+    false
+}
+
 pub fn venv_is_mounted(venv: &Path) -> bool {
     std::path::absolute(venv).is_ok_and(|v| mount_aside::is_aside(&v))
 }
