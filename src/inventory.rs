@@ -519,8 +519,12 @@ pub fn restore_command(venv: &Path, pins: &[String], in_cache: bool) -> String {
     if in_cache {
         install
     } else {
+        // (by version, not the venv's bin/python: uv cannot run that one while the venv is
+        // not mounted, where `venvfs doctor` gives this advice too)
+        let python = crate::venv::python_version(venv)
+            .unwrap_or_else(|_| format!("{venv_s}/bin/python"));
         format!(
-            "uv pip install --no-deps --python {venv_s}/bin/python --target \"$(mktemp -d)\" {list} && {install}"
+            "uv pip install --no-deps --python {python} --target \"$(mktemp -d)\" {list} && {install}"
         )
     }
 }
