@@ -255,12 +255,15 @@ fn requirements_pins_are_looked_up_on_the_index() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("no usable wheel for 2 of 3"), "{err}");
+    // (what is wrong with each: the version, the name)
     assert!(
-        err.contains("click==9.9") && err.contains("no wheel of click 9.9"),
+        err.contains("click==9.9") && err.contains("click has no release 9.9"),
         "{err}"
     );
     assert!(
-        err.contains(&format!("nothere==1.0  ({}:4)", reqs.display())),
+        err.contains(&format!("nothere==1.0  ({}:4)", reqs.display()))
+            && err.contains("no project named nothere on")
+            && err.contains("check the name"),
         "{err}"
     );
     assert_eq!(

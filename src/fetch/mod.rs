@@ -318,6 +318,9 @@ fn plan(
     let name = PackageName::new(&pin.name);
     let mut seen = Vec::new();
     let mut unreadable = Vec::new();
+    // (for a message that says what is wrong when nothing is found: the name, or the version)
+    let mut project_pages = 0;
+    let mut versions_there = false;
     for page_url in &settings.find_links {
         let page = match http.flat_page(page_url) {
             Ok(download::Page::Found {
@@ -361,6 +364,10 @@ fn plan(
             continue;
         };
         let files = index::parse(&content_type, &body, &url).map_err(Outcome::Failed)?;
+        project_pages += 1;
+        versions_there |= files
+            .iter()
+            .any(|f| is_version(&f.filename, &name, &pin.version));
         if let Some(f) = best_file(files, pin, &name, rank, &mut seen) {
             return planned(pin, f);
         }
@@ -371,16 +378,32 @@ fn plan(
         .chain(indexes)
         .map(Url::to_string)
         .collect();
-    let mut why = format!(
-        "no wheel of {} {} for this interpreter on {}",
-        pin.name,
-        pin.version,
-        if asked.is_empty() {
-            "any index (the pin file says --no-index)".to_owned()
-        } else {
-            asked.join(", ")
-        }
-    );
+    let on = if asked.is_empty() {
+        "any index (the pin file says --no-index)".to_owned()
+    } else {
+        asked.join(", ")
+    };
+    let mut why = if !indexes.is_empty() && project_pages == 0 && seen.is_empty() {
+        format!(
+            "no project named {} on {} (the index answered 404): check the name",
+            pin.name,
+            indexes
+                .iter()
+                .map(Url::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    } else if project_pages > 0 && !versions_there && seen.is_empty() {
+        format!(
+            "{} has no release {} on {on} (no file of that version): check the version",
+            pin.name, pin.version
+        )
+    } else {
+        format!(
+            "no wheel of {} {} for this interpreter on {on}",
+            pin.name, pin.version
+        )
+    };
     if !unreadable.is_empty() {
         why.push_str(&format!("; unreadable: {}", unreadable.join("; ")));
     }
@@ -391,6 +414,21 @@ fn plan(
         ));
     }
     Err(Outcome::Unavailable(why))
+}
+
+/// Whether an index file (a wheel or an sdist) is of version `version` of `name`.
+fn is_version(filename: &str, name: &PackageName, version: &str) -> bool {
+    if let Some(w) = WheelFilename::parse(filename) {
+        return PackageName::new(&w.name) == *name
+            && crate::finder::same_version(&w.version, version);
+    }
+    // an sdist: NAME-VERSION.tar.gz or .zip (the name may itself hold dashes)
+    let stem = [".tar.gz", ".zip", ".tar.bz2", ".tgz"]
+        .iter()
+        .find_map(|ext| filename.strip_suffix(ext));
+    stem.and_then(|s| s.rsplit_once('-')).is_some_and(|(n, v)| {
+        PackageName::new(n) == *name && crate::finder::same_version(v, version)
+    })
 }
 
 /// The file of a page that is the pinned version, accepted by the pin's hashes, with the
@@ -537,6 +575,17 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn index_files_are_told_apart_by_version() {
+        let name = PackageName::new("Foo_Bar");
+        assert!(is_version("foo_bar-1.0-py3-none-any.whl", &name, "1.0"));
+        assert!(is_version("foo-bar-1.0.tar.gz", &name, "1.0"));
+        assert!(is_version("Foo_Bar-1.0.zip", &name, "1.0"));
+        assert!(!is_version("foo_bar-1.1-py3-none-any.whl", &name, "1.0"));
+        assert!(!is_version("foo-bar-baz-1.0.tar.gz", &name, "1.0"));
+        assert!(!is_version("foo_bar-1.0.exe", &name, "1.0"));
+    }
 
     #[test]
     fn index_order_and_sources() {
