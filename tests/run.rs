@@ -406,3 +406,35 @@ fn the_command_of_run_keeps_its_umask_and_directory_and_reaches_its_daemon() {
         "a wheel changed"
     );
 }
+
+/// `venvfs run` on a venv that is not there, or whose interpreter is gone, says so instead
+/// of failing on a bare path error or running the next `python` on `PATH`.
+#[test]
+fn run_names_a_missing_venv_and_a_missing_interpreter() {
+    let s = Scratch::new();
+    let nowhere = s.path("nowhere");
+    let out = run(venvfs().arg("run").arg(&nowhere).args(["--", "true"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("there is no venv at") && err.contains("uv venv"),
+        "{err}"
+    );
+    let bin = s.venv.join("bin");
+    for name in ["python", "python3", "python3.11"] {
+        let _ = std::fs::remove_file(bin.join(name));
+    }
+    std::os::unix::fs::symlink("/nonexistent/python3.11", bin.join("python")).unwrap();
+    let out = run(venvfs()
+        .arg("run")
+        .arg(&s.venv)
+        .args(["--", "python", "-c", "print('ran')"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("does not lead to a Python interpreter"),
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("ran"));
+    assert!(!mounted_here(&s.venv));
+}

@@ -43,6 +43,18 @@ fn absolute(venv: &Path) -> std::io::Result<PathBuf> {
     abs.canonicalize()
 }
 
+/// [`absolute`] for a command that needs the venv to exist: a missing one is named, with
+/// the commands that make one.
+fn existing_venv(venv: &Path) -> Result<PathBuf, String> {
+    absolute(venv).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!(
+            "there is no venv at {shown}: make one first (`uv venv {shown}`, `venvfs create {shown}` or `python3 -m venv {shown}`)",
+            shown = venv.display()
+        ),
+        _ => format!("{}: {e}", venv.display()),
+    })
+}
+
 fn is_mounted(venv: &Path) -> bool {
     venvfs_fuse::mounts().iter().any(|m| m.mountpoint == venv)
 }
@@ -53,13 +65,7 @@ pub fn venv_is_mounted(venv: &Path) -> bool {
 }
 
 pub fn mount(args: MountArgs) -> CmdResult {
-    let venv = absolute(&args.venv).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!(
-            "there is no venv at {shown}: make one first (`uv venv {shown}`, `venvfs create {shown}` or `python3 -m venv {shown}`), then mount it",
-            shown = args.venv.display()
-        ),
-        _ => format!("{}: {e}", args.venv.display()),
-    })?;
+    let venv = existing_venv(&args.venv)?;
     if venvfs_fuse::is_stale(&venv) {
         venvfs_fuse::unmount(&venv, true).map_err(|e| {
             format!(

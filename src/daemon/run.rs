@@ -20,14 +20,27 @@ use std::process::Command;
 
 use venvfs_fuse::MountConfig;
 
+use super::is_mounted;
 use super::serve::{mount_hint, open_overlay};
-use super::{absolute, is_mounted};
 use crate::cli::RunArgs;
 
 pub fn run(args: RunArgs) -> Result<(), Box<dyn Error>> {
-    let venv = absolute(&args.venv).map_err(|e| format!("{}: {e}", args.venv.display()))?;
+    let venv = super::existing_venv(&args.venv)?;
     crate::venv::python_version(&venv)?;
     super::refuse_hidden_interpreter(&venv)?;
+    // (else `python` would be the next one on PATH, silently outside the venv)
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        return Err(format!(
+            "{} does not lead to a Python interpreter (the one the venv was made with is \
+             gone?); make the venv again with a Python that is there (`uv venv --clear {}` \
+             keeps nothing, or `python3 -m venv --upgrade {}` keeps the venv's own files)",
+            python.display(),
+            venv.display(),
+            venv.display()
+        )
+        .into());
+    }
     let code = if is_mounted(&venv) {
         run_command(&venv, &args.command)?
     } else {
