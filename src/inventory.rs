@@ -521,8 +521,8 @@ pub fn restore_command(venv: &Path, pins: &[String], in_cache: bool) -> String {
     } else {
         // (by version, not the venv's bin/python: uv cannot run that one while the venv is
         // not mounted, where `venvfs doctor` gives this advice too)
-        let python = crate::venv::python_version(venv)
-            .unwrap_or_else(|_| format!("{venv_s}/bin/python"));
+        let python =
+            crate::venv::python_version(venv).unwrap_or_else(|_| format!("{venv_s}/bin/python"));
         format!(
             "uv pip install --no-deps --python {python} --target \"$(mktemp -d)\" {list} && {install}"
         )

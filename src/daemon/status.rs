@@ -64,23 +64,22 @@ pub fn status(args: &StatusArgs) -> CmdResult {
 
 /// The distributions the mount shows, with their origins, and what to do about them.
 fn distributions(venv: &Path, r: &registry::Record, upper: &Path) {
+    // The layers as committed (the record tells what the daemon mounted with, and what
+    // its last live change left; emptying the venv through the mount, `uv venv --clear`,
+    // commits a manifest without layers and leaves the record as it was)
+    let manifest = crate::manifest::manifest_path(upper);
+    let layers = match crate::manifest::Manifest::load(&manifest) {
+        Ok(m) if m.layers.len() != r.layers.len() => format!("{} layers", m.layers.len()),
+        _ => format!("{} layers, {} entries", r.layers.len(), r.lower_entries),
+    };
     let inv = match inventory::of_mount(venv, Some(upper)) {
         Ok(inv) => inv,
         Err(e) => {
-            println!(
-                "  {} layers, {} entries; distributions: cannot be listed: {e}",
-                r.layers.len(),
-                r.lower_entries
-            );
+            println!("  {layers}; distributions: cannot be listed: {e}");
             return;
         }
     };
-    println!(
-        "  {} layers, {} entries; {} distributions:",
-        r.layers.len(),
-        r.lower_entries,
-        inv.dists.len()
-    );
+    println!("  {layers}; {} distributions:", inv.dists.len());
     for line in inv.table() {
         println!("    {line}");
     }
