@@ -118,6 +118,19 @@ fn venv_clear_through_the_mount_makes_a_fresh_venv() {
         );
         assert_gone(&s);
         s.python_ok("import sys; assert sys.prefix != sys.base_prefix");
+        // the new activation script tells uv to link again (the venv maker wrote one
+        // without), and status counts no layer
+        let activate = s.venv.join("bin/activate");
+        let start = std::time::Instant::now();
+        while !std::fs::read_to_string(&activate).is_ok_and(|t| t.contains("UV_LINK_MODE")) {
+            assert!(
+                start.elapsed().as_secs() < 10,
+                "{what}: bin/activate not patched again"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let status = run_ok(venvfs().arg("status").arg(&s.venv));
+        assert!(status.contains(" 0 layers;"), "{what}: {status}");
         m.unmount();
         assert!(!manifest_text(&s.venv).contains("[[layer]]"), "{what}");
         let m = s.mount();

@@ -9,6 +9,7 @@
 //! shows, [`change`] lets a command change a mounted venv live, [`status`] prints the
 //! mounts, [`unmounted`] takes in what uv or pip uninstalled while the venv was unmounted. Mounting, unmounting and finding a venv's mount are here.
 
+mod activation;
 mod autofold;
 mod change;
 mod requests;

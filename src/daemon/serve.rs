@@ -168,6 +168,11 @@ pub(super) fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
         let venv = venv.to_owned();
         std::thread::spawn(move || super::set_link_mode_once(&venv));
     }
+    // (and again when the venv is made anew through the mount: see activation.rs)
+    super::activation::watch(
+        venv.to_owned(),
+        PathBuf::from(format!("/proc/self/fd/{}", record.upper_fd)),
+    );
     let stats = mounted.stats();
     let result = mounted.run();
     registry::remove(record.pid);

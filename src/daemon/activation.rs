@@ -1,0 +1,68 @@
+//! Keeping uv told to link: a mounted venv's activation scripts set `UV_LINK_MODE=symlink`
+//! (see `activate.rs`), written at mount. A venv made again through the mount gets new
+//! scripts without it: `uv venv --clear .venv`, `python -m venv --clear`, or `uv sync`
+//! making the venv again for another Python. Then the next `source .venv/bin/activate`
+//! would leave uv to copy every file into the venv, the very thing venvfs is for. So the
+//! daemon looks at the main script in the venv's own directory every [`EVERY`] (one
+//! `stat`), and when it is a new file (another inode: every venv maker writes a new one)
+//! patches the scripts again, through the mount as at mount time.
+//!
+//! An edit of the script in place keeps its inode and is left alone, so a user who takes
+//! the line out keeps it out.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How often the main activation script is looked at.
+const EVERY: Duration = Duration::from_secs(2);
+
+/// Watches the activation script of the venv mounted at `venv`, whose own directory
+/// `own_dir` reaches beneath the mount.
+pub(super) fn watch(venv: PathBuf, own_dir: PathBuf) {
+    let main = crate::activate::main_script(crate::install::layout::OsName::current());
+    let script = crate::activate::scripts_dir(&own_dir).join(main);
+    let spawned = std::thread::Builder::new()
+        .name("activation".into())
+        .spawn(move || {
+            let mut seen = identity(&script);
+            loop {
+                std::thread::sleep(EVERY);
+                let now = identity(&script);
+                if now == seen || now.is_none() {
+                    continue;
+                }
+                // (through the mount: the kernel may hold the script's pages)
+                match crate::activate::set_link_mode(&venv) {
+                    Ok(true) => tracing::info!(
+                        "{}: new activation scripts (the venv was made again): they set \
+                         UV_LINK_MODE=symlink again",
+                        venv.display()
+                    ),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(
+                        "cannot set uv's link mode in the new activation scripts of {}: {e}",
+                        venv.display()
+                    ),
+                }
+                // (the patch itself is a new file: not one to patch again)
+                seen = identity(&script);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot watch the activation scripts: {e}");
+    }
+}
+
+/// The file's identity: a new file has another.
+#[cfg(unix)]
+fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    std::fs::symlink_metadata(path).ok().map(|m| (m.len(), 0))
+}
