@@ -18,6 +18,8 @@ use std::error::Error;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::Command;
 
+use std::io::ErrorKind;
+
 use venvfs_fuse::MountConfig;
 
 use super::is_mounted;
@@ -115,9 +117,19 @@ fn run_command(
             Ok(())
         });
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", program.to_string_lossy()))?;
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        // (the exit codes shells give: a batch script can tell the two apart)
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::PermissionDenied) => {
+            eprintln!("venvfs run: cannot run {}: {e}", program.to_string_lossy());
+            return Ok(if e.kind() == ErrorKind::NotFound {
+                127
+            } else {
+                126
+            });
+        }
+        Err(e) => return Err(format!("cannot run {}: {e}", program.to_string_lossy()).into()),
+    };
     let pid = child.id() as i32;
     // Ctrl-C reaches the command from the terminal; venvfs waits for it to end.
     let mut signals =
