@@ -103,6 +103,7 @@ pub fn materialize(args: &MaterializeArgs) -> CmdResult {
     if !venv.is_dir() {
         return Err(format!("{}: no such directory", venv.display()).into());
     }
+    crate::venv::python_version(&venv)?;
     if !manifest.is_file() {
         return Err(format!(
             "{} is not a venvfs venv (it has no {}): it is a plain venv already",

@@ -177,11 +177,15 @@ impl Sources {
             .map(|d| format!("--find-links {}", d.display()))
             .collect();
         for c in &self.uv_caches {
-            parts.push(format!(
-                "the uv cache at {} ({} unpacked wheels)",
-                c.root.display(),
-                c.entries.len()
-            ));
+            parts.push(if c.root.is_dir() {
+                format!(
+                    "the uv cache at {} ({} unpacked wheels)",
+                    c.root.display(),
+                    c.entries.len()
+                )
+            } else {
+                format!("the uv cache at {} (not there)", c.root.display())
+            });
         }
         if self.uv_caches.is_empty() {
             parts.push("no uv cache".into());

@@ -130,7 +130,7 @@ pub struct Overlay {
 pub enum OpenError {
     #[error(transparent)]
     Layer(#[from] LayerError),
-    #[error("cannot open the venv directory {path} as the upper layer: {source}")]
+    #[error("cannot open the venv directory {path} as the upper layer: {source}\n  venvfs writes every change into the venv's own directory, so whoever mounts a venv must be able to write it: mount a venv of your own (a shared venv is mounted by its owner, with `--allow-other` for others to use it)")]
     Upper {
         path: PathBuf,
         source: std::io::Error,
