@@ -88,24 +88,24 @@ impl Report {
             let n = self.installed.len();
             out.push(format!("Installed {n} {} in {ms}ms", plural(n)));
         }
-        // by name, a removal before the install that replaces it, as uv prints them
+        // by name, a removal before the install that replaces it, as uv prints them; the
+        // same version removed and installed (a copy through the mount given back to its
+        // layer) is one ` ~ ` line, uv's reinstall
+        let name = |l: &String| l.split("==").next().unwrap_or(l).to_owned();
+        let again = |l: &String| self.removed.contains(l) && self.installed.contains(l);
         let mut changes: Vec<(String, u8, String)> = self
             .removed
             .iter()
-            .map(|l| {
-                (
-                    l.split("==").next().unwrap_or(l).to_owned(),
-                    0,
-                    format!(" - {l}"),
-                )
+            .map(|l| match again(l) {
+                true => (name(l), 0, format!(" ~ {l}")),
+                false => (name(l), 0, format!(" - {l}")),
             })
-            .chain(self.installed.iter().map(|l| {
-                (
-                    l.split("==").next().unwrap_or(l).to_owned(),
-                    1,
-                    format!(" + {l}"),
-                )
-            }))
+            .chain(
+                self.installed
+                    .iter()
+                    .filter(|l| !again(l))
+                    .map(|l| (name(l), 1, format!(" + {l}"))),
+            )
             .collect();
         changes.sort();
         out.extend(changes.into_iter().map(|(_, _, line)| line));
@@ -775,4 +775,23 @@ fn summarize_tags(tags: &[String]) -> String {
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod report_tests {
+    use super::*;
+
+    #[test]
+    fn the_same_version_removed_and_installed_is_one_reinstall_line() {
+        let r = Report {
+            installed: vec!["b==2".into(), "c==1".into()],
+            removed: vec!["a==1".into(), "b==1".into(), "c==1".into()],
+            ..Report::default()
+        };
+        let lines = r.lines();
+        assert_eq!(
+            &lines[2..],
+            [" - a==1", " - b==1", " + b==2", " ~ c==1"].map(String::from)
+        );
+    }
 }
