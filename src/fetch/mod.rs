@@ -384,8 +384,14 @@ fn plan(
         asked.join(", ")
     };
     let mut why = if !indexes.is_empty() && project_pages == 0 && seen.is_empty() {
+        let pages = if settings.find_links.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = settings.find_links.iter().map(Url::to_string).collect();
+            format!(", and no file of that version on {}", list.join(", "))
+        };
         format!(
-            "no project named {} on {} (the index answered 404): check the name",
+            "no project named {} on {} (the index answered 404){pages}: check the name",
             pin.name,
             indexes
                 .iter()
