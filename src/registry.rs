@@ -262,11 +262,10 @@ fn allocated(m: &std::fs::Metadata) -> u64 {
     m.len()
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
-    #[cfg(unix)]
     #[test]
     fn a_uid_is_named_as_outside_its_user_namespace() {
         let identity = "         0          0 4294967295\n";
