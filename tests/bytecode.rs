@@ -767,6 +767,12 @@ fn sources_compile_without_a_venv_for_every_venv_using_them() {
     let before = t.layers();
     // the wheels and the unpacked one, compiled for this Python with no venv of the user's
     let shared = t.s.path("shared-store");
+    // (what an interrupted compile left: removed, its process being gone)
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id();
+    gone.wait().unwrap();
+    let left = std::env::temp_dir().join(format!("venvfs-compile-{gone_pid}-test"));
+    std::fs::create_dir_all(left.join("v0")).unwrap();
     let out = run_ok(
         t.venvfs()
             .arg("compile")
@@ -776,6 +782,7 @@ fn sources_compile_without_a_venv_for_every_venv_using_them() {
             .arg(&t.unpacked),
     );
     assert!(out.contains("Compiled "), "{out}");
+    assert!(!left.exists(), "an interrupted compile's directory stays");
     // a venv made afterwards from the same sources reads them all
     let venv = t.venv("venv");
     let m = t.mount_reading(&venv, &shared);

@@ -47,7 +47,13 @@ pub fn compile(args: &CompileArgs) -> Result<(), Box<dyn Error>> {
         .max(1);
     match args.targets.as_slice() {
         [venv] if venv.join("pyvenv.cfg").is_file() => {
-            compile_venv(&std::path::absolute(venv)?, args.store.as_deref(), jobs)
+            let venv = std::path::absolute(venv)?;
+            compile_venv(
+                &venv,
+                &venv.display().to_string(),
+                args.store.as_deref(),
+                jobs,
+            )
         }
         sources => compile_sources(sources, &args.python, args.store.as_deref(), jobs),
     }
@@ -73,8 +79,9 @@ fn compile_sources(
     } else {
         python.to_owned()
     };
+    remove_abandoned_scratch();
     let scratch = tempfile::Builder::new()
-        .prefix("venvfs-compile-")
+        .prefix(&format!("{SCRATCH}{}-", std::process::id()))
         .tempdir()?;
     let venv_of = |i: usize| scratch.path().join(format!("v{i}"));
     make_venv(&python, &venv_of(0))?;
@@ -107,7 +114,12 @@ fn compile_sources(
             make_venv(&python, &venv)?;
         }
         manifest.save(&crate::manifest::manifest_path(&venv))?;
-        compile_venv(&venv, store, jobs)?;
+        // (named by what it holds: the venv is a temporary one of this run)
+        let shown = match &manifest.layers[..] {
+            [one] => one.label(),
+            more => format!("{} wheels", more.len()),
+        };
+        compile_venv(&venv, &shown, store, jobs)?;
     }
     Ok(())
 }
@@ -161,8 +173,13 @@ fn make_venv(python: &str, venv: &Path) -> Result<(), Box<dyn Error>> {
 }
 
 /// Compiles the modules of venv `venv` through its mount (a private one when it is not
-/// mounted), into `store` if given.
-fn compile_venv(venv: &Path, store: Option<&Path>, jobs: usize) -> Result<(), Box<dyn Error>> {
+/// mounted), into `store` if given; `shown` names what is compiled in messages.
+fn compile_venv(
+    venv: &Path,
+    shown: &str,
+    store: Option<&Path>,
+    jobs: usize,
+) -> Result<(), Box<dyn Error>> {
     crate::venv::python_version(venv)?;
     let started = std::time::Instant::now();
     let python = crate::interpreter::python_of(venv);
@@ -215,15 +232,14 @@ fn compile_venv(venv: &Path, store: Option<&Path>, jobs: usize) -> Result<(), Bo
     bar.finish();
     let status = child.wait()?;
     if !status.success() {
-        return Err(format!("compiling {} failed ({status})", venv.display()).into());
+        return Err(format!("compiling {shown} failed ({status})").into());
     }
     let store = match store {
         Some(s) => s.display().to_string(),
         None => "the shared store".to_owned(),
     };
     println!(
-        "Compiled {compiled} modules of {} into {store} in {:.1?} ({read} were compiled already)",
-        venv.display(),
+        "Compiled {compiled} modules of {shown} into {store} in {:.1?} ({read} were compiled already)",
         started.elapsed()
     );
     if !failed.is_empty() {
@@ -238,4 +254,45 @@ fn compile_venv(venv: &Path, store: Option<&Path>, jobs: usize) -> Result<(), Bo
         }
     }
     Ok(())
+}
+
+/// Whether a file is this user's (never taken for one elsewhere: nothing is removed).
+#[cfg(unix)]
+fn mine(m: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    m.uid() == rustix::process::getuid().as_raw()
+}
+
+#[cfg(not(unix))]
+fn mine(_m: &std::fs::Metadata) -> bool {
+    false
+}
+
+/// The name of the directories `venvfs compile` of layer sources works in, in the
+/// temporary directory: `venvfs-compile-<pid>-<random>`.
+const SCRATCH: &str = "venvfs-compile-";
+
+/// Removes the work directories of earlier `venvfs compile` runs that were interrupted
+/// (Ctrl-C, kill) before they could remove them: those whose process is gone. (Their
+/// venvs' mounts were private to those processes, gone with them.)
+fn remove_abandoned_scratch() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SCRATCH))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok());
+        let ours = e.metadata().is_ok_and(|m| m.is_dir() && mine(&m));
+        if let Some(pid) = pid.filter(|&p| ours && !crate::registry::alive(p)) {
+            tracing::debug!(
+                "removing {:?}, left by venvfs compile (pid {pid})",
+                e.path()
+            );
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
