@@ -634,6 +634,12 @@ fn a_cache_entry_removed_while_mounted_stops_showing_until_it_is_back() {
     let m = Mount::new(&venv);
     py(&venv, &["-c", "import six, click"]);
     let site = venv.join("lib/python3.11/site-packages");
+    // (a program that has six open while its entry goes: the kernel holds its node)
+    let holder = std::fs::File::open(site.join("six.py")).unwrap();
+    // (and nodes the kernel knows of but the daemon never read: looked up only)
+    for name in ["LICENSE", "top_level.txt", "WHEEL"] {
+        std::fs::metadata(site.join("six-1.17.0.dist-info").join(name)).unwrap();
+    }
     let shows_six = || site.join("six.py").exists();
     let within = |what: &str, want: bool| {
         let start = std::time::Instant::now();
@@ -642,8 +648,11 @@ fn a_cache_entry_removed_while_mounted_stops_showing_until_it_is_back() {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
     };
+    // removed as `uv cache clean six` does (a rename would not do: the daemon's
+    // descriptors of the entry follow it), kept aside with its times to put back
     let aside = s.path("six-entry-aside");
-    std::fs::rename(&six_entry, &aside).unwrap();
+    run_ok(Command::new("cp").arg("-a").arg(&six_entry).arg(&aside));
+    std::fs::remove_dir_all(&six_entry).unwrap();
     within("six still shows 10 s after its cache entry went", false);
     let out = Command::new(venv.join("bin/python"))
         .args(["-c", "import six"])
@@ -652,6 +661,27 @@ fn a_cache_entry_removed_while_mounted_stops_showing_until_it_is_back() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("ModuleNotFoundError"), "{err}");
     py(&venv, &["-c", "import click"]);
+    // every other file the mount shows is still the right one (the kernel held nodes of
+    // six's layer, whose files can no longer be opened: taking them out of the view must
+    // not leave the tree half changed)
+    let click_entry = std::fs::read_dir(cache.join("archive-v0"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("click/core.py").exists())
+        .expect("click's cache entry");
+    for e in std::fs::read_dir(click_entry.join("click"))
+        .unwrap()
+        .flatten()
+    {
+        let shown = std::fs::read(site.join("click").join(e.file_name()));
+        assert_eq!(
+            shown.ok(),
+            std::fs::read(e.path()).ok(),
+            "{:?} shows other bytes",
+            e.file_name()
+        );
+    }
     let status = run_ok(venvfs().arg("status").arg(&venv));
     assert!(
         status.contains("source missing") && status.contains("six==1.17.0"),
@@ -659,8 +689,9 @@ fn a_cache_entry_removed_while_mounted_stops_showing_until_it_is_back() {
     );
     run_ok(venvfs().arg("install").arg(&venv).arg(&idna));
     py(&venv, &["-c", "import idna, click"]);
+    drop(holder);
     // back (a restore by hand, or a backup): shown again
-    std::fs::rename(&aside, &six_entry).unwrap();
+    run_ok(Command::new("cp").arg("-a").arg(&aside).arg(&six_entry));
     within(
         "six does not show again 10 s after its cache entry came back",
         true,

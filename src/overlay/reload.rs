@@ -258,13 +258,21 @@ impl Overlay {
             let referenced = node.referenced();
             // (an upper file the change replaced is gone from disk: only a descriptor of it
             // that is open already keeps it readable, and the registry keeps that one)
+            // A layer file that cannot be opened any more (its source is gone: `uv cache
+            // clean` while mounted, see daemon/sources.rs) leaves its holders nothing to
+            // read; that must not fail the reload, which has replaced the lower tree by now.
+            let open = || match lower {
+                Some(lid) => match self.open_lower(old_lower, lid) {
+                    Ok(file) => Some(Desc::Lower(Arc::new(file))),
+                    Err(e) => {
+                        tracing::info!("a file taken out of the view cannot be kept open: {e}");
+                        None
+                    }
+                },
+                None => None,
+            };
             self.open_files
-                .detach(ino, referenced, attr, || match lower {
-                    Some(lid) => Ok(Some(Desc::Lower(Arc::new(
-                        self.open_lower(old_lower, lid)?,
-                    )))),
-                    None => Ok(None),
-                })?;
+                .detach(ino, referenced, attr, || Ok(open()))?;
             let node = tree.get_mut(ino)?;
             if !node.upper {
                 node.lower = None;
