@@ -61,7 +61,19 @@ fn refuse_while_served_elsewhere(venv: &Path) -> CmdResult {
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             let owner = Owner::parse(&name)?;
-            (!owner.is_gone(&me)).then(|| format!("{} (pid {})", owner.host, owner.pid))
+            if owner.is_gone(&me) {
+                return None;
+            }
+            // (one of this machine's: a mount in another namespace, a `venvfs run` job)
+            Some(if owner.host == me.host && owner.pid_ns == me.pid_ns {
+                format!(
+                    "this machine (pid {}: a `venvfs run` job, or a mount in another mount \
+                     namespace; wait for it to end)",
+                    owner.pid
+                )
+            } else {
+                format!("{} (pid {})", owner.host, owner.pid)
+            })
         })
         .collect();
     if others.is_empty() {
