@@ -501,7 +501,7 @@ impl Advice {
                 "source missing (the cache entry was removed): {what}; restore with `{command}`"
             ),
             AdviceKind::UninstalledSourceMissing => format!(
-                "source missing for layers uninstalled through the mount: {what}; the next mount drops them, `{command}` does now"
+                "source missing for layers uninstalled through the mount: {what}; nothing of them shows, and the next mount drops them: `{command}`"
             ),
             AdviceKind::Servable => format!(
                 "{what} of the venv's own directory are copies a layer could serve: `{command}`"
@@ -562,14 +562,16 @@ pub fn advice_items(venv: &Path, inv: &Inventory, uv_caches: &[UvCache]) -> Vec<
         });
     }
     if !dropped.is_empty() {
-        let names: Vec<String> = dropped
-            .iter()
-            .map(|l| l.package_name().to_string())
-            .collect();
+        // (not `venvfs uninstall NAME`: that would also remove what is installed under the
+        // name now, such as uv's editable install of the project itself)
         items.push(Advice {
             kind: AdviceKind::UninstalledSourceMissing,
             what: describe_layers(&dropped),
-            command: format!("venvfs uninstall {venv_s} {}", names.join(" ")),
+            command: if crate::daemon::venv_is_mounted(venv) {
+                format!("venvfs umount {venv_s} && venvfs mount {venv_s}")
+            } else {
+                format!("venvfs mount {venv_s}")
+            },
         });
     }
     let servable: Vec<&Dist> = inv

@@ -715,9 +715,23 @@ fn a_layer_uninstalled_through_the_mount_needs_no_cache_entry() {
             .arg(venv.join("bin/python"))
             .arg("six"),
     );
-    m.unmount();
-    // the cache entry cleaned away (as `uv cache clean six` does)
+    // the cache entry cleaned away (as `uv cache clean six` does): status says that the
+    // next mount drops the layer (and not `venvfs uninstall six`, which would remove what
+    // is installed under the name now too)
     std::fs::remove_dir_all(&six_entry).unwrap();
+    let status = run_ok(venvfs().arg("status").arg(&venv));
+    let advice = status
+        .lines()
+        .find(|l| l.contains("uninstalled through the mount"))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(
+        advice.contains(&format!(
+            "venvfs umount {0} && venvfs mount {0}",
+            venv.display()
+        )),
+        "{advice}"
+    );
+    m.unmount();
     let cache_before = snapshot(&cache.join("archive-v0"));
     let m = Mount::new(&venv);
     py(&venv, &["-c", "import click"]);
