@@ -857,7 +857,7 @@ mod tests {
         assert!(advice[0]
             .contains("--target \"$(mktemp -d)\" lost==0.5 && venvfs install /v lost==0.5`"));
         assert!(
-            advice[1].contains("`venvfs uninstall /v gone-too`"),
+            advice[1].contains("the next mount drops them: `venvfs mount /v`"),
             "{}",
             advice[1]
         );

@@ -47,13 +47,20 @@ fn absolute(venv: &Path) -> std::io::Result<PathBuf> {
 /// [`absolute`] for a command that needs the venv to exist: a missing one is named, with
 /// the commands that make one.
 fn existing_venv(venv: &Path) -> Result<PathBuf, String> {
-    absolute(venv).map_err(|e| match e.kind() {
+    let abs = absolute(venv).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => format!(
             "there is no venv at {shown}: make one first (`uv venv {shown}`, `venvfs create {shown}` or `python3 -m venv {shown}`)",
             shown = venv.display()
         ),
         _ => format!("{}: {e}", venv.display()),
-    })
+    })?;
+    if abs.is_file() {
+        return Err(format!(
+            "{} is a file: name the venv's directory (such as .venv)",
+            venv.display()
+        ));
+    }
+    Ok(abs)
 }
 
 fn is_mounted(venv: &Path) -> bool {

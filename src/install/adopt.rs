@@ -185,9 +185,10 @@ pub fn plan_with(root: &Path, version: &str, find: &mut Find) -> Result<Plan, Er
                 layer.name,
                 layer.version
             )),
-            Err(why) => out
-                .notes
-                .push(format!("{label}: its files stay as copies: {why}")),
+            Err(why) => out.notes.push(format!(
+                "{label}: its files stay as copies: {why} (`venvfs install VENV {label}` \
+                 fetches its wheel and gives them back)"
+            )),
         }
     }
 
@@ -1077,7 +1078,10 @@ mod tests {
         assert!(p.adoptions.is_empty());
         assert_eq!(
             p.notes,
-            ["pkg==1.0: its files stay as copies: no wheel of it"]
+            [
+                "pkg==1.0: its files stay as copies: no wheel of it (`venvfs install VENV \
+              pkg==1.0` fetches its wheel and gives them back)"
+            ]
         );
         assert!(commit_layers(&f.venv, &p).unwrap().is_empty());
         assert!(!manifest_path(&f.venv).exists());

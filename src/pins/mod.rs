@@ -52,12 +52,20 @@ pub struct PinFile {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("{path}:{line}: {why}")]
+#[error("{}: {why}", at(path, *line))]
 pub struct PinError {
     pub path: PathBuf,
     /// 1-based; 0 when the problem is not on one line.
     pub line: usize,
     pub why: String,
+}
+
+/// `FILE:LINE`, or `FILE` for a problem not on one line.
+fn at(path: &Path, line: usize) -> String {
+    match line {
+        0 => path.display().to_string(),
+        n => format!("{}:{n}", path.display()),
+    }
 }
 
 impl PinError {
