@@ -328,3 +328,50 @@ else:
     m.unmount();
     assert_eq!(links_into(&s.venv, &cache), Vec::<PathBuf>::new());
 }
+
+/// uv installs version A, then B, then A again (`uv add six`, `uv add 'six<1.17'`, `uv add
+/// 'six>=1.17'`): A's `.dist-info` directory is made again where a whiteout of its name
+/// stayed (A's layer was dropped meanwhile, so nothing needed the whiteout replaced). The
+/// fold takes such a directory as opaque, makes it plain and drops the whiteout, so the
+/// links become a layer again.
+#[test]
+fn a_version_installed_again_after_another_folds_again() {
+    let s = Scratch::new();
+    let house = s.path("house");
+    std::fs::create_dir_all(&house).unwrap();
+    demo_wheel(&house, "demo_pkg", "1.0");
+    demo_wheel(&house, "demo_pkg", "2.0");
+    let cache = s.path("uv-cache");
+    let m = Mount::with_env(&s.venv, &[("VENVFS_FOLD_AFTER", "0")]);
+    let cache_before = || snapshot(&cache.join("archive-v0"));
+    for version in ["1.0", "2.0", "1.0"] {
+        let pin = format!("demo_pkg=={version}");
+        uv_pip(
+            &s.venv,
+            &cache,
+            &["install", "-q", "--link-mode=symlink", &pin],
+            &house,
+        );
+        let out = run_ok(venvfs().arg("fold").arg(&s.venv));
+        assert!(out.contains("Folded "), "{version}: {out}");
+        let listed = run_ok(venvfs().arg("list").arg(&s.venv));
+        let line = listed
+            .lines()
+            .find(|l| l.contains("demo-pkg=="))
+            .unwrap_or_else(|| panic!("{version}: {listed}"));
+        assert!(
+            line.contains(&format!("demo-pkg=={version}")) && line.trim_end().ends_with("layer"),
+            "{listed}"
+        );
+        assert_eq!(s.python_ok("import demo_pkg; print(demo_pkg.VALUE)"), "42");
+    }
+    let before = cache_before();
+    m.unmount();
+    assert_eq!(links_into(&s.venv, &cache), Vec::<PathBuf>::new());
+    let m = s.mount();
+    assert_eq!(s.python_ok("import demo_pkg; print(demo_pkg.VALUE)"), "42");
+    let shown = run_ok(venvfs().arg("list").arg(&s.venv));
+    assert!(shown.contains("demo-pkg==1.0"), "{shown}");
+    m.unmount();
+    assert_eq!(cache_before(), before, "uv's cache changed");
+}

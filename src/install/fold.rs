@@ -213,15 +213,26 @@ fn plan_one(
             ));
         }
         let parent = rel.parent().unwrap_or(Path::new(""));
-        if marks.blocked_below(parent) {
+        if marks.redirected_below(parent) {
             return Err(format!(
-                "a directory above {} hides or redirects the layers' content",
+                "a directory above {} was renamed, which redirects the layers' content",
                 rel.display()
             ));
         }
-        for dir in parent.ancestors().filter(|d| marks.is_opaque(d)) {
+        // (a directory whose name also has a whiteout beside it shows nothing of the layers,
+        // as an opaque one: uv removed the directory through the mount, then made it again
+        // after its layer was dropped, as for six 1.17 -> 1.16 -> 1.17; the fold makes it
+        // plain and the whiteout goes)
+        for dir in parent
+            .ancestors()
+            .filter(|d| marks.is_opaque(d) || marks.whited_out(d))
+        {
             if !fold.opaque.iter().any(|o| o == dir) {
                 fold.opaque.push(dir.to_owned());
+            }
+            let beside = dir.with_file_name(whiteout_name(dir.file_name().unwrap_or_default()));
+            if marks.whited_out(dir) && !fold.stale_whiteouts.contains(&beside) {
+                fold.stale_whiteouts.push(beside);
             }
         }
         let stale = rel.with_file_name(whiteout_name(rel.file_name().unwrap_or_default()));
@@ -281,16 +292,22 @@ impl<'a> Marks<'a> {
         !dir.as_os_str().is_empty() && self.root.join(dir).join(OPAQUE).symlink_metadata().is_ok()
     }
 
+    /// Whether directory `dir` (venv-relative) has a whiteout of its name beside it.
+    pub(super) fn whited_out(&self, dir: &Path) -> bool {
+        !dir.as_os_str().is_empty()
+            && self
+                .root
+                .join(dir.with_file_name(whiteout_name(dir.file_name().unwrap_or_default())))
+                .symlink_metadata()
+                .is_ok()
+    }
+
     /// Whether layer content below `dir` is hidden for good: `dir` or a directory above it
-    /// is whited out or redirected (an opaque directory a fold can make plain again).
-    pub(super) fn blocked_below(&self, dir: &Path) -> bool {
+    /// was renamed (redirected). (Opaque and whited-out directories a fold can make plain.)
+    pub(super) fn redirected_below(&self, dir: &Path) -> bool {
         dir.ancestors()
             .filter(|d| !d.as_os_str().is_empty())
-            .any(|d| {
-                let exists = |p: PathBuf| self.root.join(p).symlink_metadata().is_ok();
-                exists(d.with_file_name(whiteout_name(d.file_name().unwrap_or_default())))
-                    || exists(d.join(REDIRECT))
-            })
+            .any(|d| self.root.join(d.join(REDIRECT)).symlink_metadata().is_ok())
     }
 
     pub(super) fn hidden_below(&mut self, dir: &Path) -> bool {
