@@ -759,7 +759,10 @@ mod tests {
         let f = fixture();
         put(&f.venv.join(SITE).join("pkg").join(REDIRECT), "");
         let p = plan(&f.venv, "3.11");
-        assert!(p.folds.is_empty() && p.notes[0].contains("was renamed"), "{p:?}");
+        assert!(
+            p.folds.is_empty() && p.notes[0].contains("was renamed"),
+            "{p:?}"
+        );
     }
 
     #[test]
