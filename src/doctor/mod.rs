@@ -36,6 +36,13 @@ pub fn hidden_interpreter(venv: &Path) -> Option<String> {
     })
 }
 
+/// [`shared_filesystem`] of a path that may not exist yet (a store made when first
+/// written, a cache entry that is gone): its nearest existing directory tells.
+pub fn shared_filesystem_at(path: &Path) -> Option<String> {
+    let existing = path.ancestors().find(|p| p.exists()).unwrap_or(path);
+    shared_filesystem(existing)
+}
+
 /// The type of the filesystem `dir` is on when it is one that several hosts mount at once
 /// (NFS, Lustre, sshfs, ...): there another daemon may change the venv directory beneath
 /// this one's mount (see "Many hosts on one venv" in the README). None on a local

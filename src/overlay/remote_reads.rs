@@ -101,9 +101,7 @@ impl RemoteReads {
         if let Some(&r) = self.remote.lock().get(root) {
             return r;
         }
-        // (a store is made when first written: its nearest existing directory tells)
-        let existing = root.ancestors().find(|p| p.exists()).unwrap_or(root);
-        let remote = crate::doctor::shared_filesystem(existing).is_some();
+        let remote = crate::doctor::shared_filesystem_at(root).is_some();
         self.remote.lock().insert(root.to_owned(), remote);
         remote
     }
