@@ -161,11 +161,22 @@ impl LowerTree {
     /// The labels of the manifest's `[[layer]]`s, without the generated layer's (what
     /// `status` counts as the venv's layers).
     pub fn layer_labels(&self) -> Vec<String> {
+        self.labels[self.first_wheel()..].to_vec()
+    }
+
+    /// The source of each layer, as [`LowerTree::layer_labels`] lists them (the generated
+    /// layer, in the venv's own directory, aside).
+    pub fn layer_origins(&self) -> &[std::path::PathBuf] {
+        &self.origins[self.first_wheel()..]
+    }
+
+    /// The index of the first layer that is not the generated layer.
+    fn first_wheel(&self) -> usize {
         let generated = self
             .labels
             .first()
             .is_some_and(|l| l == crate::layer::generated::LABEL);
-        self.labels[generated as usize..].to_vec()
+        generated as usize
     }
 
     /// How this tree compares names.

@@ -15,10 +15,9 @@
 //! it, and no second daemon writes the same venv directory.
 
 use std::error::Error;
+use std::io::ErrorKind;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::Command;
-
-use std::io::ErrorKind;
 
 use venvfs_fuse::MountConfig;
 

@@ -41,11 +41,11 @@ pub(super) fn watch(
             let mut hidden: HashSet<PathBuf> = HashSet::new();
             loop {
                 std::thread::sleep(EVERY);
-                let served = served_sources(&overlay);
+                let served = overlay.lower().layer_origins().to_vec();
                 let mut is_local = |p: &PathBuf| {
                     *local
                         .entry(p.clone())
-                        .or_insert_with(|| on_local_filesystem(p))
+                        .or_insert_with(|| crate::doctor::shared_filesystem_at(p).is_none())
                 };
                 let gone: Vec<PathBuf> = served
                     .into_iter()
@@ -73,21 +73,4 @@ pub(super) fn watch(
     if let Err(e) = spawned {
         tracing::warn!("cannot watch the layers' sources: {e}");
     }
-}
-
-/// The sources of the layers the mount shows, the generated layer's aside (it is in the
-/// venv's own directory, written only under the venv's lock).
-fn served_sources(overlay: &Overlay) -> Vec<PathBuf> {
-    let lower = overlay.lower();
-    let generated = lower
-        .labels
-        .first()
-        .is_some_and(|l| l == crate::layer::generated::LABEL);
-    lower.origins[generated as usize..].to_vec()
-}
-
-/// Whether `source` is on a local filesystem (its nearest existing directory tells).
-fn on_local_filesystem(source: &std::path::Path) -> bool {
-    let existing = source.ancestors().find(|p| p.exists()).unwrap_or(source);
-    crate::doctor::shared_filesystem(existing).is_none()
 }
