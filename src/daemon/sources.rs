@@ -37,16 +37,21 @@ pub(super) fn watch(
         .name("sources".into())
         .spawn(move || {
             let mut local: HashMap<PathBuf, bool> = HashMap::new();
+            let mut is_local = |p: &PathBuf| {
+                *local
+                    .entry(p.clone())
+                    .or_insert_with(|| crate::doctor::shared_filesystem_at(p).is_none())
+            };
+            // (where each source is, found out now, while mounting: on a network filesystem
+            // finding out asks the server, and a warm import later must ask it nothing)
+            for p in overlay.lower().layer_origins() {
+                is_local(p);
+            }
             // (sources found gone, so not served: looked at for coming back)
             let mut hidden: HashSet<PathBuf> = HashSet::new();
             loop {
                 std::thread::sleep(EVERY);
                 let served = overlay.lower().layer_origins().to_vec();
-                let mut is_local = |p: &PathBuf| {
-                    *local
-                        .entry(p.clone())
-                        .or_insert_with(|| crate::doctor::shared_filesystem_at(p).is_none())
-                };
                 let gone: Vec<PathBuf> = served
                     .into_iter()
                     .filter(|p| is_local(p) && source_gone(p))
