@@ -197,3 +197,57 @@ fn what_uv_uninstalls_while_unmounted_stays_uninstalled() {
     m.unmount();
     assert_wheels_unchanged(&snaps);
 }
+
+/// `python -m venv --clear` through the mount leaves `lib` made again (opaque); pip's
+/// copies installed below it are given back by `venvfs adopt` (which makes `lib` plain,
+/// so the new layers show through), live, and the venv shows the same after a remount.
+#[test]
+fn copies_installed_after_venv_clear_are_adopted() {
+    let (s, snaps) = installed();
+    let m = s.mount();
+    run_ok(
+        Command::new("python3")
+            .args(["-m", "venv", "--clear", "--without-pip"])
+            .arg(&s.venv),
+    );
+    assert_gone(&s);
+    let cache = s.path("uv-cache");
+    let wheels = shared_wheel("six-").parent().unwrap().to_owned();
+    uv_pip(
+        &s.venv,
+        &cache,
+        &["install", "--link-mode=copy", "six"],
+        &wheels,
+    );
+    s.python_ok("import six");
+    let copies = run_ok(venvfs().arg("status").arg(&s.venv));
+    assert!(copies.contains("copies"), "{copies}");
+    let said = run_ok(
+        venvfs()
+            .arg("adopt")
+            .arg(&s.venv)
+            .arg("--find-links")
+            .arg(&wheels)
+            .env("UV_CACHE_DIR", &cache),
+    );
+    assert!(said.contains("six==1.17.0: 5 copies removed"), "{said}");
+    s.python_ok("import six, sys; assert six.__file__.startswith(sys.prefix)");
+    let status = run_ok(venvfs().arg("status").arg(&s.venv));
+    assert!(
+        status.contains("six==1.17.0") && !status.contains("copies"),
+        "{status}"
+    );
+    m.unmount();
+    let site = s.venv.join("lib/python3.11/site-packages");
+    assert!(!site.join("six.py").exists(), "the copy is still there");
+    assert!(
+        !s.venv.join("lib/.wh..wh..opq").exists(),
+        "lib is still opaque"
+    );
+    let m = s.mount();
+    s.python_ok("import six, sys; assert six.__file__.startswith(sys.prefix)");
+    let out = s.python("import idna");
+    assert!(!out.status.success(), "idna (cleared) shows again");
+    m.unmount();
+    assert_wheels_unchanged(&snaps);
+}

@@ -78,6 +78,13 @@ pub struct Plan {
     /// Directories of the venv's own that the layers show and that may be left empty by
     /// the removals (or were, by an interrupted run): removed when empty.
     pub prune: BTreeSet<PathBuf>,
+    /// Opaque directories above copies to remove, and directories whited out and made
+    /// again (which show as opaque): `python -m venv --clear` on a mounted venv leaves
+    /// `lib` so, with what pip then installs below it. The commit makes them plain, as
+    /// `fold` does, or no layer would show through them.
+    pub opaque: BTreeSet<PathBuf>,
+    /// The whiteouts beside those made-again directories (venv-relative): they go too.
+    pub stale_whiteouts: BTreeSet<PathBuf>,
 }
 
 /// What [`remove_at`] did.
@@ -249,7 +256,24 @@ pub fn plan_with(root: &Path, version: &str, find: &mut Find) -> Result<Plan, Er
             let dest_path = PathBuf::from(&dest);
             let parent = dest_path.parent().unwrap_or(Path::new("")).to_owned();
             if marks.hidden_below(&parent) {
-                continue;
+                // (a copy below opaque directories: the commit makes them plain)
+                let copy = root
+                    .join(&dest_path)
+                    .symlink_metadata()
+                    .is_ok_and(|m| m.is_file());
+                if !copy || marks.redirected_below(&parent) {
+                    continue;
+                }
+                for d in parent.ancestors() {
+                    if marks.is_opaque(d) {
+                        out.opaque.insert(d.to_owned());
+                    } else if marks.whited_out(d) {
+                        out.opaque.insert(d.to_owned());
+                        out.stale_whiteouts.insert(
+                            d.with_file_name(whiteout_name(d.file_name().unwrap_or_default())),
+                        );
+                    }
+                }
             }
             let mut d = parent.as_path();
             while !d.as_os_str().is_empty() && !keep.contains(&d) && dirs.insert(d.to_owned()) {
@@ -523,27 +547,38 @@ pub fn commit_layers(root: &Path, plan: &Plan) -> Result<Vec<PathBuf>, Error> {
         .and_then(|()| crate::fsutil::write_atomic(&marker, b"", 0o644))
         .map_err(|e| format!("{}: {e}", marker.display()))?;
     let new: Vec<&Adoption> = plan.adoptions.iter().filter(|a| a.new).collect();
-    if new.is_empty() {
+    if new.is_empty() && plan.opaque.is_empty() {
         return Ok(Vec::new());
     }
     let path = manifest_path(root);
     let mut manifest = Manifest::load(&path)?;
+    for a in new.iter().rev() {
+        let package = a.layer.package_name();
+        manifest
+            .layers
+            .retain(|l| l.name.is_empty() || l.package_name() != package);
+        manifest.layers.insert(0, a.layer.clone());
+    }
+    let opaque: Vec<&PathBuf> = plan.opaque.iter().collect();
+    let unhide = super::fold::plain_again_over(root, &manifest, &path, &opaque)
+        .map_err(|e| format!("{e}\n  nothing was changed"))?;
     let mut txn = Txn::begin(root)?;
     let done = (|| -> Result<(), Error> {
-        for a in &new {
-            for rel in &a.hidden {
-                apply::write_whiteout(&mut txn, &root.join(rel))?;
-            }
+        let hidden: BTreeSet<&PathBuf> = new
+            .iter()
+            .flat_map(|a| &a.hidden)
+            .chain(&unhide.whiteouts)
+            .collect();
+        for rel in hidden {
+            apply::write_whiteout(&mut txn, &root.join(rel))?;
+        }
+        for rel in &plan.stale_whiteouts {
+            txn.remove(&root.join(rel))?;
         }
         txn.sync()?;
-        for a in new.iter().rev() {
-            let package = a.layer.package_name();
-            manifest
-                .layers
-                .retain(|l| l.name.is_empty() || l.package_name() != package);
-            manifest.layers.insert(0, a.layer.clone());
+        if !new.is_empty() {
+            manifest.save(&path)?;
         }
-        manifest.save(&path)?;
         Ok(())
     })();
     if let Err(e) = done {
@@ -551,12 +586,21 @@ pub fn commit_layers(root: &Path, plan: &Plan) -> Result<Vec<PathBuf>, Error> {
         return Err(format!("{e}\n  nothing was changed").into());
     }
     let version = crate::venv::python_version(root)?;
-    let touched = txn.commit_touched(&super::sync::keep_dirs(root, &Layout::new(&version)));
-    crate::venv::write_unmounted_guard(root)?;
-    Ok(touched
+    let mut touched: Vec<PathBuf> = txn
+        .commit_touched(&super::sync::keep_dirs(root, &Layout::new(&version)))
         .into_iter()
         .filter_map(|p| p.strip_prefix(root).ok().map(Path::to_owned))
-        .collect())
+        .collect();
+    // The opaque markers go after the commit point, as in `fold`: until then an opaque
+    // directory shows its copies; after, the same made plain. (Killed in between, the
+    // next adopt finds the copies below it and does it again.)
+    for marker in unhide.markers {
+        std::fs::remove_file(root.join(&marker))
+            .map_err(|e| format!("the layers are saved, but {}: {e}", marker.display()))?;
+        touched.push(marker);
+    }
+    crate::venv::write_unmounted_guard(root)?;
+    Ok(touched)
 }
 
 /// Step 2, once the layers are committed: what to remove, the copies the layers now serve
@@ -1015,6 +1059,62 @@ mod tests {
                 .iter()
                 .any(|h| h.starts_with(Path::new(SITE).join("pkg"))),
             "{p:?}"
+        );
+    }
+
+    #[test]
+    fn copies_below_an_opaque_directory_are_adopted_and_it_is_made_plain() {
+        // `python -m venv --clear` on a mounted venv, then pip: `lib` was removed through
+        // the mount and made again (opaque), so a layer listed before (`old`, whose files
+        // the venv has no copies of) shows nothing below it; nor would a new layer
+        let f = fixture();
+        let site = f.venv.join(SITE);
+        let old = f.entry.with_file_name("Id2");
+        put(&old.join("old/x.py"), "x");
+        put(&old.join("old-1.0.dist-info/METADATA"), "Name: old\n");
+        put(&old.join("old-1.0.dist-info/RECORD"), "old/x.py,,\n");
+        let mut m = Manifest::default();
+        m.layers.push(Layer {
+            installed: true,
+            ..crate::install::layer_for(&old, "old-1.0", "3.11")
+        });
+        std::fs::create_dir_all(manifest_path(&f.venv).parent().unwrap()).unwrap();
+        m.save(&manifest_path(&f.venv)).unwrap();
+        let opaque = f.venv.join("lib").join(crate::upper_format::OPAQUE);
+        put(&opaque, "");
+        let p = plan_of(&f);
+        assert_eq!(p.opaque, BTreeSet::from([PathBuf::from("lib")]));
+        assert_eq!(
+            rels(&p.adoptions[0].copies),
+            [
+                "pkg-1.0.dist-info/METADATA",
+                "pkg-1.0.dist-info/WHEEL",
+                "pkg/__init__.py",
+                "pkg/data/x.txt",
+                "pkg/mod.py"
+            ]
+        );
+        let touched = commit_layers(&f.venv, &p).unwrap();
+        // made plain: what it hid stays hidden (the old layer's files, the files of the
+        // wheel the venv lacks), and the marker goes after the manifest
+        for hidden in [
+            ".wh.old",
+            ".wh.old-1.0.dist-info",
+            "pkg/.wh.gone.py",
+            "pkg/.wh.sub",
+        ] {
+            assert!(site.join(hidden).is_file(), "{hidden}");
+        }
+        assert!(!opaque.exists());
+        assert!(touched.contains(&Path::new("lib").join(crate::upper_format::OPAQUE)));
+        assert_eq!(manifest(&f).layers.len(), 2);
+        let removed = remove_copies(&f.venv, &p).unwrap();
+        assert_eq!(removed.files, 5);
+        // and nothing is left to do
+        let again = plan_of(&f);
+        assert!(
+            again.adoptions.is_empty() && again.opaque.is_empty(),
+            "{again:?}"
         );
     }
 

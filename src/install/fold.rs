@@ -400,11 +400,29 @@ fn whiteouts_for(
 
 /// What makes opaque directories plain again without changing what they show.
 #[derive(Debug, Default)]
-struct PlainAgain {
+pub(super) struct PlainAgain {
     /// Opaque markers to remove (venv-relative).
-    markers: Vec<PathBuf>,
+    pub(super) markers: Vec<PathBuf>,
     /// Whiteouts to write (venv-relative names they hide).
-    whiteouts: Vec<PathBuf>,
+    pub(super) whiteouts: Vec<PathBuf>,
+}
+
+/// [`plain_again`] over the layers `manifest` (saved at `path`) shows: what makes the
+/// opaque directories `opaque` of the venv's own directory at `root` plain without
+/// changing what they show once those layers are served.
+pub(super) fn plain_again_over(
+    root: &Path,
+    manifest: &Manifest,
+    path: &Path,
+    opaque: &[&PathBuf],
+) -> Result<PlainAgain, Error> {
+    if opaque.is_empty() {
+        return Ok(PlainAgain::default());
+    }
+    // (a layer whose cache entry went meanwhile shows nothing: see daemon/sources.rs)
+    let shown = manifest.clone().split_gone().0;
+    let lower = crate::lower::LowerTree::build(&shown, path, layer_names())?;
+    plain_again(root, &lower, opaque)
 }
 
 /// For each opaque directory in `opaque` and every directory of the venv's own below it:
@@ -525,13 +543,7 @@ pub fn commit_layers(root: &Path, python: &str) -> Result<Committed, Error> {
         manifest.layers.insert(0, f.layer.clone());
     }
     let opaque: Vec<&PathBuf> = plan.folds.iter().flat_map(|f| &f.opaque).collect();
-    let unhide = if opaque.is_empty() {
-        PlainAgain::default()
-    } else {
-        let shown = manifest.clone().split_gone().0;
-        let lower = crate::lower::LowerTree::build(&shown, &path, layer_names())?;
-        plain_again(root, &lower, &opaque)?
-    };
+    let unhide = plain_again_over(root, &manifest, &path, &opaque)?;
     let mut txn = Txn::begin(root)?;
     let done = (|| -> Result<(), Error> {
         for rel in &unhide.whiteouts {
