@@ -259,8 +259,14 @@ fn install(venv: &Path, targets: &[String], finder: &FinderArgs) -> Result<(), B
 fn fold(venv: &Path) -> Result<(), Box<dyn Error>> {
     let version = venvfs::venv::python_version(venv)?;
     let report = fold_links(venv, &version)?;
-    if report.lines.is_empty() {
-        println!("Nothing to fold");
+    match (report.lines.is_empty(), report.notes.len()) {
+        (false, _) => {}
+        (true, 0) => println!("Nothing to fold"),
+        // (the notes above say which and why; the links keep showing what they show)
+        (true, n) => println!(
+            "Nothing folded: the links of {n} {} cannot be (see the notes); they keep working as links",
+            if n == 1 { "distribution" } else { "distributions" }
+        ),
     }
     Ok(())
 }

@@ -375,3 +375,42 @@ fn a_version_installed_again_after_another_folds_again() {
     m.unmount();
     assert_eq!(cache_before(), before, "uv's cache changed");
 }
+
+/// A distribution whose links do not all show what its layer would (a link made again to
+/// another file of the entry) is not folded: a note names it and why, the command says
+/// nothing was folded (not "Nothing to fold"), and the links keep working.
+#[test]
+fn links_that_cannot_be_folded_are_named_and_stay() {
+    let (s, cache, m) = uv_linked_venv(&["six"]);
+    let site = s.venv.join("lib/python3.11/site-packages");
+    // (a reference shows as a regular file through the mount: its target is in the cache)
+    let metadata = std::fs::read_dir(cache.join("archive-v0"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("six-1.17.0.dist-info/METADATA"))
+        .find(|p| p.is_file())
+        .expect("six in uv's cache");
+    let cache_before = snapshot(&cache.join("archive-v0"));
+    std::fs::remove_file(site.join("six.py")).unwrap();
+    std::os::unix::fs::symlink(&metadata, site.join("six.py")).unwrap();
+    let out = run(venvfs().arg("fold").arg(&s.venv));
+    assert!(out.status.success(), "{out:?}");
+    let (said, notes) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        notes.contains("six-1.17.0.dist-info: not folded: ") && notes.contains("six.py links to"),
+        "{notes}"
+    );
+    assert!(
+        said.starts_with("Nothing folded: the links of 1 distribution cannot be"),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read(site.join("six.py")).unwrap(),
+        std::fs::read(&metadata).unwrap()
+    );
+    m.unmount();
+    assert!(!links_into(&s.venv, &cache).is_empty(), "the links stay");
+    assert_eq!(snapshot(&cache.join("archive-v0")), cache_before);
+}
