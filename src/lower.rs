@@ -17,6 +17,16 @@ use crate::layer::{LayerEntry, LayerError, Source};
 use crate::manifest::Manifest;
 use crate::rules::NameRules;
 
+/// The name rules of the platform venvfs runs on, for a tree a command builds outside a
+/// mount (POSIX's case-sensitive names; Windows' case-insensitive ones there).
+pub fn native_names() -> NameRules {
+    if cfg!(windows) {
+        crate::rules::Rules::windows().names()
+    } else {
+        crate::rules::Rules::posix().names()
+    }
+}
+
 pub type LowerId = u32;
 /// The venv root in the lower tree.
 pub const LOWER_ROOT: LowerId = 0;

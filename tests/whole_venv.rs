@@ -251,3 +251,56 @@ fn copies_installed_after_venv_clear_are_adopted() {
     m.unmount();
     assert_wheels_unchanged(&snaps);
 }
+
+/// idna installed by venvfs, uninstalled through the mount and installed again as copies
+/// by uv (its directories made again: opaque), then uninstalled by uv while unmounted: uv
+/// leaves the directories, which hold only venvfs's markers. The next mount removes them,
+/// so `import idna` fails as uv meant, rather than finding an empty namespace package.
+#[test]
+fn a_package_uv_removed_while_unmounted_leaves_no_empty_directory() {
+    let (s, snaps) = installed();
+    let cache = s.path("uv-cache");
+    let wheels = shared_wheel("idna-").parent().unwrap().to_owned();
+    let m = s.mount();
+    uv_pip(&s.venv, &cache, &["uninstall", "idna"], &wheels);
+    uv_pip(
+        &s.venv,
+        &cache,
+        &["install", "--link-mode=copy", "idna"],
+        &wheels,
+    );
+    s.python_ok("import idna; assert idna.__file__");
+    m.unmount();
+    let site = s.venv.join("lib/python3.11/site-packages");
+    assert!(
+        site.join("idna/.wh..wh..opq").exists(),
+        "the test's premise"
+    );
+    uv_pip(&s.venv, &cache, &["uninstall", "idna"], &wheels);
+    assert!(site.join("idna").is_dir(), "uv left the directory");
+    let out = run(venvfs().arg("mount").arg(&s.venv));
+    let m = Mount::adopt(&s.venv);
+    assert!(out.status.success(), "{out:?}");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("removed lib/python3.11/site-packages/idna, which uv or pip emptied"),
+        "{said}"
+    );
+    let out = s.python("import idna");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("No module named 'idna'"),
+        "{out:?}"
+    );
+    let left: Vec<String> = names(&site)
+        .into_iter()
+        .filter(|n| n.starts_with("idna"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    s.python_ok("import six");
+    m.unmount();
+    assert_wheels_unchanged(&snaps);
+}

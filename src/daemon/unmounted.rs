@@ -13,7 +13,7 @@ use std::path::Path;
 
 use crate::install::layout::Layout;
 use crate::manifest::{manifest_path, Layer, Manifest};
-use crate::upper_format::{whiteout_name, OPAQUE};
+use crate::upper_format::{classify, whiteout_name, EntryName, OPAQUE};
 
 /// Drops from the manifest the layers whose distribution was uninstalled while the venv
 /// was not mounted, saying which.
@@ -60,6 +60,7 @@ pub(super) fn settle_layers(
     let mut manifest = Manifest::load(&path)?;
     let layers = manifest.layers.len();
     let mut notes = drop_uninstalled(venv, &mut manifest)?;
+    notes.extend(clear_emptied_dirs(venv, &manifest)?);
     let healed = crate::install::heal::heal_pruned_layers(venv, &mut manifest)?;
     if manifest.layers.len() != layers || !healed.is_empty() {
         manifest.save(&path)?;
@@ -70,6 +71,81 @@ pub(super) fn settle_layers(
             .map(|l| format!("healed layer {l} (its uv cache entry was made again)")),
     );
     Ok((manifest, notes))
+}
+
+/// Directories of the venv's own site-packages that hold nothing but venvfs's markers,
+/// one of them an opaque one: what uv or pip leave when, while the venv is not mounted,
+/// they uninstall a distribution that was installed through the mount over one removed
+/// there. The directory was made again (opaque), and the marker is not in its RECORD, so
+/// to them it is not empty and stays. Served, it would show empty: Python imports an empty
+/// package directory as a namespace package, and an empty `.dist-info` is a distribution
+/// without metadata. Each goes, and where a layer served has its name, a whiteout takes its
+/// place (written first), so that nothing the directory hid comes back.
+fn clear_emptied_dirs(
+    venv: &Path,
+    manifest: &Manifest,
+) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let layout = Layout::new(&crate::venv::python_version(venv)?);
+    let site = Path::new(layout.site_packages());
+    let emptied: Vec<std::ffi::OsString> = std::fs::read_dir(venv.join(site))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| classify(&e.file_name()) == EntryName::Entry)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| markers_only(&e.path()) == Some(true))
+        .map(|e| e.file_name())
+        .collect();
+    if emptied.is_empty() {
+        return Ok(Vec::new());
+    }
+    // (a layer whose cache entry is gone shows nothing: see daemon/sources.rs)
+    let shown = manifest.clone().split_gone().0;
+    let lower =
+        crate::lower::LowerTree::build(&shown, &manifest_path(venv), crate::lower::native_names())?;
+    let mut notes = Vec::new();
+    for name in emptied {
+        let rel = site.join(&name);
+        let at = venv.join(&rel);
+        if lower
+            .lookup_path(rel.as_os_str().as_encoded_bytes())
+            .is_some()
+        {
+            let whiteout = at.with_file_name(whiteout_name(&name));
+            crate::fsutil::write_atomic(&whiteout, b"", 0o644)
+                .map_err(|e| format!("{}: {e}", whiteout.display()))?;
+        }
+        std::fs::remove_dir_all(&at).map_err(|e| format!("{}: {e}", at.display()))?;
+        notes.push(format!(
+            "venvfs: removed {}, which uv or pip emptied while {} was not mounted (only \
+             venvfs's markers were left in it)",
+            rel.display(),
+            venv.display()
+        ));
+    }
+    Ok(notes)
+}
+
+/// Whether directory `dir` holds only markers (whiteouts, opaque markers and directories
+/// holding only those), one of them an opaque marker: `Some(false)` when it holds markers
+/// only but none opaque, None when it holds anything else.
+fn markers_only(dir: &Path) -> Option<bool> {
+    let mut opaque = false;
+    for e in std::fs::read_dir(dir).ok()? {
+        let e = e.ok()?;
+        match classify(&e.file_name()) {
+            EntryName::Opaque => opaque = true,
+            EntryName::Whiteout(_) => {}
+            EntryName::Redirect => return None,
+            EntryName::Entry => {
+                if !e.file_type().ok()?.is_dir() {
+                    return None;
+                }
+                opaque |= markers_only(&e.path())?;
+            }
+        }
+    }
+    Some(opaque)
 }
 
 /// Whether the RECORD that installing `l` wrote is gone from the venv's own directory
@@ -142,5 +218,21 @@ mod tests {
             removed_through_mount(v, &record),
             "remade through the mount"
         );
+    }
+
+    #[test]
+    fn a_directory_of_markers_only_is_told_from_one_with_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("pkg");
+        std::fs::create_dir_all(d.join("sub")).unwrap();
+        std::fs::write(d.join(".wh.mod.py"), b"").unwrap();
+        assert_eq!(markers_only(&d), Some(false), "whiteouts only: left alone");
+        std::fs::write(d.join("sub").join(OPAQUE), b"").unwrap();
+        assert_eq!(markers_only(&d), Some(true), "an opaque one below");
+        std::fs::write(d.join("sub/x.py"), b"").unwrap();
+        assert_eq!(markers_only(&d), None, "a file");
+        std::fs::remove_file(d.join("sub/x.py")).unwrap();
+        std::fs::write(d.join(crate::upper_format::REDIRECT), b"").unwrap();
+        assert_eq!(markers_only(&d), None, "a renamed directory");
     }
 }

@@ -347,14 +347,6 @@ pub fn fold(root: &Path, python: &str) -> Result<Report, Error> {
 
 /// How the layers' names compare, as the mount on this host compares them (the fold reads
 /// the venv's own directory on the host that mounts it).
-fn layer_names() -> venvfs_rules::NameRules {
-    if cfg!(windows) {
-        venvfs_rules::Rules::windows().names()
-    } else {
-        venvfs_rules::Rules::posix().names()
-    }
-}
-
 /// Whether the directory of venv-relative `rel` is in the venv's own directory.
 fn parent_exists(root: &Path, rel: &Path) -> bool {
     root.join(rel.parent().unwrap_or(Path::new("")))
@@ -421,7 +413,7 @@ pub(super) fn plain_again_over(
     }
     // (a layer whose cache entry went meanwhile shows nothing: see daemon/sources.rs)
     let shown = manifest.clone().split_gone().0;
-    let lower = crate::lower::LowerTree::build(&shown, path, layer_names())?;
+    let lower = crate::lower::LowerTree::build(&shown, path, crate::lower::native_names())?;
     plain_again(root, &lower, opaque)
 }
 
@@ -528,7 +520,11 @@ pub fn commit_layers(root: &Path, python: &str) -> Result<Committed, Error> {
                     .any(|f| f.layer.package_name() == l.package_name())
         });
         // (a layer whose cache entry went meanwhile shows nothing: see daemon/sources.rs)
-        let lower = crate::lower::LowerTree::build(&staying.split_gone().0, &path, layer_names())?;
+        let lower = crate::lower::LowerTree::build(
+            &staying.split_gone().0,
+            &path,
+            crate::lower::native_names(),
+        )?;
         whiteouts_for(root, &hidden, &lower)
     } else {
         hidden
