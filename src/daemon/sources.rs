@@ -37,24 +37,19 @@ pub(super) fn watch(
         .name("sources".into())
         .spawn(move || {
             let mut local: HashMap<PathBuf, bool> = HashMap::new();
-            let mut is_local = |p: &PathBuf| {
-                *local
-                    .entry(p.clone())
-                    .or_insert_with(|| crate::doctor::shared_filesystem_at(p).is_none())
-            };
             // (where each source is, found out now, while mounting: on a network filesystem
             // finding out asks the server, and a warm import later must ask it nothing)
-            for p in overlay.lower().layer_origins() {
-                is_local(p);
-            }
+            find_out(&mut local, overlay.lower().layer_origins());
             // (sources found gone, so not served: looked at for coming back)
             let mut hidden: HashSet<PathBuf> = HashSet::new();
             loop {
                 std::thread::sleep(EVERY);
                 let served = overlay.lower().layer_origins().to_vec();
+                // (layers a live change added)
+                find_out(&mut local, &served);
                 let gone: Vec<PathBuf> = served
                     .into_iter()
-                    .filter(|p| is_local(p) && source_gone(p))
+                    .filter(|p| local.get(p) == Some(&true) && source_gone(p))
                     .collect();
                 let back: Vec<PathBuf> =
                     hidden.iter().filter(|p| !source_gone(p)).cloned().collect();
@@ -78,4 +73,15 @@ pub(super) fn watch(
     if let Err(e) = spawned {
         tracing::warn!("cannot watch the layers' sources: {e}");
     }
+}
+
+/// Records in `local` whether each source of `served` it does not know yet is on a local
+/// filesystem (one read of the mount table for them all).
+fn find_out(local: &mut HashMap<PathBuf, bool>, served: &[PathBuf]) {
+    let new: Vec<&PathBuf> = served.iter().filter(|p| !local.contains_key(*p)).collect();
+    if new.is_empty() {
+        return;
+    }
+    let found = crate::doctor::on_local_filesystems(new.iter().map(|p| p.as_path()));
+    local.extend(new.into_iter().cloned().zip(found));
 }

@@ -36,6 +36,24 @@ pub fn hidden_interpreter(venv: &Path) -> Option<String> {
     })
 }
 
+/// Filesystem types several hosts mount at once.
+const SHARED: [&str; 14] = [
+    "nfs",
+    "nfs4",
+    "lustre",
+    "cifs",
+    "smb3",
+    "ceph",
+    "gpfs",
+    "beegfs",
+    "9p",
+    "afs",
+    "fuse.sshfs",
+    "fuse.glusterfs",
+    "fuse.ceph-fuse",
+    "fuse.gcsfuse",
+];
+
 /// [`shared_filesystem`] of a path that may not exist yet (a store made when first
 /// written, a cache entry that is gone): its nearest existing directory tells.
 pub fn shared_filesystem_at(path: &Path) -> Option<String> {
@@ -48,24 +66,27 @@ pub fn shared_filesystem_at(path: &Path) -> Option<String> {
 /// this one's mount (see "Many hosts on one venv" in the README). None on a local
 /// filesystem, or where the mount table cannot say.
 pub fn shared_filesystem(dir: &Path) -> Option<String> {
-    const SHARED: [&str; 14] = [
-        "nfs",
-        "nfs4",
-        "lustre",
-        "cifs",
-        "smb3",
-        "ceph",
-        "gpfs",
-        "beegfs",
-        "9p",
-        "afs",
-        "fuse.sshfs",
-        "fuse.glusterfs",
-        "fuse.ceph-fuse",
-        "fuse.gcsfuse",
-    ];
     let fstype = system::FsFacts::gather(dir).fstype?;
     SHARED.contains(&fstype.as_str()).then_some(fstype)
+}
+
+/// Whether each of `paths` is on a local filesystem, as [`shared_filesystem`]
+/// tells, with one read of the mount table for them all (a daemon asks this of every
+/// layer's source while mounting).
+#[cfg(target_os = "linux")]
+pub fn on_local_filesystems<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Vec<bool> {
+    let table = venvfs_fuse::table();
+    paths
+        .into_iter()
+        .map(|p| {
+            // (a path that is gone: its nearest existing directory tells)
+            let fstype = p
+                .ancestors()
+                .find_map(|a| a.canonicalize().ok())
+                .and_then(|abs| venvfs_fuse::containing(&table, &abs).map(|m| m.fstype.clone()));
+            !fstype.is_some_and(|t| SHARED.contains(&t.as_str()))
+        })
+        .collect()
 }
 
 /// How a finding weighs.
