@@ -520,8 +520,16 @@ fn a_corrupt_manifest_makes_mount_refuse_and_name_it() {
     let mut text = fs::read_to_string(&manifest).unwrap();
     text.push_str("garbage [[\n");
     fs::write(&manifest, &text).unwrap();
+    let activate = fs::read_to_string(s.venv.join("bin/activate")).unwrap();
+    assert!(!activate.contains("UV_LINK_MODE"), "the test's premise");
     let out = run(venvfs().arg("mount").arg(&s.venv));
     assert!(!out.status.success());
+    // (a mount patches the activation scripts before it starts serving: not a refused one)
+    assert_eq!(
+        fs::read_to_string(s.venv.join("bin/activate")).unwrap(),
+        activate,
+        "bin/activate is left as it was"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(&manifest.display().to_string()) && err.contains("line"),

@@ -121,8 +121,21 @@ pub fn mount(args: MountArgs) -> CmdResult {
     if args.foreground || args.daemon_child {
         serve::serve(&venv, &args)
     } else {
-        spawn::spawn_daemon(&venv, &args)?;
-        set_link_mode_once(&venv);
+        // (the activation scripts are patched first, in the venv's own directory: through
+        // the mount each is a copy-up of several requests and an fsync, a third of a first
+        // mount's time; a refused mount takes the patch back, leaving the venv as it was)
+        let patched = set_link_mode(&venv);
+        if let Err(e) = spawn::spawn_daemon(&venv, &args) {
+            if patched {
+                let _ = crate::activate::unset_link_mode(&venv);
+            }
+            return Err(e);
+        }
+        if patched {
+            if let Some(hint) = crate::activate::project_hint(&venv) {
+                eprintln!("{hint}");
+            }
+        }
         Ok(())
     }
 }
@@ -173,21 +186,27 @@ pub fn is_stale(venv: &Path) -> bool {
 }
 
 /// Makes the venv's activation set uv's symlink link mode (through the mount, which is
-/// up: a refused mount must leave the venv as it was), saying once, when the script
-/// changes, how a uv project around the venv gets the same without activating it.
+/// up, for a mount in the foreground and `run`: a refused mount must leave the venv as it
+/// was), saying once, when the script changes, how a uv project around the venv gets the
+/// same without activating it.
 pub(super) fn set_link_mode_once(venv: &Path) {
-    match crate::activate::set_link_mode(venv) {
-        Ok(true) => {
-            if let Some(hint) = crate::activate::project_hint(venv) {
-                eprintln!("{hint}");
-            }
+    if set_link_mode(venv) {
+        if let Some(hint) = crate::activate::project_hint(venv) {
+            eprintln!("{hint}");
         }
-        Ok(false) => {}
-        Err(e) => tracing::warn!(
+    }
+}
+
+/// Makes the venv's activation set uv's symlink link mode: whether that changed its main
+/// script (a failure is only logged: the venv works without).
+fn set_link_mode(venv: &Path) -> bool {
+    crate::activate::set_link_mode(venv).unwrap_or_else(|e| {
+        tracing::warn!(
             "cannot set uv's link mode in {}/bin/activate: {e}",
             venv.display()
-        ),
-    }
+        );
+        false
+    })
 }
 
 /// The `venvfs mount` options that reproduce `args` (also kept in the registry, so that a
