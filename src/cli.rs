@@ -262,6 +262,10 @@ pub enum LinkMode {
 pub struct RunArgs {
     /// The venv directory.
     pub venv: PathBuf,
+    /// (internal) Be the guard between `venvfs run` process PID and the command: see
+    /// `daemon/guard.rs`.
+    #[arg(long, hide = true, value_name = "PID")]
+    pub guard_of: Option<i32>,
     /// The command and its arguments (after `--`).
     #[arg(required = true, last = true)]
     pub command: Vec<std::ffi::OsString>,

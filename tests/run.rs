@@ -63,9 +63,16 @@ fn run_mounts_for_one_command_and_leaves_nothing() {
     assert_eq!(run(&["sh", "-c", "kill -9 $$"]).0, Some(137));
     assert_no_work_directory(&s.venv);
 
-    // venvfs killed: the command goes too, and no mount is left
+    // venvfs killed: the command goes too, with what it left running in the background
+    // (a process the command's shell started, which outlives the shell), and no mount
+    // is left
     let marker = s.path("still-running");
-    let script = format!("sleep 3; touch {}", marker.display());
+    let background = s.path("background-pid");
+    let script = format!(
+        "sleep 60 & echo $! > {}; sleep 3; touch {}",
+        background.display(),
+        marker.display()
+    );
     let mut venvfs_run = venvfs()
         .arg("run")
         .arg(&s.venv)
@@ -78,6 +85,13 @@ fn run_mounts_for_one_command_and_leaves_nothing() {
     std::thread::sleep(Duration::from_secs(3));
     assert!(!marker.exists(), "the command ended with venvfs");
     assert!(!mounted_here(&s.venv));
+    let pid = std::fs::read_to_string(&background).expect("the command started `sleep 60 &`");
+    let proc_dir = Path::new("/proc").join(pid.trim());
+    let state = std::fs::read_to_string(proc_dir.join("stat")).unwrap_or_default();
+    assert!(
+        state.is_empty() || state.contains(") Z"),
+        "the command's background process lives on: {state}"
+    );
 
     // an already mounted venv is used as it is (no second daemon on its directory)
     let m = s.mount();

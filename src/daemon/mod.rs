@@ -12,6 +12,7 @@
 mod activation;
 mod autofold;
 mod change;
+mod guard;
 mod requests;
 mod run;
 mod serve;

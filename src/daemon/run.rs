@@ -5,7 +5,8 @@
 //! open to them), makes every mount in it private, mounts the venv there and runs the
 //! command in it. No other process sees the mount, and when the last process in the
 //! namespace is gone the kernel drops it: nothing is left behind, whether the command ends,
-//! is killed, or venvfs itself is killed (the command is then ended too: its venv is gone).
+//! is killed, or venvfs itself is killed (the command is then ended too, with what it left
+//! running in the background: its venv is gone; see guard.rs).
 //! The command runs with the venv activated (`python` is the venv's, as in `uv run`).
 //! The command's exit code is venvfs's; a command killed by a signal gives 128 + the signal,
 //! as a shell reports it. SIGTERM and SIGHUP sent to venvfs are passed on to the command;
@@ -15,7 +16,6 @@
 //! it, and no second daemon writes the same venv directory.
 
 use std::error::Error;
-use std::io::ErrorKind;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::Command;
 
@@ -26,6 +26,9 @@ use super::serve::{mount_hint, open_overlay};
 use crate::cli::RunArgs;
 
 pub fn run(args: RunArgs) -> Result<(), Box<dyn Error>> {
+    if let Some(parent) = args.guard_of {
+        std::process::exit(super::guard::guard(parent, &args.command));
+    }
     let venv = super::existing_venv(&args.venv)?;
     crate::venv::python_version(&venv)?;
     super::refuse_hidden_interpreter(&venv)?;
@@ -88,9 +91,19 @@ fn run_command(
     venv: &std::path::Path,
     command: &[std::ffi::OsString],
 ) -> Result<i32, Box<dyn Error>> {
-    let (program, rest) = command.split_first().ok_or("no command given after `--`")?;
-    let mut cmd = Command::new(program);
-    cmd.args(rest);
+    if command.is_empty() {
+        return Err("no command given after `--`".into());
+    }
+    // The command is started by a guard, venvfs again, which ends what the command leaves
+    // running should venvfs be killed (see guard.rs); it gives back the command's exit
+    // code, and 127 or 126 when the command cannot be started.
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.arg("run")
+        .arg("--guard-of")
+        .arg(std::process::id().to_string())
+        .arg(venv)
+        .arg("--")
+        .args(command);
     // The working directory by its path again: started inside the venv, this process's
     // directory is the one the mount now covers, and the command must see the mount's.
     if let Ok(cwd) = std::env::current_dir() {
@@ -108,27 +121,17 @@ fn run_command(
     // SAFETY: prctl and umask are async-signal-safe and touch no memory of the parent.
     unsafe {
         cmd.pre_exec(move || {
-            // the command goes when venvfs does (its venv would be gone)
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+            // the guard is told when venvfs goes (the venv is gone), and ends the command
+            if libc::prctl(libc::PR_SET_PDEATHSIG, super::guard::VENVFS_GONE) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             libc::umask(umask as libc::mode_t);
             Ok(())
         });
     }
-    let mut child = match cmd.spawn() {
-        Ok(child) => child,
-        // (the exit codes shells give: a batch script can tell the two apart)
-        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::PermissionDenied) => {
-            eprintln!("venvfs run: cannot run {}: {e}", program.to_string_lossy());
-            return Ok(if e.kind() == ErrorKind::NotFound {
-                127
-            } else {
-                126
-            });
-        }
-        Err(e) => return Err(format!("cannot run {}: {e}", program.to_string_lossy()).into()),
-    };
+    let mut child = cmd.spawn().map_err(|e| {
+        format!("cannot start venvfs again (/proc/self/exe) to run the command: {e}")
+    })?;
     let pid = child.id() as i32;
     // Ctrl-C reaches the command from the terminal; venvfs waits for it to end.
     let mut signals =
