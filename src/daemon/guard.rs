@@ -1,6 +1,6 @@
 //! The guard between `venvfs run` and its command: a process of its own (venvfs started
-//! again, `venvfs run --guard-of PID VENV -- COMMAND`) that starts the command and ends everything the command
-//! started when venvfs is gone.
+//! again, `venvfs run --guard-of PID VENV -- COMMAND`) that starts the command and ends
+//! everything the command started when venvfs is gone.
 //!
 //! `venvfs run` serves the venv's mount itself. Killed with SIGKILL it cannot clean up, and
 //! the kernel only tells a direct child (`PR_SET_PDEATHSIG`): the command would end, but
@@ -19,7 +19,7 @@
 //! command's exit code (128 + the signal when it was killed), or 127 and 126 when it cannot
 //! be started, as a shell does.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::ErrorKind;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::Command;
@@ -67,15 +67,7 @@ pub fn guard(parent: i32, command: &[OsString]) -> i32 {
     }
     let child = match cmd.spawn() {
         Ok(child) => child,
-        // (the exit codes shells give: a batch script can tell the two apart)
-        Err(e) => {
-            eprintln!("venvfs run: cannot run {}: {e}", program.to_string_lossy());
-            return if e.kind() == ErrorKind::NotFound {
-                127
-            } else {
-                126
-            };
-        }
+        Err(e) => return cannot_start(program, &e),
     };
     let pid = child.id() as i32;
     match signals {
@@ -96,7 +88,8 @@ pub fn guard(parent: i32, command: &[OsString]) -> i32 {
                 }
             });
         }
-        Err(e) => tracing::warn!("cannot watch for signals: {e}"),
+        // (the command runs; only a SIGTERM passed on, or venvfs's end, goes unnoticed)
+        Err(e) => eprintln!("venvfs run: cannot watch for signals: {e}"),
     }
     // Reap every child (orphans the command left come here), until the command ends.
     let code = loop {
@@ -121,6 +114,17 @@ pub fn guard(parent: i32, command: &[OsString]) -> i32 {
         end_all();
     }
     code
+}
+
+/// Says why `program` cannot be started, and gives the exit code a shell gives then (a
+/// batch script can tell the two apart): 127 when it is not there, else 126.
+pub(super) fn cannot_start(program: &OsStr, e: &std::io::Error) -> i32 {
+    eprintln!("venvfs run: cannot run {}: {e}", program.to_string_lossy());
+    if e.kind() == ErrorKind::NotFound {
+        127
+    } else {
+        126
+    }
 }
 
 /// Set when [`VENVFS_GONE`] came: the main thread, which the command's end wakes, must

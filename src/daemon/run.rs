@@ -46,7 +46,8 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn Error>> {
         .into());
     }
     let code = if is_mounted(&venv) {
-        run_command(&venv, &args.command)?
+        // (venvfs's own end leaves this venv mounted: the command needs no guard)
+        run_command(&venv, &args.command, false)?
     } else {
         super::refuse_while_materialized(&venv)?;
         // (before any thread exists: the kernel refuses a new user namespace to a
@@ -68,7 +69,7 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn Error>> {
         super::serve::attach(&overlay, mounted.kernel_cache(), false, &record);
         let unmounter = mounted.unmounter();
         let serving = std::thread::spawn(move || mounted.run());
-        let code = run_command(&venv, &args.command);
+        let code = run_command(&venv, &args.command, true);
         crate::registry::remove(record.pid);
         if let Err(e) = unmounter.clone().unmount(true) {
             tracing::warn!("cannot unmount {}: {e}", venv.display());
@@ -90,20 +91,26 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn Error>> {
 fn run_command(
     venv: &std::path::Path,
     command: &[std::ffi::OsString],
+    guarded: bool,
 ) -> Result<i32, Box<dyn Error>> {
-    if command.is_empty() {
-        return Err("no command given after `--`".into());
-    }
-    // The command is started by a guard, venvfs again, which ends what the command leaves
-    // running should venvfs be killed (see guard.rs); it gives back the command's exit
-    // code, and 127 or 126 when the command cannot be started.
-    let mut cmd = Command::new("/proc/self/exe");
-    cmd.arg("run")
-        .arg("--guard-of")
-        .arg(std::process::id().to_string())
-        .arg(venv)
-        .arg("--")
-        .args(command);
+    let (program, rest) = command.split_first().ok_or("no command given after `--`")?;
+    // When this venvfs serves the mount, the command is started by a guard, venvfs again,
+    // which ends what the command leaves running should venvfs be killed (see guard.rs);
+    // it gives back the command's exit code, and 127 or 126 when it cannot be started.
+    let (mut cmd, death_signal) = if guarded {
+        let mut cmd = Command::new("/proc/self/exe");
+        cmd.arg("run")
+            .arg("--guard-of")
+            .arg(std::process::id().to_string())
+            .arg(venv)
+            .arg("--")
+            .args(command);
+        (cmd, super::guard::VENVFS_GONE)
+    } else {
+        let mut cmd = Command::new(program);
+        cmd.args(rest);
+        (cmd, libc::SIGTERM)
+    };
     // The working directory by its path again: started inside the venv, this process's
     // directory is the one the mount now covers, and the command must see the mount's.
     if let Ok(cwd) = std::env::current_dir() {
@@ -121,17 +128,24 @@ fn run_command(
     // SAFETY: prctl and umask are async-signal-safe and touch no memory of the parent.
     unsafe {
         cmd.pre_exec(move || {
-            // the guard is told when venvfs goes (the venv is gone), and ends the command
-            if libc::prctl(libc::PR_SET_PDEATHSIG, super::guard::VENVFS_GONE) != 0 {
+            // told when venvfs goes (the guard then ends the command)
+            if libc::prctl(libc::PR_SET_PDEATHSIG, death_signal) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             libc::umask(umask as libc::mode_t);
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(|e| {
-        format!("cannot start venvfs again (/proc/self/exe) to run the command: {e}")
-    })?;
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) if guarded => {
+            return Err(format!(
+                "cannot start venvfs again (/proc/self/exe) to run the command: {e}"
+            )
+            .into())
+        }
+        Err(e) => return Ok(super::guard::cannot_start(program, &e)),
+    };
     let pid = child.id() as i32;
     // Ctrl-C reaches the command from the terminal; venvfs waits for it to end.
     let mut signals =
