@@ -131,10 +131,26 @@ pub fn materialize(args: &MaterializeArgs) -> CmdResult {
         .map_err(|_| format!("another `venvfs materialize {}` is running", venv.display()))?;
     refuse_while_served_elsewhere(&venv)?;
 
+    // Ctrl-C (or SIGTERM) during the build stops it and removes what it built: the venv
+    // stays as it was and nothing is left beside it. (From the switch on, the run is
+    // finished first: a fraction of a second.)
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, std::sync::Arc::clone(&stop))?;
+    }
     let overlay = crate::daemon::open_unmounted(&venv)?;
     let aside = parent.join(sibling(&name, BUILDING, std::process::id()));
-    let built = build(&overlay, &venv, &aside, args.link_mode);
+    let built = build(&overlay, &venv, &aside, args.link_mode, &stop);
     drop(overlay);
+    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let _ = remove_tree(&aside);
+        eprintln!(
+            "interrupted: {} is left as it was (a venvfs venv); nothing was kept of the plain \
+             venv being built",
+            venv.display()
+        );
+        std::process::exit(130);
+    }
     // (mounted meanwhile: what was read may be half old, half new)
     let built = built.and_then(|stats| {
         if crate::daemon::venv_is_mounted(&venv) {
@@ -422,7 +438,13 @@ fn shown(rel: &Path) -> String {
 }
 
 /// Builds the plain venv at `aside` from the merged view of `fs` (the venv `venv`).
-fn build(fs: &Overlay, venv: &Path, aside: &Path, mode: LinkMode) -> CmdResult<Stats> {
+fn build(
+    fs: &Overlay,
+    venv: &Path,
+    aside: &Path,
+    mode: LinkMode,
+    stop: &std::sync::atomic::AtomicBool,
+) -> CmdResult<Stats> {
     let items = plan(fs)?;
     let total: u64 = items
         .iter()
@@ -441,6 +463,9 @@ fn build(fs: &Overlay, venv: &Path, aside: &Path, mode: LinkMode) -> CmdResult<S
     // upper files with several names: the first name made, to link the others to
     let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
     for item in &items {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err("interrupted".into());
+        }
         let dest = aside.join(&item.rel);
         let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", item.rel.display());
         match item.attr.kind {

@@ -505,6 +505,64 @@ fn a_killed_materialize_leaves_one_working_venv_or_the_other() {
     assert_eq!(st.sources(), sources, "the cache or a wheel changed");
 }
 
+/// Ctrl-C (SIGINT) while `venvfs materialize` builds the plain venv: it stops, exits 130,
+/// and removes what it built; the venvfs venv is left as it was (it mounts and imports) and
+/// nothing is left beside it. (One interrupted after the build finishes the switch.)
+#[test]
+fn ctrl_c_of_materialize_leaves_the_venv_as_it_was_and_nothing_beside() {
+    let st = setup(&["six-"], &["numpy-", "pyyaml-"]);
+    let sources = st.sources();
+    let probe = st.s.path("probe");
+    make_venvfs_venv(&st.s, &probe, &st.reqs, &st.whl_house, &st.cache);
+    let started = Instant::now();
+    materialize_ok(&probe, &[]);
+    let whole = started.elapsed().as_millis() as u64;
+    let venv = &st.venv;
+    let mut interrupted = 0;
+    for round in 0..3 {
+        if !is_venvfs_venv(venv) {
+            std::fs::remove_dir_all(venv).unwrap();
+            make_venvfs_venv(&st.s, venv, &st.reqs, &st.whl_house, &st.cache);
+        }
+        let child = venvfs()
+            .arg("materialize")
+            .arg(venv)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(whole / 3));
+        // SAFETY: a signal to our own child.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGINT);
+        }
+        let out = child.wait_with_output().unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        let beside: Vec<_> = std::fs::read_dir(venv.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("v."))
+            .collect();
+        assert!(beside.is_empty(), "round {round}: left beside: {beside:?}");
+        if out.status.code() == Some(130) {
+            interrupted += 1;
+            assert!(said.contains("interrupted: "), "{said}");
+            assert!(is_venvfs_venv(venv), "round {round}");
+            let m = Mount::new(venv);
+            imports(venv, "six, yaml, numpy, demo_pkg");
+            m.unmount();
+        } else {
+            assert!(out.status.success(), "round {round}: {said}");
+            assert!(!is_venvfs_venv(venv), "round {round}");
+        }
+    }
+    assert!(
+        interrupted > 0,
+        "no run was interrupted (a run takes {whole} ms)"
+    );
+    assert_eq!(st.sources(), sources, "the cache or a wheel changed");
+}
+
 /// Links uv's symlink link mode made into its cache through the mount (references, shown
 /// as files) become files of the plain venv, which then needs the cache no more.
 #[test]
