@@ -20,6 +20,16 @@ use crate::tags::WheelFilename;
 /// Temporary files older than this are from a process that died; they are removed.
 const STALE: Duration = Duration::from_secs(24 * 3600);
 
+/// How a temporary file's name starts: `download.<owner>.<random>.part`.
+const DOWNLOAD: &str = "download.";
+
+/// The process that writes the temporary file `name` (see [`crate::upper::work::Owner`]).
+fn downloader(name: &str) -> Option<crate::upper::work::Owner> {
+    let owner_and_random = name.strip_prefix(DOWNLOAD)?.strip_suffix(".part")?;
+    let (owner, _) = owner_and_random.rsplit_once('.')?;
+    crate::upper::work::Owner::parse(owner)
+}
+
 #[derive(Debug, Clone)]
 pub struct Store {
     pub root: PathBuf,
@@ -101,6 +111,10 @@ impl Store {
         let dir = self.root.join(".tmp");
         std::fs::create_dir_all(&dir)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+        // (named by their process: one of this host that is gone, killed or interrupted
+        // with Ctrl-C, left its partial download, which goes now; the store may be shared
+        // by hosts, whose processes this one cannot see: theirs go after a day)
+        let me = crate::upper::work::Owner::this();
         if let Ok(rd) = std::fs::read_dir(&dir) {
             let now = SystemTime::now();
             for e in rd.flatten() {
@@ -110,13 +124,15 @@ impl Store {
                     .ok()
                     .and_then(|t| now.duration_since(t).ok())
                     .is_some_and(|age| age > STALE);
-                if old {
+                let left = downloader(&e.file_name().to_string_lossy())
+                    .is_some_and(|o| o.pid != me.pid && o.is_gone(&me));
+                if old || left {
                     let _ = std::fs::remove_file(e.path());
                 }
             }
         }
         tempfile::Builder::new()
-            .prefix("download-")
+            .prefix(&format!("{DOWNLOAD}{}.", me.name()))
             .suffix(".part")
             .tempfile_in(&dir)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))
@@ -202,5 +218,43 @@ mod tests {
         );
         let c = store.temp_file().unwrap();
         assert!(store.keep(c, "cd34", "../evil.whl").is_err());
+    }
+
+    #[test]
+    fn a_partial_download_of_a_process_that_is_gone_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store {
+            root: dir.path().join("wheels"),
+        };
+        let first = store.temp_file().unwrap();
+        let tmp = dir.path().join("wheels/.tmp");
+        let me = crate::upper::work::Owner::this();
+        let gone = crate::upper::work::Owner {
+            pid: 999_999_999, // (more than any pid the kernel gives)
+            ..me.clone()
+        };
+        let elsewhere = crate::upper::work::Owner {
+            host: "another-host".into(),
+            ..gone.clone()
+        };
+        for owner in [&gone, &elsewhere] {
+            std::fs::write(
+                tmp.join(format!("{DOWNLOAD}{}.Ab3xYz.part", owner.name())),
+                b"x",
+            )
+            .unwrap();
+        }
+        let _second = store.temp_file().unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(&tmp)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        // (this process's own, a download under way, stays: so does another host's)
+        assert_eq!(left.len(), 3, "{left:?}");
+        assert!(left.iter().any(|n| n.contains("another-host")));
+        let gone_file = format!("{DOWNLOAD}{}.Ab3xYz.part", gone.name());
+        assert!(!left.contains(&gone_file), "{left:?}");
+        assert!(first.path().exists());
     }
 }
