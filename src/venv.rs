@@ -110,7 +110,9 @@ pub fn write_unmounted_guard(venv: &Path) -> Result<(), VenvError> {
     if std::fs::read(&path).is_ok_and(|old| old == line.as_bytes()) {
         return Ok(());
     }
-    crate::fsutil::write_atomic(&path, line.as_bytes(), 0o644)
+    // (not flushed: every mount and change writes it again when it differs, and an empty
+    // `.pth` left by a power failure does nothing)
+    crate::fsutil::write_replaceable(&path, line.as_bytes(), 0o644)
         .map_err(|source| VenvError::Read { path, source })
 }
 
