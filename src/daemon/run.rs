@@ -99,7 +99,9 @@ fn run_command(
     // it gives back the command's exit code, and 127 or 126 when it cannot be started.
     let (mut cmd, death_signal) = if guarded {
         let mut cmd = Command::new("/proc/self/exe");
-        cmd.arg("run")
+        // (as `ps` shows it)
+        cmd.arg0("venvfs")
+            .arg("run")
             .arg("--guard-of")
             .arg(std::process::id().to_string())
             .arg(venv)
