@@ -430,6 +430,24 @@ fn random_below(n: u64) -> u64 {
     h.finish() % n.max(1)
 }
 
+/// How long a whole `venvfs materialize` takes, on a venv made as the setup's is.
+fn whole_run_ms(st: &Setup) -> u64 {
+    let probe = st.s.path("probe");
+    make_venvfs_venv(&st.s, &probe, &st.reqs, &st.whl_house, &st.cache);
+    let started = Instant::now();
+    materialize_ok(&probe, &[]);
+    started.elapsed().as_millis() as u64
+}
+
+/// What a run left beside the venv (`v.materializing-PID`, `v.venvfs-old-PID`).
+fn beside(venv: &Path) -> Vec<String> {
+    std::fs::read_dir(venv.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("v."))
+        .collect()
+}
+
 fn is_venvfs_venv(venv: &Path) -> bool {
     venv.join(".venvfs/manifest.toml").is_file()
 }
@@ -446,12 +464,7 @@ fn a_killed_materialize_leaves_one_working_venv_or_the_other() {
     let st = setup(&["six-", "click-"], &["numpy-", "pyyaml-"]);
     let sources = st.sources();
     let modules = "six, click, yaml, numpy, demo_pkg";
-    // how long a whole run takes, on a venv made the same way
-    let probe = st.s.path("probe");
-    make_venvfs_venv(&st.s, &probe, &st.reqs, &st.whl_house, &st.cache);
-    let started = Instant::now();
-    materialize_ok(&probe, &[]);
-    let whole = started.elapsed().as_millis() as u64;
+    let whole = whole_run_ms(&st);
     let venv = &st.venv;
     let (mut killed_as_venvfs, mut killed_as_plain) = (0, 0);
     for round in 0..rounds {
@@ -496,11 +509,7 @@ fn a_killed_materialize_leaves_one_working_venv_or_the_other() {
     assert!(!is_venvfs_venv(venv));
     assert_eq!(venvfs_state(venv), Vec::<PathBuf>::new());
     imports(venv, modules);
-    let beside: Vec<_> = std::fs::read_dir(venv.parent().unwrap())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("v."))
-        .collect();
+    let beside = beside(venv);
     assert!(beside.is_empty(), "left beside the venv: {beside:?}");
     assert_eq!(st.sources(), sources, "the cache or a wheel changed");
 }
@@ -512,11 +521,7 @@ fn a_killed_materialize_leaves_one_working_venv_or_the_other() {
 fn ctrl_c_of_materialize_leaves_the_venv_as_it_was_and_nothing_beside() {
     let st = setup(&["six-"], &["numpy-", "pyyaml-"]);
     let sources = st.sources();
-    let probe = st.s.path("probe");
-    make_venvfs_venv(&st.s, &probe, &st.reqs, &st.whl_house, &st.cache);
-    let started = Instant::now();
-    materialize_ok(&probe, &[]);
-    let whole = started.elapsed().as_millis() as u64;
+    let whole = whole_run_ms(&st);
     let venv = &st.venv;
     let mut interrupted = 0;
     for round in 0..3 {
@@ -538,11 +543,7 @@ fn ctrl_c_of_materialize_leaves_the_venv_as_it_was_and_nothing_beside() {
         }
         let out = child.wait_with_output().unwrap();
         let said = String::from_utf8_lossy(&out.stderr);
-        let beside: Vec<_> = std::fs::read_dir(venv.parent().unwrap())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with("v."))
-            .collect();
+        let beside = beside(venv);
         assert!(beside.is_empty(), "round {round}: left beside: {beside:?}");
         if out.status.code() == Some(130) {
             interrupted += 1;

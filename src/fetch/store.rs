@@ -220,6 +220,8 @@ mod tests {
         assert!(store.keep(c, "cd34", "../evil.whl").is_err());
     }
 
+    // (elsewhere no process is known gone: a partial download goes after a day)
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_partial_download_of_a_process_that_is_gone_goes() {
         let dir = tempfile::tempdir().unwrap();
