@@ -1,11 +1,12 @@
 //! Keeping uv told to link: a mounted venv's activation scripts set `UV_LINK_MODE=symlink`
-//! (see `activate.rs`), written at mount. A venv made again through the mount gets new
+//! (see `activate.rs`), written at mount (in the venv's own directory, just before the
+//! mount covers it: see serve.rs). A venv made again through the mount gets new
 //! scripts without it: `uv venv --clear .venv`, `python -m venv --clear`, or `uv sync`
 //! making the venv again for another Python. Then the next `source .venv/bin/activate`
 //! would leave uv to copy every file into the venv, the very thing venvfs is for. So the
 //! daemon looks at the main script in the venv's own directory every [`EVERY`] (one
 //! `stat`), and when it is a new file (another inode: every venv maker writes a new one)
-//! patches the scripts again, through the mount as at mount time.
+//! patches the scripts again, through the mount.
 //!
 //! An edit of the script in place keeps its inode and is left alone, so a user who takes
 //! the line out keeps it out.
@@ -53,16 +54,24 @@ pub(super) fn watch(venv: PathBuf, own_dir: PathBuf) {
     }
 }
 
-/// The file's identity: a new file has another.
-#[cfg(unix)]
-fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::symlink_metadata(path)
-        .ok()
-        .map(|m| (m.dev(), m.ino()))
-}
-
-#[cfg(not(unix))]
-fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
-    std::fs::symlink_metadata(path).ok().map(|m| (m.len(), 0))
+/// The file's identity: a new file has another. Its inode number alone does not tell: a
+/// filesystem gives the number of the file just removed to the next one made (ext4 does,
+/// and `uv venv --clear` removes the script and writes a new one), so its birth time,
+/// which an edit in place keeps, tells too where the filesystem records one.
+fn identity(path: &std::path::Path) -> Option<(u64, u64, i64, u32)> {
+    use rustix::fs::{AtFlags, StatxFlags, CWD};
+    let st = rustix::fs::statx(
+        CWD,
+        path,
+        AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::INO | StatxFlags::BTIME,
+    )
+    .ok()?;
+    let dev = rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor);
+    let born = if StatxFlags::from_bits_retain(st.stx_mask).contains(StatxFlags::BTIME) {
+        (st.stx_btime.tv_sec, st.stx_btime.tv_nsec)
+    } else {
+        (0, 0)
+    };
+    Some((dev, st.stx_ino, born.0, born.1))
 }
