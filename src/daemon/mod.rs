@@ -122,21 +122,7 @@ pub fn mount(args: MountArgs) -> CmdResult {
     if args.foreground || args.daemon_child {
         serve::serve(&venv, &args)
     } else {
-        // (the activation scripts are patched first, in the venv's own directory: through
-        // the mount each is a copy-up of several requests and an fsync, a third of a first
-        // mount's time; a refused mount takes the patch back, leaving the venv as it was)
-        let patched = set_link_mode(&venv);
-        if let Err(e) = spawn::spawn_daemon(&venv, &args) {
-            if patched {
-                let _ = crate::activate::unset_link_mode(&venv);
-            }
-            return Err(e);
-        }
-        if patched {
-            if let Some(hint) = crate::activate::project_hint(&venv) {
-                eprintln!("{hint}");
-            }
-        }
+        spawn::spawn_daemon(&venv, &args)?;
         Ok(())
     }
 }
@@ -186,21 +172,9 @@ pub fn is_stale(venv: &Path) -> bool {
     venvfs_fuse::is_stale(venv)
 }
 
-/// Makes the venv's activation set uv's symlink link mode (through the mount, which is
-/// up, for a mount in the foreground and `run`: a refused mount must leave the venv as it
-/// was), saying once, when the script changes, how a uv project around the venv gets the
-/// same without activating it.
-pub(super) fn set_link_mode_once(venv: &Path) {
-    if set_link_mode(venv) {
-        if let Some(hint) = crate::activate::project_hint(venv) {
-            eprintln!("{hint}");
-        }
-    }
-}
-
 /// Makes the venv's activation set uv's symlink link mode: whether that changed its main
 /// script (a failure is only logged: the venv works without).
-fn set_link_mode(venv: &Path) -> bool {
+pub(super) fn set_link_mode(venv: &Path) -> bool {
     crate::activate::set_link_mode(venv).unwrap_or_else(|e| {
         tracing::warn!(
             "cannot set uv's link mode in {}/bin/activate: {e}",
