@@ -113,21 +113,15 @@ pub(super) fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
         threads: args.threads,
         passthrough: args.passthrough,
     };
+    let mounted = venvfs_fuse::mount(std::sync::Arc::clone(&overlay), venv, &mount_cfg)
+        .map_err(|e| format!("cannot mount {}: {e}{}", venv.display(), mount_hint(&e)))?;
     // The activation scripts are made to set uv's link mode now, in the venv's own
-    // directory: the layers are open (what makes a mount refuse has been checked) and the
-    // overlay has looked at nothing of the upper yet. Through the mount each would be a
-    // copy-up (about 20 requests and an fsync: a third of a first mount's time). Should the
-    // mount itself fail, the patch is taken back.
-    let patched = super::set_link_mode(venv);
-    let mounted = match venvfs_fuse::mount(std::sync::Arc::clone(&overlay), venv, &mount_cfg) {
-        Ok(mounted) => mounted,
-        Err(e) => {
-            if patched {
-                let _ = crate::activate::unset_link_mode(venv);
-            }
-            return Err(format!("cannot mount {}: {e}{}", venv.display(), mount_hint(&e)).into());
-        }
-    };
+    // directory beneath the mount: the mount is made (a refused one changes nothing), and
+    // no request has been answered yet, so the overlay has looked at nothing of the upper
+    // and the kernel caches nothing of it. Through the mount each script would be a
+    // copy-up (about 20 requests and an fsync: a third of a first mount's time).
+    let patched =
+        super::set_link_mode(&PathBuf::from(format!("/proc/self/fd/{}", record.upper_fd)));
     let took = started.elapsed();
     // (said once, when the script changed: how a uv project gets the same unactivated)
     if let Some(hint) = patched
