@@ -272,7 +272,7 @@ fn bytecode_stores(venv: &Path) -> Option<crate::bytecode::Stores> {
 /// server; served through the mount, its content stays in the mount's page cache.
 fn stores_are_local(stores: &crate::bytecode::Stores) -> bool {
     stores.write.iter().chain(&stores.read).all(|store| {
-        match crate::doctor::shared_filesystem_at(store) {
+        match crate::doctor::shared_filesystem(store) {
             Some(fstype) => {
                 tracing::debug!("{} is on {fstype}: .pyc shown as files", store.display());
                 false

@@ -54,39 +54,42 @@ const SHARED: [&str; 14] = [
     "fuse.gcsfuse",
 ];
 
-/// [`shared_filesystem`] of a path that may not exist yet (a store made when first
-/// written, a cache entry that is gone): its nearest existing directory tells.
-pub fn shared_filesystem_at(path: &Path) -> Option<String> {
-    let existing = path.ancestors().find(|p| p.exists()).unwrap_or(path);
-    shared_filesystem(existing)
-}
-
 /// The type of the filesystem `dir` is on when it is one that several hosts mount at once
 /// (NFS, Lustre, sshfs, ...): there another daemon may change the venv directory beneath
-/// this one's mount (see "Many hosts on one venv" in the README). None on a local
-/// filesystem, or where the mount table cannot say.
+/// this one's mount (see "Many hosts on one venv" in the README). A path that does not
+/// exist yet (a store made when first written, a cache entry that is gone) is where its
+/// nearest existing directory is. None on a local filesystem, or where the mount table
+/// cannot say.
 pub fn shared_filesystem(dir: &Path) -> Option<String> {
-    let fstype = system::FsFacts::gather(dir).fstype?;
-    SHARED.contains(&fstype.as_str()).then_some(fstype)
+    #[cfg(target_os = "linux")]
+    return shared_type(&venvfs_fuse::table(), dir);
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = dir;
+        None
+    }
 }
 
-/// Whether each of `paths` is on a local filesystem, as [`shared_filesystem`]
-/// tells, with one read of the mount table for them all (a daemon asks this of every
-/// layer's source while mounting).
+/// Whether each of `paths` is on a local filesystem, as [`shared_filesystem`] tells, with
+/// one read of the mount table for them all (a daemon asks this of every layer's source
+/// while mounting).
 #[cfg(target_os = "linux")]
 pub fn on_local_filesystems<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Vec<bool> {
     let table = venvfs_fuse::table();
     paths
         .into_iter()
-        .map(|p| {
-            // (a path that is gone: its nearest existing directory tells)
-            let fstype = p
-                .ancestors()
-                .find_map(|a| a.canonicalize().ok())
-                .and_then(|abs| venvfs_fuse::containing(&table, &abs).map(|m| m.fstype.clone()));
-            !fstype.is_some_and(|t| SHARED.contains(&t.as_str()))
-        })
+        .map(|p| shared_type(&table, p).is_none())
         .collect()
+}
+
+/// [`shared_filesystem`] of `path` in the mount table `table`: the mount that holds it
+/// (symlinks resolved; for a path that is gone, its nearest existing directory), by the
+/// table alone, asking the filesystem nothing but the path's resolution.
+#[cfg(target_os = "linux")]
+fn shared_type(table: &[venvfs_fuse::MountEntry], path: &Path) -> Option<String> {
+    let abs = path.ancestors().find_map(|a| a.canonicalize().ok())?;
+    let fstype = &venvfs_fuse::containing(table, &abs)?.fstype;
+    SHARED.contains(&fstype.as_str()).then(|| fstype.clone())
 }
 
 /// How a finding weighs.

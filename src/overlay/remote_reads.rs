@@ -101,7 +101,7 @@ impl RemoteReads {
         if let Some(&r) = self.remote.lock().get(root) {
             return r;
         }
-        let remote = crate::doctor::shared_filesystem_at(root).is_some();
+        let remote = crate::doctor::shared_filesystem(root).is_some();
         self.remote.lock().insert(root.to_owned(), remote);
         remote
     }
