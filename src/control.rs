@@ -26,6 +26,9 @@ pub enum Request {
     RemoveCopies {
         files: Vec<PathBuf>,
         dirs: Vec<PathBuf>,
+        /// Files changed at this time or later are left (see `adopt::remove_at`).
+        #[serde(default)]
+        since: Option<std::time::SystemTime>,
     },
 }
 

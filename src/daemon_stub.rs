@@ -53,8 +53,9 @@ pub fn remove_copies(
     venv: &Path,
     files: &[PathBuf],
     dirs: &[PathBuf],
+    since: Option<std::time::SystemTime>,
 ) -> Result<(usize, u64), Box<dyn Error>> {
-    Ok(crate::install::adopt::remove_all(venv, files, dirs)?)
+    Ok(crate::install::adopt::remove_all(venv, files, dirs, since)?)
 }
 
 /// The manifest in the venv directory (never hidden by a mount here).

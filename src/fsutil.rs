@@ -178,6 +178,59 @@ pub fn os_str_from_bytes(bytes: &[u8]) -> Option<&OsStr> {
     std::str::from_utf8(bytes).ok().map(OsStr::new)
 }
 
+/// Now, by the clock file times are taken from (a coarse one, a kernel tick behind the
+/// precise clock at most): a file changed after this call has a change time at or after
+/// it (see [`changed_since`]).
+#[cfg(unix)]
+pub fn file_clock_now() -> SystemTime {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec to write to.
+    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } != 0 {
+        return SystemTime::now() - Duration::from_millis(20);
+    }
+    let (Ok(secs), Ok(nanos)) = (u64::try_from(ts.tv_sec), u32::try_from(ts.tv_nsec)) else {
+        return UNIX_EPOCH;
+    };
+    UNIX_EPOCH + Duration::new(secs, nanos)
+}
+
+/// Now, by the clock file times are taken from: the system time, which Windows moves on
+/// at each clock tick (15.6 ms by default), taken a tick back.
+#[cfg(not(unix))]
+pub fn file_clock_now() -> SystemTime {
+    SystemTime::now() - Duration::from_millis(20)
+}
+
+/// Whether the file `meta` describes may have been changed (made, written, chmod-ed,
+/// renamed) at `since` ([`file_clock_now`]) or later, by its change time. A file changed
+/// in the same clock tick just before counts as changed too. (Windows has no change
+/// time: its last write, or its making.)
+#[cfg(unix)]
+pub fn changed_since(meta: &std::fs::Metadata, since: SystemTime) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(secs), Ok(nanos)) = (
+        u64::try_from(meta.ctime()),
+        u32::try_from(meta.ctime_nsec()),
+    ) else {
+        return true;
+    };
+    UNIX_EPOCH + Duration::new(secs, nanos) >= since
+}
+
+/// Whether the file `meta` describes may have been changed (made, written, chmod-ed,
+/// renamed) at `since` ([`file_clock_now`]) or later, by its change time. A file changed
+/// in the same clock tick just before counts as changed too. (Windows has no change
+/// time: its last write, or its making.)
+#[cfg(not(unix))]
+pub fn changed_since(meta: &std::fs::Metadata, since: SystemTime) -> bool {
+    [meta.modified(), meta.created()]
+        .into_iter()
+        .any(|t| t.map_or(true, |t| t >= since))
+}
+
 /// One positional read (pread); may return fewer bytes than asked, 0 at end of file.
 #[cfg(unix)]
 pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {

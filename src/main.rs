@@ -320,7 +320,7 @@ fn adopt(
     }
     // (a mounted venv's daemon removes them itself, and takes the change in the same step)
     let (files, dirs) = adopt::removals(&plan);
-    let (files, bytes) = venvfs::daemon::remove_copies(venv, &files, &dirs)?;
+    let (files, bytes) = venvfs::daemon::remove_copies(venv, &files, &dirs, plan.started)?;
     let own = venvfs::daemon::own_dir_of(venv).unwrap_or_else(|| venv.to_owned());
     adopt::mark_finished(&own)?;
     if plan.adoptions.is_empty() {
@@ -358,7 +358,7 @@ fn fold_links(venv: &Path, version: &str) -> Result<venvfs::install::fold::Repor
     })?;
     let report = committed.report;
     if !committed.links.is_empty() {
-        venvfs::daemon::remove_copies(venv, &committed.links, &committed.dirs)?;
+        venvfs::daemon::remove_copies(venv, &committed.links, &committed.dirs, committed.since)?;
     }
     for note in &report.notes {
         eprintln!("note: {note}");

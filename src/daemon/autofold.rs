@@ -132,6 +132,7 @@ fn fold_now(own_dir: &Path, take_live: &impl Fn(Request) -> Result<String, Strin
             } else {
                 Vec::new()
             },
+            since: committed.since,
         };
         if let Err(e) = take_live(request) {
             tracing::warn!("folded uv's links, but cannot remove them all: {e}");

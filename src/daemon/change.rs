@@ -115,12 +115,12 @@ pub(super) fn take_changes_live(
                 let done = overlay.reload(&manifest, &bytes(&touched), &*cache);
                 (done, None)
             }
-            crate::control::Request::RemoveCopies { files, dirs } => {
+            crate::control::Request::RemoveCopies { files, dirs, since } => {
                 // (removed while the tree is locked: no request sees a copy gone before
                 // the tree shows the layer's file in its place)
                 let mut removed = None;
                 let done = overlay.reload_after(&manifest, &*cache, &bytes(&files), || {
-                    let r = crate::install::adopt::remove_at(&own_dir, &files, &dirs);
+                    let r = crate::install::adopt::remove_at(&own_dir, &files, &dirs, since);
                     let touched = bytes(&r.touched);
                     removed = Some(r);
                     touched
@@ -165,16 +165,18 @@ pub(super) fn take_changes_live(
 
 /// Removes copies the layers show the same from the venv's own directory (`venvfs adopt`):
 /// by the daemon of a mounted venv, which takes the change live; when the venv is not
-/// mounted, directly. Returns the files removed and the disk given back.
+/// mounted, directly; files changed at `since` or later are left. Returns the files
+/// removed and the disk given back.
 pub fn remove_copies(
     venv: &Path,
     files: &[PathBuf],
     dirs: &[PathBuf],
+    since: Option<std::time::SystemTime>,
 ) -> Result<(usize, u64), Box<dyn Error>> {
     let abs = live_venv(venv)?;
     let shown = abs.display();
     if !is_mounted(&abs) {
-        return Ok(crate::install::adopt::remove_all(&abs, files, dirs)?);
+        return Ok(crate::install::adopt::remove_all(&abs, files, dirs, since)?);
     }
     let Some(record) = registry::serving(&abs) else {
         return Err(format!(
@@ -196,6 +198,7 @@ pub fn remove_copies(
         let request = crate::control::Request::RemoveCopies {
             files: batch.to_vec(),
             dirs: if last { dirs.to_vec() } else { Vec::new() },
+            since,
         };
         let answer = crate::control::ask(record.pid, &request).map_err(|why| {
             format!(

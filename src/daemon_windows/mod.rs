@@ -142,9 +142,10 @@ pub fn remove_copies(
     venv: &Path,
     files: &[PathBuf],
     dirs: &[PathBuf],
+    since: Option<std::time::SystemTime>,
 ) -> Result<(usize, u64), Box<dyn Error>> {
     refuse_mounted(venv)?;
-    Ok(crate::install::adopt::remove_all(venv, files, dirs)?)
+    Ok(crate::install::adopt::remove_all(venv, files, dirs, since)?)
 }
 
 fn refuse_mounted(venv: &Path) -> CmdResult {

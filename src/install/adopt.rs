@@ -85,6 +85,9 @@ pub struct Plan {
     pub opaque: BTreeSet<PathBuf>,
     /// The whiteouts beside those made-again directories (venv-relative): they go too.
     pub stale_whiteouts: BTreeSet<PathBuf>,
+    /// When the plan began looking: a copy changed since (uv or pip installing again
+    /// meanwhile) is not removed, whatever its bytes are now.
+    pub started: Option<std::time::SystemTime>,
 }
 
 /// What [`remove_at`] did.
@@ -139,7 +142,10 @@ pub fn plan_with(root: &Path, version: &str, find: &mut Find) -> Result<Plan, Er
     let layout = Layout::new(version);
     let site = Path::new(layout.site_packages());
     let manifest = Manifest::load(&manifest_path(root))?;
-    let mut out = Plan::default();
+    let mut out = Plan {
+        started: Some(crate::fsutil::file_clock_now()),
+        ..Plan::default()
+    };
 
     let mut chosen: Vec<(Layer, bool, Vec<RecordRow>)> = Vec::new();
     for dist_info in own_dist_infos(&root.join(site)) {
@@ -618,11 +624,19 @@ pub fn removals(plan: &Plan) -> (Vec<PathBuf>, Vec<PathBuf>) {
 }
 
 /// Removes `files` and then the `dirs` left empty (deepest first) from the venv's own
-/// directory at `root`; paths that are not plain relative ones are skipped. Each removal
+/// directory at `root`; paths that are not plain relative ones are skipped, and so are
+/// files changed at `since` or later (when the plan that chose them began looking: made
+/// again by an installer since, they may no longer be what the layer shows). Each removal
 /// on its own leaves the venv showing the same bytes. A mounted venv's daemon runs this
 /// itself, with the reload that follows (`venvfs adopt` asks it over the control socket),
-/// so a command killed midway leaves no removed file the daemon still believes in.
-pub fn remove_at(root: &Path, files: &[PathBuf], dirs: &[PathBuf]) -> Removed {
+/// so a command killed midway leaves no removed file the daemon still believes in, and no
+/// request through the mount changes a file between its check and its removal.
+pub fn remove_at(
+    root: &Path,
+    files: &[PathBuf],
+    dirs: &[PathBuf],
+    since: Option<std::time::SystemTime>,
+) -> Removed {
     let plain = |p: &&PathBuf| {
         !p.as_os_str().is_empty()
             && p.components()
@@ -637,6 +651,9 @@ pub fn remove_at(root: &Path, files: &[PathBuf], dirs: &[PathBuf]) -> Removed {
         // (a copy, or a link into the cache `venvfs fold` folded: either shows the same
         // bytes as the layer's file)
         if !meta.is_file() && !meta.is_symlink() {
+            continue;
+        }
+        if since.is_some_and(|t| crate::fsutil::changed_since(&meta, t)) {
             continue;
         }
         match std::fs::remove_file(&path) {
@@ -666,8 +683,9 @@ pub fn remove_all(
     root: &Path,
     files: &[PathBuf],
     dirs: &[PathBuf],
+    since: Option<std::time::SystemTime>,
 ) -> Result<(usize, u64), String> {
-    let r = remove_at(root, files, dirs);
+    let r = remove_at(root, files, dirs, since);
     if !r.failed.is_empty() {
         return Err(format!(
             "{} removed, but not all: {}",
@@ -681,7 +699,7 @@ pub fn remove_all(
 /// [`removals`] and [`remove_at`] on a venv that is not mounted (`root` is the venv).
 pub fn remove_copies(root: &Path, plan: &Plan) -> Result<Removed, Error> {
     let (files, dirs) = removals(plan);
-    Ok(remove_at(root, &files, &dirs))
+    Ok(remove_at(root, &files, &dirs, plan.started))
 }
 
 /// Left in the venv's `.venvfs` from step 1 until the copies are removed: a venv mounted
@@ -845,7 +863,10 @@ mod tests {
         }
     }
 
+    /// (what a test wrote is a clock tick older than the plan, as an installer's files
+    /// are older than the `adopt` run after it: see `remove_at`)
     fn plan_of(f: &Fixture) -> Plan {
+        std::thread::sleep(std::time::Duration::from_millis(10));
         let entry = f.entry.clone();
         let mut find = |name: &str, ver: &str, _: &[RecordRow]| {
             assert_eq!((name, ver), ("pkg", "1.0"));
@@ -973,6 +994,25 @@ mod tests {
         );
     }
 
+    /// An installer that writes a file again between the plan and the removals (uv or pip
+    /// run while the daemon adopts by itself) keeps it: its bytes are no longer the ones
+    /// the plan compared.
+    #[test]
+    fn a_copy_written_again_after_the_plan_stays() {
+        let f = fixture();
+        let site = f.venv.join(SITE);
+        let p = plan_of(&f);
+        commit_layers(&f.venv, &p).unwrap();
+        std::fs::remove_file(site.join("pkg/mod.py")).unwrap();
+        put(&site.join("pkg/mod.py"), "a newer version's module\n");
+        let removed = remove_copies(&f.venv, &p).unwrap();
+        assert_eq!(removed.files, 4, "{removed:?}");
+        assert_eq!(
+            std::fs::read_to_string(site.join("pkg/mod.py")).unwrap(),
+            "a newer version's module\n"
+        );
+    }
+
     #[test]
     fn an_interrupted_adopt_is_finished_by_the_next() {
         let f = fixture();
@@ -1001,7 +1041,7 @@ mod tests {
         assert!(commit_layers(&f.venv, &p3).unwrap().is_empty());
         // killed after the files, before the directories they left empty
         let (files, _) = removals(&p3);
-        assert_eq!(remove_at(&f.venv, &files, &[]).files, 4);
+        assert_eq!(remove_at(&f.venv, &files, &[], p3.started).files, 4);
         assert!(site.join("pkg/data").is_dir());
         let p4 = plan_of(&f);
         assert!(p4.adoptions.is_empty(), "{p4:?}");

@@ -337,8 +337,9 @@ pub fn fold(root: &Path, python: &str) -> Result<Report, Error> {
         mut report,
         links,
         dirs,
+        since,
     } = commit_layers(root, python)?;
-    super::adopt::remove_all(root, &links, &dirs)
+    super::adopt::remove_all(root, &links, &dirs, since)
         .map_err(|why| format!("the layers are saved, but links are left: {why}"))?;
     report.touched.extend(links);
     report.touched.extend(dirs);
@@ -479,6 +480,9 @@ pub struct Committed {
     pub links: Vec<PathBuf>,
     /// The directories that may be left empty by that, deepest first (venv-relative).
     pub dirs: Vec<PathBuf>,
+    /// When the fold began looking: a link changed since (uv installing again meanwhile)
+    /// is not removed (see [`super::adopt::remove_at`]).
+    pub since: Option<std::time::SystemTime>,
 }
 
 /// The first step of a fold, in one transaction whose commit point is the manifest: the
@@ -488,6 +492,7 @@ pub struct Committed {
 /// after. Removing them is the second step: [`super::adopt::remove_at`], done by the daemon
 /// of a mounted venv itself so that no request finds a link gone before the tree knows.
 pub fn commit_layers(root: &Path, python: &str) -> Result<Committed, Error> {
+    let since = Some(crate::fsutil::file_clock_now());
     let layout = &Layout::new(python);
     let path = manifest_path(root);
     let mut manifest = Manifest::load(&path)?;
@@ -616,6 +621,7 @@ pub fn commit_layers(root: &Path, python: &str) -> Result<Committed, Error> {
         report,
         links,
         dirs,
+        since,
     })
 }
 
@@ -633,6 +639,13 @@ mod tests {
         cache: PathBuf,
         entry: PathBuf,
         venv: PathBuf,
+    }
+
+    /// [`fold`], a clock tick after the test's own writes, as a fold runs after uv's (a
+    /// link changed at the time the fold starts is left: see `adopt::remove_at`).
+    fn fold_settled(venv: &Path) -> Result<Report, Error> {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        fold(venv, "3.11")
     }
 
     fn put(path: &Path, content: &str) {
@@ -701,7 +714,7 @@ mod tests {
         // (the wheel's RECORD and its script are shadowed by uv's files: nothing to hide)
         assert_eq!(one.hidden, [Path::new(SITE).join("pkg/mod.py")]);
 
-        let report = fold(&f.venv, "3.11").unwrap();
+        let report = fold_settled(&f.venv).unwrap();
         assert_eq!(report.lines[0], " ~ pkg==1.0: 3 links folded", "{report:?}");
         let site = f.venv.join(SITE);
         for l in ["pkg/__init__.py", "pkg-1.0.dist-info/METADATA"] {
@@ -729,7 +742,7 @@ mod tests {
             .contains(&Path::new(SITE).join("pkg/__init__.py")));
         // done once: nothing left to fold, and no stash left behind
         assert!(!has_references(&f.venv, &Layout::new("3.11")));
-        assert!(fold(&f.venv, "3.11").unwrap().lines.is_empty());
+        assert!(fold_settled(&f.venv).unwrap().lines.is_empty());
         assert_eq!(
             std::fs::read_dir(f.venv.join(".venvfs")).unwrap().count(),
             1
@@ -784,7 +797,7 @@ mod tests {
         m.save(&manifest_path(&f.venv)).unwrap();
         let pkg = f.venv.join(SITE).join("pkg");
         put(&pkg.join(OPAQUE), "");
-        fold(&f.venv, "3.11").unwrap();
+        fold_settled(&f.venv).unwrap();
         let m = manifest(&f);
         assert_eq!(m.layers.len(), 1, "{m:?}");
         assert!(!pkg.join(OPAQUE).exists(), "the directory is plain again");
@@ -799,7 +812,7 @@ mod tests {
         // pkg/sub/ was deleted from the venv with its file (no link left in it)
         let f = fixture();
         put(&f.entry.join("pkg/sub/z.py"), "z");
-        fold(&f.venv, "3.11").unwrap();
+        fold_settled(&f.venv).unwrap();
         let pkg = f.venv.join(SITE).join("pkg");
         assert!(pkg.join(".wh.sub").exists());
         assert!(!pkg.join("sub").exists(), "no directory made for whiteouts");
@@ -820,7 +833,7 @@ mod tests {
         m.layers
             .push(crate::install::layer_for(&other, "other-1.0", "3.11"));
         m.save(&manifest_path(&f.venv)).unwrap();
-        fold(&f.venv, "3.11").unwrap();
+        fold_settled(&f.venv).unwrap();
         let pkg = f.venv.join(SITE).join("pkg");
         assert!(!pkg.join(".wh.sub").exists());
         assert!(pkg.join("sub/.wh.z.py").exists());
@@ -832,7 +845,7 @@ mod tests {
         let f = fixture();
         let stale = f.venv.join(SITE).join("pkg/.wh.__init__.py");
         put(&stale, "");
-        fold(&f.venv, "3.11").unwrap();
+        fold_settled(&f.venv).unwrap();
         assert!(!stale.exists());
     }
 
@@ -842,7 +855,7 @@ mod tests {
         // (a directory where the manifest goes: saving it fails)
         std::fs::create_dir_all(manifest_path(&f.venv).join("x")).unwrap();
         let before: Vec<_> = walk(&f.venv);
-        assert!(fold(&f.venv, "3.11").is_err());
+        assert!(fold_settled(&f.venv).is_err());
         assert_eq!(walk(&f.venv), before);
         let link = f.venv.join(SITE).join("pkg/__init__.py");
         assert_eq!(
