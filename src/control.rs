@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// What a command asks of a daemon.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
     /// Take the manifest as it is on disk now; `touched` are the venv-relative paths of
     /// the venv's own files that the change wrote or removed.

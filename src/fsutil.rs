@@ -178,36 +178,47 @@ pub fn os_str_from_bytes(bytes: &[u8]) -> Option<&OsStr> {
     std::str::from_utf8(bytes).ok().map(OsStr::new)
 }
 
-/// Now, by the clock file times are taken from (a coarse one, a kernel tick behind the
-/// precise clock at most): a file changed after this call has a change time at or after
-/// it (see [`changed_since`]).
+/// Now, as a time that file times tell apart: a file changed before this call has a change
+/// time before it, one changed after it a change time at or after it (see
+/// [`changed_since`]). File times come from a coarse clock, up to a kernel tick behind the
+/// precise one (or a fine-grained one, never behind the coarse one), so this waits until
+/// the coarse clock has passed the precise time it returns: at most a tick (4 ms at 250 Hz).
 #[cfg(unix)]
 pub fn file_clock_now() -> SystemTime {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
+    let now = SystemTime::now();
+    let coarse = || {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: ts is a valid timespec to write to.
+        if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } != 0 {
+            return None;
+        }
+        let secs = u64::try_from(ts.tv_sec).ok()?;
+        let nanos = u32::try_from(ts.tv_nsec).ok()?;
+        Some(UNIX_EPOCH + Duration::new(secs, nanos))
     };
-    // SAFETY: ts is a valid timespec to write to.
-    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } != 0 {
-        return SystemTime::now() - Duration::from_millis(20);
+    let started = std::time::Instant::now();
+    while coarse().is_some_and(|c| c < now) && started.elapsed() < Duration::from_millis(50) {
+        std::thread::sleep(Duration::from_millis(1));
     }
-    let (Ok(secs), Ok(nanos)) = (u64::try_from(ts.tv_sec), u32::try_from(ts.tv_nsec)) else {
-        return UNIX_EPOCH;
-    };
-    UNIX_EPOCH + Duration::new(secs, nanos)
+    now
 }
 
-/// Now, by the clock file times are taken from: the system time, which Windows moves on
-/// at each clock tick (15.6 ms by default), taken a tick back.
+/// Now, as a time that file times tell apart (see the Unix twin): Windows takes file times
+/// from its system time, which moves on at each clock tick (15.6 ms by default); this waits
+/// a tick longer.
 #[cfg(not(unix))]
 pub fn file_clock_now() -> SystemTime {
-    SystemTime::now() - Duration::from_millis(20)
+    let now = SystemTime::now();
+    std::thread::sleep(Duration::from_millis(20));
+    now
 }
 
 /// Whether the file `meta` describes may have been changed (made, written, chmod-ed,
-/// renamed) at `since` ([`file_clock_now`]) or later, by its change time. A file changed
-/// in the same clock tick just before counts as changed too. (Windows has no change
-/// time: its last write, or its making.)
+/// renamed) at `since` ([`file_clock_now`]) or later, by its change time. (Windows has no
+/// change time: its last write, or its making.)
 #[cfg(unix)]
 pub fn changed_since(meta: &std::fs::Metadata, since: SystemTime) -> bool {
     use std::os::unix::fs::MetadataExt;
@@ -221,9 +232,8 @@ pub fn changed_since(meta: &std::fs::Metadata, since: SystemTime) -> bool {
 }
 
 /// Whether the file `meta` describes may have been changed (made, written, chmod-ed,
-/// renamed) at `since` ([`file_clock_now`]) or later, by its change time. A file changed
-/// in the same clock tick just before counts as changed too. (Windows has no change
-/// time: its last write, or its making.)
+/// renamed) at `since` ([`file_clock_now`]) or later, by its change time. (Windows has no
+/// change time: its last write, or its making.)
 #[cfg(not(unix))]
 pub fn changed_since(meta: &std::fs::Metadata, since: SystemTime) -> bool {
     [meta.modified(), meta.created()]

@@ -198,20 +198,35 @@ fn uv_add_run_remove_in_a_mounted_venv_copies_nothing() {
 /// Waits until `venvfs list` shows each of `names` served from a layer (the daemon folds
 /// uv's links a moment after uv made the last one).
 fn wait_folded(venv: &Path, names: &[&str]) {
+    wait_listed(venv, &format!("{names:?} served from layers"), |text| {
+        names.iter().all(|name| {
+            text.lines()
+                .any(|l| l.starts_with(&format!("{name}==")) && l.trim_end().ends_with(" layer"))
+        })
+    });
+}
+
+/// Waits until `venvfs list` shows `pin` (`name==version`) served as `how` (`layer`).
+fn wait_for_list(venv: &Path, pin: &str, how: &str) {
+    wait_listed(venv, &format!("{pin} served as {how}"), |text| {
+        text.lines().any(|l| {
+            l.starts_with(&format!("{pin} ")) && l.trim_end().ends_with(&format!(" {how}"))
+        })
+    });
+}
+
+/// Waits (30 s at most) until what `venvfs list` prints is `ok`.
+fn wait_listed(venv: &Path, what: &str, ok: impl Fn(&str) -> bool) {
     let started = std::time::Instant::now();
     loop {
         let out = venvfs().arg("list").arg(venv).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let folded = |name: &str| {
-            text.lines()
-                .any(|l| l.starts_with(&format!("{name}==")) && l.trim_end().ends_with(" layer"))
-        };
-        if names.iter().all(|n| folded(n)) {
+        if ok(&text) {
             return;
         }
         assert!(
             started.elapsed() < std::time::Duration::from_secs(30),
-            "uv's links were not folded after 30 s:\n{text}"
+            "not {what} after 30 s:\n{text}"
         );
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
@@ -277,4 +292,73 @@ fn sync_drops_the_copies_uv_made() {
         .map(|w| snapshot(&shared_wheel(w)))
         .collect();
     assert_eq!(served_wheels, after, "a wheel changed");
+}
+
+/// Without the symlink link mode (no activated venv, no `link-mode` in the project), uv
+/// copies into the mounted venv, as it does across filesystems. Once it is done the daemon
+/// gives the copies back, as `venvfs adopt` would: each package becomes a layer of uv's
+/// cache entry. An upgrade too: the version installed over one that was a layer replaces
+/// that layer.
+#[test]
+fn copies_uv_makes_without_the_link_mode_are_given_back_by_the_daemon() {
+    let p = Project::new();
+    let house = p.s.path("house");
+    std::fs::create_dir_all(&house).unwrap();
+    for w in ["six-", "idna-"] {
+        let wheel = shared_wheel(w);
+        std::os::unix::fs::symlink(&wheel, house.join(wheel.file_name().unwrap())).unwrap();
+    }
+    demo_wheel(&house, "demo_pkg", "1.0");
+    demo_wheel(&house, "demo_pkg", "2.0");
+    let wheels_before = snapshot(&house);
+    // (the daemon looks in the uv cache its environment names, as the user's uv does)
+    let m = Mount::with_env(&p.venv, &[("UV_CACHE_DIR", p.cache.to_str().unwrap())]);
+    let copy = [
+        ("UV_LINK_MODE", "copy"),
+        ("UV_FIND_LINKS", house.to_str().unwrap()),
+    ];
+    let out = p.uv(&["add", "six", "idna", "demo_pkg==1.0"], &copy);
+    assert!(out.status.success(), "{out:?}");
+    wait_folded(&p.venv, &["six", "idna", "demo-pkg"]);
+    assert_eq!(
+        p.python("import six, idna, demo_pkg; print(six.__version__, demo_pkg.VALUE)"),
+        "1.17.0 42"
+    );
+    let first = snapshot(&p.cache.join("archive-v0"));
+
+    // an upgrade: uv removes 1.0's files through the mount and copies 2.0's
+    let out = p.uv(&["add", "demo_pkg==2.0"], &copy);
+    assert!(out.status.success(), "{out:?}");
+    // (uv unpacked 2.0 into its cache: from here on, venvfs only reads it)
+    let cache_before = snapshot(&p.cache.join("archive-v0"));
+    // (its files, that is: the directory archive-v0 has a new entry)
+    let files = |snap: &std::collections::BTreeMap<PathBuf, (u32, u64, i64, u64)>| {
+        snap.iter()
+            .filter(|(_, v)| v.0 & 0o170000 == 0o100000)
+            .map(|(k, v)| (k.clone(), *v))
+            .collect::<Vec<_>>()
+    };
+    assert!(files(&first)
+        .iter()
+        .all(|(k, v)| cache_before.get(k) == Some(v)));
+    wait_for_list(&p.venv, "demo-pkg==2.0", "layer");
+    let version = "import importlib.metadata as m; print(m.version('demo_pkg'))";
+    assert_eq!(p.python(version), "2.0");
+    assert!(!p.site().join("demo_pkg-1.0.dist-info").exists());
+    let served = own_bytes(&p.site());
+    m.unmount();
+    let own = own_bytes(&p.site());
+    assert!(
+        own * 10 < served,
+        "the venv's own site-packages holds {own} bytes of the {served} it shows"
+    );
+    let m = Mount::new(&p.venv);
+    assert_eq!(p.python(version), "2.0");
+    assert_eq!(
+        p.python("import six, idna, demo_pkg; print(six.__version__, demo_pkg.VALUE)"),
+        "1.17.0 42"
+    );
+    drop(m);
+    assert_eq!(snapshot(&p.cache.join("archive-v0")), cache_before);
+    assert_eq!(snapshot(&house), wheels_before);
 }

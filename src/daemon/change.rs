@@ -92,6 +92,11 @@ pub(super) fn take_changes_live(
             .as_raw_fd()
     ));
     let auto_dir = own_dir.clone();
+    let mounted_at = record
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .venv
+        .clone();
     let handle = std::sync::Arc::new(move |request| {
         let started = Instant::now();
         let manifest = Manifest::load(&manifest_file).map_err(|e| e.to_string())?;
@@ -156,7 +161,9 @@ pub(super) fn take_changes_live(
     });
     // uv's links are folded by the daemon itself once uv is done (see autofold.rs)
     let take = std::sync::Arc::clone(&handle);
-    super::autofold::start(&overlay_for_watch, auto_dir, move |request| take(request));
+    super::autofold::start(&overlay_for_watch, auto_dir, mounted_at, move |request| {
+        take(request)
+    });
     // a layer's source removed while mounted stops showing (see sources.rs)
     let take = std::sync::Arc::clone(&handle);
     super::sources::watch(overlay_for_watch, move |request| take(request));
@@ -184,9 +191,30 @@ pub fn remove_copies(
         )
         .into());
     };
-    // In batches: requests to the mount wait while the daemon removes a batch, so a
-    // program running in the venv pauses briefly a few times rather than once for long,
-    // and each answer comes well within the control socket's timeout.
+    remove_in_batches(files, dirs, since, |request| {
+        crate::control::ask(record.pid, request)
+    })
+    .map_err(|why| {
+        format!(
+            "the layers are saved in {shown}, but its mount could not remove the copies: {why}\n  \
+             run `venvfs adopt {shown}` again"
+        )
+        .into()
+    })
+}
+
+/// Has a mounted venv's daemon remove `files`, then `dirs` (see [`remove_copies`]), by
+/// asking `ask` (the control socket, or the daemon's own handler) for one batch at a time:
+/// requests to the mount wait while the daemon removes a batch, so a program running in
+/// the venv pauses briefly a few times rather than once for long, and each answer comes
+/// well within the control socket's timeout. Returns the files removed and the disk given
+/// back.
+pub(super) fn remove_in_batches(
+    files: &[PathBuf],
+    dirs: &[PathBuf],
+    since: Option<std::time::SystemTime>,
+    ask: impl Fn(&crate::control::Request) -> Result<String, String>,
+) -> Result<(usize, u64), String> {
     let batches: Vec<&[PathBuf]> = if files.is_empty() {
         vec![&[]]
     } else {
@@ -200,12 +228,7 @@ pub fn remove_copies(
             dirs: if last { dirs.to_vec() } else { Vec::new() },
             since,
         };
-        let answer = crate::control::ask(record.pid, &request).map_err(|why| {
-            format!(
-                "the layers are saved in {shown}, but its mount could not remove the copies: {why}\n  \
-                 run `venvfs adopt {shown}` again"
-            )
-        })?;
+        let answer = ask(&request)?;
         let mut parts = answer.split(' ');
         let mut number = || {
             parts

@@ -179,14 +179,18 @@ pub fn plan_with(root: &Path, version: &str, find: &mut Find) -> Result<Plan, Er
         if let Some(l) = manifest.layers.iter().find(|l| l.package_name() == package) {
             if finder::same_version(&l.version, ver) {
                 chosen.push((l.clone(), false, rows));
-            } else {
+                continue;
+            }
+            // (uv or pip uninstalled that version through the mount and installed this
+            // one: its layer gives way to this one's, as in `fold`)
+            if !layout.uninstalled_through_mount(root, l) {
                 out.notes.push(format!(
                     "{label}: not adopted: the manifest has a layer of {} {} (hidden); \
                      `venvfs sync` or `venvfs uninstall` sorts that out",
                     l.name, l.version
                 ));
+                continue;
             }
-            continue;
         }
         match find(name, ver, &rows)? {
             Ok(layer) if layer.name == name && layer.version == ver => {
@@ -863,10 +867,7 @@ mod tests {
         }
     }
 
-    /// (what a test wrote is a clock tick older than the plan, as an installer's files
-    /// are older than the `adopt` run after it: see `remove_at`)
     fn plan_of(f: &Fixture) -> Plan {
-        std::thread::sleep(std::time::Duration::from_millis(10));
         let entry = f.entry.clone();
         let mut find = |name: &str, ver: &str, _: &[RecordRow]| {
             assert_eq!((name, ver), ("pkg", "1.0"));

@@ -641,13 +641,6 @@ mod tests {
         venv: PathBuf,
     }
 
-    /// [`fold`], a clock tick after the test's own writes, as a fold runs after uv's (a
-    /// link changed at the time the fold starts is left: see `adopt::remove_at`).
-    fn fold_settled(venv: &Path) -> Result<Report, Error> {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-        fold(venv, "3.11")
-    }
-
     fn put(path: &Path, content: &str) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, content).unwrap();
@@ -714,7 +707,7 @@ mod tests {
         // (the wheel's RECORD and its script are shadowed by uv's files: nothing to hide)
         assert_eq!(one.hidden, [Path::new(SITE).join("pkg/mod.py")]);
 
-        let report = fold_settled(&f.venv).unwrap();
+        let report = fold(&f.venv, "3.11").unwrap();
         assert_eq!(report.lines[0], " ~ pkg==1.0: 3 links folded", "{report:?}");
         let site = f.venv.join(SITE);
         for l in ["pkg/__init__.py", "pkg-1.0.dist-info/METADATA"] {
@@ -742,7 +735,7 @@ mod tests {
             .contains(&Path::new(SITE).join("pkg/__init__.py")));
         // done once: nothing left to fold, and no stash left behind
         assert!(!has_references(&f.venv, &Layout::new("3.11")));
-        assert!(fold_settled(&f.venv).unwrap().lines.is_empty());
+        assert!(fold(&f.venv, "3.11").unwrap().lines.is_empty());
         assert_eq!(
             std::fs::read_dir(f.venv.join(".venvfs")).unwrap().count(),
             1
@@ -797,7 +790,7 @@ mod tests {
         m.save(&manifest_path(&f.venv)).unwrap();
         let pkg = f.venv.join(SITE).join("pkg");
         put(&pkg.join(OPAQUE), "");
-        fold_settled(&f.venv).unwrap();
+        fold(&f.venv, "3.11").unwrap();
         let m = manifest(&f);
         assert_eq!(m.layers.len(), 1, "{m:?}");
         assert!(!pkg.join(OPAQUE).exists(), "the directory is plain again");
@@ -812,7 +805,7 @@ mod tests {
         // pkg/sub/ was deleted from the venv with its file (no link left in it)
         let f = fixture();
         put(&f.entry.join("pkg/sub/z.py"), "z");
-        fold_settled(&f.venv).unwrap();
+        fold(&f.venv, "3.11").unwrap();
         let pkg = f.venv.join(SITE).join("pkg");
         assert!(pkg.join(".wh.sub").exists());
         assert!(!pkg.join("sub").exists(), "no directory made for whiteouts");
@@ -833,7 +826,7 @@ mod tests {
         m.layers
             .push(crate::install::layer_for(&other, "other-1.0", "3.11"));
         m.save(&manifest_path(&f.venv)).unwrap();
-        fold_settled(&f.venv).unwrap();
+        fold(&f.venv, "3.11").unwrap();
         let pkg = f.venv.join(SITE).join("pkg");
         assert!(!pkg.join(".wh.sub").exists());
         assert!(pkg.join("sub/.wh.z.py").exists());
@@ -845,7 +838,7 @@ mod tests {
         let f = fixture();
         let stale = f.venv.join(SITE).join("pkg/.wh.__init__.py");
         put(&stale, "");
-        fold_settled(&f.venv).unwrap();
+        fold(&f.venv, "3.11").unwrap();
         assert!(!stale.exists());
     }
 
@@ -855,7 +848,7 @@ mod tests {
         // (a directory where the manifest goes: saving it fails)
         std::fs::create_dir_all(manifest_path(&f.venv).join("x")).unwrap();
         let before: Vec<_> = walk(&f.venv);
-        assert!(fold_settled(&f.venv).is_err());
+        assert!(fold(&f.venv, "3.11").is_err());
         assert_eq!(walk(&f.venv), before);
         let link = f.venv.join(SITE).join("pkg/__init__.py");
         assert_eq!(

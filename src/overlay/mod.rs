@@ -106,6 +106,9 @@ impl Default for OverlayConfig {
 pub trait Watch: Send + Sync {
     /// A link into a read-only source was made (a reference: see `reference.rs`).
     fn reference_made(&self);
+    /// An installer (uv, pip) finished writing a distribution: a `RECORD` was made in a
+    /// `.dist-info` directory.
+    fn distribution_written(&self) {}
 }
 
 pub struct Overlay {

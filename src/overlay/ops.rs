@@ -113,8 +113,26 @@ impl Overlay {
         }
         let ino = tree.push(node);
         tree.insert_child(parent, name, ino)?;
-        self.module_changed(tree, parent, name)?;
+        self.entry_made(tree, parent, name)?;
         self.entry(tree, ino)
+    }
+
+    /// `dir/name` is a new name in the upper layer (made, renamed or linked there): a
+    /// module's bytecode link gives way (see `bytecode.rs`), and an installer's last file
+    /// of a distribution, its `.dist-info/RECORD`, is told to the watch.
+    fn entry_made(&self, tree: &mut Tree, dir: Ino, name: &OsStr) -> Result<()> {
+        if name == "RECORD"
+            && tree
+                .get(dir)?
+                .name
+                .as_encoded_bytes()
+                .ends_with(b".dist-info")
+        {
+            if let Some(watch) = self.watch.get() {
+                watch.distribution_written();
+            }
+        }
+        self.module_changed(tree, dir, name)
     }
 
     /// Writes a whiteout for `parent/name` if a lower entry of that name exists.
@@ -434,7 +452,7 @@ impl Overlay {
             tree.remove_name(d, new_parent, new_name)?;
         }
         tree.move_name(src, (parent, name), (new_parent, new_name))?;
-        self.module_changed(tree, new_parent, new_name)
+        self.entry_made(tree, new_parent, new_name)
     }
 
     /// Resolves a node to its upper path for a change, copying it up first.
@@ -696,7 +714,7 @@ impl FileSystem for Overlay {
         }
         // Both names are one inode, to the kernel as on disk.
         tree.add_name(ino, new_parent, new_name)?;
-        self.module_changed(&mut tree, new_parent, new_name)?;
+        self.entry_made(&mut tree, new_parent, new_name)?;
         self.entry(&tree, ino)
     }
 
