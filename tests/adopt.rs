@@ -343,6 +343,70 @@ fn adopt_of_a_pip_made_venv_with_wheels_from_find_links() {
     assert_eq!(snapshot(&setup.house), house_before, "a wheel changed");
 }
 
+/// pip installs a wheel file through the mount: copies (pip has no link mode). Once it is
+/// done the daemon gives them back by itself, the wheel file that pip's `direct_url.json`
+/// names becoming the layer (no uv cache has it), and pip's own copies go too (their
+/// wheels are the interpreter's ensurepip ones).
+#[test]
+fn a_wheel_file_pip_installs_through_the_mount_is_given_back_by_the_daemon() {
+    let setup = Setup::new();
+    let venv = setup.s.path("pip-venv");
+    run_ok(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+    let wheel = std::fs::read_dir(&setup.house)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("demo_pkg-1.0-")
+        })
+        .expect("the demo wheel");
+    let house_before = snapshot(&setup.house);
+    let no_cache = setup.s.path("empty-uv-cache");
+    std::fs::create_dir_all(&no_cache).unwrap();
+    let m = Mount::with_env(&venv, &[("UV_CACHE_DIR", no_cache.to_str().unwrap())]);
+    run_ok(
+        venv_program(&venv, "python")
+            .args(["-m", "pip", "install", "-q", "--no-index", "--no-deps"])
+            .arg(&wheel),
+    );
+    let site = venv.join("lib/python3.11/site-packages");
+    assert!(site.join("demo_pkg/extra.py").is_file());
+    wait_for_list(&venv, "demo-pkg==1.0", "layer");
+    wait_listed(&venv, "pip served from a layer", |text| {
+        text.lines()
+            .any(|l| l.starts_with("pip==") && l.trim_end().ends_with(" layer"))
+    });
+    let layers = run_ok(venvfs().args(["layer", "list"]).arg(&venv));
+    assert!(
+        layers.contains(&format!("demo_pkg==1.0\t{}", wheel.display())),
+        "{layers}"
+    );
+    assert_eq!(
+        run_ok(
+            venv_program(&venv, "python").args(["-c", "import demo_pkg; print(demo_pkg.VALUE)"])
+        )
+        .trim(),
+        "42"
+    );
+    assert!(run_ok(&mut Command::new(venv.join("bin/demo-tool"))).contains("tool 42"));
+    m.unmount();
+    assert!(
+        !site.join("demo_pkg/extra.py").exists(),
+        "pip's copy of the wheel's module is given back"
+    );
+    assert!(
+        !site.join("pip/__init__.py").exists(),
+        "pip's copies go too"
+    );
+    let m = Mount::new(&venv);
+    run_ok(venv_program(&venv, "python").args(["-c", "import demo_pkg, pip"]));
+    m.unmount();
+    assert_eq!(snapshot(&setup.house), house_before, "a wheel changed");
+}
+
 /// A program running in the mounted venv through the adoption keeps reading the copies it
 /// has open (their data stays reachable, as an unlinked file's does) and imports what it
 /// had not imported yet from the layers. The test makes the file's reads reach the

@@ -206,32 +206,6 @@ fn wait_folded(venv: &Path, names: &[&str]) {
     });
 }
 
-/// Waits until `venvfs list` shows `pin` (`name==version`) served as `how` (`layer`).
-fn wait_for_list(venv: &Path, pin: &str, how: &str) {
-    wait_listed(venv, &format!("{pin} served as {how}"), |text| {
-        text.lines().any(|l| {
-            l.starts_with(&format!("{pin} ")) && l.trim_end().ends_with(&format!(" {how}"))
-        })
-    });
-}
-
-/// Waits (30 s at most) until what `venvfs list` prints is `ok`.
-fn wait_listed(venv: &Path, what: &str, ok: impl Fn(&str) -> bool) {
-    let started = std::time::Instant::now();
-    loop {
-        let out = venvfs().arg("list").arg(venv).output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if ok(&text) {
-            return;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(30),
-            "not {what} after 30 s:\n{text}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
-}
-
 /// A venv that uv filled with copies through the mount (its default link mode across
 /// filesystems): `venvfs sync` of the same pins drops the copies in favour of the layers,
 /// says so, and the venv shows the same packages.

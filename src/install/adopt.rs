@@ -122,9 +122,11 @@ pub fn plan(venv: &Path, root: &Path, opts: &Options) -> Result<Plan, Error> {
             let interpreter = crate::interpreter::of_venv(venv)?;
             // (the wheels venvfs fetched before are a source too; adopt fetches nothing)
             let store = crate::fetch::Store::locate();
-            // (and the wheels `python -m venv` installed pip and setuptools from)
+            // (and the wheels `python -m venv` installed pip and setuptools from, and those
+            // pip or uv installed from a file)
             let mut dirs = opts.find_links.clone();
             dirs.extend(crate::venv::bundled_wheel_dirs(venv, &version));
+            dirs.extend(installed_from_files(root, &version));
             sources = Some((
                 Sources::new(&dirs, &caches, store.as_ref())?,
                 TagRank::new(&interpreter.tags()),
@@ -135,6 +137,24 @@ pub fn plan(venv: &Path, root: &Path, opts: &Options) -> Result<Plan, Error> {
             .map_err(|why| format!("{why} (looked in {})", sources.describe())))
     };
     plan_with(root, &version, &mut find)
+}
+
+/// The directories of the wheel files the venv's own distributions were installed from
+/// (`pip install ./x.whl`, `uv pip install ./x.whl`), as their `direct_url.json` names them
+/// (PEP 610: a `file:` URL), where such a file still is.
+fn installed_from_files(root: &Path, version: &str) -> BTreeSet<PathBuf> {
+    let layout = Layout::new(version);
+    let site = root.join(layout.site_packages());
+    own_dist_infos(&site)
+        .iter()
+        .filter_map(|d| std::fs::read_to_string(site.join(d).join("direct_url.json")).ok())
+        .filter_map(|text| {
+            let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+            let wheel = crate::pins::file_url_path(json.get("url")?.as_str()?)?;
+            let is_wheel = wheel.extension().is_some_and(|x| x == "whl") && wheel.is_file();
+            is_wheel.then(|| wheel.parent().map(Path::to_owned))?
+        })
+        .collect()
 }
 
 /// [`plan`] for a venv of Python `version` (X.Y), with layers from `find`.

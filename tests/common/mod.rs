@@ -618,3 +618,29 @@ pub fn fill_uv_cache(fill: &Path, house: &Path, reqs: &Path, cache: &Path) -> St
         .env("UV_CACHE_DIR", cache),
     )
 }
+
+/// Waits until `venvfs list` shows `pin` (`name==version`) served as `how` (`layer`).
+pub fn wait_for_list(venv: &Path, pin: &str, how: &str) {
+    wait_listed(venv, &format!("{pin} served as {how}"), |text| {
+        text.lines().any(|l| {
+            l.starts_with(&format!("{pin} ")) && l.trim_end().ends_with(&format!(" {how}"))
+        })
+    });
+}
+
+/// Waits (30 s at most) until what `venvfs list` prints is `ok`.
+pub fn wait_listed(venv: &Path, what: &str, ok: impl Fn(&str) -> bool) {
+    let started = std::time::Instant::now();
+    loop {
+        let out = venvfs().arg("list").arg(venv).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if ok(&text) {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "not {what} after 30 s:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
