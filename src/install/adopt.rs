@@ -63,6 +63,11 @@ pub struct Adoption {
     pub copies: Vec<(PathBuf, u64)>,
     /// Files whose bytes differ from what their installed RECORD says: edited since.
     pub edited: usize,
+    /// Venv-relative `.pyc` the installer compiled for modules among `copies` (pip does by
+    /// default), with the disk each gives back: they go with them, being stale once the
+    /// layer shows the module (its modification time is the wheel's, not the copy's), and
+    /// the bytecode store serves what Python compiles next.
+    pub bytecode: Vec<(PathBuf, u64)>,
 }
 
 /// What [`plan`] found.
@@ -253,6 +258,8 @@ pub fn plan_with(root: &Path, version: &str, find: &mut Find) -> Result<Plan, Er
         }
     }
 
+    // (each `__pycache__` listed once: its names)
+    let mut pycaches: HashMap<PathBuf, Vec<String>> = HashMap::new();
     for (layer, new, rows) in chosen {
         let i = order
             .iter()
@@ -276,6 +283,7 @@ pub fn plan_with(root: &Path, version: &str, find: &mut Find) -> Result<Plan, Er
             hidden: Vec::new(),
             copies: Vec::new(),
             edited: 0,
+            bytecode: Vec::new(),
         };
         let mut hidden: BTreeSet<PathBuf> = BTreeSet::new();
         let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
@@ -342,6 +350,12 @@ pub fn plan_with(root: &Path, version: &str, find: &mut Find) -> Result<Plan, Er
             }
             if same_file(root, &dest_path, &meta, files, &layer.source, rel, mode)? {
                 if shown_by.get(&dest) == Some(&i) {
+                    let pycache = parent.join("__pycache__");
+                    let compiled = compiled_of(root, &pycache, &dest_path, &mut pycaches);
+                    if !compiled.is_empty() {
+                        dirs.insert(pycache);
+                        a.bytecode.extend(compiled);
+                    }
                     a.copies.push((dest_path, given_back(&meta)));
                 }
             } else if let Some(Some(hash)) = installed.get(&dest_path) {
@@ -367,6 +381,51 @@ pub fn plan_with(root: &Path, version: &str, find: &mut Find) -> Result<Plan, Er
     }
     out.adoptions.sort_by_key(|a| a.layer.package_name());
     Ok(out)
+}
+
+/// The `.pyc` in `pycache` (venv-relative, reached at `root`) of module `module`
+/// (`dir/name.py`): `name.TAG.pyc` and `name.TAG.opt-N.pyc`, with the disk each gives back.
+fn compiled_of(
+    root: &Path,
+    pycache: &Path,
+    module: &Path,
+    listed: &mut HashMap<PathBuf, Vec<String>>,
+) -> Vec<(PathBuf, u64)> {
+    let Some(stem) = module
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".py"))
+    else {
+        return Vec::new();
+    };
+    let names = listed.entry(pycache.to_owned()).or_insert_with(|| {
+        std::fs::read_dir(root.join(pycache))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect()
+    });
+    names
+        .iter()
+        .filter(|n| {
+            n.strip_prefix(stem)
+                .and_then(|rest| rest.strip_prefix('.'))
+                .is_some_and(|rest| {
+                    let parts: Vec<&str> = rest.split('.').collect();
+                    match parts.as_slice() {
+                        [_tag, "pyc"] => true,
+                        [_tag, opt, "pyc"] => opt.starts_with("opt-"),
+                        _ => false,
+                    }
+                })
+        })
+        .filter_map(|n| {
+            let rel = pycache.join(n);
+            let meta = root.join(&rel).symlink_metadata().ok()?;
+            meta.is_file().then(|| (rel, given_back(&meta)))
+        })
+        .collect()
 }
 
 /// The wheel of `name` `version` whose RECORD agrees most with the installed one (the
@@ -640,7 +699,12 @@ pub fn removals(plan: &Plan) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let files = plan
         .adoptions
         .iter()
-        .flat_map(|a| a.copies.iter().map(|(rel, _)| rel.clone()))
+        .flat_map(|a| {
+            a.copies
+                .iter()
+                .chain(&a.bytecode)
+                .map(|(rel, _)| rel.clone())
+        })
         .collect();
     let mut dirs: Vec<PathBuf> = plan.prune.iter().cloned().collect();
     dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
@@ -775,6 +839,9 @@ pub fn lines(plan: &Plan, removed: &Removed, elapsed: std::time::Duration) -> Ve
                 "copies"
             }
         );
+        if !a.bytecode.is_empty() {
+            line.push_str(&format!(" and {} of their .pyc", a.bytecode.len()));
+        }
         if a.edited > 0 {
             line.push_str(&format!(
                 ", {} edited {} kept",
@@ -1013,6 +1080,38 @@ mod tests {
                 .map(|e| e.as_ref().unwrap().file_name())
                 .collect::<Vec<_>>()
         );
+    }
+
+    /// The installer's bytecode of a module given back goes with it (stale once the layer
+    /// shows the module); that of a module that stays (edited, or no copy) stays.
+    #[test]
+    fn the_installers_bytecode_of_modules_given_back_goes_with_them() {
+        let f = fixture();
+        let site = f.venv.join(SITE);
+        for name in [
+            "mod.cpython-311.pyc",
+            "mod.cpython-311.opt-1.pyc",
+            "gone.cpython-311.pyc",
+            "model.cpython-311.pyc",
+        ] {
+            put(&site.join("pkg/__pycache__").join(name), "bytecode");
+        }
+        let p = plan_of(&f);
+        assert_eq!(
+            rels(&p.adoptions[0].bytecode),
+            [
+                "pkg/__pycache__/mod.cpython-311.opt-1.pyc",
+                "pkg/__pycache__/mod.cpython-311.pyc"
+            ]
+        );
+        commit_layers(&f.venv, &p).unwrap();
+        remove_copies(&f.venv, &p).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(site.join("pkg/__pycache__"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["gone.cpython-311.pyc", "model.cpython-311.pyc"]);
     }
 
     /// An installer that writes a file again between the plan and the removals (uv or pip
