@@ -214,12 +214,15 @@ fn sync_drops_the_copies_uv_made() {
     let s = Scratch::new();
     let wheels = shared_wheel("six-").parent().unwrap().to_owned();
     let cache = s.path("uv-cache");
-    let m = s.mount();
+    // (the daemon leaves the copies: this is about `sync` giving them back)
+    let mount = || Mount::with_env(&s.venv, &[("VENVFS_FOLD_AFTER", "0")]);
+    let m = mount();
     let out = run(uv()
         .args([
             "pip",
             "install",
             "--link-mode=copy",
+            "--compile-bytecode",
             "--no-index",
             "--python",
         ])
@@ -237,7 +240,16 @@ fn sync_drops_the_copies_uv_made() {
         .collect();
     drop(m);
     let copied = own_bytes(&s.venv);
-    let m = s.mount();
+    let compiled = |dir: &str| {
+        std::fs::read_dir(site.join(dir).join("__pycache__"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".pyc"))
+            .count()
+    };
+    assert!(compiled("idna") > 0, "uv compiled no bytecode");
+    let m = mount();
 
     let pins = s.path("pins.txt");
     std::fs::write(&pins, "six==1.17.0\nidna==3.20\nnumpy==2.4.6\n").unwrap();
@@ -261,6 +273,9 @@ fn sync_drops_the_copies_uv_made() {
         own * 20 < copied,
         "the venv's own directory still holds {own} of the {copied} bytes uv copied"
     );
+    // (uv's bytecode of the modules given back went with them: the layer's files have
+    // other modification times, so Python would only compile it again)
+    assert_eq!(compiled("idna"), 0, "uv's bytecode of idna stayed");
     let after: Vec<_> = ["six-", "idna-", "numpy-"]
         .iter()
         .map(|w| snapshot(&shared_wheel(w)))

@@ -385,7 +385,7 @@ pub fn plan_with(root: &Path, version: &str, find: &mut Find) -> Result<Plan, Er
 
 /// The `.pyc` in `pycache` (venv-relative, reached at `root`) of module `module`
 /// (`dir/name.py`): `name.TAG.pyc` and `name.TAG.opt-N.pyc`, with the disk each gives back.
-fn compiled_of(
+pub(super) fn compiled_of(
     root: &Path,
     pycache: &Path,
     module: &Path,

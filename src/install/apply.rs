@@ -311,6 +311,7 @@ pub fn drop_copies(txn: &mut Txn, root: &Path, p: &Planned) -> std::io::Result<(
         return Ok((0, 0));
     }
     let (mut files, mut bytes) = (0, 0);
+    let mut pycaches = std::collections::HashMap::new();
     for (dest, size, hash) in &p.hashes {
         let path = root.join(dest);
         let Ok(meta) = path.symlink_metadata() else {
@@ -329,6 +330,15 @@ pub fn drop_copies(txn: &mut Txn, root: &Path, p: &Planned) -> std::io::Result<(
         if super::record::sha256_digest(&std::fs::read(&path)?) == *hash && txn.remove(&path)? {
             files += 1;
             bytes += meta.len();
+            // (the installer's bytecode of it, stale once the layer shows the module: see
+            // `adopt::compiled_of`)
+            let module = Path::new(dest);
+            let pycache = module.parent().unwrap_or(Path::new("")).join("__pycache__");
+            for (pyc, size) in super::adopt::compiled_of(root, &pycache, module, &mut pycaches) {
+                if txn.remove(&root.join(pyc))? {
+                    bytes += size;
+                }
+            }
         }
     }
     Ok((files, bytes))
