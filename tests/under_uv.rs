@@ -351,3 +351,31 @@ fn copies_uv_makes_without_the_link_mode_are_given_back_by_the_daemon() {
     assert_eq!(snapshot(&p.cache.join("archive-v0")), cache_before);
     assert_eq!(snapshot(&house), wheels_before);
 }
+
+/// The daemon gives copies back only once nothing has been made in the venv for a while,
+/// not two seconds after an installer's RECORD: pip extracts the wheel's own RECORD among
+/// its files, then compiles every module for seconds before it writes its own, and giving
+/// back in between would race the installer.
+#[test]
+fn copies_are_given_back_only_once_nothing_is_being_written() {
+    let p = Project::new();
+    let _m = Mount::with_env(&p.venv, &[("UV_CACHE_DIR", p.cache.to_str().unwrap())]);
+    let out = p.uv(&["pip", "install", "six"], &[("UV_LINK_MODE", "copy")]);
+    assert!(out.status.success(), "{out:?}");
+    // (an installer still at work: a file made every 300 ms for 4 s)
+    let busy = std::time::Instant::now();
+    let mut n = 0;
+    while busy.elapsed() < std::time::Duration::from_secs(4) {
+        std::fs::write(p.site().join(format!("busy-{n}.txt")), "x").unwrap();
+        n += 1;
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let listed = run_ok(venvfs().arg("list").arg(&p.venv));
+    let six = listed.lines().find(|l| l.starts_with("six==")).unwrap();
+    assert!(
+        six.contains("copies"),
+        "given back while writing went on:\n{listed}"
+    );
+    wait_for_list(&p.venv, "six==1.17.0", "layer");
+    assert_eq!(p.python("import six; print(six.__version__)"), "1.17.0");
+}

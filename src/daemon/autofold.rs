@@ -5,8 +5,8 @@
 //! layer. Without that mode uv copies (as across filesystems), and pip always does: each
 //! file costs what it weighs until `venvfs adopt` makes the distribution a layer of its
 //! wheel and removes the copies. The daemon does both itself once the installer is done:
-//! when links were made, or a distribution written (its `.dist-info/RECORD` made), and
-//! nothing of the kind for [`QUIET`], it folds the venv's own directory (behind the mount,
+//! when links were made, or a distribution written (its `.dist-info/RECORD` made), and no
+//! name was made in the venv's own directory for [`QUIET`], it folds the venv's own directory (behind the mount,
 //! through its own descriptor) and takes the change live, as `venvfs fold` and `adopt`
 //! would through the control socket.
 //!
@@ -72,6 +72,13 @@ impl Watch for Made {
     fn distribution_written(&self) {
         *self.last.lock() = Instant::now();
         self.dists.store(true, Ordering::Release);
+    }
+
+    // (pip extracts the wheel's RECORD among its files, then compiles every module for
+    // seconds before it writes its own: quiet is counted from the last name made, not
+    // from the last RECORD)
+    fn entry_made(&self) {
+        *self.last.lock() = Instant::now();
     }
 }
 

@@ -109,6 +109,9 @@ pub trait Watch: Send + Sync {
     /// An installer (uv, pip) finished writing a distribution: a `RECORD` was made in a
     /// `.dist-info` directory.
     fn distribution_written(&self) {}
+    /// A name was made in the upper layer (created, renamed or linked there): whoever
+    /// installs is not done yet.
+    fn entry_made(&self) {}
 }
 
 pub struct Overlay {

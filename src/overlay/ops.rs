@@ -118,17 +118,17 @@ impl Overlay {
     }
 
     /// `dir/name` is a new name in the upper layer (made, renamed or linked there): a
-    /// module's bytecode link gives way (see `bytecode.rs`), and an installer's last file
-    /// of a distribution, its `.dist-info/RECORD`, is told to the watch.
+    /// module's bytecode link gives way (see `bytecode.rs`), and the watch is told, and
+    /// told apart when it is a distribution's `.dist-info/RECORD` (an installer writes it
+    /// last; pip also extracts the wheel's own first).
     fn entry_made(&self, tree: &mut Tree, dir: Ino, name: &OsStr) -> Result<()> {
-        if name == "RECORD"
-            && tree
-                .get(dir)?
-                .name
-                .as_encoded_bytes()
-                .ends_with(b".dist-info")
-        {
-            if let Some(watch) = self.watch.get() {
+        if let Some(watch) = self.watch.get() {
+            watch.entry_made();
+            let dist_info = || {
+                tree.get(dir)
+                    .is_ok_and(|d| d.name.as_encoded_bytes().ends_with(b".dist-info"))
+            };
+            if name == "RECORD" && dist_info() {
                 watch.distribution_written();
             }
         }
