@@ -72,6 +72,8 @@ struct Setup {
     s: Scratch,
     cache: PathBuf,
     house: PathBuf,
+    /// The demo wheel, in the wheelhouse.
+    demo: PathBuf,
 }
 
 impl Setup {
@@ -83,9 +85,14 @@ impl Setup {
             let w = shared_wheel(&format!("{p}-"));
             std::os::unix::fs::symlink(&w, house.join(w.file_name().unwrap())).unwrap();
         }
-        demo_wheel(&house);
+        let demo = demo_wheel(&house);
         let cache = s.path("uv-cache");
-        Setup { s, cache, house }
+        Setup {
+            s,
+            cache,
+            house,
+            demo,
+        }
     }
 
     /// A venv made by `uv venv` and filled by `uv pip install --link-mode=copy`, with one
@@ -354,17 +361,7 @@ fn a_wheel_file_pip_installs_through_the_mount_is_given_back_by_the_daemon() {
     let setup = Setup::new();
     let venv = setup.s.path("pip-venv");
     run_ok(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-    let wheel = std::fs::read_dir(&setup.house)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("demo_pkg-1.0-")
-        })
-        .expect("the demo wheel");
+    let wheel = setup.demo.clone();
     let house_before = snapshot(&setup.house);
     let no_cache = setup.s.path("empty-uv-cache");
     std::fs::create_dir_all(&no_cache).unwrap();
