@@ -379,3 +379,30 @@ fn copies_are_given_back_only_once_nothing_is_being_written() {
     wait_for_list(&p.venv, "six==1.17.0", "layer");
     assert_eq!(p.python("import six; print(six.__version__)"), "1.17.0");
 }
+
+/// uv run while the venv is not mounted installs copies into its own directory (its
+/// change is honoured at the next mount); that mount's daemon gives them back too, once
+/// quiet, as it does with copies made through the mount.
+#[test]
+fn copies_uv_made_while_unmounted_are_given_back_at_the_next_mount() {
+    let p = Project::new();
+    let with_cache = [("UV_CACHE_DIR", p.cache.to_str().unwrap())];
+    let m = Mount::with_env(&p.venv, &with_cache);
+    p.uv_in(&["pip", "install", "six"], &[("UV_LINK_MODE", "symlink")]);
+    wait_folded(&p.venv, &["six"]);
+    m.unmount();
+    let out = p.uv(&["pip", "install", "idna"], &[("UV_LINK_MODE", "copy")]);
+    assert!(out.status.success(), "{out:?}");
+    let site = p.site();
+    assert!(site.join("idna/core.py").is_file(), "uv wrote no copies");
+    let cache_before = snapshot(&p.cache.join("archive-v0"));
+    let m = Mount::with_env(&p.venv, &with_cache);
+    wait_folded(&p.venv, &["six", "idna"]);
+    assert_eq!(
+        p.python("import six, idna; print(six.__version__, idna.__version__)"),
+        "1.17.0 3.20"
+    );
+    m.unmount();
+    assert!(!site.join("idna/core.py").exists(), "the copies stayed");
+    assert_eq!(snapshot(&p.cache.join("archive-v0")), cache_before);
+}

@@ -11,7 +11,8 @@
 //! would through the control socket.
 //!
 //! Links already there when the venv is mounted are folded the same way, once the mount
-//! has been quiet as long.
+//! has been quiet as long, and so are copies in a venv with layers (uv or pip run while it
+//! was not mounted; a plain venv mounted is left to `venvfs adopt`).
 //!
 //! A command changing the venv at that moment holds the venv's lock: the fold waits for the
 //! next quiet moment. Fold itself only folds a distribution whose every link points into one
@@ -98,14 +99,20 @@ pub(super) fn start(
         );
         return;
     };
-    // Links left from before this mount (uv ran unmounted, or a fold failed) are folded
-    // too, once the mount has been quiet as long.
-    let left = crate::venv::python_version(&own_dir).is_ok_and(|v| {
-        crate::install::fold::has_references(&own_dir, &crate::install::layout::Layout::new(&v))
-    });
+    // Links and copies left from before this mount (uv ran unmounted, or a fold failed)
+    // are folded too, once the mount has been quiet as long.
+    let layout = crate::venv::python_version(&own_dir)
+        .ok()
+        .map(|v| crate::install::layout::Layout::new(&v));
+    let links = layout
+        .as_ref()
+        .is_some_and(|l| crate::install::fold::has_references(&own_dir, l));
+    let copies = layout
+        .as_ref()
+        .is_some_and(|l| crate::install::adopt::has_copies(&own_dir, l));
     let made = Arc::new(Made {
-        links: AtomicBool::new(left),
-        dists: AtomicBool::new(false),
+        links: AtomicBool::new(links),
+        dists: AtomicBool::new(copies),
         last: Mutex::new(Instant::now()),
     });
     overlay.set_watch(Arc::clone(&made) as Arc<dyn Watch>);

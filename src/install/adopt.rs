@@ -144,6 +144,21 @@ pub fn plan(venv: &Path, root: &Path, opts: &Options) -> Result<Plan, Error> {
     plan_with(root, &version, &mut find)
 }
 
+/// Whether the own directory at `root` of a venv with layers holds a distribution
+/// installed as copies (its METADATA a file of its own): what uv or pip wrote while the
+/// venv was not mounted, which its daemon gives back once mounted (`daemon/autofold.rs`).
+/// A plain venv mounted is left to `venvfs adopt`: giving its copies back would make it
+/// need the mount.
+pub fn has_copies(root: &Path, layout: &Layout) -> bool {
+    let site = root.join(layout.site_packages());
+    own_dist_infos(&site).iter().any(|d| {
+        site.join(d)
+            .join("METADATA")
+            .symlink_metadata()
+            .is_ok_and(|m| m.is_file())
+    }) && Manifest::load(&manifest_path(root)).is_ok_and(|m| !m.layers.is_empty())
+}
+
 /// The directories of the wheel files the venv's own distributions were installed from
 /// (`pip install ./x.whl`, `uv pip install ./x.whl`), as their `direct_url.json` names them
 /// (PEP 610: a `file:` URL), where such a file still is.
