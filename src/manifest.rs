@@ -291,12 +291,18 @@ impl Layer {
         Some((best.to.as_deref().unwrap_or(""), rest))
     }
 
-    /// A short name for messages: `name==version`, else the source path.
     /// The distribution the layer holds (its `name`, compared as PEP 503 says).
     pub fn package_name(&self) -> PackageName {
         PackageName::new(&self.name)
     }
 
+    /// `name==version` as uv prints it in a summary (` ~ markdown-it-py==4.3.0`): the name
+    /// normalized, where [`Layer::label`] keeps the wheel's spelling.
+    pub fn pin(&self) -> String {
+        format!("{}=={}", self.package_name(), self.version)
+    }
+
+    /// A short name for messages: `name==version`, else the source path.
     pub fn label(&self) -> String {
         if self.name.is_empty() {
             self.source.display().to_string()

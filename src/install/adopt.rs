@@ -846,7 +846,7 @@ pub fn lines(plan: &Plan, removed: &Removed, elapsed: std::time::Duration) -> Ve
     for a in &plan.adoptions {
         let mut line = format!(
             " ~ {}: {} {} removed",
-            a.layer.label(),
+            a.layer.pin(),
             a.copies.len(),
             if a.copies.len() == 1 {
                 "copy"

@@ -601,7 +601,7 @@ pub fn commit_layers(root: &Path, python: &str) -> Result<Committed, Error> {
     for f in &plan.folds {
         report.lines.push(format!(
             " ~ {}: {} links folded",
-            f.layer.label(),
+            f.layer.pin(),
             f.links.len()
         ));
         n += f.links.len();
