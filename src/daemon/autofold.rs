@@ -12,7 +12,8 @@
 //!
 //! Links already there when the venv is mounted are folded the same way, once the mount
 //! has been quiet as long, and so are copies in a venv with layers (uv or pip run while it
-//! was not mounted; a plain venv mounted is left to `venvfs adopt`).
+//! was not mounted; a plain venv mounted is left to `venvfs adopt`), but not on a
+//! filesystem other hosts mount too (their daemons may serve those files).
 //!
 //! A command changing the venv at that moment holds the venv's lock: the fold waits for the
 //! next quiet moment. Fold itself only folds a distribution whose every link points into one
@@ -100,9 +101,21 @@ pub(super) fn start(
         return;
     };
     // Links and copies left from before this mount (uv ran unmounted, or a fold failed)
-    // are folded too, once the mount has been quiet as long.
+    // are folded too, once the mount has been quiet as long. Not on a filesystem other
+    // hosts mount too: their daemons may serve those files, and removing them from under
+    // them would fail their reads until they remount; `venvfs fold` and `adopt` do it
+    // when asked. (What is installed through this mount is new to the others, who see
+    // it at their next mount: it is given back there too.)
+    let shared = venv.parent().and_then(crate::doctor::shared_filesystem);
+    if let Some(fstype) = &shared {
+        tracing::info!(
+            "the venv is on {fstype}, which other hosts may mount: links and copies already \
+             there are left for `venvfs fold` and `venvfs adopt`"
+        );
+    }
     let layout = crate::venv::python_version(&own_dir)
         .ok()
+        .filter(|_| shared.is_none())
         .map(|v| crate::install::layout::Layout::new(&v));
     let links = layout
         .as_ref()
