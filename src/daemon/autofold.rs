@@ -6,9 +6,9 @@
 //! file costs what it weighs until `venvfs adopt` makes the distribution a layer of its
 //! wheel and removes the copies. The daemon does both itself once the installer is done:
 //! when links were made, or a distribution written (its `.dist-info/RECORD` made), and no
-//! name was made in the venv's own directory for [`QUIET`], it folds the venv's own directory (behind the mount,
-//! through its own descriptor) and takes the change live, as `venvfs fold` and `adopt`
-//! would through the control socket.
+//! name was made in the venv's own directory for [`QUIET`], it folds that directory
+//! (behind the mount, through its own descriptor) and takes the change live, as `venvfs
+//! fold` and `adopt` would through the control socket.
 //!
 //! Links already there when the venv is mounted are folded the same way, once the mount
 //! has been quiet as long, and so are copies in a venv with layers (uv or pip run while it
@@ -184,9 +184,10 @@ fn fold_now(own_dir: &Path, take_live: &impl Fn(Request) -> Result<String, Strin
 }
 
 /// Gives back the copies uv (its default link mode across filesystems) or pip wrote
-/// through the mount, as `venvfs adopt` would: each distribution whose wheel uv's cache
-/// (or venvfs's wheel store) has becomes a layer, and its copies equal to the layer's files
-/// go. Nothing is done when no copy would go. False if a command holds the venv's lock.
+/// through the mount, as `venvfs adopt` would: each distribution whose wheel uv's cache,
+/// venvfs's wheel store or the wheel file it was installed from has becomes a layer, and
+/// its copies equal to the layer's files go (with the installer's bytecode of them).
+/// Nothing is done when no copy would go. False if a command holds the venv's lock.
 fn adopt_now(
     own_dir: &Path,
     venv: &Path,
