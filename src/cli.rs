@@ -123,8 +123,11 @@ not mounted), by the venv's own Python, several processes at once, with a progre
         long_about = "Turn a venv that uv or pip filled with copies (uv's copy link \
 mode, pip) into a venvfs venv, and give back the disk the copies take.\n\n\
 Each installed distribution (a .dist-info with a RECORD in the venv's site-packages) for \
-which uv's cache, a --find-links directory, or the wheels `python -m venv` installs pip and \
-setuptools from (the interpreter's ensurepip) has the same wheel (same name and version, a \
+which uv's cache, a --find-links directory, the wheels `python -m venv` installs pip and \
+setuptools from (the interpreter's ensurepip), the wheel file it was installed from, \
+venvfs's wheel store, or pip's cache (what pip downloaded: $PIP_CACHE_DIR, else \
+~/.cache/pip; a wheel found there is copied into venvfs's wheel store first, since pip \
+prunes its cache as it likes) has the same wheel (same name and version, a \
 tag this interpreter accepts; among several, the one whose RECORD agrees most with the \
 installed one) becomes a layer of that wheel, and each copy whose bytes and mode equal the layer's file is removed. What \
 differs stays in the venv's own directory and keeps showing: files you edited, and what \
@@ -153,7 +156,7 @@ copies removed; a copy hard-linked elsewhere gives none)."
         /// after.
         #[arg(long = "cache-dir", value_name = "DIR")]
         cache_dir: Vec<PathBuf>,
-        /// Do not look in uv's cache.
+        /// Do not look in uv's cache or pip's.
         #[arg(long)]
         no_cache: bool,
     },

@@ -406,6 +406,132 @@ fn a_wheel_file_pip_installs_through_the_mount_is_given_back_by_the_daemon() {
     assert_eq!(snapshot(&setup.house), house_before, "a wheel changed");
 }
 
+/// pip installs from a package index through the mount (here one on 127.0.0.1 that the test
+/// starts and stops): copies, whose wheels only pip's HTTP cache holds afterwards (no uv
+/// cache, no file). The daemon finds them there by the `.dist-info` inside each cached
+/// body, keeps them in venvfs's wheel store, and gives the copies back; pip's cache is only
+/// read, and the venv works once remounted. pip 23.3 and later keep each body as a file
+/// of its own (`http-v2/`); older ones, such as the one `python -m venv` gives Python
+/// 3.11.7, keep it inside a record with the response's headers (`http/`).
+#[test]
+fn what_pip_downloads_through_the_mount_is_given_back_from_pips_http_cache() {
+    pip_downloads_are_given_back(true);
+}
+
+#[test]
+fn what_an_old_pip_downloads_through_the_mount_is_given_back_from_its_http_cache() {
+    pip_downloads_are_given_back(false);
+}
+
+fn pip_downloads_are_given_back(new_pip: bool) {
+    let setup = Setup::new();
+    let served: Vec<PathBuf> = ["six-", "idna-", "pyyaml-"]
+        .iter()
+        .map(|p| shared_wheel(p))
+        .collect();
+    let server = common::index_server::IndexServer::start(&served);
+    let venv = setup.s.path("pip-venv");
+    run_ok(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+    // (pip 23.3 and later keep each body as a file of its own, `http-v2/`; the pip that
+    // `python -m venv` gives Python 3.11 is older, and only read where it left copies)
+    // (from a directory of its own: the daemon looks for wheels beside the files pip
+    // installed from, and the shared directory holds those the index serves)
+    let pip_wheel = shared_wheel("pip-");
+    let alone = setup
+        .s
+        .path("pip-wheel")
+        .join(pip_wheel.file_name().unwrap());
+    std::fs::create_dir_all(alone.parent().unwrap()).unwrap();
+    std::fs::copy(&pip_wheel, &alone).unwrap();
+    if new_pip {
+        run_ok(
+            venv_program(&venv, "python")
+                .args(["-m", "pip", "install", "-q", "--no-index"])
+                .arg(&alone),
+        );
+    }
+    let pip_cache = setup.s.path("pip-cache");
+    let own_cache = setup.s.path("venvfs-cache");
+    let no_uv_cache = setup.s.path("empty-uv-cache");
+    std::fs::create_dir_all(&no_uv_cache).unwrap();
+    let m = Mount::with_env(
+        &venv,
+        &[
+            ("UV_CACHE_DIR", no_uv_cache.to_str().unwrap()),
+            ("PIP_CACHE_DIR", pip_cache.to_str().unwrap()),
+            ("VENVFS_CACHE_DIR", own_cache.to_str().unwrap()),
+        ],
+    );
+    run_ok(
+        venv_program(&venv, "python")
+            .args(["-m", "pip", "install", "-q", "--no-deps"])
+            .args([
+                "--index-url",
+                &server.index_url(),
+                "--trusted-host",
+                "127.0.0.1",
+            ])
+            .args(["six", "idna", "pyyaml"])
+            .env("PIP_CACHE_DIR", &pip_cache)
+            .env_remove("PIP_FIND_LINKS")
+            .env_remove("PIP_NO_CACHE_DIR"),
+    );
+    let site = venv.join("lib/python3.11/site-packages");
+    assert!(site.join("idna/core.py").is_file());
+    let (dir, ext) = if new_pip {
+        ("http-v2", Some("body"))
+    } else {
+        ("http", None)
+    };
+    let bodies = entries_below(&pip_cache.join(dir))
+        .into_iter()
+        .filter(|(p, t)| t.is_file() && p.extension().and_then(|x| x.to_str()) == ext)
+        .count();
+    assert_eq!(
+        bodies, 3,
+        "pip keeps each wheel it downloaded in its HTTP cache's {dir}/"
+    );
+    let pip_cache_before = snapshot(&pip_cache);
+    for pin in ["six==1.17.0", "idna==3.20", "pyyaml==6.0.3"] {
+        wait_for_list(&venv, pin, "layer");
+    }
+    let layers = run_ok(venvfs().args(["layer", "list"]).arg(&venv));
+    let stored = own_cache.join("wheels");
+    for w in &served {
+        let name = w.file_name().unwrap().to_str().unwrap();
+        assert!(
+            layers
+                .lines()
+                .any(|l| l.starts_with(name.split('-').next().unwrap())
+                    && l.contains(stored.to_str().unwrap())),
+            "{name} is a layer from venvfs's wheel store:\n{layers}"
+        );
+    }
+    let check = "import six, idna, yaml; print(six.__version__, idna.__version__, yaml.__version__, yaml.__with_libyaml__)";
+    let shown = run_ok(venv_program(&venv, "python").args(["-c", check]));
+    m.unmount();
+    assert!(
+        !site.join("idna/core.py").exists(),
+        "pip's copy is given back"
+    );
+    assert!(
+        !site.join("yaml/__init__.py").exists(),
+        "pip's copy is given back"
+    );
+    assert_eq!(
+        snapshot(&pip_cache),
+        pip_cache_before,
+        "pip's cache changed"
+    );
+    let m = Mount::new(&venv);
+    assert_eq!(
+        run_ok(venv_program(&venv, "python").args(["-c", check])),
+        shown
+    );
+    m.unmount();
+    drop(server);
+}
+
 /// A program running in the mounted venv through the adoption keeps reading the copies it
 /// has open (their data stays reachable, as an unlinked file's does) and imports what it
 /// had not imported yet from the layers. The test makes the file's reads reach the

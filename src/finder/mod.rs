@@ -4,6 +4,7 @@
 //! source, the interpreter's most preferred tag wins. Wheel files are checked against the
 //! sha256 the lock or requirements file gives.
 
+pub mod pipcache;
 pub mod uvcache;
 
 use std::path::{Path, PathBuf};

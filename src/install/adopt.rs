@@ -117,6 +117,9 @@ pub fn plan(venv: &Path, root: &Path, opts: &Options) -> Result<Plan, Error> {
     let version = crate::venv::python_version(venv)?;
     // (the sources are opened, and the interpreter asked, only when a layer is new)
     let mut sources: Option<(Sources, TagRank)> = None;
+    // (pip's cache, listed when first needed)
+    let pip = (!opts.no_cache).then(finder::pipcache::locate).flatten();
+    let mut pip_wheels: Option<Vec<finder::pipcache::PipWheel>> = None;
     let mut find = |name: &str, ver: &str, rows: &[RecordRow]| {
         if sources.is_none() {
             let caches = if opts.no_cache {
@@ -137,11 +140,72 @@ pub fn plan(venv: &Path, root: &Path, opts: &Options) -> Result<Plan, Error> {
                 TagRank::new(&interpreter.tags()),
             ));
         }
-        let (sources, rank) = sources.as_ref().expect("just made");
-        Ok(choose(sources, rank, name, ver, rows, &version)
-            .map_err(|why| format!("{why} (looked in {})", sources.describe())))
+        let (sources, rank) = sources.as_mut().expect("just made");
+        let mut chosen = choose(sources, rank, name, ver, rows, &version);
+        // (pip's cache, last: what it holds is copied into the wheel store first)
+        if let (Err(_), Some(pip)) = (&chosen, &pip) {
+            let wheels = pip_wheels.get_or_insert_with(|| finder::pipcache::list(pip));
+            let kept = from_pip_cache(wheels, name, ver)?;
+            if !kept.is_empty() {
+                sources.store.extend(kept);
+                chosen = choose(sources, rank, name, ver, rows, &version);
+            }
+        }
+        Ok(chosen.map_err(|why| {
+            let pip = match &pip {
+                Some(p) => format!(", pip's cache at {}", p.display()),
+                None => String::new(),
+            };
+            format!("{why} (looked in {}{pip})", sources.describe())
+        }))
     };
     plan_with(root, &version, &mut find)
+}
+
+/// The wheels of `name` `version` among pip's cached `wheels` (what `pip install`
+/// downloaded), copied into venvfs's wheel store, as candidates there. An error when pip's
+/// cache has one but the store cannot keep it.
+fn from_pip_cache(
+    wheels: &[finder::pipcache::PipWheel],
+    name: &str,
+    version: &str,
+) -> Result<Vec<Candidate>, Error> {
+    let wanted = PackageName::new(name);
+    let mut out = Vec::new();
+    for wheel in finder::pipcache::find(wheels, &wanted, version) {
+        let Some(store) = crate::fetch::Store::locate_writable() else {
+            return Err(format!(
+                "{}: pip's cache holds the wheel of {name} {version}, but venvfs has no \
+                 writable cache directory to keep it in; set VENVFS_CACHE_DIR to one",
+                wheel.path.display()
+            )
+            .into());
+        };
+        let kept = finder::pipcache::keep(&store, wheel).map_err(|e| {
+            format!(
+                "keeping {} in {}: {e}",
+                wheel.path.display(),
+                store.root.display()
+            )
+        })?;
+        let filename = kept
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        if let Some(parsed) = crate::tags::WheelFilename::parse(&filename) {
+            out.push(Candidate {
+                path: kept,
+                filename: Some(filename),
+                name: parsed.name,
+                version: parsed.version,
+                build: parsed.build,
+                tags: parsed.tags,
+                origin: Origin::Store,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Whether the own directory at `root` of a venv with layers holds a distribution
@@ -466,6 +530,15 @@ fn choose(
         .cloned()
         .collect();
     candidates.extend(sources.uv_cache_candidates(&wanted, version));
+    candidates.extend(
+        sources
+            .store
+            .iter()
+            .filter(|c| {
+                PackageName::new(&c.name) == wanted && finder::same_version(&c.version, version)
+            })
+            .cloned(),
+    );
     let found = candidates.len();
     let mut ranked: Vec<(Origin, usize, Candidate)> = candidates
         .into_iter()

@@ -324,7 +324,9 @@ fn serve(s: &Shared, mut conn: TcpStream) -> std::io::Result<()> {
     let stop_now = sw.stop_mid_body.swap(false, Ordering::SeqCst);
     write!(
         conn,
-        "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        // (cached for good, as PyPI says of its files, so pip keeps them in its HTTP cache:
+        // it caches by max-age only with a Date, which a fixed one in the past serves)
+        "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\nCache-Control: max-age=365000000, immutable, public\r\nConnection: close\r\n\r\n",
         body.len()
     )?;
     let half = body.len() / 2;
