@@ -406,3 +406,76 @@ fn copies_uv_made_while_unmounted_are_given_back_at_the_next_mount() {
     assert!(!site.join("idna/core.py").exists(), "the copies stayed");
     assert_eq!(snapshot(&p.cache.join("archive-v0")), cache_before);
 }
+
+/// `uv sync --compile-bytecode` (or `UV_COMPILE_BYTECODE=1`, as uv's guide for container
+/// images says) in a mounted venv: uv compiles every module through the links it just
+/// made, into the venv's own `__pycache__` directories. Once the daemon folds the links,
+/// those `.pyc` (valid for the layer's files, which the links showed) move to the shared
+/// bytecode store: the venv keeps none of them, Python reads them from the store
+/// (compiling nothing, writing nothing into the venv), and a second venv of the same
+/// packages finds them there too.
+#[test]
+fn bytecode_uv_compiles_through_the_mount_moves_to_the_shared_store() {
+    let p = Project::new();
+    let store = p.s.path("bytecode-store");
+    let cache = p.cache.to_str().unwrap().to_owned();
+    let mount_env = [
+        ("UV_CACHE_DIR", cache.as_str()),
+        ("VENVFS_BYTECODE_STORE", store.to_str().unwrap()),
+    ];
+    let m = Mount::with_env(&p.venv, &mount_env);
+    let symlink = [("UV_LINK_MODE", "symlink"), ("UV_COMPILE_BYTECODE", "1")];
+    p.uv_in(&["add", "six", "idna", "click"], &symlink);
+    wait_folded(&p.venv, &["six", "idna", "click"]);
+    let idna_core = "lib/python3.11/site-packages/idna/__pycache__/core.cpython-311.pyc";
+    // (the daemon removes them after the layers commit: wait for that too)
+    let own = |venv: &Path| {
+        entries_below(venv)
+            .into_iter()
+            .filter(|(path, _)| {
+                path.extension().is_some_and(|x| x == "pyc")
+                    && !path.starts_with(venv.join(".venvfs"))
+            })
+            .count()
+    };
+    let started = std::time::Instant::now();
+    let check = "import six, idna, click, idna.core; print(idna.core.__cached__)";
+    // (shown as a link to the store's directory, once nothing of the venv's own is there)
+    let pycache = p.site().join("idna/__pycache__");
+    while !pycache.symlink_metadata().is_ok_and(|m| m.is_symlink()) {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "{} is not a link to the store",
+            pycache.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(pycache.join("core.cpython-311.pyc").is_file());
+    assert!(p
+        .python(check)
+        .ends_with("idna/__pycache__/core.cpython-311.pyc"));
+    m.unmount();
+    assert_eq!(own(&p.venv), 0, "the venv's own directory keeps no .pyc");
+    let stored: Vec<PathBuf> = entries_below(&store)
+        .into_iter()
+        .map(|(path, _)| path)
+        .filter(|path| path.ends_with(idna_core))
+        .collect();
+    assert_eq!(
+        stored.len(),
+        1,
+        "the store holds idna's core.pyc: {stored:?}"
+    );
+    let stored_before = snapshot(&store);
+
+    // Python imports them from the store: nothing compiled, nothing written
+    let m = Mount::with_env(&p.venv, &mount_env);
+    run_ok(
+        Command::new(p.venv.join("bin/python"))
+            .args(["-c", check])
+            .env_remove("PYTHONDONTWRITEBYTECODE"),
+    );
+    m.unmount();
+    assert_eq!(own(&p.venv), 0, "an import compiled into the venv");
+    assert_eq!(snapshot(&store), stored_before, "an import compiled again");
+}

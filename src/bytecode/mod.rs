@@ -120,6 +120,69 @@ impl Stores {
         Some(Stores::new(write, read, &facts.cache_tag, magic))
     }
 
+    /// The stores of the venv at `venv` (mounted or its own directory), from the facts of
+    /// its interpreter; `None` (each venv keeps its own, as without venvfs) when turned
+    /// off, or when neither the facts nor a store can be had.
+    pub fn of_venv(venv: &Path) -> Option<Stores> {
+        let facts = match crate::interpreter::of_venv(venv) {
+            Ok(i) => i.bytecode?,
+            Err(e) => {
+                tracing::info!("bytecode kept in the venv: {e}");
+                return None;
+            }
+        };
+        Self::locate(&facts)
+    }
+
+    /// Takes into the written store a `.pyc` an installer compiled in the venv's own
+    /// directory (`pyc`) for a module the layer whose source is `layer_source` now shows
+    /// in venv directory `dir`, when it is a valid `.pyc` of that module (`source`: uv
+    /// compiles through the links it makes, which show the files the layer shows). Whether
+    /// the store holds a valid `.pyc` of that name now (this one, or one put there before).
+    pub fn take_compiled(
+        &self,
+        pyc: &Path,
+        layer_source: &Path,
+        dir: &Path,
+        source: &Source,
+    ) -> bool {
+        let Some(name) = pyc.file_name() else {
+            return false;
+        };
+        if Stored::check(pyc, self.magic, source).is_err() {
+            return false;
+        }
+        let key = layer_key(layer_source);
+        let dir = dir.as_os_str().as_encoded_bytes();
+        if let Some(write) = &self.write {
+            if Stored::check(
+                &Self::dir_in(write, &key, dir).join(name),
+                self.magic,
+                source,
+            )
+            .is_ok()
+            {
+                return true;
+            }
+        }
+        let Ok((mut file, temp)) = self.create_temp(&key, dir) else {
+            return false;
+        };
+        let copied = File::open(pyc).and_then(|mut from| std::io::copy(&mut from, &mut file));
+        drop(file);
+        match copied.ok().map(|_| self.publish(&temp, name, source)) {
+            Some(Ok(_)) if !temp.exists() => true,
+            Some(Ok(None)) => {
+                let _ = std::fs::remove_file(&temp);
+                true
+            }
+            _ => {
+                let _ = std::fs::remove_file(&temp);
+                false
+            }
+        }
+    }
+
     /// Where the `.pyc` files of the layer keyed `layer_key` for the venv directory `dir`
     /// (venv-relative) are, in store `store`.
     pub fn dir_in(store: &Path, layer_key: &str, dir: &[u8]) -> PathBuf {

@@ -247,18 +247,9 @@ pub(super) fn attach(
     }
 }
 
-/// Where the venv's `.pyc` files of layer modules are shared (see `crate::bytecode`),
-/// from the facts of its interpreter; `None` (each venv keeps its own, as without venvfs)
-/// when turned off, or when neither the facts nor a store can be had.
+/// Where the venv's `.pyc` files of layer modules are shared (see `crate::bytecode`).
 fn bytecode_stores(venv: &Path) -> Option<crate::bytecode::Stores> {
-    let facts = match crate::interpreter::of_venv(venv) {
-        Ok(i) => i.bytecode?,
-        Err(e) => {
-            tracing::info!("bytecode kept in the venv: {e}");
-            return None;
-        }
-    };
-    let stores = crate::bytecode::Stores::locate(&facts)?;
+    let stores = crate::bytecode::Stores::of_venv(venv)?;
     tracing::debug!(
         "bytecode shared: written to {:?}, read from {:?}",
         stores.write,

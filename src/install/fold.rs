@@ -42,6 +42,10 @@ pub struct Fold {
     pub opaque: Vec<PathBuf>,
     /// The disk space the links take.
     pub link_bytes: u64,
+    /// The `.pyc` an installer compiled through the links (`uv --compile-bytecode`) in
+    /// the venv's own `__pycache__` directories (venv-relative), with the module each must
+    /// match: once the layer shows the modules, they belong in the shared bytecode store.
+    pub bytecode: Vec<(PathBuf, crate::bytecode::Source)>,
 }
 
 /// What [`plan`] found: the distributions to fold, and why others are not folded.
@@ -192,8 +196,22 @@ fn plan_one(
         hidden: Vec::new(),
         opaque: Vec::new(),
         link_bytes: 0,
+        bytecode: Vec::new(),
     };
+    let mut pycaches = HashMap::new();
     for (rel, target, bytes) in links {
+        let pycache = rel.parent().unwrap_or(Path::new("")).join("__pycache__");
+        let compiled = super::adopt::compiled_of(root, &pycache, &rel, &mut pycaches);
+        if !compiled.is_empty() {
+            if let Ok(meta) = std::fs::metadata(&target) {
+                let source = crate::bytecode::Source {
+                    mtime: meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+                    size: meta.len(),
+                };
+                fold.bytecode
+                    .extend(compiled.into_iter().map(|(pyc, _)| (pyc, source)));
+            }
+        }
         let wheel_rel = target
             .strip_prefix(&entry)
             .ok()
@@ -580,7 +598,26 @@ pub fn commit_layers(root: &Path, python: &str) -> Result<Committed, Error> {
             .map_err(|e| format!("the layers are saved, but {}: {e}", marker.display()))?;
         report.touched.push(marker);
     }
-    let links: Vec<PathBuf> = plan.folds.iter().flat_map(|f| f.links.clone()).collect();
+    let mut links: Vec<PathBuf> = plan.folds.iter().flat_map(|f| f.links.clone()).collect();
+    // (the bytecode uv compiled through the links goes to the shared store, and from the
+    // venv's own directory once the store has it)
+    let stores = plan
+        .folds
+        .iter()
+        .any(|f| !f.bytecode.is_empty())
+        .then(|| crate::bytecode::Stores::of_venv(root))
+        .flatten();
+    let mut moved = 0;
+    for f in plan.folds.iter().filter(|_| stores.is_some()) {
+        let stores = stores.as_ref().expect("filtered");
+        for (pyc, source) in &f.bytecode {
+            let dir = pyc.parent().and_then(Path::parent).unwrap_or(Path::new(""));
+            if stores.take_compiled(&root.join(pyc), &f.layer.source, dir, source) {
+                links.push(pyc.clone());
+                moved += 1;
+            }
+        }
+    }
     // (every directory below site-packages or bin holding a link, deepest first: those
     // left empty go, the others stay)
     let keep: Vec<PathBuf> = super::sync::keep_dirs(Path::new(""), layout);
@@ -617,6 +654,11 @@ pub fn commit_layers(root: &Path, python: &str) -> Result<Committed, Error> {
         },
         crate::inventory::human(bytes)
     ));
+    if moved > 0 {
+        report.lines.push(format!(
+            "Moved {moved} modules' bytecode uv compiled to the shared bytecode store"
+        ));
+    }
     Ok(Committed {
         report,
         links,
