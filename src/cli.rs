@@ -80,10 +80,11 @@ not mounted), by the venv's own Python, several processes at once, with a progre
     /// Make the venv hold exactly the distributions pinned in a pylock.toml or a
     /// requirements file of `name==version` lines, as `uv pip sync` does, without copying:
     /// each wheel becomes a layer. Wheels are looked for in the lock's paths, then
-    /// --find-links directories, uv's cache, and the wheels venvfs fetched before; the rest
-    /// are fetched (the lock's URLs, else the package index), checked against their sha256
-    /// and kept in ~/.cache/venvfs/wheels, unless --offline. A mounted venv takes the change
-    /// live, without unmounting: programs running in it keep their open files.
+    /// --find-links directories, uv's cache, the wheels venvfs fetched before, and pip's
+    /// cache (what pip downloaded, copied into venvfs's wheel store); the rest are fetched
+    /// (the lock's URLs, else the package index), checked against their sha256 and kept in
+    /// ~/.cache/venvfs/wheels, unless --offline. A mounted venv takes the change live,
+    /// without unmounting: programs running in it keep their open files.
     Sync {
         venv: PathBuf,
         /// pylock.toml (or pylock.NAME.toml) or a requirements file.
@@ -337,7 +338,7 @@ pub struct FinderArgs {
     /// after.
     #[arg(long = "cache-dir", value_name = "DIR")]
     pub cache_dir: Vec<PathBuf>,
-    /// Do not look in uv's cache.
+    /// Do not look in uv's cache or pip's.
     #[arg(long)]
     pub no_cache: bool,
     /// Refuse any wheel whose sha256 cannot be checked against a pinned hash (unpacked wheels

@@ -821,3 +821,57 @@ srv.serve_forever()
     let _m = s.mount();
     s.python_ok("import six");
 }
+
+/// What pip downloaded is in its HTTP cache (here from this test's index, stopped
+/// afterwards): `venvfs sync --offline` finds those wheels there (in pip's default place
+/// for the same `XDG_CACHE_HOME`), keeps them in its own store, serves them, and leaves
+/// pip's cache as it was.
+#[test]
+fn sync_takes_the_wheels_pip_downloaded_from_pips_cache() {
+    let s = Scratch::new();
+    let xdg = s.path("xdg");
+    let sources = wheels(&["six-", "idna-", "markupsafe-"]);
+    let mut server = IndexServer::start(&sources);
+    let tools = s.path("tools");
+    run_ok(Command::new("python3").args(["-m", "venv"]).arg(&tools));
+    run_ok(
+        Command::new(tools.join("bin/pip"))
+            .args(["download", "-q", "--no-deps", "--dest"])
+            .arg(s.path("downloads"))
+            .args([
+                "--index-url",
+                &server.index_url(),
+                "--trusted-host",
+                "127.0.0.1",
+            ])
+            .args(["six", "idna", "markupsafe"])
+            .env("PIP_CACHE_DIR", xdg.join("pip"))
+            .env_remove("PIP_NO_CACHE_DIR")
+            .env_remove("PIP_FIND_LINKS")
+            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1"),
+    );
+    server.stop();
+    let pip_cache = snapshot(&xdg.join("pip"));
+    assert!(pip_cache.len() > 3, "pip cached nothing: {pip_cache:?}");
+    let reqs = s.path("requirements.txt");
+    std::fs::write(&reqs, pins(&sources)).unwrap();
+    let out = run(fetching(&xdg)
+        .args(["sync", "--offline"])
+        .arg(&s.venv)
+        .arg(&reqs));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("Installed 3 packages"), "{stdout}");
+    let store = stored(&xdg);
+    assert_eq!(store.len(), 3, "{store:?}");
+    assert_store_matches(&store, &sources);
+    {
+        let _m = s.mount();
+        s.python_ok(
+            "import six, idna, markupsafe, markupsafe._speedups\n\
+             assert str(markupsafe.escape('<a>')) == '&lt;a&gt;'",
+        );
+    }
+    assert_eq!(snapshot(&xdg.join("pip")), pip_cache, "pip's cache changed");
+    assert_eq!(server.count(".whl"), 3, "pip's downloads only");
+}

@@ -249,8 +249,8 @@ fn filename_of(path: &Path, name: &str) -> Option<String> {
 }
 
 /// `{name}-{version}(-{build})?-{pythons}-{abis}-{platforms}.whl`, each part of the tags
-/// the set of its values joined by `.`, in the order the tags give them (PEP 427's
-/// compressed tag sets), as indexes name wheels.
+/// the set of its values, sorted, joined by `.` (PEP 425's compressed tag sets, sorted as
+/// the tools that build and repair wheels write them).
 fn wheel_filename(
     name: &str,
     version: &str,
@@ -271,6 +271,9 @@ fn wheel_filename(
     }
     if parts[0].is_empty() {
         return None;
+    }
+    for set in &mut parts {
+        set.sort_unstable();
     }
     let build = build.map(|b| format!("-{b}")).unwrap_or_default();
     let filename = format!(
@@ -323,6 +326,50 @@ pub fn keep(store: &crate::fetch::Store, wheel: &PipWheel) -> std::io::Result<Pa
         return Ok(kept);
     }
     store.keep(tmp, &sha256, &filename)
+}
+
+/// The wheels of `name` `version` among pip's cached `wheels`, copied into venvfs's wheel
+/// store, as candidates there. An error when pip's cache has one but the store cannot
+/// keep it.
+pub fn into_store(
+    wheels: &[PipWheel],
+    name: &PackageName,
+    version: &str,
+) -> Result<Vec<super::Candidate>, String> {
+    let mut out = Vec::new();
+    for wheel in find(wheels, name, version) {
+        let Some(store) = crate::fetch::Store::locate_writable() else {
+            return Err(format!(
+                "{}: pip's cache holds the wheel of {name} {version}, but venvfs has no \
+                 writable cache directory to keep it in; set VENVFS_CACHE_DIR to one",
+                wheel.path.display()
+            ));
+        };
+        let kept = keep(&store, wheel).map_err(|e| {
+            format!(
+                "keeping {} in {}: {e}",
+                wheel.path.display(),
+                store.root.display()
+            )
+        })?;
+        let filename = kept
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        if let Some(parsed) = WheelFilename::parse(&filename) {
+            out.push(super::Candidate {
+                path: kept,
+                filename: Some(filename),
+                name: parsed.name,
+                version: parsed.version,
+                build: parsed.build,
+                tags: parsed.tags,
+                origin: super::Origin::Store,
+            });
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -408,7 +455,7 @@ mod tests {
         assert_eq!(std::fs::read(&kept).unwrap(), wheel);
         assert_eq!(
             kept.file_name().unwrap(),
-            "charset_normalizer-3.5.3-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+            "charset_normalizer-3.5.3-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl"
         );
         assert_eq!(keep(&store, &found[1]).unwrap(), kept, "kept once");
         assert_eq!(keep(&store, &found[0]).unwrap(), kept, "the same bytes");

@@ -145,7 +145,7 @@ pub fn plan(venv: &Path, root: &Path, opts: &Options) -> Result<Plan, Error> {
         // (pip's cache, last: what it holds is copied into the wheel store first)
         if let (Err(_), Some(pip)) = (&chosen, &pip) {
             let wheels = pip_wheels.get_or_insert_with(|| finder::pipcache::list(pip));
-            let kept = from_pip_cache(wheels, name, ver)?;
+            let kept = finder::pipcache::into_store(wheels, &PackageName::new(name), ver)?;
             if !kept.is_empty() {
                 sources.store.extend(kept);
                 chosen = choose(sources, rank, name, ver, rows, &version);
@@ -160,52 +160,6 @@ pub fn plan(venv: &Path, root: &Path, opts: &Options) -> Result<Plan, Error> {
         }))
     };
     plan_with(root, &version, &mut find)
-}
-
-/// The wheels of `name` `version` among pip's cached `wheels` (what `pip install`
-/// downloaded), copied into venvfs's wheel store, as candidates there. An error when pip's
-/// cache has one but the store cannot keep it.
-fn from_pip_cache(
-    wheels: &[finder::pipcache::PipWheel],
-    name: &str,
-    version: &str,
-) -> Result<Vec<Candidate>, Error> {
-    let wanted = PackageName::new(name);
-    let mut out = Vec::new();
-    for wheel in finder::pipcache::find(wheels, &wanted, version) {
-        let Some(store) = crate::fetch::Store::locate_writable() else {
-            return Err(format!(
-                "{}: pip's cache holds the wheel of {name} {version}, but venvfs has no \
-                 writable cache directory to keep it in; set VENVFS_CACHE_DIR to one",
-                wheel.path.display()
-            )
-            .into());
-        };
-        let kept = finder::pipcache::keep(&store, wheel).map_err(|e| {
-            format!(
-                "keeping {} in {}: {e}",
-                wheel.path.display(),
-                store.root.display()
-            )
-        })?;
-        let filename = kept
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
-        if let Some(parsed) = crate::tags::WheelFilename::parse(&filename) {
-            out.push(Candidate {
-                path: kept,
-                filename: Some(filename),
-                name: parsed.name,
-                version: parsed.version,
-                build: parsed.build,
-                tags: parsed.tags,
-                origin: Origin::Store,
-            });
-        }
-    }
-    Ok(out)
 }
 
 /// Whether the own directory at `root` of a venv with layers holds a distribution

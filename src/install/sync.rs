@@ -549,7 +549,7 @@ fn resolve(
         finder::uvcache::locate_all(&opts.cache_dirs)
     };
     let store = crate::fetch::Store::locate();
-    let sources = if needs_sources {
+    let mut sources = if needs_sources {
         Some(Sources::new(&opts.find_links, &caches, store.as_ref())?)
     } else {
         None
@@ -592,6 +592,31 @@ fn resolve(
                 }
             }
         }
+    }
+    // what pip downloaded (its cache) is looked for next: copied into the wheel store
+    let pip = (!opts.no_cache && !absent.is_empty())
+        .then(finder::pipcache::locate)
+        .flatten();
+    if let (Some(pip), Some(sources)) = (pip, sources.as_mut()) {
+        let wheels = finder::pipcache::list(&pip);
+        let mut still = Vec::new();
+        for (slot, pin, incompatible) in absent {
+            let name = crate::name::PackageName::new(&pin.name);
+            let kept = finder::pipcache::into_store(&wheels, &name, &pin.version)?;
+            let found = !kept.is_empty();
+            sources.store.extend(kept);
+            match found.then(|| finder::choose(pin, sources, rank, opts.require_hashes)) {
+                Some(Ok(c)) => {
+                    out[slot] = Some(Resolved {
+                        source: c.candidate.path,
+                        from_path: false,
+                        pin: Some(pin.clone()),
+                    })
+                }
+                _ => still.push((slot, pin, incompatible)),
+            }
+        }
+        absent = still;
     }
     // what no local source has is fetched, unless something is wrong already
     let mut missing: Vec<String> = Vec::new();
