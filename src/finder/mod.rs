@@ -81,6 +81,8 @@ pub struct Sources {
     /// The wheels of venvfs's store, and where it is.
     pub store: Vec<Candidate>,
     pub store_dir: Option<PathBuf>,
+    /// pip's cache and the wheels it holds, once looked in (see [`pipcache`]).
+    pub pip_cache: Option<(PathBuf, usize)>,
 }
 
 impl Sources {
@@ -167,6 +169,7 @@ impl Sources {
                 .collect(),
             store: stored,
             store_dir: store.map(|s| s.root.clone()),
+            pip_cache: None,
         })
     }
 
@@ -197,6 +200,9 @@ impl Sources {
                 dir.display(),
                 self.store.len()
             ));
+        }
+        if let Some((dir, n)) = &self.pip_cache {
+            parts.push(format!("pip's cache at {} ({n} wheels)", dir.display()));
         }
         parts.join(", ")
     }

@@ -145,19 +145,14 @@ pub fn plan(venv: &Path, root: &Path, opts: &Options) -> Result<Plan, Error> {
         // (pip's cache, last: what it holds is copied into the wheel store first)
         if let (Err(_), Some(pip)) = (&chosen, &pip) {
             let wheels = pip_wheels.get_or_insert_with(|| finder::pipcache::list(pip));
+            sources.pip_cache = Some((pip.clone(), wheels.len()));
             let kept = finder::pipcache::into_store(wheels, &PackageName::new(name), ver)?;
             if !kept.is_empty() {
                 sources.store.extend(kept);
                 chosen = choose(sources, rank, name, ver, rows, &version);
             }
         }
-        Ok(chosen.map_err(|why| {
-            let pip = match &pip {
-                Some(p) => format!(", pip's cache at {}", p.display()),
-                None => String::new(),
-            };
-            format!("{why} (looked in {}{pip})", sources.describe())
-        }))
+        Ok(chosen.map_err(|why| format!("{why} (looked in {})", sources.describe())))
     };
     plan_with(root, &version, &mut find)
 }

@@ -599,6 +599,7 @@ fn resolve(
         .flatten();
     if let (Some(pip), Some(sources)) = (pip, sources.as_mut()) {
         let wheels = finder::pipcache::list(&pip);
+        sources.pip_cache = Some((pip, wheels.len()));
         let mut still = Vec::new();
         for (slot, pin, incompatible) in absent {
             let name = crate::name::PackageName::new(&pin.name);
