@@ -8,8 +8,9 @@
 //! directory lists, and its file name is made again from its `WHEEL`.
 //!
 //! pip's cache is only read. A wheel found there is copied into venvfs's wheel store
-//! (`copy_file_range`, which clones where the filesystem can), named as its index named it
-//! and kept by its hash like a fetched wheel: a layer's source must stay for as long as the
+//! (`copy_file_range`, which clones where the filesystem can), named from its `WHEEL` (as
+//! the usual tools name wheels, so mostly as its index did) and kept by its hash like a
+//! fetched wheel: a layer's source must stay for as long as the
 //! layer does, and pip prunes its own cache as it likes (`pip cache purge`).
 //!
 //! Where pip's cache is: `$PIP_CACHE_DIR`, else `$XDG_CACHE_HOME/pip` or `~/.cache/pip`
@@ -285,8 +286,8 @@ fn wheel_filename(
     WheelFilename::parse(&filename).map(|_| filename)
 }
 
-/// Copies `wheel` into venvfs's wheel `store`, named as its index named it (nothing is
-/// copied when the store holds it already); returns where it is kept there.
+/// Copies `wheel` into venvfs's wheel `store`, named from its `WHEEL` (kept once: a copy
+/// of bytes the store holds already goes); returns where it is kept there.
 pub fn keep(store: &crate::fetch::Store, wheel: &PipWheel) -> std::io::Result<PathBuf> {
     use std::io::{Read, Seek};
     let mut tmp = store.temp_file()?;

@@ -494,7 +494,8 @@ fn plain_again(
 #[derive(Debug, Default)]
 pub struct Committed {
     pub report: Report,
-    /// The links now shadowing their layers' files (venv-relative), to remove.
+    /// The links now shadowing their layers' files (venv-relative), to remove, and the
+    /// `.pyc` uv compiled through them, which the bytecode store holds now.
     pub links: Vec<PathBuf>,
     /// The directories that may be left empty by that, deepest first (venv-relative).
     pub dirs: Vec<PathBuf>,
