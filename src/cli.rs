@@ -126,9 +126,9 @@ mode, pip) into a venvfs venv, and give back the disk the copies take.\n\n\
 Each installed distribution (a .dist-info with a RECORD in the venv's site-packages) for \
 which uv's cache, a --find-links directory, the wheels `python -m venv` installs pip and \
 setuptools from (the interpreter's ensurepip), the wheel file it was installed from, \
-venvfs's wheel store, or pip's cache (what pip downloaded: $PIP_CACHE_DIR, else \
-~/.cache/pip; a wheel found there is copied into venvfs's wheel store first, since pip \
-prunes its cache as it likes) has the same wheel (same name and version, a \
+venvfs's wheel store, or pip's cache (what pip downloaded: $PIP_CACHE_DIR, else the \
+cache-dir of pip's configuration files, else ~/.cache/pip; a wheel found there is \
+copied into venvfs's wheel store first, since pip prunes its cache as it likes) has the same wheel (same name and version, a \
 tag this interpreter accepts; among several, the one whose RECORD agrees most with the \
 installed one) becomes a layer of that wheel, and each copy whose bytes and mode equal the layer's file is removed. What \
 differs stays in the venv's own directory and keeps showing: files you edited, and what \

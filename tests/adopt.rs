@@ -454,11 +454,24 @@ fn pip_downloads_are_given_back(new_pip: bool) {
     let own_cache = setup.s.path("venvfs-cache");
     let no_uv_cache = setup.s.path("empty-uv-cache");
     std::fs::create_dir_all(&no_uv_cache).unwrap();
+    // (the daemon finds pip's cache as pip does: here from its environment, or, with the
+    // old pip, from a configuration file that sets it, as users with a home quota do)
+    let conf = setup.s.path("pip.conf");
+    std::fs::write(
+        &conf,
+        format!("[global]\ncache-dir = {}\n", pip_cache.display()),
+    )
+    .unwrap();
+    let (how, where_) = if new_pip {
+        ("PIP_CACHE_DIR", pip_cache.to_str().unwrap())
+    } else {
+        ("PIP_CONFIG_FILE", conf.to_str().unwrap())
+    };
     let m = Mount::with_env(
         &venv,
         &[
             ("UV_CACHE_DIR", no_uv_cache.to_str().unwrap()),
-            ("PIP_CACHE_DIR", pip_cache.to_str().unwrap()),
+            (how, where_),
             ("VENVFS_CACHE_DIR", own_cache.to_str().unwrap()),
         ],
     );

@@ -13,9 +13,9 @@
 //! fetched wheel: a layer's source must stay for as long as the
 //! layer does, and pip prunes its own cache as it likes (`pip cache purge`).
 //!
-//! Where pip's cache is: `$PIP_CACHE_DIR`, else `$XDG_CACHE_HOME/pip` or `~/.cache/pip`
-//! (`%LOCALAPPDATA%\pip\Cache` on Windows, `~/Library/Caches/pip` on macOS). A `cache-dir`
-//! set in pip's configuration files is not read.
+//! Where pip's cache is: `$PIP_CACHE_DIR`, else the `cache-dir` pip's configuration files
+//! set (see [`locate`]), else `$XDG_CACHE_HOME/pip` or `~/.cache/pip`
+//! (`%LOCALAPPDATA%\pip\Cache` on Windows, `~/Library/Caches/pip` on macOS).
 
 use std::path::{Path, PathBuf};
 
@@ -32,26 +32,137 @@ pub struct PipWheel {
     pub version: String,
 }
 
-/// pip's cache directory, as pip finds it (see the module's doc), whether or not it exists.
-pub fn locate() -> Option<PathBuf> {
-    let var = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(p) = var("PIP_CACHE_DIR") {
+/// pip's cache directory, as pip finds it for the venv at `venv` (see the module's doc),
+/// whether or not it exists.
+pub fn locate(venv: Option<&Path>) -> Option<PathBuf> {
+    locate_with(
+        &|k: &str| std::env::var_os(k).filter(|v| !v.is_empty()),
+        venv,
+        &|p: &Path| std::fs::read_to_string(p).ok(),
+    )
+}
+
+/// [`locate`] with the environment `var` and the files `read` gives.
+fn locate_with(
+    var: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+    venv: Option<&Path>,
+    read: &dyn Fn(&Path) -> Option<String>,
+) -> Option<PathBuf> {
+    let path = |k: &str| var(k).map(PathBuf::from);
+    if let Some(p) = path("PIP_CACHE_DIR") {
         return Some(p);
     }
+    if let Some(dir) = config_files(var, venv)
+        .iter()
+        .filter_map(|f| config_cache_dir(&read(f)?))
+        .next_back()
+    {
+        return Some(expand(&dir, var));
+    }
     if cfg!(windows) {
-        return var("LOCALAPPDATA").map(|d| d.join("pip").join("Cache"));
+        return path("LOCALAPPDATA").map(|d| d.join("pip").join("Cache"));
     }
     if cfg!(target_os = "macos") {
-        return var("HOME").map(|h| h.join("Library/Caches/pip"));
+        return path("HOME").map(|h| h.join("Library/Caches/pip"));
     }
-    if let Some(p) = var("XDG_CACHE_HOME") {
+    if let Some(p) = path("XDG_CACHE_HOME") {
         return Some(p.join("pip"));
     }
-    var("HOME").map(|h| h.join(".cache").join("pip"))
+    path("HOME").map(|h| h.join(".cache").join("pip"))
+}
+
+/// pip's configuration files, in the order pip reads them (a later one's setting wins):
+/// the machine's (`$XDG_CONFIG_DIRS/pip/pip.conf`, `/etc/pip.conf`), the user's
+/// (`~/.pip/pip.conf`, `$XDG_CONFIG_HOME/pip/pip.conf`; not when `$PIP_CONFIG_FILE` names
+/// a file that exists), the venv's (`pip.conf` in it), then `$PIP_CONFIG_FILE`. (On
+/// Windows pip reads others, `pip.ini`: not these.)
+fn config_files(
+    var: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+    venv: Option<&Path>,
+) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if cfg!(windows) {
+        return out;
+    }
+    let env_file = var("PIP_CONFIG_FILE").map(PathBuf::from);
+    let dirs = var("XDG_CONFIG_DIRS").unwrap_or_else(|| "/etc/xdg".into());
+    out.extend(std::env::split_paths(&dirs).map(|d| d.join("pip/pip.conf")));
+    out.push(PathBuf::from("/etc/pip.conf"));
+    if !env_file.as_ref().is_some_and(|f| f.is_file()) {
+        if let Some(home) = var("HOME").map(PathBuf::from) {
+            out.push(home.join(".pip/pip.conf"));
+            let config = var("XDG_CONFIG_HOME").map_or_else(|| home.join(".config"), PathBuf::from);
+            out.push(config.join("pip/pip.conf"));
+        }
+    }
+    out.extend(venv.map(|v| v.join("pip.conf")));
+    out.extend(env_file);
+    out
+}
+
+/// The `cache-dir` a pip configuration file sets: in its `[install]` section (what `pip
+/// install` reads first), else in `[global]`.
+fn config_cache_dir(text: &str) -> Option<String> {
+    let (mut section, mut global, mut install) = (String::new(), None, None);
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with(['#', ';']) {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.trim().to_ascii_lowercase();
+            continue;
+        }
+        let Some((key, value)) = line.split_once(['=', ':']) else {
+            continue;
+        };
+        if key.trim().replace('_', "-").to_ascii_lowercase() != "cache-dir" {
+            continue;
+        }
+        let value = Some(value.trim().to_owned()).filter(|v| !v.is_empty());
+        match section.as_str() {
+            "global" => global = value,
+            "install" => install = value,
+            _ => {}
+        }
+    }
+    install.or(global)
+}
+
+/// `~` and `$VAR` / `${VAR}` expanded, as pip expands a path it is given.
+fn expand(value: &str, var: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> PathBuf {
+    let mut out = String::new();
+    let mut rest = value;
+    if let Some(after) = rest.strip_prefix('~') {
+        if after.is_empty() || after.starts_with('/') {
+            if let Some(home) = var("HOME") {
+                out.push_str(&home.to_string_lossy());
+                rest = after;
+            }
+        }
+    }
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (name, next) = match after.strip_prefix('{') {
+            Some(braced) => match braced.find('}') {
+                Some(end) => (&braced[..end], &braced[end + 1..]),
+                None => ("", after),
+            },
+            None => {
+                let end = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                (&after[..end], &after[end..])
+            }
+        };
+        match var(name).filter(|_| !name.is_empty()) {
+            Some(v) => out.push_str(&v.to_string_lossy()),
+            None => out.push_str(&rest[i..rest.len() - next.len()]),
+        }
+        rest = next;
+    }
+    out.push_str(rest);
+    PathBuf::from(out)
 }
 
 /// The wheels of `name` `version` among `wheels`.
@@ -471,6 +582,79 @@ mod tests {
         }
         out.sort();
         out
+    }
+
+    #[test]
+    fn the_cache_is_where_pip_would_look() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        let files = |pairs: &'static [(&'static str, &'static str)]| {
+            move |p: &Path| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| Path::new(n) == p)
+                    .map(|(_, t)| t.to_string())
+            }
+        };
+        const HOME: &[(&str, &str)] = &[("HOME", "/home/u")];
+        let home = HOME;
+        let none = files(&[]);
+        assert_eq!(
+            locate_with(&env(home), None, &none),
+            Some(PathBuf::from("/home/u/.cache/pip"))
+        );
+        assert_eq!(
+            locate_with(
+                &env(&[("HOME", "/home/u"), ("XDG_CACHE_HOME", "/x")]),
+                None,
+                &none
+            ),
+            Some(PathBuf::from("/x/pip"))
+        );
+        // configuration files: a later one wins, [install] over [global]
+        let conf = files(&[
+            ("/etc/pip.conf", "[global]\ncache-dir = /shared/pip\n"),
+            (
+                "/home/u/.config/pip/pip.conf",
+                "# mine\n[global]\ntimeout = 60\ncache_dir: ~/scratch/pip\n",
+            ),
+            (
+                "/v/pip.conf",
+                "[install]\ncache-dir=${SCRATCH}/venv-pip\n[global]\ncache-dir = /nope\n",
+            ),
+        ]);
+        assert_eq!(
+            locate_with(&env(home), None, &conf),
+            Some(PathBuf::from("/home/u/scratch/pip"))
+        );
+        assert_eq!(
+            locate_with(
+                &env(&[("HOME", "/home/u"), ("SCRATCH", "/s")]),
+                Some(Path::new("/v")),
+                &conf
+            ),
+            Some(PathBuf::from("/s/venv-pip"))
+        );
+        // the environment over every file
+        assert_eq!(
+            locate_with(
+                &env(&[("HOME", "/home/u"), ("PIP_CACHE_DIR", "/e")]),
+                Some(Path::new("/v")),
+                &conf
+            ),
+            Some(PathBuf::from("/e"))
+        );
+        assert_eq!(config_cache_dir("[freeze]\ncache-dir = /f\n"), None);
+        assert_eq!(
+            expand("$NOPE/a/${HOME}", &env(home)),
+            PathBuf::from("$NOPE/a//home/u")
+        );
     }
 
     #[test]

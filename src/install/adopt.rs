@@ -118,7 +118,9 @@ pub fn plan(venv: &Path, root: &Path, opts: &Options) -> Result<Plan, Error> {
     // (the sources are opened, and the interpreter asked, only when a layer is new)
     let mut sources: Option<(Sources, TagRank)> = None;
     // (pip's cache, listed when first needed)
-    let pip = (!opts.no_cache).then(finder::pipcache::locate).flatten();
+    let pip = (!opts.no_cache)
+        .then(|| finder::pipcache::locate(Some(venv)))
+        .flatten();
     let mut pip_wheels: Option<Vec<finder::pipcache::PipWheel>> = None;
     let mut find = |name: &str, ver: &str, rows: &[RecordRow]| {
         if sources.is_none() {

@@ -152,7 +152,7 @@ pub fn apply(
     let supported = interpreter.tags();
     let rank = TagRank::new(&supported);
 
-    let resolved = resolve(targets, opts, &rank, &supported, &version)?;
+    let resolved = resolve(targets, opts, &venv, &rank, &supported, &version)?;
     // what the venv shows of the files installing generated: its own over its generated layer
     let view = OwnView::new(root, &manifest)?;
 
@@ -374,7 +374,7 @@ pub fn up_to_date(
     let supported = interpreter.tags();
     let rank = TagRank::new(&supported);
     // (a missing wheel is reported now, before a mounted venv is unmounted for nothing)
-    let resolved = resolve(targets, opts, &rank, &supported, &version)?;
+    let resolved = resolve(targets, opts, &venv, &rank, &supported, &version)?;
     let all_current = resolved.iter().all(|r| {
         manifest
             .layers
@@ -538,6 +538,7 @@ fn check_unique<'a>(layers: impl Iterator<Item = &'a Layer>) -> Result<(), Error
 fn resolve(
     targets: &[Target],
     opts: &Options,
+    venv: &Path,
     rank: &TagRank,
     supported: &[String],
     version: &str,
@@ -595,7 +596,7 @@ fn resolve(
     }
     // what pip downloaded (its cache) is looked for next: copied into the wheel store
     let pip = (!opts.no_cache && !absent.is_empty())
-        .then(finder::pipcache::locate)
+        .then(|| finder::pipcache::locate(Some(venv)))
         .flatten();
     if let (Some(pip), Some(sources)) = (pip, sources.as_mut()) {
         let wheels = finder::pipcache::list(&pip);
