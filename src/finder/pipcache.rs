@@ -115,7 +115,7 @@ fn config_cache_dir(text: &str) -> Option<String> {
         let Some((key, value)) = line.split_once(['=', ':']) else {
             continue;
         };
-        if key.trim().replace('_', "-").to_ascii_lowercase() != "cache-dir" {
+        if !key.trim().replace('_', "-").eq_ignore_ascii_case("cache-dir") {
             continue;
         }
         let value = Some(value.trim().to_owned()).filter(|v| !v.is_empty());
