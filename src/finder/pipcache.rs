@@ -115,7 +115,11 @@ fn config_cache_dir(text: &str) -> Option<String> {
         let Some((key, value)) = line.split_once(['=', ':']) else {
             continue;
         };
-        if !key.trim().replace('_', "-").eq_ignore_ascii_case("cache-dir") {
+        if !key
+            .trim()
+            .replace('_', "-")
+            .eq_ignore_ascii_case("cache-dir")
+        {
             continue;
         }
         let value = Some(value.trim().to_owned()).filter(|v| !v.is_empty());
@@ -605,6 +609,19 @@ mod tests {
         const HOME: &[(&str, &str)] = &[("HOME", "/home/u")];
         let home = HOME;
         let none = files(&[]);
+        if cfg!(windows) {
+            // (pip's configuration files there are others, and not read)
+            let conf = files(&[("C:\\v\\pip.conf", "[global]\ncache-dir = D:\\p\n")]);
+            assert_eq!(
+                locate_with(
+                    &env(&[("LOCALAPPDATA", "C:\\L")]),
+                    Some(Path::new("C:\\v")),
+                    &conf
+                ),
+                Some(Path::new("C:\\L").join("pip").join("Cache"))
+            );
+            return;
+        }
         assert_eq!(
             locate_with(&env(home), None, &none),
             Some(PathBuf::from("/home/u/.cache/pip"))
