@@ -278,7 +278,10 @@ fn record_body(path: &Path) -> Option<(u64, u64)> {
 }
 
 /// The `.dist-info` prefix (`name-version`) of the zip at `range` of the file at `path`
-/// (all of it when None), read from its central directory alone.
+/// (all of it when None), read from its central directory alone: only the names, which
+/// is all telling bodies apart needs. (The wheel reader layers use, `WheelArchive`, reads
+/// a whole file and checks every member; an old pip's body is a range of its record, and
+/// most bodies are not the wheel looked for.)
 fn dist_info_prefix(path: &Path, range: Option<(u64, u64)>) -> Option<String> {
     let file = std::fs::File::open(path).ok()?;
     let (start, len) = match range {

@@ -609,8 +609,11 @@ pub fn commit_layers(root: &Path, python: &str) -> Result<Committed, Error> {
         .then(|| crate::bytecode::Stores::of_venv(root))
         .flatten();
     let mut moved = 0;
-    for f in plan.folds.iter().filter(|_| stores.is_some()) {
-        let stores = stores.as_ref().expect("filtered");
+    for (f, stores) in plan
+        .folds
+        .iter()
+        .filter_map(|f| Some((f, stores.as_ref()?)))
+    {
         for (pyc, source) in &f.bytecode {
             let dir = pyc.parent().and_then(Path::parent).unwrap_or(Path::new(""));
             if stores.take_compiled(&root.join(pyc), &f.layer.source, dir, source) {
