@@ -25,6 +25,7 @@ pub mod daemon;
 #[cfg(not(any(target_os = "linux", windows)))]
 #[path = "daemon_stub.rs"]
 pub mod daemon;
+pub mod dir_table;
 pub mod doctor;
 pub mod fetch;
 pub mod finder;

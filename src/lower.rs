@@ -10,8 +10,9 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::time::SystemTime;
 
-use foldhash::HashMap;
 use venvfs_api::FileKind;
+
+use crate::dir_table::{self, spread};
 
 use crate::layer::{LayerEntry, LayerError, Source};
 use crate::manifest::Manifest;
@@ -44,13 +45,9 @@ pub struct LowerNode {
     /// Path inside a directory layer ("" for implicit directories and wheel members).
     pub src: Box<str>,
     pub member: Option<u32>,
-    pub target: Option<Box<OsStr>>,
-    /// Keyed by the name's key under the tree's [`NameRules`] (the name itself under
-    /// POSIX rules; the node keeps the spelling shown).
-    /// (foldhash: names come from wheels, and its per-process random seed keeps crafted
-    /// names from colliding on purpose, at a fraction of SipHash's cost per lookup)
-    /// (boxed: most nodes are files, and an empty map still takes 40 bytes)
-    children: Option<Box<HashMap<Box<OsStr>, LowerId>>>,
+    /// A directory's entries (see [`Children`]; boxed: most nodes are files, and an empty
+    /// table still takes 32 bytes).
+    children: Option<Box<Children>>,
     /// Set for directories that no layer lists itself, only creates by holding files below.
     pub implicit: bool,
 }
@@ -58,15 +55,15 @@ pub struct LowerNode {
 impl LowerNode {
     /// A directory's entries' nodes.
     pub fn child_ids(&self) -> impl Iterator<Item = LowerId> + '_ {
-        self.children.iter().flat_map(|c| c.values().copied())
-    }
-
-    fn add_child(&mut self, key: &OsStr, id: LowerId) {
         self.children
-            .get_or_insert_with(Default::default)
-            .insert(key.into(), id);
+            .iter()
+            .flat_map(|c| c.iter().map(|&(id, _)| id))
     }
 }
+
+/// A directory's entries, by their names' keys under the tree's [`NameRules`] (the name
+/// itself under POSIX rules; a node keeps the spelling shown): see `dir_table`.
+type Children = dir_table::Table<LowerId>;
 
 pub struct LowerTree {
     pub nodes: Vec<LowerNode>,
@@ -79,6 +76,11 @@ pub struct LowerTree {
     pub keys: Vec<String>,
     /// How names compare: which entries of different layers are one.
     names: NameRules,
+    /// Hashes names' keys for the directories' [`Children`] tables.
+    hasher: dir_table::Hasher,
+    /// The targets of symbolic links, by node (beside the nodes: wheels have next to
+    /// none, and a field would cost every node 16 bytes).
+    targets: foldhash::HashMap<LowerId, Box<OsStr>>,
 }
 
 impl LowerTree {
@@ -98,6 +100,8 @@ impl LowerTree {
             origins: Vec::new(),
             keys: Vec::new(),
             names,
+            hasher: Default::default(),
+            targets: Default::default(),
         };
         tree.nodes.push(dir_node(
             OsStr::new(""),
@@ -165,6 +169,8 @@ impl LowerTree {
             origins: Vec::new(),
             keys: Vec::new(),
             names: NameRules::Posix,
+            hasher: Default::default(),
+            targets: Default::default(),
         }
     }
 
@@ -236,6 +242,9 @@ impl LowerTree {
             return Some((parent, dirs.len()));
         }
         let id = self.nodes.len() as LowerId;
+        if let Some(t) = &entry.target {
+            self.targets.insert(id, t.as_os_str().into());
+        }
         self.nodes.push(LowerNode {
             name: name.into(),
             parent,
@@ -250,12 +259,10 @@ impl LowerTree {
                 None => entry.rel.as_str().into(),
             },
             member: entry.member,
-            target: entry.target.as_deref().map(Into::into),
             children: None,
             implicit: false,
         });
-        let key = self.names.key(name);
-        self.nodes[parent as usize].add_child(&key, id);
+        self.add_child(parent, name, id);
         Some((parent, dirs.len()))
     }
 
@@ -274,8 +281,7 @@ impl LowerTree {
         }
         let id = self.nodes.len() as LowerId;
         self.nodes.push(dir_node(name, dir, layer, mtime));
-        let key = self.names.key(name);
-        self.nodes[dir as usize].add_child(&key, id);
+        self.add_child(dir, name, id);
         Some(id)
     }
 
@@ -295,12 +301,29 @@ impl LowerTree {
         &self.nodes[id as usize]
     }
 
+    /// The target of symbolic link `id` (None for other kinds).
+    pub fn target(&self, id: LowerId) -> Option<&OsStr> {
+        self.targets.get(&id).map(|t| &**t)
+    }
+
     pub fn child(&self, dir: LowerId, name: &OsStr) -> Option<LowerId> {
+        let children = self.nodes[dir as usize].children.as_deref()?;
+        let key = self.names.key(name);
+        let short = self.hasher.short(&key);
+        let same = |&(id, h): &(LowerId, u32)| {
+            h == short && *self.names.key(&self.nodes[id as usize].name) == *key
+        };
+        children.find(spread(short), same).map(|&(id, _)| id)
+    }
+
+    /// Enters node `id`, named `name`, in directory `dir`'s table (which has no entry of
+    /// that name).
+    fn add_child(&mut self, dir: LowerId, name: &OsStr, id: LowerId) {
+        let short = self.hasher.short(&self.names.key(name));
         self.nodes[dir as usize]
             .children
-            .as_ref()?
-            .get(&*self.names.key(name))
-            .copied()
+            .get_or_insert_with(Default::default)
+            .insert_unique(spread(short), (id, short), |&(_, h)| spread(h));
     }
 
     /// Looks up a venv-relative path ("a/b/c" as bytes).
@@ -358,7 +381,6 @@ fn dir_node(name: &OsStr, parent: LowerId, layer: u32, mtime: SystemTime) -> Low
         layer,
         src: "".into(),
         member: None,
-        target: None,
         children: None,
         implicit: true,
     }

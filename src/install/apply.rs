@@ -106,11 +106,13 @@ pub(super) fn source_files(source: &Path) -> Result<SourceFiles, InstallError> {
             .collect();
         let members = files
             .iter()
-            .map(|(_, m)| (m.name.clone(), m.size))
+            .map(|(_, m)| (m.name.to_string(), m.size))
             .collect();
         let modes = files.iter().map(|(_, m)| m.mode).collect();
-        let index: foldhash::HashMap<String, usize> =
-            files.iter().map(|&(i, m)| (m.name.clone(), i)).collect();
+        let index: foldhash::HashMap<String, usize> = files
+            .iter()
+            .map(|&(i, m)| (m.name.to_string(), i))
+            .collect();
         let cache = MemberCache::new(64 << 20, 64 << 20, std::env::temp_dir());
         let path = source.to_owned();
         Ok(SourceFiles {

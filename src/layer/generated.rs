@@ -38,7 +38,7 @@ impl GeneratedLayer {
             .iter()
             .enumerate()
             .filter(|(_, m)| m.kind == MemberKind::File)
-            .map(|(i, m)| (m.name.clone(), i))
+            .map(|(i, m)| (m.name.to_string(), i))
             .collect();
         Ok(GeneratedLayer {
             archive,

@@ -120,7 +120,7 @@ fn wheel_entries(archive: &WheelArchive) -> Result<Vec<LayerEntry>, WheelError> 
             None
         };
         out.push(LayerEntry {
-            rel: m.name.clone(),
+            rel: m.name.to_string(),
             kind,
             perm: (m.mode & 0o7777) as u16,
             size: m.size,

@@ -623,11 +623,7 @@ impl Overlay {
     /// entries that hold nothing (bytecode directories of no layer) do not count.
     pub(super) fn empty_for_removal(&self, tree: &mut Tree, ino: Ino) -> Result<bool> {
         tree.load(ino, &*self.upper)?;
-        let children: Vec<Ino> = tree
-            .get(ino)?
-            .children()
-            .map(|c| c.values().copied().collect())
-            .unwrap_or_default();
+        let children: Vec<Ino> = tree.get(ino)?.child_inos().collect();
         for child in children {
             if let Some(dir) = tree.pycache_links.get(&child) {
                 if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {

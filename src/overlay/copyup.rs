@@ -82,9 +82,8 @@ impl Overlay {
         let result = (|| -> Result<()> {
             match l.kind {
                 FileKind::Symlink => {
-                    let target = l
-                        .target
-                        .as_deref()
+                    let target = lower
+                        .target(lid)
                         .ok_or(Error::Invalid("symlink without target"))?;
                     self.upper.symlink(target, &tmp)?;
                 }

@@ -37,18 +37,18 @@ pub type Listing = Arc<Vec<DirEntry>>;
 
 fn listing(tree: &Tree, ino: Ino) -> Result<Listing> {
     let node = tree.get(ino)?;
-    let children = node.children().ok_or(venvfs_api::Error::NotDir)?;
+    let children = tree.entries(ino)?;
     let mut entries = Vec::with_capacity(children.len() + 2);
-    for (key, &child) in children {
+    for (name, child) in children {
         if !tree.pycache_listed(child) {
             continue;
         }
         entries.push(DirEntry {
             ino: child,
-            name: tree.shown_name(child, ino, key).to_os_string(),
+            name: name.to_os_string(),
             kind: tree.get(child)?.kind,
             // (by key: an entry keeps its offset when only its spelling changes)
-            offset: offset_of(key),
+            offset: offset_of(&tree.key(name)),
         });
     }
     entries.sort_unstable_by(|a, b| (a.offset, &a.name).cmp(&(b.offset, &b.name)));

@@ -248,7 +248,7 @@ impl Overlay {
         let l = lower.node(lid);
         let (size, nlink) = match l.kind {
             FileKind::Dir => (4096, 2),
-            FileKind::Symlink => (l.target.as_ref().map_or(0, |t| t.len() as u64), 1),
+            FileKind::Symlink => (lower.target(lid).map_or(0, |t| t.len() as u64), 1),
             _ => (l.size, 1),
         };
         Attr {

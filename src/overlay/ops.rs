@@ -577,12 +577,7 @@ impl FileSystem for Overlay {
             return Ok(target.as_os_str().to_owned());
         }
         let lid = node.lower.ok_or(Error::NotFound)?;
-        let target = tree
-            .lower
-            .node(lid)
-            .target
-            .as_deref()
-            .ok_or(Error::Invalid("no target"))?;
+        let target = tree.lower.target(lid).ok_or(Error::Invalid("no target"))?;
         Ok(target.to_owned())
     }
 

@@ -163,9 +163,12 @@ impl Overlay {
         let wanted = tree.wanted(dir, &*self.upper)?;
         // (by key: the children's keys, under the mount's name rules)
         let mut old: Vec<(Box<OsStr>, Ino)> = tree
-            .get(dir)?
-            .children()
-            .map(|c| c.iter().map(|(n, &i)| (n.clone(), i)).collect())
+            .entries(dir)
+            .map(|e| {
+                e.into_iter()
+                    .map(|(n, i)| (tree.key(n).into(), i))
+                    .collect()
+            })
             .unwrap_or_default();
         old.sort_unstable();
         let mut kept = vec![false; old.len()];
@@ -248,9 +251,7 @@ impl Overlay {
         let mut pending = vec![ino];
         while let Some(ino) = pending.pop() {
             let node = tree.get(ino)?;
-            if let Some(children) = node.children() {
-                pending.extend(children.values().copied());
-            }
+            pending.extend(node.child_inos());
             let attr = self.detached_attr(tree, old_lower, ino);
             let lower = node
                 .lower

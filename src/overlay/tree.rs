@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 use venvfs_api::{Error, FileKind, Ino, Result, ROOT};
 
 use super::dirlist::Listing;
+use crate::dir_table::{self, spread};
 use crate::lower::{LowerTree, LOWER_ROOT};
 use crate::rules::NameRules;
 use crate::upper::{join, Rel, Upper};
@@ -53,12 +54,16 @@ pub struct Node {
 /// A name of a node: its parent directory and the name in it.
 pub type Name = (Ino, Box<OsStr>);
 
+/// A loaded directory's children (see [`Dir::children`]).
+pub type Children = dir_table::Table<Ino>;
+
 /// What a loaded directory node holds.
 #[derive(Default)]
 pub struct Dir {
-    /// The merged children, keyed by their names' keys under the mount's [`NameRules`]
-    /// (the names themselves under POSIX rules; a node keeps the spelling it shows).
-    pub children: HashMap<Box<OsStr>, Ino>,
+    /// The merged children, by their names' keys under the mount's [`NameRules`] (the
+    /// names themselves under POSIX rules; a node keeps the spelling it shows): see
+    /// `dir_table`. [`Tree::entries`] lists them with their names.
+    pub children: Children,
     /// The sorted listing while the kernel reads it (see `dirlist.rs`); dropped by every
     /// change to the children.
     pub listing: Mutex<Option<Listing>>,
@@ -87,8 +92,16 @@ impl Node {
     }
 
     /// A directory's children, once loaded.
-    pub fn children(&self) -> Option<&HashMap<Box<OsStr>, Ino>> {
+    pub fn children(&self) -> Option<&Children> {
         self.dir.as_ref().map(|d| &d.children)
+    }
+
+    /// The inode numbers of a loaded directory's children (one per name: a file with two
+    /// names here comes twice).
+    pub fn child_inos(&self) -> impl Iterator<Item = Ino> + '_ {
+        self.children()
+            .into_iter()
+            .flat_map(|c| c.iter().map(|&(ino, _)| ino))
     }
 }
 
@@ -111,6 +124,9 @@ pub struct Tree {
     pub pycache_links: HashMap<Ino, std::path::PathBuf>,
     /// Those of them whose store directory was made and checked in this mount.
     pub pycache_checked: parking_lot::Mutex<HashSet<Ino>>,
+    /// Hashes names for the directories' [`Children`] (one for the mount: the lower tree,
+    /// and its hasher, is replaced by a live change).
+    hasher: dir_table::Hasher,
 }
 
 /// One entry of a directory's merged view.
@@ -171,6 +187,7 @@ impl Tree {
             backings: HashMap::new(),
             pycache_links: HashMap::new(),
             pycache_checked: Default::default(),
+            hasher: Default::default(),
         }
     }
 
@@ -282,6 +299,9 @@ impl Tree {
     /// with hard links has several).
     fn name_in(&self, ino: Ino, parent: Ino, name: &OsStr) -> Option<&OsStr> {
         let node = self.get(ino).ok()?;
+        if node.parent == parent && *node.name == *name {
+            return Some(&node.name); // (the usual case, spared the key)
+        }
         let names = self.names();
         std::iter::once((node.parent, &node.name))
             .chain(
@@ -293,40 +313,79 @@ impl Tree {
             .map(|(_, n)| &**n)
     }
 
-    /// The name of child `ino` of `parent` filed under `key`, as shown.
-    pub fn shown_name<'a>(&'a self, ino: Ino, parent: Ino, key: &'a OsStr) -> &'a OsStr {
-        if self.names().is_case_sensitive() {
-            return key;
-        }
-        self.name_in(ino, parent, key).unwrap_or(key)
-    }
-
-    /// Files `ino` as `name` in the loaded directory `parent`.
+    /// Files `ino` as `name` in the loaded directory `parent` (in place of the node filed
+    /// under that name, if any). `ino` takes the name in the node itself afterwards, if it
+    /// has not yet.
     pub fn insert_child(&mut self, parent: Ino, name: &OsStr, ino: Ino) -> Result<()> {
-        let key: Box<OsStr> = self.key(name).into();
-        self.children_mut(parent)?.insert(key, ino);
-        Ok(())
+        let short = self.short(name);
+        self.change_children(parent, |tree, c| {
+            dir_table::file(c, short, ino, |&(i, h)| {
+                h == short && tree.name_in(i, parent, name).is_some()
+            })
+        })
     }
 
     /// Looks a name up in a loaded directory.
     pub fn child(&self, parent: Ino, name: &OsStr) -> Result<Option<Ino>> {
         let p = self.get(parent)?;
         match p.children() {
-            Some(c) => Ok(c.get(&*self.key(name)).copied()),
+            Some(c) => {
+                let short = self.short(name);
+                let same =
+                    |&(i, h): &(Ino, u32)| h == short && self.name_in(i, parent, name).is_some();
+                Ok(c.find(spread(short), same).map(|&(i, _)| i))
+            }
             None if p.kind != FileKind::Dir => Err(Error::NotDir),
             None => Err(Error::Invalid("directory not loaded")),
         }
     }
 
-    /// A loaded directory's children, to change them.
-    pub fn children_mut(&mut self, parent: Ino) -> Result<&mut HashMap<Box<OsStr>, Ino>> {
+    /// The entries of a loaded directory: each name it shows, with its node.
+    pub fn entries(&self, dir: Ino) -> Result<Vec<(&OsStr, Ino)>> {
+        let p = self.get(dir)?;
+        let children = p.children().ok_or(Error::NotDir)?;
+        let mut out = Vec::with_capacity(children.len());
+        for &(ino, short) in children {
+            let node = self.get(ino)?;
+            let name = match &node.aliases {
+                None => &node.name,
+                // (a file with several names: the one of this directory this entry files;
+                // two names of one file in one directory whose 32 bits are equal would
+                // show the same name twice, a chance of 1 in 4 billion)
+                Some(aliases) => std::iter::once((node.parent, &node.name))
+                    .chain(aliases.iter().map(|(p, n)| (*p, n)))
+                    .find(|(p, n)| *p == dir && self.short(n) == short)
+                    .map_or(&node.name, |(_, n)| n),
+            };
+            out.push((&**name, ino));
+        }
+        Ok(out)
+    }
+
+    /// The 32 bits of the hash of `name`'s key a directory's [`Children`] keep.
+    fn short(&self, name: &OsStr) -> u32 {
+        self.hasher.short(&self.key(name))
+    }
+
+    /// Changes the children of loaded directory `parent` with `f`, which may read the rest
+    /// of the tree (the children are taken out meanwhile); drops the directory's listing.
+    fn change_children<R>(
+        &mut self,
+        parent: Ino,
+        f: impl FnOnce(&Tree, &mut Children) -> R,
+    ) -> Result<R> {
         let dir = self
             .get_mut(parent)?
             .dir
             .as_mut()
             .ok_or(Error::Invalid("directory not loaded"))?;
         *dir.listing.get_mut() = None;
-        Ok(&mut dir.children)
+        let mut children = std::mem::take(&mut dir.children);
+        let r = f(self, &mut children);
+        if let Some(dir) = self.get_mut(parent)?.dir.as_mut() {
+            dir.children = children;
+        }
+        Ok(r)
     }
 
     /// Computes a directory's merged children from the upper and lower layers.
@@ -339,12 +398,14 @@ impl Tree {
             return Err(Error::NotDir);
         }
         let wanted = self.wanted(ino, upper)?;
-        let mut children = HashMap::with_capacity(wanted.len());
-        let names = self.names();
+        let mut children = Children::with_capacity(wanted.len());
         for want in wanted {
-            let key: Box<OsStr> = names.key(&want.name).into();
+            let short = self.short(&want.name);
             let child = self.push_want(ino, want);
-            children.insert(key, child);
+            let name = &self.get(child)?.name;
+            dir_table::file(&mut children, short, child, |&(i, h)| {
+                h == short && self.name_in(i, ino, name).is_some()
+            });
         }
         self.get_mut(ino)?.dir = Some(Box::new(Dir {
             children,
@@ -413,12 +474,15 @@ impl Tree {
     /// handles and the kernel's references stay valid.
     pub fn remove_name(&mut self, ino: Ino, parent: Ino, name: &OsStr) -> Result<()> {
         let names = self.names();
-        let key = names.key(name);
-        if let Ok(c) = self.children_mut(parent) {
-            if c.get(&*key) == Some(&ino) {
-                c.remove(&*key);
+        let short = self.short(name);
+        let _ = self.change_children(parent, |tree, c| {
+            let this = |&(i, h): &(Ino, u32)| {
+                h == short && i == ino && tree.name_in(i, parent, name).is_some()
+            };
+            if let Ok(slot) = c.find_entry(spread(short), this) {
+                slot.remove();
             }
-        }
+        });
         let node = self.get_mut(ino)?;
         if node.parent == parent && names.eq(&node.name, name) {
             match node.aliases.as_mut().and_then(|a| a.pop()) {
@@ -437,8 +501,14 @@ impl Tree {
     /// Moves the name `parent/name` of node `ino` to `new_parent/new_name`.
     pub fn move_name(&mut self, ino: Ino, from: (Ino, &OsStr), to: (Ino, &OsStr)) -> Result<()> {
         let names = self.names();
-        let from_key = self.key(from.1).into_owned();
-        self.children_mut(from.0)?.remove(&*from_key);
+        let short = self.short(from.1);
+        self.change_children(from.0, |tree, c| {
+            let named =
+                |&(i, h): &(Ino, u32)| h == short && tree.name_in(i, from.0, from.1).is_some();
+            if let Ok(slot) = c.find_entry(spread(short), named) {
+                slot.remove();
+            }
+        })?;
         self.insert_child(to.0, to.1, ino)?;
         let node = self.get_mut(ino)?;
         if node.parent == from.0 && names.eq(&node.name, from.1) {

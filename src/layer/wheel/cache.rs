@@ -337,7 +337,7 @@ impl MemberCache {
     ) -> Result<Arc<File>, WheelError> {
         let spill_error = |source| WheelError::Spill {
             wheel: archive.path.clone(),
-            member: member.name.clone(),
+            member: member.name.to_string(),
             dir: self.spill_dir.clone(),
             source,
         };

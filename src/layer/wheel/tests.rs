@@ -54,7 +54,7 @@ fn index_of(archive: &WheelArchive, name: &str) -> usize {
     archive
         .members()
         .iter()
-        .position(|m| m.name == name)
+        .position(|m| &*m.name == name)
         .unwrap_or_else(|| panic!("no member {name}"))
 }
 
@@ -524,7 +524,7 @@ fn names_are_normalized_and_repeated_dirs_dropped() {
         false,
     );
     let (_dir, archive) = open_ok(&bytes);
-    let names: Vec<&str> = archive.members().iter().map(|m| m.name.as_str()).collect();
+    let names: Vec<&str> = archive.members().iter().map(|m| &*m.name).collect();
     assert_eq!(names, ["a", "a/b.py", "c/d.py", "e"]);
     assert_eq!(archive.members()[3].kind, MemberKind::File);
 }
@@ -535,7 +535,7 @@ fn cp437_names_are_decoded_like_python_zipfile() {
     let mut raw = Raw::file("x", b"1").named(b"caf\x82.py");
     raw.flags = 0;
     let (_dir, archive) = open_ok(&build_raw(&[raw.clone()], false));
-    assert_eq!(archive.members()[0].name, "café.py");
+    assert_eq!(&*archive.members()[0].name, "café.py");
     raw.flags = FLAG_UTF8;
     let err = expect_err(&build_raw(&[raw], false));
     assert!(err.to_string().contains("not valid UTF-8"), "{err}");
