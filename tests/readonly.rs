@@ -256,6 +256,22 @@ fn a_read_only_or_missing_home_directory_is_no_obstacle() {
             own["fix"].as_str().unwrap().contains("VENVFS_CACHE_DIR"),
             "{what}: {own}"
         );
+        // and that every venv then keeps its own bytecode
+        let pyc = findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["check"] == "bytecode-store")
+            .unwrap_or_else(|| panic!("{what}: no bytecode-store finding: {findings}"));
+        assert_eq!(pyc["status"], "warn", "{what}: {pyc}");
+        assert!(
+            pyc["detail"].as_str().unwrap().contains("own directory")
+                && pyc["fix"]
+                    .as_str()
+                    .unwrap()
+                    .contains("VENVFS_BYTECODE_STORE"),
+            "{what}: {pyc}"
+        );
         mount_import_write(&venv, cmd, "six, click");
         // again, now that the facts are remembered
         let out = run(cmd().arg("sync").arg(&venv).arg(&reqs));

@@ -62,6 +62,64 @@ pub struct Stores {
     misses: Option<std::sync::Arc<misses::Misses>>,
 }
 
+/// Where the environment puts shared bytecode (see [`Stores::locate`]; `venvfs doctor`
+/// shows it).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Places {
+    /// Turned off (`VENVFS_SHARED_BYTECODE=0`): each venv keeps its own.
+    pub off: bool,
+    /// The store written: `$VENVFS_BYTECODE_STORE`, else `bytecode/` of venvfs's writable
+    /// cache directory.
+    pub write: Option<PathBuf>,
+    /// Where a store would be written but cannot be (`$VENVFS_BYTECODE_STORE` not
+    /// writable, or `bytecode/` of a cache directory only read), when none is written.
+    pub tried: Option<PathBuf>,
+    /// The stores only read, in order: that cache directory's when it is not writable,
+    /// and `$VENVFS_BYTECODE_STORES`.
+    pub read: Vec<PathBuf>,
+}
+
+impl Places {
+    pub fn of_env() -> Places {
+        let off = std::env::var_os(ENABLE_VAR).is_some_and(|v| v == "0");
+        let (write, tried) = match std::env::var_os(STORE_VAR).filter(|v| !v.is_empty()) {
+            Some(dir) => match std::path::absolute(PathBuf::from(dir)) {
+                Ok(dir) if crate::finder::uvcache::writable_dir(&dir) => (Some(dir), None),
+                Ok(dir) => (None, Some(dir)),
+                Err(_) => (None, None),
+            },
+            None => match crate::finder::uvcache::writable_own_cache_dir() {
+                Some(d) => (Some(d.join("bytecode")), None),
+                None => (None, None),
+            },
+        };
+        let mut read: Vec<PathBuf> = Vec::new();
+        if write.is_none() {
+            read.extend(crate::finder::uvcache::own_cache_dir().map(|d| d.join("bytecode")));
+        }
+        if let Some(v) = std::env::var_os(STORES_VAR) {
+            // (absolute: a mount may show a stored file as a link to it)
+            read.extend(
+                std::env::split_paths(&v)
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .filter_map(|p| std::path::absolute(p).ok()),
+            );
+        }
+        let tried = tried.or_else(|| match write {
+            None => crate::finder::uvcache::own_cache_candidates()
+                .first()
+                .map(|d| d.join("bytecode")),
+            Some(_) => None,
+        });
+        Places {
+            off,
+            write,
+            tried,
+            read,
+        }
+    }
+}
+
 impl Stores {
     pub fn new(
         write: Option<PathBuf>,
@@ -91,33 +149,17 @@ impl Stores {
     /// `$VENVFS_BYTECODE_STORES` (read), for an interpreter with these facts; `None` when
     /// shared bytecode is turned off or no store can be found.
     pub fn locate(facts: &crate::interpreter::BytecodeFacts) -> Option<Stores> {
-        if std::env::var_os(ENABLE_VAR).is_some_and(|v| v == "0") {
+        let places = Places::of_env();
+        if places.off || (places.write.is_none() && places.read.is_empty()) {
             return None;
         }
         let magic = parse_magic(&facts.magic)?;
-        let write = match std::env::var_os(STORE_VAR).filter(|v| !v.is_empty()) {
-            Some(dir) => {
-                let dir = std::path::absolute(PathBuf::from(dir)).ok()?;
-                crate::finder::uvcache::writable_dir(&dir).then_some(dir)
-            }
-            None => crate::finder::uvcache::writable_own_cache_dir().map(|d| d.join("bytecode")),
-        };
-        let mut read: Vec<PathBuf> = Vec::new();
-        if write.is_none() {
-            read.extend(crate::finder::uvcache::own_cache_dir().map(|d| d.join("bytecode")));
-        }
-        if let Some(v) = std::env::var_os(STORES_VAR) {
-            // (absolute: a mount may show a stored file as a link to it)
-            read.extend(
-                std::env::split_paths(&v)
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .filter_map(|p| std::path::absolute(p).ok()),
-            );
-        }
-        if write.is_none() && read.is_empty() {
-            return None;
-        }
-        Some(Stores::new(write, read, &facts.cache_tag, magic))
+        Some(Stores::new(
+            places.write,
+            places.read,
+            &facts.cache_tag,
+            magic,
+        ))
     }
 
     /// The stores of the venv at `venv` (mounted or its own directory), from the facts of

@@ -173,6 +173,9 @@ pub fn collect(venv: Option<&Path>) -> Vec<Finding> {
         }
     }
     findings.push(system::own_cache_finding());
+    let places = crate::bytecode::Places::of_env();
+    let network = places.write.as_deref().and_then(shared_filesystem);
+    findings.push(system::bytecode_finding(&places, network.as_deref()));
     if let Some(venv) = venv {
         findings.extend(venv::findings(venv, cache.as_ref()));
     }

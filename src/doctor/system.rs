@@ -269,6 +269,67 @@ pub fn own_cache_finding() -> Finding {
     }
 }
 
+/// Where shared bytecode goes (see "Bytecode compiled once for every venv" in the README): a
+/// warning when no store can be written, since every venv then compiles and keeps the
+/// `.pyc` files of its modules itself (tens of MB each), as without venvfs. `network` is
+/// the type of a shared filesystem the written store is on (served as files, not links).
+pub fn bytecode_finding(places: &crate::bytecode::Places, network: Option<&str>) -> Finding {
+    use crate::bytecode::{ENABLE_VAR, STORES_VAR, STORE_VAR};
+    const CHECK: &str = "bytecode-store";
+    let shown = |dirs: &[std::path::PathBuf]| {
+        let all: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        all.join(", ")
+    };
+    if places.off {
+        return Finding::ok(
+            CHECK,
+            format!("turned off ({ENABLE_VAR}=0): each venv keeps its own .pyc files"),
+        );
+    }
+    let also = match places.read.is_empty() {
+        true => String::new(),
+        false => format!("; also read: {}", shown(&places.read)),
+    };
+    match &places.write {
+        Some(w) => Finding::ok(
+            CHECK,
+            match network {
+                Some(fs) => format!(
+                    "{} (on {fs}: its .pyc files are served by the daemon, not shown as \
+                     links){also}",
+                    w.display()
+                ),
+                None => format!("{}{also}", w.display()),
+            },
+        ),
+        None => {
+            let tried = match &places.tried {
+                Some(t) => format!(" ({} cannot be written)", t.display()),
+                None => " (neither VENVFS_CACHE_DIR, XDG_CACHE_HOME nor HOME is set)".to_owned(),
+            };
+            let detail = match places.read.is_empty() {
+                true => format!(
+                    "no store{tried}: each venv compiles its modules and keeps their .pyc \
+                     files in its own directory"
+                ),
+                false => format!(
+                    "none written{tried}: modules the stores read ({}) lack are compiled \
+                     into each venv's own directory",
+                    shown(&places.read)
+                ),
+            };
+            Finding::warn(
+                CHECK,
+                detail,
+                Some(format!(
+                    "set {STORE_VAR} to a writable directory, or {STORES_VAR} to a store \
+                     compiled ahead (`venvfs compile --store DIR VENV`)"
+                )),
+            )
+        }
+    }
+}
+
 /// Where uv's cache is; only information.
 pub fn cache_finding(cache: Option<&FsFacts>) -> Finding {
     match cache {
@@ -574,6 +635,47 @@ mod tests {
         assert_eq!(
             python_link_finding(&place(51, "fuse.sshfs"), python, &LinkRead::NotALink),
             None
+        );
+    }
+
+    #[test]
+    fn where_bytecode_goes() {
+        use crate::bytecode::Places;
+        let p = |s: &str| std::path::PathBuf::from(s);
+        let written = Places {
+            write: Some(p("/home/u/.cache/venvfs/bytecode")),
+            read: vec![p("/shared/pyc")],
+            ..Places::default()
+        };
+        let f = bytecode_finding(&written, None);
+        assert_eq!(f.status, super::super::Status::Ok);
+        assert_eq!(
+            f.detail,
+            "/home/u/.cache/venvfs/bytecode; also read: /shared/pyc"
+        );
+        let f = bytecode_finding(&written, Some("fuse.sshfs"));
+        assert!(f.detail.contains("on fuse.sshfs"), "{}", f.detail);
+        // a read-only home with a store compiled ahead: modules it lacks go into each venv
+        let read_only = Places {
+            tried: Some(p("/home/u/.cache/venvfs/bytecode")),
+            read: vec![p("/shared/pyc")],
+            ..Places::default()
+        };
+        let f = bytecode_finding(&read_only, None);
+        assert_eq!(f.status, super::super::Status::Warn);
+        assert!(f.detail.contains("/shared/pyc") && f.detail.contains("cannot be written"));
+        assert!(f.fix.unwrap().contains("VENVFS_BYTECODE_STORE "));
+        let none = Places::default();
+        let f = bytecode_finding(&none, None);
+        assert_eq!(f.status, super::super::Status::Warn);
+        assert!(f.detail.starts_with("no store"), "{}", f.detail);
+        let off = Places {
+            off: true,
+            ..written
+        };
+        assert_eq!(
+            bytecode_finding(&off, None).status,
+            super::super::Status::Ok
         );
     }
 }
