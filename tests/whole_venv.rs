@@ -141,6 +141,56 @@ fn venv_clear_through_the_mount_makes_a_fresh_venv() {
     }
 }
 
+/// The daemon looks for a new activation script (see the test above) only after names were
+/// made through the mount: an idle mount asks the venv's own directory nothing. (On a
+/// network filesystem each look is a request to the server: it looked every 2 s.)
+#[test]
+fn an_idle_mount_looks_at_nothing_in_the_venvs_own_directory() {
+    let (s, snaps) = installed();
+    // a file of the venv's own that nothing has looked at: the trace's control
+    std::fs::write(s.venv.join("control.txt"), "x").unwrap();
+    let m = s.mount();
+    s.python_ok("import six, idna");
+    let pid = m.daemon_pid();
+    let log = s.path("daemon.strace");
+    // every file and stat call of the daemon's threads for 6 s (three of the old looks)
+    let mut strace = Command::new("timeout")
+        .args([
+            "-s",
+            "INT",
+            "6",
+            "strace",
+            "-f",
+            "-qq",
+            "-e",
+            "trace=%file,%stat",
+            "-o",
+        ])
+        .arg(&log)
+        .args(["-p", &pid.to_string()])
+        .spawn()
+        .expect("timeout and strace (apt-get install strace)");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(s.venv.join("control.txt").is_file());
+    let status = strace.wait().unwrap();
+    let trace = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("no strace log: {e}"));
+    assert_eq!(
+        status.code(),
+        Some(124),
+        "strace did not run its time:\n{trace}"
+    );
+    assert!(
+        trace.contains("control.txt"),
+        "the trace misses the daemon's look at a new name:\n{trace}"
+    );
+    assert!(
+        !trace.contains("activate"),
+        "an idle daemon looked at the activation script:\n{trace}"
+    );
+    m.unmount();
+    assert_wheels_unchanged(&snaps);
+}
+
 #[test]
 fn what_uv_uninstalls_while_unmounted_stays_uninstalled() {
     let (s, snaps) = installed();

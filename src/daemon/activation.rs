@@ -5,8 +5,11 @@
 //! making the venv again for another Python. Then the next `source .venv/bin/activate`
 //! would leave uv to copy every file into the venv, the very thing venvfs is for. So the
 //! daemon looks at the main script in the venv's own directory every [`EVERY`] (one
-//! `stat`), and when it is a new file (another inode: every venv maker writes a new one)
-//! patches the scripts again, through the mount.
+//! `stat`) when names were made through the mount since it last looked (a new script is
+//! one), and when it is a new file (another inode: every venv maker writes a new one)
+//! patches the scripts again, through the mount. An idle mount looks at nothing: on a
+//! network filesystem every look past the client's cache is a request to the server
+//! (two per node every 20 s on sshfs, the most of what 8 nodes importing asked of it).
 //!
 //! An edit of the script in place keeps its inode and is left alone, so a user who takes
 //! the line out keeps it out.
@@ -19,15 +22,25 @@ const EVERY: Duration = Duration::from_secs(2);
 
 /// Watches the activation script of the venv mounted at `venv`, whose own directory
 /// `own_dir` reaches beneath the mount.
-pub(super) fn watch(venv: PathBuf, own_dir: PathBuf) {
+pub(super) fn watch(
+    venv: PathBuf,
+    own_dir: PathBuf,
+    overlay: std::sync::Arc<crate::overlay::Overlay>,
+) {
     let main = crate::activate::main_script(crate::install::layout::OsName::current());
     let script = crate::activate::scripts_dir(&own_dir).join(main);
     let spawned = std::thread::Builder::new()
         .name("activation".into())
         .spawn(move || {
             let mut seen = identity(&script);
+            let mut made = overlay.names_made();
             loop {
                 std::thread::sleep(EVERY);
+                let now_made = overlay.names_made();
+                if now_made == made {
+                    continue; // (nothing made: the script is the one seen)
+                }
+                made = now_made;
                 let now = identity(&script);
                 if now == seen || now.is_none() {
                     continue;

@@ -181,6 +181,7 @@ pub(super) fn serve(venv: &Path, args: &MountArgs) -> CmdResult {
     super::activation::watch(
         venv.to_owned(),
         PathBuf::from(format!("/proc/self/fd/{}", record.upper_fd)),
+        std::sync::Arc::clone(&overlay),
     );
     let stats = mounted.stats();
     let result = mounted.run();

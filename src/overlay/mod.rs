@@ -118,6 +118,9 @@ pub struct Overlay {
     tree: RwLock<Tree>,
     /// Who is told of changes (see [`Watch`]), once set.
     watch: std::sync::OnceLock<std::sync::Arc<dyn Watch>>,
+    /// How many names were made in the upper layer through the mount (see
+    /// [`Overlay::names_made`]).
+    names_made: std::sync::atomic::AtomicU64,
     upper: Box<dyn Upper>,
     /// Where the manifest is (layer sources named relative to it resolve from there).
     manifest_path: PathBuf,
@@ -169,6 +172,7 @@ impl Overlay {
         }
         Ok(Overlay {
             watch: std::sync::OnceLock::new(),
+            names_made: Default::default(),
             tree: RwLock::new(Tree::new(
                 std::sync::Arc::new(lower),
                 cfg.bytecode.clone(),
@@ -190,6 +194,14 @@ impl Overlay {
             gid: owner().1,
             cfg,
         })
+    }
+
+    /// How many names were made in the upper layer (created, renamed or linked there)
+    /// through the mount so far: a count to compare with an earlier one, for a thread that
+    /// would otherwise look at the venv's own directory over and over to find a file made
+    /// anew (on a network filesystem each look is a request to the server).
+    pub fn names_made(&self) -> u64 {
+        self.names_made.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Tells `watch` of the changes [`Watch`] names from now on (once per overlay).

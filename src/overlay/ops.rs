@@ -117,11 +117,13 @@ impl Overlay {
         self.entry(tree, ino)
     }
 
-    /// `dir/name` is a new name in the upper layer (made, renamed or linked there): a
-    /// module's bytecode link gives way (see `bytecode.rs`), and the watch is told, and
+    /// `dir/name` is a new name in the upper layer (made, renamed or linked there): it is
+    /// counted, a module's bytecode link gives way (see `bytecode.rs`), and the watch is told, and
     /// told apart when it is a distribution's `.dist-info/RECORD` (an installer writes it
     /// last; pip also extracts the wheel's own first).
     fn entry_made(&self, tree: &mut Tree, dir: Ino, name: &OsStr) -> Result<()> {
+        self.names_made
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
         if let Some(watch) = self.watch.get() {
             watch.entry_made();
             let dist_info = || {
