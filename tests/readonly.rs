@@ -245,31 +245,25 @@ fn a_read_only_or_missing_home_directory_is_no_obstacle() {
         let doctor = run(cmd().args(["doctor", "--json"]));
         let findings: serde_json::Value = serde_json::from_slice(&doctor.stdout)
             .unwrap_or_else(|e| panic!("{what}: doctor --json: {e}"));
-        let own = findings
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["check"] == "venvfs-cache")
-            .unwrap_or_else(|| panic!("{what}: no venvfs-cache finding: {findings}"));
+        let finding = |check: &str| {
+            let all = findings.as_array().unwrap();
+            let f = all.iter().find(|f| f["check"] == check);
+            f.unwrap_or_else(|| panic!("{what}: no {check} finding: {findings}"))
+                .clone()
+        };
+        let own = finding("venvfs-cache");
         assert_eq!(own["status"], "warn", "{what}: {own}");
         assert!(
             own["fix"].as_str().unwrap().contains("VENVFS_CACHE_DIR"),
             "{what}: {own}"
         );
         // and that every venv then keeps its own bytecode
-        let pyc = findings
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["check"] == "bytecode-store")
-            .unwrap_or_else(|| panic!("{what}: no bytecode-store finding: {findings}"));
+        let pyc = finding("bytecode-store");
         assert_eq!(pyc["status"], "warn", "{what}: {pyc}");
+        let (detail, fix) = (pyc["detail"].as_str(), pyc["fix"].as_str());
         assert!(
-            pyc["detail"].as_str().unwrap().contains("own directory")
-                && pyc["fix"]
-                    .as_str()
-                    .unwrap()
-                    .contains("VENVFS_BYTECODE_STORE"),
+            detail.unwrap().contains("own directory")
+                && fix.unwrap().contains("VENVFS_BYTECODE_STORE"),
             "{what}: {pyc}"
         );
         mount_import_write(&venv, cmd, "six, click");
