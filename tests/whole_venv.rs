@@ -141,6 +141,29 @@ fn venv_clear_through_the_mount_makes_a_fresh_venv() {
     }
 }
 
+/// The system calls `calls` (strace's `-e trace=`) daemon `pid` makes over `secs` seconds,
+/// while `during` runs (after strace had a second to attach).
+fn daemon_calls(pid: u32, secs: u32, calls: &str, log: &Path, during: impl FnOnce()) -> String {
+    let mut strace = Command::new("timeout")
+        .args(["-s", "INT", &secs.to_string(), "strace", "-f", "-qq", "-e"])
+        .arg(format!("trace={calls}"))
+        .arg("-o")
+        .arg(log)
+        .args(["-p", &pid.to_string()])
+        .spawn()
+        .expect("timeout and strace (apt-get install strace)");
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    during();
+    let status = strace.wait().unwrap();
+    let trace = std::fs::read_to_string(log).unwrap_or_else(|e| panic!("no strace log: {e}"));
+    assert_eq!(
+        status.code(),
+        Some(124),
+        "strace did not run its time:\n{trace}"
+    );
+    trace
+}
+
 /// The daemon looks for a new activation script (see the test above) only after names were
 /// made through the mount: an idle mount asks the venv's own directory nothing. (On a
 /// network filesystem each look is a request to the server: it looked every 2 s.)
@@ -151,34 +174,11 @@ fn an_idle_mount_looks_at_nothing_in_the_venvs_own_directory() {
     std::fs::write(s.venv.join("control.txt"), "x").unwrap();
     let m = s.mount();
     s.python_ok("import six, idna");
-    let pid = m.daemon_pid();
-    let log = s.path("daemon.strace");
     // every file and stat call of the daemon's threads for 6 s (three of the old looks)
-    let mut strace = Command::new("timeout")
-        .args([
-            "-s",
-            "INT",
-            "6",
-            "strace",
-            "-f",
-            "-qq",
-            "-e",
-            "trace=%file,%stat",
-            "-o",
-        ])
-        .arg(&log)
-        .args(["-p", &pid.to_string()])
-        .spawn()
-        .expect("timeout and strace (apt-get install strace)");
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    assert!(s.venv.join("control.txt").is_file());
-    let status = strace.wait().unwrap();
-    let trace = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("no strace log: {e}"));
-    assert_eq!(
-        status.code(),
-        Some(124),
-        "strace did not run its time:\n{trace}"
-    );
+    let log = s.path("daemon.strace");
+    let trace = daemon_calls(m.daemon_pid(), 6, "%file,%stat", &log, || {
+        assert!(s.venv.join("control.txt").is_file());
+    });
     assert!(
         trace.contains("control.txt"),
         "the trace misses the daemon's look at a new name:\n{trace}"
@@ -186,6 +186,36 @@ fn an_idle_mount_looks_at_nothing_in_the_venvs_own_directory() {
     assert!(
         !trace.contains("activate"),
         "an idle daemon looked at the activation script:\n{trace}"
+    );
+    m.unmount();
+    assert_wheels_unchanged(&snaps);
+}
+
+/// The target of a link of the venv's own (`bin/python`) is read from disk once: the kernel
+/// asks again when its copy is reclaimed, and on a network filesystem each read costs
+/// requests to the server, for every process that starts the venv's Python.
+#[test]
+fn a_link_of_the_venvs_own_is_read_from_disk_once() {
+    let (s, snaps) = installed();
+    std::os::unix::fs::symlink("somewhere", s.venv.join("control-link")).unwrap();
+    let m = s.mount();
+    let python = s.venv.join("bin/python");
+    let target = std::fs::read_link(&python).unwrap();
+    let log = s.path("links.strace");
+    let trace = daemon_calls(m.daemon_pid(), 4, "readlink,readlinkat", &log, || {
+        // the kernel forgets its copy of the link (needs root)
+        std::fs::write("/proc/sys/vm/drop_caches", "3").expect("drop the page cache (root)");
+        assert_eq!(std::fs::read_link(&python).unwrap(), target);
+        let control = std::fs::read_link(s.venv.join("control-link")).unwrap();
+        assert_eq!(control, Path::new("somewhere"));
+    });
+    assert!(
+        trace.contains("control-link"),
+        "the trace misses the daemon's read of a new link:\n{trace}"
+    );
+    assert!(
+        !trace.contains("bin/python"),
+        "the daemon read bin/python again:\n{trace}"
     );
     m.unmount();
     assert_wheels_unchanged(&snaps);

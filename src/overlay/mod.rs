@@ -121,6 +121,9 @@ pub struct Overlay {
     /// How many names were made in the upper layer through the mount (see
     /// [`Overlay::names_made`]).
     names_made: std::sync::atomic::AtomicU64,
+    /// The targets of symbolic links of the venv's own directory, read once (see
+    /// `Overlay::readlink`).
+    link_targets: parking_lot::Mutex<foldhash::HashMap<Ino, std::ffi::OsString>>,
     upper: Box<dyn Upper>,
     /// Where the manifest is (layer sources named relative to it resolve from there).
     manifest_path: PathBuf,
@@ -173,6 +176,7 @@ impl Overlay {
         Ok(Overlay {
             watch: std::sync::OnceLock::new(),
             names_made: Default::default(),
+            link_targets: Default::default(),
             tree: RwLock::new(Tree::new(
                 std::sync::Arc::new(lower),
                 cfg.bytecode.clone(),

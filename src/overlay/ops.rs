@@ -17,6 +17,10 @@ use crate::manifest::{MANIFEST_FILE, STATE_DIR};
 use crate::rules::{CleanupAction, DeleteTarget};
 use crate::upper::{join, whiteout_name, OPAQUE, REDIRECT};
 
+/// How many targets of the venv's own links the daemon keeps (a venv has a handful:
+/// `bin/python` and its kin, `lib64`; uv's links into its cache are references, not these).
+const KEPT_LINKS: usize = 4096;
+
 /// How a new entry is made in the upper layer.
 enum Make<'a> {
     Dir(u16),
@@ -571,7 +575,23 @@ impl FileSystem for Overlay {
             return Err(Error::Invalid("not a symlink"));
         }
         if node.upper {
-            return Ok(self.upper.readlink(&tree.path(ino)?)?);
+            // A link's target never changes, nor does a node stop being that link (a new
+            // link at the name is a new node, and inode numbers are not reused): read once.
+            // The kernel keeps a link's target in page cache, and asks again when that is
+            // reclaimed (idle pages are, on machines that reclaim proactively); on a
+            // network filesystem each read costs requests to the server (sshfs: an `lstat`
+            // of every directory on the way), for every process that starts the venv's
+            // `bin/python`. (A link another host makes anew shows at the next mount, as
+            // its other changes do.)
+            if let Some(t) = self.link_targets.lock().get(&ino) {
+                return Ok(t.clone());
+            }
+            let target = self.upper.readlink(&tree.path(ino)?)?;
+            let mut kept = self.link_targets.lock();
+            if kept.len() < KEPT_LINKS {
+                kept.insert(ino, target.clone());
+            }
+            return Ok(target);
         }
         if node.bytecode {
             let target = tree.bytecode_target(ino).ok_or(Error::NotFound)?;
