@@ -37,6 +37,7 @@ pub fn hidden_interpreter(venv: &Path) -> Option<String> {
 }
 
 /// Filesystem types several hosts mount at once.
+#[cfg(target_os = "linux")]
 const SHARED: [&str; 14] = [
     "nfs",
     "nfs4",
