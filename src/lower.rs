@@ -13,7 +13,6 @@ use std::time::SystemTime;
 use venvfs_api::FileKind;
 
 use crate::dir_table::{self, spread};
-
 use crate::layer::{LayerEntry, LayerError, Source};
 use crate::manifest::Manifest;
 use crate::rules::NameRules;

@@ -164,6 +164,16 @@ fn daemon_calls(pid: u32, secs: u32, calls: &str, log: &Path, during: impl FnOnc
     trace
 }
 
+/// That `trace` shows the daemon at `control` (so the trace sees what it does) and never
+/// at `unseen`.
+fn assert_traced(trace: &str, control: &str, unseen: &str, why: &str) {
+    assert!(
+        trace.contains(control),
+        "the trace misses the daemon at {control}:\n{trace}"
+    );
+    assert!(!trace.contains(unseen), "{why}:\n{trace}");
+}
+
 /// The daemon looks for a new activation script (see the test above) only after names were
 /// made through the mount: an idle mount asks the venv's own directory nothing. (On a
 /// network filesystem each look is a request to the server: it looked every 2 s.)
@@ -179,14 +189,8 @@ fn an_idle_mount_looks_at_nothing_in_the_venvs_own_directory() {
     let trace = daemon_calls(m.daemon_pid(), 6, "%file,%stat", &log, || {
         assert!(s.venv.join("control.txt").is_file());
     });
-    assert!(
-        trace.contains("control.txt"),
-        "the trace misses the daemon's look at a new name:\n{trace}"
-    );
-    assert!(
-        !trace.contains("activate"),
-        "an idle daemon looked at the activation script:\n{trace}"
-    );
+    let why = "an idle daemon looked at the activation script";
+    assert_traced(&trace, "control.txt", "activate", why);
     m.unmount();
     assert_wheels_unchanged(&snaps);
 }
@@ -209,14 +213,8 @@ fn a_link_of_the_venvs_own_is_read_from_disk_once() {
         let control = std::fs::read_link(s.venv.join("control-link")).unwrap();
         assert_eq!(control, Path::new("somewhere"));
     });
-    assert!(
-        trace.contains("control-link"),
-        "the trace misses the daemon's read of a new link:\n{trace}"
-    );
-    assert!(
-        !trace.contains("bin/python"),
-        "the daemon read bin/python again:\n{trace}"
-    );
+    let why = "the daemon read bin/python again";
+    assert_traced(&trace, "control-link", "bin/python", why);
     m.unmount();
     assert_wheels_unchanged(&snaps);
 }
