@@ -330,6 +330,7 @@ impl Overlay {
     /// own, as sshfs does for 20 s), so that the other's entry shows from now on instead of
     /// staying hidden until the next mount.
     fn take_others_entries(&self, tree: &mut Tree, parent: Ino, name: &OsStr) -> Result<()> {
+        self.upper.forget_attrs(); // (`parent` changed beneath this daemon)
         let lower = std::sync::Arc::clone(&tree.lower);
         let (mut subdirs, mut forget) = (Vec::new(), Vec::new());
         self.reconcile(

@@ -98,6 +98,7 @@ impl Overlay {
                 })
                 .collect();
             let touched = change();
+            self.upper.forget_attrs(); // (the change was made beneath the upper)
             let touched: HashSet<&[u8]> = touched.iter().map(|p| p.as_slice()).collect();
             let old_lower = std::mem::replace(&mut tree.lower, new_lower);
             let mut dirs = vec![ROOT];

@@ -30,6 +30,8 @@ use crate::manifest::STATE_DIR;
 use crate::upper_format::EntryName;
 pub use crate::upper_format::{is_marker, whiteout_name, OPAQUE, REDIRECT, WHITEOUT_PREFIX};
 
+#[cfg(unix)]
+mod kept_attrs;
 pub mod portable;
 #[cfg(unix)]
 pub mod posix;
@@ -73,6 +75,9 @@ pub trait Upper: Send + Sync {
 
     /// The attributes of `rel` (not followed), as node `ino`.
     fn attr(&self, rel: &[u8], ino: Ino) -> io::Result<Attr>;
+    /// Forgets attributes the upper keeps in memory (the POSIX upper keeps its directories'
+    /// and links'): the venv directory was changed beneath it, not through its methods.
+    fn forget_attrs(&self) {}
     /// The attributes of an open upper file (one that may have no name left), as `ino`.
     fn file_attr(&self, file: &File, ino: Ino) -> io::Result<Attr>;
     /// Gives an open file the permission bits `perm` and, if given, the modification time.

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, Mode, OFlags, Timestamps};
 use venvfs_api::{Allocate, AllocateHow, Attr, FileKind, Ino, SetTime, StatFs, XattrSet};
 
+use super::kept_attrs::KeptAttrs;
 use super::{join, References, Upper, Work};
 
 /// `rel` as a path relative to the upper's directory fd ("." for the root).
@@ -29,6 +30,8 @@ pub struct PosixUpper {
     root: OwnedFd,
     work: Work,
     references: References,
+    /// Attributes of the venv's own directories and links, forgotten at each change.
+    kept: KeptAttrs,
 }
 impl PosixUpper {
     /// Opens the directory `dir` (not followed) as an upper layer.
@@ -42,6 +45,7 @@ impl PosixUpper {
             root,
             work: Work::default(),
             references,
+            kept: KeptAttrs::default(),
         })
     }
 
@@ -112,13 +116,23 @@ impl Upper for PosixUpper {
 
     /// The attributes of `rel`, as node `ino`.
     fn attr(&self, rel: &[u8], ino: Ino) -> io::Result<Attr> {
+        if let Some(attr) = self.kept.get(rel, ino) {
+            return Ok(attr);
+        }
+        let generation = self.kept.generation();
         let st = rustix::fs::statx(
             &self.root,
             path(rel),
             AtFlags::SYMLINK_NOFOLLOW,
             rustix::fs::StatxFlags::BASIC_STATS | rustix::fs::StatxFlags::BTIME,
         )?;
-        Ok(attr_from_statx(ino, &st))
+        let attr = attr_from_statx(ino, &st);
+        self.kept.keep(rel, &attr, generation);
+        Ok(attr)
+    }
+
+    fn forget_attrs(&self) {
+        self.kept.forget();
     }
 
     /// The attributes of an open upper file (one that may have no name left), as node `ino`.
@@ -139,6 +153,7 @@ impl Upper for PosixUpper {
         perm: u16,
         mtime: Option<std::time::SystemTime>,
     ) -> io::Result<()> {
+        let _change = self.kept.change();
         rustix::fs::fchmod(file, Mode::from_raw_mode(perm as u32 & 0o7777))?;
         if let Some(t) = mtime {
             rustix::fs::futimens(file, &timestamps(t))?;
@@ -153,6 +168,7 @@ impl Upper for PosixUpper {
         atime: Option<SetTime>,
         mtime: Option<SetTime>,
     ) -> io::Result<()> {
+        let _change = self.kept.change();
         let ts = |t: Option<SetTime>| match t {
             None => rustix::fs::Timespec {
                 tv_sec: 0,
@@ -172,6 +188,7 @@ impl Upper for PosixUpper {
     }
 
     fn chmod(&self, rel: &[u8], mode: u32) -> io::Result<()> {
+        let _change = self.kept.change();
         Ok(rustix::fs::chmodat(
             &self.root,
             path(rel),
@@ -181,6 +198,7 @@ impl Upper for PosixUpper {
     }
 
     fn chown(&self, rel: &[u8], uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+        let _change = self.kept.change();
         let uid = uid.map(rustix::fs::Uid::from_raw);
         let gid = gid.map(rustix::fs::Gid::from_raw);
         Ok(rustix::fs::chownat(
@@ -231,6 +249,7 @@ impl Upper for PosixUpper {
 
     /// Creates a new file (failing if the name exists), open for reading and writing.
     fn create_file(&self, rel: &[u8], perm: u16) -> io::Result<File> {
+        let _change = self.kept.change();
         let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL;
         self.open_file(rel, flags, perm as u32 & 0o7777)
     }
@@ -249,6 +268,7 @@ impl Upper for PosixUpper {
     }
 
     fn mkdir(&self, rel: &[u8], mode: u32) -> io::Result<()> {
+        let _change = self.kept.change();
         Ok(rustix::fs::mkdirat(
             &self.root,
             path(rel),
@@ -257,6 +277,7 @@ impl Upper for PosixUpper {
     }
 
     fn mknod(&self, rel: &[u8], kind: FileKind, perm: u16, rdev: u64) -> io::Result<()> {
+        let _change = self.kept.change();
         use rustix::fs::FileType as T;
         let kind = match kind {
             FileKind::File => T::RegularFile,
@@ -278,6 +299,7 @@ impl Upper for PosixUpper {
     }
 
     fn unlink(&self, rel: &[u8]) -> io::Result<()> {
+        let _change = self.kept.change();
         Ok(rustix::fs::unlinkat(
             &self.root,
             path(rel),
@@ -286,6 +308,7 @@ impl Upper for PosixUpper {
     }
 
     fn rmdir(&self, rel: &[u8]) -> io::Result<()> {
+        let _change = self.kept.change();
         Ok(rustix::fs::unlinkat(
             &self.root,
             path(rel),
@@ -296,6 +319,7 @@ impl Upper for PosixUpper {
     /// Renames `from` to `to`; with `noreplace`, fails with `EEXIST` rather than replace an
     /// existing `to`.
     fn rename(&self, from: &[u8], to: &[u8], noreplace: bool) -> io::Result<()> {
+        let _change = self.kept.change();
         let flags = if noreplace {
             rustix::fs::RenameFlags::NOREPLACE
         } else {
@@ -341,10 +365,12 @@ impl Upper for PosixUpper {
     }
 
     fn symlink(&self, target: &OsStr, rel: &[u8]) -> io::Result<()> {
+        let _change = self.kept.change();
         Ok(rustix::fs::symlinkat(target, &self.root, path(rel))?)
     }
 
     fn link(&self, from: &[u8], to: &[u8]) -> io::Result<()> {
+        let _change = self.kept.change();
         Ok(rustix::fs::linkat(
             &self.root,
             path(from),
@@ -387,6 +413,7 @@ impl Upper for PosixUpper {
     }
 
     fn set_xattr(&self, rel: &[u8], name: &OsStr, value: &[u8], how: XattrSet) -> io::Result<()> {
+        let _change = self.kept.change();
         let flags = match how {
             XattrSet::Any => rustix::fs::XattrFlags::empty(),
             XattrSet::Create => rustix::fs::XattrFlags::CREATE,
@@ -420,6 +447,7 @@ impl Upper for PosixUpper {
     }
 
     fn remove_xattr(&self, rel: &[u8], name: &OsStr) -> io::Result<()> {
+        let _change = self.kept.change();
         Ok(rustix::fs::lremovexattr(self.proc_path(rel), name)?)
     }
 
@@ -471,5 +499,48 @@ fn to_timespec(t: std::time::SystemTime) -> rustix::fs::Timespec {
     rustix::fs::Timespec {
         tv_sec,
         tv_nsec: nsec as _,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory's and a link's attributes are read from disk once and then kept until
+    /// the upper changes anything; a regular file's are read each time.
+    #[test]
+    fn directories_and_links_are_read_once_until_a_change() {
+        use std::os::unix::fs::PermissionsExt;
+        let venv = tempfile::tempdir().unwrap();
+        let dir = venv.path();
+        std::fs::create_dir(dir.join("bin")).unwrap();
+        std::os::unix::fs::symlink("/usr/bin/python3", dir.join("bin/python")).unwrap();
+        std::fs::write(dir.join("pyvenv.cfg"), "home = /usr/bin\n").unwrap();
+        let upper = super::super::open(dir, References::default()).unwrap();
+        let perm = |rel: &[u8]| upper.attr(rel, 1).unwrap().perm;
+        assert_eq!(perm(b"bin"), 0o755);
+        assert_eq!(
+            upper.attr(b"bin/python", 2).unwrap().kind,
+            FileKind::Symlink
+        );
+        let size = upper.attr(b"pyvenv.cfg", 3).unwrap().size;
+        // changed beneath the upper (another host, say): what was kept still shows
+        std::fs::set_permissions(dir.join("bin"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::remove_file(dir.join("bin/python")).unwrap();
+        std::fs::write(dir.join("pyvenv.cfg"), "home = /usr/local/bin\n").unwrap();
+        assert_eq!(perm(b"bin"), 0o755);
+        assert_eq!(upper.attr(b"bin/python", 2).unwrap().ino, 2);
+        assert_ne!(
+            upper.attr(b"pyvenv.cfg", 3).unwrap().size,
+            size,
+            "a file is read again"
+        );
+        // any change through the upper, and every kept attribute is read again
+        upper.mkdir(b"include", 0o755).unwrap();
+        assert_eq!(perm(b"bin"), 0o700);
+        assert!(upper.attr(b"bin/python", 2).is_err());
+        upper.forget_attrs();
+        upper.chmod(b"bin", 0o750).unwrap();
+        assert_eq!(perm(b"bin"), 0o750);
     }
 }
