@@ -141,39 +141,6 @@ fn venv_clear_through_the_mount_makes_a_fresh_venv() {
     }
 }
 
-/// The system calls `calls` (strace's `-e trace=`) daemon `pid` makes over `secs` seconds,
-/// while `during` runs (after strace had a second to attach).
-fn daemon_calls(pid: u32, secs: u32, calls: &str, log: &Path, during: impl FnOnce()) -> String {
-    let mut strace = Command::new("timeout")
-        .args(["-s", "INT", &secs.to_string(), "strace", "-f", "-qq", "-e"])
-        .arg(format!("trace={calls}"))
-        .arg("-o")
-        .arg(log)
-        .args(["-p", &pid.to_string()])
-        .spawn()
-        .expect("timeout and strace (apt-get install strace)");
-    std::thread::sleep(std::time::Duration::from_millis(1000));
-    during();
-    let status = strace.wait().unwrap();
-    let trace = std::fs::read_to_string(log).unwrap_or_else(|e| panic!("no strace log: {e}"));
-    assert_eq!(
-        status.code(),
-        Some(124),
-        "strace did not run its time:\n{trace}"
-    );
-    trace
-}
-
-/// That `trace` shows the daemon at `control` (so the trace sees what it does) and never
-/// at `unseen`.
-fn assert_traced(trace: &str, control: &str, unseen: &str, why: &str) {
-    assert!(
-        trace.contains(control),
-        "the trace misses the daemon at {control}:\n{trace}"
-    );
-    assert!(!trace.contains(unseen), "{why}:\n{trace}");
-}
-
 /// The daemon looks for a new activation script (see the test above) only after names were
 /// made through the mount: an idle mount asks the venv's own directory nothing. (On a
 /// network filesystem each look is a request to the server: it looked every 2 s.)

@@ -644,3 +644,36 @@ pub fn wait_listed(venv: &Path, what: &str, ok: impl Fn(&str) -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
 }
+
+/// The system calls `calls` (strace's `-e trace=`) daemon `pid` makes over `secs` seconds,
+/// while `during` runs (after strace had a second to attach).
+pub fn daemon_calls(pid: u32, secs: u32, calls: &str, log: &Path, during: impl FnOnce()) -> String {
+    let mut strace = Command::new("timeout")
+        .args(["-s", "INT", &secs.to_string(), "strace", "-f", "-qq", "-e"])
+        .arg(format!("trace={calls}"))
+        .arg("-o")
+        .arg(log)
+        .args(["-p", &pid.to_string()])
+        .spawn()
+        .expect("timeout and strace (apt-get install strace)");
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    during();
+    let status = strace.wait().unwrap();
+    let trace = std::fs::read_to_string(log).unwrap_or_else(|e| panic!("no strace log: {e}"));
+    assert_eq!(
+        status.code(),
+        Some(124),
+        "strace did not run its time:\n{trace}"
+    );
+    trace
+}
+
+/// That `trace` shows the daemon at `control` (so the trace sees what it does) and never
+/// at `unseen`.
+pub fn assert_traced(trace: &str, control: &str, unseen: &str, why: &str) {
+    assert!(
+        trace.contains(control),
+        "the trace misses the daemon at {control}:\n{trace}"
+    );
+    assert!(!trace.contains(unseen), "{why}:\n{trace}");
+}
