@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -366,6 +366,44 @@ fn with_links_off_the_stored_pyc_show_as_files() {
         assert!(e.file_type().unwrap().is_file(), "{}", e.path().display());
     }
     assert!(t.stored().len() > 20);
+    m.unmount();
+    assert_eq!(own_pycs(&venv), Vec::<PathBuf>::new());
+    assert_eq!(t.layers(), before, "the layers changed");
+}
+
+/// Where the mount serves the stored `.pyc` files itself (links off here; a store on a
+/// network filesystem, in use), the open that checked a file serves it: one open each
+/// per mount. (On a network filesystem every open, `fstat` and close is a request to the
+/// server, on every node's first import.)
+#[test]
+fn a_stored_pyc_the_mount_serves_is_opened_once() {
+    let t = Setup::new();
+    let before = t.layers();
+    let venv = t.compiled("venv");
+    run_ok(
+        t.venvfs()
+            .env("VENVFS_BYTECODE_LINKS", "0")
+            .arg("mount")
+            .arg(&venv),
+    );
+    let m = Mount::adopt(&venv);
+    let mut err = String::new();
+    let log = t.s.path("opens.strace");
+    let trace = daemon_calls(m.daemon_pid(), 5, "open,openat", &log, || {
+        err = import(&venv, IMPORT);
+    });
+    assert!(pycs_used(&err, &venv).len() > 20, "{err}");
+    let opened: Vec<&str> = trace
+        .lines()
+        .filter_map(|l| l.split('"').nth(1))
+        .filter(|p| p.ends_with(".pyc"))
+        .collect();
+    let files: BTreeSet<&str> = opened.iter().copied().collect();
+    assert!(
+        files.len() > 20,
+        "the trace misses the daemon's opens:\n{trace}"
+    );
+    assert_eq!(opened.len(), files.len(), "a .pyc opened twice:\n{trace}");
     m.unmount();
     assert_eq!(own_pycs(&venv), Vec::<PathBuf>::new());
     assert_eq!(t.layers(), before, "the layers changed");

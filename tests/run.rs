@@ -352,7 +352,7 @@ fn run_as_an_unprivileged_user_mounts_in_a_user_namespace() {
 
 /// The command of `venvfs run` is an ordinary process of its caller's: it keeps the
 /// caller's umask (the daemon's own is 0, which would make everything it writes writable
-/// by all), started inside the venv it sees the mounted venv there, and `venvfs install`
+/// by all) and limit of open files (the daemon raises its own), started inside the venv it sees the mounted venv there, and `venvfs install`
 /// and `status` from within it reach the run's own daemon, whose runtime directory is its
 /// user's alone.
 #[test]
@@ -367,14 +367,14 @@ fn the_command_of_run_keeps_its_umask_and_directory_and_reaches_its_daemon() {
     let script = format!(
         "umask; touch {made}; mkdir {made}.d; cat six.py | head -c 9; echo; \
          {bin} install {venv} {click} >/dev/null && python -c 'import click; print(click.__name__)' \
-         && {bin} status {venv} >/dev/null && echo status-ok",
+         && {bin} status {venv} >/dev/null && echo status-ok; ulimit -Sn",
         made = made.display(),
         bin = env!("CARGO_BIN_EXE_venvfs"),
         venv = s.venv.display(),
         click = click.display(),
     );
     let runner = format!(
-        "umask 027 && exec {} run {} -- sh -c \"$0\"",
+        "umask 027 && ulimit -Sn 1000 && exec {} run {} -- sh -c \"$0\"",
         env!("CARGO_BIN_EXE_venvfs"),
         s.venv.display()
     );
@@ -401,6 +401,12 @@ fn the_command_of_run_keeps_its_umask_and_directory_and_reaches_its_daemon() {
         "a live install within the run: {text}\n{err}"
     );
     assert_eq!(lines.get(3), Some(&"status-ok"), "{text}\n{err}");
+    // (the daemon raises its own limit of open files; the command keeps the caller's)
+    assert_eq!(
+        lines.get(4),
+        Some(&"1000"),
+        "the caller's limit of open files: {text}"
+    );
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&made), 0o640, "a file the command made");

@@ -22,6 +22,7 @@
 //! - several stores may be read (one prepared ahead next to a shared cache, read-only);
 //!   one, venvfs's own cache directory's, is written.
 
+mod checked;
 pub mod compile;
 pub mod misses;
 
@@ -60,6 +61,9 @@ pub struct Stores {
     /// Names found without a valid `.pyc`, when they are remembered (stores on a network
     /// filesystem: see `misses.rs`).
     misses: Option<std::sync::Arc<misses::Misses>>,
+    /// Files found valid, kept open for the open that follows, where the mount serves
+    /// them itself (see `checked.rs`).
+    checked: Option<std::sync::Arc<checked::Checked>>,
 }
 
 /// Where the environment puts shared bytecode (see [`Stores::locate`]; `venvfs doctor`
@@ -137,7 +141,14 @@ impl Stores {
             temp_id: crate::upper::work::Owner::this().name(),
             next: Default::default(),
             misses: None,
+            checked: None,
         }
+    }
+
+    /// Keeps the files found valid open for the open that serves them (see `checked.rs`):
+    /// for a mount that reads them itself rather than show links to them.
+    pub fn keep_checked_files(&mut self) {
+        self.checked = Some(Default::default());
     }
 
     /// Remembers for a while the names found without a valid `.pyc` (see `misses.rs`).
@@ -252,12 +263,33 @@ impl Stores {
         }
         let found = self.read.iter().find_map(|store| {
             let path = Self::dir_in(store, layer_key, dir).join(name);
-            Stored::check(&path, self.magic, source).ok()
+            self.check_and_keep(&path, source)
         });
         if let (None, Some(m)) = (&found, &self.misses) {
             m.remember(&key, source);
         }
         found
+    }
+
+    /// The `.pyc` at `path` if valid for `source`, its open file kept for
+    /// [`Stores::open_checked`].
+    fn check_and_keep(&self, path: &Path, source: &Source) -> Option<Stored> {
+        let (stored, file) = Stored::check_open(path, self.magic, source).ok()?;
+        if let Some(checked) = &self.checked {
+            checked.keep(path, file, stored.meta.clone());
+        }
+        Some(stored)
+    }
+
+    /// The file found as `stored`, opened again unless its check's open file is still
+    /// kept; `None` when the store no longer holds that file (removed or replaced since).
+    pub fn open_checked(&self, stored: &Stored) -> std::io::Result<Option<File>> {
+        let kept = self.checked.as_ref();
+        if let Some(file) = kept.and_then(|c| c.take(&stored.path, &stored.meta)) {
+            return Ok(Some(file));
+        }
+        let file = File::open(&stored.path)?;
+        Ok(stored.is(&file).then_some(file))
     }
 
     /// Every valid `.pyc` stored for that layer and directory, as (name, stored), the first
@@ -288,7 +320,7 @@ impl Stores {
                 let Some(source) = self.source_name(&name).and_then(|s| sources(&s)) else {
                     continue;
                 };
-                if let Ok(stored) = Stored::check(&at.join(&name), self.magic, &source) {
+                if let Some(stored) = self.check_and_keep(&at.join(&name), &source) {
                     out.push((name, stored));
                 }
             }
@@ -458,6 +490,15 @@ pub enum Invalid {
 impl Stored {
     /// Checks the `.pyc` at `path` against the interpreter's magic and its source.
     pub fn check(path: &Path, magic: [u8; 4], source: &Source) -> Result<Stored, Invalid> {
+        Ok(Self::check_open(path, magic, source)?.0)
+    }
+
+    /// [`Stored::check`], giving the file it opened too.
+    pub fn check_open(
+        path: &Path,
+        magic: [u8; 4],
+        source: &Source,
+    ) -> Result<(Stored, File), Invalid> {
         let mut file = File::open(path)?;
         let meta = file.metadata()?;
         if !meta.is_file() {
@@ -466,10 +507,11 @@ impl Stored {
         let mut head = [0u8; 17];
         file.read_exact(&mut head).map_err(|_| Invalid::Body)?;
         check_header(&head, magic, source)?;
-        Ok(Stored {
+        let stored = Stored {
             path: path.to_owned(),
             meta,
-        })
+        };
+        Ok((stored, file))
     }
 
     /// Whether `file` is still the file this was found as.

@@ -127,7 +127,15 @@ fn run_command(
     // (the daemon's own umask is 0, which the command must not inherit: it would make
     // every file it writes, in the venv or anywhere, writable by all)
     let umask = super::serve::CALLERS_UMASK.get().copied().unwrap_or(0o022);
-    // SAFETY: prctl and umask are async-signal-safe and touch no memory of the parent.
+    // (nor its raised limit of open files: some programs size tables by it)
+    let open_files = super::serve::CALLERS_OPEN_FILES
+        .get()
+        .map(|l| libc::rlimit {
+            rlim_cur: l.current.unwrap_or(libc::RLIM_INFINITY),
+            rlim_max: l.maximum.unwrap_or(libc::RLIM_INFINITY),
+        });
+    // SAFETY: prctl, umask and setrlimit are async-signal-safe and touch no memory of the
+    // parent.
     unsafe {
         cmd.pre_exec(move || {
             // told when venvfs goes (the guard then ends the command)
@@ -135,6 +143,9 @@ fn run_command(
                 return Err(std::io::Error::last_os_error());
             }
             libc::umask(umask as libc::mode_t);
+            if let Some(limit) = &open_files {
+                libc::setrlimit(libc::RLIMIT_NOFILE, limit);
+            }
             Ok(())
         });
     }

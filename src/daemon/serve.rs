@@ -26,6 +26,7 @@ pub(super) fn open_overlay(
     for_kernel: bool,
     others: bool,
 ) -> Result<std::sync::Arc<Overlay>, Box<dyn std::error::Error>> {
+    raise_open_files_limit();
     let mut cfg = OverlayConfig {
         memory_budget: memory_cache_mib << 20,
         remote_read_budget: memory_cache_mib << 20,
@@ -41,7 +42,6 @@ pub(super) fn open_overlay(
         // (each check of a name there is a request to the server: see bytecode/misses.rs)
         stores.remember_misses();
     }
-    cfg.bytecode = stores.map(std::sync::Arc::new);
     // To the kernel, the stored `.pyc` files are shown as links to them: Python then opens
     // and reads the store's own file, so the `isatty` ioctl of every open (which the kernel
     // forwards to a FUSE filesystem whatever it answers) and the reads never reach the
@@ -49,6 +49,11 @@ pub(super) fn open_overlay(
     // them as files. (What venvfs reads itself, `materialize`, gets the files.)
     cfg.bytecode_links =
         for_kernel && std::env::var_os("VENVFS_BYTECODE_LINKS").is_none_or(|v| v != "0") && local;
+    if let Some(stores) = stores.as_mut().filter(|_| !cfg.bytecode_links) {
+        // (served by the daemon: the open that checked a file serves it, one open a module)
+        stores.keep_checked_files();
+    }
+    cfg.bytecode = stores.map(std::sync::Arc::new);
     // A whole `__pycache__` too, where it can be: Python then writes the store itself,
     // which other users of a mount (`--allow-other`) may not.
     cfg.pycache_links = !others;
@@ -69,6 +74,27 @@ pub(super) fn open_overlay(
     let _ = CALLERS_UMASK.set(callers.bits());
     Ok(std::sync::Arc::new(Overlay::new(venv, manifest, cfg)?))
 }
+
+/// Raises the daemon's limit of open files to the most it may have. It keeps a file open
+/// for every file open through the mount and a few hundred more between uses
+/// (`overlay/open_files.rs`, `bytecode/checked.rs`); the usual default of 1,024 would make
+/// a program that opens many files at once see EMFILE from the mount.
+fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    let _ = CALLERS_OPEN_FILES.set(limit);
+    if limit.current.is_some() && limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::debug!("cannot raise the limit of open files: {e}");
+        }
+    }
+}
+
+/// The limit of open files the daemon was started with: what a command `venvfs run`
+/// starts gets back.
+pub(super) static CALLERS_OPEN_FILES: std::sync::OnceLock<rustix::process::Rlimit> =
+    std::sync::OnceLock::new();
 
 /// The umask the daemon was started with, before it set its own to 0: what a command
 /// `venvfs run` starts gets back.

@@ -340,16 +340,13 @@ impl Overlay {
                 .open(&backing.path)?,
             Some(_) if write => return Err(Error::AccessDenied("a shared .pyc")),
             Some(meta) => {
-                let file = std::fs::File::open(&backing.path)?;
                 let stored = crate::bytecode::Stored {
                     path: backing.path.clone(),
                     meta: meta.clone(),
                 };
-                if !stored.is(&file) {
-                    // (removed or replaced in the store since the kernel learned its size)
-                    return Err(Error::NotFound);
-                }
-                file
+                let stores = self.stores().ok_or(Error::NotFound)?;
+                // (None: removed or replaced in the store since the kernel learned its size)
+                stores.open_checked(&stored)?.ok_or(Error::NotFound)?
             }
         };
         let f = UpperFile {
