@@ -640,6 +640,91 @@ fn a_warm_import_from_a_network_filesystem_asks_the_server_nothing() {
     assert_eq!(t.layers(), before, "the layers changed");
 }
 
+/// A shared object of a layer on a network filesystem is not read whole ahead of its first
+/// read, as one on a local disk is (see `overlay/prefetch.rs`): a `dlopen` maps a part of
+/// it, and the rest would be requests and bytes from the server for nothing.
+#[test]
+fn a_shared_object_on_a_network_filesystem_is_not_read_ahead() {
+    use common::sshd::Sshd;
+    let t = setup_for_sshfs();
+    let venv = t.s.path("venv");
+    run_ok(
+        Command::new("python3")
+            .args(["-m", "venv", "--without-pip"])
+            .arg(&venv),
+    );
+    let root = t.s.path("sshfs-test");
+    let export = root.join("export");
+    let wheel = shared_wheel("pyyaml-");
+    let wheel_before = snapshot(&wheel);
+    unpack(&wheel, &export.join("layers/yaml"));
+    let export = export.canonicalize().unwrap();
+    let layers_before = snapshot(&export.join("layers"));
+    let log = root.join("sftp.log");
+    let sshd = Sshd::start_logging(&root.join("ssh"), &log);
+    let mnt = root.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let site = venv.join("lib/python3.11/site-packages/yaml");
+    // (each mount is undone when the script ends, however it ends)
+    let script = format!(
+        "set -u\nmnt={mnt}\nvenv={venv}\n\
+         trap '\"$VENVFS\" umount \"$venv\" >/dev/null 2>&1; \
+         fusermount3 -u \"$mnt\" 2>/dev/null || umount -l \"$mnt\" 2>/dev/null || true' EXIT\n\
+         sshfs -o {options} root@127.0.0.1:{export} \"$mnt\" || exit 2\n\
+         grep -q \" $mnt fuse.sshfs \" /proc/self/mounts || exit 3\n\
+         \"$VENVFS\" layer add \"$venv\" \"$mnt/layers/yaml\" >/dev/null || exit 4\n\
+         \"$VENVFS\" mount \"$venv\" >/dev/null || exit 5\n\
+         sleep 1\n\
+         wc -c < {log} > {out}/mark\n\
+         stat -c %s {site}/_yaml.cpython-311-x86_64-linux-gnu.so || exit 6\n\
+         head -c 64 {site}/__init__.py >/dev/null || exit 7\n\
+         sleep 2\n\
+         wc -c < {log} > {out}/end\n",
+        mnt = mnt.display(),
+        venv = venv.display(),
+        export = export.display(),
+        options = sshd.sshfs_options("no_contain_symlinks"),
+        log = log.display(),
+        out = root.display(),
+        site = site.display(),
+    );
+    let out = run(&mut t.in_own_mount_namespace(&script));
+    drop(sshd);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.lines().any(|l| l == "2650176"),
+        "the .so looked up: {said}"
+    );
+    let offset = |name: &str| -> usize {
+        let text = std::fs::read_to_string(root.join(name)).unwrap();
+        text.trim().parse().unwrap()
+    };
+    let logged = std::fs::read(&log).unwrap();
+    let between = String::from_utf8_lossy(&logged[offset("mark")..offset("end")]).into_owned();
+    let reads = |name: &str| {
+        between
+            .lines()
+            .filter(|l| l.contains(": read \"") && l.contains(name))
+            .count()
+    };
+    assert!(
+        reads("yaml/__init__.py") > 0,
+        "the log misses the daemon's reads:\n{between}"
+    );
+    assert_eq!(
+        reads("_yaml.cpython-311"),
+        0,
+        "the .so was read:\n{between}"
+    );
+    assert_eq!(snapshot(&export.join("layers")), layers_before);
+    assert_eq!(snapshot(&wheel), wheel_before);
+}
+
 #[test]
 fn a_stale_or_corrupt_pyc_in_the_store_is_never_served() {
     let t = Setup::new();

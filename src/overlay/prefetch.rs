@@ -5,7 +5,8 @@
 //! importing process waits (the first import in a fresh venv reads ~100 MB of `.so` so).
 //! When a large shared object is first looked up, a thread of its own reads it and hands
 //! the pages to the kernel (FUSE: store notifications), on the other CPU while the
-//! process goes on with its import, so that its faults find them there.
+//! process goes on with its import, so that its faults find them there. Not for layers on
+//! a network filesystem (see [`Overlay::on_network_filesystem`]).
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -55,6 +56,7 @@ impl Overlay {
         if !self
             .prefetch_version(attr.ino)
             .is_some_and(|v| !v.upper && !v.unlinked)
+            || self.on_network_filesystem(attr.ino)
         {
             return;
         }
@@ -72,6 +74,23 @@ impl Overlay {
         if self.prefetch.queue.get().is_some() {
             self.prefetch.seen.lock().remove(&ino);
         }
+    }
+
+    /// Whether `ino` is a file of a layer on a network filesystem. Those are not pushed:
+    /// the whole file would be read from the server where a `dlopen` touches a part of it
+    /// (two 25 MB OpenBLAS libraries of which an import maps 3 MB: each node's first
+    /// import asked the server 6,000 reads instead of 2,700), and its reads are no faster
+    /// for it (they wait on the server either way).
+    fn on_network_filesystem(&self, ino: Ino) -> bool {
+        let tree = self.tree.read();
+        let Some(lid) = tree.get(ino).ok().and_then(|n| n.lower) else {
+            return false;
+        };
+        let root = match &tree.lower.layers[tree.lower.node(lid).layer as usize] {
+            crate::layer::Source::Dir { root } => root.as_path(),
+            crate::layer::Source::Wheel(archive) => archive.path(),
+        };
+        self.remote_reads.is_remote(root)
     }
 
     fn prefetch_version(&self, ino: Ino) -> Option<Version> {

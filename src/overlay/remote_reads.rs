@@ -95,9 +95,12 @@ impl RemoteReads {
     /// Whether files below `root` (a layer's root directory, a bytecode store) are kept:
     /// it is on a network filesystem, and there is a budget.
     pub fn keeps(&self, root: &Path) -> bool {
-        if self.budget == 0 {
-            return false;
-        }
+        self.budget > 0 && self.is_remote(root)
+    }
+
+    /// Whether `root` (a layer's root directory or wheel, a bytecode store) is on a
+    /// network filesystem (asked once per root).
+    pub fn is_remote(&self, root: &Path) -> bool {
         if let Some(&r) = self.remote.lock().get(root) {
             return r;
         }
