@@ -69,6 +69,17 @@ impl Setup {
         Mount::adopt(venv)
     }
 
+    /// Mounts `venv` with the stored `.pyc` shown as files the daemon serves, not links.
+    fn mount_showing_files(&self, venv: &Path) -> Mount {
+        run_ok(
+            self.venvfs()
+                .env("VENVFS_BYTECODE_LINKS", "0")
+                .arg("mount")
+                .arg(venv),
+        );
+        Mount::adopt(venv)
+    }
+
     /// A venv at `name` whose modules were imported once through its mount (compiled into
     /// the store), left unmounted.
     fn compiled(&self, name: &str) -> PathBuf {
@@ -350,13 +361,7 @@ fn with_links_off_the_stored_pyc_show_as_files() {
     let t = Setup::new();
     let before = t.layers();
     let venv = t.venv("venv");
-    run_ok(
-        t.venvfs()
-            .env("VENVFS_BYTECODE_LINKS", "0")
-            .arg("mount")
-            .arg(&venv),
-    );
-    let m = Mount::adopt(&venv);
+    let m = t.mount_showing_files(&venv);
     import(&venv, IMPORT);
     let err = import(&venv, IMPORT);
     assert!(pycs_used(&err, &venv).len() > 20, "{err}");
@@ -380,13 +385,7 @@ fn a_stored_pyc_the_mount_serves_is_opened_once() {
     let t = Setup::new();
     let before = t.layers();
     let venv = t.compiled("venv");
-    run_ok(
-        t.venvfs()
-            .env("VENVFS_BYTECODE_LINKS", "0")
-            .arg("mount")
-            .arg(&venv),
-    );
-    let m = Mount::adopt(&venv);
+    let m = t.mount_showing_files(&venv);
     let mut err = String::new();
     let log = t.s.path("opens.strace");
     let trace = daemon_calls(m.daemon_pid(), 5, "open,openat", &log, || {
@@ -458,6 +457,45 @@ fn a_materialized_venv_holds_the_stored_pyc_as_files() {
     assert_eq!(t.layers(), before, "the layers changed");
 }
 
+/// The start of a test's script that mounts `export` over sshfs at `mnt` (`$mnt`), with
+/// `options`; that mount and the venvfs mount of `venv` (`$venv`) are undone when the
+/// script ends, however it ends.
+fn sshfs_prelude(mnt: &Path, venv: &Path, export: &Path, options: &str) -> String {
+    format!(
+        "set -u\nmnt={mnt}\nvenv={venv}\n\
+         trap '\"$VENVFS\" umount \"$venv\" >/dev/null 2>&1; \
+         fusermount3 -u \"$mnt\" 2>/dev/null || umount -l \"$mnt\" 2>/dev/null || true' EXIT\n\
+         sshfs -o {options} root@127.0.0.1:{export} \"$mnt\" || exit 2\n\
+         grep -q \" $mnt fuse.sshfs \" /proc/self/mounts || exit 3\n",
+        mnt = mnt.display(),
+        venv = venv.display(),
+        export = export.display(),
+    )
+}
+
+/// A venv with nothing in it at `path`.
+fn plain_venv(path: &Path) -> PathBuf {
+    run_ok(
+        Command::new("python3")
+            .args(["-m", "venv", "--without-pip"])
+            .arg(path),
+    );
+    path.to_owned()
+}
+
+/// What server log `log` says before the size a test's script wrote to `dir/mark`, and
+/// between it and the one it wrote to `dir/end`.
+fn logged_parts(log: &Path, dir: &Path) -> (String, String) {
+    let offset = |name: &str| -> usize {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+        text.trim().parse().unwrap()
+    };
+    let logged = std::fs::read(log).unwrap();
+    let (mark, end) = (offset("mark"), offset("end"));
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (text(&logged[..mark]), text(&logged[mark..end]))
+}
+
 /// A setup for a test over sshfs (whose tools it needs).
 fn setup_for_sshfs() -> Setup {
     for program in ["sshfs", "sshd", "ssh-keygen", "unshare", "fusermount3"] {
@@ -483,25 +521,18 @@ fn a_store_on_a_network_filesystem_shows_as_files() {
     let mnt = root.join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
     let pycache = venv.join("lib/python3.11/site-packages/idna/__pycache__");
-    // (each mount is undone when the script ends, however it ends)
-    let script = format!(
-        "set -u\nmnt={mnt}\nvenv={venv}\n\
-         trap '\"$VENVFS\" umount \"$venv\" >/dev/null 2>&1; \
-         fusermount3 -u \"$mnt\" 2>/dev/null || umount -l \"$mnt\" 2>/dev/null || true' EXIT\n\
-         sshfs -o {options} root@127.0.0.1:{export} \"$mnt\" || exit 2\n\
-         grep -q \" $mnt fuse.sshfs \" /proc/self/mounts || exit 3\n\
+    let options = sshd.sshfs_options("no_contain_symlinks");
+    let script = sshfs_prelude(&mnt, &venv, &export, &options)
+        + &format!(
+            "\
          VENVFS_BYTECODE_STORE=\"$mnt/store\" \"$VENVFS\" mount \"$venv\" || exit 4\n\
          for i in 1 2; do \"$venv/bin/python\" -c '{import}' || exit 5; done\n\
          find {pycache} -type l | wc -l > {out}/links\n\
          find {pycache} -type f | wc -l > {out}/files\n",
-        mnt = mnt.display(),
-        venv = venv.display(),
-        export = export.display(),
-        options = sshd.sshfs_options("no_contain_symlinks"),
-        import = IMPORT,
-        pycache = pycache.display(),
-        out = root.display(),
-    );
+            import = IMPORT,
+            pycache = pycache.display(),
+            out = root.display(),
+        );
     let mut cmd = t.in_own_mount_namespace(&script);
     cmd.env_remove("PYTHONDONTWRITEBYTECODE");
     let out = run(&mut cmd);
@@ -545,12 +576,7 @@ fn a_warm_import_from_a_network_filesystem_asks_the_server_nothing() {
     use common::sshd::Sshd;
     let t = setup_for_sshfs();
     let before = t.layers();
-    let venv = t.s.path("venv");
-    run_ok(
-        Command::new("python3")
-            .args(["-m", "venv", "--without-pip"])
-            .arg(&venv),
-    );
+    let venv = plain_venv(&t.s.path("venv"));
     let root = t.s.path("sshfs-test");
     let export = root.join("export");
     for (name, wheel) in [("certifi", "certifi-"), ("six", "six-")] {
@@ -572,13 +598,10 @@ fn a_warm_import_from_a_network_filesystem_asks_the_server_nothing() {
         \x20           fd = os.open(p, os.O_RDONLY)\n\
         \x20           os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)\n\
         \x20           os.close(fd)\n";
-    // (each mount is undone when the script ends, however it ends)
-    let script = format!(
-        "set -u\nmnt={mnt}\nvenv={venv}\npy=\"$venv/bin/python\"\n\
-         trap '\"$VENVFS\" umount \"$venv\" >/dev/null 2>&1; \
-         fusermount3 -u \"$mnt\" 2>/dev/null || umount -l \"$mnt\" 2>/dev/null || true' EXIT\n\
-         sshfs -o {options} root@127.0.0.1:{export} \"$mnt\" || exit 2\n\
-         grep -q \" $mnt fuse.sshfs \" /proc/self/mounts || exit 3\n\
+    let options = sshd.sshfs_options("no_contain_symlinks,dir_cache=no");
+    let script = sshfs_prelude(&mnt, &venv, &export, &options)
+        + &format!(
+            "py=\"$venv/bin/python\"\n\
          \"$VENVFS\" layer add \"$venv\" \"$mnt/layers/certifi\" \"$mnt/layers/six\" || exit 4\n\
          VENVFS_BYTECODE_STORE=\"$mnt/store\" \"$VENVFS\" mount \"$venv\" || exit 5\n\
          \"$py\" -c 'import certifi; open(certifi.where()).read()' || exit 6\n\
@@ -590,13 +613,9 @@ fn a_warm_import_from_a_network_filesystem_asks_the_server_nothing() {
          PYTHONDONTWRITEBYTECODE=1 \"$py\" -c \"$IMPORT\" || exit 10\n\
          sleep 2.5\n\
          wc -c < {log} > {out}/end\n",
-        mnt = mnt.display(),
-        venv = venv.display(),
-        export = export.display(),
-        options = sshd.sshfs_options("no_contain_symlinks,dir_cache=no"),
-        log = log.display(),
-        out = root.display(),
-    );
+            log = log.display(),
+            out = root.display(),
+        );
     let mut cmd = t.in_own_mount_namespace(&script);
     cmd.env("DROP", drop_pages)
         .env(
@@ -616,12 +635,7 @@ fn a_warm_import_from_a_network_filesystem_asks_the_server_nothing() {
     );
     // (the pause before the mark: sshfs closes a handle of the import before it a moment
     // after that import ends, and on a busy machine that close could land after the mark)
-    let offset = |name: &str| -> usize {
-        let text = std::fs::read_to_string(root.join(name)).unwrap();
-        text.trim().parse().unwrap()
-    };
-    let logged = std::fs::read(&log).unwrap();
-    let last = String::from_utf8_lossy(&logged[offset("mark")..offset("end")]).into_owned();
+    let (first, last) = logged_parts(&log, &root);
     let asked: Vec<&str> = last
         .lines()
         .filter(|l| {
@@ -632,7 +646,6 @@ fn a_warm_import_from_a_network_filesystem_asks_the_server_nothing() {
         .collect();
     assert_eq!(asked, Vec::<&str>::new(), "requests to the server");
     // (and the first imports did reach it: the log is the server's)
-    let first = String::from_utf8_lossy(&logged[..offset("mark")]).into_owned();
     assert!(first.contains(&format!("\"{}/store/", export.display())));
     assert!(first.contains("cacert.pem"));
     assert_eq!(own_pycs(&venv), Vec::<PathBuf>::new());
@@ -647,12 +660,7 @@ fn a_warm_import_from_a_network_filesystem_asks_the_server_nothing() {
 fn a_shared_object_on_a_network_filesystem_is_not_read_ahead() {
     use common::sshd::Sshd;
     let t = setup_for_sshfs();
-    let venv = t.s.path("venv");
-    run_ok(
-        Command::new("python3")
-            .args(["-m", "venv", "--without-pip"])
-            .arg(&venv),
-    );
+    let venv = plain_venv(&t.s.path("venv"));
     let root = t.s.path("sshfs-test");
     let export = root.join("export");
     let wheel = shared_wheel("pyyaml-");
@@ -665,13 +673,10 @@ fn a_shared_object_on_a_network_filesystem_is_not_read_ahead() {
     let mnt = root.join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
     let site = venv.join("lib/python3.11/site-packages/yaml");
-    // (each mount is undone when the script ends, however it ends)
-    let script = format!(
-        "set -u\nmnt={mnt}\nvenv={venv}\n\
-         trap '\"$VENVFS\" umount \"$venv\" >/dev/null 2>&1; \
-         fusermount3 -u \"$mnt\" 2>/dev/null || umount -l \"$mnt\" 2>/dev/null || true' EXIT\n\
-         sshfs -o {options} root@127.0.0.1:{export} \"$mnt\" || exit 2\n\
-         grep -q \" $mnt fuse.sshfs \" /proc/self/mounts || exit 3\n\
+    let options = sshd.sshfs_options("no_contain_symlinks");
+    let script = sshfs_prelude(&mnt, &venv, &export, &options)
+        + &format!(
+            "\
          \"$VENVFS\" layer add \"$venv\" \"$mnt/layers/yaml\" >/dev/null || exit 4\n\
          \"$VENVFS\" mount \"$venv\" >/dev/null || exit 5\n\
          sleep 1\n\
@@ -680,14 +685,10 @@ fn a_shared_object_on_a_network_filesystem_is_not_read_ahead() {
          head -c 64 {site}/__init__.py >/dev/null || exit 7\n\
          sleep 2\n\
          wc -c < {log} > {out}/end\n",
-        mnt = mnt.display(),
-        venv = venv.display(),
-        export = export.display(),
-        options = sshd.sshfs_options("no_contain_symlinks"),
-        log = log.display(),
-        out = root.display(),
-        site = site.display(),
-    );
+            log = log.display(),
+            out = root.display(),
+            site = site.display(),
+        );
     let out = run(&mut t.in_own_mount_namespace(&script));
     drop(sshd);
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -700,12 +701,7 @@ fn a_shared_object_on_a_network_filesystem_is_not_read_ahead() {
         said.lines().any(|l| l == "2650176"),
         "the .so looked up: {said}"
     );
-    let offset = |name: &str| -> usize {
-        let text = std::fs::read_to_string(root.join(name)).unwrap();
-        text.trim().parse().unwrap()
-    };
-    let logged = std::fs::read(&log).unwrap();
-    let between = String::from_utf8_lossy(&logged[offset("mark")..offset("end")]).into_owned();
+    let (_, between) = logged_parts(&log, &root);
     let reads = |name: &str| {
         between
             .lines()
