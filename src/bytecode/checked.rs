@@ -18,7 +18,7 @@ use lru::LruCache;
 use parking_lot::Mutex;
 
 /// Checked files kept open at most. (The daemon raises its own limit of open files at
-/// start; see `daemon::raise_open_files_limit`.)
+/// start: `daemon/serve.rs`.)
 const KEPT: usize = 512;
 
 pub struct Checked {
